@@ -1,0 +1,242 @@
+"""The ``tuilm`` command: thin commands over library code, one error handler.
+
+Never imports torch at module level: ``tuilm --help`` and the app start fast, and the trainer runs
+in its own process.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+
+from .errors import UserError
+
+app = typer.Typer(
+    name="tuilm",
+    help="Terminal training console for small-LM hyperparameter experiments. Run with no command to "
+         "open the app.",
+    no_args_is_help=False,
+    add_completion=False,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+preset_app = typer.Typer(help="List presets, print the JSON Schema or the reference table.", add_completion=False)
+runs_app = typer.Typer(help="List, show and compare runs.", add_completion=False)
+app.add_typer(preset_app, name="preset")
+app.add_typer(runs_app, name="runs")
+
+console = Console()
+err_console = Console(stderr=True)
+
+SetOpt = typer.Option(None, "--set", "-s", help="Override a field: section.key=value (repeatable).",
+                      metavar="SECTION.KEY=VALUE")
+
+
+def _load(preset: str, sets: Optional[List[str]]):
+    """Load and validate; print problems; exit 1 on errors."""
+    from .config.load import load
+    from .config.presets import find_preset
+    from .report import print_problems
+
+    path = find_preset(preset)
+    p, problems = load(path, sets or [])
+    print_problems(problems, err_console, source=str(path))
+    if any(x.is_error for x in problems):
+        raise typer.Exit(1)
+    return p, problems
+
+
+@app.callback(invoke_without_command=True)
+def _root(ctx: typer.Context,
+          version: bool = typer.Option(False, "--version", help="Print the version and exit.")) -> None:
+    if version:
+        from . import __version__
+
+        console.print(f"tuilm {__version__}")
+        raise typer.Exit(0)
+    if ctx.invoked_subcommand is None:
+        from .tui.app import run_app
+
+        run_app()
+
+
+@app.command()
+def validate(preset: str = typer.Argument(..., help="Preset file or name."), sets: Optional[List[str]] = SetOpt) -> None:
+    """Check a preset: errors block a run, warnings do not. Exit 0 ok, 1 invalid."""
+    p, problems = _load(preset, sets)
+    n_warn = sum(1 for x in problems if not x.is_error)
+    console.print(f"[green]ok[/]: {p.source} ({p.model.arch}, {n_warn} warning{'s' if n_warn != 1 else ''})")
+
+
+@app.command()
+def vram(preset: str = typer.Argument(..., help="Preset file or name."),
+         sets: Optional[List[str]] = SetOpt,
+         budget: Optional[str] = typer.Option(None, "--budget", "-b", help="Memory per device, e.g. 14GiB."),
+         fit: bool = typer.Option(False, "--fit", help="Propose --set overrides that fit the budget."),
+         as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+         exact: bool = typer.Option(False, "--exact", help="Count saved tensors of one real step on CPU (slow)."),
+         measure: bool = typer.Option(False, "--measure", help="Run one real step and report measured memory."),
+         nproc: int = typer.Option(1, "--nproc", min=1, help="Devices (DDP adds gradient buckets)."),
+         ) -> None:
+    """Parameters, memory breakdown, artifact size, budget verdict and fit suggestions."""
+    from .estimate.report import vram_command
+    from .units import parse_size
+
+    if fit and not budget:
+        raise UserError("--fit needs --budget (e.g. --budget 14GiB)", exit_code=2)
+    p, _ = _load(preset, sets)
+    code = vram_command(p, budget_bytes=parse_size(budget) if budget else None, fit=fit, as_json=as_json,
+                        exact=exact, measure=measure, world_size=nproc, console=console)
+    raise typer.Exit(code)
+
+
+@app.command()
+def run(preset: str = typer.Argument(..., help="Preset file or name."),
+        sets: Optional[List[str]] = SetOpt,
+        headless: bool = typer.Option(False, "--headless", help="No app: Rich progress in this terminal."),
+        name: Optional[str] = typer.Option(None, "--name", help="Run name (default: run.name)."),
+        nproc: int = typer.Option(1, "--nproc", min=1, help="Processes for DDP through torchrun."),
+        ) -> None:
+    """Start a training run (in the app, or --headless in this terminal)."""
+    p, _ = _load(preset, sets)
+    if headless:
+        from .launch import start_run
+
+        raise typer.Exit(start_run(p, name=name, nproc=nproc, console=console))
+    from .tui.app import run_app
+
+    run_app(preset_path=p.source, launch=True, overrides=sets or [], run_name=name)
+
+
+@app.command()
+def resume(run_ref: str = typer.Argument(..., metavar="RUN", help="Run directory or id."),
+           headless: bool = typer.Option(True, "--headless/--app", help="Resume in this terminal or the app."),
+           nproc: int = typer.Option(1, "--nproc", min=1, help="Processes for DDP through torchrun.")) -> None:
+    """Continue a stopped or crashed run from its last checkpoint."""
+    from .runs import find_run
+
+    run_dir = find_run(run_ref)
+    if headless:
+        from .launch import resume_run
+
+        raise typer.Exit(resume_run(run_dir, nproc=nproc, console=console))
+    from .tui.app import run_app
+
+    run_app(run_dir=run_dir, resume=True)
+
+
+@app.command("open")
+def open_run(run_ref: str = typer.Argument(..., metavar="RUN", help="Run directory or id.")) -> None:
+    """Open a run (finished or still running) in the app."""
+    from .runs import find_run
+    from .tui.app import run_app
+
+    run_app(run_dir=find_run(run_ref))
+
+
+@app.command()
+def sample(run_ref: str = typer.Argument(..., metavar="RUN", help="Run directory or id."),
+           prompt: Optional[str] = typer.Option(None, "--prompt", "-p", help="Prompt (default: the preset's)."),
+           max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", "-n", min=1),
+           temperature: Optional[float] = typer.Option(None, "--temperature", "-t", min=1e-6),
+           top_k: Optional[int] = typer.Option(None, "--top-k", "-k", min=0),
+           seed: Optional[int] = typer.Option(None, "--seed", min=0)) -> None:
+    """Generate text from a run's latest checkpoint."""
+    from .runs import find_run
+    from .train.sampling import sample_command
+
+    raise typer.Exit(sample_command(find_run(run_ref), prompt=prompt, max_new_tokens=max_new_tokens,
+                                    temperature=temperature, top_k=top_k, seed=seed, console=console))
+
+
+@preset_app.command("list")
+def preset_list(folder: Optional[Path] = typer.Argument(None, help="Extra folder of presets.")) -> None:
+    """Presets in ./presets, the shipped folder, and FOLDER."""
+    from .report import print_preset_list
+
+    print_preset_list([folder] if folder else [], console)
+
+
+@preset_app.command("schema")
+def preset_schema(out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write to a file.")) -> None:
+    """JSON Schema for editors (taplo / Even Better TOML read `#:schema` lines)."""
+    import json
+
+    from .config.jsonschema import json_schema
+
+    text = json.dumps(json_schema(), indent=2) + "\n"
+    if out:
+        out.write_text(text)
+        console.print(f"wrote {out}")
+    else:
+        sys.stdout.write(text)
+
+
+@preset_app.command("docs")
+def preset_docs() -> None:
+    """The preset reference table (Markdown), as in the README."""
+    from .config.jsonschema import reference_markdown
+
+    sys.stdout.write(reference_markdown())
+
+
+@runs_app.command("list")
+def runs_list() -> None:
+    """Runs under ./runs with state, preset, best val_bpb, steps and age."""
+    from .report import print_runs_list
+
+    print_runs_list(console)
+
+
+@runs_app.command("show")
+def runs_show(run_ref: str = typer.Argument(..., metavar="RUN")) -> None:
+    """One run: summary, metrics and hyperparameters."""
+    from .report import print_run
+    from .runs import find_run
+
+    print_run(find_run(run_ref), console)
+
+
+@runs_app.command("compare")
+def runs_compare(run_refs: List[str] = typer.Argument(..., metavar="RUN...")) -> None:
+    """Runs side by side: metrics, and only the hyperparameters that differ."""
+    from .report import print_compare
+    from .runs import find_run
+
+    if len(run_refs) < 2:
+        raise UserError("compare needs at least two runs", exit_code=2)
+    print_compare([find_run(r) for r in run_refs], console)
+
+
+def main() -> None:
+    """Entry point: run the Typer app with the one error handler."""
+    try:
+        app(standalone_mode=False)
+    except UserError as e:
+        err_console.print(f"[bold red]error[/]: {e}", highlight=False, soft_wrap=True)
+        sys.exit(e.exit_code)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+    except Exception as e:  # click's usage errors and aborts
+        import click
+
+        if isinstance(e, click.exceptions.UsageError):
+            e.show()
+            sys.exit(2)
+        if isinstance(e, click.exceptions.Abort):
+            sys.exit(130)
+        if isinstance(e, click.exceptions.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

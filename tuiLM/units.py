@@ -1,0 +1,49 @@
+"""Parsing and printing sizes and counts. Stdlib only."""
+
+from __future__ import annotations
+
+import re
+
+from .errors import UserError
+
+_SIZE_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([KMGT]?i?B?)?\s*$", re.IGNORECASE)
+_MULT = {"": 1, "B": 1, "K": 10**3, "KB": 10**3, "KIB": 2**10, "KI": 2**10, "M": 10**6, "MB": 10**6,
+         "MIB": 2**20, "MI": 2**20, "G": 2**30, "GB": 10**9, "GIB": 2**30, "GI": 2**30, "T": 2**40,
+         "TB": 10**12, "TIB": 2**40, "TI": 2**40}
+
+
+def parse_size(text: str) -> int:
+    """'14GiB' -> bytes. A bare 'G' means GiB (what GPU memory is sold in); 'GB' means 10^9."""
+    m = _SIZE_RE.match(text or "")
+    if not m:
+        raise UserError(f"cannot read size {text!r}: write e.g. 14GiB, 16GB or 8000MiB", exit_code=2)
+    unit = (m.group(2) or "").upper()
+    if unit not in _MULT:
+        raise UserError(f"unknown size unit in {text!r}: use B, KiB, MiB, GiB, TiB, KB, MB, GB, TB",
+                        exit_code=2)
+    return int(float(m.group(1)) * _MULT[unit])
+
+
+def fmt_bytes(n: float) -> str:
+    n = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
+        n /= 1024
+    return f"{n:.2f} TiB"
+
+
+def fmt_count(n: float) -> str:
+    """12_345_678 -> '12.35M'."""
+    n = float(n)
+    for div, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if abs(n) >= div:
+            return f"{n / div:.2f}{suffix}"
+    return f"{n:.0f}"
+
+
+def fmt_duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
