@@ -82,6 +82,9 @@ def validate(preset: Preset, *, with_budget: bool = True) -> list[Problem]:
             err("model.bdh_mult", f"bdh_mult x d_model ({total}) must be divisible by n_heads ({m.n_heads})")
         elif (total // m.n_heads) % 2:
             err("model.bdh_mult", f"neurons per head N = {total // m.n_heads} must be even for RoPE")
+    if arch == "mhc" and m.golf_block:
+        err("model.golf_block", "golf_block (U-Net skips, residual mix) is not combined with mHC streams; "
+                                "set golf_block = false or arch = 'gpt'")
     if arch == "mhc" and ok("model.mhc_h_res_init", "model.mhc_tau"):
         ratio = frozen_ratio(m)
         if ratio > FROZEN_RATIO:
