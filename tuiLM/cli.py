@@ -213,29 +213,12 @@ def runs_compare(run_refs: List[str] = typer.Argument(..., metavar="RUN...")) ->
 
 
 def main() -> None:
-    """Entry point: run the Typer app with the one error handler."""
+    """Entry point: Typer handles usage errors (exit 2); UserError is the one handler for bad input."""
     try:
-        app(standalone_mode=False)
+        app(prog_name="tuilm")
     except UserError as e:
         err_console.print(f"[bold red]error[/]: {e}", highlight=False, soft_wrap=True)
         sys.exit(e.exit_code)
-    except typer.Exit as e:
-        sys.exit(e.exit_code)
-    except KeyboardInterrupt:
-        err_console.print("interrupted")
-        sys.exit(130)
-    except Exception as e:  # click's usage errors and aborts
-        import click
-
-        if isinstance(e, click.exceptions.UsageError):
-            e.show()
-            sys.exit(2)
-        if isinstance(e, click.exceptions.Abort):
-            sys.exit(130)
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        raise
 
 
 if __name__ == "__main__":

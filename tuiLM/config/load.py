@@ -157,16 +157,18 @@ def suggest(path: str) -> str:
     """' (did you mean model.d_model?)' or ''."""
     if path in ALIASES:
         return f" (did you mean {ALIASES[path]}?)"
+    if "." not in path:  # a table name
+        close = difflib.get_close_matches(path, list(SECTIONS), n=1, cutoff=0.6)
+        return f" (did you mean {close[0]}?)" if close else ""
     key = path.rsplit(".", 1)[-1]
     for alias, target in ALIASES.items():
         if alias.rsplit(".", 1)[-1] == key:
             return f" (did you mean {target}?)"
-    candidates = list(BY_PATH) + list(SECTIONS)
-    close = difflib.get_close_matches(path, candidates, n=1, cutoff=0.6)
-    if not close:  # the right (or a close) key under the wrong section
+    same_key = [p for p in BY_PATH if p.endswith("." + key)]  # the right key under the wrong table
+    close = same_key[:1] or difflib.get_close_matches(path, list(BY_PATH), n=1, cutoff=0.6)
+    if not close:
         keys = difflib.get_close_matches(key, sorted({p.split(".")[1] for p in BY_PATH}), n=1, cutoff=0.7)
-        if keys:
-            close = [p for p in BY_PATH if p.endswith("." + keys[0])][:1]
+        close = [p for p in BY_PATH if keys and p.endswith("." + keys[0])][:1]
     return f" (did you mean {close[0]}?)" if close else ""
 
 
@@ -231,11 +233,11 @@ def coerce_text(f: Field, text: str) -> Any:
 def parse_override(text: str) -> tuple[str, str]:
     """``'model.d_model=384'`` -> ``('model.d_model', '384')``."""
     if "=" not in text:
-        raise PresetError(f"--set {text!r}: expected section.key=value")
+        raise PresetError(f"--set {text!r}: expected section.key=value", exit_code=2)
     path, value = text.split("=", 1)
     path = path.strip()
     if path.count(".") != 1 or not all(path.split(".")):
-        raise PresetError(f"--set {text!r}: the key must be section.key, e.g. model.d_model")
+        raise PresetError(f"--set {text!r}: the key must be section.key, e.g. model.d_model", exit_code=2)
     return path, value
 
 

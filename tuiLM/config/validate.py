@@ -92,7 +92,8 @@ def validate(preset: Preset, *, with_budget: bool = True) -> list[Problem]:
                  f"H_res will be frozen at the identity: |off-diagonal init| / tau = "
                  f"{abs(m.mhc_h_res_init):g} / {m.mhc_tau:g} = {ratio:g} > {FROZEN_RATIO:g}, so Sinkhorn "
                  f"returns exactly I and b_res{' and the gate' if m.mhc_gate else ''} get zero gradient. "
-                 f"Use |init| / tau <= {FROZEN_RATIO:g} (e.g. init {-FROZEN_RATIO * m.mhc_tau / 4:g})")
+                 f"Keep |init| / tau <= {FROZEN_RATIO:g}: tau >= {abs(m.mhc_h_res_init) / FROZEN_RATIO:g} for "
+                 f"this init, or |init| <= {FROZEN_RATIO * m.mhc_tau:g} for this tau")
         if m.mhc_streams == 1:
             warn("model.mhc_streams", "one stream is a plain residual (hyper-connections found n = 1 worse "
                                       "than the baseline); n = 4 is the usual choice")
