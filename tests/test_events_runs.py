@@ -1,0 +1,153 @@
+"""The run directory and event contract: incremental reading, torn lines, run names, run states."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tuiLM.events import EventTail, EventWriter, read_events, validate_event
+from tuiLM.runs import (EVENTS, PIDFILE, PRESET, RunError, check_run_name, find_run, list_runs, new_run_dir,
+                        summarize)
+
+
+def test_writer_and_tail_roundtrip(tmp_path):
+    path = tmp_path / EVENTS
+    tail = EventTail(path)
+    assert tail.poll() == []  # no file yet
+    with EventWriter(path) as w:
+        w.write("log", level="info", message="hello")
+        assert [e["message"] for e in tail.poll()] == ["hello"]
+        assert tail.poll() == []  # nothing new: nothing returned
+        w.write("train", step=1, tokens=64, loss=float("nan"), lr=1e-3, grad_norm=float("inf"), tokens_per_s=1.0,
+                dt_ms=2.0)
+    (ev,) = tail.poll()
+    assert ev["loss"] == "nan" and ev["grad_norm"] == "inf"  # JSON has no NaN: written as strings
+    assert validate_event(ev) == []
+
+
+def test_tail_reads_incrementally_not_from_the_start(tmp_path):
+    path = tmp_path / EVENTS
+    path.write_text("".join(json.dumps({"v": 1, "kind": "log", "time": 0, "level": "i", "message": str(i)}) + "\n"
+                            for i in range(100)))
+    tail = EventTail(path)
+    assert len(tail.poll()) == 100
+    offset = tail.offset
+    with open(path, "a") as fh:
+        fh.write(json.dumps({"v": 1, "kind": "log", "time": 0, "level": "i", "message": "new"}) + "\n")
+    assert [e["message"] for e in tail.poll()] == ["new"]
+    assert tail.offset > offset
+
+
+def test_torn_last_line_is_held_back_until_complete(tmp_path):
+    path = tmp_path / EVENTS
+    line = json.dumps({"v": 1, "kind": "log", "time": 0, "level": "i", "message": "whole"}) + "\n"
+    path.write_text(line + line[:20])
+    tail = EventTail(path)
+    assert len(tail.poll()) == 1
+    assert read_events(path) == read_events(path)[:1]  # a one-shot reader ignores the torn tail
+    with open(path, "a") as fh:
+        fh.write(line[20:])
+    assert [e["message"] for e in tail.poll()] == ["whole"]
+
+
+def test_garbage_lines_are_skipped_and_counted(tmp_path):
+    path = tmp_path / EVENTS
+    path.write_text('{"v":1,"kind":"log","time":0,"level":"i","message":"a"}\nnot json\n[1,2]\n')
+    tail = EventTail(path)
+    assert len(tail.poll()) == 1 and tail.skipped == 2
+
+
+def test_writer_reopened_after_a_crash_drops_the_torn_fragment(tmp_path):
+    path = tmp_path / EVENTS
+    with EventWriter(path) as w:
+        w.write("log", level="info", message="before")
+    with open(path, "a") as fh:
+        fh.write('{"v":1,"kind":"train","st')  # the writer died mid-line
+    with EventWriter(path) as w:
+        w.write("log", level="info", message="after")
+    events = read_events(path)
+    assert [e["message"] for e in events] == ["before", "after"]  # nothing lost, nothing glued together
+
+
+def test_validate_event_catches_missing_fields():
+    assert validate_event({"v": 1, "kind": "eval", "time": 1.0, "step": 1, "tokens": 1, "val_loss": 1.0,
+                           "val_bpb": 1.0}) == []
+    assert validate_event({"v": 1, "kind": "eval", "time": 1.0, "step": 1})
+    assert validate_event({"v": 1, "kind": "nope", "time": 1.0})
+    assert validate_event({"v": 1, "kind": "run_end", "time": 1.0, "status": "exploded", "step": 1, "reason": ""})
+
+
+@pytest.mark.parametrize("name", ["../evil", "a/b", "a\\b", "..", "", ".hidden", "x" * 101, "a..b", "sp ace"])
+def test_bad_run_names_are_rejected(name):
+    with pytest.raises(RunError):
+        check_run_name(name)
+
+
+def test_run_dirs_stay_under_runs(runs_dir):
+    for name in ("ok-name", "ok.name_2"):
+        d = new_run_dir(name)
+        assert d.parent == runs_dir and d.name.startswith(name) and (d / "checkpoints").is_dir()
+    d2 = new_run_dir("ok-name")
+    assert d2 != d and d2.parent == runs_dir
+    with pytest.raises(RunError):
+        new_run_dir("../../etc")
+    with pytest.raises(RunError):
+        find_run("../outside")
+
+
+def test_find_run_by_id_prefix_and_path(runs_dir):
+    a = new_run_dir("alpha")
+    (a / PRESET).write_text("")
+    b = new_run_dir("beta")
+    (b / PRESET).write_text("")
+    assert find_run(a.name) == a and find_run("bet") == b and find_run(str(a)) == a
+    with pytest.raises(RunError, match="no run"):
+        find_run("gamma")
+    assert set(list_runs()) == {a, b}
+
+
+def _events(path, *events):
+    with EventWriter(path) as w:
+        for kind, fields in events:
+            w.write(kind, **fields)
+
+
+START = ("run_start", {"run_id": "r", "versions": {}, "device": "cpu", "params": 10, "world_size": 1, "max_steps": 10,
+                       "tokens_per_step": 64, "corpus": {}, "pid": os.getpid(), "step": 0, "arch": "gpt"})
+
+
+def test_summarize_states_and_best_metric(runs_dir):
+    d = new_run_dir("s")
+    _events(d / EVENTS, START,
+            ("train", {"step": 5, "tokens": 320, "loss": 2.0, "lr": 1e-3, "grad_norm": 1.0, "tokens_per_s": 1.0, "dt_ms": 1.0}),
+            ("eval", {"step": 5, "tokens": 320, "val_loss": 2.0, "val_bpb": 2.9}),
+            ("eval", {"step": 10, "tokens": 640, "val_loss": 1.0, "val_bpb": 1.4}),
+            ("eval", {"step": 10, "tokens": 640, "val_loss": 1.5, "val_bpb": 2.1}))
+    s = summarize(d)
+    assert (s.state, s.step, s.best_val_bpb, s.arch) == ("running", 5, 1.4, "gpt")  # our pid is alive
+    _events(d / EVENTS, ("run_end", {"status": "completed", "step": 10, "reason": ""}))
+    assert summarize(d).state == "completed"
+
+
+def test_summarize_detects_a_dead_trainer(runs_dir):
+    d = new_run_dir("dead")
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(proc.stdout)
+    start = (START[0], {**START[1], "pid": dead_pid})
+    _events(d / EVENTS, start)
+    (d / PIDFILE).write_text(str(dead_pid))
+    assert summarize(d).state == "dead"
+
+
+def test_summarize_is_incremental(runs_dir):
+    d = new_run_dir("inc")
+    _events(d / EVENTS, START)
+    tail = EventTail(d / EVENTS)
+    s = summarize(d, tail)
+    _events(d / EVENTS, ("run_end", {"status": "stopped", "step": 3, "reason": "signal"}))
+    s = summarize(d, tail, s)
+    assert (s.state, s.step, s.reason) == ("stopped", 3, "signal")
