@@ -212,10 +212,10 @@ def runs_compare(run_refs: List[str] = typer.Argument(..., metavar="RUN...")) ->
     print_compare([find_run(r) for r in run_refs], console)
 
 
-def main() -> None:
+def main(argv: Optional[List[str]] = None) -> None:
     """Entry point: Typer handles usage errors (exit 2); UserError is the one handler for bad input."""
     try:
-        app(prog_name="tuilm")
+        app(args=argv, prog_name="tuilm")
     except UserError as e:
         err_console.print(f"[bold red]error[/]: {e}", highlight=False, soft_wrap=True)
         sys.exit(e.exit_code)
