@@ -151,3 +151,17 @@ def test_summarize_is_incremental(runs_dir):
     _events(d / EVENTS, ("run_end", {"status": "stopped", "step": 3, "reason": "signal"}))
     s = summarize(d, tail, s)
     assert (s.state, s.step, s.reason) == ("stopped", 3, "signal")
+
+
+def test_effective_events_replace_the_steps_after_a_resume():
+    from tuiLM.events import effective_events
+
+    def tr(step, loss):
+        return {"kind": "train", "step": step, "loss": loss}
+    evs = [{"kind": "run_start", "step": 0}, tr(1, 5.0), tr(2, 4.0), {"kind": "checkpoint", "step": 2},
+           tr(3, 3.0), tr(4, 2.5),  # died here, after the checkpoint at 2
+           {"kind": "run_start", "step": 2}, tr(3, 3.0), tr(4, 2.5), tr(5, 2.0),
+           {"kind": "run_end", "status": "completed", "step": 5}]
+    eff = effective_events(evs)
+    assert [e["step"] for e in eff if e["kind"] == "train"] == [1, 2, 3, 4, 5]
+    assert [e["kind"] for e in eff].count("run_start") == 2 and eff[-1]["kind"] == "run_end"

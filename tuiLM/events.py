@@ -173,3 +173,21 @@ def read_events(path: str | Path) -> list[dict[str, Any]]:
 
 def iter_kind(events: list[dict[str, Any]], kind: str) -> Iterator[dict[str, Any]]:
     return (e for e in events if e.get("kind") == kind)
+
+
+def effective_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The run's history as a reader should see it, across crashes and resumes.
+
+    A resumed trainer writes a new ``run_start`` whose ``step`` is the checkpoint it resumed from;
+    the steps after that checkpoint were written by the attempt that died and are written again. So a
+    ``run_start`` at step s drops every earlier step-carrying event with step > s (and an earlier
+    ``run_end``). Events without a step (log) are kept.
+    """
+    out: list[dict[str, Any]] = []
+    for ev in events:
+        if ev.get("kind") == "run_start" and out:
+            s = ev.get("step", 0)
+            out = [e for e in out if e.get("kind") != "run_end"
+                   and not (isinstance(e.get("step"), int) and e["step"] > s and e.get("kind") != "run_start")]
+        out.append(ev)
+    return out
