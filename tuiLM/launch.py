@@ -1,0 +1,318 @@
+"""Starting, watching and stopping trainer processes. No torch import here: the app imports this.
+
+The trainer always runs in its own process (``python -m tuiLM.train RUN_DIR``); the run directory is
+the only interface between it and the console. Public API (used by the CLI and the Textual app):
+
+``create_run(preset, name=None, root=None) -> Path``
+    Validate ``preset`` (errors raise ``UserError`` listing every problem), create
+    ``runs/<name>-<timestamp>/`` (``name`` defaults to ``preset.run.name``; checked by
+    ``runs.check_run_name``, so never a path outside runs/) and write the frozen, fully resolved
+    ``preset.toml``. ``root`` overrides the runs folder (else ``$TUILM_RUNS_DIR`` or ``./runs``).
+
+``trainer_command(run_dir, nproc=1, resume=False) -> list[str]``
+    The argv that trains ``run_dir``: ``[sys.executable, "-m", "tuiLM.train", RUN_DIR]`` (+ ``--resume``),
+    or ``[sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", N, "-m",
+    "tuiLM.train", RUN_DIR]`` when ``nproc > 1``.
+
+``spawn_trainer(run_dir, nproc=1, resume=False) -> subprocess.Popen``
+    Start that command detached in a new session (the parent's Ctrl-C does not reach it), stdout and
+    stderr appended to ``RUN_DIR/stdout.log``, its pid written to ``RUN_DIR/trainer.pid``. Returns at
+    once; watch ``RUN_DIR/events.jsonl`` (``events.EventTail``) for progress and ``run_end``.
+
+``stop_trainer(target, wait=0.0) -> bool``
+    ``target`` is a run directory or the ``Popen``. Sends SIGTERM to the trainer's process group: the
+    trainer finishes its current step, writes a checkpoint and ``run_end(stopped)``, and exits 0.
+    ``wait > 0`` waits up to that many seconds for the process to exit. Returns False when no live
+    trainer was found.
+
+``trainer_alive(run_dir) -> bool``
+    Whether the pid in ``RUN_DIR/trainer.pid`` is a live process.
+
+``start_run(preset, name=None, nproc=1, console=None) -> int``
+    Headless: create + spawn + Rich progress (step, ETA, tokens/s, latest loss and val_bpb) until
+    ``run_end``; eval lines and a final summary (best val_bpb, time, artifact size). Ctrl-C stops the
+    trainer cleanly and waits for it. Returns the exit code: 0 completed/stopped, 1 failed (the tail of
+    stdout.log is printed).
+
+``resume_run(run_dir, nproc=1, console=None) -> int``
+    The same for ``python -m tuiLM.train RUN_DIR --resume`` (continues from the latest checkpoint).
+
+``watch_run(run_dir, proc, console) -> int``
+    The progress/summary loop shared by the two above, for a trainer you spawned yourself.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .errors import UserError
+from .events import EventTail, to_float
+from .runs import CHECKPOINTS, EVENTS, PIDFILE, PRESET, STDOUT, check_run_name, new_run_dir, pid_alive
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+_POLL_S = 0.2
+
+
+# -- creating and spawning -----------------------------------------------------------------------
+
+def create_run(preset: Any, name: str | None = None, root: str | Path | None = None) -> Path:
+    from .config.validate import validate
+    from .config.write import atomic_write_text, dumps_resolved
+
+    problems = [p for p in validate(preset) if p.is_error]
+    if problems:
+        raise UserError("the preset has errors:\n" + "\n".join(f"  {p}" for p in problems))
+    run_name = check_run_name(name or preset.run.name)
+    run_dir = new_run_dir(run_name, root)
+    header = "Frozen, fully resolved preset of this run (written at start; reproduces it)."
+    if preset.source is not None:
+        header += f"\nsource: {preset.source}"
+    atomic_write_text(run_dir / PRESET, dumps_resolved(preset, header=header))
+    return run_dir
+
+
+def trainer_command(run_dir: str | Path, nproc: int = 1, resume: bool = False) -> list[str]:
+    if nproc < 1:
+        raise UserError(f"nproc must be at least 1 (got {nproc})", exit_code=2)
+    tail = ["-m", "tuiLM.train", str(run_dir)] + (["--resume"] if resume else [])
+    if nproc == 1:
+        return [sys.executable, *tail]
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
+            *tail]
+
+
+def spawn_trainer(run_dir: str | Path, nproc: int = 1, resume: bool = False) -> subprocess.Popen:
+    run_dir = Path(run_dir)
+    if not (run_dir / PRESET).is_file():
+        raise UserError(f"{run_dir}: not a run directory (no {PRESET})")
+    if trainer_alive(run_dir):
+        raise UserError(f"{run_dir}: a trainer is already running (pid {_read_pid(run_dir)})")
+    env = dict(os.environ)
+    env["PYTHONUNBUFFERED"] = "1"
+    # The trainer must import this same tuiLM even when it is not installed (a source checkout).
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_ROOT), env.get("PYTHONPATH", "")) if p)
+    with open(run_dir / STDOUT, "ab") as log:
+        proc = subprocess.Popen(trainer_command(run_dir, nproc, resume), stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True, env=env)
+    from .config.write import atomic_write_text
+
+    atomic_write_text(run_dir / PIDFILE, f"{proc.pid}\n")
+    return proc
+
+
+def _read_pid(run_dir: Path) -> int | None:
+    try:
+        return int((run_dir / PIDFILE).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def trainer_alive(run_dir: str | Path) -> bool:
+    pid = _read_pid(Path(run_dir))
+    return pid is not None and pid_alive(pid) and not _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except (OSError, IndexError):
+        return False
+
+
+def stop_trainer(target: str | Path | subprocess.Popen, wait: float = 0.0) -> bool:
+    if isinstance(target, subprocess.Popen):
+        if target.poll() is not None:
+            return False
+        pid: int | None = target.pid
+    else:
+        pid = _read_pid(Path(target))
+        if pid is None or not pid_alive(pid) or _is_zombie(pid):
+            return False
+    assert pid is not None
+    try:
+        # spawn_trainer starts a session, so the group holds torchrun and every rank.
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, signal.SIGTERM)
+        else:
+            os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    if wait > 0:
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if isinstance(target, subprocess.Popen):
+                if target.poll() is not None:
+                    break
+            elif not pid_alive(pid) or _is_zombie(pid):
+                break
+            time.sleep(0.05)
+    return True
+
+
+# -- headless progress ---------------------------------------------------------------------------
+
+def start_run(preset: Any, name: str | None = None, nproc: int = 1, console: Any = None) -> int:
+    console = _console(console)
+    run_dir = create_run(preset, name=name)
+    console.print(f"run [bold]{run_dir.name}[/]  ({run_dir})", highlight=False)
+    return watch_run(run_dir, spawn_trainer(run_dir, nproc=nproc), console)
+
+
+def resume_run(run_dir: str | Path, nproc: int = 1, console: Any = None) -> int:
+    console = _console(console)
+    run_dir = Path(run_dir)
+    if not (run_dir / PRESET).is_file():
+        raise UserError(f"{run_dir}: not a run directory (no {PRESET})")
+    ckpts = sorted((run_dir / CHECKPOINTS).glob("step-*.pt"))
+    console.print(f"resuming [bold]{run_dir.name}[/] from "
+                  f"{ckpts[-1].name if ckpts else 'the start (no checkpoint yet)'}", highlight=False)
+    tail = EventTail(run_dir / EVENTS)
+    tail.poll()  # only what the resumed trainer writes counts
+    return watch_run(run_dir, spawn_trainer(run_dir, nproc=nproc, resume=True), console, tail=tail)
+
+
+def _console(console: Any) -> Any:
+    if console is None:
+        from rich.console import Console
+
+        console = Console()
+    return console
+
+
+def watch_run(run_dir: str | Path, proc: subprocess.Popen, console: Any, tail: EventTail | None = None) -> int:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    run_dir = Path(run_dir)
+    tail = tail or EventTail(run_dir / EVENTS)
+    state: dict[str, Any] = {"max_steps": 0, "step": 0, "start_step": 0, "loss": None, "val_bpb": None,
+                             "best_bpb": None, "tps": None, "end": None, "t0": time.monotonic()}
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+               TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[info]}"))
+    stopping = False
+    with Progress(*columns, console=console, transient=False, refresh_per_second=4) as progress:
+        task = progress.add_task("starting", total=None, info="")
+        while True:
+            try:
+                for ev in tail.poll():
+                    _fold(ev, state, progress.console)
+                if state["end"] is None and proc.poll() is not None:
+                    for ev in tail.poll():  # the last events may have landed just before exit
+                        _fold(ev, state, progress.console)
+                    break
+                info = "  ".join(x for x in (
+                    f"{state['tps']:,.0f} tok/s" if state["tps"] else "",
+                    f"loss {state['loss']:.4f}" if state["loss"] is not None else "",
+                    f"val_bpb {state['val_bpb']:.4f}" if state["val_bpb"] is not None else "") if x)
+                progress.update(task, description="stopping" if stopping else "training",
+                                total=state["max_steps"] or None, completed=state["step"], info=info)
+                if state["end"] is not None:
+                    break
+                time.sleep(_POLL_S)
+            except KeyboardInterrupt:
+                if stopping:  # a second Ctrl-C: stop waiting for a clean checkpoint
+                    _kill_group(proc)
+                    break
+                stopping = True
+                progress.console.print("stopping: the trainer finishes its step and writes a checkpoint "
+                                       "(Ctrl-C again to kill it)")
+                stop_trainer(proc)
+    try:
+        code = proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        code = proc.wait()
+    return _final(run_dir, state, code, console)
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _num(value: Any) -> float | None:
+    try:
+        return to_float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _fold(ev: dict[str, Any], state: dict[str, Any], console: Any) -> None:
+    kind = ev.get("kind")
+    if kind == "run_start":
+        state["max_steps"] = ev.get("max_steps", 0)
+        state["step"] = state["start_step"] = ev.get("step", 0)
+        state["t0"] = time.monotonic()
+        console.print(f"{ev.get('arch', '?')} · {ev.get('params', 0):,} params · {ev.get('device', '?')} "
+                      f"{ev.get('dtype', '')} · world {ev.get('world_size', 1)} · "
+                      f"{ev.get('tokens_per_step', 0):,} tokens/step", highlight=False)
+    elif kind == "train":
+        state["step"] = ev.get("step", state["step"])
+        state["loss"] = _num(ev.get("loss"))
+        state["tps"] = _num(ev.get("tokens_per_s"))
+    elif kind == "eval":
+        bpb = _num(ev.get("val_bpb"))
+        state["val_bpb"] = bpb
+        if bpb is not None and bpb == bpb and (state["best_bpb"] is None or bpb < state["best_bpb"]):
+            state["best_bpb"] = bpb
+        console.print(f"step {ev.get('step')}: val_loss {_num(ev.get('val_loss')):.4f}  "
+                      f"val_bpb {bpb:.4f}", highlight=False)
+    elif kind == "sample":
+        console.print(f"[dim]sample @ {ev.get('step')}:[/] {ev.get('prompt', '')}{ev.get('text', '')!r}",
+                      highlight=False, markup=True)
+    elif kind == "log" and ev.get("level") in ("warning", "error"):
+        console.print(f"[yellow]{ev.get('level')}[/]: {ev.get('message')}", highlight=False)
+    elif kind == "run_end":
+        state["end"] = ev
+        state["step"] = ev.get("step", state["step"])
+
+
+def _final(run_dir: Path, state: dict[str, Any], code: int, console: Any) -> int:
+    from .units import fmt_bytes, fmt_duration
+
+    end = state["end"]
+    if end is None:
+        status, reason = "failed", f"the trainer exited with code {code} without writing run_end"
+    else:
+        status, reason = end.get("status", "failed"), end.get("reason", "")
+    colour = {"completed": "green", "stopped": "yellow"}.get(status, "red")
+    parts = [f"[bold {colour}]{status}[/] at step {state['step']}/{state['max_steps']}"]
+    best = (end or {}).get("best_val_bpb", state["best_bpb"])
+    if _num(best) is not None:
+        parts.append(f"best val_bpb {_num(best):.4f}")
+    elapsed = _num((end or {}).get("elapsed_s")) or (time.monotonic() - state["t0"])
+    parts.append(f"time {fmt_duration(elapsed)}")
+    if isinstance((end or {}).get("artifact_bytes"), int):
+        parts.append(f"artifact {end['artifact_bytes']:,} bytes ({fmt_bytes(end['artifact_bytes'])})")
+    console.print(" · ".join(parts), highlight=False)
+    if reason:
+        console.print(f"reason: {reason}", highlight=False, markup=False)
+    if status == "failed":
+        console.print(f"last lines of {run_dir / STDOUT}:", highlight=False)
+        console.print(_tail_text(run_dir / STDOUT, 20), highlight=False, markup=False)
+        return 1
+    console.print(f"run directory: {run_dir}", highlight=False)
+    return 0
+
+
+def _tail_text(path: Path, lines: int) -> str:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 16384))
+            data = fh.read().decode("utf-8", "replace")
+    except OSError:
+        return "(no output)"
+    return "\n".join(data.splitlines()[-lines:]) or "(no output)"
+
+
+__all__ = ["create_run", "resume_run", "spawn_trainer", "start_run", "stop_trainer", "trainer_alive",
+           "trainer_command", "watch_run"]

@@ -1,0 +1,590 @@
+"""The training loop behind ``python -m tuiLM.train RUN_DIR [--resume]``.
+
+Reads ``RUN_DIR/preset.toml`` (validated again here), trains, and writes ``RUN_DIR/events.jsonl``
+(rank 0 only) and checkpoints. Works alone or under ``torchrun`` (DDP: gloo on CPU, NCCL on CUDA).
+
+Reliability (specs/training.md): SIGINT / SIGTERM finish the current step, checkpoint, write
+``run_end(stopped)`` and exit 0; a non-finite loss writes ``run_end(failed)`` without checkpointing
+(the last good checkpoint survives); a resumed run restores model, optimizer, scaler, step, tokens,
+the batch generator and every RNG, so on CPU it ends bitwise where an uninterrupted run ends.
+
+Test hooks (environment, read once at start; not for users):
+``TUILM_FAULT_NAN_AT_STEP=k`` makes the loss of step k non-finite; ``TUILM_FAULT_KILL_AT_STEP=k``
+SIGKILLs the trainer right after step k (after its checkpoint, if one falls on k).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import platform
+import resource
+import signal
+import sys
+import time
+import traceback
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from .. import __version__
+from ..config.load import Preset, load
+from ..errors import UserError
+from ..events import EventWriter, iter_kind, read_events
+from ..runs import CHECKPOINTS, EVENTS, PRESET
+from .artifact import artifact_size
+from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .data import BatchSampler, Corpus, fixed_batch, load_corpus
+from .evaluate import ByteTable, evaluate
+from .optim import OptimizerSet, make_optimizer
+from .schedule import lr_factor, muon_momentum
+from .tokenizers import TOKENIZER_FILE, load_tokenizer, save_tokenizer
+
+
+# -- process setup -------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class DistInfo:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world > 1
+
+
+def init_distributed(device_pref: str) -> DistInfo:
+    """Join the torchrun process group when launched by it (WORLD_SIZE > 1)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo()
+    info = DistInfo(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+    use_cuda = device_pref in ("auto", "cuda") and torch.cuda.is_available()
+    if use_cuda:
+        torch.cuda.set_device(info.local_rank)
+    dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    return info
+
+
+def resolve_device(pref: str, info: DistInfo) -> torch.device:
+    if pref == "auto":
+        if torch.cuda.is_available():
+            pref = "cuda"
+        elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            pref = "mps"
+        else:
+            pref = "cpu"
+    if pref == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError("system.device = 'cuda' but CUDA is not available (use 'auto' or 'cpu')")
+        return torch.device("cuda", info.local_rank)
+    if pref == "mps":
+        if not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
+            raise UserError("system.device = 'mps' but MPS is not available (use 'auto' or 'cpu')")
+        if info.enabled:
+            raise UserError("DDP is not supported on MPS: use --nproc 1")
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def resolve_dtype(pref: str, device: torch.device) -> str:
+    if pref == "auto":
+        if device.type == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "fp32"
+    if pref == "fp16" and device.type != "cuda":
+        raise UserError(f"system.dtype = 'fp16' needs CUDA (a GradScaler); on {device.type} use bf16 or fp32")
+    return pref
+
+
+def mem_gib(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**30
+    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # peak RSS (KiB on Linux, bytes on macOS)
+    return kib / (2**30 if sys.platform == "darwin" else 2**20)
+
+
+def _fault_step(name: str) -> int:
+    try:
+        return int(os.environ.get(name, "0"))
+    except ValueError:
+        return 0
+
+
+# -- signals -------------------------------------------------------------------------------------
+
+class StopFlag:
+    """SIGINT / SIGTERM ask the loop to stop after the current step; a second signal kills."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+
+    def install(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signal is not None:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        self.signal = signum
+
+    @property
+    def set(self) -> bool:
+        return self.signal is not None
+
+
+# -- the trainer ---------------------------------------------------------------------------------
+
+class Failed(Exception):
+    """A run that must end as failed (non-finite loss); the message is the reason."""
+
+
+class Trainer:
+    def __init__(self, run_dir: Path, preset: Preset, *, resume: bool = False, info: DistInfo | None = None,
+                 writer: EventWriter | None = None, stop: StopFlag | None = None,
+                 out: Callable[[str], None] | None = None, model_builder: Callable[..., nn.Module] | None = None):
+        self.run_dir = Path(run_dir)
+        self.preset = preset
+        self.resume = resume
+        self.info = info or DistInfo()
+        self.writer = writer
+        self.stop = stop or StopFlag()
+        self._out = out or (lambda s: print(s, flush=True))
+        self.model_builder = model_builder
+        self.step = 0
+        self.tokens = 0
+        self.best_val_bpb = math.nan
+        self.best_val_loss = math.nan
+        self.elapsed_before = 0.0
+        self.fault_nan = _fault_step("TUILM_FAULT_NAN_AT_STEP")
+        self.fault_kill = _fault_step("TUILM_FAULT_KILL_AT_STEP")
+
+    # -- output ----------------------------------------------------------------------------------
+
+    def emit(self, kind: str, **fields: Any) -> None:
+        if self.writer is not None and self.info.main:
+            self.writer.write(kind, **fields)
+
+    def say(self, text: str) -> None:
+        if self.info.main:
+            self._out(text)
+
+    def log(self, message: str, level: str = "info") -> None:
+        self.emit("log", level=level, message=message, step=self.step)
+        self.say(f"[{level}] {message}" if level != "info" else message)
+
+    # -- setup -----------------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        p = self.preset
+        sysc, data, train = p.system, p.data, p.train
+        if sysc.threads:
+            torch.set_num_threads(sysc.threads)
+        self.device = resolve_device(sysc.device, self.info)
+        self.dtype = resolve_dtype(sysc.dtype, self.device)
+        if self.device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = sysc.tf32
+            torch.backends.cudnn.allow_tf32 = sysc.tf32
+        self.autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16 if self.dtype == "bf16" else torch.float16)
+                         if self.dtype in ("bf16", "fp16") else nullcontext())
+        self.scaler = torch.amp.GradScaler("cuda") if self.dtype == "fp16" else None
+
+        # batch geometry
+        B, T, W = train.device_batch_size, data.seq_len, self.info.world
+        per_micro = B * T * W
+        total = train.total_batch_size or per_micro
+        if total % per_micro:
+            raise UserError(f"train.total_batch_size ({total}) is not a multiple of device_batch_size x seq_len x "
+                            f"devices ({B} x {T} x {W} = {per_micro})")
+        self.accum = total // per_micro
+        self.tokens_per_step = total
+        self.rows_per_step = total // T
+
+        # data and tokenizer
+        saved_tok = load_tokenizer(self.run_dir) if (self.run_dir / TOKENIZER_FILE).exists() else None
+        self.corpus: Corpus = load_corpus(data, saved_tokenizer=saved_tok)
+        if saved_tok is None and self.info.main:
+            save_tokenizer(self.corpus.tokenizer, self.run_dir)
+        self.vocab_size = self.corpus.vocab_size
+        self.sampler = BatchSampler(self.corpus.train, T, self.rows_per_step, seed=p.run.seed,
+                                    vocab_size=self.vocab_size)
+        self.byte_table = ByteTable.from_tokenizer(self.corpus.tokenizer, self.vocab_size, self.device)
+        self.diag_batch = fixed_batch(self.corpus.val, T, B).to(self.device) if p.diag.every else None
+        self.prompt_ids: list[int] | None = None
+        if p.sample.every:
+            self.prompt_ids = self.corpus.tokenizer.encode(p.sample.prompt) or self.corpus.tokenizer.encode("\n")
+
+        # model and optimizer (same seed on every rank; DDP also broadcasts rank 0's weights)
+        torch.manual_seed(p.run.seed)
+        if self.model_builder is None:
+            from ..models import build_model
+
+            self.model_builder = build_model
+        self.raw = self.model_builder(p.model, self.vocab_size, T).to(self.device)
+        self.opt: OptimizerSet = make_optimizer(self.raw, p.optim, self.device.type)
+        self.params = [q for q in self.raw.parameters() if q.requires_grad]
+        # dropout differs per rank; the seed is set again from the checkpoint's RNG state on resume
+        torch.manual_seed(p.run.seed + 1 + self.info.rank)
+        if self.resume:
+            self._restore()
+        model: nn.Module = self.raw
+        if sysc.compile:
+            model = torch.compile(model)  # type: ignore[assignment]
+        if self.info.enabled:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            model = DDP(model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.model = model
+
+    def _restore(self) -> None:
+        path = latest_checkpoint(self.run_dir / CHECKPOINTS)
+        if path is None:
+            self.log("no checkpoint to resume from: starting at step 0", "warning")
+            return
+        state = load_checkpoint(path)
+        first = next(iter_kind(read_events(self.run_dir / EVENTS), "run_start"), None)
+        was = (first or {}).get("corpus", {}).get("fingerprint")
+        if was and was != self.corpus.info["fingerprint"]:
+            raise UserError(f"the corpus changed since this run started (fingerprint {was}, now "
+                            f"{self.corpus.info['fingerprint']}): resuming would not continue the same curve")
+        if state.get("vocab_size", self.vocab_size) != self.vocab_size:
+            raise UserError(f"{path}: vocabulary {state['vocab_size']} differs from the data's {self.vocab_size}")
+        try:
+            self.raw.load_state_dict(state["model"])
+            self.opt.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as e:
+            raise UserError(f"{path}: does not fit this run's model/optimizer ({str(e)[:300]})") from None
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.sampler.load_state_dict(state["sampler"])
+        self.step, self.tokens = int(state["step"]), int(state["tokens"])
+        self.best_val_bpb = float(state.get("best_val_bpb", math.nan))
+        self.best_val_loss = float(state.get("best_val_loss", math.nan))
+        self.elapsed_before = float(state.get("elapsed_s", 0.0))
+        rng = state.get("rng", [])
+        if len(rng) == self.info.world:
+            mine = rng[self.info.rank]
+            torch.set_rng_state(mine["torch"])
+            if self.device.type == "cuda" and mine.get("cuda") is not None:
+                torch.cuda.set_rng_state(mine["cuda"], self.device)
+        else:
+            torch.manual_seed(self.preset.run.seed + 1 + self.info.rank + 1_000_003 * self.step)
+            self.log(f"resuming with {self.info.world} processes instead of {len(rng)}: the batches are the "
+                     f"same, dropout masks are not", "warning")
+        self.log(f"resumed from {path.name} at step {self.step}")
+
+    # -- collectives -----------------------------------------------------------------------------
+
+    def all_reduce(self, t: torch.Tensor) -> None:
+        if self.info.enabled:
+            dist.all_reduce(t)
+
+    def _rng_states(self) -> list[dict[str, Any]]:
+        mine = {"torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None}
+        if not self.info.enabled:
+            return [mine]
+        out: list[Any] = [None] * self.info.world
+        dist.all_gather_object(out, mine)
+        return out
+
+    # -- pieces of the loop ----------------------------------------------------------------------
+
+    def checkpoint(self, elapsed: float) -> None:
+        rng = self._rng_states()  # collective: every rank takes part
+        if not self.info.main:
+            return
+        state = {"model": self.raw.state_dict(), "optimizer": self.opt.state_dict(),
+                 "scaler": self.scaler.state_dict() if self.scaler is not None else {},
+                 "sampler": self.sampler.state_dict(), "rng": rng, "step": self.step, "tokens": self.tokens,
+                 "best_val_bpb": self.best_val_bpb, "best_val_loss": self.best_val_loss, "elapsed_s": elapsed,
+                 "vocab_size": self.vocab_size, "world_size": self.info.world}
+        meta = {"tokens": self.tokens, "time": time.time(), "val_bpb": self.best_val_bpb}
+        path = save_checkpoint(self.run_dir / CHECKPOINTS, self.step, state, meta, self.preset.checkpoint.keep)
+        self.emit("checkpoint", step=self.step, tokens=self.tokens, path=str(path.relative_to(self.run_dir)),
+                  bytes=path.stat().st_size)
+        self.say(f"checkpoint {path.name}")
+
+    def run_eval(self) -> dict[str, float]:
+        e, d = self.preset.eval, self.preset.data
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            res = evaluate(self.raw, self.corpus.val, self.byte_table, d.seq_len, self.preset.train.device_batch_size,
+                           max_batches=e.batches, stride=e.stride, device=self.device, autocast=self.autocast,
+                           rank=self.info.rank, world=self.info.world, all_reduce=self.all_reduce)
+        bpb, loss = res["val_bpb"], res["val_loss"]
+        if bpb == bpb:  # comparisons with a NaN best are False, so the first finite value wins
+            if not bpb >= self.best_val_bpb:
+                self.best_val_bpb, self.best_val_loss = bpb, loss
+        elif not loss >= self.best_val_loss:  # bytes unknown (opaque ids): track the loss alone
+            self.best_val_loss = loss
+        self.emit("eval", step=self.step, tokens=self.tokens, **res)
+        self.say(f"step {self.step}: val_loss {res['val_loss']:.4f} val_bpb {res['val_bpb']:.4f}")
+        return res
+
+    def run_diag(self) -> None:
+        if not self.info.main or self.diag_batch is None:
+            return
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []), torch.no_grad():
+            metrics = self.raw.diagnostics(self.diag_batch)
+        if metrics:
+            self.emit("diag", step=self.step, tokens=self.tokens, **{k: float(v) for k, v in metrics.items()})
+
+    def run_sample(self) -> None:
+        if not self.info.main or self.prompt_ids is None:
+            return
+        from ..models.generate import generate
+
+        s = self.preset.sample
+        idx = torch.tensor([self.prompt_ids], dtype=torch.long, device=self.device)
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []), self.autocast:
+            out = generate(self.raw, idx, s.max_new_tokens, temperature=s.temperature, top_k=s.top_k, seed=s.seed)
+        text = self.corpus.tokenizer.decode(out[0, len(self.prompt_ids):].tolist())
+        self.emit("sample", step=self.step, prompt=s.prompt, text=text, temperature=s.temperature, top_k=s.top_k,
+                  seed=s.seed)
+        self.say(f"sample @ {self.step}: {s.prompt}{text!r}")
+
+    def grad_norm(self) -> torch.Tensor:
+        clip = self.preset.train.grad_clip
+        if clip > 0:
+            return torch.nn.utils.clip_grad_norm_(self.params, clip)
+        return torch.nn.utils.get_total_norm([q.grad for q in self.params if q.grad is not None])
+
+    # -- the loop --------------------------------------------------------------------------------
+
+    def train_step(self) -> tuple[float, float, bool]:
+        """One optimizer step; returns (loss, grad_norm, stop requested on any rank)."""
+        p = self.preset
+        step = self.step
+        self.opt.set_schedule(lr_factor(step, p.schedule, p.train.max_steps),
+                              muon_momentum(step, p.optim) if p.optim.name == "muon" else None)
+        starts = self.sampler.draw()
+        loss_sum = torch.zeros((), device=self.device)
+        B = p.train.device_batch_size
+        for micro in range(self.accum):
+            x, y = self.sampler.micro_batch(starts, micro, self.info.rank, self.info.world, B)
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            last = micro == self.accum - 1
+            sync = self.model.no_sync() if self.info.enabled and not last else nullcontext()  # type: ignore[operator]
+            with sync:
+                with self.autocast:
+                    _, loss = self.model(x, y)
+                if self.fault_nan == step + 1:
+                    loss = loss * float("nan")
+                loss_sum += loss.detach().float()
+                scaled = loss / self.accum
+                (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
+        stats = torch.stack([loss_sum / self.accum, torch.tensor(float(self.stop.set), device=self.device)])
+        if self.info.enabled:
+            dist.all_reduce(stats)
+            stats[0] /= self.info.world
+        loss_v, stop = stats.tolist()
+        if not math.isfinite(loss_v):
+            self.opt.zero_grad()
+            raise Failed(f"non-finite loss ({loss_v}) at step {step + 1}; the last good checkpoint is kept")
+        if self.scaler is not None:
+            self.opt.unscale_(self.scaler)
+        log_now = (step + 1) % p.train.log_every == 0 or step + 1 == p.train.max_steps
+        norm = self.grad_norm() if (p.train.grad_clip > 0 or log_now) else None
+        self.opt.step(self.scaler)
+        if self.scaler is not None:
+            self.scaler.update()
+        self.opt.zero_grad()
+        self.step += 1
+        self.tokens += self.tokens_per_step
+        return loss_v, float(norm) if norm is not None else math.nan, stop > 0
+
+    def run_start_event(self) -> None:
+        p = self.preset
+        est: dict[str, Any] = {}
+        try:
+            from ..estimate import estimate
+
+            e = estimate(p)
+            est = {k: v for k, v in (dataclasses.asdict(e) if dataclasses.is_dataclass(e) else vars(e)).items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        except Exception as exc:  # the estimate is informative only; a broken estimator must not stop training
+            est = {"error": f"{type(exc).__name__}: {exc}"[:200]}
+        versions = {"tuilm": __version__, "python": platform.python_version(), "torch": torch.__version__,
+                    "numpy": np.__version__, "cuda": torch.version.cuda or ""}
+        n_params = sum(q.numel() for q in self.raw.parameters())
+        self.emit("run_start", run_id=self.run_dir.name, versions=versions, torch=torch.__version__,
+                  device=str(self.device), device_name=_device_name(self.device), dtype=self.dtype,
+                  params=n_params, estimate=est, world_size=self.info.world, max_steps=p.train.max_steps,
+                  tokens_per_step=self.tokens_per_step, grad_accum=self.accum, seq_len=p.data.seq_len,
+                  device_batch_size=p.train.device_batch_size, corpus=self.corpus.info, vocab_size=self.vocab_size,
+                  arch=p.model.arch, preset_name=_preset_name(self.run_dir, p), pid=os.getpid(), step=self.step,
+                  resumed=self.resume and self.step > 0, compile=p.system.compile)
+        self.say(f"{p.model.arch}: {n_params:,} parameters, vocab {self.vocab_size}, {self.device} {self.dtype}, "
+                 f"world {self.info.world}, {self.tokens_per_step:,} tokens/step (accumulation {self.accum}), "
+                 f"corpus {self.corpus.info['fingerprint']} ({self.corpus.train_tokens:,} train / "
+                 f"{self.corpus.val_tokens:,} val tokens)")
+
+    def train(self) -> str:
+        """Run to max_steps or a stop signal. Returns 'completed' or 'stopped'; raises Failed."""
+        p = self.preset
+        self.run_start_event()
+        t_session = time.monotonic()
+
+        def elapsed() -> float:
+            return self.elapsed_before + time.monotonic() - t_session
+
+        last_ckpt_step = self.step if self.resume else -1
+        win_tokens, win_time, win_steps = 0, 0.0, 0
+        status = "completed"
+        max_steps = p.train.max_steps
+        self.raw.train()
+        while self.step < max_steps:
+            if self.stop.set and not self.info.enabled:
+                status = "stopped"
+                break
+            t0 = time.perf_counter()
+            loss, norm, stop = self.train_step()
+            dt = time.perf_counter() - t0
+            win_tokens += self.tokens_per_step
+            win_time += dt
+            win_steps += 1
+            s = self.step
+            if s % p.train.log_every == 0 or s == max_steps:
+                lr = self.opt.param_groups[0]["lr"]
+                tps = win_tokens / win_time if win_time > 0 else 0.0
+                dt_ms = 1000 * win_time / max(1, win_steps)
+                self.emit("train", step=s, tokens=self.tokens, loss=loss, lr=lr, grad_norm=norm, tokens_per_s=tps,
+                          dt_ms=dt_ms, mem_gib=round(mem_gib(self.device), 4))
+                self.say(f"step {s}/{max_steps} | loss {loss:.4f} | lr {lr:.3g} | grad_norm {norm:.3f} | "
+                         f"{tps:,.0f} tok/s | {dt_ms:.1f} ms")
+                win_tokens, win_time, win_steps = 0, 0.0, 0
+            final = s == max_steps
+            if (p.eval.every and s % p.eval.every == 0) or final:
+                self.run_eval()
+            if p.diag.every and s % p.diag.every == 0:
+                self.run_diag()
+            if (p.sample.every and s % p.sample.every == 0) or final:
+                self.run_sample()
+            if (p.checkpoint.every and s % p.checkpoint.every == 0) or final or stop:
+                self.checkpoint(elapsed())
+                last_ckpt_step = s
+            if self.fault_kill == s:
+                os.kill(os.getpid(), signal.SIGKILL)
+            if stop:
+                status = "stopped"
+                break
+        if status == "stopped" and last_ckpt_step != self.step:
+            self.checkpoint(elapsed())
+        return status
+
+    def summary(self, status: str, reason: str, elapsed_s: float, measure: bool = True) -> dict[str, Any]:
+        out: dict[str, Any] = {"status": status, "step": self.step, "reason": reason, "tokens": self.tokens,
+                               "best_val_bpb": self.best_val_bpb, "best_val_loss": self.best_val_loss,
+                               "elapsed_s": round(elapsed_s, 3)}
+        if measure and self.info.main:
+            out.update(artifact_size(self.raw))
+        return out
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return platform.processor() or platform.machine()
+
+
+def _preset_name(run_dir: Path, preset: Preset) -> str:
+    """The preset file the run was created from (recorded in preset.toml's header), else run.name."""
+    try:
+        for line in (run_dir / PRESET).read_text(encoding="utf-8").splitlines()[:10]:
+            if line.startswith("# source: "):
+                return Path(line[len("# source: "):].strip()).stem
+    except OSError:
+        pass
+    return preset.run.name
+
+
+# -- entry point ---------------------------------------------------------------------------------
+
+def _has_started(run_dir: Path) -> bool:
+    return any(True for _ in iter_kind(read_events(run_dir / EVENTS), "run_start"))
+
+
+def main(run_dir: str | Path, resume: bool = False) -> int:
+    run_dir = Path(run_dir)
+    if not (run_dir / PRESET).is_file():
+        print(f"error: {run_dir}: not a run directory (no {PRESET})", file=sys.stderr, flush=True)
+        return 2
+    stop = StopFlag()
+    stop.install()
+    t_start = time.monotonic()
+    info = DistInfo()
+    writer: EventWriter | None = None
+    trainer: Trainer | None = None
+    try:
+        preset, problems = load(run_dir / PRESET)
+        info = init_distributed(preset.system.device)
+        if info.main:
+            writer = EventWriter(run_dir / EVENTS)
+            if not resume and _has_started(run_dir):
+                raise UserError(f"{run_dir} has already been started: resume it (tuilm resume {run_dir.name})")
+        errors = [x for x in problems if x.is_error]
+        if errors:
+            raise UserError("invalid preset: " + "; ".join(str(x) for x in errors))
+        trainer = Trainer(run_dir, preset, resume=resume, info=info, writer=writer, stop=stop)
+        for w in problems:
+            trainer.log(str(w), "warning")
+        trainer.setup()
+        if trainer.step >= preset.train.max_steps:
+            status, reason = "completed", f"already at max_steps ({preset.train.max_steps})"
+            trainer.run_start_event()
+        else:
+            status = trainer.train()
+            reason = ("" if status == "completed" else
+                      f"stopped by {signal.Signals(stop.signal).name}" if stop.signal else "stopped by another rank")
+        end = trainer.summary(status, reason, trainer.elapsed_before + time.monotonic() - t_start)
+        if writer is not None:
+            writer.write("run_end", **end)
+        if info.main:
+            _print_end(end)
+        return 0
+    except Failed as e:
+        return _fail(writer, trainer, str(e), t_start, info)
+    except UserError as e:
+        return _fail(writer, trainer, str(e), t_start, info)
+    except Exception as e:
+        traceback.print_exc()
+        return _fail(writer, trainer, f"{type(e).__name__}: {e}", t_start, info)
+    finally:
+        if writer is not None:
+            writer.close()
+        if info.enabled and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _fail(writer: EventWriter | None, trainer: Trainer | None, reason: str, t_start: float, info: DistInfo) -> int:
+    print(f"error: {reason}", file=sys.stderr, flush=True)
+    if writer is not None:
+        if trainer is not None:
+            end = trainer.summary("failed", reason, trainer.elapsed_before + time.monotonic() - t_start, measure=False)
+        else:
+            end = {"status": "failed", "step": 0, "reason": reason, "elapsed_s": round(time.monotonic() - t_start, 3)}
+        writer.write("run_end", **end)
+    return 1
+
+
+def _print_end(end: dict[str, Any]) -> None:
+    parts = [f"{end['status']} at step {end['step']}"]
+    if end.get("best_val_bpb") == end.get("best_val_bpb"):
+        parts.append(f"best val_bpb {end['best_val_bpb']:.4f}")
+    if "artifact_bytes" in end:
+        parts.append(f"artifact {end['artifact_bytes']:,} bytes")
+    parts.append(f"{end['elapsed_s']:.1f} s")
+    print(" | ".join(parts), flush=True)
