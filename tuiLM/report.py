@@ -44,3 +44,155 @@ def print_preset_list(extra: list[Path], console: Console) -> None:
             params = ""
         table.add_row(path.stem, preset.model.arch, params, status, preset.run.notes)
     console.print(table)
+
+
+# -- runs ----------------------------------------------------------------------------------------
+
+_STATE_STYLE = {"completed": "green", "running": "cyan", "stopped": "yellow", "failed": "red", "dead": "red",
+                "new": "dim"}
+
+
+def _fmt(value: object, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return "-" if value != value else f"{value:.{digits}f}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
+def _run_metrics(run_dir: Path) -> dict[str, object]:
+    """Headline figures of a run from its events (the resumed history, see events.effective_events)."""
+    from .events import effective_events, iter_kind, read_events, to_float
+    from .runs import EVENTS, summarize
+
+    s = summarize(run_dir)
+    events = effective_events(read_events(Path(run_dir) / EVENTS))
+    start = next(iter_kind(events, "run_start"), {})
+    end = next((e for e in reversed(events) if e.get("kind") == "run_end"), {})
+    trains = list(iter_kind(events, "train"))
+    evals = list(iter_kind(events, "eval"))
+
+    def num(ev: dict, key: str) -> float | None:
+        try:
+            return to_float(ev[key])
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    tps = [v for v in (num(e, "tokens_per_s") for e in trains[1:] or trains) if v is not None]
+    return {
+        "state": s.state, "arch": s.arch or start.get("arch", ""), "preset": s.preset_name,
+        "params": start.get("params"), "steps": f"{s.step:,}/{s.max_steps:,}" if s.max_steps else f"{s.step:,}",
+        "tokens": s.tokens, "last loss": s.last_loss, "last val_bpb": num(evals[-1], "val_bpb") if evals else None,
+        "best val_bpb": s.best_val_bpb, "best val_loss": s.best_val_loss,
+        "tokens/s": round(sorted(tps)[len(tps) // 2]) if tps else None, "artifact bytes": s.artifact_bytes,
+        "elapsed": _duration(num(end, "elapsed_s")), "device": start.get("device", ""),
+        "corpus": (start.get("corpus") or {}).get("fingerprint", ""), "reason": s.reason,
+    }
+
+
+def _duration(seconds: float | None) -> str | None:
+    from .units import fmt_duration
+
+    return None if seconds is None else fmt_duration(seconds)
+
+
+def _run_preset(run_dir: Path):
+    from .config.load import load
+    from .errors import UserError
+    from .runs import PRESET
+
+    try:
+        return load(Path(run_dir) / PRESET)[0]
+    except UserError:
+        return None
+
+
+def print_runs_list(console: Console, root: Path | None = None) -> None:
+    from .runs import list_runs, summarize
+    from .units import fmt_count, fmt_duration
+
+    runs = list_runs(root)
+    if not runs:
+        console.print("no runs yet (start one: tuilm run presets/quickstart.toml --headless)")
+        return
+    table = Table(title=f"runs ({len(runs)})")
+    for col in ("run", "state", "arch", "preset", "step", "tokens", "loss", "best val_bpb", "age"):
+        table.add_column(col, justify="right" if col in ("step", "tokens", "loss", "best val_bpb", "age") else "left")
+    for path in runs:
+        s = summarize(path)
+        style = _STATE_STYLE.get(s.state, "")
+        table.add_row(path.name, f"[{style}]{s.state}[/]", s.arch, s.preset_name,
+                      f"{s.step:,}/{s.max_steps:,}" if s.max_steps else f"{s.step:,}", fmt_count(s.tokens),
+                      _fmt(s.last_loss), _fmt(s.best_val_bpb), fmt_duration(s.age_s))
+    console.print(table)
+
+
+def print_run(run_dir: Path, console: Console) -> None:
+    from .config.schema import FIELDS
+    from .events import iter_kind, read_events
+    from .runs import EVENTS
+
+    run_dir = Path(run_dir)
+    m = _run_metrics(run_dir)
+    table = Table(title=run_dir.name, show_header=False)
+    table.add_column("metric", style="bold")
+    table.add_column("value")
+    for key, value in m.items():
+        if key == "state":
+            value = f"[{_STATE_STYLE.get(str(value), '')}]{value}[/]"
+        if value not in (None, ""):
+            table.add_row(key, _fmt(value))
+    console.print(table)
+    preset = _run_preset(run_dir)
+    if preset is not None:
+        hp = Table(title="hyperparameters (different from the defaults)")
+        for col in ("key", "value", "default"):
+            hp.add_column(col)
+        for f in FIELDS:
+            v = preset.get(f.path)
+            if v != f.default:
+                hp.add_row(f.path, repr(v), repr(f.default))
+        console.print(hp)
+    samples = list(iter_kind(read_events(run_dir / EVENTS), "sample"))
+    if samples:
+        last = samples[-1]
+        console.print(f"[dim]last sample @ step {last.get('step')}:[/]")
+        console.print(f"{last.get('prompt', '')}{last.get('text', '')}", markup=False, highlight=False)
+
+
+def print_compare(run_dirs: list[Path], console: Console) -> None:
+    from .config.schema import FIELDS
+
+    run_dirs = [Path(d) for d in run_dirs]
+    metrics = [_run_metrics(d) for d in run_dirs]
+    table = Table(title="runs compared")
+    table.add_column("metric", style="bold")
+    for d in run_dirs:
+        table.add_column(d.name, justify="right")
+    for key in metrics[0]:
+        values = [m[key] for m in metrics]
+        if all(v in (None, "") for v in values):
+            continue
+        table.add_row(key, *(_fmt(v) for v in values))
+    console.print(table)
+    presets = [_run_preset(d) for d in run_dirs]
+    if any(p is None for p in presets):
+        missing = ", ".join(d.name for d, p in zip(run_dirs, presets) if p is None)
+        console.print(f"[yellow]no readable preset.toml for {missing}: hyperparameters not compared[/]")
+        return
+    diff = Table(title="hyperparameters that differ")
+    diff.add_column("key", style="bold")
+    for d in run_dirs:
+        diff.add_column(d.name)
+    rows = 0
+    for f in FIELDS:
+        values = [p.get(f.path) for p in presets]
+        if any(v != values[0] for v in values[1:]):
+            diff.add_row(f.path, *(repr(v) for v in values))
+            rows += 1
+    if rows:
+        console.print(diff)
+    else:
+        console.print("the runs have identical hyperparameters")

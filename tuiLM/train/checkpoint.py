@@ -72,6 +72,9 @@ def save_checkpoint(ckpt_dir: Path, step: int, state: dict[str, Any], meta: dict
             torch.save(state, fh)
             fh.flush()
             os.fsync(fh.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; checkpoints are as readable as other files
         os.replace(tmp, path)
     except BaseException:
         try:
