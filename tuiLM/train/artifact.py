@@ -24,9 +24,10 @@ CONTROL_ROLES = ("scalar", "mhc")
 def quantize_row_int8(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     w = w.float()
     clip = w.abs().amax(dim=1)
-    scale = torch.clamp(clip / 127.0, min=1.0 / 127.0)
-    q = torch.clamp(torch.round(w / scale[:, None]), -127, 127).to(torch.int8)
-    return q.contiguous(), scale.to(torch.float16).contiguous()
+    # quantise with the fp16 scale that is stored, so dequantisation sees the same scale
+    scale = torch.clamp(clip / 127.0, min=1.0 / 127.0).to(torch.float16)
+    q = torch.clamp(torch.round(w / scale.float()[:, None]), -127, 127).to(torch.int8)
+    return q.contiguous(), scale.contiguous()
 
 
 def dequantize_row_int8(q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
