@@ -68,13 +68,36 @@ def create_run(preset: Any, name: str | None = None, root: str | Path | None = N
     problems = [p for p in validate(preset) if p.is_error]
     if problems:
         raise UserError("the preset has errors:\n" + "\n".join(f"  {p}" for p in problems))
-    run_name = check_run_name(name or preset.run.name)
+    run_name = check_run_name(preset.run.name if name is None else name)
+    preset = _absolute_paths(preset)
     run_dir = new_run_dir(run_name, root)
     header = "Frozen, fully resolved preset of this run (written at start; reproduces it)."
     if preset.source is not None:
         header += f"\nsource: {preset.source}"
     atomic_write_text(run_dir / PRESET, dumps_resolved(preset, header=header))
     return run_dir
+
+
+PATH_FIELDS = ("data.path", "data.val_path", "data.tokenizer_model")
+
+
+def _absolute_paths(preset: Any) -> Any:
+    """Relative data paths made absolute (from the working directory, else the preset's folder), so the
+    frozen preset still finds its data when the run is resumed or sampled from elsewhere."""
+    import glob
+
+    changes = {}
+    for key in PATH_FIELDS:
+        value = preset.get(key).strip()
+        if not value or Path(value).expanduser().is_absolute():
+            continue
+        bases = [Path.cwd()] + ([Path(preset.source).resolve().parent] if preset.source is not None else [])
+        for base in bases:
+            candidate = base / Path(value).expanduser()
+            if candidate.exists() or glob.glob(str(candidate)):
+                changes[key] = str(candidate.resolve()) if candidate.exists() else str(candidate)
+                break
+    return preset.with_values(changes) if changes else preset
 
 
 def trainer_command(run_dir: str | Path, nproc: int = 1, resume: bool = False) -> list[str]:

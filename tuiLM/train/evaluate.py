@@ -83,12 +83,13 @@ def evaluate(model: torch.nn.Module, parts: list[np.ndarray], table: ByteTable, 
              max_batches: int = 0, stride: int = 0, device: Any = "cpu", autocast: Any = None,
              rank: int = 0, world: int = 1, all_reduce: Callable[[torch.Tensor], None] | None = None) -> dict[str, float]:
     """Score the validation parts. ``max_batches`` (0 = all) limits the windows to the first
-    ``max_batches * batch_size * world``; rank r takes windows r, r + world, ..."""
+    ``max_batches * batch_size`` whatever the number of ranks (so runs on 1 and N devices score the
+    same tokens); rank r takes windows r, r + world, ..."""
     was_training = model.training
     model.eval()
     windows = [(i, s, n, f) for i, p in enumerate(parts) for s, n, f in stride_windows(len(p), seq_len, stride)]
     if max_batches:
-        windows = windows[: max_batches * batch_size * world]
+        windows = windows[: max_batches * batch_size]
     mine = windows[rank::world]
     sums = torch.zeros(3, dtype=torch.float64, device=device)  # nats, tokens, bytes
     i = 0

@@ -1,0 +1,58 @@
+"""DDP through torchrun on the CPU (gloo): two ranks give the losses of one process with the same global batch."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+
+from tuiLM.events import read_events, validate_event
+from tuiLM.launch import create_run, trainer_command
+from tuiLM.runs import CHECKPOINTS, EVENTS, STDOUT
+from tuiLM.train.checkpoint import load_checkpoint
+
+from .conftest import TINY_GPT, make_preset
+
+pytestmark = pytest.mark.slow
+
+PRESET = {**TINY_GPT, "train.max_steps": 4, "train.total_batch_size": 2 * 4 * 32, "checkpoint.every": 0,
+          "eval.every": 0, "diag.every": 0, "data.max_bytes": 60_000, "optim.name": "muon"}
+
+
+def train(run_dir: Path, nproc: int) -> list[dict]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    with open(run_dir / STDOUT, "wb") as log:
+        code = subprocess.run(trainer_command(run_dir, nproc=nproc), stdout=log, stderr=subprocess.STDOUT, env=env,
+                              timeout=300).returncode
+    assert code == 0, (run_dir / STDOUT).read_text(errors="replace")[-4000:]
+    return read_events(run_dir / EVENTS)
+
+
+def test_two_ranks_match_one_process_with_accumulation(tmp_path):
+    preset = make_preset(PRESET)
+    single = create_run(preset, name="single", root=tmp_path)
+    ddp = create_run(preset, name="ddp", root=tmp_path)
+    ev1 = train(single, 1)
+    ev2 = train(ddp, 2)
+    for ev in ev2:
+        assert validate_event(ev) == [], ev
+    start1, start2 = ev1[0], ev2[0]
+    assert (start1["world_size"], start1["grad_accum"]) == (1, 2)
+    assert (start2["world_size"], start2["grad_accum"]) == (2, 1)
+    assert start1["tokens_per_step"] == start2["tokens_per_step"] == 256
+    loss1 = [e["loss"] for e in ev1 if e["kind"] == "train"]
+    loss2 = [e["loss"] for e in ev2 if e["kind"] == "train"]
+    assert len(loss1) == len(loss2) == 4
+    assert loss2 == pytest.approx(loss1, rel=1e-4)
+    val1 = [e["val_loss"] for e in ev1 if e["kind"] == "eval"]
+    val2 = [e["val_loss"] for e in ev2 if e["kind"] == "eval"]
+    assert val2 == pytest.approx(val1, rel=1e-4)
+    # only rank 0 writes: one run_start, one run_end, one checkpoint
+    assert sum(e["kind"] == "run_start" for e in ev2) == 1 and ev2[-1]["status"] == "completed"
+    w1 = load_checkpoint(single / CHECKPOINTS / "step-0000004.pt")["model"]
+    w2 = load_checkpoint(ddp / CHECKPOINTS / "step-0000004.pt")["model"]
+    for k in w1:
+        torch.testing.assert_close(w1[k], w2[k], rtol=1e-3, atol=2e-4)
