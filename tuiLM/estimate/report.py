@@ -1,0 +1,233 @@
+"""``tuilm vram``: the estimate as a Rich report or one JSON object; exact / measured counts beside it.
+
+Exit codes (for scripts): 0 when there is no budget, the preset fits, or ``--fit`` found overrides
+that fit; 1 when the preset is over budget and nothing that fits was found (or ``--fit`` was not
+asked). ``--exact`` / ``--measure`` problems a user can fix (no models, not enough memory to measure)
+are UserErrors.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from ..errors import UserError
+from ..units import fmt_bytes, fmt_count
+from .core import PARTS, Estimate, estimate
+
+PART_HELP = {
+    "weights": "fp32 master",
+    "grads": "fp32",
+    "optimizer": "AdamW / Muon state",
+    "activations": "saved for backward",
+    "logits": "loss, logits, grad",
+    "mhc": "n-fold streams",
+    "ddp": "grad buckets",
+    "overhead": "context + slack",
+}
+MEASURE_HEADROOM = 0.6  # measure on the CPU only when the step needs less than this share of free memory
+
+
+def _budget(preset: Any, budget_bytes: int | None) -> int | None:
+    if budget_bytes is not None:
+        return int(budget_bytes)
+    gib = preset.system.vram_budget_gib
+    return int(gib * 2**30) if gib > 0 else None
+
+
+def _preset_ref(preset: Any) -> str:
+    return str(preset.source) if getattr(preset, "source", None) else "PRESET"
+
+
+def vram_command(preset: Any, *, budget_bytes: int | None, fit: bool, as_json: bool, exact: bool,
+                 measure: bool, world_size: int, console: Console) -> int:
+    """Print the estimate of ``preset`` (and fit / exact / measure results); return the exit code."""
+    est = estimate(preset, world_size=world_size)
+    budget = _budget(preset, budget_bytes)
+    fits = None if budget is None else est.fits(budget)
+    fit_result = None
+    if fit and budget is not None and not fits:
+        from .fit import fit as fit_fn
+
+        fit_result = fit_fn(preset, budget, world_size=world_size)
+    counted = _counted(preset, est, exact, measure)
+    code = 0 if (fits is None or fits or (fit_result is not None and fit_result.fits)) else 1
+
+    if as_json:
+        obj = {
+            "preset": _preset_ref(preset),
+            "estimate": est.to_dict(),
+            "total_gib": round(est.total_gib, 4),
+            "budget_bytes": budget,
+            "fits": fits,
+            "fit": None if fit_result is None else {
+                "fits": fit_result.fits, "changes": fit_result.changes,
+                "command": fit_result.command(_preset_ref(preset)) if fit_result.fits else None,
+                "total_bytes": fit_result.estimate.total_bytes, "reason": fit_result.reason,
+            },
+            "counted": counted,
+            "exit_code": code,
+        }
+        console.file.write(json.dumps(obj, indent=2) + "\n")
+        console.file.flush()
+        return code
+
+    console.print(render(est, budget=budget, preset_ref=_preset_ref(preset), fit_result=fit_result))
+    if fit_result is not None and fit_result.fits:  # unwrapped, ready to copy
+        console.print(fit_result.command(_preset_ref(preset)), style="bold green", soft_wrap=True,
+                      highlight=False, markup=False)
+    if counted is not None:
+        console.print(render_counted(counted))
+    return code
+
+
+# -- exact / measure ------------------------------------------------------------------------------
+
+def _counted(preset: Any, est: Estimate, exact: bool, measure: bool) -> dict[str, Any] | None:
+    """Analytic (for the device the count runs on) beside exact and measured counts, as plain data."""
+    if not (exact or measure):
+        return None
+    try:
+        from . import exact as ex
+    except ImportError as e:  # pragma: no cover - torch is a dependency
+        raise UserError(f"--exact / --measure need torch: {e}") from None
+    dtype = "fp32" if est.dtype == "fp32" else "bf16"
+    ref = estimate(preset, est.vocab_size, device="cpu", dtype=dtype)
+    out: dict[str, Any] = {"dtype": dtype, "analytic_cpu": _rows(ref), "exact": None, "measure": None,
+                           "notes": []}
+    try:
+        if exact:
+            out["exact"] = ex.exact(preset, vocab_size=est.vocab_size, dtype=dtype).to_dict()
+        if measure:
+            on_cuda = ex.cuda_available()
+            if not on_cuda:
+                need = ref.total_bytes
+                free = ex.cpu_headroom_bytes()
+                if need > MEASURE_HEADROOM * free:
+                    raise UserError(
+                        f"--measure on the CPU would need about {fmt_bytes(need)} and {fmt_bytes(free)} is "
+                        f"free; use --exact (no memory needed) or shrink the step, e.g. --set "
+                        f"train.device_batch_size=1")
+            m_dtype = est.dtype if on_cuda else dtype
+            out["measure"] = ex.measure(preset, vocab_size=est.vocab_size, dtype=m_dtype,
+                                        device="cuda" if on_cuda else "cpu").to_dict()
+            if on_cuda:
+                out["analytic_cuda_no_overhead"] = est.total_bytes - est.parts["overhead"]
+    except UserError:
+        raise
+    except Exception as e:  # the model could not be built or run: say so, no traceback
+        raise UserError(f"could not run the model for --exact/--measure: {type(e).__name__}: {e}") from None
+    return out
+
+
+def _rows(e: Estimate) -> dict[str, int]:
+    return {"weights": e.parts["weights"], "grads": e.parts["grads"], "optimizer": e.parts["optimizer"],
+            "saved": e.saved_bytes}
+
+
+def render_counted(c: dict[str, Any]) -> Table:
+    cols = [("analytic", c["analytic_cpu"])]
+    if c.get("exact"):
+        cols.append(("exact (fake tensors)", c["exact"]))
+    if c.get("measure"):
+        cols.append((f"measured ({c['measure']['device']})", c["measure"]))
+    table = Table(title=f"Analytic vs counted, CPU kernels, {c['dtype']}", title_justify="left")
+    table.add_column("part")
+    for name, _ in cols:
+        table.add_column(name, justify="right")
+    if len(cols) > 1:
+        table.add_column("analytic / counted", justify="right")
+    for row in ("weights", "grads", "optimizer", "saved"):
+        cells = [fmt_bytes(col[row]) for _, col in cols]
+        ratio = ""
+        if len(cols) > 1 and cols[-1][1][row]:
+            ratio = f"{c['analytic_cpu'][row] / cols[-1][1][row]:.3f}"
+        table.add_row("saved activations" if row == "saved" else row, *cells, ratio)
+    m = c.get("measure")
+    if m and m.get("peak_allocated") is not None:
+        table.add_row("peak allocated (CUDA)", fmt_bytes(c["analytic_cuda_no_overhead"]),
+                      *[""] * (len(cols) - 2), fmt_bytes(m["peak_allocated"]),
+                      f"{c['analytic_cuda_no_overhead'] / m['peak_allocated']:.3f}")
+    kernel = (c.get("exact") or c.get("measure") or {}).get("attention_kernel", "")
+    if kernel:
+        table.caption = f"attention: {kernel}"
+    return table
+
+
+# -- the report ------------------------------------------------------------------------------------
+
+def render(est: Estimate, *, budget: int | None = None, preset_ref: str = "PRESET", fit_result: Any = None) -> Group:
+    head = Text()
+    head.append(f"{est.arch.upper()}  ", style="bold")
+    head.append(f"{est.params:,}", style="bold cyan")
+    head.append(" parameters", style="bold")
+    head.append(f"  ({fmt_count(est.params)})\n")
+    head.append(f"assumes {est.device.upper()}, {est.dtype}" + (" autocast" if est.dtype != "fp32" else ""))
+    head.append(f"  [{est.assumption}]\n" if est.assumption else "\n", style="dim")
+    vocab = f"vocab {est.vocab_size:,}" + ("" if est.vocab_exact else " (guess)") + f" from {est.vocab_source}"
+    head.append(f"{vocab} · batch {est.batch_size} x {est.seq_len} tokens x {est.world_size} device"
+                f"{'s' if est.world_size > 1 else ''} · accumulation {est.grad_accum} -> "
+                f"{est.tokens_per_step:,} tokens/step")
+
+    mem = Table(title="Memory per device, peak of one training step", title_justify="left")
+    mem.add_column("part")
+    mem.add_column("what", style="dim")
+    mem.add_column("bytes", justify="right")
+    mem.add_column("", justify="right")
+    mem.add_column("share", justify="right")
+    for part in PARTS:
+        v = est.parts[part]
+        if v == 0 and part in ("mhc", "ddp", "overhead"):
+            continue
+        mem.add_row(part, PART_HELP[part], f"{v:,}", fmt_bytes(v), f"{100 * v / est.total_bytes:.1f}%")
+    mem.add_section()
+    mem.add_row("[bold]total[/]", "", f"[bold]{est.total_bytes:,}[/]", f"[bold]{fmt_bytes(est.total_bytes)}[/]", "100%")
+
+    params = Table(title="Parameters by part", title_justify="left")
+    params.add_column("part")
+    params.add_column("parameters", justify="right")
+    params.add_column("share", justify="right")
+    for part, n in est.params_by_part.items():
+        params.add_row(part, f"{n:,}", f"{100 * n / est.params:.1f}%")
+
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="bold")
+    facts.add_column()
+    facts.add_row("FLOPs / token", f"{est.flops_per_token:,} ({fmt_count(est.flops_per_token)}; 6N + attention, training)")
+    facts.add_row("FLOPs / step", fmt_count(est.flops_per_token * est.tokens_per_step))
+    facts.add_row("artifact", f"<= {est.artifact_bytes_upper:,} bytes ({fmt_bytes(est.artifact_bytes_upper)}), "
+                              f"uncompressed int8 payload, before zlib and code")
+    parts: list[Any] = [head, mem, params, facts]
+    for note in est.notes:
+        parts.append(Text(f"note: {note}", style="yellow"))
+    if budget is not None:
+        parts.append(_verdict(est, budget))
+    if fit_result is not None:
+        parts.append(_fit_panel(fit_result, preset_ref))
+    return Group(*parts)
+
+
+def _verdict(est: Estimate, budget: int) -> Text:
+    spare = budget - est.total_bytes
+    if spare >= 0:
+        return Text(f"fits: {fmt_bytes(est.total_bytes)} of the {fmt_bytes(budget)} budget "
+                    f"({fmt_bytes(spare)} to spare)", style="bold green")
+    return Text(f"over budget by {fmt_bytes(-spare)}: needs {fmt_bytes(est.total_bytes)}, budget "
+                f"{fmt_bytes(budget)}", style="bold red")
+
+
+def _fit_panel(r: Any, preset_ref: str) -> Panel:
+    if not r.fits:
+        return Panel(Text(f"nothing found that fits: {r.reason}", style="red"), title="fit", title_align="left")
+    body = Text()
+    body.append("overrides: ", style="bold")
+    body.append(" ".join(f"--set {c}" for c in r.changes) + "\n")
+    body.append(f"estimate with them: {fmt_bytes(r.estimate.total_bytes)} "
+                f"(batch {r.estimate.batch_size} x {r.estimate.seq_len}, accumulation {r.estimate.grad_accum}, "
+                f"{r.estimate.tokens_per_step:,} tokens/step)")
+    return Panel(body, title="fit", title_align="left")
