@@ -1,0 +1,179 @@
+"""The tuiLM Textual app: ``make_app(...)`` builds it, ``run_app(...)`` runs it (the CLI calls this).
+
+Two modes, each a screen stack: ``presets`` (list -> editor) and ``runs`` (list -> dashboard or
+compare). Run data is loaded by ``watcher.RunWatcher`` threads and shared between screens.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from textual.app import App
+from textual.binding import Binding
+
+from ..config.presets import preset_dirs
+from .commands import TuiLMCommands
+from .screens.dashboard import DashboardScreen
+from .screens.dialogs import ConfirmScreen
+from .screens.editor import PresetEditor
+from .screens.presets import PresetsScreen
+from .screens.runs import RunsScreen
+from .watcher import RunWatcher
+
+
+class TuiLMApp(App):
+    CSS_PATH = "tuilm.tcss"
+    TITLE = "tuiLM"
+    COMMANDS = App.COMMANDS | {TuiLMCommands}
+    MODES = {"presets": PresetsScreen, "runs": RunsScreen}
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-medium"), (150, "-wide")]
+    BINDINGS = [
+        Binding("1", "show_presets", "Presets"),
+        Binding("2", "show_runs", "Runs"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(self, *, preset_dirs: Iterable[Path] = (), runs_root: Path | None = None,
+                 now: Callable[[], float] | None = None, start: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self._extra_dirs = [Path(d) for d in preset_dirs]
+        self._runs_root = runs_root
+        self.now = now or time.time
+        self.watcher = RunWatcher()
+        self._start = start or {}
+
+    # -- configuration the screens read ------------------------------------------------------------
+
+    def extra_preset_dirs(self) -> list[Path]:
+        return list(self._extra_dirs)
+
+    def preset_dirs(self) -> list[Path]:
+        return preset_dirs(self._extra_dirs)
+
+    def runs_root_dir(self) -> Path | None:
+        return self._runs_root
+
+    # -- start-up --------------------------------------------------------------------------------------
+
+    async def on_mount(self) -> None:
+        s = self._start
+        if s.get("run_dirs"):
+            await self.switch_mode("runs")
+            if s.get("resume"):
+                self.resume_run(Path(s["run_dirs"][0]))
+            self.open_runs([Path(p) for p in s["run_dirs"]])
+        elif s.get("preset_path") is not None or s.get("new_preset"):
+            await self.switch_mode("presets")
+            editor = self.open_preset(s.get("preset_path"), overrides=s.get("overrides", ()),
+                                      run_name=s.get("run_name"))
+            if s.get("launch") and editor is not None:
+                self.call_after_refresh(editor.action_launch)
+        else:
+            await self.switch_mode("presets")
+
+    def on_unmount(self) -> None:
+        self.watcher.close()
+
+    # -- navigation ----------------------------------------------------------------------------------
+
+    def action_show_presets(self) -> None:
+        self.switch_mode("presets")
+
+    def action_show_runs(self) -> None:
+        self.switch_mode("runs")
+
+    def open_preset(self, path: Path | None, overrides: Iterable[str] = (), run_name: str | None = None
+                    ) -> PresetEditor | None:
+        from ..config.load import PresetError
+
+        if self.current_mode != "presets":
+            self.switch_mode("presets")
+        try:
+            editor = PresetEditor(path, tuple(overrides), run_name=run_name)
+        except (PresetError, OSError) as e:
+            self.notify(str(e), severity="error", timeout=10)
+            return None
+        self.push_screen(editor)
+        return editor
+
+    def open_runs(self, paths: list[Path], proc: Any = None) -> DashboardScreen:
+        if self.current_mode != "runs":
+            self.switch_mode("runs")
+        runs = [self.watcher.get(p, proc=proc if i == 0 else None) for i, p in enumerate(paths)]
+        screen = DashboardScreen(runs)
+        self.push_screen(screen)
+        return screen
+
+    def presets_changed(self) -> None:
+        for screen in self.screen_stack:
+            if isinstance(screen, PresetsScreen):
+                screen.action_reload()
+
+    # -- run control ---------------------------------------------------------------------------------
+
+    def stop_run(self, path: Path) -> None:
+        from . import services
+
+        run = self.watcher.get(path)
+        try:
+            ok = services.stop_run(run.proc if run.proc is not None else path)
+        except Exception as e:  # a launcher problem must not take the console down
+            self.notify(f"Stop failed: {e}", severity="error")
+            return
+        self.notify("Stopping: the trainer writes a checkpoint first" if ok else "No live trainer found",
+                    severity="information" if ok else "warning")
+
+    def resume_run(self, path: Path) -> None:
+        from . import services
+
+        try:
+            proc = services.resume_run(path)
+        except Exception as e:  # a launcher problem must not take the console down
+            self.notify(f"Resume failed: {e}", severity="error", timeout=8)
+            return
+        run = self.watcher.get(path, proc=proc)
+        self.watcher.wake(run)
+        self.notify(f"Resuming {path.name}", timeout=2)
+
+    # -- quitting ------------------------------------------------------------------------------------
+
+    async def action_quit(self) -> None:
+        unsaved = [s for stack in self._screen_stacks.values() for s in stack
+                   if isinstance(s, PresetEditor) and s.has_unsaved()]
+        if not unsaved:
+            self.exit()
+            return
+
+        def done(ok: bool | None) -> None:
+            if ok:
+                self.exit()
+
+        self.push_screen(ConfirmScreen("A preset has unsaved changes. Quit anyway?", yes="Quit"), done)
+
+
+def make_app(preset_path: str | Path | None = None, run_dir: str | Path | Iterable[str | Path] | None = None,
+             launch: bool = False, overrides: Iterable[str] = (), run_name: str | None = None,
+             resume: bool = False, *, preset_dirs: Iterable[str | Path] = (), runs_root: str | Path | None = None,
+             now: Callable[[], float] | None = None) -> TuiLMApp:
+    """Build the app. ``preset_path`` may be a folder (listed with the others) or a file (opened);
+    ``run_dir`` one run or several (compare view); ``now`` fixes the clock (snapshot tests)."""
+    dirs = [Path(d) for d in preset_dirs]
+    start: dict[str, Any] = {"launch": launch, "overrides": tuple(overrides), "run_name": run_name,
+                             "resume": resume}
+    if preset_path is not None:
+        p = Path(preset_path)
+        if p.is_dir():
+            dirs.insert(0, p)
+        else:
+            start["preset_path"] = p
+    if run_dir is not None:
+        runs = [run_dir] if isinstance(run_dir, (str, Path)) else list(run_dir)
+        start["run_dirs"] = [Path(r) for r in runs]
+    return TuiLMApp(preset_dirs=dirs, runs_root=Path(runs_root) if runs_root else None, now=now, start=start)
+
+
+def run_app(preset_path: str | Path | None = None, run_dir: str | Path | None = None, launch: bool = False,
+            overrides: Iterable[str] = (), run_name: str | None = None, resume: bool = False) -> None:
+    make_app(preset_path, run_dir, launch, overrides, run_name, resume).run()

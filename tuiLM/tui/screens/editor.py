@@ -1,0 +1,417 @@
+"""The preset editor: schema form, live validation, live estimate, save / save as, launch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Footer, Input, Label, OptionList, Static
+from textual.widgets.option_list import Option
+
+from ...config.load import Preset, PresetError, Problem, coerce_text, locate_keys, parse_toml_text, resolve
+from ...config.schema import BY_PATH, FIELDS
+from ...config.validate import validate
+from ...config.write import atomic_write_text, update_text
+from ...units import fmt_bytes, fmt_count
+from .. import services
+from ..widgets.estimate import EstimatePanel
+from ..widgets.form import FieldRow, PresetForm
+from .dialogs import ConfirmScreen, SaveAsScreen
+
+ESTIMATE_DEBOUNCE_S = 0.15
+
+
+class EstimateReady(Message):
+    """Posted by the estimate worker (workers never touch widgets)."""
+
+    def __init__(self, serial: int, est: services.EstimateView | None, error: str = "") -> None:
+        super().__init__()
+        self.serial, self.est, self.error = serial, est, error
+
+
+class Launched(Message):
+    def __init__(self, run_dir: Path | None, proc: Any = None, error: str = "") -> None:
+        super().__init__()
+        self.run_dir, self.proc, self.error = run_dir, proc, error
+
+
+class PresetEditor(Screen):
+    """Edit one preset file (or a new one), with problems beside each field."""
+
+    BINDINGS = [
+        Binding("ctrl+s", "save", "Save", priority=True),
+        Binding("f2", "save_as", "Save as"),
+        Binding("ctrl+r", "launch", "Run", priority=True),
+        Binding("f8", "next_problem", "Next problem"),
+        Binding("escape", "back", "Back"),
+    ]
+
+    def __init__(self, path: Path | None, overrides: tuple[str, ...] | list[str] = (), *,
+                 run_name: str | None = None) -> None:
+        super().__init__()
+        self.path = Path(path) if path else None
+        self.run_name = run_name
+        self.original_text = ""
+        self.load_problems: list[Problem] = []
+        self.base: Preset
+        self.values: dict[str, Any] = {}  # path -> typed value (last valid)
+        self.type_errors: dict[str, str] = {}  # path -> message for unparsable input
+        self.problems: list[Problem] = []
+        self.estimate: services.EstimateView | None = None
+        self.estimate_error = ""
+        self.estimates_done = 0  # tests wait on this
+        self._serial = 0
+        self._debounce: Timer | None = None
+        self._bad_overrides: dict[str, str] = {}
+        self._load(overrides)
+
+    # -- loading -------------------------------------------------------------------------------------
+
+    def _load(self, overrides: tuple[str, ...] | list[str]) -> None:
+        text = self.path.read_text(encoding="utf-8") if self.path else ""
+        raw = parse_toml_text(text, str(self.path or "<new preset>"))
+        self.original_text = text
+        base, problems = resolve(raw, (), source=self.path, lines=locate_keys(text))
+        self.base = base
+        self.load_problems = problems
+        self.values = {f.path: base.get(f.path) for f in FIELDS}
+        for text_override in overrides:  # --set values start as unsaved edits
+            p, _, v = text_override.partition("=")
+            f = BY_PATH.get(p.strip())
+            if f is not None:
+                try:
+                    self.values[f.path] = coerce_text(f, v)
+                except ValueError as e:
+                    self.type_errors[f.path] = str(e)
+                    self._bad_overrides[f.path] = v
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="editor-title", classes="title-bar")
+        with Horizontal(id="editor-body"):
+            yield PresetForm(self._sections(), id="form")
+            with VerticalScroll(id="editor-side"):
+                yield Label("Estimate", classes="side-title")
+                yield EstimatePanel(id="estimate")
+                with Horizontal(id="budget-line"):
+                    yield Label("budget GiB", id="budget-label")
+                    yield Input(self._budget_text(), placeholder="e.g. 24", id="budget", compact=True)
+                yield Label("Problems", classes="side-title")
+                yield OptionList(id="problems")
+        yield Static(id="editor-summary")
+        yield Footer()
+
+    def _sections(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for f in FIELDS:
+            out.setdefault(f.section, {})[f.key] = self.values[f.path]
+        return out
+
+    def _budget_text(self) -> str:
+        b = self.values.get("system.vram_budget_gib") or 0.0
+        return f"{b:g}" if b else ""
+
+    def on_mount(self) -> None:
+        form = self.query_one(PresetForm)
+        form.apply_arch(str(self.values["model.arch"]))
+        for path, text in self._bad_overrides.items():
+            form.row(path).set_raw(text)
+        self.revalidate()
+        self._schedule_estimate(now=True)
+
+    # -- the current preset --------------------------------------------------------------------------
+
+    def current(self) -> Preset:
+        changes = {p: v for p, v in self.values.items() if v != self.base.get(p)}
+        return self.base.with_values(changes)
+
+    def changes(self) -> dict[str, Any]:
+        """Typed values that differ from what the file resolves to (what save writes)."""
+        return {p: v for p, v in self.values.items() if v != self.base.get(p)}
+
+    def has_unsaved(self) -> bool:
+        return bool(self.changes()) or bool(self.type_errors)
+
+    # -- editing -------------------------------------------------------------------------------------
+
+    @on(FieldRow.Edited)
+    def _field_edited(self, event: FieldRow.Edited) -> None:
+        row = event.row
+        f = row.field
+        raw = row.raw()
+        try:
+            if raw is None:
+                raise ValueError(f"choose one of {', '.join(f.choices or ())}")
+            value = raw if isinstance(raw, bool) or f.choices else coerce_text(f, raw)
+        except ValueError as e:
+            self.type_errors[f.path] = str(e)
+        else:
+            self.type_errors.pop(f.path, None)
+            self.values[f.path] = value
+            if f.path == "model.arch":
+                self.query_one(PresetForm).apply_arch(str(value))
+            if f.path == "system.vram_budget_gib":
+                self.query_one("#budget", Input).value = self._budget_text()
+        self.revalidate()
+        self._schedule_estimate()
+
+    def revalidate(self) -> None:
+        """Validate the current values; put each problem beside its field and in the list."""
+        preset = self.current()
+        problems = [Problem("error", p, m, self.base.lines.get(p)) for p, m in self.type_errors.items()]
+        problems += [p for p in self.load_problems if p.path not in self.type_errors]
+        problems += [p for p in validate(preset, with_budget=False) if p.path not in self.type_errors]
+        problems += self._budget_problems()
+        self.problems = problems
+        form = self.query_one(PresetForm)
+        first: dict[str, Problem] = {}
+        for p in problems:
+            if p.path in BY_PATH and (p.path not in first or (p.is_error and not first[p.path].is_error)):
+                first[p.path] = p
+        changes = self.changes()
+        for row in form.rows():
+            p = first.get(row.field.path)
+            row.set_problem(p.level if p else None, p.message if p else "")
+            row.set_modified(row.field.path in changes or row.field.path in self.type_errors,
+                             row.field.path in self.base.lines)
+        options = self.query_one("#problems", OptionList)
+        options.clear_options()
+        if not problems:
+            options.add_option(Option(Text("✓ no problems", style="green"), id="none", disabled=True))
+        for i, p in enumerate(problems):
+            icon, style = ("✗", "bold red") if p.is_error else ("⚠", "yellow")
+            prompt = Text.assemble((f"{icon} ", style), (p.path or "preset", "bold"), ": ", p.message)
+            options.add_option(Option(prompt, id=f"p{i}"))
+        self._update_title()
+
+    def _budget_problems(self) -> list[Problem]:
+        if self.estimate is None:
+            return []
+        budget = self.budget_gib()
+        if budget > 0 and self.estimate.total_bytes > budget * 2**30:
+            return [Problem("warning", "system.vram_budget_gib",
+                            f"estimated peak {self.estimate.total_bytes / 2**30:.2f} GiB exceeds the budget "
+                            f"{budget:g} GiB")]
+        return []
+
+    def budget_gib(self) -> float:
+        text = self.query_one("#budget", Input).value.strip() if self.is_mounted else ""
+        try:
+            value = float(text) if text else 0.0
+        except ValueError:
+            value = 0.0
+        return value if value > 0 else float(self.values.get("system.vram_budget_gib") or 0.0)
+
+    @on(Input.Changed, "#budget")
+    def _budget_changed(self) -> None:
+        self._show_estimate()
+        self.revalidate()
+
+    def _update_title(self) -> None:
+        name = str(self.path) if self.path else "new preset (unsaved)"
+        n_err = sum(p.is_error for p in self.problems)
+        n_warn = len(self.problems) - n_err
+        t = Text.assemble(("preset ", "dim"), (name, "bold"), ("  ·  ", "dim"),
+                          (str(self.values.get("model.arch")), "cyan"))
+        if self.has_unsaved():
+            t.append("  ● modified", style="yellow")
+        t.append("  ·  ")
+        t.append(f"{n_err} error{'s' if n_err != 1 else ''}", style="bold red" if n_err else "green")
+        t.append(f", {n_warn} warning{'s' if n_warn != 1 else ''}", style="yellow" if n_warn else "dim")
+        self.query_one("#editor-title", Static).update(t)
+        self._update_summary()
+
+    def _update_summary(self) -> None:
+        """One line for narrow terminals where the side panel is hidden."""
+        est = self.estimate
+        t = Text()
+        if est is not None:
+            t.append(f"params {fmt_count(est.params)}", style="bold")
+            t.append(f"  ·  peak {fmt_bytes(est.total_bytes)}")
+            b = self.budget_gib()
+            if b > 0:
+                over = est.total_bytes > b * 2**30
+                t.append(f" / {b:g} GiB", style="red" if over else "green")
+            if est.artifact_bytes is not None:
+                t.append(f"  ·  artifact ≤ {fmt_bytes(est.artifact_bytes)}")
+        elif self.estimate_error:
+            t.append(self.estimate_error, style="red")
+        self.query_one("#editor-summary", Static).update(t)
+
+    # -- estimate (debounced, in a thread) ----------------------------------------------------------
+
+    def _schedule_estimate(self, now: bool = False) -> None:
+        if self._debounce is not None:
+            self._debounce.stop()
+        self._serial += 1
+        serial = self._serial
+        if self.type_errors or any(p.is_error for p in self.problems):
+            self._show_estimate(pending=True)
+        if now:
+            self._debounce = None
+            self._run_estimate(self.current(), serial)
+            return
+        self._debounce = self.set_timer(ESTIMATE_DEBOUNCE_S, lambda: self._run_estimate(self.current(), serial))
+
+    @work(thread=True, exclusive=True, group="estimate")
+    def _run_estimate(self, preset: Preset, serial: int) -> None:
+        if any(p.is_error for p in validate(preset, with_budget=False)):
+            self.post_message(EstimateReady(serial, None, "fix the errors to see the estimate"))
+            return
+        try:
+            est = services.estimate(preset)
+        except RuntimeError as e:
+            self.post_message(EstimateReady(serial, None, f"estimate failed: {e}"))
+            return
+        self.post_message(EstimateReady(serial, est))
+
+    @on(EstimateReady)
+    def _estimate_ready(self, msg: EstimateReady) -> None:
+        if msg.serial != self._serial:
+            return  # superseded by a newer edit
+        self.estimate, self.estimate_error = msg.est, msg.error
+        self.estimates_done += 1
+        self._show_estimate()
+        self.revalidate()
+
+    def _show_estimate(self, pending: bool = False) -> None:
+        panel = self.query_one("#estimate", EstimatePanel)
+        if self.estimate is None:
+            panel.show(None, self.budget_gib(), error=self.estimate_error)
+        else:
+            panel.show(self.estimate, self.budget_gib(), pending=pending or bool(self.estimate_error))
+        self._update_summary()
+
+    # -- problems ------------------------------------------------------------------------------------
+
+    @on(OptionList.OptionSelected, "#problems")
+    def _problem_selected(self, event: OptionList.OptionSelected) -> None:
+        idx = int(event.option.id[1:]) if event.option.id and event.option.id.startswith("p") else -1
+        if 0 <= idx < len(self.problems) and self.problems[idx].path in BY_PATH:
+            self.query_one(PresetForm).reveal(self.problems[idx].path)
+
+    def action_next_problem(self) -> None:
+        paths = [p.path for p in self.problems if p.path in BY_PATH]
+        if not paths:
+            self.notify("No problems", timeout=2)
+            return
+        focused = self.focused
+        current = None
+        for row in self.query_one(PresetForm).rows():
+            if focused is not None and row in focused.ancestors_with_self:
+                current = row.field.path
+        nxt = paths[(paths.index(current) + 1) % len(paths)] if current in paths else paths[0]
+        self.query_one(PresetForm).reveal(nxt)
+
+    # -- saving --------------------------------------------------------------------------------------
+
+    def _blocked(self) -> bool:
+        if self.type_errors:
+            paths = ", ".join(self.type_errors)
+            self.notify(f"Cannot save: {paths} cannot be read (fix the value first)", severity="error")
+            self.query_one(PresetForm).reveal(next(iter(self.type_errors)))
+            return True
+        return False
+
+    def action_save(self) -> None:
+        if self.path is None:
+            self.action_save_as()
+            return
+        if self._blocked():
+            return
+        self._write(self.path)
+
+    def action_save_as(self) -> None:
+        if self._blocked():
+            return
+        if self.path is not None:
+            default = self.path.with_name(self.path.stem + "-copy.toml")
+        else:
+            dirs = self.app.preset_dirs() if hasattr(self.app, "preset_dirs") else [Path("presets")]
+            default = (dirs[0] if dirs else Path("presets")) / f"{self.values['run.name']}.toml"
+
+        def done(result: Path | None) -> None:
+            if result is not None:
+                self._write(result)
+
+        self.app.push_screen(SaveAsScreen(default), done)
+
+    def _write(self, path: Path) -> None:
+        changes = self.changes()
+        text = update_text(self.original_text, changes)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(path, text)
+        except OSError as e:
+            self.notify(f"Cannot write {path}: {e.strerror or e}", severity="error")
+            return
+        try:
+            raw = parse_toml_text(text, str(path))
+        except PresetError as e:  # cannot happen with tomlkit output, but never lose the user's work
+            self.notify(str(e), severity="error")
+            return
+        self.path = path
+        self.original_text = text
+        self.base, self.load_problems = resolve(raw, (), source=path, lines=locate_keys(text))
+        n = len(changes)
+        errors = sum(p.is_error for p in self.problems)
+        self.notify(f"Saved {path} ({n} key{'s' if n != 1 else ''} changed)"
+                    + (f" — {errors} error{'s' if errors != 1 else ''} remain" if errors else ""),
+                    severity="warning" if errors else "information", timeout=3)
+        self.revalidate()
+        refresh = getattr(self.app, "presets_changed", None)
+        if refresh:
+            refresh()
+
+    # -- launching -----------------------------------------------------------------------------------
+
+    def action_launch(self) -> None:
+        errors = [p for p in self.problems if p.is_error]
+        if errors:
+            self.notify(f"Cannot start: {len(errors)} error{'s' if len(errors) != 1 else ''} "
+                        f"(first: {errors[0].path}: {errors[0].message})", severity="error")
+            return
+        self.notify("Starting the trainer…", timeout=2)
+        self._launch(self.current())
+
+    @work(thread=True, exclusive=True, group="launch")
+    def _launch(self, preset: Preset) -> None:
+        try:
+            run_dir, proc = services.launch_run(preset, name=self.run_name)
+        except Exception as e:  # a user error (bad name, no space) or a launcher bug: show it, stay up
+            self.post_message(Launched(None, error=str(e)))
+            return
+        self.post_message(Launched(run_dir, proc))
+
+    @on(Launched)
+    def _launched(self, msg: Launched) -> None:
+        if msg.run_dir is None:
+            self.notify(f"Could not start: {msg.error}", severity="error", timeout=8)
+            return
+        self.app.open_runs([msg.run_dir], proc=msg.proc)
+
+    # -- leaving -------------------------------------------------------------------------------------
+
+    def action_back(self) -> None:
+        if not self.has_unsaved():
+            self.dismiss()
+            return
+
+        def done(ok: bool | None) -> None:
+            if ok:
+                self.dismiss()
+
+        self.app.push_screen(ConfirmScreen("Discard unsaved changes to this preset?", yes="Discard"), done)
+
+    def palette_commands(self) -> list[tuple[str, str, Any]]:
+        return [("Save preset", "Write changed keys, keeping comments (ctrl+s)", self.action_save),
+                ("Save preset as…", "Write to a new file (F2)", self.action_save_as),
+                ("Run this preset", "Start a trainer with the current values (ctrl+r)", self.action_launch),
+                ("Next problem", "Jump to the next field with a problem (F8)", self.action_next_problem)]

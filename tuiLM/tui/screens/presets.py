@@ -1,0 +1,110 @@
+"""The preset list: every preset in ./presets, the shipped folder and any folder given."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from rich.syntax import Syntax
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from ...config.presets import list_presets
+
+
+def preset_info(path: Path) -> dict[str, Any]:
+    """Arch, shape and notes of a preset file, read shallowly (no validation) for the list."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        return {"arch": "?", "shape": "", "notes": f"unreadable: {e}"}
+    model = raw.get("model", {}) if isinstance(raw.get("model"), dict) else {}
+    run = raw.get("run", {}) if isinstance(raw.get("run"), dict) else {}
+    shape = ""
+    if "n_layers" in model or "d_model" in model:
+        shape = f"{model.get('n_layers', '·')}L × {model.get('d_model', '·')}"
+    return {"arch": str(model.get("arch", "gpt")), "shape": shape, "notes": str(run.get("notes", ""))}
+
+
+class PresetsScreen(Screen):
+    BINDINGS = [
+        Binding("enter", "open", "Edit", show=True),
+        Binding("n", "new", "New preset"),
+        Binding("f5", "reload", "Reload", show=False),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="presets-title", classes="title-bar")
+        with Horizontal(id="presets-body"):
+            yield DataTable(id="presets-table", cursor_type="row", zebra_stripes=True)
+            yield Static(id="preset-preview")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.add_columns("preset", "arch", "shape", "notes")
+        self.action_reload()
+        table.focus()
+
+    def presets(self) -> list[Path]:
+        return list_presets(self.app.extra_preset_dirs())
+
+    def action_reload(self) -> None:
+        table = self.query_one(DataTable)
+        keep = table.cursor_row
+        table.clear()
+        paths = self.presets()
+        for p in paths:
+            info = preset_info(p)
+            notes = info["notes"]
+            table.add_row(Text(p.stem, style="bold"), info["arch"], info["shape"],
+                          Text(notes, style="dim", overflow="ellipsis", no_wrap=True), key=str(p))
+        dirs = ", ".join(str(d) for d in self.app.preset_dirs()) or "none found"
+        self.query_one("#presets-title", Static).update(
+            Text.assemble(("Presets ", "bold"), (f"{len(paths)} in {dirs}", "dim")))
+        if paths:
+            table.move_cursor(row=min(keep, len(paths) - 1))
+            self._preview(paths[min(keep, len(paths) - 1)])
+
+    def _selected(self) -> Path | None:
+        table = self.query_one(DataTable)
+        if table.row_count == 0:
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        return Path(key) if key else None
+
+    @on(DataTable.RowHighlighted)
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key.value:
+            self._preview(Path(event.row_key.value))
+
+    def _preview(self, path: Path) -> None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as e:
+            text = f"# cannot read: {e}"
+        self.query_one("#preset-preview", Static).update(
+            Syntax(text, "toml", theme="ansi_dark", word_wrap=False, background_color="default"))
+
+    @on(DataTable.RowSelected)
+    def _selected_row(self, event: DataTable.RowSelected) -> None:
+        self.action_open()
+
+    def action_open(self) -> None:
+        path = self._selected()
+        if path is not None:
+            self.app.open_preset(path)
+
+    def action_new(self) -> None:
+        self.app.open_preset(None)
+
+    def palette_commands(self) -> list[tuple[str, str, Any]]:
+        return [("New preset", "Start from the schema defaults (n)", self.action_new),
+                ("Reload presets", "Re-read the preset folders", self.action_reload)]
+

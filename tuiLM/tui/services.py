@@ -1,0 +1,81 @@
+"""The few library calls the app makes, in one place, imported lazily.
+
+``tuiLM.estimate`` and ``tuiLM.launch`` are pure Python (no torch); importing them late keeps the app
+start fast and lets the app open (with a clear message) in a checkout where one of them is broken.
+Everything here may block for a moment: the screens call it from thread workers.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+
+
+@dataclass
+class EstimateView:
+    """What the estimate panel shows (a stable shape whatever the estimator's internals)."""
+
+    params: int
+    parts: dict[str, int]
+    total_bytes: int
+    artifact_bytes: int | None
+    device: str = ""
+    dtype: str = ""
+    assumption: str = ""
+    tokens_per_step: int | None = None
+    notes: tuple[str, ...] = ()
+
+
+def estimate(preset: Any) -> EstimateView:
+    """Run the analytic estimator; raises RuntimeError with a readable message when it cannot."""
+    try:
+        from ..estimate import estimate as _estimate
+    except ImportError as e:  # pragma: no cover - only in a broken checkout
+        raise RuntimeError(f"estimator unavailable ({e})") from None
+    try:
+        est = _estimate(preset)
+    except (ValueError, KeyError, ZeroDivisionError, UserError) as e:
+        raise RuntimeError(str(e) or type(e).__name__) from None
+    artifact = getattr(est, "artifact_bytes_upper", None)
+    if artifact is None:
+        artifact = getattr(est, "artifact_bytes", None)
+    return EstimateView(
+        params=int(est.params),
+        parts={k: int(v) for k, v in dict(est.parts).items()},
+        total_bytes=int(est.total_bytes),
+        artifact_bytes=int(artifact) if artifact is not None else None,
+        device=str(getattr(est, "device", "")),
+        dtype=str(getattr(est, "dtype", "")),
+        assumption=str(getattr(est, "assumption", "")),
+        tokens_per_step=getattr(est, "tokens_per_step", None),
+        notes=tuple(getattr(est, "notes", ()) or ()),
+    )
+
+
+def _launch_module():
+    try:
+        from .. import launch
+    except ImportError as e:  # pragma: no cover - only in a broken checkout
+        raise UserError(f"cannot start trainers: tuiLM.launch is unavailable ({e})") from None
+    return launch
+
+
+def launch_run(preset: Any, name: str | None = None, nproc: int = 1) -> tuple[Path, subprocess.Popen]:
+    """Create the run directory (frozen preset) and start the trainer process."""
+    launch = _launch_module()
+    run_dir = launch.create_run(preset, name=name)
+    proc = launch.spawn_trainer(run_dir, nproc=nproc)
+    return Path(run_dir), proc
+
+
+def resume_run(run_dir: Path, nproc: int = 1) -> subprocess.Popen:
+    return _launch_module().spawn_trainer(run_dir, nproc=nproc, resume=True)
+
+
+def stop_run(target: Path | subprocess.Popen) -> bool:
+    """SIGTERM: the trainer checkpoints and writes run_end(stopped). Returns False if none was live."""
+    return bool(_launch_module().stop_trainer(target))

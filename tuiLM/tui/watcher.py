@@ -1,0 +1,99 @@
+"""Loader threads: one per open run, tailing its files and posting ``RunChanged`` to subscribers.
+
+The thread only reads files and updates ``RunData`` (never a widget); screens subscribe and get a
+message that replaces any unprocessed one for the same run, so a fast writer cannot flood the UI.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from textual.message import Message
+
+from .rundata import RunData
+
+IDLE_EXIT_S = 30.0  # a thread with no subscribers stops after this; resubscribing restarts it
+
+
+class RunChanged(Message):
+    def __init__(self, run: RunData) -> None:
+        super().__init__()
+        self.run = run
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, RunChanged) and message.run is self.run
+
+
+@dataclass
+class _Entry:
+    run: RunData
+    subscribers: list[Any] = field(default_factory=list)
+    thread: threading.Thread | None = None
+
+
+class RunWatcher:
+    def __init__(self) -> None:
+        self._entries: dict[Path, _Entry] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+
+    def get(self, path: Path, proc: Any = None) -> RunData:
+        key = Path(path).resolve()
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                entry = self._entries[key] = _Entry(RunData(path, proc=proc))
+            elif proc is not None:
+                entry.run.proc = proc
+            return entry.run
+
+    def subscribe(self, run: RunData, subscriber: Any) -> None:
+        key = run.path.resolve()
+        with self._lock:
+            entry = self._entries[key]
+            if subscriber not in entry.subscribers:
+                entry.subscribers.append(subscriber)
+            if entry.thread is None or not entry.thread.is_alive():
+                entry.thread = threading.Thread(target=self._loop, args=(entry,), daemon=True,
+                                                name=f"tuilm-load-{run.run_id}")
+                entry.thread.start()
+        subscriber.post_message(RunChanged(run))
+
+    def unsubscribe(self, run: RunData, subscriber: Any) -> None:
+        with self._lock:
+            entry = self._entries.get(run.path.resolve())
+            if entry and subscriber in entry.subscribers:
+                entry.subscribers.remove(subscriber)
+
+    def wake(self, run: RunData) -> None:
+        """Make the loader look now (after a resume or stop)."""
+        run._last_liveness = 0.0
+
+    def close(self) -> None:
+        self._stop.set()
+
+    def _loop(self, entry: _Entry) -> None:
+        run = entry.run
+        idle_since: float | None = None
+        while not self._stop.is_set():
+            changed = run.poll(budget_s=0.2)
+            if changed:
+                with self._lock:
+                    subs = list(entry.subscribers)
+                for s in subs:
+                    s.post_message(RunChanged(run))
+            if not run.caught_up():
+                continue  # still catching up with a long file: keep reading
+            with self._lock:
+                empty = not entry.subscribers
+            if empty:
+                idle_since = idle_since or time.monotonic()
+                if time.monotonic() - idle_since > IDLE_EXIT_S:
+                    return
+            else:
+                idle_since = None
+            self._stop.wait(0.25 if run.state in ("running", "starting", "new") else 1.0)
