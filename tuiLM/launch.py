@@ -268,6 +268,10 @@ def _num(value: Any) -> float | None:
         return None
 
 
+def _fmt4(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4f}"
+
+
 def _fold(ev: dict[str, Any], state: dict[str, Any], console: Any) -> None:
     kind = ev.get("kind")
     if kind == "run_start":
@@ -286,8 +290,8 @@ def _fold(ev: dict[str, Any], state: dict[str, Any], console: Any) -> None:
         state["val_bpb"] = bpb
         if bpb is not None and bpb == bpb and (state["best_bpb"] is None or bpb < state["best_bpb"]):
             state["best_bpb"] = bpb
-        console.print(f"step {ev.get('step')}: val_loss {_num(ev.get('val_loss')):.4f}  "
-                      f"val_bpb {bpb:.4f}", highlight=False)
+        loss = _num(ev.get("val_loss"))
+        console.print(f"step {ev.get('step')}: val_loss {_fmt4(loss)}  val_bpb {_fmt4(bpb)}", highlight=False)
     elif kind == "sample":
         console.print(f"[dim]sample @ {ev.get('step')}:[/] {ev.get('prompt', '')}{ev.get('text', '')!r}",
                       highlight=False, markup=True)
