@@ -64,10 +64,11 @@ def _launch_module():
     return launch
 
 
-def launch_run(preset: Any, name: str | None = None, nproc: int = 1) -> tuple[Path, subprocess.Popen]:
+def launch_run(preset: Any, name: str | None = None, nproc: int = 1, root: Path | None = None
+               ) -> tuple[Path, subprocess.Popen]:
     """Create the run directory (frozen preset) and start the trainer process."""
     launch = _launch_module()
-    run_dir = launch.create_run(preset, name=name)
+    run_dir = launch.create_run(preset, name=name, root=root)
     proc = launch.spawn_trainer(run_dir, nproc=nproc)
     return Path(run_dir), proc
 

@@ -6,7 +6,6 @@ import math
 import time
 from typing import Any
 
-from rich.console import Group
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -260,10 +259,10 @@ class DashboardScreen(Screen):
     def _status(self) -> None:
         widget = self.query_one("#run-status", Static)
         if self.compare:
-            widget.update(Group(*(self._run_line(i, r) for i, r in enumerate(self.runs)), self._view_line()))
-            return
-        run = self.runs[0]
-        widget.update(Group(self._run_line(0, run), self._metrics_line(run)))
+            lines = [self._run_line(i, r) for i, r in enumerate(self.runs)] + [self._view_line()]
+        else:
+            lines = [self._run_line(0, self.runs[0]), self._metrics_line(self.runs[0])]
+        widget.update(Text("\n").join(lines))
 
     def _view_line(self) -> Text:
         t = Text(style="dim")

@@ -70,7 +70,9 @@ class PresetEditor(Screen):
         self.estimates_done = 0  # tests wait on this
         self._serial = 0
         self._debounce: Timer | None = None
-        self._bad_overrides: dict[str, str] = {}
+        self.raw_text: dict[str, str] = {}  # path -> text that could not be read (shown as typed)
+        self._problems_key: tuple | None = None
+        self._shown: dict[str, Any] = {}  # widget id -> last content set (skip no-op updates)
         self._load(overrides)
 
     # -- loading -------------------------------------------------------------------------------------
@@ -91,12 +93,12 @@ class PresetEditor(Screen):
                     self.values[f.path] = coerce_text(f, v)
                 except ValueError as e:
                     self.type_errors[f.path] = str(e)
-                    self._bad_overrides[f.path] = v
+                    self.raw_text[f.path] = v
 
     def compose(self) -> ComposeResult:
         yield Static(id="editor-title", classes="title-bar")
         with Horizontal(id="editor-body"):
-            yield PresetForm(self._sections(), id="form")
+            yield PresetForm(self._raw_for, lambda: str(self.values["model.arch"]), id="form")
             with VerticalScroll(id="editor-side"):
                 yield Label("Estimate", classes="side-title")
                 yield EstimatePanel(id="estimate")
@@ -108,21 +110,15 @@ class PresetEditor(Screen):
         yield Static(id="editor-summary")
         yield Footer()
 
-    def _sections(self) -> dict[str, dict[str, Any]]:
-        out: dict[str, dict[str, Any]] = {}
-        for f in FIELDS:
-            out.setdefault(f.section, {})[f.key] = self.values[f.path]
-        return out
+    def _raw_for(self, path: str) -> Any:
+        """What a (re)mounted row shows: unreadable text as typed, else the value."""
+        return self.raw_text.get(path, self.values[path])
 
     def _budget_text(self) -> str:
         b = self.values.get("system.vram_budget_gib") or 0.0
         return f"{b:g}" if b else ""
 
     def on_mount(self) -> None:
-        form = self.query_one(PresetForm)
-        form.apply_arch(str(self.values["model.arch"]))
-        for path, text in self._bad_overrides.items():
-            form.row(path).set_raw(text)
         self.revalidate()
         self._schedule_estimate(now=True)
 
@@ -152,8 +148,11 @@ class PresetEditor(Screen):
             value = raw if isinstance(raw, bool) or f.choices else coerce_text(f, raw)
         except ValueError as e:
             self.type_errors[f.path] = str(e)
+            if isinstance(raw, str):
+                self.raw_text[f.path] = raw
         else:
             self.type_errors.pop(f.path, None)
+            self.raw_text.pop(f.path, None)
             self.values[f.path] = value
             if f.path == "model.arch":
                 self.query_one(PresetForm).apply_arch(str(value))
@@ -170,17 +169,14 @@ class PresetEditor(Screen):
         problems += [p for p in validate(preset, with_budget=False) if p.path not in self.type_errors]
         problems += self._budget_problems()
         self.problems = problems
-        form = self.query_one(PresetForm)
-        first: dict[str, Problem] = {}
-        for p in problems:
-            if p.path in BY_PATH and (p.path not in first or (p.is_error and not first[p.path].is_error)):
-                first[p.path] = p
-        changes = self.changes()
-        for row in form.rows():
-            p = first.get(row.field.path)
-            row.set_problem(p.level if p else None, p.message if p else "")
-            row.set_modified(row.field.path in changes or row.field.path in self.type_errors,
-                             row.field.path in self.base.lines)
+        self._apply_rows()
+        key = tuple((p.level, p.path, p.message) for p in problems)
+        if key != self._problems_key:  # rebuilding the list re-lays out the side panel: only on change
+            self._problems_key = key
+            self._fill_problems(problems)
+        self._update_title()
+
+    def _fill_problems(self, problems: list[Problem]) -> None:
         options = self.query_one("#problems", OptionList)
         options.clear_options()
         if not problems:
@@ -189,7 +185,34 @@ class PresetEditor(Screen):
             icon, style = ("✗", "bold red") if p.is_error else ("⚠", "yellow")
             prompt = Text.assemble((f"{icon} ", style), (p.path or "preset", "bold"), ": ", p.message)
             options.add_option(Option(prompt, id=f"p{i}"))
-        self._update_title()
+
+    def _apply_rows(self) -> None:
+        """Problems and markers on the mounted rows; counts on the section headers."""
+        form = self.query_one(PresetForm)
+        first: dict[str, Problem] = {}
+        for p in self.problems:
+            if p.path in BY_PATH and (p.path not in first or (p.is_error and not first[p.path].is_error)):
+                first[p.path] = p
+        changed = set(self.changes()) | set(self.type_errors)
+        for row in form.rows():
+            if not row.is_mounted:
+                continue
+            path = row.field.path
+            p = first.get(path)
+            row.show(p.level if p else None, p.message if p else "", path in changed, path in self.base.lines)
+        badges: dict[str, str] = {}
+        for section in {f.section for f in FIELDS}:
+            errors = sum(1 for p in first.values() if p.is_error and p.path.startswith(section + "."))
+            warns = sum(1 for p in first.values() if not p.is_error and p.path.startswith(section + "."))
+            mods = sum(1 for path in changed if path.startswith(section + "."))
+            badge = "".join(part for part, n in ((f"  ✗ {errors}", errors), (f"  ⚠ {warns}", warns),
+                                                  (f"  ● {mods} changed", mods)) if n)
+            badges[section] = badge
+        form.set_badges(badges)
+
+    @on(PresetForm.SectionOpened)
+    def _section_opened(self) -> None:
+        self.call_after_refresh(self._apply_rows)
 
     def _budget_problems(self) -> list[Problem]:
         if self.estimate is None:
@@ -225,8 +248,15 @@ class PresetEditor(Screen):
         t.append("  ·  ")
         t.append(f"{n_err} error{'s' if n_err != 1 else ''}", style="bold red" if n_err else "green")
         t.append(f", {n_warn} warning{'s' if n_warn != 1 else ''}", style="yellow" if n_warn else "dim")
-        self.query_one("#editor-title", Static).update(t)
+        self._set("#editor-title", t)
         self._update_summary()
+
+    def _set(self, selector: str, content: Text) -> None:
+        """Update a Static only when its content changes (each update costs a layout pass)."""
+        key = content.markup if isinstance(content, Text) else content
+        if self._shown.get(selector) != key:
+            self._shown[selector] = key
+            self.query_one(selector, Static).update(content)
 
     def _update_summary(self) -> None:
         """One line for narrow terminals where the side panel is hidden."""
@@ -243,7 +273,7 @@ class PresetEditor(Screen):
                 t.append(f"  ·  artifact ≤ {fmt_bytes(est.artifact_bytes)}")
         elif self.estimate_error:
             t.append(self.estimate_error, style="red")
-        self.query_one("#editor-summary", Static).update(t)
+        self._set("#editor-summary", t)
 
     # -- estimate (debounced, in a thread) ----------------------------------------------------------
 
@@ -252,8 +282,6 @@ class PresetEditor(Screen):
             self._debounce.stop()
         self._serial += 1
         serial = self._serial
-        if self.type_errors or any(p.is_error for p in self.problems):
-            self._show_estimate(pending=True)
         if now:
             self._debounce = None
             self._run_estimate(self.current(), serial)
@@ -295,7 +323,7 @@ class PresetEditor(Screen):
     def _problem_selected(self, event: OptionList.OptionSelected) -> None:
         idx = int(event.option.id[1:]) if event.option.id and event.option.id.startswith("p") else -1
         if 0 <= idx < len(self.problems) and self.problems[idx].path in BY_PATH:
-            self.query_one(PresetForm).reveal(self.problems[idx].path)
+            self.call_later(self.query_one(PresetForm).reveal, self.problems[idx].path)
 
     def action_next_problem(self) -> None:
         paths = [p.path for p in self.problems if p.path in BY_PATH]
@@ -308,7 +336,7 @@ class PresetEditor(Screen):
             if focused is not None and row in focused.ancestors_with_self:
                 current = row.field.path
         nxt = paths[(paths.index(current) + 1) % len(paths)] if current in paths else paths[0]
-        self.query_one(PresetForm).reveal(nxt)
+        self.call_later(self.query_one(PresetForm).reveal, nxt)
 
     # -- saving --------------------------------------------------------------------------------------
 
@@ -316,7 +344,7 @@ class PresetEditor(Screen):
         if self.type_errors:
             paths = ", ".join(self.type_errors)
             self.notify(f"Cannot save: {paths} cannot be read (fix the value first)", severity="error")
-            self.query_one(PresetForm).reveal(next(iter(self.type_errors)))
+            self.call_later(self.query_one(PresetForm).reveal, next(iter(self.type_errors)))
             return True
         return False
 
@@ -384,7 +412,7 @@ class PresetEditor(Screen):
     @work(thread=True, exclusive=True, group="launch")
     def _launch(self, preset: Preset) -> None:
         try:
-            run_dir, proc = services.launch_run(preset, name=self.run_name)
+            run_dir, proc = services.launch_run(preset, name=self.run_name, root=self.app.runs_root_dir())
         except Exception as e:  # a user error (bad name, no space) or a launcher bug: show it, stay up
             self.post_message(Launched(None, error=str(e)))
             return

@@ -1,18 +1,23 @@
-"""The preset form, generated from the schema: one row per field, grouped by section.
+"""The preset form, generated from the schema: one collapsible per section, one row per field.
 
 Each row: key, control (Select for choices, Checkbox for bools, Input for numbers and strings), unit,
 the problem for that field (beside it), and the field's description with its range underneath.
-Rows post ``FieldRow.Edited`` (messages up); the editor screen validates and sets problems back
+Rows post ``FieldRow.Edited`` (messages up); the editor validates and sets problems back
 (attributes down).
+
+Why an accordion that mounts rows on demand: every Textual widget costs style and layout work on
+each focus change and keystroke. All ~90 fields mounted at once (~700 widgets with the controls'
+internals) made a keystroke take seconds on a small machine; one section at a time (at most ~27
+rows) keeps typing immediate. Values live in the editor, so unmounting a section loses nothing.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Checkbox, Collapsible, Input, Label, Select, Static
@@ -23,7 +28,8 @@ from ...config.schema import FIELDS, SECTIONS, Field, applies
 def value_text(f: Field, value: Any) -> str:
     """How a typed value is shown in an Input (the inverse of config.load.coerce_text)."""
     if f.type is float:
-        return repr(float(value)) if not float(value).is_integer() or abs(value) >= 1e16 else f"{value:.1f}"
+        v = float(value)
+        return f"{v:.1f}" if v.is_integer() and abs(v) < 1e16 else repr(v)
     return str(value)
 
 
@@ -34,6 +40,8 @@ def help_text(f: Field) -> Text:
         extras.append(f"{'>' if f.min_exclusive else '≥'} {f.min:g}")  # 2^63-1 bounds say nothing
     elif f.range_text() and not f.choices and f.type is not bool:
         extras.append(f.range_text())
+    if f.unit:
+        extras.append(f"in {f.unit}")
     if f.zero_means:
         extras.append(f"0 = {f.zero_means}")
     extras.append(f"default {value_text(f, f.default) if f.type is not str else repr(f.default)}")
@@ -49,32 +57,34 @@ def control_id(path: str) -> str:
     return "f-" + path.replace(".", "--")
 
 
-class FieldRow(Vertical):
-    """One schema field."""
+class FieldRow(Widget):
+    """One schema field: a 3-column grid (key, control, problem) over a full-width description.
+
+    Kept to four children and no class changes after mount: restyling is the expensive part of
+    a keystroke, so state shows through the content of the key and message labels only.
+    """
 
     class Edited(Message):
         def __init__(self, row: "FieldRow") -> None:
             super().__init__()
             self.row = row
 
-    def __init__(self, f: Field, value: Any) -> None:
+    def __init__(self, f: Field, raw: Any) -> None:
         kind = "-text" if f.type is str and not f.choices else ""
         super().__init__(id=row_id(f.path), classes=f"field-row {kind}".strip())
         self.field = f
-        self._value = value
+        self._raw = raw
         self.ready = False
+        self._state: tuple = ()
 
     def compose(self) -> ComposeResult:
-        f = self.field
-        with Horizontal(classes="field-line"):
-            yield Label(f.key, classes="field-key")
-            yield self._control()
-            yield Label(f.unit, classes="field-unit")
-            yield Static("", classes="field-msg")
-        yield Static(help_text(f), classes="field-help")
+        yield Label(self.field.key, classes="field-key")
+        yield self._control()
+        yield Static("", classes="field-msg")
+        yield Static(help_text(self.field), classes="field-help")
 
     def _control(self) -> Widget:
-        f, v, cid = self.field, self._value, control_id(self.field.path)
+        f, v, cid = self.field, self._raw, control_id(self.field.path)
         if f.choices:
             options = [(c, c) for c in f.choices]
             value = v if v in f.choices else Select.NULL
@@ -83,25 +93,23 @@ class FieldRow(Vertical):
         if f.type is bool:
             return Checkbox("", bool(v), compact=True, id=cid, classes="field-control")
         placeholder = f"0 = {f.zero_means}" if f.zero_means else ""
-        return Input(value_text(f, v), placeholder=placeholder, compact=True, id=cid,
-                     classes="field-control", select_on_focus=False)
+        text = v if isinstance(v, str) else value_text(f, v)
+        return Input(text, placeholder=placeholder, compact=True, id=cid, classes="field-control",
+                     select_on_focus=False)
 
     def on_mount(self) -> None:
+        self.control = self.query_one(".field-control")
+        self._key = self.query_one(".field-key", Label)
+        self._msg = self.query_one(".field-msg", Static)
         self.call_after_refresh(self._set_ready)
 
     def _set_ready(self) -> None:
         self.ready = True
 
-    @property
-    def control(self) -> Widget:
-        return self.query_one(".field-control")
-
     def raw(self) -> Any:
         """The control's content: text for Inputs, a bool for Checkboxes, a choice (or None)."""
         c = self.control
-        if isinstance(c, Input):
-            return c.value
-        if isinstance(c, Checkbox):
+        if isinstance(c, (Input, Checkbox)):
             return c.value
         value = c.value  # Select
         return None if value is Select.NULL else value
@@ -109,27 +117,26 @@ class FieldRow(Vertical):
     def set_raw(self, value: Any) -> None:
         c = self.control
         if isinstance(c, Input):
-            c.value = value_text(self.field, value) if not isinstance(value, str) else value
+            c.value = value if isinstance(value, str) else value_text(self.field, value)
         elif isinstance(c, Checkbox):
             c.value = bool(value)
         else:
             c.value = value
 
-    def set_problem(self, level: str | None, message: str = "") -> None:
-        msg = self.query_one(".field-msg", Static)
-        self.set_class(level == "error", "-error")
-        self.set_class(level == "warning", "-warning")
+    def show(self, level: str | None, message: str, modified: bool, in_file: bool) -> None:
+        """Problem beside the field; ● and colour on the key when modified; bold when the file sets it."""
+        state = (level, message, modified, in_file)
+        if state == self._state:
+            return
+        self._state = state
+        style = "bold " if in_file else ""
+        style += "yellow" if modified else ("" if in_file else "dim")
+        self._key.update(Text(("● " if modified else "") + self.field.key, style=style.strip()))
         if level is None:
-            msg.update("")
+            self._msg.update("")
         else:
             icon = "✗" if level == "error" else "⚠"
-            msg.update(Text(f"{icon} {message}", style="bold red" if level == "error" else "yellow"))
-
-    def set_modified(self, modified: bool, in_file: bool) -> None:
-        self.set_class(modified, "-modified")
-        self.set_class(in_file, "-in-file")
-        label = self.query_one(".field-key", Label)
-        label.update(("● " if modified else "") + self.field.key)
+            self._msg.update(Text(f"{icon} {message}", style="bold red" if level == "error" else "yellow"))
 
     def _edited(self) -> None:
         if self.ready:
@@ -149,34 +156,104 @@ class FieldRow(Vertical):
 
 
 class PresetForm(VerticalScroll):
-    """All fields of the schema, one collapsible per section."""
+    """Sections as an accordion: expanding one mounts its rows and collapses the others.
 
-    def __init__(self, values: dict[str, dict[str, Any]], *, id: str | None = None) -> None:
+    ``raw_for(path)`` gives the value a new row starts with; ``arch()`` the current model family.
+    """
+
+    class SectionOpened(Message):
+        def __init__(self, section: str) -> None:
+            super().__init__()
+            self.section = section
+
+    def __init__(self, raw_for: Callable[[str], Any], arch: Callable[[], str], *, open_section: str = "model",
+                 id: str | None = None) -> None:
         super().__init__(id=id)
-        self._values = values
+        self._raw_for = raw_for
+        self._arch = arch
+        self._first = open_section
+        self.open_section: str | None = None
+        self._rows: dict[str, FieldRow] = {}
 
     def compose(self) -> ComposeResult:
         for section, title in SECTIONS.items():
-            rows = [FieldRow(f, self._values[section][f.key]) for f in FIELDS if f.section == section]
-            yield Collapsible(*rows, title=f"{section} — {title}", collapsed=False, id=f"sec-{section}",
+            yield Collapsible(title=self._title(section, title, ""), collapsed=True, id=f"sec-{section}",
                               classes="form-section")
 
-    def rows(self) -> list[FieldRow]:
-        return list(self.query(FieldRow))
+    @staticmethod
+    def _title(section: str, title: str, badge: str) -> str:
+        return f"{section} — {title}{badge}"
 
-    def row(self, path: str) -> FieldRow:
-        return self.query_one(f"#{row_id(path)}", FieldRow)
+    async def on_mount(self) -> None:
+        await self.open(self._first)
+
+    def rows(self) -> list[FieldRow]:
+        return list(self._rows.values())
+
+    def row(self, path: str) -> FieldRow | None:
+        return self._rows.get(path)
+
+    def set_badges(self, badges: dict[str, str]) -> None:
+        for section, title in SECTIONS.items():
+            text = self._title(section, title, badges.get(section, ""))
+            sec = self.query_one(f"#sec-{section}", Collapsible)
+            if sec.title != text:
+                sec.title = text
+
+    async def open(self, section: str) -> None:
+        """Expand ``section`` (mounting its rows) and collapse the one that was open."""
+        if self.open_section == section:
+            return
+        previous, self.open_section = self.open_section, section
+        if previous is not None:
+            old = self.query_one(f"#sec-{previous}", Collapsible)
+            for row in [r for r in self._rows.values() if r.field.section == previous]:
+                del self._rows[row.field.path]
+            await old.query_one(Collapsible.Contents).remove_children()
+            if not old.collapsed:
+                old.collapsed = True
+        sec = self.query_one(f"#sec-{section}", Collapsible)
+        arch = self._arch()
+        rows = [FieldRow(f, self._raw_for(f.path)) for f in FIELDS if f.section == section]
+        for row in rows:
+            row.display = applies(row.field, arch)
+            self._rows[row.field.path] = row
+        await sec.query_one(Collapsible.Contents).mount_all(rows)
+        if sec.collapsed:
+            sec.collapsed = False
+        self.post_message(self.SectionOpened(section))
+
+    async def on_collapsible_expanded(self, event: Collapsible.Expanded) -> None:
+        event.stop()
+        section = (event.collapsible.id or "").removeprefix("sec-")
+        if section and section != self.open_section:
+            await self.open(section)
+
+    async def on_collapsible_collapsed(self, event: Collapsible.Collapsed) -> None:
+        event.stop()
+        section = (event.collapsible.id or "").removeprefix("sec-")
+        if section == self.open_section:
+            for row in [r for r in self._rows.values() if r.field.section == section]:
+                del self._rows[row.field.path]
+            self.open_section = None
+            await event.collapsible.query_one(Collapsible.Contents).remove_children()
 
     def apply_arch(self, arch: str) -> None:
         """Show only the fields that apply to ``arch``."""
-        for row in self.rows():
+        for row in self._rows.values():
             row.display = applies(row.field, arch)
 
-    def reveal(self, path: str) -> None:
-        """Expand the field's section, scroll to it and focus its control."""
-        row = self.row(path)
-        section = self.query_one(f"#sec-{row.field.section}", Collapsible)
-        section.collapsed = False
+    async def reveal(self, path: str) -> None:
+        """Open the field's section, scroll to it and focus its control."""
+        section = path.split(".", 1)[0]
+        await self.open(section)
+        row = self._rows.get(path)
+        if row is None:
+            return
         row.display = True
-        row.control.focus()
-        self.call_after_refresh(row.scroll_visible, top=False)
+        self.call_after_refresh(self._focus_row, row)
+
+    def _focus_row(self, row: FieldRow) -> None:
+        if row.is_attached:
+            row.control.focus()
+            row.scroll_visible(top=False)

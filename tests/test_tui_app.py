@@ -1,0 +1,363 @@
+"""The Textual app driven by Pilot: preset editor, dashboards, compare view, run list, palette.
+
+Fixture runs are generated (tests/fixtures/fixture_runs.py); the live test appends events itself.
+The test that starts a real trainer is marked slow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from textual.widgets import DataTable, Input, OptionList, Select, Static
+
+from tuiLM.events import EventWriter
+from tuiLM.tui.app import make_app
+from tuiLM.tui.screens.dashboard import DashboardScreen
+from tuiLM.tui.screens.editor import PresetEditor
+from tuiLM.tui.widgets.form import FieldRow, PresetForm
+from tuiLM.tui.widgets.plot import PlotPanel
+
+from .conftest import ROOT, TINY_GPT
+from .fixtures.fixture_runs import FIXED_NOW, write_run
+
+SIZE = (120, 40)
+
+
+def aio(fn):
+    """Run an async test with asyncio.run (no pytest-asyncio in this environment); keeps fixtures."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return asyncio.run(fn(*args, **kwargs))
+    return wrapper
+
+PRESET_TEXT = """\
+# My experiment: keep this comment
+[run]
+name = "exp"  # the run name
+
+[model]
+arch = "gpt"
+# width of the residual stream
+d_model = 256
+n_heads = 4
+n_layers = 2
+
+[train]
+max_steps = 100   # short
+"""
+
+
+async def wait_for(pilot, cond, timeout: float = 15.0, what: str = "condition") -> None:
+    t0 = time.monotonic()
+    while not cond():
+        if time.monotonic() - t0 > timeout:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.05)
+
+
+def text_of(widget: Static) -> str:
+    r = widget.render()
+    return getattr(r, "plain", str(r))
+
+
+async def type_into(pilot, inp: Input, text: str) -> None:
+    inp.focus()
+    await pilot.pause()
+    inp.action_select_all()
+    await pilot.press("backspace", *list(text))
+    await pilot.pause()
+
+
+def test_importing_the_app_loads_no_torch():
+    code = ("import sys, tuiLM.tui.app, tuiLM.tui.screens.dashboard, tuiLM.tui.services; "
+            "bad = sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')); "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+# -- preset editor -------------------------------------------------------------------------------
+
+@aio
+async def test_editor_validates_as_you_type_updates_the_estimate_and_saves_keeping_comments(tmp_path):
+    path = tmp_path / "exp.toml"
+    path.write_text(PRESET_TEXT)
+    app = make_app(preset_path=path, runs_root=tmp_path / "runs")
+    async with app.run_test(size=SIZE) as pilot:
+        editor = app.screen
+        assert isinstance(editor, PresetEditor)
+        await wait_for(pilot, lambda: editor.estimate is not None, what="first estimate")
+        params_before = editor.estimate.params
+
+        d_model = editor.query_one("#f-model--d_model", Input)
+        await type_into(pilot, d_model, "250")
+        row = editor.query_one(PresetForm).row("model.d_model")
+        msg = text_of(row.query_one(".field-msg", Static))
+        assert "divisible by n_heads (4)" in msg and msg.startswith("✗")
+        problems = editor.query_one("#problems", OptionList)
+        assert any("model.d_model" in str(problems.get_option_at_index(i).prompt)
+                   for i in range(problems.option_count))
+        assert "1 error" in text_of(editor.query_one("#editor-title", Static))
+
+        done = editor.estimates_done
+        await type_into(pilot, d_model, "384")
+        assert text_of(row.query_one(".field-msg", Static)) == ""
+        await wait_for(pilot, lambda: editor.estimates_done > done and editor.estimate is not None
+                       and editor.estimate.params != params_before, what="estimate update")
+        assert editor.estimate.params > params_before  # wider model, more parameters
+
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+    saved = path.read_text()
+    assert "# My experiment: keep this comment" in saved
+    assert "# width of the residual stream" in saved and 'name = "exp"  # the run name' in saved
+    assert "max_steps = 100   # short" in saved
+    assert "d_model = 384" in saved and "d_model = 256" not in saved
+    assert saved.replace("d_model = 384", "d_model = 256") == PRESET_TEXT  # only the changed key moved
+
+
+@aio
+async def test_editor_shows_only_fields_of_the_chosen_arch(tmp_path):
+    path = tmp_path / "exp.toml"
+    path.write_text(PRESET_TEXT)
+    app = make_app(preset_path=path, runs_root=tmp_path / "runs")
+    async with app.run_test(size=SIZE) as pilot:
+        form = app.screen.query_one(PresetForm)
+        await wait_for(pilot, lambda: form.row("model.d_ff") is not None, what="model section")
+        assert not form.row("model.mhc_tau").display and form.row("model.d_ff").display
+        app.screen.query_one("#f-model--arch", Select).value = "mhc"
+        await wait_for(pilot, lambda: form.row("model.mhc_tau").display, what="mHC fields")
+        assert not form.row("model.bdh_mult").display
+        app.screen.query_one("#f-model--arch", Select).value = "bdh"
+        await wait_for(pilot, lambda: form.row("model.bdh_mult").display, what="BDH fields")
+        assert not form.row("model.mhc_tau").display and not form.row("model.d_ff").display
+
+
+@aio
+async def test_editor_flags_unreadable_input_and_blocks_save(tmp_path):
+    path = tmp_path / "exp.toml"
+    path.write_text(PRESET_TEXT)
+    app = make_app(preset_path=path, runs_root=tmp_path / "runs")
+    async with app.run_test(size=SIZE) as pilot:
+        editor = app.screen
+        await type_into(pilot, editor.query_one("#f-model--n_layers", Input), "two")
+        row = editor.query_one(PresetForm).row("model.n_layers")
+        assert "expected an integer" in text_of(row.query_one(".field-msg", Static))
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert path.read_text() == PRESET_TEXT
+
+
+@aio
+async def test_save_as_writes_a_new_file(tmp_path):
+    path = tmp_path / "exp.toml"
+    path.write_text(PRESET_TEXT)
+    app = make_app(preset_path=path, runs_root=tmp_path / "runs")
+    async with app.run_test(size=SIZE) as pilot:
+        editor = app.screen
+        await type_into(pilot, editor.query_one("#f-model--n_layers", Input), "6")
+        await pilot.press("f2")
+        await pilot.pause()
+        inp = app.screen.query_one("#save-path", Input)
+        inp.value = str(tmp_path / "exp6")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: (tmp_path / "exp6.toml").exists(), what="save as")
+        assert editor.path == tmp_path / "exp6.toml"
+    assert "n_layers = 6" in (tmp_path / "exp6.toml").read_text()
+    assert path.read_text() == PRESET_TEXT
+
+
+# -- dashboards ----------------------------------------------------------------------------------
+
+async def open_dashboard(pilot, app) -> DashboardScreen:
+    await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.ready, what="dashboard")
+    return app.screen
+
+
+@aio
+async def test_dashboard_of_a_finished_mhc_run(tmp_path):
+    run = write_run(tmp_path / "runs", "mhc-a", "mhc")
+    app = make_app(run_dir=run, runs_root=tmp_path / "runs", now=lambda: FIXED_NOW)
+    async with app.run_test(size=SIZE) as pilot:
+        dash = await open_dashboard(pilot, app)
+        keys = {spec.key for spec, _ in dash.panels}
+        assert {"loss", "val_bpb", "lr", "grad_norm", "tokens_per_s", "gate_value", "H_res_diag_mean",
+                "stream_similarity", "sinkhorn"} <= keys
+        status = text_of(dash.query_one("#run-status", Static))
+        assert "completed" in status and "400/400" in status and "FROZEN" not in status
+        loss = dash.query_one("#panel-loss", PlotPanel)
+        assert len(loss.frame.traces) == 3  # raw train (dim), its EMA, val
+        assert loss.frame.traces[0].x[-1] == 400
+        assert "val" in str(loss.border_subtitle)
+        assert "The model at step 400" in text_of(dash.query_one("#samples", Static))
+        assert dash.query_one("#stdout").line_count > 5
+
+        before = dash.redraws
+        await pilot.press("e")  # EMA off: train + val only
+        assert len(loss.frame.traces) == 2 and dash.redraws > before
+        await pilot.press("x")  # tokens on the x axis
+        assert loss.frame.tokens and loss.frame.traces[0].x[-1] == 400 * 1024
+        await pilot.press("l")
+        assert loss.frame.log
+        await pilot.press("plus")
+        a, b = loss.frame.xrange
+        assert (b - a) == pytest.approx(0.5 * 399 * 1024, rel=0.01)
+        await pilot.press("0")
+        await pilot.press("f")
+        assert dash.has_class("-maximized")
+
+
+@aio
+async def test_frozen_residual_is_flagged(tmp_path):
+    run = write_run(tmp_path / "runs", "mhc-frozen", "mhc-frozen")
+    app = make_app(run_dir=run, runs_root=tmp_path / "runs", now=lambda: FIXED_NOW)
+    async with app.run_test(size=SIZE) as pilot:
+        dash = await open_dashboard(pilot, app)
+        status = text_of(dash.query_one("#run-status", Static))
+        assert "FROZEN" in status and "gate stuck at its init 0.01" in status and "160" in status
+        assert "FROZEN" in str(dash.query_one("#panel-gate_value", PlotPanel).border_subtitle)
+        assert "stopped" in status
+
+
+@aio
+async def test_failed_run_shows_the_reason_and_the_log_tail(tmp_path):
+    run = write_run(tmp_path / "runs", "crash", "failed")
+    app = make_app(run_dir=run, runs_root=tmp_path / "runs", now=lambda: FIXED_NOW)
+    async with app.run_test(size=SIZE) as pilot:
+        dash = await open_dashboard(pilot, app)
+        box = dash.query_one("#failure", Static)
+        assert box.display
+        text = text_of(box)
+        assert "FAILED" in text and "loss is NaN at step 120" in text and "FloatingPointError" in text
+        assert dash.check_action("resume", ()) and not dash.check_action("stop", ())
+
+
+@aio
+async def test_dashboard_follows_a_run_written_by_another_process(tmp_path):
+    """A run started headless elsewhere: the app tails it and the loss panel gains points."""
+    run = tmp_path / "runs" / "live"
+    run.mkdir(parents=True)
+    writer = EventWriter(run / "events.jsonl")
+    writer.write("run_start", run_id="live", versions={}, device="cpu", params=1, world_size=1, max_steps=100,
+                 tokens_per_step=64, corpus={}, pid=__import__("os").getpid(), step=0)
+
+    def train(a: int, b: int) -> None:
+        for s in range(a, b):
+            writer.write("train", step=s, tokens=64 * s, loss=4.0 - s / 50, lr=1e-3, grad_norm=1.0,
+                         tokens_per_s=1000.0, dt_ms=5.0)
+
+    train(1, 11)
+    app = make_app(run_dir=run, runs_root=tmp_path / "runs")
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            dash = await open_dashboard(pilot, app)
+            loss = dash.query_one("#panel-loss", PlotPanel)
+            assert loss.frame.traces[0].x.size == 10
+            assert "running" in text_of(dash.query_one("#run-status", Static))
+            train(11, 31)
+            await wait_for(pilot, lambda: loss.frame.traces and loss.frame.traces[0].x.size == 30,
+                           what="new points")
+            writer.write("run_end", status="completed", step=30, reason="done")
+            await wait_for(pilot, lambda: "completed" in text_of(dash.query_one("#run-status", Static)),
+                           what="completed state")
+    finally:
+        writer.close()
+
+
+@aio
+async def test_compare_view_overlays_runs_and_lists_differences(tmp_path):
+    a = write_run(tmp_path / "runs", "a", "gpt", seed=0)
+    b = write_run(tmp_path / "runs", "b", "gpt", seed=1, lr=1e-3)
+    app = make_app(run_dir=[a, b], runs_root=tmp_path / "runs", now=lambda: FIXED_NOW)
+    async with app.run_test(size=SIZE) as pilot:
+        dash = await open_dashboard(pilot, app)
+        assert dash.compare
+        loss = dash.query_one("#panel-loss", PlotPanel)
+        colors = {t.color for t in loss.frame.traces}
+        assert len(colors) == 2  # one colour per run
+        table = dash.query_one("#diff", DataTable)
+        rows = [table.get_row_at(i) for i in range(table.row_count)]
+        assert [r[0] for r in rows] == ["optim.lr"]
+        assert rows[0][1:] == ["0.003", "0.001"]
+        assert not dash.check_action("stop", ())
+
+
+@aio
+async def test_runs_list_marks_runs_and_opens_the_compare_view(tmp_path):
+    root = tmp_path / "runs"
+    write_run(root, "a", "gpt", seed=0)
+    write_run(root, "b", "mhc", seed=1)
+    write_run(root, "c", "failed", seed=2)
+    app = make_app(runs_root=root, now=lambda: FIXED_NOW)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        await wait_for(pilot, lambda: getattr(app.screen, "refreshes", 0) > 0, what="run list")
+        table = app.screen.query_one(DataTable)
+        assert table.row_count == 3
+        cells = {table.get_row_at(i)[1].plain: table.get_row_at(i) for i in range(3)}
+        assert "failed" in cells["c"][2].plain and "completed" in cells["a"][2].plain
+        assert cells["b"][3] == "mhc" and cells["a"][5] == "400/400"
+        assert cells["a"][7] == "3h"  # the injected clock: 3 h after the fixture start
+        await pilot.press("space", "space")
+        await pilot.press("c")
+        dash = await open_dashboard(pilot, app)
+        assert dash.compare and len(dash.runs) == 2
+        await pilot.press("escape")
+        await pilot.press("enter")
+        dash = await open_dashboard(pilot, app)
+        assert not dash.compare
+
+
+@aio
+async def test_command_palette_finds_screen_actions(tmp_path):
+    run = write_run(tmp_path / "runs", "a", "gpt")
+    app = make_app(run_dir=run, runs_root=tmp_path / "runs")
+    async with app.run_test(size=SIZE) as pilot:
+        dash = await open_dashboard(pilot, app)
+        assert not dash.log_all
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"toggle log")
+        await wait_for(pilot, lambda: app.screen.query("CommandList") and
+                       app.screen.query_one("CommandList").option_count > 0, what="palette hits")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: dash.log_all, what="log scale via the palette")
+
+
+# -- a real trainer --------------------------------------------------------------------------------
+
+@pytest.mark.slow
+@aio
+async def test_launch_watch_and_stop_a_tiny_run(tmp_path, runs_dir, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    from tuiLM.config.load import default_preset
+    from tuiLM.config.write import dumps_resolved
+
+    changes = {**TINY_GPT, "train.max_steps": 5000, "checkpoint.every": 0, "eval.every": 0, "run.name": "tiny"}
+    path = tmp_path / "tiny.toml"
+    path.write_text(dumps_resolved(default_preset().with_values(changes)))
+    app = make_app(preset_path=path, runs_root=runs_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, PresetEditor), what="editor")
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), what="dashboard", timeout=30)
+        dash = app.screen
+        loss = dash.query_one("#panel-loss", PlotPanel)
+        await wait_for(pilot, lambda: loss.frame.traces and loss.frame.traces[0].x.size >= 3, timeout=90,
+                       what="loss points from the trainer")
+        first = loss.frame.traces[0].x.size
+        await wait_for(pilot, lambda: loss.frame.traces[0].x.size > first, timeout=60, what="more points")
+        assert dash.runs[0].state == "running"
+        await pilot.press("s")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: dash.runs[0].state == "stopped", timeout=60, what="stopped state")
+        status = text_of(dash.query_one("#run-status", Static))
+        assert "stopped" in status
+        assert dash.check_action("resume", ())
+        run_dir = dash.runs[0].path
+    assert any((run_dir / "checkpoints").glob("*.pt"))

@@ -1,0 +1,247 @@
+"""The dashboard's data layer: incremental columnar loading, resume rule, EMA, min/max downsampling,
+braille rendering. No Textual app here: numpy and the run directory only."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tuiLM.events import EventWriter, effective_events, read_events
+from tuiLM.tui.eventload import ChunkTail, decode_lines, parse_chunk
+from tuiLM.tui.metrics import Band, frozen_check, verdict
+from tuiLM.tui.rundata import RunData
+from tuiLM.tui.series import BLOCK, BlockCache, EmaCache, Table, ema, minmax_downsample
+from tuiLM.tui.widgets.plot import Frame, Trace, render_plot
+
+from .fixtures.fixture_runs import write_run
+
+
+def _line(**ev) -> str:
+    return json.dumps({"v": 1, **ev}, separators=(",", ":"))
+
+
+def _train(step: int, loss: float, **extra) -> str:
+    return _line(kind="train", time=100.0 + step, step=step, tokens=step * 64, loss=loss, lr=1e-3,
+                 grad_norm=0.5, tokens_per_s=1000.0, dt_ms=10.0, **extra)
+
+
+# -- the loader ----------------------------------------------------------------------------------
+
+def test_chunk_tail_holds_back_a_torn_last_line(tmp_path):
+    path = tmp_path / "events.jsonl"
+    full = _train(1, 3.0) + "\n" + _train(2, 2.9) + "\n"
+    torn = _train(3, 2.8)
+    path.write_text(full + torn[:20])
+    tail = ChunkTail(path)
+    got = decode_lines(tail.poll_bytes())
+    assert [e["step"] for e in got] == [1, 2]
+    assert tail.poll_bytes() == b""  # the fragment waits for its newline
+    with open(path, "a") as fh:
+        fh.write(torn[20:] + "\n")
+    got = decode_lines(tail.poll_bytes())
+    assert [e["step"] for e in got] == [3] and got[0]["loss"] == 2.8
+
+
+def test_rundata_reads_a_torn_file_incrementally(tmp_path):
+    run = tmp_path / "r"
+    run.mkdir()
+    lines = [_train(s, 3.0 - s / 100) for s in range(1, 41)]
+    (run / "events.jsonl").write_text("\n".join(lines[:30]) + "\n" + lines[30][:17])
+    data = RunData(run)
+    data.poll()
+    assert data.tables["train"].n == 30
+    with open(run / "events.jsonl", "a") as fh:
+        fh.write(lines[30][17:] + "\n" + "\n".join(lines[31:]) + "\n")
+    data.poll()
+    steps = data.column("train", "step")
+    assert steps.tolist() == list(range(1, 41))
+    assert data.column("train", "loss")[-1] == pytest.approx(2.6)
+
+
+def test_fast_path_gives_the_same_events_as_json(tmp_path):
+    """Signature-matched lines and per-line decoding must agree, whatever the mix of kinds."""
+    lines = []
+    for s in range(1, 300):
+        lines.append(_train(s, round(3 - s / 1000, 5)))
+        if s % 7 == 0:
+            lines.append(_line(kind="eval", time=1.0, step=s, tokens=s, val_loss=2.0, val_bpb=1.5))
+        if s % 50 == 0:
+            lines.append(_line(kind="sample", time=1.0, step=s, prompt="a:b,c}", text='x"y'))
+    lines.append(_train(300, "nan"))  # JSON has no NaN: the writer spells it as a string
+    lines.append(_train(301, 1.0, gate_value=0.5))  # extra field: a different shape
+    lines.append(_line(kind="train", time=1.0, step=302, tokenz=5, loss=1.0, lr=1e-3, grad_norm=0.5,
+                       tokens_per_s=1.0, dt_ms=1.0))  # same lengths as usual, wrong key: must not match
+    buf = ("\n".join(lines) + "\n").encode()
+    chunk = parse_chunk(buf, [])
+    assert sum(len(b.lines) for b in chunk.blocks) > 250  # the fast path did the bulk
+    got = decode_lines(buf)
+    want = [json.loads(x) for x in lines]
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        for k, v in w.items():
+            if k == "v":
+                continue
+            if v == "nan":
+                assert math.isnan(g[k])
+            else:
+                assert g[k] == v, (k, g, w)
+        assert set(g) - {"v"} == set(w) - {"v"}
+
+
+def test_rundata_resume_drops_superseded_steps(tmp_path):
+    """A run_start at step s drops rows with step > s (events.effective_events), across chunks."""
+    run = tmp_path / "r"
+    run.mkdir()
+    path = run / "events.jsonl"
+    start = dict(run_id="r", versions={}, device="cpu", params=1, world_size=1, max_steps=30,
+                 tokens_per_step=64, corpus={}, pid=1)
+    with EventWriter(path) as w:
+        w.write("run_start", step=0, **start)
+        for s in range(1, 21):
+            w.write("train", step=s, tokens=s * 64, loss=5.0, lr=1e-3, grad_norm=1.0, tokens_per_s=1.0, dt_ms=1.0)
+    data = RunData(run)
+    data.poll()
+    with EventWriter(path) as w:  # crashed after step 20; resumed from the checkpoint at step 15
+        w.write("run_start", step=15, **start)
+        for s in range(16, 31):
+            w.write("train", step=s, tokens=s * 64, loss=1.0, lr=1e-3, grad_norm=1.0, tokens_per_s=1.0, dt_ms=1.0)
+        w.write("run_end", status="completed", step=30, reason="done")
+    data.poll()
+    want = [e for e in effective_events(read_events(path)) if e["kind"] == "train"]
+    assert data.column("train", "step").tolist() == [e["step"] for e in want] == list(range(1, 31))
+    assert data.column("train", "loss").tolist() == [e["loss"] for e in want]
+    assert data.state == "completed" and data.resumes == 1
+
+
+def test_fixture_run_loads_with_state_samples_and_log(tmp_path):
+    run = write_run(tmp_path, "m", "mhc")
+    data = RunData(run)
+    data.poll(budget_s=5)
+    assert data.state == "completed" and data.arch == "mhc"
+    assert data.tables["train"].n == 400 and data.tables["eval"].n == 8 and data.tables["diag"].n == 40
+    assert data.last("diag", "gate_value") == pytest.approx(0.34, abs=0.02)
+    assert [s.step for s in data.samples] == [100, 200, 300, 400]
+    assert data.stdout[-1] == "done: 400 steps"
+
+
+def test_a_run_whose_trainer_vanished_is_dead(tmp_path):
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "events.jsonl").write_text(_line(kind="run_start", time=1.0, run_id="r", versions={}, device="cpu",
+                                            params=1, world_size=1, max_steps=9, tokens_per_step=1, corpus={},
+                                            pid=2**22 + 12345, step=0) + "\n")
+    data = RunData(run)
+    data.poll()
+    assert data.state == "dead"
+
+
+# -- series --------------------------------------------------------------------------------------
+
+def test_downsampling_keeps_min_and_max():
+    rng = np.random.default_rng(0)
+    n = 200_000
+    x = np.arange(n, dtype=float)
+    y = rng.standard_normal(n)
+    y[12_345], y[150_001] = 40.0, -35.0  # single-point spikes
+    for blocks in (None, BlockCache()):
+        if blocks is not None:
+            blocks.update(x, y, (0,))
+        b = minmax_downsample(x, y, 0, n - 1, 120, blocks)
+        assert len(b) == 120
+        assert b.hi.max() == 40.0 and b.lo.min() == -35.0
+        assert b.cols[np.argmax(b.hi)] == int(12_345 / (n - 1) * 120)
+        # every bucket's extremes are the true extremes of the points in it
+        col = np.minimum((x / (n - 1) * 120).astype(int), 119)
+        true_hi = np.array([y[col == c].max() for c in range(120)])
+        if blocks is None:
+            assert np.array_equal(b.hi, true_hi)
+        else:  # blocks may straddle a bucket edge by < BLOCK points; the extremes still survive
+            assert abs(np.sort(b.hi)[-1] - np.sort(true_hi)[-1]) == 0
+
+
+def test_downsampling_a_window_and_nans():
+    x = np.arange(100, dtype=float)
+    y = x.copy()
+    y[50] = np.nan
+    b = minmax_downsample(x, y, 40, 59, 10)
+    assert b.lo.min() == 40 and b.hi.max() == 59
+    assert np.all(np.isfinite(b.lo)) and np.all(np.isfinite(b.last))
+
+
+def test_ema_matches_the_recurrence_and_resumes():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(5000).cumsum()
+    x[100] = np.nan
+    w = 0.99
+    want, b, last = [], 0.0, x[0]
+    for t, v in enumerate(x, start=1):
+        v = last if not np.isfinite(v) else v
+        last = v
+        b = w * b + (1 - w) * v
+        want.append(b / (1 - w ** t))
+    got, state = ema(x[:3000], w)
+    got2, _ = ema(x[3000:], w, state)
+    assert np.allclose(np.concatenate([got, got2]), want, rtol=1e-9, atol=1e-9)
+
+
+def test_ema_cache_extends_and_rebuilds_on_truncation():
+    t = Table()
+    t.append(["step", "loss"], np.column_stack([np.arange(1, 101), np.linspace(5, 1, 100)]))
+    cache = EmaCache()
+    a = cache.get(t.col("loss"), 0.9, t.epoch).copy()
+    t.append(["step", "loss"], np.array([[101.0, 0.5]]))
+    b = cache.get(t.col("loss"), 0.9, t.epoch)
+    assert np.allclose(b[:100], a) and b.size == 101
+    t.truncate_where(t.col("step") <= 50)
+    c = cache.get(t.col("loss"), 0.9, t.epoch)
+    assert c.size == 50 and np.allclose(c, a[:50])
+
+
+def test_block_cache_is_incremental():
+    x = np.arange(10 * BLOCK, dtype=float)
+    y = np.sin(x)
+    bc = BlockCache()
+    bc.update(x[: 5 * BLOCK + 3], y[: 5 * BLOCK + 3], (0,))
+    assert bc.nb == 5
+    bc.update(x, y, (0,))
+    assert bc.nb == 10
+    assert np.allclose(bc.hi[:10], y.reshape(10, BLOCK).max(axis=1))
+
+
+# -- plots and metrics ---------------------------------------------------------------------------
+
+def test_render_plot_draws_the_spike_and_bands():
+    x = np.arange(1, 1001, dtype=float)
+    y = np.full(1000, 1.0)
+    y[700] = 3.0
+    strips = render_plot(Frame([Trace(x, y, "#4ea1ff")], bands=(Band(2.5, 10, "bad"),)), 40, 10)
+    assert len(strips) == 10 and all(s.cell_length == 40 for s in strips)
+    top = strips[0].text
+    assert float(top.split()[0]) == pytest.approx(3.0, abs=0.1)  # the axis spans the spike...
+    assert any(0x2800 < ord(c) <= 0x28FF for c in top)  # ...and the spike reaches the top row
+    assert "1,000" in strips[-1].text
+    bad_bg = [seg.style.bgcolor for seg in strips[0] if seg.style and seg.style.bgcolor]
+    assert bad_bg, "the bad band colours the top row"
+
+
+def test_render_plot_log_scale_and_empty():
+    x = np.arange(1, 101, dtype=float)
+    strips = render_plot(Frame([Trace(x, 10.0 ** -(x / 10), "#4ea1ff")], log=True), 40, 8)
+    assert "1e-10" in strips[-2].text.replace("1.0e-10", "1e-10") or "e-10" in strips[-2].text
+    assert "no data yet" in "".join(s.text for s in render_plot(Frame([]), 40, 8))
+
+
+def test_verdicts_and_frozen_signature():
+    assert verdict(0.15, (Band(-math.inf, 0.2, "good"), Band(0.4, math.inf, "bad"))) == "good"
+    assert verdict(0.5, (Band(-math.inf, 0.2, "good"), Band(0.4, math.inf, "bad"))) == "bad"
+    model = {"arch": "mhc", "mhc_gate": True, "mhc_gate_init": 0.01, "mhc_tau": 0.05, "mhc_h_res_init": -8.0}
+    f = frozen_check(model, 1.0, 0.01, 500)
+    assert f.frozen and "160" in f.text
+    assert not frozen_check(model, 0.52, 0.34, 500).frozen  # learning: stable, not frozen
+    assert not frozen_check(model, 1.0, 0.2, 500).frozen  # the gate moved
+    assert not frozen_check(model, 1.0, 0.01, 0).frozen  # nothing trained yet
+    assert not frozen_check({**model, "arch": "gpt"}, 1.0, 0.01, 500).frozen
