@@ -23,6 +23,9 @@ TINY_GPT = {
     "data.seq_len": 32, "train.device_batch_size": 4, "train.max_steps": 20, "eval.every": 10,
     "eval.batches": 2, "sample.every": 0, "checkpoint.every": 10, "diag.every": 5, "system.device": "cpu",
     "data.max_bytes": 200_000, "train.log_every": 1,
+    # one torch thread per trainer: tests run trainers side by side on 2 cores, and oversubscribed
+    # OpenMP threads spin-wait (3 s per step of a 33K-parameter model under load)
+    "system.threads": 1,
 }
 
 

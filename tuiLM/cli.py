@@ -219,6 +219,10 @@ def main(argv: Optional[List[str]] = None) -> None:
     except UserError as e:
         err_console.print(f"[bold red]error[/]: {e}", highlight=False, soft_wrap=True)
         sys.exit(e.exit_code)
+    except OSError as e:  # the environment said no (disk full, read-only, permissions): not a bug
+        where = f" {e.filename}" if e.filename else ""
+        err_console.print(f"[bold red]error[/]:{where}: {e.strerror or e}", highlight=False, soft_wrap=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

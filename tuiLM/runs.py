@@ -48,17 +48,20 @@ def new_run_dir(name: str, root: str | Path | None = None) -> Path:
     """Create ``runs/<name>-<YYYYmmdd-HHMMSS>`` (suffixed if taken) and return it."""
     check_run_name(name)
     base = runs_root(root)
-    base.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    for i in range(1000):
-        run_id = f"{name}-{stamp}" + (f"-{i}" if i else "")
-        path = base / run_id
-        try:
-            path.mkdir()
-        except FileExistsError:
-            continue
-        (path / CHECKPOINTS).mkdir()
-        return path
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        for i in range(1000):
+            run_id = f"{name}-{stamp}" + (f"-{i}" if i else "")
+            path = base / run_id
+            try:
+                path.mkdir()
+            except FileExistsError:
+                continue
+            (path / CHECKPOINTS).mkdir()
+            return path
+    except OSError as e:
+        raise RunError(f"cannot create a run directory in {base}/: {e.strerror}") from None
     raise RunError(f"could not create a run directory for {name!r} in {base}")
 
 

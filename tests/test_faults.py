@@ -1,0 +1,246 @@
+"""Fault injection: SIGKILL at random steps then resume, a full disk, a read-only checkpoint folder,
+torn event lines for every reader, and a crafted pickle in a checkpoint."""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from tuiLM.events import effective_events, read_events, validate_event
+from tuiLM.launch import create_run, spawn_trainer
+from tuiLM.runs import CHECKPOINTS, EVENTS, STDOUT
+
+from .conftest import TINY_GPT, make_preset
+
+pytestmark = pytest.mark.slow
+
+FAULT_PRESET = {**TINY_GPT, "model.dropout": 0.1, "train.max_steps": 16, "checkpoint.every": 4, "eval.every": 8,
+                "diag.every": 4, "sample.every": 8, "sample.max_new_tokens": 4, "data.max_bytes": 60_000}
+
+
+def log_tail(run_dir: Path) -> str:
+    p = run_dir / STDOUT
+    return p.read_text(errors="replace")[-3000:] if p.exists() else "(no stdout.log)"
+
+
+def train_steps(run_dir: Path) -> list[dict]:
+    return [e for e in effective_events(read_events(run_dir / EVENTS)) if e["kind"] == "train"]
+
+
+def wait_for_step(run_dir: Path, proc: subprocess.Popen, step: int, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        evs = read_events(run_dir / EVENTS) if (run_dir / EVENTS).exists() else []
+        if any(e.get("kind") == "train" and e["step"] >= step for e in evs):
+            return
+        assert proc.poll() is None, f"trainer exited early ({proc.returncode}): {log_tail(run_dir)}"
+        assert time.monotonic() < deadline, "timed out waiting for the trainer"
+        time.sleep(0.02)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The uninterrupted run every killed run must reproduce."""
+    run_dir = create_run(make_preset(FAULT_PRESET), name="straight", root=tmp_path_factory.mktemp("ref"))
+    assert spawn_trainer(run_dir).wait(timeout=300) == 0, log_tail(run_dir)
+    return run_dir
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_sigkill_at_random_steps_then_resume_reproduces_the_uninterrupted_run(seed, reference, tmp_path):
+    """Kill the trainer from outside (SIGKILL to its process group: no chance to clean up) at random
+    steps, once or twice, and resume each time. The resumed run completes with every step logged once,
+    the same losses and the same final weights as the run that was never interrupted."""
+    import torch
+
+    from tuiLM.train.checkpoint import latest_checkpoint, load_checkpoint
+
+    rng = random.Random(seed)
+    run_dir = create_run(make_preset(FAULT_PRESET), name=f"killed{seed}", root=tmp_path)
+    kills = sorted(rng.sample(range(2, 15), k=1 + seed % 2))
+    resume = False
+    for k in kills:
+        proc = spawn_trainer(run_dir, resume=resume)
+        wait_for_step(run_dir, proc, k)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+        resume = True  # also before the first checkpoint: resume then starts again at step 0
+    proc = spawn_trainer(run_dir, resume=resume)
+    assert proc.wait(timeout=300) == 0, log_tail(run_dir)
+
+    raw = read_events(run_dir / EVENTS)
+    assert all(validate_event(e) == [] for e in raw)
+    ends = [e for e in raw if e["kind"] == "run_end"]
+    assert [e["status"] for e in ends] == ["completed"]  # the killed attempts never wrote one
+    got = train_steps(run_dir)
+    want = train_steps(reference)
+    assert [e["step"] for e in got] == [e["step"] for e in want] == list(range(1, 17))  # none lost, none twice
+    assert [e["loss"] for e in got] == [e["loss"] for e in want]
+    a = load_checkpoint(latest_checkpoint(reference / CHECKPOINTS))
+    b = load_checkpoint(latest_checkpoint(run_dir / CHECKPOINTS))
+    assert a["step"] == b["step"] == 16
+    for name, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][name]), name
+    evals = lambda d: [(e["step"], e["val_loss"]) for e in effective_events(read_events(d / EVENTS))  # noqa: E731
+                       if e["kind"] == "eval"]
+    assert evals(run_dir) == evals(reference)
+    leftovers = [p.name for p in (run_dir / CHECKPOINTS).iterdir() if p.name.endswith(".tmp")]
+    assert leftovers == [] or all(p.startswith(".") for p in leftovers)
+
+
+def _mount_tmpfs(path: Path, size: str) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({r.stderr.decode().strip()[:100]})")
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    mounts = []
+
+    def mount(path: Path, size: str) -> Path:
+        _mount_tmpfs(path, size)
+        mounts.append(path)
+        return path
+
+    yield mount
+    for m in reversed(mounts):
+        subprocess.run(["umount", "-l", str(m)], capture_output=True)
+
+
+def _checkpoints_are_whole(run_dir: Path) -> None:
+    from tuiLM.train.checkpoint import list_checkpoints, load_checkpoint
+
+    for p in list_checkpoints(run_dir / CHECKPOINTS):
+        load_checkpoint(p)  # raises CheckpointError on anything half-written
+
+
+def test_full_disk_fails_clearly_and_leaves_no_corrupt_checkpoint(tmp_path, small_disk):
+    """The checkpoints folder sits on a 96 KiB filesystem: the first checkpoint cannot be written."""
+    run_dir = create_run(make_preset({**FAULT_PRESET, "checkpoint.every": 2}), name="full", root=tmp_path)
+    small_disk(run_dir / CHECKPOINTS, "96k")
+    proc = spawn_trainer(run_dir)
+    assert proc.wait(timeout=300) == 1, log_tail(run_dir)
+    end = [e for e in read_events(run_dir / EVENTS) if e["kind"] == "run_end"][-1]
+    assert end["status"] == "failed" and "No space left on device" in end["reason"], end
+    assert "checkpoint" in end["reason"].lower()
+    _checkpoints_are_whole(run_dir)
+    assert [p.name for p in (run_dir / CHECKPOINTS).iterdir()] == []  # the temp file was removed
+
+
+def test_read_only_checkpoints_fail_clearly_and_keep_earlier_checkpoints(tmp_path, small_disk):
+    """The checkpoint folder turns read-only mid-run: the trainer ends failed, naming the problem,
+    and the checkpoints written before stay loadable."""
+    run_dir = create_run(make_preset({**FAULT_PRESET, "train.max_steps": 400, "checkpoint.every": 3}),
+                         name="ro", root=tmp_path)
+    ckpts = small_disk(run_dir / CHECKPOINTS, "64m")
+    proc = spawn_trainer(run_dir)
+    wait_for_step(run_dir, proc, 4)
+    subprocess.run(["mount", "-o", "remount,ro", str(ckpts)], check=True)
+    assert proc.wait(timeout=300) == 1, log_tail(run_dir)
+    end = [e for e in read_events(run_dir / EVENTS) if e["kind"] == "run_end"][-1]
+    assert end["status"] == "failed" and "Read-only file system" in end["reason"], end
+    _checkpoints_are_whole(run_dir)
+    assert any((run_dir / CHECKPOINTS).glob("step-*.pt"))
+
+
+def test_cli_run_into_a_read_only_runs_folder_is_a_clear_error(tmp_path, small_disk, capsys, monkeypatch):
+    from tuiLM.cli import main
+
+    runs = small_disk(tmp_path / "runs", "1m")
+    subprocess.run(["mount", "-o", "remount,ro", str(runs)], check=True)
+    monkeypatch.setenv("TUILM_RUNS_DIR", str(runs))
+    with pytest.raises(SystemExit) as e:
+        main(["run", "quickstart", "--headless", "--set", "train.max_steps=30"])
+    err = capsys.readouterr().err
+    assert e.value.code == 1 and "Traceback" not in err and "read-only" in err.lower()
+
+
+def test_every_reader_skips_a_torn_last_line(reference, tmp_path):
+    """A trainer killed mid-write leaves half a line: summaries, reports, the app's loader and the
+    headless watcher all read the complete events and ignore the fragment."""
+    import shutil
+
+    from tuiLM import report
+    from tuiLM.runs import summarize
+
+    run_dir = tmp_path / reference.name
+    shutil.copytree(reference, run_dir)
+    whole = read_events(run_dir / EVENTS)
+    with open(run_dir / EVENTS, "a") as fh:
+        fh.write('{"v":1,"kind":"train","step":17,"loss":0.1')
+    assert read_events(run_dir / EVENTS) == whole
+    s = summarize(run_dir)
+    assert s.state == "completed" and s.step == 16
+    out = Console(file=io.StringIO(), width=200)
+    report.print_run(run_dir, out)
+    report.print_compare([run_dir, reference], out)
+    assert "17" not in [line.split()[0] for line in out.file.getvalue().splitlines() if line.split()]
+    from tuiLM.tui.rundata import RunData
+
+    rd = RunData(run_dir)
+    while rd.poll():
+        pass
+    steps = rd.column("train", "step")
+    assert list(steps) == list(range(1, 17)) and rd.state == "completed"
+
+
+class _Payload:
+    def __reduce__(self):
+        return (os.system, (f"touch {_Payload.marker}",))
+
+
+def test_crafted_pickle_in_a_checkpoint_is_refused_and_not_executed(tmp_path):
+    import torch
+
+    from tuiLM.train.checkpoint import CheckpointError, load_checkpoint
+
+    marker = tmp_path / "pwned"
+    _Payload.marker = marker
+    path = tmp_path / "step-0000001.pt"
+    torch.save({"model": _Payload(), "step": 1}, path)
+    with pytest.raises(CheckpointError) as e:
+        load_checkpoint(path)
+    assert str(path) in str(e.value)
+    assert not marker.exists(), "the payload ran: checkpoints must load with weights_only=True"
+
+
+def test_sample_command_refuses_a_crafted_checkpoint(reference, tmp_path, capsys):
+    import shutil
+
+    import torch
+
+    from tuiLM.cli import main
+
+    run_dir = tmp_path / "evil"
+    shutil.copytree(reference, run_dir)
+    marker = tmp_path / "pwned2"
+    _Payload.marker = marker
+    for p in (run_dir / CHECKPOINTS).glob("step-*.pt"):
+        torch.save({"model": _Payload(), "step": 16}, p)
+    with pytest.raises(SystemExit) as e:
+        main(["sample", str(run_dir), "--max-new-tokens", "4"])
+    err = capsys.readouterr().err
+    assert e.value.code == 1 and "Traceback" not in err and not marker.exists()
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/b", "..", "x/../../y"])
+def test_cli_rejects_run_names_with_separators(name, tmp_path, capsys, monkeypatch):
+    from tuiLM.cli import main
+
+    monkeypatch.setenv("TUILM_RUNS_DIR", str(tmp_path / "runs"))
+    with pytest.raises(SystemExit) as e:
+        main(["run", "quickstart", "--headless", "--name", name])
+    err = capsys.readouterr().err
+    assert e.value.code == 1 and "bad run name" in err
+    assert not (tmp_path / "escape").exists() and not (tmp_path.parent / "escape").exists()
