@@ -56,3 +56,25 @@ def test_two_ranks_match_one_process_with_accumulation(tmp_path):
     w2 = load_checkpoint(ddp / CHECKPOINTS / "step-0000004.pt")["model"]
     for k in w1:
         torch.testing.assert_close(w1[k], w2[k], rtol=1e-3, atol=2e-4)
+
+
+def test_stop_under_torchrun_checkpoints_on_every_rank_and_exits_0(tmp_path, monkeypatch):
+    import time
+
+    from tuiLM.launch import spawn_trainer, stop_trainer
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    run_dir = create_run(make_preset({**PRESET, "train.max_steps": 100_000, "train.total_batch_size": 0}),
+                         name="ddpstop", root=tmp_path)
+    proc = spawn_trainer(run_dir, nproc=2)
+    deadline = time.monotonic() + 180
+    while not any(e["kind"] == "train" and e["step"] >= 2 for e in read_events(run_dir / EVENTS)):
+        assert proc.poll() is None and time.monotonic() < deadline, (run_dir / STDOUT).read_text()[-3000:]
+        time.sleep(0.1)
+    assert stop_trainer(run_dir) is True  # SIGTERM to each rank, not to torchrun
+    assert proc.wait(timeout=120) == 0, (run_dir / STDOUT).read_text()[-3000:]
+    evs = read_events(run_dir / EVENTS)
+    end = evs[-1]
+    assert end["kind"] == "run_end" and end["status"] == "stopped" and "SIGTERM" in end["reason"]
+    state = load_checkpoint(run_dir / CHECKPOINTS / f"step-{end['step']:07d}.pt")
+    assert state["world_size"] == 2 and len(state["rng"]) == 2  # every rank's RNG state is kept

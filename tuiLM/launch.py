@@ -20,8 +20,8 @@ the only interface between it and the console. Public API (used by the CLI and t
     once; watch ``RUN_DIR/events.jsonl`` (``events.EventTail``) for progress and ``run_end``.
 
 ``stop_trainer(target, wait=0.0) -> bool``
-    ``target`` is a run directory or the ``Popen``. Sends SIGTERM to the trainer's process group: the
-    trainer finishes its current step, writes a checkpoint and ``run_end(stopped)``, and exits 0.
+    ``target`` is a run directory or the ``Popen``. Sends SIGTERM to the trainer (under torchrun: to
+    each rank): it finishes its current step, writes a checkpoint and ``run_end(stopped)``, and exits 0.
     ``wait > 0`` waits up to that many seconds for the process to exit. Returns False when no live
     trainer was found.
 
@@ -160,11 +160,8 @@ def stop_trainer(target: str | Path | subprocess.Popen, wait: float = 0.0) -> bo
             return False
     assert pid is not None
     try:
-        # spawn_trainer starts a session, so the group holds torchrun and every rank.
-        if os.getpgid(pid) == pid:
-            os.killpg(pid, signal.SIGTERM)
-        else:
-            os.kill(pid, signal.SIGTERM)
+        for target_pid in _trainer_pids(pid):
+            os.kill(target_pid, signal.SIGTERM)
     except ProcessLookupError:
         return False
     if wait > 0:
@@ -252,6 +249,29 @@ def watch_run(run_dir: str | Path, proc: subprocess.Popen, console: Any, tail: E
         _kill_group(proc)
         code = proc.wait()
     return _final(run_dir, state, code, console)
+
+
+def _trainer_pids(pid: int) -> list[int]:
+    """The processes that train: the trainer itself, or under torchrun its worker processes.
+
+    Signalling the workers directly lets each finish its step and checkpoint; torchrun then sees them
+    exit 0. Signalling torchrun instead would make it forward SIGTERM and SIGKILL stragglers after 30 s.
+    """
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return [pid]
+    if b"torch.distributed.run" not in cmdline and not any(c.endswith(b"torchrun") for c in cmdline):
+        return [pid]
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_bytes().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid:  # field 4 of /proc/PID/stat: the parent pid
+            children.append(int(stat.parent.name))
+    return children or [pid]
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

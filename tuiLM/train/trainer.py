@@ -125,7 +125,11 @@ def _fault_step(name: str) -> int:
 # -- signals -------------------------------------------------------------------------------------
 
 class StopFlag:
-    """SIGINT / SIGTERM ask the loop to stop after the current step; a second signal kills."""
+    """SIGINT / SIGTERM ask the loop to stop after the current step.
+
+    A second Ctrl-C (SIGINT) kills at once. Further SIGTERMs are ignored: torchrun forwards a SIGTERM
+    to its workers when it is itself signalled, and that must not cut a rank's checkpoint short.
+    """
 
     def __init__(self) -> None:
         self.signal: int | None = None
@@ -135,11 +139,11 @@ class StopFlag:
             signal.signal(sig, self._handle)
 
     def _handle(self, signum: int, frame: Any) -> None:
-        if self.signal is not None:
+        if self.signal is None:
+            self.signal = signum
+        elif signum == signal.SIGINT:
             signal.signal(signum, signal.SIG_DFL)
             os.kill(os.getpid(), signum)
-            return
-        self.signal = signum
 
     @property
     def set(self) -> bool:
