@@ -269,7 +269,7 @@ class GPT(nn.Module):
         # golf_block U-Net: the first L//2 blocks push their outputs, the later blocks pop them
         # (last in, first out) and add them back with a learned per-channel weight.
         self.n_encoder = L // 2 if config.golf_block else 0
-        self.skip_weights = nn.Parameter(torch.ones(L // 2, D)) if config.golf_block else None
+        self.skip_weights = nn.Parameter(torch.ones(self.n_encoder, D)) if self.n_encoder else None
         self.norm_f = make_norm(config.norm, D, config.norm_weight)
         self.lm_head = None if config.tie_embeddings else nn.Linear(D, V, bias=False)
         self._init_weights()
