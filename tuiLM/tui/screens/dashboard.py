@@ -77,6 +77,10 @@ class DashboardScreen(Screen):
         self._stdout_shown = 0
         self._meta_seen: tuple = ()
         self.redraws = 0  # panel frames rebuilt (tests and the bench read it)
+        self._gridded = False
+        self._available: dict[str, bool] = {}  # optional panels with data
+        self._maximized: PlotPanel | None = None
+        self._grid_shape: tuple[int, int] = (0, 0)
 
     # -- layout --------------------------------------------------------------------------------------
 
@@ -162,8 +166,31 @@ class DashboardScreen(Screen):
         self._failure()
         self.refresh_bindings()
 
+    def on_resize(self) -> None:
+        self._layout_grid()
+
+    def _layout_grid(self) -> None:
+        """Columns and row height from the terminal size and the number of panels shown.
+
+        Fills the screen without empty slots where it can: 9 mHC panels are 3 x 3 on a wide
+        terminal, GPT runs get taller panels, and an 80-column terminal gets two columns.
+        """
+        n = sum(1 for _, p in self.panels if p.display) or 1
+        width, height = self.size
+        cols = 1 if self._maximized else (2 if width < 110 else (3 if n <= 9 else 4))
+        rows = -(-n // cols)
+        bottom = 0 if self.compare or self._maximized else 12
+        chrome = 2 + (len(self.runs) - 1 if self.compare else 0) + 1  # status lines + footer
+        per_row = max(10, (height - chrome - bottom) // rows)
+        if self._grid_shape != (cols, per_row):
+            self._grid_shape = (cols, per_row)
+            grid = self.query_one("#plots", Grid)
+            grid.styles.grid_size_columns = cols
+            grid.styles.grid_rows = str(per_row)
+
     def _redraw_panels(self) -> None:
         extent = self._extent()
+        shown = sum(1 for _, p in self.panels if p.display)
         for spec, panel in self.panels:
             token = (tuple(r.table_version(k) for r in self.runs for k in ("train", "eval", "diag")),
                      self.ema_on, self.ema_weight, self.log_all, self.xaxis, self.window, extent)
@@ -171,11 +198,15 @@ class DashboardScreen(Screen):
                 continue
             self._tokens[spec.key] = token
             if spec.optional:
-                panel.display = any(r.has_nonzero(line.kinds[0], line.column)
-                                    for r in self.runs for line in spec.lines)
+                self._available[spec.key] = any(r.has_nonzero(line.kinds[0], line.column)
+                                                for r in self.runs for line in spec.lines)
+                self._apply_display()
             panel.set_frame(self._frame(spec, extent))
             panel.border_subtitle = self._subtitle(spec)
             self.redraws += 1
+        if sum(1 for _, p in self.panels if p.display) != shown or not self._gridded:
+            self._gridded = True
+            self._layout_grid()
 
     def _extent(self) -> tuple[float, float] | None:
         lo, hi = math.inf, -math.inf
@@ -472,13 +503,17 @@ class DashboardScreen(Screen):
         self._toggle_max(msg.panel)
 
     def _toggle_max(self, panel: PlotPanel) -> None:
-        on_now = not panel.has_class("-max")
-        for _, p in self.panels:
-            p.set_class(False, "-max")
-        panel.set_class(on_now, "-max")
-        self.set_class(on_now, "-maximized")
-        if on_now:
+        self._maximized = None if self._maximized is panel else panel
+        self.set_class(self._maximized is not None, "-maximized")
+        self._apply_display()
+        self._layout_grid()
+        if self._maximized is not None:
             panel.focus()
+
+    def _apply_display(self) -> None:
+        for spec, panel in self.panels:
+            shown = self._available.get(spec.key, True)
+            panel.display = shown and (self._maximized is None or panel is self._maximized)
 
     def action_stop(self) -> None:
         run = self.runs[0]

@@ -29,6 +29,14 @@ from .dialogs import ConfirmScreen, SaveAsScreen
 ESTIMATE_DEBOUNCE_S = 0.15
 
 
+def _shown_path(path: Path) -> str:
+    """Relative to the working directory when inside it (shorter, and stable across checkouts)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 class EstimateReady(Message):
     """Posted by the estimate worker (workers never touch widgets)."""
 
@@ -238,7 +246,7 @@ class PresetEditor(Screen):
         self.revalidate()
 
     def _update_title(self) -> None:
-        name = str(self.path) if self.path else "new preset (unsaved)"
+        name = _shown_path(self.path) if self.path else "new preset (unsaved)"
         n_err = sum(p.is_error for p in self.problems)
         n_warn = len(self.problems) - n_err
         t = Text.assemble(("preset ", "dim"), (name, "bold"), ("  ·  ", "dim"),

@@ -176,16 +176,21 @@ class PresetForm(VerticalScroll):
         self._rows: dict[str, FieldRow] = {}
 
     def compose(self) -> ComposeResult:
+        arch = self._arch()
         for section, title in SECTIONS.items():
-            yield Collapsible(title=self._title(section, title, ""), collapsed=True, id=f"sec-{section}",
-                              classes="form-section")
+            rows = []
+            if section == self._first:  # composed open: no scroll jump, no second layout pass
+                rows = [FieldRow(f, self._raw_for(f.path)) for f in FIELDS if f.section == section]
+                for row in rows:
+                    row.display = applies(row.field, arch)
+                    self._rows[row.field.path] = row
+                self.open_section = section
+            yield Collapsible(*rows, title=self._title(section, title, ""), collapsed=section != self._first,
+                              id=f"sec-{section}", classes="form-section")
 
     @staticmethod
     def _title(section: str, title: str, badge: str) -> str:
         return f"{section} — {title}{badge}"
-
-    async def on_mount(self) -> None:
-        await self.open(self._first)
 
     def rows(self) -> list[FieldRow]:
         return list(self._rows.values())

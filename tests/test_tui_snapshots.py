@@ -1,0 +1,75 @@
+"""Snapshot tests (pytest-textual-snapshot): the preset editor, the dashboard of an mHC run and the
+compare view. Deterministic: fixed sizes, generated fixture runs with a fixed clock, a fixed 'now'
+and a fixed estimate (the estimator's numbers are its own tests' business).
+Update after an intended change with: pytest tests/test_tui_snapshots.py --snapshot-update
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tuiLM.tui import services
+from tuiLM.tui.app import make_app
+from tuiLM.tui.screens.dashboard import DashboardScreen
+
+from .conftest import ROOT
+from .fixtures.fixture_runs import FIXED_NOW, write_run
+
+FIXED_ESTIMATE = services.EstimateView(
+    params=3_421_184, parts={"weights": 13_684_736, "grads": 13_684_736, "optimizer": 27_369_472,
+                             "activations": 402_653_184, "mhc": 100_663_296, "overhead": 268_435_456},
+    total_bytes=826_490_880, artifact_bytes=3_563_520, device="cuda", dtype="bf16", tokens_per_step=4096)
+
+
+def _wait(cond, pilot, what):
+    async def run():
+        t0 = time.monotonic()
+        while not cond():
+            assert time.monotonic() - t0 < 30, f"timed out waiting for {what}"
+            await pilot.pause(0.05)
+    return run()
+
+
+def test_snapshot_preset_editor(snap_compare, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(services, "estimate", lambda preset: FIXED_ESTIMATE)
+    app = make_app(preset_path="tests/fixtures/snapshot-preset.toml", runs_root=ROOT / "tests" / "fixtures",
+                   now=lambda: FIXED_NOW)
+
+    async def run_before(pilot):
+        await _wait(lambda: getattr(app.screen, "estimate", None) is not None, pilot, "estimate")
+        app.screen.set_focus(None)
+        await pilot.pause(0.2)
+
+    assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
+
+
+def _dashboard_ready(app):
+    return isinstance(app.screen, DashboardScreen) and app.screen.ready
+
+
+def test_snapshot_mhc_dashboard(snap_compare, tmp_path):
+    run = write_run(tmp_path / "runs", "mhc-v3-fixture", "mhc")
+    app = make_app(run_dir=run, runs_root=tmp_path / "runs", now=lambda: FIXED_NOW)
+
+    async def run_before(pilot):
+        await _wait(lambda: _dashboard_ready(app), pilot, "dashboard")
+        app.screen.set_focus(None)
+        await pilot.pause(0.2)
+
+    assert snap_compare(app, terminal_size=(160, 48), run_before=run_before)
+
+
+def test_snapshot_compare_view(snap_compare, tmp_path):
+    a = write_run(tmp_path / "runs", "mhc-v3-fixture", "mhc", seed=0)
+    b = write_run(tmp_path / "runs", "mhc-v5-frozen", "mhc-frozen", seed=1)
+    app = make_app(run_dir=[a, b], runs_root=tmp_path / "runs", now=lambda: FIXED_NOW)
+
+    async def run_before(pilot):
+        await _wait(lambda: _dashboard_ready(app), pilot, "compare view")
+        app.screen.set_focus(None)
+        await pilot.pause(0.2)
+
+    assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
