@@ -66,7 +66,10 @@ def save_checkpoint(ckpt_dir: Path, step: int, state: dict[str, Any], meta: dict
     ckpt_dir = Path(ckpt_dir)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     path = checkpoint_path(ckpt_dir, step)
-    fd, tmp = tempfile.mkstemp(dir=ckpt_dir, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=ckpt_dir, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise CheckpointError(f"cannot write checkpoint {path}: {e.strerror or e}") from None
     try:
         with os.fdopen(fd, "wb") as fh:
             torch.save(state, fh)
@@ -76,15 +79,20 @@ def save_checkpoint(ckpt_dir: Path, step: int, state: dict[str, Any], meta: dict
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; checkpoints are as readable as other files
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(e, OSError):
+            raise CheckpointError(f"cannot write checkpoint {path}: {e.strerror or e}") from None
         raise
     _fsync_dir(ckpt_dir)
     full_meta = {"step": step, "file": path.name, "bytes": path.stat().st_size, "sha256": _sha256(path), **meta}
-    atomic_write_text(path.with_suffix(".json"), json.dumps(full_meta, indent=1) + "\n")
+    try:
+        atomic_write_text(path.with_suffix(".json"), json.dumps(full_meta, indent=1) + "\n")
+    except OSError as e:  # a checkpoint without its meta is still whole; but the disk is failing: stop
+        raise CheckpointError(f"cannot write checkpoint meta {path.with_suffix('.json')}: {e.strerror or e}") from None
     for old in list_checkpoints(ckpt_dir)[:-keep]:
         for p in (old, old.with_suffix(".json")):
             try:

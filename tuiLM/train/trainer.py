@@ -563,12 +563,18 @@ def main(run_dir: str | Path, resume: bool = False) -> int:
         return _fail(writer, trainer, str(e), t_start, info)
     except UserError as e:
         return _fail(writer, trainer, str(e), t_start, info)
+    except OSError as e:  # a full disk, a read-only folder: name the file, no traceback needed
+        where = f"{e.filename}: " if e.filename else ""
+        return _fail(writer, trainer, f"{where}{e.strerror or e}", t_start, info)
     except Exception as e:
         traceback.print_exc()
         return _fail(writer, trainer, f"{type(e).__name__}: {e}", t_start, info)
     finally:
         if writer is not None:
-            writer.close()
+            try:
+                writer.close()
+            except OSError:
+                pass
         if info.enabled and dist.is_initialized():
             dist.destroy_process_group()
 
@@ -580,7 +586,10 @@ def _fail(writer: EventWriter | None, trainer: Trainer | None, reason: str, t_st
             end = trainer.summary("failed", reason, trainer.elapsed_before + time.monotonic() - t_start, measure=False)
         else:
             end = {"status": "failed", "step": 0, "reason": reason, "elapsed_s": round(time.monotonic() - t_start, 3)}
-        writer.write("run_end", **end)
+        try:
+            writer.write("run_end", **end)
+        except OSError as e:  # the events file's disk is gone too: stdout.log keeps the reason
+            print(f"error: cannot write run_end to events.jsonl: {e.strerror or e}", file=sys.stderr, flush=True)
     return 1
 
 
