@@ -293,6 +293,8 @@ def _fmt4(x: float | None) -> str:
 
 
 def _fold(ev: dict[str, Any], state: dict[str, Any], console: Any) -> None:
+    from rich.markup import escape
+
     kind = ev.get("kind")
     if kind == "run_start":
         state["max_steps"] = ev.get("max_steps", 0)
@@ -313,10 +315,10 @@ def _fold(ev: dict[str, Any], state: dict[str, Any], console: Any) -> None:
         loss = _num(ev.get("val_loss"))
         console.print(f"step {ev.get('step')}: val_loss {_fmt4(loss)}  val_bpb {_fmt4(bpb)}", highlight=False)
     elif kind == "sample":
-        console.print(f"[dim]sample @ {ev.get('step')}:[/] {ev.get('prompt', '')}{ev.get('text', '')!r}",
-                      highlight=False, markup=True)
-    elif kind == "log" and ev.get("level") in ("warning", "error"):
-        console.print(f"[yellow]{ev.get('level')}[/]: {ev.get('message')}", highlight=False)
+        text = repr(f"{ev.get('prompt', '')}{ev.get('text', '')}")
+        console.print(f"[dim]sample @ {ev.get('step')}:[/] {escape(text[:300])}", highlight=False)
+    elif kind == "log" and ev.get("level") in ("warning", "error") and ev.get("source") != "preset":
+        console.print(f"[yellow]{ev.get('level')}[/]: {escape(str(ev.get('message')))}", highlight=False)
     elif kind == "run_end":
         state["end"] = ev
         state["step"] = ev.get("step", state["step"])

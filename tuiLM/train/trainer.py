@@ -543,8 +543,9 @@ def main(run_dir: str | Path, resume: bool = False) -> int:
         if errors:
             raise UserError("invalid preset: " + "; ".join(str(x) for x in errors))
         trainer = Trainer(run_dir, preset, resume=resume, info=info, writer=writer, stop=stop)
-        for w in problems:
-            trainer.log(str(w), "warning")
+        for w in problems:  # warnings only (errors raised above); the launcher already showed them
+            where = f"{w.path} (line {w.line})" if w.line else w.path
+            trainer.emit("log", level="warning", message=f"{where}: {w.message}", source="preset", step=0)
         trainer.setup()
         if trainer.step >= preset.train.max_steps:
             status, reason = "completed", f"already at max_steps ({preset.train.max_steps})"
