@@ -62,18 +62,31 @@ def _log_normalize(z: torch.Tensor, dim: int) -> torch.Tensor:
     return z - z.exp().sum(dim=dim, keepdim=True).log()
 
 
-def sinkhorn_unrolled(logits: torch.Tensor, iters: int) -> torch.Tensor:
-    """Log-domain Sinkhorn on the last two dims (..., n, n): columns, then rows, ``iters`` times.
+def _iterate(z: torch.Tensor, iters: int, trace: list | None = None) -> torch.Tensor:
+    """Sinkhorn on z (n, n, *batch) in the log domain; ``trace`` collects exp of every iterate.
 
-    Rows are normalised last, so row sums are exact to round-off; column sums show convergence.
-    Every iteration stays in the autograd graph (a few saved (..., n, n) tensors per half-step):
-    right for the static (n, n) case, too much memory per token in dynamic mode.
+    The matrix dims come first so that the reductions over them run across contiguous vectors of
+    the batch: reducing over trailing dims of size n is several times slower on CPU.
     """
-    z = logits
     for _ in range(iters):
-        z = _log_normalize(z, -2)  # columns
-        z = _log_normalize(z, -1)  # rows
-    return z.exp()
+        for dim in (0, 1):  # columns (sum over i), then rows: normalised last, exact to round-off
+            z = _log_normalize(z, dim)
+            if trace is not None:
+                trace.append(z.exp())
+    return z
+
+
+def _to_matrix_first(t: torch.Tensor) -> torch.Tensor:  # (..., n, n) -> (n, n, ...) contiguous
+    return t.movedim((-2, -1), (0, 1)).contiguous()
+
+
+def sinkhorn_unrolled(logits: torch.Tensor, iters: int) -> torch.Tensor:
+    """Doubly stochastic H = exp(Z) from logits (..., n, n): ``iters`` times columns, then rows.
+
+    Row sums are exact to round-off; column sums show convergence. Every iteration stays in the
+    autograd graph: right for static sites ((n, n) tensors), too much memory per token in dynamic mode.
+    """
+    return _iterate(_to_matrix_first(logits), iters).exp().movedim((0, 1), (-2, -1))
 
 
 class _SinkhornRecompute(torch.autograd.Function):
@@ -81,29 +94,27 @@ class _SinkhornRecompute(torch.autograd.Function):
 
     In dynamic mode Sinkhorn runs per token: unrolled under autograd, every half-iteration would keep
     (B, T, n, n) tensors for backward at every site. This keeps one. The backward is written out
-    (no autograd inside), so torch.compile can trace and fuse it: for y = z - logsumexp(z, dim),
+    (no autograd inside) so that torch.compile can trace and fuse it: for y = z - logsumexp(z, dim),
     dL/dz = g - softmax(z)·Σ_dim g, and softmax(z) = exp(y).
     """
 
     @staticmethod
     def forward(ctx, logits: torch.Tensor, iters: int) -> torch.Tensor:
+        z = _to_matrix_first(logits)  # (n, n, ...)
         ctx.iters = iters
-        ctx.save_for_backward(logits)
-        return sinkhorn_unrolled(logits, iters)
+        ctx.save_for_backward(z)
+        return _iterate(z, iters).exp().movedim((0, 1), (-2, -1))
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_h: torch.Tensor):
         (z,) = ctx.saved_tensors
-        probs = []  # exp of every normalised iterate: local to this backward, freed on return
-        for _ in range(ctx.iters):
-            for dim in (-2, -1):
-                z = _log_normalize(z, dim)
-                probs.append((z.exp(), dim))
-        g = grad_h * probs[-1][0]  # through H = exp(Z)
-        for p, dim in reversed(probs):
-            g = g - p * g.sum(dim=dim, keepdim=True)
-        return g, None
+        probs: list[torch.Tensor] = []  # exp of every iterate: local to this backward
+        _iterate(z, ctx.iters, probs)
+        g = _to_matrix_first(grad_h) * probs[-1]  # through H = exp(Z)
+        for k in range(len(probs) - 1, -1, -1):  # half-steps alternate columns (dim 0), rows (dim 1)
+            g = g - probs[k] * g.sum(dim=k % 2, keepdim=True)
+        return g.movedim((0, 1), (-2, -1)), None
 
 
 def sinkhorn(logits: torch.Tensor, iters: int, recompute: bool = True) -> torch.Tensor:
@@ -193,14 +204,16 @@ class HyperConnection(nn.Module):
         with torch.autocast(device_type=dev, enabled=False):
             h_pre, h_post, h_res, h_used = self.coefficients(X, h_res)
             Xf = X.float()
+            # Per token the stream mixing is an (n, n) @ (n, C) product; batched over B·T such tiny
+            # matmuls are slower than the broadcast multiply-and-sum, so dynamic mode uses the latter.
             if self.dynamic:
-                u = torch.einsum("bti,btic->btc", h_pre, Xf)  # (B, T, C)
+                u = (h_pre.unsqueeze(-1) * Xf).sum(dim=-2)  # (B, T, C)
             else:
                 u = torch.einsum("i,btic->btc", h_pre, Xf)
         y = branch(u.to(X.dtype))  # (B, T, C)
         with torch.autocast(device_type=dev, enabled=False):
             if self.dynamic:
-                mixed = torch.einsum("btij,btjc->btic", h_used, Xf)  # (B, T, n, C)
+                mixed = (h_used.unsqueeze(-1) * Xf.unsqueeze(-3)).sum(dim=-2)  # (B, T, n, C)
             else:
                 mixed = torch.einsum("ij,btjc->btic", h_used, Xf)
             out = mixed + h_post.unsqueeze(-1) * y.float().unsqueeze(-2)
