@@ -59,7 +59,7 @@ def quick_run(tmp_path_factory):
     preset, problems = load(PRESETS / "quickstart.toml", [
         "model.d_model=32", "model.n_layers=1", "data.seq_len=32", "data.max_bytes=100000", "train.max_steps=12",
         "train.device_batch_size=4", "train.log_every=3", "eval.every=6", "eval.batches=2", "sample.every=6",
-        "sample.max_new_tokens=8", "checkpoint.every=6", "diag.every=4", "system.device=cpu", "schedule.warmup_steps=2"])
+        "sample.max_new_tokens=8", "checkpoint.every=6", "diag.every=4", "system.device=cpu", "schedule.warmup_steps=2", "system.threads=1"])
     assert not [p for p in problems if p.is_error]
     run_dir = create_run(preset, name="quick", root=tmp_path_factory.mktemp("runs"))
     out = console()

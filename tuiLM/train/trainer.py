@@ -8,6 +8,22 @@ Reliability (specs/training.md): SIGINT / SIGTERM finish the current step, check
 (the last good checkpoint survives); a resumed run restores model, optimizer, scaler, step, tokens,
 the batch generator and every RNG, so on CPU it ends bitwise where an uninterrupted run ends.
 
+Events (beyond events.REQUIRED; ``step`` always counts completed optimizer steps):
+  run_start  + torch, device_name, dtype, estimate {...}, grad_accum, seq_len, device_batch_size,
+             vocab_size, arch, preset_name, resumed, compile; corpus = {source, path, files, bytes,
+             fingerprint, train_tokens, val_tokens, tokenizer, vocab_size}
+  train      every train.log_every steps and at the last: + mem_gib; loss = mean over the step's
+             micro-batches and ranks; grad_norm before clipping; tokens_per_s and dt_ms over the
+             steps since the previous train event, counting step time only (not eval/sample/checkpoint)
+  eval       every eval.every steps and at the end: + val_tokens, val_bytes (bpb is NaN when the
+             tokenizer's bytes are unknown: opaque ids)
+  diag       every diag.every steps when the model returns metrics: + tokens and the model's names
+  sample     every sample.every steps and at the end (sample.every > 0): + temperature, top_k, seed
+  checkpoint + tokens, bytes; path relative to the run directory
+  log        + step (+ source = "preset" for validation warnings)
+  run_end    + tokens, best_val_bpb, best_val_loss, elapsed_s (training time over all attempts), and
+             unless failed artifact_bytes = model_bytes (int8 + zlib) + code_bytes
+
 Test hooks (environment, read once at start; not for users):
 ``TUILM_FAULT_NAN_AT_STEP=k`` makes the loss of step k non-finite; ``TUILM_FAULT_KILL_AT_STEP=k``
 SIGKILLs the trainer right after step k (after its checkpoint, if one falls on k).
