@@ -50,11 +50,13 @@ def sample_text(run_dir: Path, prompt: str | None = None, max_new_tokens: int | 
 def sample_command(run_dir: Path, prompt: str | None = None, max_new_tokens: int | None = None,
                    temperature: float | None = None, top_k: int | None = None, seed: int | None = None,
                    console: Any = None) -> int:
+    """Print a sample; ``console`` is the CLI's Rich console (plain stdout when None: the trainer
+    package never imports UI libraries)."""
     prompt, text, step = sample_text(run_dir, prompt, max_new_tokens, temperature, top_k, seed)
+    header = f"{Path(run_dir).name} @ step {step}"
     if console is None:
-        from rich.console import Console
-
-        console = Console()
-    console.print(f"[dim]{Path(run_dir).name} @ step {step}[/]", highlight=False)
+        print(header, prompt + text, sep="\n", flush=True)
+        return 0
+    console.print(header, style="dim", highlight=False, markup=False)
     console.print(prompt + text, markup=False, highlight=False, soft_wrap=True)
     return 0
