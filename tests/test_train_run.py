@@ -81,6 +81,7 @@ def test_quickstart_trains_end_to_end_and_every_event_validates(quick_run):
     assert start["arch"] == "gpt" and start["preset_name"] == "quickstart" and start["vocab_size"] == 256
     assert start["torch"] == torch.__version__ and start["dtype"] == "fp32" and start["device"] == "cpu"
     assert len(start["corpus"]["fingerprint"]) == 16 and start["corpus"]["source"] == "builtin"
+    assert start["estimate"]["params"] == start["params"]  # the estimator's count rides along, and agrees
     assert [e["step"] for e in kinds(run_dir, "train")] == [3, 6, 9, 12]
     for e in kinds(run_dir, "train"):
         assert {"mem_gib", "grad_norm", "lr", "dt_ms", "tokens_per_s"} <= set(e) and e["tokens"] == e["step"] * 128
