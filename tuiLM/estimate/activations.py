@@ -123,9 +123,10 @@ def _gpt(m: Any, B: int, T: int, V: int, p: Precision) -> Ledger:
     sdpa_math = drop and p.device != "cuda"  # the CPU has no fused SDPA kernel with dropout
     for layer in range(L):
         if golf:
-            led.add("residual", BT * D, F32)  # the block input, kept by mix[0] * x
-            if layer == 0:
-                led.add("residual", BT * D, F32)  # x0, kept by mix[1] * x0 in every block
+            led.add("residual", BT * D, F32)  # the block input (x0 for the first), kept by mix[0] * x
+            if layer == L // 2 and L >= 2:
+                # the last encoder block's output, kept by the first skip (skip_weight * skip)
+                led.add("residual", BT * D, F32)
         for site in ("attn", "mlp"):
             if m.arch == "mhc" and n > 1:
                 _mhc_site(led, m, B, T, first=(layer == 0 and site == "attn"), p=p)
@@ -152,7 +153,7 @@ def _gpt(m: Any, B: int, T: int, V: int, p: Precision) -> Ledger:
                     led.add("attention", BT * H * hd, a, 2)
                     led.add("attention", BT * KV * hd, a, 2)
                     led.add("attention", B * H * T, F32)
-                    if q_new and p.device != "cuda":
+                    if q_new and H > 1 and p.device != "cuda":
                         # the CPU kernel returns q's (B, H, T, hd) layout, so the reshape copies
                         led.add("attention", BT * H * hd, a)
             else:
@@ -245,13 +246,22 @@ def _bdh(m: Any, B: int, T: int, V: int, p: Precision) -> Ledger:
     led.add("embedding", BT, I64)
     led.add("norms", BT * D, F32)
     led.add("norms", BT, F32, 2)
+    # torch.matmul broadcasts x (B, 1, T, D) against (nh, D, N) by expanding both to (B, nh, ...) and
+    # reshaping to a batch of B*nh: a copy of each unless B or nh is 1, when the reshape is a view.
+    # Without copies x itself is kept (and, in fp32, is the same tensor as the attention's v).
+    copies = nh > 1 and B > 1
+    if not copies and p.autocast:
+        led.add("weight copies", W, a, 2)  # encoder, encoder_v: autocast's one cast copy each
+    x_kept = XH if copies else BT * D
+    v_kept = XH if copies else (BT * D if p.autocast else 0)
     for _ in range(m.n_layers):
-        led.add("encoder", W * B, a, 2)  # encoder and encoder_v expanded to (B*nh, D, N)
-        led.add("encoder", XH, a)  # x expanded to (B*nh, T, D) for x @ encoder
-        led.add("neurons", U, a, 4)  # xs = relu(x @ E), rope(xs), ys = relu(a @ E_v), xy reshaped
+        if copies:
+            led.add("encoder", W * B, a, 2)  # encoder and encoder_v expanded to (B*nh, D, N)
+        led.add("encoder", x_kept, a)  # x (expanded or cast) for x @ encoder
+        led.add("neurons", U, a, 4)  # xs = relu(x @ E), rope(xs), ys = relu(a @ E_v), xy (reshaped)
         led.add("attention", T * N, F32, 2)  # cos, sin of the rope angles
         led.add("attention", B * nh * T * T, a)  # scores
-        led.add("attention", XH, a)  # v = x expanded to (B*nh, T, D)
+        led.add("attention", v_kept, a)  # v = x (expanded or cast) for scores @ v
         ln = p.layer_norm(a)
         led.add("norms", XH, ln)  # LN(attention read-out): input and statistics
         led.add("norms", B * nh * T, ln, 2)
