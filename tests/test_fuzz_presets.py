@@ -118,7 +118,7 @@ override_text = st.builds(lambda p, v: f"{p}={v}", st.sampled_from(list(BY_PATH)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(override_text, min_size=1, max_size=4))
+@given(overrides=st.lists(override_text, min_size=1, max_size=4))
 def test_cli_validate_and_vram_never_crash(overrides, capsys):
     for cmd in ("validate", "vram"):
         argv = [cmd, str(ROOT / "presets" / "quickstart.toml")]
