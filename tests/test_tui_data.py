@@ -245,3 +245,32 @@ def test_verdicts_and_frozen_signature():
     assert not frozen_check(model, 1.0, 0.2, 500).frozen  # the gate moved
     assert not frozen_check(model, 1.0, 0.01, 0).frozen  # nothing trained yet
     assert not frozen_check({**model, "arch": "gpt"}, 1.0, 0.01, 500).frozen
+
+
+def test_parallel_first_read_matches_the_serial_read(tmp_path):
+    """Long files are first read by worker processes; the result must not depend on it."""
+    from tuiLM.tui.eventload import _split, complete_end, parallel_parse
+
+    from .fixtures.fixture_runs import write_big_events
+
+    run = tmp_path / "big"
+    run.mkdir()
+    write_big_events(run / "events.jsonl", 30_000, diag_every=7, eval_every=100)
+    with open(run / "events.jsonl", "a") as fh:
+        fh.write('{"v":1,"kind":"train","step":1')  # a torn last line stays for the tail
+    size = (run / "events.jsonl").stat().st_size
+    ranges = _split(str(run / "events.jsonl"), size, 3)
+    assert ranges[0][0] == 0 and ranges[-1][1] == size and len(ranges) == 3
+    serial = RunData(run, parallel_min_bytes=None)
+    serial.poll(budget_s=30)
+    par = RunData(run, parallel_min_bytes=1)
+    par.poll(budget_s=30)
+    assert par._tail._partial == b'{"v":1,"kind":"train","step":1'  # the torn line waits for its newline
+    for kind in ("train", "eval", "diag"):
+        a, b = serial.tables[kind], par.tables[kind]
+        assert a.n == b.n > 0
+        for name in a.cols:
+            assert np.array_equal(a.col(name), b.col(name), equal_nan=True), (kind, name)
+    assert par.state == serial.state == "completed"
+    chunks = parallel_parse(run / "events.jsonl", complete_end(run / "events.jsonl"), workers=2)
+    assert sum(c.n_lines for c in chunks) == 30_000 + 30_000 // 7 + 300 + 1

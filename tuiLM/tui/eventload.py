@@ -343,6 +343,102 @@ def decode_lines(buf: bytes) -> list[dict[str, Any]]:
     return [ev for _, ev in rows]
 
 
+# -- parallel first read ---------------------------------------------------------------------------
+#
+# Opening a long run reads the whole file once. Doing it in worker processes keeps it off the UI
+# process entirely: no GIL shared with the event loop (a loader thread next to Textual ran at half
+# speed), and a machine with free cores parses the ranges side by side.
+
+PARALLEL_MIN_BYTES = 16 << 20
+
+
+def _parse_range(path: str, start: int, end: int) -> list[Chunk]:
+    """Worker: parse bytes [start, end) (both on line boundaries) into chunks, in order."""
+    out: list[Chunk] = []
+    sigs: list[Signature] = []
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        pos = start
+        while pos < end:
+            data = fh.read(min(CHUNK, end - pos))
+            if not data:
+                break
+            cut = data.rfind(b"\n") + 1 if pos + len(data) < end else len(data)
+            if cut <= 0:  # a line longer than CHUNK: read on to its end
+                more = fh.readline()
+                data, cut = data + more, len(data) + len(more)
+            fh.seek(pos + cut)
+            pos += cut
+            out.append(parse_chunk(data[:cut], sigs))
+    return out
+
+
+def _split(path: str, end: int, parts: int) -> list[tuple[int, int]]:
+    """``parts`` byte ranges of [0, end) cut just after a newline."""
+    bounds = [0]
+    with open(path, "rb") as fh:
+        for i in range(1, parts):
+            fh.seek(max(bounds[-1], end * i // parts))
+            fh.readline()
+            cut = min(fh.tell(), end)
+            if cut > bounds[-1]:
+                bounds.append(cut)
+    bounds.append(end)
+    return [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+
+
+def parallel_parse(path: str | Path, end: int, workers: int | None = None) -> list[Chunk]:
+    """Parse bytes [0, end) of ``path`` (``end`` just after a newline) in worker processes.
+
+    Plain subprocesses (``python -m tuiLM.tui.eventload``), not multiprocessing: its spawn mode
+    re-imports the caller's ``__main__`` (a script without a main guard would run again), and fork
+    is unsafe in a process with UI threads. Results come back pickled through a temp file.
+    """
+    import pickle
+    import subprocess
+    import sys
+    import tempfile
+
+    workers = workers or max(1, min(8, os.cpu_count() or 1, end // PARALLEL_MIN_BYTES or 1))
+    ranges = _split(str(path), end, workers)
+    env = dict(os.environ)
+    package_root = str(Path(__file__).resolve().parents[2])  # importable even when not installed
+    env["PYTHONPATH"] = package_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    with tempfile.TemporaryDirectory(prefix="tuilm-load-") as tmp:
+        procs = []
+        for i, (a, b) in enumerate(ranges):
+            out = os.path.join(tmp, f"{i}.pkl")
+            cmd = [sys.executable, "-m", "tuiLM.tui.eventload", str(path), str(a), str(b), out]
+            procs.append((subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                           stderr=subprocess.PIPE, env=env), out))
+        chunks: list[Chunk] = []
+        for proc, out in procs:
+            _, err = proc.communicate()
+            if proc.returncode != 0:
+                raise RuntimeError(f"loader worker failed: {err.decode(errors='replace').strip()[-300:]}")
+            with open(out, "rb") as fh:
+                chunks.extend(pickle.load(fh))
+    return chunks
+
+
+def complete_end(path: str | Path) -> int:
+    """Offset just after the last newline of the file (0 if none)."""
+    with open(path, "rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        size = fh.tell()
+        back = min(size, 1 << 20)
+        while back:
+            fh.seek(size - back)
+            tail = fh.read(back)
+            i = tail.rfind(b"\n")
+            if i >= 0:
+                return size - back + i + 1
+            if back == size:
+                return 0
+            back = min(size, back * 4)
+        return 0
+
+
 def load_all(path: str | Path) -> list[Chunk]:
     """Parse a whole file (the bench and tests use this; the app goes through RunData)."""
     tail = ChunkTail(path)
@@ -354,3 +450,14 @@ def load_all(path: str | Path) -> list[Chunk]:
             break
         out.append(parse_chunk(buf, sigs))
     return out
+
+
+if __name__ == "__main__":  # worker of parallel_parse: PATH START END OUT
+    import pickle
+    import sys
+
+    from tuiLM.tui import eventload as _module  # pickle the classes under their package name
+
+    _path, _start, _end, _out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+    with open(_out, "wb") as _fh:
+        pickle.dump(_module._parse_range(_path, _start, _end), _fh, protocol=pickle.HIGHEST_PROTOCOL)

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..runs import EVENTS, PIDFILE, PRESET, STDOUT, pid_alive
-from .eventload import CHUNK, Chunk, ChunkTail, Signature, parse_chunk
+from .eventload import CHUNK, PARALLEL_MIN_BYTES, Chunk, ChunkTail, Signature, complete_end, parallel_parse, parse_chunk
 from .series import BlockCache, EmaCache, Table
 
 TABLE_KINDS = ("train", "eval", "diag")
@@ -52,9 +52,12 @@ class Sample:
 class RunData:
     """Incrementally loaded state of one run directory."""
 
-    def __init__(self, path: str | Path, proc: subprocess.Popen | None = None):
+    def __init__(self, path: str | Path, proc: subprocess.Popen | None = None, *,
+                 parallel_min_bytes: int | None = PARALLEL_MIN_BYTES):
         self.path = Path(path)
+        self.parallel_min_bytes = parallel_min_bytes  # None: always read in this process
         self.lock = threading.RLock()
+        self._poll_lock = threading.Lock()
         self.tables: dict[str, Table] = {k: Table() for k in TABLE_KINDS}
         self.run_start: dict[str, Any] | None = None
         self.run_end: dict[str, Any] | None = None
@@ -115,7 +118,13 @@ class RunData:
 
     def poll(self, budget_s: float = 0.25) -> bool:
         """Read what was appended (up to ``budget_s`` of work) and fold it in. True if anything changed."""
+        with self._poll_lock:  # one reader at a time: the cursor and the torn-line buffer are shared
+            return self._poll(budget_s)
+
+    def _poll(self, budget_s: float) -> bool:
         changed = False
+        if not self.loaded and self._tail.offset == 0 and self.parallel_min_bytes is not None:
+            changed = self._first_read_parallel()
         t_end = time.perf_counter() + budget_s
         while True:
             buf = self._tail.poll_bytes(CHUNK)
@@ -138,6 +147,24 @@ class RunData:
             with self.lock:
                 self.version += 1
         return changed
+
+    def _first_read_parallel(self) -> bool:
+        """A long file on first open: parse it in worker processes, then tail from where they ended."""
+        path = self.path / EVENTS
+        try:
+            if os.stat(path).st_size < self.parallel_min_bytes:
+                return False
+            end = complete_end(path)
+            chunks = parallel_parse(path, end)
+        except (OSError, RuntimeError) as e:  # no worker processes here: read in this process instead
+            self.logs.append(f"[warning] parallel read unavailable ({e}); reading in-process")
+            self.parallel_min_bytes = None
+            return False
+        with self.lock:
+            for chunk in chunks:
+                self._ingest(chunk)
+        self._tail.offset = end
+        return True
 
     def caught_up(self) -> bool:
         return self.loaded and self._tail.at_end()

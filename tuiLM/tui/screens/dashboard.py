@@ -27,8 +27,10 @@ RUN_COLORS = ("#4ea1ff", "#ff9f43", "#2ed573", "#ff6b81", "#b197fc", "#ffd43b", 
 LINE_COLORS = ("#4ea1ff", "#ff9f43")
 SECONDARY = "#8a8f98"
 EMA_WEIGHTS = (0.6, 0.9, 0.99, 0.999)
-REDRAW_S = 0.15  # at most ~7 redraws a second
-REDRAW_LOADING_S = 0.6  # while a long file is still loading, leave the CPU to the loader
+REDRAW_S = 0.25  # at most 4 redraws a second (the loader polls a live run at the same pace)
+STATUS_LOADING_S = 0.5  # while a long file loads: only the status line (progress), plots once loaded
+UI_CPU_BUDGET = 0.10  # live redraws wait while the UI thread has used more than 10 % of a core
+REDRAW_MAX_WAIT_S = 2.0  # ...but never longer than this
 STATE_STYLE = {"running": "bold green", "completed": "bold cyan", "stopped": "bold yellow",
                "failed": "bold white on red", "dead": "bold white on red", "new": "dim", "starting": "green"}
 STATE_ICON = {"running": "●", "completed": "✓", "stopped": "■", "failed": "✗", "dead": "✗", "new": "○",
@@ -81,6 +83,10 @@ class DashboardScreen(Screen):
         self._available: dict[str, bool] = {}  # optional panels with data
         self._maximized: PlotPanel | None = None
         self._grid_shape: tuple[int, int] = (0, 0)
+        self._states: tuple = ()
+        self._last_status = 0.0
+        self._cpu_mark = time.thread_time()
+        self._status_text: str | None = None
 
     # -- layout --------------------------------------------------------------------------------------
 
@@ -150,21 +156,34 @@ class DashboardScreen(Screen):
         """All runs read to their end and drawn (tests wait on this)."""
         return all(r.caught_up() for r in self.runs) and not self._dirty and self.redraws > 0
 
-    def _tick(self) -> None:
+    def _tick(self, force: bool = False) -> None:
         if not self._dirty:
             return
         now = time.monotonic()
-        if self.loading and now - self._last_draw < REDRAW_LOADING_S:
-            self._status()
+        if self.loading and not force:
+            # plots of a half-read file would be redrawn many times for nothing, and every
+            # draw takes the interpreter away from the loader thread: show progress only
+            if now - self._last_status > STATUS_LOADING_S:
+                self._last_status = now
+                self._status()
             return
+        if not force and self.redraws:
+            # self-limiting: the UI thread's CPU share since the last draw (includes painting)
+            share = (time.thread_time() - self._cpu_mark) / max(1e-3, now - self._last_draw)
+            if share > UI_CPU_BUDGET and now - self._last_draw < REDRAW_MAX_WAIT_S:
+                return
         self._dirty = False
         self._last_draw = now
+        self._cpu_mark = time.thread_time()
         self._redraw_panels()
         self._status()
         if not self.compare:
             self._samples_and_log()
         self._failure()
-        self.refresh_bindings()
+        states = tuple(r.state for r in self.runs)
+        if states != self._states:  # stop/resume availability; refreshing recomposes the footer
+            self._states = states
+            self.refresh_bindings()
 
     def on_resize(self) -> None:
         self._layout_grid()
@@ -293,7 +312,10 @@ class DashboardScreen(Screen):
             lines = [self._run_line(i, r) for i, r in enumerate(self.runs)] + [self._view_line()]
         else:
             lines = [self._run_line(0, self.runs[0]), self._metrics_line(self.runs[0])]
-        widget.update(Text("\n").join(lines))
+        text = Text("\n").join(lines)
+        if text.markup != self._status_text:  # each update costs a layout pass
+            self._status_text = text.markup
+            widget.update(text)
 
     def _view_line(self) -> Text:
         t = Text(style="dim")
@@ -491,8 +513,7 @@ class DashboardScreen(Screen):
 
     def _invalidate(self) -> None:
         self._dirty = True
-        self._last_draw = 0.0
-        self._tick()
+        self._tick(force=True)
 
     def action_maximize(self) -> None:
         focused = self.focused if isinstance(self.focused, PlotPanel) else None

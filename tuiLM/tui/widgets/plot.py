@@ -204,26 +204,18 @@ def render_plot(frame: Frame, width: int, height: int) -> list[Strip]:
         else:
             segs.append(Segment(" " * Y_LABEL_W + "│", AXIS_STYLE))
         bg = row_bg[r]
-        run_chars: list[str] = []
-        run_style: Style | None = None
-        row_codes = codes[r].tolist()
-        row_owner = owner[r].tolist()
-        for c in range(pw):
-            code = row_codes[c]
-            if code:
-                t = buckets[row_owner[c]][0]
-                st = style_for(t.color, bg, t.dim)
-                ch = chr(0x2800 + code)
+        row = codes[r]
+        text = np.where(row > 0, row + 0x2800, 32).astype("<u4").tobytes().decode("utf-32-le")
+        key = np.where(row > 0, owner[r] + 1, 0)  # 0 = blank cell, k + 1 = trace k
+        cuts = np.flatnonzero(key[1:] != key[:-1]) + 1
+        bounds = [0, *cuts.tolist(), pw]
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            k = int(key[a])
+            if k:
+                t = buckets[k - 1][0]
+                segs.append(Segment(text[a:b], style_for(t.color, bg, t.dim)))
             else:
-                st = style_for(None, bg, False)
-                ch = " "
-            if st is not run_style and run_chars:
-                segs.append(Segment("".join(run_chars), run_style))
-                run_chars = []
-            run_style = st
-            run_chars.append(ch)
-        if run_chars:
-            segs.append(Segment("".join(run_chars), run_style))
+                segs.append(Segment(text[a:b], style_for(None, bg, False)))
         strips.append(Strip(segs, width))
 
     # x axis labels: left, middle, right

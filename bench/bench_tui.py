@@ -1,0 +1,239 @@
+"""The app's live plots: opening a 10^6-event run, redrawing the dashboard, and the cost to a trainer.
+
+    python bench/bench_tui.py [--events 1000000] [--repeats 3] [--trainer-steps 300] [--skip-trainer]
+
+1. open: a generated run with N train events (+ diag every 50, eval every 1000; ~175 MB of JSON)
+   - loader only: RunData.poll() until caught up (columnar fast path, see tuiLM/tui/eventload.py)
+   - the same bytes decoded line by line with events.EventTail (json per line), for the ratio
+   - the app: make_app(run_dir) headless at 160x48 until the dashboard has drawn every panel
+2. redraw: all panels of that dashboard rebuilt (min/max downsampling + braille raster), cold
+   (first draw with EMA on: EMA and block caches built) and warm (toggling a view option), and
+   the live case: 1,000 new train events polled and drawn
+3. trainer: the same tiny CPU run headless and with the app attached (watching its dashboard),
+   interleaved, tokens/s from the trainer's own events; and the CPU the app itself used meanwhile.
+
+All ratios are measured within one run of this script. Nothing here imports torch (the trainer is
+its own process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.fixtures.fixture_runs import write_big_events  # noqa: E402
+from tuiLM.config.load import default_preset  # noqa: E402
+from tuiLM.config.write import dumps_resolved  # noqa: E402
+from tuiLM.events import EventTail, EventWriter, read_events  # noqa: E402
+from tuiLM.tui.app import make_app  # noqa: E402
+from tuiLM.tui.rundata import RunData  # noqa: E402
+from tuiLM.tui.screens.dashboard import DashboardScreen  # noqa: E402
+from tuiLM.tui.widgets.plot import render_plot  # noqa: E402
+
+SIZE = (160, 48)
+
+
+def cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def make_big_run(root: Path, n: int) -> Path:
+    run = root / "big"
+    run.mkdir(parents=True)
+    preset = default_preset().with_values({"model.arch": "mhc", "train.max_steps": n, "model.mhc_gate": True})
+    (run / "preset.toml").write_text(dumps_resolved(preset))
+    t = time.perf_counter()
+    size = write_big_events(run / "events.jsonl", n)
+    print(f"generated {n:,} train events, {size / 1e6:.0f} MB in {time.perf_counter() - t:.1f} s")
+    return run
+
+
+def bench_loader(run: Path) -> tuple[float, float]:
+    t = time.perf_counter()
+    data = RunData(run)
+    while not data.caught_up():
+        data.poll(budget_s=60)
+    fast = time.perf_counter() - t
+    n = data.tables["train"].n
+    t = time.perf_counter()
+    tail, count = EventTail(run / "events.jsonl"), 0
+    while True:
+        batch = tail.poll(8 << 20)
+        if not batch:
+            break
+        count += sum(1 for e in batch if e.get("kind") == "train")
+    slow = time.perf_counter() - t
+    assert count == n, (count, n)
+    return fast, slow
+
+
+async def bench_app(run: Path, repeats: int) -> dict[str, float]:
+    out: dict[str, float] = {}
+    t0 = time.perf_counter()
+    app = make_app(run_dir=run)
+    async with app.run_test(size=SIZE) as pilot:
+        while not (isinstance(app.screen, DashboardScreen) and app.screen.ready):
+            await pilot.pause(0.02)
+        out["open_app_s"] = time.perf_counter() - t0
+        dash: DashboardScreen = app.screen
+        run_data = dash.runs[0]
+
+        def draw_all() -> float:
+            t = time.perf_counter()
+            dash._invalidate()  # rebuild every panel's frame (downsampling inputs, EMA, bands)
+            for _, panel in dash.panels:
+                if panel.display:
+                    w, h = panel.size
+                    render_plot(panel.frame, w, h)  # the raster a repaint draws
+            return time.perf_counter() - t
+
+        warm = []
+        for _ in range(repeats * 3):
+            dash.action_toggle_ema()
+            warm.append(draw_all())
+        out["redraw_warm_ms"] = statistics.median(warm) * 1e3
+
+        # live: 1,000 new train events appended by a writer, polled and drawn
+        live = []
+        with EventWriter(run / "events.jsonl") as w:
+            step = int(run_data.last("train", "step"))
+            for r in range(repeats):
+                for s in range(step + 1, step + 1001):
+                    w.write("train", step=s, tokens=s * 524_288, loss=1.2, lr=3e-4, grad_norm=0.3,
+                            tokens_per_s=5e6, dt_ms=100.0, mem_gib=12.5)
+                step += 1000
+                t = time.perf_counter()
+                while run_data.tables["train"].n < step:
+                    run_data.poll(budget_s=1)
+                live.append(draw_all())
+        out["redraw_live_ms"] = statistics.median(live) * 1e3
+        out["panels"] = sum(1 for _, p in dash.panels if p.display)
+    return out
+
+
+def cold_redraw_ms(run: Path) -> float:
+    """First full draw of a loaded run: EMA over 10^6 points and block caches built from scratch."""
+    async def go() -> float:
+        app = make_app(run_dir=run)
+        async with app.run_test(size=SIZE) as pilot:
+            while not (isinstance(app.screen, DashboardScreen) and app.screen.ready):
+                await pilot.pause(0.02)
+            dash = app.screen
+            for run_data in dash.runs:
+                run_data._ema.clear()
+                run_data._blocks.clear()
+            t = time.perf_counter()
+            dash._invalidate()
+            for _, panel in dash.panels:
+                if panel.display:
+                    render_plot(panel.frame, *panel.size)
+            return (time.perf_counter() - t) * 1e3
+    return asyncio.run(go())
+
+
+# -- trainer with and without the app ------------------------------------------------------------
+
+def tiny_preset(steps: int):
+    return default_preset().with_values({
+        "model.arch": "gpt", "model.n_layers": 2, "model.d_model": 64, "model.n_heads": 4, "model.dropout": 0.0,
+        "data.seq_len": 64, "train.device_batch_size": 8, "train.max_steps": steps, "train.log_every": 5,
+        "eval.every": 0, "eval.batches": 2, "sample.every": 0, "checkpoint.every": 0, "diag.every": 0,
+        "system.device": "cpu", "system.threads": 1, "data.max_bytes": 300_000, "run.name": "bench"})
+
+
+def trainer_rate(run_dir: Path) -> float:
+    ev = [e for e in read_events(run_dir / "events.jsonl") if e.get("kind") == "train"]
+    ev = ev[len(ev) // 5:]  # skip warm-up
+    return (ev[-1]["tokens"] - ev[0]["tokens"]) / (ev[-1]["time"] - ev[0]["time"])
+
+
+def run_headless(root: Path, steps: int) -> tuple[float, float]:
+    from tuiLM.launch import create_run, spawn_trainer
+
+    run_dir = create_run(tiny_preset(steps), root=root)
+    c0 = cpu_s()
+    proc = spawn_trainer(run_dir)
+    proc.wait()
+    return trainer_rate(run_dir), cpu_s() - c0
+
+
+def run_attached(root: Path, steps: int) -> tuple[float, float]:
+    from tuiLM.launch import create_run, spawn_trainer
+
+    run_dir = create_run(tiny_preset(steps), root=root)
+
+    async def go() -> float:
+        app = make_app(run_dir=run_dir, runs_root=root)
+        async with app.run_test(size=SIZE) as pilot:
+            proc = spawn_trainer(run_dir)
+            app.watcher.get(run_dir, proc=proc)
+            c0 = cpu_s()
+            while proc.poll() is None:
+                await pilot.pause(0.1)
+            return cpu_s() - c0
+    ui_cpu = asyncio.run(go())
+    return trainer_rate(run_dir), ui_cpu
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--trainer-steps", type=int, default=300)
+    ap.add_argument("--skip-trainer", action="store_true")
+    args = ap.parse_args()
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
+    with tempfile.TemporaryDirectory() as tmp:
+        run = make_big_run(Path(tmp), args.events)
+        fast, slow = [], []
+        for _ in range(args.repeats):
+            f, s = bench_loader(run)
+            fast.append(f)
+            slow.append(s)
+        f, s = statistics.median(fast), statistics.median(slow)
+        print(f"open, loader only (columnar fast path)   {f:6.2f} s   (runs: {', '.join(f'{x:.2f}' for x in fast)})")
+        print(f"open, json per line (EventTail.poll)     {s:6.2f} s   ratio fast/per-line {f / s:.2f}")
+        app_runs = [asyncio.run(bench_app(run, args.repeats)) for _ in range(1)]
+        r = app_runs[0]
+        print(f"open in the app until every panel drawn  {r['open_app_s']:6.2f} s   ({SIZE[0]}x{SIZE[1]}, {r['panels']} panels)")
+        cold = cold_redraw_ms(run)
+        print(f"redraw, all panels, cold (EMA + caches)  {cold:6.1f} ms")
+        print(f"redraw, all panels, warm (toggle EMA)    {r['redraw_warm_ms']:6.1f} ms")
+        print(f"redraw, all panels after 1,000 new events {r['redraw_live_ms']:5.1f} ms")
+    if args.skip_trainer:
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        headless, attached, ui_cpu, wall = [], [], [], []
+        for i in range(args.repeats):
+            for mode in (("headless", "attached") if i % 2 == 0 else ("attached", "headless")):
+                t = time.perf_counter()
+                if mode == "headless":
+                    rate, _ = run_headless(root, args.trainer_steps)
+                    headless.append(rate)
+                else:
+                    rate, cpu = run_attached(root, args.trainer_steps)
+                    attached.append(rate)
+                    ui_cpu.append(cpu)
+                    wall.append(time.perf_counter() - t)
+                print(f"repeat {i + 1} {mode:8s} {rate:10,.0f} tok/s")
+        h, a = statistics.median(headless), statistics.median(attached)
+        print(f"trainer tokens/s median: headless {h:,.0f}  with the app attached {a:,.0f}  "
+              f"ratio {a / h:.3f} ({(a / h - 1) * 100:+.1f} %)")
+        print(f"app CPU while attached: {statistics.median(ui_cpu):.2f} s over ~{statistics.median(wall):.0f} s "
+              f"({statistics.median(ui_cpu) / statistics.median(wall) * 100:.1f} % of one core)")
+
+
+if __name__ == "__main__":
+    main()
