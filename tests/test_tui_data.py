@@ -273,4 +273,4 @@ def test_parallel_first_read_matches_the_serial_read(tmp_path):
             assert np.array_equal(a.col(name), b.col(name), equal_nan=True), (kind, name)
     assert par.state == serial.state == "completed"
     chunks = parallel_parse(run / "events.jsonl", complete_end(run / "events.jsonl"), workers=2)
-    assert sum(c.n_lines for c in chunks) == 30_000 + 30_000 // 7 + 300 + 1
+    assert sum(c.n_lines for c in chunks) == 30_000 + 30_000 // 7 + 300 + 2  # + run_start, run_end
