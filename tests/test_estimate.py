@@ -188,6 +188,14 @@ def test_large_vocabulary_shows_in_the_logits_row():
     assert big.parts["logits"] - small.parts["logits"] == 3 * B * T * (50_304 - 256) * 4
 
 
+@pytest.mark.parametrize("path,value", [("model.n_heads", 0), ("data.seq_len", 0), ("train.device_batch_size", 0),
+                                        ("model.n_layers", 10**6), ("model.arch", "rnn"), ("model.mhc_streams", 0)])
+def test_out_of_range_inputs_name_the_key(path, value):
+    """The form estimates half-typed presets: a bad field is a ValueError naming it, never a crash."""
+    with pytest.raises(ValueError, match=path):
+        estimate(make_preset({path: value}))
+
+
 def test_tokens_per_step_and_accumulation():
     e = estimate(make_preset({"train.device_batch_size": 8, "data.seq_len": 128, "train.total_batch_size": 8192}))
     assert (e.tokens_per_step, e.grad_accum) == (8192, 8)

@@ -131,6 +131,34 @@ def flops_per_token(m: Any, tensors: list[Tensor], V: int, T: int) -> int:
     return 6 * matmul + attention + mixing
 
 
+# The fields the estimate reads: out-of-range values (a half-typed form field) give a ValueError naming
+# the key instead of a division by zero or an hour-long loop.
+USED_FIELDS = ("model.arch", "model.n_layers", "model.d_model", "model.n_heads", "model.n_kv_heads", "model.d_ff",
+               "model.mlp_mult", "model.activation", "model.norm", "model.pos", "model.bigram_buckets",
+               "model.bigram_dim", "model.mhc_streams", "model.mhc_mode", "model.mhc_iters", "model.bdh_mult",
+               "model.dropout", "data.seq_len", "data.vocab_size", "data.tokenizer", "train.device_batch_size",
+               "train.total_batch_size", "optim.name", "system.device", "system.dtype")
+
+
+def check_inputs(preset: Any) -> None:
+    """Raise ValueError("model.n_heads: ...") when a field the estimate reads is outside the schema."""
+    from ..config.schema import BY_PATH  # stdlib only
+
+    for path in USED_FIELDS:
+        f, v = BY_PATH[path], preset.get(path)
+        if f.choices is not None:
+            if v not in f.choices:
+                raise ValueError(f"{path}: {v!r} is not one of {', '.join(f.choices)}")
+            continue
+        if f.type in (int, float):
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise ValueError(f"{path}: expected a number, got {v!r}")
+            lo = f.min is not None and (v <= f.min if f.min_exclusive else v < f.min)
+            hi = f.max is not None and (v >= f.max if f.max_exclusive else v > f.max)
+            if lo or hi:
+                raise ValueError(f"{path}: {v!r} is out of range {f.range_text()}")
+
+
 def estimate(preset: Any, vocab_size: int | None = None, world_size: int = 1, *,
              device: str | None = None, dtype: str | None = None) -> Estimate:
     """Parameters, memory breakdown, artifact size and FLOPs for ``preset``; pure arithmetic.
@@ -139,10 +167,13 @@ def estimate(preset: Any, vocab_size: int | None = None, world_size: int = 1, *,
     ``vocab.resolve_vocab``: ``vocab_exact`` is False for a guess). ``device`` / ``dtype`` override
     the preset's system section (``"cpu"``, ``"fp32"`` ...).
     """
+    check_inputs(preset)
     m, d, t = preset.model, preset.data, preset.train
     if vocab_size is None:
         V, exact, source = resolve_vocab(preset)
     else:
+        if vocab_size < 1:
+            raise ValueError(f"vocab_size must be >= 1, got {vocab_size}")
         V, exact, source = vocab_size, True, "given"
     world_size = max(1, int(world_size))
     prec, assumption = resolve_precision(preset, device, dtype)

@@ -45,16 +45,21 @@ def _preset_ref(preset: Any) -> str:
 
 
 def vram_command(preset: Any, *, budget_bytes: int | None, fit: bool, as_json: bool, exact: bool,
-                 measure: bool, world_size: int, console: Console) -> int:
-    """Print the estimate of ``preset`` (and fit / exact / measure results); return the exit code."""
-    est = estimate(preset, world_size=world_size)
+                 measure: bool, world_size: int, console: Console, device: str | None = None,
+                 dtype: str | None = None) -> int:
+    """Print the estimate of ``preset`` (and fit / exact / measure results); return the exit code.
+
+    ``device`` / ``dtype`` override the preset's system section for the estimate ("cpu", "fp32" ...);
+    ``--set system.device=cpu`` does the same through the preset.
+    """
+    est = estimate(preset, world_size=world_size, device=device, dtype=dtype)
     budget = _budget(preset, budget_bytes)
     fits = None if budget is None else est.fits(budget)
     fit_result = None
     if fit and budget is not None and not fits:
         from .fit import fit as fit_fn
 
-        fit_result = fit_fn(preset, budget, world_size=world_size)
+        fit_result = fit_fn(preset, budget, world_size=world_size, device=device, dtype=dtype)
     counted = _counted(preset, est, exact, measure)
     code = 0 if (fits is None or fits or (fit_result is not None and fit_result.fits)) else 1
 
