@@ -106,9 +106,9 @@ FIELDS: tuple[Field, ...] = (
       archs=GPTISH),
     F("model", "golf_block", bool, False,
       "Parameter-golf block extras: U-Net skips, residual mix with the embedding, per-block scales, "
-      "per-head q gain", archs=GPTISH),
+      "per-head q gain", archs=("gpt",)),
     F("model", "qk_gain_init", float, 1.5, "Initial per-head query gain (golf_block)", min=0.0, max=100.0,
-      archs=GPTISH),
+      archs=("gpt",)),
     # -- model: mHC ------------------------------------------------------------------------------
     F("model", "mhc_streams", int, 4, "Residual streams n (expansion rate); 1 = plain residual", min=1,
       max=16, archs=MHC),
