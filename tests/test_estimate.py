@@ -365,6 +365,24 @@ def test_vram_json_is_one_parseable_object(tmp_path):
     assert "\x1b[" not in r.stdout and "[bold" not in r.stdout
 
 
+def test_counted_tables_render_for_cpu_and_cuda_results():
+    """The --exact / --measure tables, fed plain data (the CUDA branch cannot run without a GPU)."""
+    from rich.console import Console
+
+    from tuiLM.estimate.report import render_counted
+
+    rows = {"weights": 400, "grads": 400, "optimizer": 804, "saved": 10_000}
+    counted = {"attention_kernel": "SDPA, cuda kernel choice", "peak_allocated": 20_000, **rows}
+    data = {"cpu": {"dtype": "fp32", "analytic": rows, "exact": dict(rows, saved=10_100), "measured": None},
+            "cuda": {"dtype": "bf16", "analytic": dict(rows, total_without_overhead=19_000), "measured": counted}}
+    console = Console(record=True, width=120)
+    console.print(render_counted(data))
+    text = console.export_text()
+    assert "CPU kernels, fp32" in text and "CUDA kernels, bf16" in text
+    assert "0.990" in text  # 10,000 / 10,100
+    assert "peak allocated" in text and "0.950" in text  # 19,000 / 20,000
+
+
 def test_estimator_and_vram_command_do_not_import_torch():
     code = ("import sys; from tuiLM.estimate import estimate; from tuiLM.estimate.report import vram_command; "
             "from tuiLM.estimate.fit import fit; from tuiLM.estimate import exact; "

@@ -160,6 +160,7 @@ def test_vram_exact_and_measure_in_json():
     if not (PRESETS / "quickstart.toml").exists():
         pytest.skip("no quickstart preset")
     assert r.exit_code == 0, r.output
-    c = json.loads(r.stdout)["counted"]
-    assert c["exact"]["saved"] == c["measure"]["saved"] > 0
-    assert abs(c["analytic_cpu"]["saved"] / c["exact"]["saved"] - 1) <= 0.10
+    c = json.loads(r.stdout)["counted"]["cpu"]
+    assert c["dtype"] == "fp32"
+    assert c["exact"]["saved"] == c["measured"]["saved"] > 0
+    assert abs(c["analytic"]["saved"] / c["exact"]["saved"] - 1) <= 0.10

@@ -51,9 +51,11 @@ def _torch_dtype(torch: Any, name: str) -> Any:
     return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[name]
 
 
-def _attention_kernel(preset: Any) -> str:
+def _attention_kernel(preset: Any, device: str) -> str:
     if preset.model.arch == "bdh":
         return "BDH linear attention (full T x T scores)"
+    if device != "cpu":
+        return f"SDPA, {device} kernel choice"
     if preset.model.dropout > 0:
         return "SDPA math path (CPU has no fused kernel with dropout)"
     return "SDPA flash (CPU fused kernel)"
@@ -170,7 +172,7 @@ def measure(preset: Any, *, vocab_size: int | None = None, dtype: str = "fp32", 
 def _counted(mode: str, device: str, dtype: str, preset: Any, r: dict[str, Any]) -> Counted:
     c = Counted(mode=mode, device=device, dtype=dtype, params=r["params"], weights=r["weights"],
                 grads=r["grads"], optimizer=r["optimizer"], saved=r["saved"], saved_tensors=r["saved_tensors"],
-                attention_kernel=_attention_kernel(preset), peak_allocated=r["peak"])
+                attention_kernel=_attention_kernel(preset, device), peak_allocated=r["peak"])
     if r["note"]:
         c.notes.append(r["note"])
     return c

@@ -94,7 +94,12 @@ def vram_command(preset: Any, *, budget_bytes: int | None, fit: bool, as_json: b
 # -- exact / measure ------------------------------------------------------------------------------
 
 def _counted(preset: Any, est: Estimate, exact: bool, measure: bool) -> dict[str, Any] | None:
-    """Analytic (for the device the count runs on) beside exact and measured counts, as plain data."""
+    """Counts of the real model beside the analytic figures for the same device, as plain data:
+    ``{"cpu": {dtype, analytic, exact, measured}, "cuda": {dtype, analytic, measured} | None}``.
+
+    Exact always runs CPU kernels (fake tensors); --measure runs on CUDA when the estimate is for CUDA
+    and a GPU is present, else one real CPU step.
+    """
     if not (exact or measure):
         return None
     try:
@@ -103,26 +108,25 @@ def _counted(preset: Any, est: Estimate, exact: bool, measure: bool) -> dict[str
         raise UserError(f"--exact / --measure need torch: {e}") from None
     dtype = "fp32" if est.dtype == "fp32" else "bf16"
     ref = estimate(preset, est.vocab_size, device="cpu", dtype=dtype)
-    out: dict[str, Any] = {"dtype": dtype, "analytic_cpu": _rows(ref), "exact": None, "measure": None,
-                           "notes": []}
+    cpu: dict[str, Any] = {"dtype": dtype, "analytic": _rows(ref), "exact": None, "measured": None}
+    out: dict[str, Any] = {"cpu": cpu, "cuda": None}
     try:
         if exact:
-            out["exact"] = ex.exact(preset, vocab_size=est.vocab_size, dtype=dtype).to_dict()
+            cpu["exact"] = ex.exact(preset, vocab_size=est.vocab_size, dtype=dtype).to_dict()
         if measure:
-            on_cuda = ex.cuda_available()
-            if not on_cuda:
-                need = ref.total_bytes
+            if est.device == "cuda" and ex.cuda_available():
+                m = ex.measure(preset, vocab_size=est.vocab_size, dtype=est.dtype, device="cuda").to_dict()
+                rows = _rows(est)
+                rows["total_without_overhead"] = est.total_bytes - est.parts["overhead"]
+                out["cuda"] = {"dtype": est.dtype, "analytic": rows, "measured": m}
+            else:
                 free = ex.cpu_headroom_bytes()
-                if need > MEASURE_HEADROOM * free:
+                if ref.total_bytes > MEASURE_HEADROOM * free:
                     raise UserError(
-                        f"--measure on the CPU would need about {fmt_bytes(need)} and {fmt_bytes(free)} is "
-                        f"free; use --exact (no memory needed) or shrink the step, e.g. --set "
-                        f"train.device_batch_size=1")
-            m_dtype = est.dtype if on_cuda else dtype
-            out["measure"] = ex.measure(preset, vocab_size=est.vocab_size, dtype=m_dtype,
-                                        device="cuda" if on_cuda else "cpu").to_dict()
-            if on_cuda:
-                out["analytic_cuda_no_overhead"] = est.total_bytes - est.parts["overhead"]
+                        f"--measure on the CPU would need about {fmt_bytes(ref.total_bytes)} and "
+                        f"{fmt_bytes(free)} is free; use --exact (no memory needed) or shrink the step, "
+                        f"e.g. --set train.device_batch_size=1")
+                cpu["measured"] = ex.measure(preset, vocab_size=est.vocab_size, dtype=dtype, device="cpu").to_dict()
     except UserError:
         raise
     except Exception as e:  # the model could not be built or run: say so, no traceback
@@ -135,33 +139,42 @@ def _rows(e: Estimate) -> dict[str, int]:
             "saved": e.saved_bytes}
 
 
-def render_counted(c: dict[str, Any]) -> Table:
-    cols = [("analytic", c["analytic_cpu"])]
-    if c.get("exact"):
-        cols.append(("exact (fake tensors)", c["exact"]))
-    if c.get("measure"):
-        cols.append((f"measured ({c['measure']['device']})", c["measure"]))
-    table = Table(title=f"Analytic vs counted, CPU kernels, {c['dtype']}", title_justify="left")
-    table.add_column("part")
-    for name, _ in cols:
-        table.add_column(name, justify="right")
-    if len(cols) > 1:
-        table.add_column("analytic / counted", justify="right")
-    for row in ("weights", "grads", "optimizer", "saved"):
-        cells = [fmt_bytes(col[row]) for _, col in cols]
-        ratio = ""
-        if len(cols) > 1 and cols[-1][1][row]:
-            ratio = f"{c['analytic_cpu'][row] / cols[-1][1][row]:.3f}"
-        table.add_row("saved activations" if row == "saved" else row, *cells, ratio)
-    m = c.get("measure")
-    if m and m.get("peak_allocated") is not None:
-        table.add_row("peak allocated (CUDA)", fmt_bytes(c["analytic_cuda_no_overhead"]),
-                      *[""] * (len(cols) - 2), fmt_bytes(m["peak_allocated"]),
-                      f"{c['analytic_cuda_no_overhead'] / m['peak_allocated']:.3f}")
-    kernel = (c.get("exact") or c.get("measure") or {}).get("attention_kernel", "")
-    if kernel:
-        table.caption = f"attention: {kernel}"
-    return table
+ROW_NAMES = {"weights": "weights", "grads": "grads", "optimizer": "optimizer", "saved": "saved activations"}
+
+
+def render_counted(c: dict[str, Any]) -> Group:
+    """One table per device: analytic beside the counts, and analytic / count of the last column."""
+    tables = []
+    for device in ("cpu", "cuda"):
+        d = c.get(device)
+        if not d:
+            continue
+        cols = [("analytic", d["analytic"])]
+        if d.get("exact"):
+            cols.append(("exact", d["exact"]))
+        if d.get("measured"):
+            cols.append(("measured", d["measured"]))
+        if len(cols) == 1:
+            continue
+        table = Table(title=f"Analytic vs counted on {device.upper()} kernels, {d['dtype']}", title_justify="left")
+        table.add_column("part")
+        for name, _ in cols:
+            table.add_column(name, justify="right")
+        table.add_column("ratio", justify="right")
+        for row, label in ROW_NAMES.items():
+            last = cols[-1][1][row]
+            table.add_row(label, *[fmt_bytes(col[row]) for _, col in cols],
+                          f"{d['analytic'][row] / last:.3f}" if last else "")
+        m = d.get("measured") or {}
+        if m.get("peak_allocated"):
+            total = d["analytic"]["total_without_overhead"]
+            table.add_row("peak allocated", fmt_bytes(total), fmt_bytes(m["peak_allocated"]),
+                          f"{total / m['peak_allocated']:.3f}")
+        kernel = (d.get("exact") or m).get("attention_kernel", "")
+        table.caption = ("exact: the model under fake tensors; ratio: analytic / " + cols[-1][0]
+                         + (f"; attention: {kernel}" if kernel else ""))
+        tables.append(table)
+    return Group(*tables)
 
 
 # -- the report ------------------------------------------------------------------------------------
