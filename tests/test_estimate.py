@@ -185,7 +185,10 @@ def test_large_vocabulary_shows_in_the_logits_row():
     small = estimate(make_preset({"data.vocab_size": 256}))
     big = estimate(make_preset({"data.vocab_size": 50_304}))
     B, T = 16, 256
-    assert big.parts["logits"] - small.parts["logits"] == 3 * B * T * (50_304 - 256) * 4
+    # saved log-probs, returned logits, their gradient (fp32) + the head's bf16 output
+    assert big.parts["logits"] - small.parts["logits"] == (3 * 4 + 2) * B * T * (50_304 - 256)
+    cpu = [estimate(make_preset({"data.vocab_size": v}), device="cpu").parts["logits"] for v in (256, 50_304)]
+    assert cpu[1] - cpu[0] == 3 * 4 * B * T * (50_304 - 256)
 
 
 @pytest.mark.parametrize("path,value", [("model.n_heads", 0), ("data.seq_len", 0), ("train.device_batch_size", 0),

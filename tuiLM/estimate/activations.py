@@ -78,7 +78,7 @@ def _norm(led: Ledger, m: Any, rows: int, width: int, in_bytes: int, component: 
     fp32 copy of the input (the input itself when fp32), rstd, and with a gain the normalised input.
     """
     if m.norm == "layernorm":
-        led.add(component, rows * width, F32 if in_bytes == F32 else in_bytes)
+        led.add(component, rows * width, in_bytes)
         led.add(component, rows, F32, 2)
     else:
         led.add(component, rows * width, F32)

@@ -8,7 +8,8 @@ Peak memory per device (specs/estimator.md):
                Muon: one fp32 momentum buffer per hidden matrix, Adam state for everything else
   activations  tensors autograd keeps for backward, per architecture (activations.py)
   logits       the fp32 log-probabilities the loss keeps (and the soft cap's tanh), the fp32 logits
-               the model returns, and their gradient at the start of backward: 3-4 x B x T x V x 4
+               the model returns, their gradient at the start of backward, and under autocast the
+               head's bf16 output (its gradient in backward): 3-4 x B x T x V x 4 (+ B x T x V x 2)
   mhc          the n-fold residual state and mixing coefficients kept at every site
   ddp          gradient buckets, one more copy of the gradients, when world_size > 1
   overhead     CUDA context + caching-allocator slack (CUDA only): a fixed + proportional margin
@@ -187,7 +188,9 @@ def estimate(preset: Any, vocab_size: int | None = None, world_size: int = 1, *,
     mhc = detail.get("mhc", 0)
     activations = led.total - logits_saved - mhc
     BTV = B * T * V
-    logits = logits_saved + 2 * BTV * act.F32  # + the returned fp32 logits and their gradient
+    # + the fp32 logits the model returns (the trainer holds them through backward) and their gradient;
+    # under autocast also the head's low-precision output, or in backward its gradient (one at a time)
+    logits = logits_saved + 2 * BTV * act.F32 + (BTV * prec.act if prec.autocast else 0)
 
     parts = {
         "weights": 4 * P,
