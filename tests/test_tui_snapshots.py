@@ -42,6 +42,8 @@ def test_snapshot_preset_editor(snap_compare, monkeypatch):
         await _wait(lambda: getattr(app.screen, "estimate", None) is not None, pilot, "estimate")
         app.screen.set_focus(None)
         await pilot.pause(0.2)
+        app.screen.query_one("#form").scroll_home(animate=False)  # focus may have scrolled it
+        await pilot.pause(0.2)
 
     assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
 

@@ -174,6 +174,8 @@ def make_app(preset_path: str | Path | None = None, run_dir: str | Path | Iterab
     return TuiLMApp(preset_dirs=dirs, runs_root=Path(runs_root) if runs_root else None, now=now, start=start)
 
 
-def run_app(preset_path: str | Path | None = None, run_dir: str | Path | None = None, launch: bool = False,
-            overrides: Iterable[str] = (), run_name: str | None = None, resume: bool = False) -> None:
-    make_app(preset_path, run_dir, launch, overrides, run_name, resume).run()
+def run_app(preset_path: str | Path | None = None, run_dir: str | Path | Iterable[str | Path] | None = None,
+            launch: bool = False, overrides: Iterable[str] = (), run_name: str | None = None,
+            resume: bool = False, preset_dirs: Iterable[str | Path] = ()) -> None:
+    """Run the app in this terminal (what ``tuilm``, ``tuilm open RUN`` and ``tuilm run PRESET`` call)."""
+    make_app(preset_path, run_dir, launch, overrides, run_name, resume, preset_dirs=preset_dirs).run()

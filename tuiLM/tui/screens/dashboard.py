@@ -167,8 +167,11 @@ class DashboardScreen(Screen):
                 self._last_status = now
                 self._status()
             return
-        if not force and self.redraws:
-            # self-limiting: the UI thread's CPU share since the last draw (includes painting)
+        live = any(r.state in ("running", "starting") for r in self.runs)
+        if not force and self.redraws and live:
+            # self-limiting while a trainer runs: the UI thread's CPU share since the last draw
+            # (painting included) stays under the budget, so a slow terminal or machine redraws
+            # less often instead of taking CPU from the trainer
             share = (time.thread_time() - self._cpu_mark) / max(1e-3, now - self._last_draw)
             if share > UI_CPU_BUDGET and now - self._last_draw < REDRAW_MAX_WAIT_S:
                 return

@@ -63,11 +63,13 @@ class PresetsScreen(Screen):
         for p in paths:
             info = preset_info(p)
             notes = info["notes"]
-            table.add_row(Text(p.stem, style="bold"), info["arch"], info["shape"],
-                          Text(notes, style="dim", overflow="ellipsis", no_wrap=True), key=str(p))
-        dirs = ", ".join(str(d) for d in self.app.preset_dirs()) or "none found"
+            notes = notes if len(notes) <= 64 else notes[:63] + "…"
+            table.add_row(Text(p.stem, style="bold"), info["arch"], info["shape"], Text(notes, style="dim"),
+                          key=str(p))
+        dirs = ", ".join(f"{d}/" for d in self.app.preset_dirs()) or "no preset folder found"
         self.query_one("#presets-title", Static).update(
-            Text.assemble(("Presets ", "bold"), (f"{len(paths)} in {dirs}", "dim")))
+            Text.assemble(("Presets  ", "bold"), (f"{len(paths)} from {dirs}", "dim"),
+                          ("   enter: edit · n: new · 2: runs", "dim italic")))
         if paths:
             table.move_cursor(row=min(keep, len(paths) - 1))
             self._preview(paths[min(keep, len(paths) - 1)])
