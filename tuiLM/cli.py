@@ -81,16 +81,29 @@ def vram(preset: str = typer.Argument(..., help="Preset file or name."),
          exact: bool = typer.Option(False, "--exact", help="Count saved tensors of one real step on CPU (slow)."),
          measure: bool = typer.Option(False, "--measure", help="Run one real step and report measured memory."),
          nproc: int = typer.Option(1, "--nproc", min=1, help="Devices (DDP adds gradient buckets)."),
+         device: Optional[str] = typer.Option(None, "--device", help="Estimate for cuda or cpu (default: the "
+                                              "preset's system.device; auto counts as cuda)."),
+         dtype: Optional[str] = typer.Option(None, "--dtype", help="bf16, fp16 or fp32 (default: the preset's)."),
          ) -> None:
-    """Parameters, memory breakdown, artifact size, budget verdict and fit suggestions."""
+    """Parameters, memory breakdown, artifact size, budget verdict and fit suggestions.
+
+    Exit 0 when there is no budget, the preset fits, or --fit found overrides that fit; 1 when it is
+    over budget and nothing that fits was found (or --fit was not asked); 2 for usage errors.
+    """
     from .estimate.report import vram_command
     from .units import parse_size
 
-    if fit and not budget:
-        raise UserError("--fit needs --budget (e.g. --budget 14GiB)", exit_code=2)
+    if device is not None and device not in ("cuda", "cpu"):
+        raise UserError(f"--device must be cuda or cpu, got {device!r}", exit_code=2)
+    if dtype is not None and dtype not in ("bf16", "fp16", "fp32"):
+        raise UserError(f"--dtype must be bf16, fp16 or fp32, got {dtype!r}", exit_code=2)
     p, _ = _load(preset, sets)
+    if fit and not budget and not p.system.vram_budget_gib:
+        raise UserError("--fit needs a budget: --budget 14GiB (or system.vram_budget_gib in the preset)",
+                        exit_code=2)
     code = vram_command(p, budget_bytes=parse_size(budget) if budget else None, fit=fit, as_json=as_json,
-                        exact=exact, measure=measure, world_size=nproc, console=console)
+                        exact=exact, measure=measure, world_size=nproc, console=console, device=device,
+                        dtype=dtype)
     raise typer.Exit(code)
 
 

@@ -432,7 +432,10 @@ class Trainer:
         try:
             from ..estimate import estimate
 
-            e = estimate(p)
+            # the run's own device, precision, vocabulary and world size, so the recorded estimate is
+            # the one to compare with this run's measured memory
+            e = estimate(p, vocab_size=self.vocab_size, world_size=self.info.world_size,
+                         device=self.device.type, dtype=self.dtype)
             est = {k: v for k, v in (dataclasses.asdict(e) if dataclasses.is_dataclass(e) else vars(e)).items()
                    if isinstance(v, (int, float)) and not isinstance(v, bool)}
         except Exception as exc:  # the estimate is informative only; a broken estimator must not stop training
