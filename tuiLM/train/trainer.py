@@ -434,7 +434,7 @@ class Trainer:
 
             # the run's own device, precision, vocabulary and world size, so the recorded estimate is
             # the one to compare with this run's measured memory
-            e = estimate(p, vocab_size=self.vocab_size, world_size=self.info.world_size,
+            e = estimate(p, vocab_size=self.vocab_size, world_size=self.info.world,
                          device=self.device.type, dtype=self.dtype)
             est = {k: v for k, v in (dataclasses.asdict(e) if dataclasses.is_dataclass(e) else vars(e)).items()
                    if isinstance(v, (int, float)) and not isinstance(v, bool)}
