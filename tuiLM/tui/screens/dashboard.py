@@ -37,10 +37,18 @@ STATE_ICON = {"running": "●", "completed": "✓", "stopped": "■", "failed": 
               "starting": "◌"}
 
 
-def _fmt(v: float | None, digits: int = 4) -> str:
+def _fmt(v: float | None) -> str:
+    """Latest values: 4 decimals near 1 (val_bpb 1.0003 must not read as 1), compact elsewhere."""
     if v is None or not math.isfinite(v):
         return "—"
-    return fmt_value(v) if abs(v) >= 1e4 or abs(v) < 1e-3 else f"{v:.{digits}g}"
+    a = abs(v)
+    if a == 0:
+        return "0"
+    if 1e-3 <= a < 10:
+        return f"{v:.4f}"
+    if 10 <= a < 1e4:
+        return f"{v:.2f}"
+    return fmt_value(v)
 
 
 class DashboardScreen(Screen):
