@@ -58,6 +58,7 @@ class PresetEditor(Screen):
         Binding("ctrl+s", "save", "Save", priority=True),
         Binding("f2", "save_as", "Save as"),
         Binding("ctrl+r", "launch", "Run", priority=True),
+        Binding("r", "launch", "Run", show=False),  # when focus is not in a text field
         Binding("f8", "next_problem", "Next problem"),
         Binding("escape", "back", "Back"),
     ]
