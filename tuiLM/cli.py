@@ -52,7 +52,10 @@ def _load(preset: str, sets: Optional[List[str]]):
 
 @app.callback(invoke_without_command=True)
 def _root(ctx: typer.Context,
-          version: bool = typer.Option(False, "--version", help="Print the version and exit.")) -> None:
+          version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+          presets: Optional[List[Path]] = typer.Option(None, "--presets", "-P", help="Also list presets from this "
+                                                       "folder in the app (repeatable).", file_okay=False),
+          ) -> None:
     if version:
         from . import __version__
 
@@ -61,7 +64,10 @@ def _root(ctx: typer.Context,
     if ctx.invoked_subcommand is None:
         from .tui.app import run_app
 
-        run_app()
+        for folder in presets or []:
+            if not folder.is_dir():
+                raise UserError(f"--presets {folder}: no such folder", exit_code=2)
+        run_app(preset_dirs=presets or [])
 
 
 @app.command()
@@ -143,12 +149,14 @@ def resume(run_ref: str = typer.Argument(..., metavar="RUN", help="Run directory
 
 
 @app.command("open")
-def open_run(run_ref: str = typer.Argument(..., metavar="RUN", help="Run directory or id.")) -> None:
-    """Open a run (finished or still running) in the app."""
+def open_run(run_refs: List[str] = typer.Argument(..., metavar="RUN...", help="Run directories or ids; "
+                                                   "two or more open the compare view.")) -> None:
+    """Open a run (finished or still running) in the app, or compare several."""
     from .runs import find_run
     from .tui.app import run_app
 
-    run_app(run_dir=find_run(run_ref))
+    dirs = [find_run(r) for r in run_refs]
+    run_app(run_dir=dirs[0] if len(dirs) == 1 else dirs)
 
 
 @app.command()
