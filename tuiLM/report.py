@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -117,15 +118,23 @@ def print_runs_list(console: Console, root: Path | None = None) -> None:
     if not runs:
         console.print("no runs yet (start one: tuilm run presets/quickstart.toml --headless)")
         return
-    table = Table(title=f"runs ({len(runs)})")
-    for col in ("run", "state", "arch", "preset", "step", "tokens", "loss", "best val_bpb", "age"):
-        table.add_column(col, justify="right" if col in ("step", "tokens", "loss", "best val_bpb", "age") else "left")
+    # The run id and state are what a user acts on: never cut them; on a narrow terminal (80 columns
+    # over SSH) drop the columns that can be read from the id or `runs show` instead.
+    wide = console.width >= 120
+    cols = ["run", "state", "arch"] + (["preset"] if wide else []) + ["step"] + (["tokens"] if wide else []) \
+        + ["loss", "best bpb", "age"]
+    table = Table(title=f"runs ({len(runs)})", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for col in cols:
+        table.add_column(col, no_wrap=True, overflow="ellipsis",
+                         justify="right" if col in ("step", "tokens", "loss", "best bpb", "age") else "left")
     for path in runs:
         s = summarize(path)
         style = _STATE_STYLE.get(s.state, "")
-        table.add_row(path.name, f"[{style}]{s.state}[/]", s.arch, s.preset_name,
-                      f"{s.step:,}/{s.max_steps:,}" if s.max_steps else f"{s.step:,}", fmt_count(s.tokens),
-                      _fmt(s.last_loss), _fmt(s.best_val_bpb), fmt_duration(s.age_s))
+        cells = {"run": path.name, "state": f"[{style}]{s.state}[/]", "arch": s.arch, "preset": s.preset_name,
+                 "step": f"{s.step:,}/{s.max_steps:,}" if s.max_steps else f"{s.step:,}",
+                 "tokens": fmt_count(s.tokens), "loss": _fmt(s.last_loss), "best bpb": _fmt(s.best_val_bpb),
+                 "age": fmt_duration(s.age_s)}
+        table.add_row(*(cells[c] for c in cols))
     console.print(table)
 
 
