@@ -280,3 +280,16 @@ def test_bigram_starts_as_a_no_op_and_trains(dim):
     _, loss = with_bigram(idx, idx)
     loss.backward()
     assert with_bigram.bigram.table.weight.grad.abs().sum() > 0
+
+
+def test_generation_never_draws_ids_beyond_the_vocab_limit():
+    """A model padded beyond its tokenizer's vocabulary must not sample the padding ids."""
+    from tuiLM.models.generate import generate
+
+    torch.manual_seed(0)
+    model = build_model(make_preset({"model.n_layers": 1, "model.d_model": 16, "model.n_heads": 2}).model, 128, 16)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 1.0)  # large random logits: padding ids would be drawn often
+    out = generate(model, torch.zeros(4, 1, dtype=torch.long), 64, temperature=2.0, seed=1, vocab_limit=65)
+    assert int(out.max()) < 65

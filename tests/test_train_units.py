@@ -99,6 +99,23 @@ def test_muon_step_follows_the_spec():
     torch.testing.assert_close(p.detach(), expect2, atol=1e-6, rtol=0)
 
 
+def test_muon_orthogonalises_a_stack_of_matrices_matrix_by_matrix():
+    """BDH's (heads, D, N) encoders: each head's D x N slice gets the update it would get alone."""
+    from tuiLM.train.optim import Muon
+
+    torch.manual_seed(0)
+    stack = torch.nn.Parameter(torch.randn(3, 8, 16))
+    alone = [torch.nn.Parameter(stack.detach()[h].clone()) for h in range(3)]
+    grad = torch.randn(3, 8, 16)
+    stack.grad = grad.clone()
+    for h, p in enumerate(alone):
+        p.grad = grad[h].clone()
+    Muon([stack], lr=0.1).step()
+    Muon(alone, lr=0.1).step()
+    for h in range(3):
+        assert torch.allclose(stack.detach()[h], alone[h].detach(), atol=1e-6)
+
+
 def test_muon_adam_split_matches_the_spec():
     model, p = tiny_model({"model.tie_embeddings": False, "model.bigram_buckets": 64, "optim.name": "muon",
                            "model.bigram_dim": 16})
@@ -175,6 +192,17 @@ def test_stride_evaluation_scores_each_token_once_through_evaluate():
     assert res["val_tokens"] == 202
     assert res["val_loss"] == pytest.approx(math.log(256))
     assert sum(x.shape[0] for x in model.seen) == len(stride_windows(203, 32, 8))
+
+
+@pytest.mark.parametrize("batch_size", [1, 4, 8])
+def test_stride_evaluation_over_parts_of_unequal_length_scores_each_token_once(batch_size):
+    """A short validation part between long ones must neither be skipped nor make a neighbour count twice."""
+    import numpy as np
+
+    parts = [np.arange(n).astype(np.uint8) for n in (100, 5, 100)]
+    res = evaluate(Uniform(256), parts, ByteTable.from_tokenizer(ByteTokenizer(), 256), seq_len=16,
+                   batch_size=batch_size, stride=8)
+    assert res["val_tokens"] == 99 + 4 + 99
 
 
 def test_byte_tokenizer_bpb_is_loss_over_ln2():

@@ -8,13 +8,14 @@ from torch import nn
 
 @torch.no_grad()
 def generate(model: nn.Module, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
-             top_k: int = 0, seed: int | None = None) -> torch.Tensor:
+             top_k: int = 0, seed: int | None = None, vocab_limit: int | None = None) -> torch.Tensor:
     """Append ``max_new_tokens`` sampled tokens to ``idx`` (B, T); returns (B, T + max_new_tokens).
 
     The context is cropped to the model's ``max_seq_len`` (learned positions cannot go further; for
     RoPE and BDH it bounds the cost). ``top_k`` 0 = the whole vocabulary; ``temperature`` <= 0 picks
     the most likely token. ``seed`` makes the draw reproducible without touching the global RNG.
-    The model is run in eval mode and put back in the mode it was in.
+    The model is run in eval mode and put back in the mode it was in. ``vocab_limit``: ids at or above
+    it are never drawn (a model padded beyond its tokenizer's vocabulary has outputs no text maps to).
     """
     gen = torch.Generator(device=idx.device)
     if seed is not None:
@@ -29,6 +30,8 @@ def generate(model: nn.Module, idx: torch.Tensor, max_new_tokens: int, temperatu
             ctx = idx if limit is None or idx.size(1) <= limit else idx[:, -limit:]
             logits, _ = model(ctx)
             logits = logits[:, -1, :].float()  # (B, V)
+            if vocab_limit is not None and vocab_limit < logits.size(-1):
+                logits[:, vocab_limit:] = float("-inf")
             if temperature <= 0:
                 nxt = logits.argmax(dim=-1, keepdim=True)
             else:

@@ -88,6 +88,11 @@ def save_checkpoint(ckpt_dir: Path, step: int, state: dict[str, Any], meta: dict
             raise CheckpointError(f"cannot write checkpoint {path}: {e.strerror or e}") from None
         raise
     _fsync_dir(ckpt_dir)
+    for stale in ckpt_dir.glob(".step-*.tmp"):  # left by a writer killed mid-save; ours was renamed
+        try:
+            stale.unlink()
+        except OSError:
+            pass
     full_meta = {"step": step, "file": path.name, "bytes": path.stat().st_size, "sha256": _sha256(path), **meta}
     try:
         atomic_write_text(path.with_suffix(".json"), json.dumps(full_meta, indent=1) + "\n")

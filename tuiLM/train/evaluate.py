@@ -92,23 +92,27 @@ def evaluate(model: torch.nn.Module, parts: list[np.ndarray], table: ByteTable, 
         windows = windows[: max_batches * batch_size]
     mine = windows[rank::world]
     sums = torch.zeros(3, dtype=torch.float64, device=device)  # nats, tokens, bytes
-    i = 0
-    while i < len(mine):
-        n = mine[i][2]
-        batch = [w for w in mine[i:i + batch_size] if w[2] == n]  # equal lengths stack
-        i += len(batch)
-        rows = np.stack([np.asarray(parts[p][s:s + n + 1]) for p, s, _, _ in batch]).astype(np.int64)
-        t = torch.from_numpy(rows).to(device)
-        x, y = t[:, :-1], t[:, 1:]
-        nats = token_nats(model, x, y, autocast)
-        mask = torch.arange(n, device=device)[None, :] >= torch.tensor([w[3] for w in batch], device=device)[:, None]
-        sums[0] += nats[mask].double().sum()
-        sums[1] += mask.sum()
-        sums[2] += table.count(x, y)[mask].sum()
+    try:
+        i = 0
+        while i < len(mine):
+            n = mine[i][2]
+            j = i + 1  # the leading run of equal-length windows stacks into one batch
+            while j < len(mine) and j - i < batch_size and mine[j][2] == n:
+                j += 1
+            batch, i = mine[i:j], j
+            rows = np.stack([np.asarray(parts[p][s:s + n + 1]) for p, s, _, _ in batch]).astype(np.int64)
+            t = torch.from_numpy(rows).to(device)
+            x, y = t[:, :-1], t[:, 1:]
+            nats = token_nats(model, x, y, autocast)
+            mask = torch.arange(n, device=device)[None, :] >= torch.tensor([w[3] for w in batch], device=device)[:, None]
+            sums[0] += nats[mask].double().sum()
+            sums[1] += mask.sum()
+            sums[2] += table.count(x, y)[mask].sum()
+    finally:  # an exception mid-evaluation must not leave the model in eval mode
+        if was_training:
+            model.train()
     if all_reduce is not None:
         all_reduce(sums)
-    if was_training:
-        model.train()
     nats, tokens, nbytes = sums.tolist()
     val_loss = nats / tokens if tokens else float("nan")
     val_bpb = (nats / nbytes) / math.log(2) if nbytes and table.known else float("nan")

@@ -42,7 +42,7 @@ class Muon(torch.optim.Optimizer):
     """MomentUm Orthogonalized by Newton-Schulz, for 2-D hidden matrices.
 
     m = mu*m + g; g' = g + mu*m (Nesterov); o = NS(g'); p *= 1 - lr*wd; p -= lr * o * sqrt(max(1, rows/cols)).
-    Tensors with more than two dimensions are flattened to (shape[0], -1).
+    A tensor with more than two dimensions is a stack of matrices over its last two dimensions.
     """
 
     def __init__(self, params: Iterable[Any], lr: float, momentum: float = 0.95, weight_decay: float = 0.0,
@@ -63,9 +63,11 @@ class Muon(torch.optim.Optimizer):
                 buf = state["momentum_buffer"]
                 buf.mul_(mu).add_(g)
                 g = g.add(buf, alpha=mu)
-                g2 = g.reshape(g.shape[0], -1)
-                rows, cols = g2.shape
-                update = newton_schulz(g2, steps).view_as(p)
+                # a stack of matrices (BDH's per-head (nh, D, N) encoders) is orthogonalised matrix by
+                # matrix: flattening it to (nh, D*N) would orthogonalise nh long rows instead
+                g3 = g if g.ndim == 2 else g.reshape(-1, *g.shape[-2:])
+                rows, cols = g3.shape[-2:]
+                update = newton_schulz(g3, steps).view_as(p)
                 if wd:
                     p.mul_(1.0 - lr * wd)
                 p.add_(update.to(p.dtype), alpha=-lr * math.sqrt(max(1.0, rows / cols)))

@@ -43,7 +43,8 @@ def sample_text(run_dir: Path, prompt: str | None = None, max_new_tokens: int | 
         ids = tok.encode("\n") if tok.kind != "ids" else [0]
     idx = torch.tensor([ids], dtype=torch.long, device=device)
     out = generate(model, idx, max_new_tokens or s.max_new_tokens, temperature=s.temperature if temperature is None
-                   else temperature, top_k=s.top_k if top_k is None else top_k, seed=s.seed if seed is None else seed)
+                   else temperature, top_k=s.top_k if top_k is None else top_k, seed=s.seed if seed is None else seed,
+                   vocab_limit=tok.vocab_size)
     return prompt, tok.decode(out[0, len(ids):].tolist()), int(state["step"])
 
 

@@ -370,7 +370,8 @@ class Trainer:
         s = self.preset.sample
         idx = torch.tensor([self.prompt_ids], dtype=torch.long, device=self.device)
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []), self.autocast:
-            out = generate(self.raw, idx, s.max_new_tokens, temperature=s.temperature, top_k=s.top_k, seed=s.seed)
+            out = generate(self.raw, idx, s.max_new_tokens, temperature=s.temperature, top_k=s.top_k, seed=s.seed,
+                           vocab_limit=self.corpus.tokenizer.vocab_size)
         text = self.corpus.tokenizer.decode(out[0, len(self.prompt_ids):].tolist())
         self.emit("sample", step=self.step, prompt=s.prompt, text=text, temperature=s.temperature, top_k=s.top_k,
                   seed=s.seed)
@@ -417,7 +418,12 @@ class Trainer:
         if self.scaler is not None:
             self.opt.unscale_(self.scaler)
         log_now = (step + 1) % p.train.log_every == 0 or step + 1 == p.train.max_steps
-        norm = self.grad_norm() if (p.train.grad_clip > 0 or log_now) else None
+        norm = self.grad_norm() if (p.train.grad_clip > 0 or log_now or self.scaler is None) else None
+        if self.scaler is None and norm is not None and not math.isfinite(float(norm)):
+            # a finite loss with inf/NaN gradients would write NaN weights (a GradScaler skips such steps)
+            self.opt.zero_grad()
+            raise Failed(f"non-finite gradient norm ({float(norm)}) at step {step + 1}; the last good checkpoint "
+                         f"is kept")
         self.opt.step(self.scaler)
         if self.scaler is not None:
             self.scaler.update()
