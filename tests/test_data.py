@@ -131,6 +131,15 @@ def test_shards_roundtrip_and_split(tmp_path):
     assert [len(p) for p in c2.train] == [3000, 1800] and c2.val_tokens == 200
 
 
+def test_train_shards_that_include_the_validation_shards_are_rejected(tmp_path):
+    rng = np.random.default_rng(0)
+    write_shard(tmp_path / "fineweb_train_000.bin", rng.integers(0, 1024, 3000))
+    write_shard(tmp_path / "fineweb_val_000.bin", rng.integers(0, 1024, 500))
+    with pytest.raises(DataError, match="share 1 shard"):
+        load_corpus(data_cfg(source="shards", path=str(tmp_path), val_path=str(tmp_path / "fineweb_val_*.bin"),
+                             vocab_size=1024))
+
+
 @pytest.mark.parametrize("kind,match", [
     ("magic", r"bad\.bin: bad magic 12345"),
     ("version", r"bad\.bin: unsupported shard version 2"),

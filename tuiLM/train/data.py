@@ -313,6 +313,10 @@ def _load_shards(data: Any) -> Corpus:
     entries = [(f.name, f.stat().st_size) for f in train_files]
     if data.val_path.strip():
         val_files = _shard_paths(data.val_path, "data.val_path")
+        overlap = sorted({f.resolve() for f in train_files} & {f.resolve() for f in val_files})
+        if overlap:  # e.g. data.path a folder holding fineweb_train_* and fineweb_val_*
+            raise DataError(f"data.path and data.val_path share {len(overlap)} shard(s), e.g. {overlap[0]}: "
+                            f"the model would train on its validation data (use a glob such as *_train_*.bin)")
         val = [read_shard(f) for f in val_files]
         entries += [("val/" + f.name, f.stat().st_size) for f in val_files]
     else:  # no validation shards: hold out the tail of the last training shard
