@@ -213,8 +213,16 @@ def watch_run(run_dir: str | Path, proc: subprocess.Popen, console: Any, tail: E
     tail = tail or EventTail(run_dir / EVENTS)
     state: dict[str, Any] = {"max_steps": 0, "step": 0, "start_step": 0, "loss": None, "val_bpb": None,
                              "best_bpb": None, "tps": None, "end": None, "t0": time.monotonic()}
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-               TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[info]}"))
+    # on a narrow terminal the bar and then the metrics give way: step and times stay whole
+    from rich.table import Column
+
+    fixed = lambda: Column(no_wrap=True)  # noqa: E731
+    columns = (TextColumn("[bold]{task.description}", table_column=fixed()),
+               BarColumn(bar_width=None if console.width >= 120 else 12),
+               TextColumn("{task.completed}/{task.total}", table_column=fixed()),
+               TimeElapsedColumn(table_column=fixed()), TextColumn("eta", table_column=fixed()),
+               TimeRemainingColumn(table_column=fixed()),
+               TextColumn("{task.fields[info]}", table_column=Column(no_wrap=True, overflow="ellipsis")))
     stopping = False
     with Progress(*columns, console=console, transient=False, refresh_per_second=4) as progress:
         task = progress.add_task("starting", total=None, info="")
