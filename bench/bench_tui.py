@@ -3,6 +3,7 @@
     python bench/bench_tui.py [--events 1000000] [--repeats 3] [--trainer-steps 300] [--skip-trainer]
 
 1. open: a generated run with N train events (+ diag every 50, eval every 1000; ~175 MB of JSON)
+   - the runs list's summary of it: runs.summarize (json per line) and tui/runsummary.FastSummary
    - loader only: RunData.poll() until caught up (columnar fast path, see tuiLM/tui/eventload.py)
    - the same bytes decoded line by line with events.EventTail (json per line), for the ratio
    - the app: make_app(run_dir) headless at 160x48 until the dashboard has drawn every panel
@@ -37,7 +38,9 @@ from tuiLM.config.write import dumps_resolved  # noqa: E402
 from tuiLM.events import EventTail, EventWriter, read_events  # noqa: E402
 from tuiLM.tui.app import make_app  # noqa: E402
 from tuiLM.tui.eventload import PARALLEL_MIN_BYTES  # noqa: E402
+from tuiLM.runs import summarize  # noqa: E402
 from tuiLM.tui.rundata import RunData  # noqa: E402
+from tuiLM.tui.runsummary import FastSummary  # noqa: E402
 from tuiLM.tui.screens.dashboard import DashboardScreen  # noqa: E402
 from tuiLM.tui.widgets.plot import render_plot  # noqa: E402
 
@@ -58,6 +61,18 @@ def make_big_run(root: Path, n: int) -> Path:
     size = write_big_events(run / "events.jsonl", n)
     print(f"generated {n:,} train events, {size / 1e6:.0f} MB in {time.perf_counter() - t:.1f} s")
     return run
+
+
+def bench_summary(run: Path) -> tuple[float, float]:
+    """The runs list's line for a run: runs.summarize (json per line) and FastSummary (byte scans)."""
+    t = time.perf_counter()
+    slow = summarize(run)
+    slow_s = time.perf_counter() - t
+    t = time.perf_counter()
+    fast = FastSummary(run).update()
+    fast_s = time.perf_counter() - t
+    assert (fast.step, fast.best_val_bpb, fast.state) == (slow.step, slow.best_val_bpb, slow.state)
+    return slow_s, fast_s
 
 
 def load_time(run: Path, parallel: bool) -> tuple[float, int]:
@@ -212,6 +227,10 @@ def main() -> None:
         print(f"open, json per line (EventTail.poll)     {s:6.2f} s")
         print(f"open, columnar fast path, in-process     {f:6.2f} s   ratio to per-line {f / s:.2f}")
         print(f"open, fast path in {min(8, os.cpu_count() or 1)} worker processes  {p:6.2f} s   ratio to per-line {p / s:.2f}")
+        sums = [bench_summary(run) for _ in range(args.repeats)]
+        ss, fs = statistics.median(x[0] for x in sums), statistics.median(x[1] for x in sums)
+        print(f"runs list summary, runs.summarize        {ss:6.2f} s")
+        print(f"runs list summary, FastSummary           {fs:6.2f} s   ratio {fs / ss:.3f}")
         app_runs = [asyncio.run(bench_app(run, args.repeats)) for _ in range(1)]
         r = app_runs[0]
         print(f"open in the app until every panel drawn  {r['open_app_s']:6.2f} s   ({SIZE[0]}x{SIZE[1]}, {r['panels']} panels)")

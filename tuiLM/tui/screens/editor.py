@@ -23,7 +23,7 @@ from ...config.write import atomic_write_text, update_text
 from ...units import fmt_bytes, fmt_count
 from .. import services
 from ..widgets.estimate import EstimatePanel
-from ..widgets.form import FieldRow, PresetForm
+from ..widgets.form import FieldInput, FieldRow, PresetForm, update_static
 from .dialogs import ConfirmScreen, SaveAsScreen
 
 ESTIMATE_DEBOUNCE_S = 0.15
@@ -81,6 +81,7 @@ class PresetEditor(Screen):
         self._debounce: Timer | None = None
         self.raw_text: dict[str, str] = {}  # path -> text that could not be read (shown as typed)
         self._problems_key: tuple | None = None
+        self._problem_prompts: list[Text] = []  # what the problems list shows
         self._shown: dict[str, Any] = {}  # widget id -> last content set (skip no-op updates)
         self._load(overrides)
 
@@ -113,7 +114,7 @@ class PresetEditor(Screen):
                 yield EstimatePanel(id="estimate")
                 with Horizontal(id="budget-line"):
                     yield Label("budget GiB", id="budget-label")
-                    yield Input(self._budget_text(), placeholder="e.g. 24", id="budget", compact=True)
+                    yield FieldInput(self._budget_text(), placeholder="e.g. 24", id="budget", compact=True)
                 yield Label("Problems", classes="side-title")
                 yield OptionList(id="problems")
         yield Static(id="editor-summary")
@@ -187,13 +188,23 @@ class PresetEditor(Screen):
 
     def _fill_problems(self, problems: list[Problem]) -> None:
         options = self.query_one("#problems", OptionList)
-        options.clear_options()
-        if not problems:
-            options.add_option(Option(Text("✓ no problems", style="green"), id="none", disabled=True))
-        for i, p in enumerate(problems):
+        prompts = []
+        for p in problems:
             icon, style = ("✗", "bold red") if p.is_error else ("⚠", "yellow")
-            prompt = Text.assemble((f"{icon} ", style), (p.path or "preset", "bold"), ": ", p.message)
-            options.add_option(Option(prompt, id=f"p{i}"))
+            prompts.append(Text.assemble((f"{icon} ", style), (p.path or "preset", "bold"), ": ", p.message))
+        shown = self._problem_prompts
+        if prompts and len(prompts) == len(shown):
+            # Same number of problems (typing 38 -> 380 changes only a message): replace the prompts
+            # that changed. A repaint, and no layout pass unless a prompt now wraps differently.
+            for i, (new, old) in enumerate(zip(prompts, shown)):
+                if new != old:
+                    options.replace_option_prompt_at_index(i, new)
+        else:
+            options.clear_options()
+            if not problems:
+                options.add_option(Option(Text("✓ no problems", style="green"), id="none", disabled=True))
+            options.add_options([Option(prompt, id=f"p{i}") for i, prompt in enumerate(prompts)])
+        self._problem_prompts = prompts
 
     def _apply_rows(self) -> None:
         """Problems and markers on the mounted rows; counts on the section headers."""
@@ -265,7 +276,7 @@ class PresetEditor(Screen):
         key = content.markup if isinstance(content, Text) else content
         if self._shown.get(selector) != key:
             self._shown[selector] = key
-            self.query_one(selector, Static).update(content)
+            update_static(self.query_one(selector, Static), content)
 
     def _update_summary(self) -> None:
         """One line for narrow terminals where the side panel is hidden."""

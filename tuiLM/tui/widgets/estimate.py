@@ -9,6 +9,7 @@ from textual.widgets import Static
 
 from ...units import fmt_bytes, fmt_count
 from ..services import EstimateView
+from .form import update_static
 
 BAR_W = 14
 
@@ -66,7 +67,16 @@ def estimate_renderable(est: EstimateView | None, budget_gib: float, *, error: s
 
 
 class EstimatePanel(Static):
-    """Attributes down: the editor calls ``show`` with the latest estimate (or an error)."""
+    """Attributes down: the editor calls ``show`` with the latest estimate (or an error).
+
+    Re-rendered only when what it shows changes, and laid out only when its height changes.
+    """
+
+    _shown: tuple | None = None
 
     def show(self, est: EstimateView | None, budget_gib: float, *, error: str = "", pending: bool = False) -> None:
-        self.update(estimate_renderable(est, budget_gib, error=error, pending=pending))
+        key = (est, budget_gib, error, pending)
+        if key == self._shown:
+            return
+        self._shown = key
+        update_static(self, estimate_renderable(est, budget_gib, error=error, pending=pending))

@@ -9,6 +9,11 @@ Why an accordion that mounts rows on demand: every Textual widget costs style an
 each focus change and keystroke. All ~90 fields mounted at once (~700 widgets with the controls'
 internals) made a keystroke take seconds on a small machine; one section at a time (at most ~27
 rows) keeps typing immediate. Values live in the editor, so unmounting a section loses nothing.
+
+Why ``FieldInput`` and ``update_static``: Textual lays out the whole screen whenever any widget asks
+for a layout, and both an Input's value and ``Static.update`` ask for one by default. A keystroke
+now repaints the field, its message and the problems list entry, and lays out only when a height
+changes (a problem appears or wraps to a second line). See bench/bench_editor.py.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Any, Callable
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
+from textual.geometry import Size
 from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Checkbox, Collapsible, Input, Label, Select, Static
@@ -49,6 +55,46 @@ def help_text(f: Field) -> Text:
     return t
 
 
+def update_static(widget: Static, content: Any) -> None:
+    """``widget.update(content)`` without a layout pass of the whole screen unless its height changes.
+
+    ``Static.update`` asks for a layout by default, and Textual lays out the entire screen (every
+    mounted row of the form) for it: ~30-50 ms on a small machine. A field message, a title or the
+    estimate panel that keeps its height only needs a repaint.
+    """
+    if not widget.is_mounted:
+        widget.update(content)
+        return
+    old_height = widget.content_region.height
+    width = widget.content_region.width
+    if not width:  # hidden (display: none) or not laid out yet: a layout comes anyway when it shows
+        widget.update(content, layout=False)
+        return
+    widget.update(content, layout=False)
+    new_height = widget.visual.get_height(widget.styles, width)
+    min_height = widget.styles.min_height
+    if min_height is not None and min_height.is_cells:
+        new_height = max(new_height, int(min_height.value))
+    if new_height != old_height:
+        widget.refresh(layout=True)
+
+
+class FieldInput(Input):
+    """An Input whose typing repaints itself only.
+
+    Textual's Input sets ``virtual_size`` (a layout reactive) to the text's width on every change,
+    which lays out the whole screen per keystroke. A field's box does not depend on its text
+    (``width: 100%; height: 1``; the budget's ``width: 12``), so the virtual size is set without a
+    layout; Input's own watcher still runs (Changed, cursor), and scrolling within the field still
+    uses the virtual size.
+    """
+
+    def _watch_value(self, value: str) -> None:
+        # Set first, quietly: Input's own watcher then assigns the same size, which is no change.
+        self.set_reactive(Input.virtual_size, Size(self.content_width, 1))
+        super()._watch_value(value)
+
+
 def row_id(path: str) -> str:
     return "row-" + path.replace(".", "--")
 
@@ -75,7 +121,8 @@ class FieldRow(Widget):
         self.field = f
         self._raw = raw
         self.ready = False
-        self._state: tuple = ()
+        self._key_state: tuple = ()
+        self._msg_state: tuple = ()
 
     def compose(self) -> ComposeResult:
         yield Label(self.field.key, classes="field-key")
@@ -94,8 +141,8 @@ class FieldRow(Widget):
             return Checkbox("", bool(v), compact=True, id=cid, classes="field-control")
         placeholder = f"0 = {f.zero_means}" if f.zero_means else ""
         text = v if isinstance(v, str) else value_text(f, v)
-        return Input(text, placeholder=placeholder, compact=True, id=cid, classes="field-control",
-                     select_on_focus=False)
+        return FieldInput(text, placeholder=placeholder, compact=True, id=cid, classes="field-control",
+                          select_on_focus=False)
 
     def on_mount(self) -> None:
         self.control = self.query_one(".field-control")
@@ -125,18 +172,21 @@ class FieldRow(Widget):
 
     def show(self, level: str | None, message: str, modified: bool, in_file: bool) -> None:
         """Problem beside the field; ● and colour on the key when modified; bold when the file sets it."""
-        state = (level, message, modified, in_file)
-        if state == self._state:
-            return
-        self._state = state
-        style = "bold " if in_file else ""
-        style += "yellow" if modified else ("" if in_file else "dim")
-        self._key.update(Text(("● " if modified else "") + self.field.key, style=style.strip()))
-        if level is None:
-            self._msg.update("")
-        else:
-            icon = "✗" if level == "error" else "⚠"
-            self._msg.update(Text(f"{icon} {message}", style="bold red" if level == "error" else "yellow"))
+        key_state, msg_state = (modified, in_file), (level, message)
+        if key_state != self._key_state:  # only the label whose text changes is touched
+            self._key_state = key_state
+            style = "bold " if in_file else ""
+            style += "yellow" if modified else ("" if in_file else "dim")
+            key = Text(("● " if modified else "") + self.field.key, style=style.strip())
+            self._key.update(key, layout=False)  # always one line (height: 1)
+        if msg_state != self._msg_state:
+            self._msg_state = msg_state
+            if level is None:
+                update_static(self._msg, "")
+            else:
+                icon = "✗" if level == "error" else "⚠"
+                update_static(self._msg, Text(f"{icon} {message}",
+                                              style="bold red" if level == "error" else "yellow"))
 
     def _edited(self) -> None:
         if self.ready:

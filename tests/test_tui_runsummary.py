@@ -1,0 +1,126 @@
+"""The runs list's fast summary (tuiLM/tui/runsummary.py) against runs.summarize.
+
+FastSummary must equal runs.summarize over the run's effective events (events.effective_events):
+for a run never resumed that is runs.summarize itself; for a resumed run the superseded events of
+the attempt that died (steps above the resume point, its run_end) do not count.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tuiLM.events import EventWriter, effective_events, read_events
+from tuiLM.runs import summarize
+from tuiLM.tui import runsummary
+from tuiLM.tui.runsummary import FastSummary
+
+from .fixtures.fixture_runs import write_run
+
+
+def fields(s) -> dict:
+    d = dataclasses.asdict(s)
+    d.pop("path")
+    return d
+
+
+def reference(run: Path, tmp: Path) -> dict:
+    """runs.summarize over the effective events (a copy of the run with only those written)."""
+    ref = Path(tempfile.mkdtemp(dir=tmp, prefix="ref-"))
+    with open(ref / "events.jsonl", "w") as fh:
+        for ev in effective_events(read_events(run / "events.jsonl")):
+            fh.write(json.dumps(ev, separators=(",", ":")) + "\n")
+    return fields(summarize(ref))
+
+
+def resumed_run(root: Path) -> Path:
+    """Attempt 1 trains to 1500 and dies (its run_end: failed); attempt 2 resumes at 1000, goes to 1300."""
+    run = root / "resumed"
+    run.mkdir()
+    with EventWriter(run / "events.jsonl") as w:
+        w.write("run_start", run_id="resumed", versions={}, device="cpu", params=1, world_size=1, max_steps=2000,
+                tokens_per_step=10, corpus={"train": "x", "eval": "y"}, pid=999_999, step=0, arch="gpt")
+        for s in range(1, 1501):
+            w.write("train", step=s, tokens=10 * s, loss=5.0 - s / 1000, lr=1e-3, grad_norm=1.0,
+                    tokens_per_s=1.0, dt_ms=1.0)
+            if s % 250 == 0:  # attempt 1's eval at 1250 and 1500 are the best, and superseded
+                w.write("eval", step=s, tokens=10 * s, val_loss=3.0 - s / 1000, val_bpb=4.0 - s / 1000)
+            if s % 100 == 0:
+                w.write("log", level="info", message="train step")
+        w.write("run_end", status="failed", step=1500, reason="killed", artifact_bytes=123)
+        w.write("run_start", run_id="resumed", versions={}, device="cpu", params=1, world_size=1, max_steps=2000,
+                tokens_per_step=10, corpus={}, pid=999_999, step=1000, arch="gpt")
+        for s in range(1001, 1301):
+            w.write("train", step=s, tokens=10 * s, loss=6.0 - s / 1000, lr=1e-3, grad_norm=1.0,
+                    tokens_per_s=1.0, dt_ms=1.0)
+            if s % 250 == 0:
+                w.write("eval", step=s, tokens=10 * s, val_loss=3.5 - s / 1000, val_bpb=4.5 - s / 1000)
+        w.write("run_end", status="completed", step=1300, reason="done")
+    return run
+
+
+def test_fast_summary_matches_summarize_on_fixture_runs(tmp_path):
+    for i, kind in enumerate(("gpt", "mhc", "mhc-frozen", "failed")):
+        run = write_run(tmp_path, f"{kind}-{i}", kind, seed=i)
+        fast = fields(FastSummary(run).update())
+        assert fast == fields(summarize(run)), kind
+        assert fast["best_val_bpb"] is not None and fast["step"] > 0
+
+
+def test_fast_summary_follows_a_resume_like_effective_events(tmp_path):
+    run = resumed_run(tmp_path)
+    fast = fields(FastSummary(run).update())
+    assert fast == reference(run, tmp_path)
+    assert fast["state"] == "completed" and fast["step"] == 1300 and fast["tokens"] == 13_000
+    assert fast["best_val_bpb"] == pytest.approx(4.0 - 1.0)  # attempt 1 at 1000; its 1250/1500 evals do not count
+    assert fast["artifact_bytes"] is None  # the dead attempt's run_end is superseded
+    # runs.summarize over the raw file counts attempt 1's superseded best
+    assert summarize(run).best_val_bpb == pytest.approx(4.0 - 1.5)
+
+
+def test_fast_summary_mid_resume_and_incremental_reads(tmp_path, monkeypatch):
+    """Read in small chunks, a few lines at a time, stopping right after the second run_start."""
+    monkeypatch.setattr(runsummary, "CHUNK", 4096)
+    monkeypatch.setattr(runsummary, "BACK", 1000)
+    full = resumed_run(tmp_path)
+    lines = (full / "events.jsonl").read_bytes().splitlines(keepends=True)
+    cut = next(i for i, line in enumerate(lines) if b'"step":1000' in line and b'"run_start"' in line)
+    run = tmp_path / "partial"
+    run.mkdir()
+    fast = FastSummary(run)
+    with open(run / "events.jsonl", "wb") as fh:
+        for n, line in enumerate(lines[:cut + 40], 1):
+            fh.write(line)
+            fh.flush()
+            if n % 997 == 0 or n == cut + 1:
+                got = fields(fast.update())
+                assert got == reference(run, tmp_path), n
+                if n == cut + 1:  # resumed at 1000, nothing trained yet: back to the step-1000 event
+                    assert got["state"] == "dead" and got["step"] == 1000 and got["artifact_bytes"] is None
+    assert fields(fast.update()) == reference(run, tmp_path)
+
+
+def test_fast_summary_waits_for_a_torn_last_line(tmp_path):
+    run = write_run(tmp_path, "torn", "gpt", steps=150, end="none")
+    ev = run / "events.jsonl"
+    complete = fields(summarize(run))
+    fast = FastSummary(run)
+    with open(ev, "ab") as fh:
+        fh.write(b'{"v":1,"kind":"eval","time":1.0,"step":151,"tokens":1,"val_loss":0.1,"val_bpb":0.1')
+    assert fields(fast.update()) == complete == fields(summarize(run))
+    with open(ev, "ab") as fh:
+        fh.write(b"}\n")
+    got = fields(fast.update())
+    assert got["best_val_bpb"] == 0.1 and got == fields(summarize(run))
+
+
+def test_fast_summary_of_a_missing_or_empty_file(tmp_path):
+    run = tmp_path / "new"
+    run.mkdir()
+    assert fields(FastSummary(run).update()) == fields(summarize(run))
+    (run / "events.jsonl").write_text("")
+    assert fields(FastSummary(run).update()) == fields(summarize(run))
