@@ -165,3 +165,14 @@ def test_effective_events_replace_the_steps_after_a_resume():
     eff = effective_events(evs)
     assert [e["step"] for e in eff if e["kind"] == "train"] == [1, 2, 3, 4, 5]
     assert [e["kind"] for e in eff].count("run_start") == 2 and eff[-1]["kind"] == "run_end"
+
+
+def test_summarize_applies_the_resume_rule(runs_dir):
+    """A dead attempt's evals after the checkpoint it resumed from do not count toward the best."""
+    d = new_run_dir("resumed")
+    ev = lambda step, bpb: ("eval", {"step": step, "tokens": step, "val_loss": bpb, "val_bpb": bpb})  # noqa: E731
+    _events(d / EVENTS, START, ev(4, 3.0), ev(8, 2.5),  # died after step 8, last checkpoint at 4
+            ("run_start", {**START[1], "step": 4}), ev(8, 2.8),
+            ("run_end", {"status": "completed", "step": 8, "reason": ""}))
+    s = summarize(d)
+    assert (s.state, s.best_val_bpb, s.step) == ("completed", 2.8, 8)

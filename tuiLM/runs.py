@@ -119,6 +119,7 @@ class RunSummary:
     ended: float | None = None
     reason: str = ""
     last_event: dict[str, Any] = field(default_factory=dict)
+    evals: list[tuple[int, float, float]] = field(default_factory=list)  # (step, val_bpb, val_loss)
 
     @property
     def run_id(self) -> str:
@@ -138,6 +139,12 @@ def summarize(path: str | Path, tail: EventTail | None = None, summary: RunSumma
         kind = ev.get("kind")
         s.last_event = ev
         if kind == "run_start":
+            if s.state != "new":  # a resume: the dead attempt's later steps are superseded
+                resumed_at = ev.get("step", 0) or 0
+                s.evals = [e for e in s.evals if e[0] <= resumed_at]
+                best = min(s.evals, key=lambda e: e[1], default=None)
+                s.best_val_bpb, s.best_val_loss = (best[1], best[2]) if best else (None, None)
+                s.step = min(s.step, resumed_at)
             s.state = "running"
             s.started = s.started or ev.get("time")
             s.max_steps = ev.get("max_steps", s.max_steps)
@@ -157,8 +164,10 @@ def summarize(path: str | Path, tail: EventTail | None = None, summary: RunSumma
                 bpb, loss = to_float(ev["val_bpb"]), to_float(ev["val_loss"])
             except (KeyError, TypeError, ValueError):
                 continue
-            if bpb == bpb and (s.best_val_bpb is None or bpb < s.best_val_bpb):
-                s.best_val_bpb, s.best_val_loss = bpb, loss
+            if bpb == bpb:
+                s.evals.append((int(ev.get("step", 0)), bpb, loss))
+                if s.best_val_bpb is None or bpb < s.best_val_bpb:
+                    s.best_val_bpb, s.best_val_loss = bpb, loss
         elif kind == "run_end":
             s.state = ev.get("status", "failed")
             s.ended = ev.get("time")
