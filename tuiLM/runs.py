@@ -145,6 +145,7 @@ def summarize(path: str | Path, tail: EventTail | None = None, summary: RunSumma
                 best = min(s.evals, key=lambda e: e[1], default=None)
                 s.best_val_bpb, s.best_val_loss = (best[1], best[2]) if best else (None, None)
                 s.step = min(s.step, resumed_at)
+                s.artifact_bytes = None  # a superseded run_end's figures no longer describe the run
             s.state = "running"
             s.started = s.started or ev.get("time")
             s.max_steps = ev.get("max_steps", s.max_steps)
