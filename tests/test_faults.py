@@ -146,7 +146,13 @@ def test_read_only_checkpoints_fail_clearly_and_keep_earlier_checkpoints(tmp_pat
     ckpts = small_disk(run_dir / CHECKPOINTS, "64m")
     proc = spawn_trainer(run_dir)
     wait_for_step(run_dir, proc, 4)
-    subprocess.run(["mount", "-o", "remount,ro", str(ckpts)], check=True)
+    # a remount fails with "busy" while a checkpoint is being written (a file open for writing): retry
+    for _ in range(100):
+        if subprocess.run(["mount", "-o", "remount,ro", str(ckpts)], capture_output=True).returncode == 0:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("could not remount the checkpoint folder read-only")
     assert proc.wait(timeout=300) == 1, log_tail(run_dir)
     end = [e for e in read_events(run_dir / EVENTS) if e["kind"] == "run_end"][-1]
     assert end["status"] == "failed" and "Read-only file system" in end["reason"], end
