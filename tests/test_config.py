@@ -356,18 +356,12 @@ def test_cli_preset_schema_and_docs():
     assert r.returncode == 0 and "`model.d_model`" in r.stdout
 
 
-def test_help_does_not_import_torch():
+@pytest.mark.parametrize("argv", [["--help"], ["validate", "presets/quickstart.toml"],
+                                  ["vram", "presets/bdh-default.toml", "--budget", "14GiB", "--fit"]],
+                         ids=["help", "validate", "vram"])
+def test_cli_commands_do_not_import_torch(argv):
     code = ("import sys; from typer.testing import CliRunner; from tuiLM.cli import app; "
-            "r = CliRunner().invoke(app, ['--help']); assert r.exit_code == 0, r.output; "
-            "print('torch' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "False"
-
-
-def test_validate_and_vram_commands_do_not_import_torch():
-    code = ("import sys; from typer.testing import CliRunner; from tuiLM.cli import app; "
-            "r = CliRunner().invoke(app, ['validate', 'presets/quickstart.toml']); assert r.exit_code == 0, r.output; "
+            f"r = CliRunner().invoke(app, {argv!r}); assert r.exit_code == 0, r.output; "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr

@@ -130,6 +130,16 @@ class RunSummary:
         return time.time() - (self.started or self.path.stat().st_mtime)
 
 
+def fold_run_end(s: RunSummary, ev: dict[str, Any]) -> None:
+    """What a run_end event says about a run (shared by every summary reader)."""
+    s.state = ev.get("status", "failed")
+    s.ended = ev.get("time")
+    s.reason = ev.get("reason", "")
+    s.step = ev.get("step", s.step)
+    if ev.get("artifact_bytes") is not None:
+        s.artifact_bytes = ev["artifact_bytes"]
+
+
 def summarize(path: str | Path, tail: EventTail | None = None, summary: RunSummary | None = None) -> RunSummary:
     """Fold a run's events into a summary. Pass back ``tail`` and ``summary`` to update incrementally."""
     path = Path(path)
@@ -170,12 +180,7 @@ def summarize(path: str | Path, tail: EventTail | None = None, summary: RunSumma
                 if s.best_val_bpb is None or bpb < s.best_val_bpb:
                     s.best_val_bpb, s.best_val_loss = bpb, loss
         elif kind == "run_end":
-            s.state = ev.get("status", "failed")
-            s.ended = ev.get("time")
-            s.reason = ev.get("reason", "")
-            s.step = ev.get("step", s.step)
-            if ev.get("artifact_bytes") is not None:
-                s.artifact_bytes = ev["artifact_bytes"]
+            fold_run_end(s, ev)
     if s.state == "running":
         pid = getattr(s, "pid", None)
         pidfile = path / PIDFILE

@@ -100,8 +100,6 @@ def validate(preset: Preset, *, with_budget: bool = True) -> list[Problem]:
         if m.mhc_mode == "dynamic" and m.n_layers >= 20:
             warn("model.mhc_mode", "dynamic mHC at depth >= 20 traded Sinkhorn convergence against stream "
                                    "collapse in the users' experiments; static mode was stable")
-    if ok("model.dropout") and arch == "bdh" and m.dropout > 0.5:
-        warn("model.dropout", f"dropout {m.dropout} is unusually high")
 
     # -- data ------------------------------------------------------------------------------------
     if ok("data.source") and d.source != "builtin" and not d.path.strip():

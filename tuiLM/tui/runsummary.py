@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..events import to_float
-from ..runs import EVENTS, PIDFILE, RunSummary, pid_alive
+from ..runs import EVENTS, PIDFILE, RunSummary, fold_run_end, pid_alive
 
 CHUNK = 8 << 20  # forward reads
 BACK = 1 << 20  # backward reads (finding the last train event a resume left standing)
@@ -197,12 +197,7 @@ class FastSummary:
         elif kind == "eval":
             self.evals.append(ev)
         elif kind == "run_end":
-            s.state = ev.get("status", "failed")
-            s.ended = ev.get("time")
-            s.reason = ev.get("reason", "")
-            s.step = ev.get("step", s.step)
-            if ev.get("artifact_bytes") is not None:
-                s.artifact_bytes = ev["artifact_bytes"]
+            fold_run_end(s, ev)
 
     def _result(self) -> RunSummary:
         s = copy.copy(self.s)
