@@ -134,17 +134,30 @@ def ema(x: np.ndarray, weight: float, state: tuple[float, int, float] = (0.0, 0,
     if w <= 0.0:
         return x.copy(), (float(x[-1]), count + x.size, float(x[-1]))
     chunk = max(1, min(x.size, int(math.log(1e6) / -math.log(w)))) if w < 1 else x.size
-    out = np.empty_like(x)
     pw = w ** np.arange(chunk + 1, dtype=np.float64)  # w^0 .. w^chunk
     inv = 1.0 / pw[:chunk]  # w^-k
-    for s in range(0, x.size, chunk):
-        seg = x[s: s + chunk]
-        L = seg.size
-        acc = np.cumsum(seg * inv[:L])
-        bt = pw[1: L + 1] * b + (1.0 - w) * pw[:L] * acc
-        t = count + s + np.arange(1, L + 1, dtype=np.float64)
-        out[s: s + L] = bt / (1.0 - w ** t) if w < 1 else bt
-        b = float(bt[-1])
+    # All chunks at once: row c of X is chunk c (the last one zero-padded). ``local`` is each chunk's
+    # b_t started from b = 0; the carry into chunk c is B_{c-1}, with B_c = w^L·B_{c-1} + local_c[-1]
+    # (a scalar recurrence, one step per chunk), and adds w^(k+1)·B_{c-1} to position k.
+    n_chunks = -(-x.size // chunk)
+    X = np.zeros(n_chunks * chunk)
+    X[: x.size] = x
+    X = X.reshape(n_chunks, chunk)
+    local = (1.0 - w) * pw[:chunk] * np.cumsum(X * inv, axis=1)
+    wl = float(pw[chunk])
+    carries = np.empty(n_chunks)
+    for c, end in enumerate(local[:, -1].tolist()):
+        carries[c] = b
+        b = wl * b + end
+    bt = (pw[1: chunk + 1] * carries[:, None] + local).ravel()[: x.size]
+    b = float(bt[-1])
+    if w < 1:  # debias: divide by 1 - w^t while w^t is still above the float resolution
+        k = min(x.size, max(0, int(math.ceil(40.0 / -math.log10(w))) - count)) if w > 0 else 0
+        t = count + np.arange(1, k + 1, dtype=np.float64)
+        out = bt
+        out[:k] = bt[:k] / (1.0 - w ** t)
+    else:
+        out = bt
     return out, (b, count + x.size, float(x[-1]))
 
 
