@@ -172,19 +172,20 @@ def test_downsampling_a_window_and_nans():
     assert np.all(np.isfinite(b.lo)) and np.all(np.isfinite(b.last))
 
 
-def test_ema_matches_the_recurrence_and_resumes():
+@pytest.mark.parametrize("w,split", [(0.99, 3000), (0.9, 1234), (0.6, 17), (0.999, 4999), (0.0, 10)])
+def test_ema_matches_the_recurrence_and_resumes(w, split):
+    """Chunks of every size (w = 0.6: 27 points a chunk; 0.999: one chunk) and a resume anywhere."""
     rng = np.random.default_rng(1)
     x = rng.standard_normal(5000).cumsum()
     x[100] = np.nan
-    w = 0.99
     want, b, last = [], 0.0, x[0]
     for t, v in enumerate(x, start=1):
         v = last if not np.isfinite(v) else v
         last = v
         b = w * b + (1 - w) * v
         want.append(b / (1 - w ** t))
-    got, state = ema(x[:3000], w)
-    got2, _ = ema(x[3000:], w, state)
+    got, state = ema(x[:split], w)
+    got2, _ = ema(x[split:], w, state)
     assert np.allclose(np.concatenate([got, got2]), want, rtol=1e-9, atol=1e-9)
 
 
@@ -274,3 +275,135 @@ def test_parallel_first_read_matches_the_serial_read(tmp_path):
     assert par.state == serial.state == "completed"
     chunks = parallel_parse(run / "events.jsonl", complete_end(run / "events.jsonl"), workers=2)
     assert sum(c.n_lines for c in chunks) == 30_000 + 30_000 // 7 + 300 + 2  # + run_start, run_end
+
+
+# -- long files: overview first, then the full read ---------------------------------------------
+
+def test_overview_ranges_cover_the_head_sparsely_and_the_tail_whole():
+    from tuiLM.tui.eventload import overview_ranges
+
+    end = 10_000_000
+    rs = overview_ranges(end, windows=16, window=1000, tail=50_000)
+    assert rs[0][0] == 0 and rs[-1] == (end - 50_000, end) and len(rs) == 17
+    assert all(a < b <= c for (a, b), (c, _) in zip(rs, rs[1:]))  # in order, no overlap
+    assert sum(b - a for a, b in rs) == 16 * 1000 + 50_000
+    assert overview_ranges(30_000, windows=16, window=1000, tail=50_000) == [(0, 30_000)]
+    # windows wider than their spacing merge into one range
+    assert overview_ranges(100_000, windows=16, window=10_000, tail=10_000) == [(0, 90_000), (90_000, 100_000)]
+
+
+def test_read_lines_returns_exactly_the_lines_inside_the_range(tmp_path):
+    from tuiLM.tui.eventload import read_lines
+
+    rng = np.random.default_rng(0)
+    lines = [b"x" * int(n) for n in rng.integers(0, 40, 300)]
+    data = b"".join(line + b"\n" for line in lines)
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    starts = np.cumsum([0] + [len(x) + 1 for x in lines[:-1]])
+    with open(path, "rb") as fh:
+        for a, b in [(0, len(data)), (0, 5), (1, 2), (len(data) - 1, len(data))] + [
+                tuple(sorted(rng.integers(0, len(data) + 1, 2))) for _ in range(200)]:
+            want = b"".join(x + b"\n" for x, s in zip(lines, starts) if s >= a and s + len(x) + 1 <= b)
+            assert read_lines(fh, int(a), int(b)) == want, (a, b)
+
+
+def _long_run(tmp_path: Path, monkeypatch, ended: bool = True) -> Path:
+    """30,000 train events with a resume from step 12,000 in the middle of the file; overview
+    sizes shrunk so that a 5 MB file gets a sparse overview."""
+    from tuiLM.tui import eventload
+
+    from .fixtures.fixture_runs import write_big_events
+
+    monkeypatch.setattr(eventload, "OVERVIEW_WINDOWS", 8)
+    monkeypatch.setattr(eventload, "OVERVIEW_WINDOW", 4096)
+    monkeypatch.setattr(eventload, "OVERVIEW_TAIL", 64 << 10)
+    run = tmp_path / "long"
+    run.mkdir()
+    write_big_events(run / "a.jsonl", 20_000, diag_every=7, eval_every=100)
+    write_big_events(run / "b.jsonl", 30_000, seed=1, diag_every=7, eval_every=100)
+    a = (run / "a.jsonl").read_text().splitlines(keepends=True)[:-1]  # no run_end: it died
+    b = (run / "b.jsonl").read_text().splitlines(keepends=True)
+    resume = _line(kind="run_start", time=2e9, run_id="long", step=12_000, max_steps=30_000,
+                   pid=4_000_000 + 123) + "\n"  # above any pid_max: the trainer is gone
+    after = [x for x in b[1:] if json.loads(x).get("step", 0) > 12_000]
+    if not ended:
+        after = after[:-1]
+    (run / "events.jsonl").write_text("".join(a + [resume] + after))
+    return run
+
+
+@pytest.mark.parametrize("parallel", [True, False])
+def test_a_long_file_shows_an_overview_then_exactly_the_full_read(tmp_path, monkeypatch, parallel):
+    run = _long_run(tmp_path, monkeypatch)
+    serial = RunData(run, parallel_min_bytes=None, overview_min_bytes=None)
+    serial.poll(budget_s=60)
+    assert serial.caught_up() and serial.resumes == 1
+    steps = serial.column("train", "step")
+    assert steps.size == 30_000 and np.all(np.diff(steps) == 1)  # the resume rule applied
+
+    data = RunData(run, parallel_min_bytes=1 if parallel else None, overview_min_bytes=1)
+    assert data.poll(budget_s=60)
+    # the overview: a sample from all over the run, the whole tail, the state; not caught up yet
+    assert 0 < data.overview < 0.2 and not data.loaded and not data.caught_up()
+    seen = data.column("train", "step")
+    assert 0 < seen.size < 30_000 // 5 and set(seen.tolist()) <= set(steps.tolist())
+    assert seen[0] == 1 and seen[-1] == 30_000 and np.all(np.diff(seen) > 0)  # monotonic despite the resume
+    assert np.all(np.histogram(seen, bins=5, range=(1, 30_000))[0] > 0)  # from all over the run
+    assert data.state == "completed" and data.last("train", "loss") == serial.last("train", "loss")
+    epoch = data.tables["train"].epoch
+    while not data.caught_up():
+        data.poll(budget_s=0.2)
+    assert data.overview == 0 and data.loaded and data.resumes == serial.resumes == 1
+    assert data.tables["train"].epoch > epoch  # the UI's EMA and block caches rebuild
+    for kind in ("train", "eval", "diag"):
+        a, b = serial.tables[kind], data.tables[kind]
+        assert a.n == b.n > 0
+        for name in a.cols:
+            assert np.array_equal(a.col(name), b.col(name), equal_nan=True), (kind, name)
+    # and it goes on tailing from where the full read ended
+    with open(run / "events.jsonl", "a") as fh:
+        fh.write(_train(30_001, 0.5) + "\n")
+    data.poll()
+    assert data.last("train", "step") == 30_001
+
+
+def test_a_failed_worker_read_falls_back_to_reading_in_process(tmp_path, monkeypatch):
+    from tuiLM.tui import eventload
+
+    run = _long_run(tmp_path, monkeypatch)
+
+    def boom(self):
+        self.cancel()
+        raise RuntimeError("loader worker failed: boom")
+
+    monkeypatch.setattr(eventload.ParallelParse, "result", boom)
+    data = RunData(run, parallel_min_bytes=1, overview_min_bytes=1)
+    while not data.caught_up():
+        data.poll(budget_s=0.2)
+    assert data.tables["train"].n == 30_000
+    assert any("parallel read failed" in line for line in data.logs)
+
+
+def test_closing_a_run_stops_its_loader_workers(tmp_path, monkeypatch):
+    import os
+
+    run = _long_run(tmp_path, monkeypatch)
+    data = RunData(run, parallel_min_bytes=1, overview_min_bytes=1)
+    data.poll()  # the overview
+    data.poll(budget_s=0)  # starts the workers
+    job = data._full.job
+    assert job is not None and job._procs and os.path.isdir(job._tmp)
+    data.close()
+    assert all(p.poll() is not None for p in job._procs) and not os.path.exists(job._tmp)
+
+
+def test_an_overview_already_shows_a_dead_trainer(tmp_path, monkeypatch):
+    """No run_end and no process: 'dead' from the first poll, not 'running' until the full read ends."""
+    run = _long_run(tmp_path, monkeypatch, ended=False)
+    data = RunData(run, parallel_min_bytes=None, overview_min_bytes=1)
+    data.poll()
+    assert data.overview > 0 and data.state == "dead"
+    while not data.caught_up():
+        data.poll(budget_s=0.2)
+    assert data.state == "dead"

@@ -251,7 +251,7 @@ def parse_chunk(buf: bytes, signatures: list[Signature], learn: bool = True) -> 
     n = ends.size
     starts = np.concatenate(([0], ends[:-1] + 1))
 
-    if learn and len(signatures) < _MAX_SIGNATURES:
+    if learn and not signatures:  # later shapes are learned from the lines left unmatched (below)
         _learn(buf, starts[:256], ends[:256], signatures)
 
     matched = np.zeros(n, bool)
@@ -352,8 +352,9 @@ def decode_lines(buf: bytes) -> list[dict[str, Any]]:
 PARALLEL_MIN_BYTES = 16 << 20
 
 
-def _parse_range(path: str, start: int, end: int) -> list[Chunk]:
-    """Worker: parse bytes [start, end) (both on line boundaries) into chunks, in order."""
+def _parse_range(path: str, start: int, end: int, progress: str | None = None) -> list[Chunk]:
+    """Worker: parse bytes [start, end) (both on line boundaries) into chunks, in order. After each
+    chunk the bytes done so far are written to ``progress`` (if given), for the UI's progress figure."""
     out: list[Chunk] = []
     sigs: list[Signature] = []
     with open(path, "rb") as fh:
@@ -370,6 +371,10 @@ def _parse_range(path: str, start: int, end: int) -> list[Chunk]:
             fh.seek(pos + cut)
             pos += cut
             out.append(parse_chunk(data[:cut], sigs))
+            if progress:
+                with open(progress + ".tmp", "w") as pf:
+                    pf.write(str(pos - start))
+                os.replace(progress + ".tmp", progress)
     return out
 
 
@@ -387,38 +392,151 @@ def _split(path: str, end: int, parts: int) -> list[tuple[int, int]]:
     return [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
 
-def parallel_parse(path: str | Path, end: int, workers: int | None = None) -> list[Chunk]:
-    """Parse bytes [0, end) of ``path`` (``end`` just after a newline) in worker processes.
+def _kill_and_clean(procs: list, tmp: str) -> None:
+    import shutil
+
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+class ParallelParse:
+    """Parse bytes [0, end) of ``path`` (``end`` just after a newline) in worker processes, without
+    blocking: ``wait(timeout)`` says whether they are done, ``progress()`` how far they got, and
+    ``result()`` returns the chunks in file order.
 
     Plain subprocesses (``python -m tuiLM.tui.eventload``), not multiprocessing: its spawn mode
     re-imports the caller's ``__main__`` (a script without a main guard would run again), and fork
-    is unsafe in a process with UI threads. Results come back pickled through a temp file.
+    is unsafe in a process with UI threads. Results come back pickled through a temp folder, which
+    ``result()`` / ``cancel()`` remove (and, failing those, a finalizer at exit).
     """
-    import pickle
-    import subprocess
-    import sys
-    import tempfile
 
-    workers = workers or max(1, min(8, os.cpu_count() or 1, end // PARALLEL_MIN_BYTES or 1))
-    ranges = _split(str(path), end, workers)
-    env = dict(os.environ)
-    package_root = str(Path(__file__).resolve().parents[2])  # importable even when not installed
-    env["PYTHONPATH"] = package_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    with tempfile.TemporaryDirectory(prefix="tuilm-load-") as tmp:
-        procs = []
-        for i, (a, b) in enumerate(ranges):
-            out = os.path.join(tmp, f"{i}.pkl")
-            cmd = [sys.executable, "-m", "tuiLM.tui.eventload", str(path), str(a), str(b), out]
-            procs.append((subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                           stderr=subprocess.PIPE, env=env), out))
-        chunks: list[Chunk] = []
-        for proc, out in procs:
-            _, err = proc.communicate()
-            if proc.returncode != 0:
-                raise RuntimeError(f"loader worker failed: {err.decode(errors='replace').strip()[-300:]}")
-            with open(out, "rb") as fh:
-                chunks.extend(pickle.load(fh))
-    return chunks
+    def __init__(self, path: str | Path, end: int, workers: int | None = None) -> None:
+        import subprocess
+        import sys
+        import tempfile
+        import weakref
+
+        self.end = end
+        workers = workers or max(1, min(8, os.cpu_count() or 1, end // PARALLEL_MIN_BYTES or 1))
+        ranges = _split(str(path), end, workers)
+        env = dict(os.environ)
+        package_root = str(Path(__file__).resolve().parents[2])  # importable even when not installed
+        env["PYTHONPATH"] = package_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        self._tmp = tempfile.mkdtemp(prefix="tuilm-load-")
+        self._procs: list[subprocess.Popen] = []
+        self._outs: list[str] = []
+        self._finalizer = weakref.finalize(self, _kill_and_clean, self._procs, self._tmp)
+        try:
+            for i, (a, b) in enumerate(ranges):
+                out = os.path.join(self._tmp, f"{i}.pkl")
+                cmd = [sys.executable, "-m", "tuiLM.tui.eventload", str(path), str(a), str(b), out]
+                self._procs.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                                    stderr=subprocess.PIPE, env=env))
+                self._outs.append(out)
+        except BaseException:
+            self._finalizer()
+            raise
+
+    def wait(self, timeout: float | None) -> bool:
+        """True once every worker has exited (waits at most ``timeout`` seconds; None: until then)."""
+        import subprocess
+        import time
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for proc in self._procs:
+            try:
+                proc.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                return False
+        return True
+
+    def progress(self) -> float:
+        done = 0
+        for out in self._outs:
+            try:
+                with open(out + ".progress") as fh:
+                    done += int(fh.read() or 0)
+            except (OSError, ValueError):
+                pass
+        return min(1.0, done / self.end) if self.end else 1.0
+
+    def result(self) -> list[Chunk]:
+        import pickle
+
+        try:
+            chunks: list[Chunk] = []
+            for proc, out in zip(self._procs, self._outs):
+                _, err = proc.communicate()
+                if proc.returncode != 0:
+                    raise RuntimeError(f"loader worker failed: {err.decode(errors='replace').strip()[-300:]}")
+                with open(out, "rb") as fh:
+                    chunks.extend(pickle.load(fh))
+            return chunks
+        finally:
+            self._finalizer()
+
+    def cancel(self) -> None:
+        self._finalizer()
+
+
+def parallel_parse(path: str | Path, end: int, workers: int | None = None) -> list[Chunk]:
+    """Parse bytes [0, end) of ``path`` in worker processes and wait for them (see ParallelParse)."""
+    job = ParallelParse(path, end, workers)
+    job.wait(None)
+    return job.result()
+
+
+# -- overview of a long file -----------------------------------------------------------------------
+#
+# A long run opens in two steps: first an overview read from windows spread over the file plus its
+# whole tail (a few MB: the dashboard draws the run's full x range, the latest values and state at
+# once), then the full read, which replaces the overview when it is done.
+
+OVERVIEW_MIN_BYTES = 32 << 20  # below this the full read takes well under a second here
+OVERVIEW_WINDOWS = 128  # 128 x 24 KiB + 2 MiB: ~2 % of a 10^6-event file, ~20,000 events
+OVERVIEW_WINDOW = 24 << 10
+OVERVIEW_TAIL = 2 << 20
+
+
+def overview_ranges(end: int, windows: int | None = None, window: int | None = None,
+                    tail: int | None = None) -> list[tuple[int, int]]:
+    """Byte ranges of [0, end) to read for an overview: ``windows`` evenly spaced windows over the
+    head (the first starts at 0, so it holds run_start) and the last ``tail`` bytes, in order and
+    without overlap. Unset sizes are this module's OVERVIEW_* values at the time of the call."""
+    windows = OVERVIEW_WINDOWS if windows is None else windows
+    window = OVERVIEW_WINDOW if window is None else window
+    tail = OVERVIEW_TAIL if tail is None else tail
+    tail_start = max(0, end - tail)
+    out: list[tuple[int, int]] = []
+    if tail_start > 0:
+        step = tail_start / windows
+        for i in range(windows):
+            a = int(i * step)
+            b = min(tail_start, a + window)
+            if out and a <= out[-1][1]:
+                out[-1] = (out[-1][0], b)
+            elif b > a:
+                out.append((a, b))
+    out.append((tail_start, end))
+    return out
+
+
+def read_lines(fh: Any, start: int, end: int) -> bytes:
+    """The complete lines that lie in [start, end) of an open file: a line cut at ``start`` (unless
+    ``start`` is 0 or just after a newline) or at ``end`` is left out."""
+    if start > 0:
+        fh.seek(start - 1)
+        data = fh.read(end - start + 1)
+        first = data.find(b"\n")
+        data = data[first + 1:] if first >= 0 else b""
+    else:
+        fh.seek(0)
+        data = fh.read(end)
+    cut = data.rfind(b"\n")
+    return data[: cut + 1] if cut >= 0 else b""
 
 
 def complete_end(path: str | Path) -> int:
@@ -459,5 +577,7 @@ if __name__ == "__main__":  # worker of parallel_parse: PATH START END OUT
     from tuiLM.tui import eventload as _module  # pickle the classes under their package name
 
     _path, _start, _end, _out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-    with open(_out, "wb") as _fh:
-        pickle.dump(_module._parse_range(_path, _start, _end), _fh, protocol=pickle.HIGHEST_PROTOCOL)
+    _chunks = _module._parse_range(_path, _start, _end, progress=_out + ".progress")
+    with open(_out + ".tmp", "wb") as _fh:
+        pickle.dump(_chunks, _fh, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(_out + ".tmp", _out)

@@ -4,6 +4,14 @@ Pure Python + numpy (no Textual). A loader thread calls ``poll()``; the UI threa
 ``xy()`` / ``snapshot()``. Both hold ``lock`` briefly: the loader while it appends, the UI while it
 takes array views (views stay valid after the lock is released, see ``series.Table``).
 
+A long file (``OVERVIEW_MIN_BYTES`` and up) opens in two steps. The first poll reads an *overview*:
+windows spread over the file plus its whole tail, a few MB whatever the file's size, so the
+dashboard can draw the run's whole x range, its latest values and its state at once
+(``overview`` > 0 says what share of the bytes it holds). Meanwhile the full read runs (in worker
+processes when it can, else in this thread a chunk per poll) into a separate staging ``RunData``;
+when it is done, its state replaces the overview in one step (table epochs move on, so the UI's
+caches rebuild) and tailing goes on from where it ended.
+
 The resume rule of ``events.effective_events`` applies: a ``run_start`` at step s drops every earlier
 row with step > s, and an earlier ``run_end``.
 """
@@ -24,7 +32,8 @@ from typing import Any
 import numpy as np
 
 from ..runs import EVENTS, PIDFILE, PRESET, STDOUT, pid_alive
-from .eventload import CHUNK, PARALLEL_MIN_BYTES, Chunk, ChunkTail, Signature, complete_end, parallel_parse, parse_chunk
+from .eventload import (CHUNK, OVERVIEW_MIN_BYTES, PARALLEL_MIN_BYTES, Chunk, ChunkTail, ParallelParse, Signature,
+                        complete_end, overview_ranges, parallel_parse, parse_chunk, read_lines)
 from .series import BlockCache, EmaCache, Table
 
 TABLE_KINDS = ("train", "eval", "diag")
@@ -53,9 +62,15 @@ class RunData:
     """Incrementally loaded state of one run directory."""
 
     def __init__(self, path: str | Path, proc: subprocess.Popen | None = None, *,
-                 parallel_min_bytes: int | None = PARALLEL_MIN_BYTES):
+                 parallel_min_bytes: int | None = PARALLEL_MIN_BYTES,
+                 overview_min_bytes: int | None | str = "default"):
         self.path = Path(path)
         self.parallel_min_bytes = parallel_min_bytes  # None: always read in this process
+        # None: never an overview first; "default": this module's OVERVIEW_MIN_BYTES, read now (tests
+        # lower it for the app's loaders)
+        self.overview_min_bytes = OVERVIEW_MIN_BYTES if overview_min_bytes == "default" else overview_min_bytes
+        self.overview = 0.0  # share of the file's bytes the tables hold while they are an overview
+        self._full: _FullRead | None = None
         self.lock = threading.RLock()
         self._poll_lock = threading.Lock()
         self.tables: dict[str, Table] = {k: Table() for k in TABLE_KINDS}
@@ -113,8 +128,17 @@ class RunData:
 
     @property
     def progress(self) -> float:
+        full = self._full
+        if full is not None:
+            return full.progress()
         size = self._tail.size()
         return 1.0 if size == 0 else min(1.0, self._tail.offset / size)
+
+    def close(self) -> None:
+        """Stop a full read in progress (its worker processes); the app calls this on exit."""
+        full = self._full
+        if full is not None:
+            full.cancel()
 
     def poll(self, budget_s: float = 0.25) -> bool:
         """Read what was appended (up to ``budget_s`` of work) and fold it in. True if anything changed."""
@@ -123,10 +147,13 @@ class RunData:
 
     def _poll(self, budget_s: float) -> bool:
         changed = False
-        if not self.loaded and self._tail.offset == 0 and self.parallel_min_bytes is not None:
-            changed = self._first_read_parallel()
+        if not self.loaded and self._tail.offset == 0 and self._full is None:
+            if self._wants_overview():
+                changed = self._read_overview()
+            elif self.parallel_min_bytes is not None:
+                changed = self._first_read_parallel()
         t_end = time.perf_counter() + budget_s
-        while True:
+        while self._full is None:
             buf = self._tail.poll_bytes(CHUNK)
             if not buf:
                 if not self.loaded:
@@ -139,6 +166,8 @@ class RunData:
             changed = True
             if time.perf_counter() > t_end:
                 break
+        if self._full is not None and not changed and self._advance_full(budget_s):
+            changed = True
         if self._poll_stdout():
             changed = True
         if self._check_liveness():
@@ -147,6 +176,71 @@ class RunData:
             with self.lock:
                 self.version += 1
         return changed
+
+    def _wants_overview(self) -> bool:
+        if self.overview_min_bytes is None:
+            return False
+        try:
+            return os.stat(self.path / EVENTS).st_size >= self.overview_min_bytes
+        except OSError:
+            return False
+
+    def _read_overview(self) -> bool:
+        """Fill the tables from an overview of the file and set up the full read (see the module)."""
+        path = self.path / EVENTS
+        try:
+            end = complete_end(path)
+            with open(path, "rb") as fh:
+                # complete lines of every range, in file order: one buffer, parsed in one go (each
+                # numpy call gives the GIL away, and getting it back from a busy UI thread is slow)
+                buf = b"".join(read_lines(fh, a, b) for a, b in overview_ranges(end))
+            sampled = len(buf)
+            chunk = parse_chunk(buf, self._sigs)
+            with self.lock:
+                self._ingest(chunk)
+                # a resume whose run_start fell between the windows leaves steps going backwards:
+                # keep only rows whose step is below every later one (what the resume rule keeps)
+                for table in self.tables.values():
+                    steps = table.col("step")
+                    if steps is not None and table.n > 1:
+                        later = np.fmin.accumulate(steps[::-1])[::-1]
+                        table.truncate_where(np.append(steps[:-1] < later[1:], True))
+        except OSError as e:  # the file went away meanwhile: the ordinary read will say so
+            self.logs.append(f"[warning] overview unavailable ({e})")
+            self.overview_min_bytes = None
+            return False
+        # the full read starts at the next poll, once the UI has been told: on a small machine its
+        # workers would take the cores the overview needs to be on screen fast
+        self._full = _FullRead(self, end)
+        self.overview = max(sampled / end, 1e-9) if end else 0.0
+        return True
+
+    def _advance_full(self, budget_s: float) -> bool:
+        """Move the full read on; when it is done, its state replaces the overview."""
+        full = self._full
+        assert full is not None
+        if not full.advance(budget_s):
+            p = int(full.progress() * 100)
+            if p != full.reported:  # the status line shows the percentage
+                full.reported = p
+                return True
+            return False
+        staging = full.staging
+        with self.lock:
+            for kind, table in staging.tables.items():
+                table.epoch = self.tables[kind].epoch + 1  # the UI's caches rebuild
+                table.version = self.tables[kind].version + 1
+            self.tables = staging.tables
+            self.run_start, self.run_end = staging.run_start, staging.run_end
+            self.samples, self.checkpoints = staging.samples, staging.checkpoints
+            self.logs = deque(list(staging.logs) + full.notes, maxlen=self.logs.maxlen)
+            self.resumes, self.skipped = staging.resumes, staging.skipped
+            self._sigs = staging._sigs
+            self._tail.offset, self._tail._partial = full.end, b""
+            self.overview = 0.0
+            self._full = None
+            self.meta_version += 1
+        return True
 
     def _first_read_parallel(self) -> bool:
         """A long file on first open: parse it in worker processes, then tail from where they ended."""
@@ -166,8 +260,13 @@ class RunData:
         self._tail.offset = end
         return True
 
+    def _read_to_end(self) -> bool:
+        """Every event written so far is in the tables (an overview has the whole tail)."""
+        full = self._full
+        return self._tail.at_end() if full is None else full.end >= self._tail.size()
+
     def caught_up(self) -> bool:
-        return self.loaded and self._tail.at_end()
+        return self.loaded and self._full is None and self._tail.at_end()
 
     def _ingest(self, chunk: Chunk) -> None:
         self.skipped += chunk.skipped
@@ -323,7 +422,7 @@ class RunData:
         """new | running | completed | stopped | failed | dead (as runs.summarize)."""
         if self.run_end is not None:
             return str(self.run_end.get("status", "failed"))
-        if self.alive is False and self._tail.at_end():
+        if self.alive is False and self._read_to_end():
             return "dead"
         if self.run_start is not None:
             return "running"
@@ -406,3 +505,68 @@ class RunData:
         if isinstance(stop, (int, float)) and isinstance(start, (int, float)):
             return max(0.0, float(stop) - float(start))
         return None
+
+
+class _FullRead:
+    """The full read of a file whose overview is on show: bytes [0, end) into a staging RunData.
+
+    In worker processes (``ParallelParse``) when the run allows them, else here a chunk per
+    ``advance`` (the loader thread's budget), so the UI thread keeps most of the interpreter."""
+
+    def __init__(self, owner: RunData, end: int) -> None:
+        self.end = end
+        self.reported = -1
+        self.notes: list[str] = []
+        self.staging = RunData(owner.path, parallel_min_bytes=None, overview_min_bytes=None)
+        self.job: ParallelParse | None = None
+        self._parallel = owner.parallel_min_bytes is not None and end >= owner.parallel_min_bytes
+        self._started = False
+
+    def _start(self) -> None:
+        self._started = True
+        if self._parallel:
+            try:
+                self.job = ParallelParse(self.staging.path / EVENTS, self.end)
+            except OSError as e:
+                self.notes.append(f"[warning] parallel read unavailable ({e}); reading in-process")
+
+    def progress(self) -> float:
+        if self.job is not None:
+            return self.job.progress()
+        return min(1.0, self.staging._tail.offset / self.end) if self.end else 1.0
+
+    def advance(self, budget_s: float) -> bool:
+        """Work for up to ``budget_s``; True when the staging state holds all of [0, end)."""
+        if not self._started:
+            self._start()
+        if self.job is not None:
+            if not self.job.wait(min(budget_s, 0.1)):
+                return False
+            try:
+                chunks = self.job.result()
+            except (OSError, RuntimeError, EOFError) as e:
+                self.notes.append(f"[warning] parallel read failed ({e}); reading in-process")
+                self.job = None
+                return False
+            for chunk in chunks:
+                self.staging._ingest(chunk)
+            self.staging._tail.offset = self.end
+            return True
+        tail = self.staging._tail
+        t_end = time.perf_counter() + budget_s
+        while tail.offset < self.end:
+            before = tail.offset
+            buf = tail.poll_bytes(min(CHUNK, self.end - tail.offset))
+            if tail.offset == before:  # the file shrank under us: keep what was read
+                self.end = tail.offset - len(tail._partial)
+                tail._partial = b""
+                break
+            if buf:  # (nothing yet: a line longer than CHUNK is still being gathered)
+                self.staging._ingest(parse_chunk(buf, self.staging._sigs))
+            if time.perf_counter() > t_end:
+                return False
+        return True
+
+    def cancel(self) -> None:
+        if self.job is not None:
+            self.job.cancel()

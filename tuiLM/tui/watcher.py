@@ -75,6 +75,10 @@ class RunWatcher:
 
     def close(self) -> None:
         self._stop.set()
+        with self._lock:
+            runs = [e.run for e in self._entries.values()]
+        for run in runs:
+            run.close()  # worker processes of a full read still in progress
 
     def _loop(self, entry: _Entry) -> None:
         run = entry.run

@@ -87,6 +87,7 @@ class DashboardScreen(Screen):
         self._stdout_shown = 0
         self._meta_seen: tuple = ()
         self.redraws = 0  # panel frames rebuilt (tests and the bench read it)
+        self.first_drawn_at: float | None = None  # perf_counter() when panels first showed data
         self._gridded = False
         self._available: dict[str, bool] = {}  # optional panels with data
         self._maximized: PlotPanel | None = None
@@ -157,7 +158,8 @@ class DashboardScreen(Screen):
 
     @property
     def loading(self) -> bool:
-        return any(not r.loaded for r in self.runs)
+        """Some run has nothing to draw yet (an overview of a long file counts as something)."""
+        return any(not r.loaded and not r.overview for r in self.runs)
 
     @property
     def ready(self) -> bool:
@@ -234,6 +236,8 @@ class DashboardScreen(Screen):
             panel.set_frame(self._frame(spec, extent))
             panel.border_subtitle = self._subtitle(spec)
             self.redraws += 1
+        if self.first_drawn_at is None and not self.loading and extent is not None:
+            self.first_drawn_at = time.perf_counter()
         if sum(1 for _, p in self.panels if p.display) != shown or not self._gridded:
             self._gridded = True
             self._layout_grid()
@@ -355,7 +359,9 @@ class DashboardScreen(Screen):
             t.append(f"{int(step):,}" + (f"/{max_steps:,}" if max_steps else ""))
             if max_steps:
                 t.append(f" ({step / max_steps:.0%})", style="dim")
-        if not run.loaded:
+        if run.overview:
+            t.append(f"  overview ({run.overview:.0%} sampled), loading all {run.progress:.0%}", style="yellow")
+        elif not run.loaded:
             t.append(f"  loading {run.progress:.0%}", style="yellow")
         if not self.compare:
             rate = run.recent_rate()
@@ -389,6 +395,8 @@ class DashboardScreen(Screen):
         return t
 
     def _best_bpb(self, run: RunData) -> float | None:
+        if run.overview:  # a sample of the evals: its best is not the run's best
+            return None
         col = run.column("eval", "val_bpb")
         if col is None or col.size == 0:
             return None
@@ -408,6 +416,8 @@ class DashboardScreen(Screen):
             best = self._best_bpb(run)
             if best is not None:
                 t.append(f" (best {best:.4f})", style="dim")
+            elif run.overview:
+                t.append(" (best …)", style="dim")
         t.append("   ")
         t.append_text(self._view_line())
         return t
