@@ -234,7 +234,7 @@ async def test_a_long_run_opens_with_an_overview_then_fills_in(tmp_path, monkeyp
                        what="the overview drawn")
         dash = app.screen
         status = text_of(dash.query_one("#run-status", Static))
-        assert "overview" in status and "sampled" in status and "best …" in status and "completed" in status
+        assert "overview of" in status and "reading" in status and "best …" in status and "completed" in status
         loss = dash.query_one("#panel-loss", PlotPanel)
         raw = loss.frame.traces[0]
         assert raw.x[0] == 1 and raw.x[-1] == 400 and raw.x.size < 300  # the whole run, sampled

@@ -360,7 +360,7 @@ class DashboardScreen(Screen):
             if max_steps:
                 t.append(f" ({step / max_steps:.0%})", style="dim")
         if run.overview:
-            t.append(f"  overview ({run.overview:.0%} sampled), loading all {run.progress:.0%}", style="yellow")
+            t.append(f"  overview of {run.overview:.0%} · reading {run.progress:.0%}", style="yellow")
         elif not run.loaded:
             t.append(f"  loading {run.progress:.0%}", style="yellow")
         if not self.compare:
