@@ -407,3 +407,23 @@ def test_an_overview_already_shows_a_dead_trainer(tmp_path, monkeypatch):
     while not data.caught_up():
         data.poll(budget_s=0.2)
     assert data.state == "dead"
+
+
+def test_a_failing_loader_worker_reports_its_stderr(tmp_path, monkeypatch):
+    import os
+    import stat
+    import sys
+
+    from tuiLM.tui.eventload import ParallelParse
+
+    events = tmp_path / "events.jsonl"
+    events.write_text(_train(1, 3.0) + "\n")
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\necho boom-from-the-worker >&2\nexit 3\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setattr(sys, "executable", str(fake))
+    job = ParallelParse(events, events.stat().st_size, workers=1)
+    assert job.wait(30)
+    with pytest.raises(RuntimeError, match="boom-from-the-worker"):
+        job.result()
+    assert not os.path.exists(job._tmp)

@@ -433,8 +433,9 @@ class ParallelParse:
             for i, (a, b) in enumerate(ranges):
                 out = os.path.join(self._tmp, f"{i}.pkl")
                 cmd = [sys.executable, "-m", "tuiLM.tui.eventload", str(path), str(a), str(b), out]
-                self._procs.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                                    stderr=subprocess.PIPE, env=env))
+                with open(out + ".err", "wb") as err:  # a file, not a pipe: nobody reads it until the end
+                    self._procs.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                                        stderr=err, env=env))
                 self._outs.append(out)
         except BaseException:
             self._finalizer()
@@ -469,9 +470,10 @@ class ParallelParse:
         try:
             chunks: list[Chunk] = []
             for proc, out in zip(self._procs, self._outs):
-                _, err = proc.communicate()
-                if proc.returncode != 0:
-                    raise RuntimeError(f"loader worker failed: {err.decode(errors='replace').strip()[-300:]}")
+                if proc.wait() != 0:
+                    with open(out + ".err", "rb") as fh:
+                        err = fh.read()[-2000:].decode(errors="replace").strip()
+                    raise RuntimeError(f"loader worker failed: {err[-300:]}")
                 with open(out, "rb") as fh:
                     chunks.extend(pickle.load(fh))
             return chunks
