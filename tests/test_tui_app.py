@@ -349,6 +349,29 @@ async def test_runs_list_marks_runs_and_opens_the_compare_view(tmp_path):
 
 
 @aio
+async def test_runs_list_does_not_scan_under_a_dashboard(tmp_path, monkeypatch):
+    """Its refresh loop would take CPU from a trainer while the user watches a dashboard."""
+    from tuiLM.tui.screens import runs as runs_screen
+
+    monkeypatch.setattr(runs_screen, "REFRESH_S", 0.1)
+    root = tmp_path / "runs"
+    write_run(root, "a", "gpt")
+    app = make_app(runs_root=root, now=lambda: FIXED_NOW)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        runs = app.screen
+        await wait_for(pilot, lambda: runs.refreshes > 2, what="run list refreshes")
+        await pilot.press("enter")
+        await open_dashboard(pilot, app)
+        await pilot.pause(0.3)  # a scan in flight when the dashboard came up may still land
+        covered = runs.refreshes
+        await pilot.pause(1.0)  # ten refresh periods
+        assert runs.refreshes == covered
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: runs.refreshes > covered, timeout=5, what="a refresh on return")
+
+
+@aio
 async def test_command_palette_finds_screen_actions(tmp_path):
     run = write_run(tmp_path / "runs", "a", "gpt")
     app = make_app(run_dir=run, runs_root=tmp_path / "runs")

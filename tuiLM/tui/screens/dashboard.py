@@ -20,6 +20,7 @@ from .. import services
 from ..metrics import BY_KEY, PANELS, PanelSpec, frozen_check, verdict
 from ..rundata import RunData
 from ..watcher import RunChanged
+from ..widgets.form import update_static
 from ..widgets.plot import Frame, PlotPanel, Trace, fmt_value
 from .dialogs import ConfirmScreen
 
@@ -96,6 +97,7 @@ class DashboardScreen(Screen):
         self._last_status = 0.0
         self._cpu_mark = time.thread_time()
         self._status_text: str | None = None
+        self._samples_text: str | None = None
 
     # -- layout --------------------------------------------------------------------------------------
 
@@ -330,7 +332,7 @@ class DashboardScreen(Screen):
         text = Text("\n").join(lines)
         if text.markup != self._status_text:  # each update costs a layout pass
             self._status_text = text.markup
-            widget.update(text)
+            update_static(widget, text)
 
     def _view_line(self) -> Text:
         t = Text(style="dim")
@@ -441,7 +443,9 @@ class DashboardScreen(Screen):
             text.append("\n")
         if not samples:
             text.append("no samples yet", style="dim italic")
-        self.query_one("#samples", Static).update(text)
+        if text.markup != self._samples_text:  # most ticks only the log moved
+            self._samples_text = text.markup
+            update_static(self.query_one("#samples", Static), text)
         if lines:
             self.query_one("#stdout", Log).write_lines(lines)
 

@@ -128,6 +128,10 @@ class RunsScreen(Screen):
         archs: dict[Path, str] = {}
         root = self.app.runs_root_dir()
         while not worker.is_cancelled:
+            if self.app.screen is not self:  # under a dashboard: no scans (resuming the screen wakes this)
+                self._wake.wait(REFRESH_S)
+                self._wake.clear()
+                continue
             rows = []
             for path in list_runs(root):
                 if worker.is_cancelled:
@@ -145,6 +149,9 @@ class RunsScreen(Screen):
 
     def action_refresh(self) -> None:
         self._wake.set()
+
+    def on_screen_resume(self) -> None:
+        self._wake.set()  # back from a dashboard: refresh now
 
     @on(RunsUpdated)
     def _update(self, msg: RunsUpdated) -> None:
