@@ -1,6 +1,6 @@
 """The app's live plots: opening a 10^6-event run, redrawing the dashboard, and the cost to a trainer.
 
-    python bench/bench_tui.py [--events 1000000] [--repeats 3] [--trainer-steps 300] [--skip-trainer]
+    python bench/bench_tui.py [--events 1000000] [--repeats 3] [--trainer-steps 300] [--skip-trainer | --skip-open]
 
 1. open: a generated run with N train events (+ diag every 50, eval every 1000; ~175 MB of JSON)
    - the runs list's summary of it: runs.summarize (json per line) and tui/runsummary.FastSummary
@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.fixtures.fixture_runs import write_big_events  # noqa: E402
+from tests.fixtures.fixture_runs import write_big_events, write_run  # noqa: E402
 from tuiLM.config.load import default_preset  # noqa: E402
 from tuiLM.config.write import dumps_resolved  # noqa: E402
 from tuiLM.events import EventTail, EventWriter, read_events  # noqa: E402
@@ -139,7 +139,7 @@ async def open_app(run: Path) -> dict[str, float]:
         out["first_paint_s"] = app.screen.first_drawn_at - t0
         done = True
         await task
-    lags.sort()
+    lags = sorted(lags) or [0.0]  # a small run can be ready before the probe's first wake-up
     out["lag_max_ms"] = lags[-1] * 1e3
     out["lag_p99_ms"] = lags[int(len(lags) * 0.99)] * 1e3
     out["lag_median_ms"] = lags[len(lags) // 2] * 1e3
@@ -199,6 +199,7 @@ def cold_redraw_ms(run: Path) -> float:
             for run_data in dash.runs:
                 run_data._ema.clear()
                 run_data._blocks.clear()
+            dash._tokens.clear()  # else every panel's frame is still current and nothing is rebuilt
             t = time.perf_counter()
             dash._invalidate()
             for _, panel in dash.panels:
@@ -224,32 +225,40 @@ def trainer_rate(run_dir: Path) -> float:
     return (ev[-1]["tokens"] - ev[0]["tokens"]) / (ev[-1]["time"] - ev[0]["time"])
 
 
+def child_cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)  # reaped children only: the trainer once waited for
+    return r.ru_utime + r.ru_stime
+
+
 def run_headless(root: Path, steps: int) -> tuple[float, float]:
+    """(tokens/s from the trainer's events, the trainer's CPU seconds)."""
     from tuiLM.launch import create_run, spawn_trainer
 
     run_dir = create_run(tiny_preset(steps), root=root)
-    c0 = cpu_s()
+    c0 = child_cpu_s()
     proc = spawn_trainer(run_dir)
     proc.wait()
-    return trainer_rate(run_dir), cpu_s() - c0
+    return trainer_rate(run_dir), child_cpu_s() - c0
 
 
-def run_attached(root: Path, steps: int) -> tuple[float, float]:
+def run_attached(root: Path, steps: int) -> tuple[float, float, float]:
+    """(tokens/s, the trainer's CPU seconds, the app's CPU seconds meanwhile)."""
     from tuiLM.launch import create_run, spawn_trainer
 
     run_dir = create_run(tiny_preset(steps), root=root)
 
-    async def go() -> float:
+    async def go() -> tuple[float, float]:
         app = make_app(run_dir=run_dir, runs_root=root)
         async with app.run_test(size=SIZE) as pilot:
+            k0 = child_cpu_s()
             proc = spawn_trainer(run_dir)
             app.watcher.get(run_dir, proc=proc)
             c0 = cpu_s()
             while proc.poll() is None:
                 await pilot.pause(0.1)
-            return cpu_s() - c0
-    ui_cpu = asyncio.run(go())
-    return trainer_rate(run_dir), ui_cpu
+            return cpu_s() - c0, child_cpu_s() - k0
+    ui_cpu, trainer_cpu = asyncio.run(go())
+    return trainer_rate(run_dir), trainer_cpu, ui_cpu
 
 
 def main() -> None:
@@ -258,8 +267,18 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--trainer-steps", type=int, default=300)
     ap.add_argument("--skip-trainer", action="store_true")
+    ap.add_argument("--skip-open", action="store_true", help="only part 3 (the trainer with and without the app)")
+    ap.add_argument("--phase-s", type=float, default=6.0, help="part 3: seconds per attached / detached turn")
     args = ap.parse_args()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
+    if not args.skip_open:
+        bench_open(args)
+    if not args.skip_trainer:
+        bench_phases(args)
+        bench_trainer(args)
+
+
+def bench_open(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         run = make_big_run(Path(tmp), args.events)
         fast, par, slow = [], [], []
@@ -286,31 +305,114 @@ def main() -> None:
         print(f"open in the app, all events drawn        {med['open_all_s']:6.2f} s")
         print(f"UI event loop while opening: late by median {med['lag_median_ms']:.1f} ms, "
               f"p99 {med['lag_p99_ms']:.0f} ms, max {med['lag_max_ms']:.0f} ms (medians over {len(opens)} opens)")
+        small = write_run(Path(tmp) / "small-runs", "small", "mhc")  # 400 steps: the app's own start-up
+        small_open = statistics.median(asyncio.run(open_app(small))["first_paint_s"] for _ in range(args.repeats))
+        print(f"open in the app, a 400-step mhc run      {small_open:6.2f} s   (start-up alone, for comparison)")
         r = asyncio.run(bench_app(run, args.repeats))
         cold = cold_redraw_ms(run)
         print(f"redraw, all panels, cold (EMA + caches)  {cold:6.1f} ms")
         print(f"redraw, all panels, warm (toggle EMA)    {r['redraw_warm_ms']:6.1f} ms")
         print(f"redraw, all panels after 1,000 new events {r['redraw_live_ms']:5.1f} ms")
-    if args.skip_trainer:
-        return
+
+
+def rate_between(events: list[dict], t0: float, t1: float) -> float | None:
+    """Tokens/s of the trainer's own train events stamped in [t0, t1]."""
+    ev = [e for e in events if e.get("kind") == "train" and t0 <= e["time"] <= t1]
+    if len(ev) < 3:
+        return None
+    return (ev[-1]["tokens"] - ev[0]["tokens"]) / (ev[-1]["time"] - ev[0]["time"])
+
+
+def bench_phases(args: argparse.Namespace) -> None:
+    """One trainer run, the app attached and detached in turns of ``--phase-s`` seconds.
+
+    Separate runs carry the machine's drift between them (on this shared VM the same run's CPU
+    seconds vary by +-20 %); adjacent phases of one run see nearly the same machine. The first
+    second of each phase is left out (the app's own start-up is not the steady state)."""
+    from tuiLM.launch import create_run, spawn_trainer, stop_trainer
+
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        headless, attached, ui_cpu, wall = [], [], [], []
+        run_dir = create_run(tiny_preset(1_000_000), root=root)
+        proc = spawn_trainer(run_dir)
+        while not any(e.get("kind") == "train" for e in read_events(run_dir / "events.jsonl")):
+            time.sleep(0.2)
+        time.sleep(2.0)  # warm-up
+        windows: list[tuple[str, float, float]] = []
+
+        async def attached(seconds: float) -> None:
+            app = make_app(run_dir=run_dir, runs_root=root)
+            async with app.run_test(size=SIZE) as pilot:
+                app.watcher.get(run_dir, proc=proc)
+                t0 = time.time()
+                while time.time() - t0 < seconds:
+                    await pilot.pause(0.1)
+
+        for i in range(args.repeats):
+            for mode in (("headless", "attached") if i % 2 == 0 else ("attached", "headless")):
+                t0 = time.time()
+                if mode == "attached":
+                    asyncio.run(attached(args.phase_s))
+                else:
+                    time.sleep(args.phase_s)
+                windows.append((mode, t0 + 1.0, time.time()))
+        control: list[tuple[float, float]] = []  # A/A: the same pairs with the app never attached
+        for i in range(args.repeats):
+            pair = []
+            for _ in range(2):
+                t0 = time.time()
+                time.sleep(args.phase_s)
+                pair.append((t0 + 1.0, time.time()))
+            control.append((pair[0][0], pair[0][1], pair[1][0], pair[1][1]))
+        stop_trainer(proc, wait=30)
+        events = read_events(run_dir / "events.jsonl")
+    rates = [(mode, rate_between(events, a, b)) for mode, a, b in windows]
+    pairs = []
+    for i in range(0, len(rates) - 1, 2):
+        (m1, r1), (m2, r2) = rates[i], rates[i + 1]
+        if r1 and r2:
+            a, h = (r1, r2) if m1 == "attached" else (r2, r1)
+            pairs.append(a / h)
+            print(f"pair {i // 2 + 1}: headless {h:10,.0f} tok/s  attached {a:10,.0f} tok/s  ratio {a / h:.3f}")
+    aa = sorted(r2 / r1 for r1, r2 in ((rate_between(events, a, b), rate_between(events, c, d))
+                                       for a, b, c, d in control) if r1 and r2)
+    if aa:
+        print(f"A/A control, headless/headless in the same turns: per pair median {statistics.median(aa):.3f} "
+              f"range {aa[0]:.3f}-{aa[-1]:.3f} ({len(aa)} pairs): the machine's own noise")
+    pairs.sort()
+    h = statistics.median(r for m, r in rates if m == "headless" and r)
+    a = statistics.median(r for m, r in rates if m == "attached" and r)
+    print(f"one run, app attached/detached in {args.phase_s:.0f} s turns: median tok/s headless {h:,.0f} "
+          f"attached {a:,.0f} ratio {a / h:.3f}; per pair median {statistics.median(pairs):.3f} "
+          f"range {pairs[0]:.3f}-{pairs[-1]:.3f} ({len(pairs)} pairs)")
+
+
+def bench_trainer(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        headless, attached, ui_cpu, wall, cpu_h, cpu_a = [], [], [], [], [], []
         for i in range(args.repeats):
             for mode in (("headless", "attached") if i % 2 == 0 else ("attached", "headless")):
                 t = time.perf_counter()
                 if mode == "headless":
-                    rate, _ = run_headless(root, args.trainer_steps)
+                    rate, tcpu = run_headless(root, args.trainer_steps)
                     headless.append(rate)
+                    cpu_h.append(tcpu)
                 else:
-                    rate, cpu = run_attached(root, args.trainer_steps)
+                    rate, tcpu, cpu = run_attached(root, args.trainer_steps)
                     attached.append(rate)
+                    cpu_a.append(tcpu)
                     ui_cpu.append(cpu)
                     wall.append(time.perf_counter() - t)
-                print(f"repeat {i + 1} {mode:8s} {rate:10,.0f} tok/s")
+                print(f"repeat {i + 1} {mode:8s} {rate:10,.0f} tok/s   trainer CPU {tcpu:5.2f} s")
         h, a = statistics.median(headless), statistics.median(attached)
+        pairs = sorted(x / y for x, y in zip(attached, headless))
         print(f"trainer tokens/s median: headless {h:,.0f}  with the app attached {a:,.0f}  "
               f"ratio {a / h:.3f} ({(a / h - 1) * 100:+.1f} %)")
+        print(f"ratio attached/headless within each repeat: median {statistics.median(pairs):.3f}, "
+              f"range {pairs[0]:.3f}-{pairs[-1]:.3f}")
+        ch, ca = statistics.median(cpu_h), statistics.median(cpu_a)
+        print(f"trainer CPU seconds for the same run, median: headless {ch:.2f}  attached {ca:.2f}  ratio {ca / ch:.3f}")
         print(f"app CPU while attached: {statistics.median(ui_cpu):.2f} s over ~{statistics.median(wall):.0f} s "
               f"({statistics.median(ui_cpu) / statistics.median(wall) * 100:.1f} % of one core)")
 
