@@ -128,7 +128,7 @@ class RunsScreen(Screen):
         archs: dict[Path, str] = {}
         root = self.app.runs_root_dir()
         while not worker.is_cancelled:
-            if self.app.screen is not self:  # under a dashboard: no scans (resuming the screen wakes this)
+            if not self._shown():  # under a dashboard: no scans (resuming the screen wakes this)
                 self._wake.wait(REFRESH_S)
                 self._wake.clear()
                 continue
@@ -146,6 +146,12 @@ class RunsScreen(Screen):
             self.post_message(RunsUpdated(rows))
             self._wake.wait(REFRESH_S)
             self._wake.clear()
+
+    def _shown(self) -> bool:
+        try:
+            return self.app.screen is self
+        except Exception:  # no screen stack (the app is closing): nothing to show
+            return False
 
     def action_refresh(self) -> None:
         self._wake.set()
