@@ -153,12 +153,12 @@ class RunData:
             elif self.parallel_min_bytes is not None:
                 changed = self._first_read_parallel()
         t_end = time.perf_counter() + budget_s
+        became_loaded = False
         while self._full is None:
             buf = self._tail.poll_bytes(CHUNK)
             if not buf:
                 if not self.loaded:
-                    self.loaded = True
-                    changed = True
+                    became_loaded = changed = True
                 break
             chunk = parse_chunk(buf, self._sigs)
             with self.lock:
@@ -175,6 +175,8 @@ class RunData:
         if changed:
             with self.lock:
                 self.version += 1
+        if became_loaded:  # after the version moved: whoever sees caught_up() sees the new version
+            self.loaded = True
         return changed
 
     def _wants_overview(self) -> bool:
@@ -238,8 +240,9 @@ class RunData:
             self._sigs = staging._sigs
             self._tail.offset, self._tail._partial = full.end, b""
             self.overview = 0.0
-            self._full = None
             self.meta_version += 1
+            self.version += 1  # before _full goes: whoever sees caught_up() sees the new version
+            self._full = None
         return True
 
     def _first_read_parallel(self) -> bool:

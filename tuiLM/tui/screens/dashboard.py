@@ -98,6 +98,7 @@ class DashboardScreen(Screen):
         self._cpu_mark = time.thread_time()
         self._status_text: str | None = None
         self._samples_text: str | None = None
+        self._drawn_versions: tuple = ()  # RunData.version of each run when last drawn
 
     # -- layout --------------------------------------------------------------------------------------
 
@@ -166,7 +167,8 @@ class DashboardScreen(Screen):
     @property
     def ready(self) -> bool:
         """All runs read to their end and drawn (tests wait on this)."""
-        return all(r.caught_up() for r in self.runs) and not self._dirty and self.redraws > 0
+        return (all(r.caught_up() for r in self.runs) and not self._dirty and self.redraws > 0
+                and self._drawn_versions == tuple(r.version for r in self.runs))
 
     def _tick(self, force: bool = False) -> None:
         if not self._dirty:
@@ -188,6 +190,7 @@ class DashboardScreen(Screen):
             if share > UI_CPU_BUDGET and now - self._last_draw < REDRAW_MAX_WAIT_S:
                 return
         self._dirty = False
+        self._drawn_versions = tuple(r.version for r in self.runs)  # read before the data is
         self._last_draw = now
         self._cpu_mark = time.thread_time()
         self._redraw_panels()
