@@ -427,3 +427,16 @@ def test_a_failing_loader_worker_reports_its_stderr(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="boom-from-the-worker"):
         job.result()
     assert not os.path.exists(job._tmp)
+
+
+@pytest.mark.parametrize("overview", [1, None])
+def test_a_file_without_one_complete_line_waits_for_its_newline(tmp_path, overview):
+    """No overview of nothing (it would start over at every poll): the tail waits for the line."""
+    (tmp_path / "events.jsonl").write_text('{"v":1,"kind":"train","step":1')
+    data = RunData(tmp_path, parallel_min_bytes=1, overview_min_bytes=overview)
+    data.poll()
+    assert data.caught_up() and data.overview == 0 and data.tables["train"].n == 0
+    assert not data.poll()  # nothing new: nothing changed
+    with open(tmp_path / "events.jsonl", "a") as fh:
+        fh.write(',"loss":2.5}\n')
+    assert data.poll() and data.tables["train"].n == 1

@@ -71,6 +71,7 @@ class RunData:
         self.overview_min_bytes = OVERVIEW_MIN_BYTES if overview_min_bytes == "default" else overview_min_bytes
         self.overview = 0.0  # share of the file's bytes the tables hold while they are an overview
         self._full: _FullRead | None = None
+        self._first_read_done = False  # the first poll picks how to read the file (overview, workers, here)
         self.lock = threading.RLock()
         self._poll_lock = threading.Lock()
         self.tables: dict[str, Table] = {k: Table() for k in TABLE_KINDS}
@@ -147,7 +148,8 @@ class RunData:
 
     def _poll(self, budget_s: float) -> bool:
         changed = False
-        if not self.loaded and self._tail.offset == 0 and self._full is None:
+        if not self._first_read_done:
+            self._first_read_done = True
             if self._wants_overview():
                 changed = self._read_overview()
             elif self.parallel_min_bytes is not None:
@@ -192,6 +194,8 @@ class RunData:
         path = self.path / EVENTS
         try:
             end = complete_end(path)
+            if end == 0:  # not one complete line yet: nothing to overview
+                return False
             with open(path, "rb") as fh:
                 # complete lines of every range, in file order: one buffer, parsed in one go (each
                 # numpy call gives the GIL away, and getting it back from a busy UI thread is slow)
@@ -253,6 +257,8 @@ class RunData:
                 return False
             end = complete_end(path)
             chunks = parallel_parse(path, end)
+        except FileNotFoundError:  # no events yet
+            return False
         except (OSError, RuntimeError) as e:  # no worker processes here: read in this process instead
             self.logs.append(f"[warning] parallel read unavailable ({e}); reading in-process")
             self.parallel_min_bytes = None
