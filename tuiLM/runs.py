@@ -130,6 +130,16 @@ class RunSummary:
         return time.time() - (self.started or self.path.stat().st_mtime)
 
 
+def fold_train(s: RunSummary, ev: dict[str, Any]) -> None:
+    """What a train event says about a run (shared by every summary reader)."""
+    s.step = ev.get("step", s.step)
+    s.tokens = ev.get("tokens", s.tokens)
+    try:
+        s.last_loss = to_float(ev.get("loss"))
+    except (TypeError, ValueError):
+        pass
+
+
 def fold_run_end(s: RunSummary, ev: dict[str, Any]) -> None:
     """What a run_end event says about a run (shared by every summary reader)."""
     s.state = ev.get("status", "failed")
@@ -164,12 +174,7 @@ def summarize(path: str | Path, tail: EventTail | None = None, summary: RunSumma
             s.pid = ev.get("pid")  # type: ignore[attr-defined]
             s.ended, s.reason = None, ""
         elif kind == "train":
-            s.step = ev.get("step", s.step)
-            s.tokens = ev.get("tokens", s.tokens)
-            try:
-                s.last_loss = to_float(ev.get("loss"))
-            except (TypeError, ValueError):
-                pass
+            fold_train(s, ev)
         elif kind == "eval":
             try:
                 bpb, loss = to_float(ev["val_bpb"]), to_float(ev["val_loss"])

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..events import to_float
-from ..runs import EVENTS, PIDFILE, RunSummary, fold_run_end, pid_alive
+from ..runs import EVENTS, PIDFILE, RunSummary, fold_run_end, fold_train, pid_alive
 
 CHUNK = 8 << 20  # forward reads
 BACK = 1 << 20  # backward reads (finding the last train event a resume left standing)
@@ -166,12 +166,7 @@ class FastSummary:
         if ev is None:
             s.step, s.tokens, s.last_loss = 0, 0, None
             return
-        s.step = ev.get("step", s.step)
-        s.tokens = ev.get("tokens", s.tokens)
-        try:
-            s.last_loss = to_float(ev.get("loss"))
-        except (TypeError, ValueError):
-            pass
+        fold_train(s, ev)
 
     def _apply(self, ev: dict[str, Any], offset: int) -> None:
         s, kind = self.s, ev.get("kind")

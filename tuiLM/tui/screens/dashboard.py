@@ -23,6 +23,7 @@ from ..watcher import RunChanged
 from ..widgets.form import update_static
 from ..widgets.plot import Frame, PlotPanel, Trace, fmt_value
 from .dialogs import ConfirmScreen
+from .runs import STATE_ICON
 
 RUN_COLORS = ("#4ea1ff", "#ff9f43", "#2ed573", "#ff6b81", "#b197fc", "#ffd43b", "#3bc9db", "#e599f7")
 LINE_COLORS = ("#4ea1ff", "#ff9f43")
@@ -34,8 +35,6 @@ UI_CPU_BUDGET = 0.10  # live redraws wait while the UI thread has used more than
 REDRAW_MAX_WAIT_S = 2.0  # ...but never longer than this
 STATE_STYLE = {"running": "bold green", "completed": "bold cyan", "stopped": "bold yellow",
                "failed": "bold white on red", "dead": "bold white on red", "new": "dim", "starting": "green"}
-STATE_ICON = {"running": "●", "completed": "✓", "stopped": "■", "failed": "✗", "dead": "✗", "new": "○",
-              "starting": "◌"}
 
 
 def _fmt(v: float | None) -> str:
