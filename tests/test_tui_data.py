@@ -265,7 +265,10 @@ def test_parallel_first_read_matches_the_serial_read(tmp_path):
     serial = RunData(run, parallel_min_bytes=None)
     serial.poll(budget_s=30)
     par = RunData(run, parallel_min_bytes=1)
-    par.poll(budget_s=30)
+    par.poll(budget_s=0)
+    assert par._full is not None and par._full.job is not None  # read by worker processes
+    while not par.caught_up():
+        par.poll(budget_s=0.2)
     assert par._tail._partial == b'{"v":1,"kind":"train","step":1'  # the torn line waits for its newline
     for kind in ("train", "eval", "diag"):
         a, b = serial.tables[kind], par.tables[kind]

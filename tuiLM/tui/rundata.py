@@ -33,7 +33,7 @@ import numpy as np
 
 from ..runs import EVENTS, PIDFILE, PRESET, STDOUT, pid_alive
 from .eventload import (CHUNK, OVERVIEW_MIN_BYTES, PARALLEL_MIN_BYTES, Chunk, ChunkTail, ParallelParse, Signature,
-                        complete_end, overview_ranges, parallel_parse, parse_chunk, read_lines)
+                        complete_end, overview_ranges, parse_chunk, read_lines)
 from .series import BlockCache, EmaCache, Table
 
 TABLE_KINDS = ("train", "eval", "diag")
@@ -153,7 +153,7 @@ class RunData:
             if self._wants_overview():
                 changed = self._read_overview()
             elif self.parallel_min_bytes is not None:
-                changed = self._first_read_parallel()
+                self._start_full_read()
         t_end = time.perf_counter() + budget_s
         became_loaded = False
         while self._full is None:
@@ -249,25 +249,16 @@ class RunData:
             self._full = None
         return True
 
-    def _first_read_parallel(self) -> bool:
-        """A long file on first open: parse it in worker processes, then tail from where they ended."""
-        path = self.path / EVENTS
+    def _start_full_read(self) -> None:
+        """A long file, not long enough for an overview: the full read alone (worker processes)."""
         try:
-            if os.stat(path).st_size < self.parallel_min_bytes:
-                return False
-            end = complete_end(path)
-            chunks = parallel_parse(path, end)
-        except FileNotFoundError:  # no events yet
-            return False
-        except (OSError, RuntimeError) as e:  # no worker processes here: read in this process instead
-            self.logs.append(f"[warning] parallel read unavailable ({e}); reading in-process")
-            self.parallel_min_bytes = None
-            return False
-        with self.lock:
-            for chunk in chunks:
-                self._ingest(chunk)
-        self._tail.offset = end
-        return True
+            if os.stat(self.path / EVENTS).st_size < self.parallel_min_bytes:
+                return
+            end = complete_end(self.path / EVENTS)
+        except OSError:  # no events yet: the ordinary read
+            return
+        if end:
+            self._full = _FullRead(self, end)
 
     def _read_to_end(self) -> bool:
         """Every event written so far is in the tables (an overview has the whole tail)."""
