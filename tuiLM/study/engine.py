@@ -194,7 +194,7 @@ class StudyEngine:
 
         from ..config.write import atomic_write_text, dumps_resolved
 
-        storage = self.storage = st.open_storage(self.name, self.storage_url, self.root)
+        storage = self.storage = st.open_storage(self.name, self.storage_url, self.root, create=create)
         sdir = st.study_dir(self.name, self.root)
         sdir.mkdir(parents=True, exist_ok=True)
         base_text = dumps_resolved(self.base, header=f"Base preset of study {self.name} (with --set overrides)")

@@ -298,7 +298,7 @@ def list_command(storage_url: str | None, console: Console) -> None:
 
     names: list[tuple[str, str | None]] = []
     if storage_url:
-        storage = st.open_storage("", storage_url)
+        storage = st.open_storage("", storage_url, create=False)
         names = [(s.study_name, storage_url) for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
     else:
         names = [(p.name, None) for p in st.list_local_studies()]

@@ -317,7 +317,7 @@ def parse(text: str, source: Path | None = None) -> tuple[StudySpec, list[Proble
             problems.append(Problem("error", where, msg, line))
         else:
             space.append(dim)
-    if not space and not any(p.path.startswith("space") for p in problems):
+    if not space and not any(p.path == "space" or p.path.startswith("space.") for p in problems):
         problems.append(Problem("error", "space", "empty: add at least one preset key to search",
                                 lines.get("space")))
     fixed: dict[str, Any] = {}
@@ -332,18 +332,18 @@ def parse(text: str, source: Path | None = None) -> tuple[StudySpec, list[Proble
         if f is None:
             problems.append(Problem("error", where, f"unknown preset key{suggest(path)}", line))
             continue
+        if any(d.key == path for d in space):
+            problems.append(Problem("error", where, "is also a [space] dimension: set it or search it", line))
+            continue
         try:
             fixed[path] = coerce(f, value)
         except ValueError as e:
             problems.append(Problem("error", where, str(e), line))
-            continue
-        if any(d.key == path for d in space):
-            problems.append(Problem("error", where, "is also a [space] dimension: set it or search it", line))
     spec = StudySpec(settings, space, fixed, source, text, lines)
     if settings["sampler"] == "grid":
         for d in space:
             if d.grid_values() is None:
-                problems.append(Problem("error", f"space.{d.key}", f"a grid over a continuous {d.kind} range: "
+                problems.append(Problem("error", f"space.{d.key}", f"a grid over a continuous {'log range' if d.kind == 'log' else 'range'}: "
                                         "use { choice = [...] } (or int) with sampler = \"grid\"",
                                         lines.get(f"space.{d.key}")))
         if not any(p.is_error for p in problems) and spec.grid_size() < settings["trials"]:

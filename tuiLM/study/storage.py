@@ -38,8 +38,9 @@ def quiet_optuna() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-def open_storage(name: str, url: str | None = None, root: str | Path | None = None) -> Any:
-    """An Optuna storage object for ``url`` (None: the study's own journal file)."""
+def open_storage(name: str, url: str | None = None, root: str | Path | None = None, create: bool = False) -> Any:
+    """An Optuna storage object for ``url`` (None: the study's own journal file). A journal file that
+    does not exist is created only with ``create`` (reading commands never leave one behind)."""
     quiet_optuna()
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
@@ -47,6 +48,15 @@ def open_storage(name: str, url: str | None = None, root: str | Path | None = No
     if url is None or url.startswith("journal:") or url.endswith(".log"):
         path = Path(url[len("journal:"):] if url and url.startswith("journal:") else url) if url \
             else study_dir(name, root) / JOURNAL
+        if not create and not path.is_file():
+            if url is None:
+                import difflib
+
+                known = [p.name for p in list_local_studies(root)]
+                close = difflib.get_close_matches(name, known, n=1)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                raise UserError(f"no study {name!r} in {studies_root(root)}/{hint}")
+            raise UserError(f"no journal file {path}")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
