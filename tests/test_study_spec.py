@@ -205,3 +205,11 @@ def test_cli_study_commands_on_a_missing_study_say_so(tmp_path, monkeypatch, cap
     with pytest.raises(SystemExit) as e:
         main(["study", "show", "x", "--storage", "nonsense"])
     assert e.value.code == 2 and "expected a database URL" in capsys.readouterr().err
+
+
+def test_readme_study_reference_is_in_sync():
+    from tuiLM.study.spec import reference_markdown
+
+    from .conftest import ROOT
+
+    assert reference_markdown() in (ROOT / "README.md").read_text()

@@ -427,6 +427,8 @@ class StudyEngine:
             resume = True
         env = {"CUDA_VISIBLE_DEVICES": job.gpu} if job.gpu is not None else None
         proc = spawn_trainer(run_dir, resume=resume, env_extra=env)
+        if k == 0 and not resume:
+            job.trial.set_user_attr("spawned_at", time.time())  # ask -> spawn: the scheduler's own time
         job.current = SeedRun(k, run_dir, proc, EventTail(run_dir / EVENTS))
 
     # -- watching --------------------------------------------------------------------------------
