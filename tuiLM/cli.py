@@ -301,6 +301,19 @@ def study_show(name: str = typer.Argument(..., metavar="NAME"), storage: Optiona
     show_command(name, storage, console, as_json=as_json, as_csv=as_csv)
 
 
+@study_app.command("confirm")
+def study_confirm(name: str = typer.Argument(..., metavar="NAME"),
+                  top: int = typer.Option(3, "--top", min=1, help="How many of the best trials to re-run."),
+                  seeds: Optional[int] = typer.Option(None, "--seeds", min=1, max=100,
+                                                      help="Fresh seeds per trial (default: the study's, at least 3)."),
+                  parallel: Optional[int] = typer.Option(None, "--parallel", min=1, help="Trials at once on this machine."),
+                  storage: Optional[str] = StorageOpt) -> None:
+    """Re-run the best trials with fresh seeds as a new study NAME-confirmN; shows whether the ranking held."""
+    from .study.report import confirm_command
+
+    raise typer.Exit(confirm_command(name, storage, top, seeds, parallel, console))
+
+
 @study_app.command("stop")
 def study_stop(name: str = typer.Argument(..., metavar="NAME"), storage: Optional[str] = StorageOpt) -> None:
     """Stop a study cleanly: running trials checkpoint and end stopped; `study run` continues it."""

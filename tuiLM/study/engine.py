@@ -311,7 +311,12 @@ class StudyEngine:
     def _may_ask(self) -> bool:
         if self.stopping or self.grid_done:
             return False
-        return len(self._counted(self._trials())) < self.target
+        from optuna.trial import TrialState
+
+        # enqueued trials (WAITING: a baseline, a confirmation's configurations) are what ask() hands out
+        # next, not trials already taken
+        taken = [t for t in self._counted(self._trials()) if t.state != TrialState.WAITING]
+        return len(taken) < self.target
 
     @staticmethod
     def _counted(trials: list[Any]) -> list[Any]:

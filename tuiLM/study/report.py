@@ -156,9 +156,21 @@ def worker_spec(name: str, storage_url: str | None, root: str | Path | None = No
 
 # -- list / show / stop ----------------------------------------------------------------------------
 
+def base_seed(study: Any) -> int:
+    """run.seed of the study's stored base preset (a trial's seeds are run.seed + 0..k-1)."""
+    import tomllib
+
+    try:
+        seed = tomllib.loads(study.user_attrs.get(st.BASE_ATTR, "")).get("run", {}).get("seed", 0)
+    except (tomllib.TOMLDecodeError, AttributeError):
+        return 0
+    return seed if isinstance(seed, int) else 0
+
+
 def trial_rows(study: Any) -> list[dict[str, Any]]:
     """Every trial as a plain dict (what --json prints under "trials")."""
     rows = []
+    seed0 = base_seed(study)
     for t in study.get_trials(deepcopy=False):
         a = t.user_attrs
         if a.get("surplus"):
@@ -172,11 +184,13 @@ def trial_rows(study: Any) -> list[dict[str, Any]]:
             "value_se": _finite(a.get("value_se")),
             "k": len(values),
             "values": values,
+            "seeds": list(a.get("seeds") or [seed0 + i for i in range(len(values))]),
             "steps": a.get("steps"),
             "runs": list(a.get("runs", [])),
             "host": a.get("host"),
             "reason": a.get("fail_reason") or a.get("prune_reason") or "",
             "baseline": bool(a.get("baseline")),
+            "confirm_of": a.get("confirm_of"),
             "intermediate": {str(k): v for k, v in sorted(t.intermediate_values.items())},
             "started": t.datetime_start.timestamp() if t.datetime_start else None,
             "finished": t.datetime_complete.timestamp() if t.datetime_complete else None,
@@ -202,14 +216,24 @@ def importance(study: Any) -> dict[str, float]:
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            # Optuna's default (PED-ANOVA) is deterministic and needs no scikit-learn
             return {k: float(v) for k, v in optuna.importance.get_param_importances(study).items()}
     except Exception:  # e.g. a single distinct value per parameter
         return {}
 
 
-def study_summary(name: str, storage_url: str | None, root: str | Path | None = None) -> dict[str, Any]:
+def study_summary(name: str, storage_url: str | None, root: str | Path | None = None,
+                  with_confirms: bool = True) -> dict[str, Any]:
     storage = st.open_storage(name, storage_url, root)
     study = st.load_study(name, storage)
+    return summarize_study(study, name, st._redact(storage_url) if storage_url else str(st.study_dir(name, root) / st.JOURNAL),
+                           storage_url, root, with_confirms)
+
+
+def summarize_study(study: Any, name: str, storage_label: str, storage_url: str | None = None,
+                    root: str | Path | None = None, with_confirms: bool = True) -> dict[str, Any]:
+    """study_summary of an open Optuna study (the app keeps its storage open and re-reads only what was
+    appended)."""
     rows = trial_rows(study)
     done = [r for r in rows if r["state"] == "complete" and r["value"] is not None]
     sign = 1 if study.direction.name == "MINIMIZE" else -1
@@ -222,12 +246,75 @@ def study_summary(name: str, storage_url: str | None, root: str | Path | None = 
         except UserError:
             pass
     counts = {s: sum(1 for r in rows if r["state"] == s) for s in ("complete", "running", "pruned", "fail", "waiting")}
-    return {"name": name, "direction": study.direction.name.lower(), "objective": objective,
-            "storage": st._redact(storage_url) if storage_url else str(st.study_dir(name, root) / st.JOURNAL),
+    judged = judge(rows, best, study.direction.name.lower())
+    summary = {**judged, "name": name, "target": _target(spec_text),
+               "distributions": {k: _dist_kind(d) for k, d in _dists(study).items()}, "direction": study.direction.name.lower(), "objective": objective,
+            "storage": storage_label,
             "counts": counts, "trials": rows, "importance": importance(study),
             "best": None if best is None else {"number": best["number"], "value": best["value"],
                                                "value_se": best["value_se"], "k": best["k"],
-                                               "params": best["params"], "runs": best["runs"]}}
+                                               "params": best["params"], "runs": best["runs"]},
+               "confirm_of": study.user_attrs.get("tuilm_confirm_of"), "confirms": []}
+    if with_confirms:
+        from .confirm import confirm_summaries
+
+        summary["confirms"] = confirm_summaries(summary, study, storage_url, root)
+    return summary
+
+
+def _target(spec_text: str) -> int | None:
+    try:
+        return int(parse(spec_text)[0].trials) if spec_text else None
+    except (UserError, ValueError, KeyError):
+        return None
+
+
+def _dists(study: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for t in study.get_trials(deepcopy=False):
+        for k, d in t.distributions.items():
+            out.setdefault(k, d)
+    return out
+
+
+def _dist_kind(d: Any) -> str:
+    """'log' | 'range' | 'int' | 'choice' (how to draw the parameter's axis)."""
+    name = type(d).__name__
+    if name == "CategoricalDistribution":
+        return "choice"
+    if getattr(d, "log", False):
+        return "log"
+    return "int" if name == "IntDistribution" else "range"
+
+
+def judge(rows: list[dict[str, Any]], best: dict[str, Any] | None, direction: str) -> dict[str, Any]:
+    """Seed-noise judgement (specs/studies.md "Judging results"), written into the rows: ``lucky`` (seed
+    indices that beat their siblings by > 2 sd), ``vs_best`` and ``vs_baseline`` (stats.compare of the
+    trial's per-seed values against the best / the baseline trial, paired over shared seeds). Returns the
+    study-level figures: the best against the baseline and against the runner-up."""
+    from .stats import compare, lucky_seeds
+
+    done = [r for r in rows if r["state"] == "complete" and r["value"] is not None and r["values"]]
+    baseline = next((r for r in done if r["baseline"]), None)
+    for r in rows:
+        r["lucky"] = lucky_seeds(r["values"], direction) if r["state"] == "complete" else []
+        r["vs_best"] = r["vs_baseline"] = None
+    for r in done:
+        if best is not None and r is not best:
+            r["vs_best"] = compare(r["values"], best["values"], r["seeds"], best["seeds"], direction).to_dict()
+        if baseline is not None and r is not baseline:
+            r["vs_baseline"] = compare(r["values"], baseline["values"], r["seeds"], baseline["seeds"],
+                                       direction).to_dict()
+    out: dict[str, Any] = {"baseline": None if baseline is None else baseline["number"], "best_vs_baseline": None,
+                           "best_vs_runner_up": None}
+    if best is not None:
+        out["best_vs_baseline"] = best["vs_baseline"]
+        sign = 1 if direction == "minimize" else -1
+        others = sorted((r for r in done if r is not best), key=lambda r: sign * r["value"])
+        if others:
+            c = compare(best["values"], others[0]["values"], best["seeds"], others[0]["seeds"], direction).to_dict()
+            out["best_vs_runner_up"] = {**c, "runner_up": others[0]["number"]}
+    return out
 
 
 def _fmt_v(v: Any) -> str:
@@ -262,18 +349,18 @@ def show_command(name: str, storage_url: str | None, console: Console, as_json: 
     table = Table(show_lines=False, pad_edge=False, box=None, header_style="bold")
     short = {k: k.split(".", 1)[1] if sum(1 for x in keys if x.split(".", 1)[1] == k.split(".", 1)[1]) == 1 else k
              for k in keys}  # "lr" for optim.lr unless two sections share the key name
-    for col in ("#", "state", *[short[k] for k in keys], summary["objective"], "± SE", "k", "steps"):
+    for col in ("#", "state", *[short[k] for k in keys], summary["objective"], "± SE", "k", "steps", "vs best"):
         table.add_column(col, overflow="ellipsis", no_wrap=True,
                          justify="left" if col in ("state",) else "right")
     style = {"complete": "green", "pruned": "magenta", "fail": "red", "running": "cyan"}
     best_n = summary["best"]["number"] if summary["best"] else None
     for r in summary["trials"]:
         table.add_row(str(r["number"]) + (" *" if r["number"] == best_n else ""),
-                      f"[{style.get(r['state'], '')}]{r['state']}[/]",
+                      f"[{style.get(r['state'], 'dim')}]{r['state']}[/]",
                       *[_fmt_v(r["params"].get(k)) for k in keys],
                       "-" if r["value"] is None else f"{r['value']:.4f}",
                       "-" if r["value_se"] is None else f"{r['value_se']:.4f}", str(r["k"]),
-                      "-" if r["steps"] is None else str(r["steps"]))
+                      "-" if r["steps"] is None else str(r["steps"]), _short_cmp(r) + (" lucky?" if r["lucky"] else ""))
     console.print(table)
     if summary["best"]:
         b = summary["best"]
@@ -281,12 +368,74 @@ def show_command(name: str, storage_url: str | None, console: Console, as_json: 
         console.print(f"best: trial {b['number']}: {summary['objective']} {b['value']:.4f}{se} (k={b['k']}) "
                       + " ".join(f"{k}={_fmt_v(v)}" for k, v in b["params"].items()), highlight=False)
         console.print(f"runs: {' '.join(b['runs'])}", highlight=False)
+        if summary.get("best_vs_runner_up"):
+            c = summary["best_vs_runner_up"]
+            console.print(f"best vs runner-up (trial {c['runner_up']}): {c['verdict']}", highlight=False)
+        if summary.get("best_vs_baseline"):
+            console.print(f"best vs baseline (trial {summary['baseline']}): {summary['best_vs_baseline']['verdict']}",
+                          highlight=False)
+    for r in summary["trials"]:
+        for i in r.get("lucky", []):
+            others = [v for j, v in enumerate(r["values"]) if j != i]
+            console.print(f"[yellow]possible lucky run[/]: trial {r['number']} seed {r['seeds'][i]} "
+                          f"{summary['objective']} {r['values'][i]:.4f}, its siblings {sum(others) / len(others):.4f} "
+                          f"(confirm it: tuilm study confirm {name} --top K)", highlight=False)
     if summary["importance"]:
         console.print("importance: " + " · ".join(f"{k} {v:.2f}" for k, v in summary["importance"].items()),
                       highlight=False)
+    if summary.get("confirm_of"):
+        of = summary["confirm_of"]
+        console.print(f"a confirmation of study {of.get('study')} (trials {', '.join(map(str, of.get('trials', [])))}) "
+                      "with fresh seeds", highlight=False)
+    for rk in summary.get("confirms", []):
+        print_ranking(rk, summary["objective"], console)
     failed = [r for r in summary["trials"] if r["state"] == "fail" and r["reason"]]
     for r in failed[:5]:
         console.print(f"[red]trial {r['number']} failed[/]: {r['reason']}", highlight=False)
+
+
+def print_ranking(rk: dict[str, Any], objective: str, console: Console) -> None:
+    """A confirmation's table: original rank and value against the fresh-seed value and rank."""
+    from .confirm import fmt_value
+
+    console.print(f"[bold]confirmation {rk['study']}[/]: {rk['verdict']}", highlight=False)
+    table = Table(pad_edge=False, box=None, header_style="bold")
+    for col in ("rank", "trial", f"{objective} (study)", "k", "fresh seeds", "k ", "new rank", "state"):
+        table.add_column(col, no_wrap=True, justify="left" if col == "state" else "right")
+    for r in rk["rows"]:
+        table.add_row(str(r["rank"]), str(r["trial"]), fmt_value(r["value"], r["value_se"]), str(r["k"]),
+                      fmt_value(r["confirm_value"], r["confirm_se"]), str(r["confirm_k"]),
+                      "-" if r["confirm_rank"] is None else str(r["confirm_rank"]), r["state"])
+    console.print(table)
+    if rk.get("best_vs_runner_up"):
+        c = rk["best_vs_runner_up"]
+        console.print(f"confirmed best (trial {c['best']}) vs runner-up (trial {c['runner_up']}): {c['verdict']}",
+                      highlight=False)
+
+
+def confirm_command(name: str, storage_url: str | None, top: int, seeds: int | None, parallel: int | None,
+                    console: Console) -> int:
+    from .confirm import ranking, start
+
+    engine = start(name, storage_url, top, seeds, parallel, console=console)
+    rc = run_engine(engine, console, create=False)
+    original = study_summary(name, storage_url, with_confirms=False)
+    rk = ranking(original, study_summary(engine.name, storage_url, with_confirms=False))
+    print_ranking(rk, original["objective"], console)
+    return rc
+
+
+def _short_cmp(r: dict[str, Any]) -> str:
+    """The trial against the best in a table cell: the gain (negative: worse) and p, or 'noise'."""
+    c = r.get("vs_best")
+    if not c:
+        return "best" if r["state"] == "complete" and r["value"] is not None and r.get("k") else ""
+    if c["method"] == "none":
+        return f"{c['gain']:+.4f} k=1"
+    if not c["significant"]:
+        return f"{c['gain']:+.4f} noise"
+    p = c["p"]
+    return f"{c['gain']:+.4f} p={'<0.001' if p < 0.001 else f'{p:.2g}'}"
 
 
 def _csv(x: Any) -> str:

@@ -1,9 +1,24 @@
-"""Statistics of seed groups: mean and standard error (specs/studies.md, "Judging results")."""
+"""Statistics of seed groups (specs/studies.md, "Judging results").
+
+A configuration's value is the mean over its seeds, shown as mean ± standard error with k. Two
+configurations that ran the same seeds (run.seed + 0..k-1: the same initialisation and data order,
+common random numbers) are compared seed by seed: a paired t-test and a seeded bootstrap confidence
+interval of the per-seed differences. Welch's t-test is used only when the seeds differ. A difference
+whose interval includes 0 is "not distinguishable from seed noise".
+
+Numbers only (numpy, scipy); no torch, no Optuna.
+"""
 
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
+
+BOOTSTRAP_RESAMPLES = 10_000
+BOOTSTRAP_SEED = 0
+CONFIDENCE = 0.95
+LUCKY_SD = 2.0
 
 
 def mean_se(values: Sequence[float]) -> tuple[float, float]:
@@ -16,3 +31,149 @@ def mean_se(values: Sequence[float]) -> tuple[float, float]:
         return mean, math.nan
     var = math.fsum((v - mean) ** 2 for v in values) / (k - 1)
     return mean, math.sqrt(var / k)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """``a`` against ``b``: ``diff`` = mean(a) - mean(b) in objective units; ``gain`` > 0 when a is better."""
+
+    method: str  # "paired" | "welch" | "none" (too few seeds for either)
+    k: int  # paired seeds, or min(k_a, k_b) for Welch
+    k_a: int
+    k_b: int
+    diff: float
+    diff_se: float
+    gain: float  # diff with the sign that makes "better" positive
+    rel_gain: float  # gain / |mean(b)|
+    p: float
+    ci: tuple[float, float]  # bootstrap interval of gain
+    significant: bool  # the interval excludes 0
+    verdict: str
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["ci"] = [None if x != x else x for x in self.ci]
+        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}
+
+
+def bootstrap_ci(samples: Sequence[float], resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED,
+                 confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``samples`` (seeded: the same input gives the same interval)."""
+    import numpy as np
+
+    x = np.asarray(samples, dtype=float)
+    if x.size == 0:
+        return math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, x.size, size=(resamples, x.size))].mean(axis=1)
+    tail = (1 - confidence) / 2 * 100
+    lo, hi = np.percentile(means, [tail, 100 - tail])
+    return float(lo), float(hi)
+
+
+def bootstrap_ci_two(a: Sequence[float], b: Sequence[float], resamples: int = BOOTSTRAP_RESAMPLES,
+                     seed: int = BOOTSTRAP_SEED, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Percentile bootstrap interval of mean(a) - mean(b), each group resampled on its own (unpaired)."""
+    import numpy as np
+
+    xa, xb = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    rng = np.random.default_rng(seed)
+    ma = xa[rng.integers(0, xa.size, size=(resamples, xa.size))].mean(axis=1)
+    mb = xb[rng.integers(0, xb.size, size=(resamples, xb.size))].mean(axis=1)
+    tail = (1 - confidence) / 2 * 100
+    lo, hi = np.percentile(ma - mb, [tail, 100 - tail])
+    return float(lo), float(hi)
+
+
+def compare(a: Sequence[float], b: Sequence[float], seeds_a: Sequence[int] | None = None,
+            seeds_b: Sequence[int] | None = None, direction: str = "minimize", digits: int = 4) -> Comparison:
+    """Configuration ``a`` against ``b`` (values per seed). Paired over the seeds both ran when they share
+    at least 2 (``seeds_*`` None: the i-th values share a seed); Welch's t-test otherwise."""
+    import warnings
+
+    from scipy import stats as sps
+
+    sign = -1.0 if direction == "minimize" else 1.0
+    if seeds_a is None:
+        seeds_a = list(range(len(a)))
+    if seeds_b is None:
+        seeds_b = list(range(len(b)))
+    va, vb = dict(zip(seeds_a, a)), dict(zip(seeds_b, b))
+    shared = [s for s in seeds_a if s in vb]
+    mean_a, mean_b = mean_se(list(a))[0], mean_se(list(b))[0]
+    rel_base = abs(mean_b) if mean_b and math.isfinite(mean_b) else math.nan
+    if len(shared) >= 2:
+        d = [sign * (va[s] - vb[s]) for s in shared]
+        gain, gain_se = mean_se(d)
+        if gain_se <= 1e-12 * max(abs(gain), 1e-300):  # identical differences: no spread to test against
+            p = 0.0 if gain != 0 else 1.0
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                p = float(sps.ttest_1samp(d, 0.0).pvalue)
+        ci = bootstrap_ci(d)
+        method, k = "paired", len(shared)
+        diff = sign * gain
+    elif len(a) >= 2 and len(b) >= 2:
+        gain = sign * (mean_a - mean_b)
+        sa, sb = mean_se(list(a))[1], mean_se(list(b))[1]
+        gain_se = math.sqrt(sa ** 2 + sb ** 2)
+        if gain_se <= 1e-12 * max(abs(gain), 1e-300):
+            p = 0.0 if gain != 0 else 1.0
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                p = float(sps.ttest_ind(a, b, equal_var=False).pvalue)
+        lo, hi = bootstrap_ci_two(a, b)
+        ci = tuple(sorted((sign * lo, sign * hi)))  # type: ignore[assignment]
+        method, k = "welch", min(len(a), len(b))
+        diff = mean_a - mean_b
+    else:
+        diff = mean_a - mean_b
+        gain = sign * diff
+        return Comparison("none", min(len(a), len(b)), len(a), len(b), diff, math.nan, gain,
+                          gain / rel_base if rel_base == rel_base else math.nan, math.nan, (math.nan, math.nan),
+                          False, "one seed: cannot tell from seed noise (run more seeds)")
+    significant = not (ci[0] <= 0.0 <= ci[1])
+    rel = gain / rel_base if rel_base == rel_base else math.nan
+    cmp = Comparison(method, k, len(a), len(b), diff, gain_se, gain, rel, p, (float(ci[0]), float(ci[1])),
+                     significant, "")
+    return Comparison(**{**asdict(cmp), "ci": cmp.ci, "verdict": verdict(cmp, digits)})
+
+
+def verdict(c: Comparison, digits: int = 4) -> str:
+    """"better by X ± Y (p = ..., paired over k seeds)", or "not distinguishable from seed noise"."""
+    over = f"paired over {c.k} seeds" if c.method == "paired" else f"Welch, {c.k_a} vs {c.k_b} seeds"
+    if not c.significant:
+        return f"not distinguishable from seed noise ({_signed(c.gain, digits)} ± {c.diff_se:.{digits}f}, " \
+               f"{_p(c.p)}, {over})"
+    word = "better" if c.gain > 0 else "worse"
+    rel = f", {abs(c.rel_gain) * 100:.2g} %" if c.rel_gain == c.rel_gain else ""
+    return f"{word} by {abs(c.gain):.{digits}f} ± {c.diff_se:.{digits}f}{rel} ({_p(c.p)}, {over})"
+
+
+def _signed(x: float, digits: int) -> str:
+    return f"{'+' if x >= 0 else '-'}{abs(x):.{digits}f}"
+
+
+def _p(p: float) -> str:
+    if p != p:
+        return "p = -"
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}" if p < 0.1 else f"p = {p:.2f}"
+
+
+def lucky_seeds(values: Sequence[float], direction: str = "minimize") -> list[int]:
+    """Indices of seeds that beat their siblings' mean by more than 2 of the siblings' standard
+    deviations (a possible lucky run); needs k >= 3 (two siblings give a spread)."""
+    k = len(values)
+    if k < 3:
+        return []
+    sign = -1.0 if direction == "minimize" else 1.0
+    out = []
+    for i, v in enumerate(values):
+        sib = [x for j, x in enumerate(values) if j != i]
+        m = math.fsum(sib) / len(sib)
+        sd = math.sqrt(math.fsum((x - m) ** 2 for x in sib) / (len(sib) - 1))
+        if sign * (v - m) > LUCKY_SD * sd:
+            out.append(i)
+    return out

@@ -1,7 +1,7 @@
 """The tuiLM Textual app: ``make_app(...)`` builds it, ``run_app(...)`` runs it (the CLI calls this).
 
-Two modes, each a screen stack: ``presets`` (list -> editor) and ``runs`` (list -> dashboard or
-compare). Run data is loaded by ``watcher.RunWatcher`` threads and shared between screens.
+Three modes, each a screen stack: ``presets`` (list -> editor), ``runs`` (list -> dashboard or
+compare) and ``studies`` (list -> study view). Run data is loaded by ``watcher.RunWatcher`` threads and shared between screens.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from .screens.dialogs import ConfirmScreen
 from .screens.editor import PresetEditor
 from .screens.presets import PresetsScreen
 from .screens.runs import RunsScreen
+from .screens.studies import StudiesScreen
 from .watcher import RunWatcher
 
 
@@ -27,11 +28,12 @@ class TuiLMApp(App):
     CSS_PATH = "tuilm.tcss"
     TITLE = "tuiLM"
     COMMANDS = App.COMMANDS | {TuiLMCommands}
-    MODES = {"presets": PresetsScreen, "runs": RunsScreen}
+    MODES = {"presets": PresetsScreen, "runs": RunsScreen, "studies": StudiesScreen}
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-medium"), (150, "-wide")]
     BINDINGS = [
         Binding("1", "show_presets", "Presets"),
         Binding("2", "show_runs", "Runs"),
+        Binding("3", "show_studies", "Studies"),
         Binding("q", "quit", "Quit"),
     ]
 
@@ -43,6 +45,7 @@ class TuiLMApp(App):
         self.now = now or time.time
         self.watcher = RunWatcher()
         self._start = start or {}
+        self.study_procs: list[Any] = []  # `tuilm study ...` processes started from the app
 
     # -- configuration the screens read ------------------------------------------------------------
 
@@ -83,6 +86,9 @@ class TuiLMApp(App):
 
     def action_show_runs(self) -> None:
         self.switch_mode("runs")
+
+    def action_show_studies(self) -> None:
+        self.switch_mode("studies")
 
     def open_preset(self, path: Path | None, overrides: Iterable[str] = (), run_name: str | None = None
                     ) -> PresetEditor | None:
@@ -136,6 +142,42 @@ class TuiLMApp(App):
         run = self.watcher.get(path, proc=proc)
         self.watcher.wake(run)
         self.notify(f"Resuming {path.name}", timeout=2)
+
+    # -- study control -------------------------------------------------------------------------------
+
+    def start_study(self, args: list[str]) -> Any:
+        """``tuilm study ARGS...`` in the background (run FILE, worker NAME, confirm NAME --top K)."""
+        from . import services
+
+        try:
+            proc, log = services.spawn_study(args, self._runs_root)
+        except Exception as e:  # a launcher problem must not take the console down
+            self.notify(f"Could not start `tuilm study {' '.join(args)}`: {e}", severity="error", timeout=8)
+            return None
+        self.study_procs.append(proc)
+        self.notify(f"Started `tuilm study {' '.join(args)}` (log: {log})", timeout=4)
+        return proc
+
+    def stop_study(self, name: str) -> None:
+        from . import services
+
+        try:
+            services.stop_study(name, self._runs_root)
+        except Exception as e:
+            self.notify(f"Stop failed: {e}", severity="error")
+            return
+        self.notify(f"Asked study {name} to stop: running trials checkpoint first", timeout=4)
+
+    def stop_trial(self, run_dir: Path) -> None:
+        from . import services
+
+        try:
+            ok = services.stop_trial(run_dir)
+        except Exception as e:
+            self.notify(f"Stop failed: {e}", severity="error")
+            return
+        self.notify(f"Stopping {run_dir.name}: the trial ends pruned" if ok else "No live trainer found",
+                    severity="information" if ok else "warning")
 
     # -- quitting ------------------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ class TuiLMCommands(Provider):
         cmds: list[tuple[str, str, Callable[[], Any]]] = [
             ("Presets", "List presets (1)", app.action_show_presets),
             ("Runs", "List runs (2)", app.action_show_runs),
+            ("Studies", "List studies (3)", app.action_show_studies),
             ("New preset", "Start a preset from the schema defaults", partial(app.open_preset, None)),
         ]
         screen_cmds = getattr(self.screen, "palette_commands", None)

@@ -80,3 +80,46 @@ def resume_run(run_dir: Path, nproc: int = 1) -> subprocess.Popen:
 def stop_run(target: Path | subprocess.Popen) -> bool:
     """SIGTERM: the trainer checkpoints and writes run_end(stopped). Returns False if none was live."""
     return bool(_launch_module().stop_trainer(target))
+
+
+def spawn_study(args: list[str], root: Path | None = None) -> tuple[subprocess.Popen, Path]:
+    """``tuilm study ARGS`` as a detached process (like a trainer: its own session, output to a log in
+    the runs folder), so it outlives the app and is stopped through its stop request."""
+    import os
+    import sys
+    import time
+
+    from ..runs import runs_root
+
+    launch = _launch_module()
+    logs = runs_root(root) / "studies"
+    logs.mkdir(parents=True, exist_ok=True)
+    log = logs / f"app-{args[0]}-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    env = dict(os.environ)
+    env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(launch.PACKAGE_ROOT), env.get("PYTHONPATH", "")) if p)
+    if root is not None:
+        env["TUILM_RUNS_DIR"] = str(root)
+    with open(log, "ab") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "tuiLM.cli", "study", *args], stdout=fh,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, env=env)
+    return proc, log
+
+
+def stop_study(name: str, root: Path | None = None) -> None:
+    """The stop request `tuilm study stop` writes: every controller stops its trials cleanly."""
+    import time
+
+    from ..config.write import atomic_write_text
+    from ..study import storage as st
+
+    sdir = st.study_dir(name, root)
+    if not (sdir / st.JOURNAL).is_file():
+        raise UserError(f"no study {name!r} in {st.studies_root(root)}/")
+    atomic_write_text(sdir / st.STOP_FILE, f"{time.time()}\n")
+
+
+def stop_trial(run_dir: Path) -> bool:
+    """Stop one trial's running seed run so that the trial ends pruned (the engine tells Optuna)."""
+    return bool(_launch_module().stop_trainer(run_dir, status="pruned", reason="stopped from the app",
+                                              run_dir=run_dir))

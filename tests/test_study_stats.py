@@ -1,0 +1,104 @@
+"""Statistics of seed groups against hand-computed cases (explicit formulas here, not the code under test)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from tuiLM.study.stats import bootstrap_ci, compare, lucky_seeds, mean_se
+
+
+def test_mean_se_by_hand():
+    m, se = mean_se([1.0, 2.0, 3.0, 4.0])
+    assert m == 2.5
+    # sample variance = (2.25 + 0.25 + 0.25 + 2.25) / 3 = 5/3; SE = sqrt(5/3 / 4)
+    assert se == pytest.approx(math.sqrt(5 / 12))
+    assert math.isnan(mean_se([1.0])[1])
+
+
+def test_paired_t_test_by_hand():
+    # minimise: a is lower than b by 0.01, 0.02, 0.03 on the same three seeds
+    b = [1.00, 1.10, 1.20]
+    a = [0.99, 1.08, 1.17]
+    c = compare(a, b, direction="minimize")
+    assert c.method == "paired" and c.k == 3
+    # d = [0.01, 0.02, 0.03]: mean 0.02, sd 0.01, SE 0.01/sqrt(3), t = 2*sqrt(3), df = 2
+    assert c.gain == pytest.approx(0.02)
+    assert c.diff == pytest.approx(-0.02)
+    assert c.diff_se == pytest.approx(0.01 / math.sqrt(3))
+    t = 2 * math.sqrt(3)
+    # Student's t with 2 degrees of freedom has a closed form: two-sided p = 1 - |t| / sqrt(t^2 + 2)
+    assert c.p == pytest.approx(1 - t / math.sqrt(t * t + 2), rel=1e-9)
+    assert c.rel_gain == pytest.approx(0.02 / 1.10)
+    # every resampled mean of three positive differences lies within [0.01, 0.03]
+    assert 0.01 - 1e-12 <= c.ci[0] < c.ci[1] <= 0.03 + 1e-12
+    assert c.significant
+    assert c.verdict.startswith("better by 0.0200 ± 0.0058")
+    assert "paired over 3 seeds" in c.verdict and "p = 0.074" in c.verdict
+
+
+def test_paired_beats_welch_on_shared_seeds():
+    # seed effects are large, the configuration effect small and consistent: paired sees it, Welch does not
+    b = [1.00, 1.20, 1.40]
+    a = [x - 0.01 for x in b]
+    paired = compare(a, b)
+    welch = compare(a, b, seeds_a=[10, 11, 12], seeds_b=[0, 1, 2])
+    assert paired.method == "paired" and welch.method == "welch"
+    assert paired.significant
+    assert not welch.significant
+    assert welch.verdict.startswith("not distinguishable from seed noise")
+
+
+def test_welch_by_hand():
+    a, b = [1.0, 3.0], [2.0, 4.0]
+    c = compare(a, b, seeds_a=[5, 6], seeds_b=[0, 1], direction="minimize")
+    assert c.method == "welch"
+    # means 2 and 3, variances 2 and 2: SE = sqrt(2/2 + 2/2) = sqrt(2), t = -1/sqrt(2);
+    # Welch-Satterthwaite df = (1 + 1)^2 / (1/1 + 1/1) = 2, so p = 1 - |t|/sqrt(t^2 + 2)
+    t = 1 / math.sqrt(2)
+    assert c.diff == pytest.approx(-1.0)
+    assert c.gain == pytest.approx(1.0)
+    assert c.diff_se == pytest.approx(math.sqrt(2))
+    assert c.p == pytest.approx(1 - t / math.sqrt(t * t + 2), rel=1e-9)
+    assert not c.significant
+
+
+def test_bootstrap_two_values_by_hand():
+    # resampling two values gives means 1 (p 1/4), 2 (p 1/2), 3 (p 1/4): the 2.5 % and 97.5 % points are 1 and 3
+    lo, hi = bootstrap_ci([1.0, 3.0])
+    assert (lo, hi) == (1.0, 3.0)
+    assert bootstrap_ci([0.5, -0.5, 0.25]) == bootstrap_ci([0.5, -0.5, 0.25])  # seeded
+    assert bootstrap_ci([2.0, 2.0, 2.0]) == (2.0, 2.0)
+
+
+def test_interval_including_zero_is_noise():
+    a = [1.00, 1.02, 0.98]
+    b = [1.01, 1.00, 1.00]  # differences -0.01, +0.02, -0.02
+    c = compare(a, b)
+    assert c.ci[0] < 0 < c.ci[1]
+    assert not c.significant
+    assert c.verdict.startswith("not distinguishable from seed noise")
+
+
+def test_worse_and_maximize():
+    c = compare([1.1, 1.2, 1.3], [1.0, 1.1, 1.2], direction="minimize")
+    assert c.gain == pytest.approx(-0.1) and c.verdict.startswith("worse by 0.1000")
+    c = compare([1.1, 1.2, 1.3], [1.0, 1.1, 1.2], direction="maximize")
+    assert c.gain == pytest.approx(0.1) and c.verdict.startswith("better by 0.1000")
+
+
+def test_one_seed_cannot_be_judged():
+    c = compare([1.0], [1.1])
+    assert c.method == "none" and not c.significant
+    assert "one seed" in c.verdict
+
+
+def test_lucky_seed_by_hand():
+    # seed 2 (0.90): siblings 1.00, 1.02 have mean 1.01 and sd sqrt(0.0002) = 0.01414; 1.01 - 0.90 = 0.11 > 2 sd
+    assert lucky_seeds([1.00, 1.02, 0.90]) == [2]
+    # 0.98: 1.01 - 0.98 = 0.03 > 0.0283 (2 sd) -> lucky; 0.99: 0.02 < 0.0283 -> not
+    assert lucky_seeds([1.00, 1.02, 0.98]) == [2]
+    assert lucky_seeds([1.00, 1.02, 0.99]) == []
+    assert lucky_seeds([1.00, 0.90]) == []  # k < 3: no spread among siblings
+    assert lucky_seeds([1.00, 1.02, 1.12], direction="maximize") == [2]

@@ -1,0 +1,145 @@
+"""The studies screens on the fixture study (tests/fixtures/study: a real tiny study run once by the
+engine): the list, the study view, opening a trial's runs, and confirm top-k started from the app."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from tuiLM.study.report import study_summary
+from tuiLM.tui.app import make_app
+from tuiLM.tui.screens.dashboard import DashboardScreen
+from tuiLM.tui.screens.studies import AskScreen, StudiesScreen, StudyScreen, scatter_text
+
+from .test_tui_app import aio
+
+FIXTURE = Path(__file__).parent / "fixtures" / "study" / "runs"
+
+
+def copy_fixture(tmp_path: Path) -> Path:
+    shutil.copytree(FIXTURE, tmp_path / "runs")
+    return tmp_path / "runs"
+
+
+async def wait_for(pilot, cond, what: str, timeout: float = 60.0) -> None:
+    t0 = time.monotonic()
+    while not cond():
+        assert time.monotonic() - t0 < timeout, f"timed out waiting for {what}"
+        await pilot.pause(0.05)
+
+
+async def open_study(app, pilot) -> StudyScreen:
+    await pilot.press("3")
+    await wait_for(pilot, lambda: isinstance(app.screen, StudiesScreen) and app.screen.refreshes > 0, "studies list")
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: isinstance(app.screen, StudyScreen) and app.screen.refreshes > 0, "study view")
+    return app.screen
+
+
+@aio
+async def test_studies_list_shows_the_fixture_study(tmp_path):
+    runs = copy_fixture(tmp_path)
+    expected = study_summary("fixture", None, runs)
+    app = make_app(runs_root=runs)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("3")
+        await wait_for(pilot, lambda: isinstance(app.screen, StudiesScreen) and app.screen.refreshes > 0, "list")
+        screen = app.screen
+        row = screen.rows["fixture"]
+        c = expected["counts"]
+        assert (row.complete, row.running, row.pruned, row.failed) == (c["complete"], c["running"], c["pruned"], c["fail"])
+        assert row.state == "finished" and row.target == 8
+        assert row.best_value == pytest.approx(expected["best"]["value"])
+        assert dict(row.best_params) == expected["best"]["params"]
+        assert row.storage.endswith("studies/fixture/journal.log")
+        table = screen.query_one("#studies-table")
+        cells = [str(x) for x in table.get_row("fixture")]
+        assert f"{c['complete']}/8 / 0 / {c['pruned']} / 0" in cells
+        assert any(f"{expected['best']['value']:.4f}" in x for x in cells)
+
+
+@aio
+async def test_study_view_from_the_fixture_study(tmp_path):
+    runs = copy_fixture(tmp_path)
+    expected = study_summary("fixture", None, runs)
+    app = make_app(runs_root=runs)
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = await open_study(app, pilot)
+        snap = screen.snapshot
+        assert len(snap.trials) == len(expected["trials"]) and snap.best == expected["best"]["number"]
+        table = screen.query_one("#study-table")
+        assert table.row_count == len(expected["trials"])
+        # sorted by value (best first), with mean ± SE and k in the row
+        first = [str(x) for x in table.get_row_at(0)]
+        b = expected["best"]
+        assert first[0].startswith(str(b["number"])) and f"{b['value']:.4f} ± {b['value_se']:.4f}" in first
+        # sort by trial number, then by a parameter
+        await pilot.press("O")
+        assert screen.sort_reverse and screen.sort_key == "value"
+        assert str(table.get_row_at(table.row_count - 1)[0]).startswith(str(b["number"]))
+        await pilot.press("o")
+        assert screen.sort_key == "number" and not screen.sort_reverse
+        assert [str(table.get_row_at(i)[0]).rstrip("*b") for i in range(3)] == ["0", "1", "2"]
+        await pilot.press("o", "o")
+        key = screen.sort_key
+        assert key == snap.keys[0]
+        values = [t.param(key) for t in screen.sorted_trials()]
+        assert values == sorted(values)
+        assert [str(table.get_row_at(i)[2 + 0]) for i in range(table.row_count)] == [str(v) for v in values]
+        # best-so-far curve, top-k seed bands (3 seeds each), scatter with a log x for the learning rate
+        best_panel = screen.query_one("#study-best")
+        assert best_panel.frame.traces and min(best_panel.frame.traces[-1].y) == pytest.approx(b["value"])
+        curves = [c for c in snap.curves if c.state == "complete"]
+        assert curves and all(len(c.per_seed) == 3 for c in curves)
+        assert curves[0].number == b["number"]
+        assert dict(snap.dists)["optim.lr"] == "log"
+        while screen.current_param() != "optim.lr":
+            await pilot.press("p")
+        assert "log x" in screen.query_one("#study-scatter").border_title
+        n_traces = len(screen.query_one("#study-curves").frame.traces)
+        await pilot.press("b")
+        assert screen.band == "se" and len(screen.query_one("#study-curves").frame.traces) == n_traces
+        assert snap.importance and set(dict(snap.importance)) == set(snap.keys)
+        assert any("vs runner-up" in v for v in snap.verdicts)
+        # enter: the best trial's three seed runs open together (compare)
+        table.move_cursor(row=table.get_row_index(str(b["number"])))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), "compare view")
+        assert sorted(r.path.name for r in app.screen.runs) == sorted(b["runs"])
+
+
+def test_scatter_draws_every_point():
+    text = scatter_text([(1e-3, 1.0, "complete"), (1e-2, 2.0, "pruned")], 20, 5, log_x=True)
+    plain = text.plain
+    assert sum(1 for ch in plain if 0x2800 < ord(ch) <= 0x28FF) == 2
+    assert "1.0e-3" in plain and "0.01" in plain
+
+
+@pytest.mark.slow
+@aio
+async def test_confirm_top_k_from_the_study_view_starts_runs(tmp_path, monkeypatch):
+    runs = copy_fixture(tmp_path)
+    monkeypatch.setenv("TUILM_RUNS_DIR", str(runs))
+    before = {p.name for p in runs.iterdir()}
+    app = make_app(runs_root=runs)
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = await open_study(app, pilot)
+        await pilot.press("k")
+        await wait_for(pilot, lambda: isinstance(app.screen, AskScreen), "the top-k question")
+        app.screen.query_one("#ask-input").value = "1"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: len(app.study_procs) == 1, "the confirm process")
+        proc = app.study_procs[0]
+        try:
+            await wait_for(pilot, lambda: any(p.name.startswith("fixture-confirm1-t000-s0") for p in runs.iterdir())
+                           or proc.poll() is not None, "the first confirmation run", timeout=180)
+            new = [p.name for p in runs.iterdir() if p.name not in before]
+            assert any(n.startswith("fixture-confirm1-t000-s0") for n in new), \
+                (runs / "studies").joinpath(*[p.name for p in (runs / "studies").glob("app-confirm-*.log")][:1]).read_text()
+        finally:
+            app.stop_study("fixture-confirm1")
+            proc.wait(timeout=180)
+        assert screen is not None

@@ -1,0 +1,242 @@
+"""Study data for the app: the studies list and one study's view, read in worker threads.
+
+Each study's Optuna storage stays open in the worker (a journal storage re-reads only what was appended),
+so a refresh never re-parses every run. Only the top-k trials' run files are read (their validation
+curves over seeds), each cached by its size. Everything handed to widgets is an immutable snapshot.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+from ..runs import EVENTS, runs_root
+
+TOP_K = 5
+
+
+@dataclass(frozen=True)
+class StudyRow:
+    """One line of the studies list."""
+
+    name: str
+    state: str  # running | stopping | finished | idle | unreadable
+    complete: int = 0
+    running: int = 0
+    pruned: int = 0
+    failed: int = 0
+    target: int | None = None
+    best_value: float | None = None
+    best_se: float | None = None
+    best_k: int = 0
+    best_params: tuple[tuple[str, Any], ...] = ()
+    objective: str = "val_bpb"
+    storage: str = ""
+    last_activity: float | None = None
+    confirm_of: str | None = None
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class TrialView:
+    number: int
+    state: str
+    params: tuple[tuple[str, Any], ...]
+    value: float | None
+    se: float | None
+    k: int
+    values: tuple[float, ...]
+    seeds: tuple[int, ...]
+    steps: int | None
+    host: str
+    runs: tuple[str, ...]
+    lucky: tuple[int, ...]
+    baseline: bool
+    vs_best: str  # a short cell: gain and p, or "noise"
+    reason: str
+    intermediate: tuple[tuple[int, float], ...]
+
+    def param(self, key: str) -> Any:
+        return dict(self.params).get(key)
+
+
+@dataclass(frozen=True)
+class Curve:
+    """A trial's validation curves over its seeds (one x grid): drawn as a mean line with a band."""
+
+    number: int
+    state: str
+    steps: tuple[int, ...]
+    per_seed: tuple[tuple[float, ...], ...]  # [seed][step]; NaN where a seed has no value there
+
+
+@dataclass(frozen=True)
+class StudySnapshot:
+    name: str
+    objective: str
+    direction: str
+    state: str
+    storage: str
+    counts: tuple[tuple[str, int], ...]
+    target: int | None
+    trials: tuple[TrialView, ...]
+    keys: tuple[str, ...]
+    dists: tuple[tuple[str, str], ...]  # key -> log | range | int | choice
+    importance: tuple[tuple[str, float], ...]
+    best: int | None
+    baseline: int | None
+    verdicts: tuple[str, ...]  # best vs runner-up / baseline, lucky runs, confirmations
+    curves: tuple[Curve, ...] = ()
+    token: float = field(default=0.0)
+
+    def count(self, state: str) -> int:
+        return dict(self.counts).get(state, 0)
+
+
+def short_cmp(c: dict[str, Any] | None, is_best: bool) -> str:
+    if not c:
+        return "best" if is_best else ""
+    if c["method"] == "none":
+        return f"{c['gain']:+.4f} k=1"
+    if not c["significant"]:
+        return f"{c['gain']:+.4f} noise"
+    p = c["p"]
+    return f"{c['gain']:+.4f} p{'<0.001' if p < 0.001 else f'={p:.2g}'}"
+
+
+def _state(summary: dict[str, Any], sdir: Path | None) -> str:
+    c = summary["counts"]
+    stopping = sdir is not None and (sdir / "stop_request").exists()
+    if c["running"]:
+        return "stopping" if stopping else "running"
+    target = summary.get("target")
+    if target is not None and c["complete"] + c["pruned"] + c["fail"] >= target:
+        return "finished"
+    return "idle"
+
+
+class StudyReader:
+    """Keeps each study's storage open between refreshes (journal storages read only what was appended)."""
+
+    def __init__(self, root: Path | None):
+        self.root = root
+        self._open: dict[str, tuple[float, Any]] = {}
+        self._curves: dict[Path, tuple[int, list[tuple[int, float]]]] = {}
+
+    def study(self, name: str) -> Any:
+        from ..study import storage as st
+
+        path = st.study_dir(name, self.root) / st.JOURNAL
+        try:
+            mtime = path.stat().st_mtime_ns
+        except OSError:
+            raise UserError(f"no study {name!r}") from None
+        hit = self._open.get(name)
+        if hit is None:
+            storage = st.open_storage(name, None, self.root)
+            study = st.load_study(name, storage)
+            self._open[name] = (mtime, study)
+            return study
+        return hit[1]
+
+    def summary(self, name: str, with_confirms: bool = False) -> dict[str, Any]:
+        from ..study import storage as st
+        from ..study.report import summarize_study
+
+        study = self.study(name)
+        return summarize_study(study, name, str(st.study_dir(name, self.root) / st.JOURNAL), None, self.root,
+                               with_confirms=with_confirms)
+
+    def rows(self) -> list[StudyRow]:
+        from ..study import storage as st
+
+        out = []
+        for sdir in st.list_local_studies(self.root):
+            name = sdir.name
+            try:
+                s = self.summary(name)
+            except Exception as e:  # a damaged journal: one row says so, the others still show
+                out.append(StudyRow(name, "unreadable", error=str(e).splitlines()[0] if str(e) else type(e).__name__))
+                continue
+            c = s["counts"]
+            last = max((r["finished"] or r["started"] or 0 for r in s["trials"]), default=0) or None
+            b = s["best"]
+            of = s.get("confirm_of") or {}
+            out.append(StudyRow(
+                name, _state(s, sdir), c["complete"], c["running"], c["pruned"], c["fail"], s.get("target"),
+                b["value"] if b else None, b["value_se"] if b else None, b["k"] if b else 0,
+                tuple(b["params"].items()) if b else (), s["objective"], s["storage"], last,
+                of.get("study") if isinstance(of, dict) else None))
+        return out
+
+    def snapshot(self, name: str, top_k: int = TOP_K) -> StudySnapshot:
+        from ..study import storage as st
+
+        s = self.summary(name, with_confirms=True)
+        best_n = s["best"]["number"] if s["best"] else None
+        trials = tuple(TrialView(
+            r["number"], r["state"], tuple(r["params"].items()), r["value"], r["value_se"], r["k"],
+            tuple(r["values"]), tuple(r["seeds"]), r["steps"], r["host"] or "", tuple(r["runs"]), tuple(r["lucky"]),
+            r["baseline"], short_cmp(r["vs_best"], r["number"] == best_n and r["state"] == "complete"),
+            r["reason"], tuple((int(k), float(v)) for k, v in r["intermediate"].items()))
+            for r in s["trials"])
+        verdicts = []
+        if s.get("best_vs_runner_up"):
+            c = s["best_vs_runner_up"]
+            verdicts.append(f"best (trial {best_n}) vs runner-up (trial {c['runner_up']}): {c['verdict']}")
+        if s.get("best_vs_baseline"):
+            verdicts.append(f"best vs baseline (trial {s['baseline']}): {s['best_vs_baseline']['verdict']}")
+        for r in s["trials"]:
+            for i in r["lucky"]:
+                others = [v for j, v in enumerate(r["values"]) if j != i]
+                verdicts.append(f"possible lucky run: trial {r['number']} seed {r['seeds'][i]} "
+                                f"{r['values'][i]:.4f} vs its siblings' {sum(others) / len(others):.4f}")
+        for rk in s.get("confirms", []):
+            verdicts.append(f"confirmation {rk['study']}: {rk['verdict']}")
+        keys = tuple(sorted({k for r in s["trials"] for k in r["params"]}))
+        return StudySnapshot(
+            name, s["objective"], s["direction"], _state(s, st.study_dir(name, self.root)), s["storage"],
+            tuple(s["counts"].items()), s.get("target"), trials, keys, tuple(s["distributions"].items()),
+            tuple(s["importance"].items()), best_n, s.get("baseline"), tuple(verdicts),
+            self.curves(trials, s["direction"], s["objective"], top_k), time.monotonic())
+
+    def curves(self, trials: tuple[TrialView, ...], direction: str, objective: str, top_k: int) -> tuple[Curve, ...]:
+        """The top-k complete trials over all their seeds, then running/pruned trials' curves (truncated)."""
+        sign = 1 if direction == "minimize" else -1
+        done = sorted((t for t in trials if t.state == "complete" and t.value is not None), key=lambda t: sign * t.value)
+        others = [t for t in trials if t.state in ("pruned", "running")][-top_k:]  # the most recent
+        pick = done[:top_k] + others
+        out = []
+        for t in pick:
+            per_run = [self._evals(runs_root(self.root) / rid, objective) for rid in t.runs]
+            per_run = [p for p in per_run if p]
+            if not per_run:
+                continue
+            steps = sorted({s for p in per_run for s, _ in p})
+            grid = tuple(tuple(dict(p).get(s, math.nan) for s in steps) for p in per_run)
+            out.append(Curve(t.number, t.state, tuple(steps), grid))
+        return tuple(out)
+
+    def _evals(self, run_dir: Path, objective: str) -> list[tuple[int, float]]:
+        from ..events import effective_events, read_events
+
+        path = run_dir / EVENTS
+        try:
+            size = path.stat().st_size
+        except OSError:
+            return []
+        hit = self._curves.get(path)
+        if hit is not None and hit[0] == size:
+            return hit[1]
+        try:
+            evs = effective_events(read_events(path))
+        except (OSError, ValueError):
+            return []
+        pts = [(int(e["step"]), float(e[objective])) for e in evs
+               if e.get("kind") == "eval" and isinstance(e.get("step"), int) and isinstance(e.get(objective), (int, float))]
+        self._curves[path] = (size, pts)
+        return pts
