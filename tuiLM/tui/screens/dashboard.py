@@ -377,6 +377,10 @@ class DashboardScreen(Screen):
                 t.append("  ", style="dim")
                 t.append(fmt_value(tps))
                 t.append(" tok/s", style="dim")
+            mfu = run.last("train", "mfu")
+            if mfu is not None and math.isfinite(mfu):
+                t.append("  MFU ", style="dim")
+                t.append(f"{mfu:.1%}")
             mem = run.last("train", "mem_gib")
             if mem is not None and mem > 0:
                 t.append("  mem ", style="dim")
