@@ -90,7 +90,7 @@ def test_cli_run_tensorboard_flag_and_no_mfu_on_cpu_without_a_peak(tmp_path):
     r = subprocess.run([sys.executable, "-m", "tuiLM.cli", "run", str(preset), "--headless", "--tensorboard", "tb"],
                        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "TFLOP/s" in r.stdout and "MFU" not in r.stdout
+    assert "GFLOP/s" in r.stdout and "MFU" not in r.stdout
     (run_dir,) = (tmp_path / "runs").iterdir()
     assert f'tensorboard_dir = "{tmp_path / "tb"}"' in (run_dir / "preset.toml").read_text()
     events = read_events(run_dir / EVENTS)

@@ -49,7 +49,7 @@ def print_preset_list(extra: list[Path], console: Console) -> None:
 
 # -- runs ----------------------------------------------------------------------------------------
 
-_STATE_STYLE = {"completed": "green", "running": "cyan", "stopped": "yellow", "failed": "red", "dead": "red",
+_STATE_STYLE = {"completed": "green", "running": "cyan", "stopped": "yellow", "pruned": "magenta", "failed": "red", "dead": "red",
                 "new": "dim"}
 
 
@@ -99,6 +99,7 @@ def system_figures(run_dir: Path) -> list[tuple[str, str]]:
 
     from .events import effective_events, iter_kind, read_events, to_float
     from .runs import EVENTS
+    from .units import fmt_flops
 
     events = effective_events(read_events(Path(run_dir) / EVENTS))
     start: dict = {}
@@ -135,7 +136,7 @@ def system_figures(run_dir: Path) -> list[tuple[str, str]]:
     add("MFU", med("mfu"), "{:.1%}")
     fps = med("flops_per_s")
     if fps is not None:
-        rows.append(("model FLOP/s", f"{fps / 1e12:.3g} TFLOP/s" if fps >= 1e11 else f"{fps / 1e9:.3g} GFLOP/s"))
+        rows.append(("model FLOP/s", fmt_flops(fps)))
     if isinstance(start.get("flops_per_token"), int):
         rows.append(("FLOPs / token", f"{start['flops_per_token']:,} (6N + attention)"))
     if start.get("peak_tflops") is not None:
