@@ -142,3 +142,14 @@ def test_mfu_arithmetic_by_hand():
     # 2 devices of 1 TFLOPS each
     assert mfu(flops_per_s, 1.0, devices=2) == pytest.approx(flops_per_s / 2e12)
     assert mfu(2e12, 1.0, devices=2) == 1.0
+
+
+def test_system_panels_plot_the_contract_fields():
+    from tuiLM.tui.metrics import PANELS
+
+    contract = CPU_FIELDS | GPU_FIELDS | {"flops_per_s", "mfu", "cuda_max_alloc_gib", "cuda_reserved_gib"}
+    system = [p for p in PANELS if p.group == "system"]
+    columns = {line.column for p in system for line in p.lines}
+    assert columns <= contract
+    assert contract - columns == {"host_mem_total_gib", "gpu_mem_total_gib"}  # totals: in runs show, not plotted
+    assert all(p.optional and p.lines[0].kinds == ("train",) for p in system)  # hidden where not measured

@@ -48,7 +48,7 @@ class PanelSpec:
     log_default: bool = False
     mhc: bool = False
     optional: bool = False  # hidden while no run has a non-zero value (memory on a CPU run)
-    group: str = ""  # "system": hardware and throughput panels, shown as their own group
+    group: str = "core"  # "core" | "mhc" | "system": the dashboard shows groups as pages
 
 
 def _bands_val_bpb(_: dict[str, Any]) -> tuple[Band, ...]:
@@ -98,6 +98,7 @@ PANELS: tuple[PanelSpec, ...] = (
                Line(DG, "sinkhorn_row_err", "row", smooth=False, secondary=True)), _bands_sinkhorn,
               log_default=True, mhc=True),
 )
+
 # Hardware and throughput (train-event fields written by train/sysmetrics.py and the trainer's MFU):
 # all optional, since a CPU run has no GPU fields and a run without a known peak has no MFU.
 SYSTEM_PANELS: tuple[PanelSpec, ...] = (
@@ -118,12 +119,8 @@ SYSTEM_PANELS: tuple[PanelSpec, ...] = (
                Line(TR, "host_mem_used_gib", "host used", smooth=False, secondary=True)), optional=True,
               group="system"),
 )
-BY_KEY = {p.key: p for p in PANELS + SYSTEM_PANELS}
-
-
-def panels_in(group: str) -> tuple[PanelSpec, ...]:
-    """The panels of one group ("" = the training panels, "system")."""
-    return tuple(p for p in PANELS + SYSTEM_PANELS if p.group == group)
+PANELS = PANELS + SYSTEM_PANELS
+BY_KEY = {p.key: p for p in PANELS}
 
 
 def verdict(value: float | None, bands: tuple[Band, ...]) -> str:
