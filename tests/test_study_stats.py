@@ -102,3 +102,12 @@ def test_lucky_seed_by_hand():
     assert lucky_seeds([1.00, 1.02, 0.99]) == []
     assert lucky_seeds([1.00, 0.90]) == []  # k < 3: no spread among siblings
     assert lucky_seeds([1.00, 1.02, 1.12], direction="maximize") == [2]
+
+
+def test_p_values_match_scipys_t_tests():
+    from scipy import stats as sps
+
+    a, b = [1.01, 1.22, 1.37, 1.15], [1.03, 1.25, 1.36, 1.19]
+    assert compare(a, b).p == pytest.approx(sps.ttest_rel(a, b).pvalue, rel=1e-9)
+    w = compare(a, b, seeds_a=[9, 8, 7, 6])
+    assert w.p == pytest.approx(sps.ttest_ind(a, b, equal_var=False).pvalue, rel=1e-9)

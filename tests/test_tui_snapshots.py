@@ -23,11 +23,11 @@ FIXED_ESTIMATE = services.EstimateView(
     total_bytes=826_490_880, artifact_bytes=3_563_520, device="cuda", dtype="bf16", tokens_per_step=4096)
 
 
-def _wait(cond, pilot, what):
+def _wait(cond, pilot, what, timeout=30.0):
     async def run():
         t0 = time.monotonic()
         while not cond():
-            assert time.monotonic() - t0 < 30, f"timed out waiting for {what}"
+            assert time.monotonic() - t0 < timeout, f"timed out waiting for {what}"
             await pilot.pause(0.05)
     return run()
 
@@ -75,3 +75,35 @@ def test_snapshot_compare_view(snap_compare, tmp_path):
         await pilot.pause(0.2)
 
     assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
+
+
+def _study_view(tmp_path):
+    import shutil
+
+    from tuiLM.tui.screens.studies import StudiesScreen, StudyScreen
+
+    shutil.copytree(ROOT / "tests" / "fixtures" / "study" / "runs", tmp_path / "runs")
+    app = make_app(runs_root=tmp_path / "runs", now=lambda: FIXED_NOW)
+
+    async def run_before(pilot):
+        await pilot.press("3")
+        await _wait(lambda: isinstance(app.screen, StudiesScreen) and app.screen.refreshes > 0, pilot, "studies",
+                    timeout=180)  # the first read imports optuna and scipy
+        await pilot.press("enter")
+        await _wait(lambda: isinstance(app.screen, StudyScreen) and app.screen.refreshes > 0, pilot, "study view",
+                    timeout=180)
+        await pilot.pause(0.3)
+        app.screen.set_focus(None)
+        await pilot.pause(0.2)
+
+    return app, run_before
+
+
+def test_snapshot_study_view_80x24(snap_compare, tmp_path):
+    app, run_before = _study_view(tmp_path)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+def test_snapshot_study_view_160x48(snap_compare, tmp_path):
+    app, run_before = _study_view(tmp_path)
+    assert snap_compare(app, terminal_size=(160, 48), run_before=run_before)

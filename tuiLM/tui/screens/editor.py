@@ -60,6 +60,7 @@ class PresetEditor(Screen):
         Binding("ctrl+r", "launch", "Run", priority=True),
         Binding("r", "launch", "Run", show=False),  # when focus is not in a text field
         Binding("f8", "next_problem", "Next problem"),
+        Binding("f6", "add_to_study", "Add to study"),
         Binding("escape", "back", "Back"),
     ]
 
@@ -83,6 +84,7 @@ class PresetEditor(Screen):
         self._problems_key: tuple | None = None
         self._problem_prompts: list[Text] = []  # what the problems list shows
         self._shown: dict[str, Any] = {}  # widget id -> last content set (skip no-op updates)
+        self.study_file: Path | None = None  # the study file F6 adds fields to (asked the first time)
         self._load(overrides)
 
     # -- loading -------------------------------------------------------------------------------------
@@ -357,6 +359,55 @@ class PresetEditor(Screen):
                 current = row.field.path
         nxt = paths[(paths.index(current) + 1) % len(paths)] if current in paths else paths[0]
         self.call_later(self.query_one(PresetForm).reveal, nxt)
+
+    def current_field(self) -> str | None:
+        focused = self.focused
+        for row in self.query_one(PresetForm).rows():
+            if focused is not None and row in focused.ancestors_with_self:
+                return row.field.path
+        return None
+
+    def action_add_to_study(self) -> None:
+        """The focused field becomes a search dimension of a study file (created when new), saved at once."""
+        from .studies import AskScreen
+
+        key = self.current_field()
+        if key is None:
+            self.notify("Focus a field first, then F6 adds it to a study", severity="warning")
+            return
+        if key in self.type_errors:
+            self.notify(f"{key} cannot be read: fix the value first", severity="error")
+            return
+        if self.study_file is not None:
+            default = self.study_file
+        elif self.path is not None:
+            default = self.path.parent / "studies" / f"{self.path.stem}-study.toml" \
+                if (self.path.parent / "studies").is_dir() else self.path.with_name(f"{self.path.stem}-study.toml")
+        else:
+            default = Path("presets/studies/new-study.toml")
+
+        def done(answer: str | None) -> None:
+            if answer:
+                self.add_to_study(Path(answer).expanduser(), key)
+
+        self.app.push_screen(AskScreen(f"Add {key} to the study file (created if new)", str(default)), done)
+
+    def add_to_study(self, study_path: Path, key: str) -> None:
+        from ...errors import UserError
+        from ...study.addfield import add_dimension
+
+        if study_path.suffix != ".toml":
+            study_path = study_path.with_suffix(".toml")
+        try:
+            dist, created = add_dimension(study_path, self.path, key, self.values[key])
+        except UserError as e:
+            self.notify(str(e), severity="error", timeout=8)
+            return
+        self.study_file = study_path
+        kind, vals = next(iter(dist.items()))
+        self.notify(f"{'Created' if created else 'Saved'} {_shown_path(study_path)}: {key} = {{ {kind} = {vals} }}"
+                    + (" (save the preset too: the study starts from the file)" if self.has_unsaved() else ""),
+                    timeout=6)
 
     # -- saving --------------------------------------------------------------------------------------
 

@@ -267,6 +267,8 @@ class StudyScreen(Screen):
         self._wake = threading.Event()
         self.refreshes = 0
         self._shown_token: Any = None
+        self._columns: list[str] = []
+        self._cells: dict[str, tuple] = {}
 
     def compose(self) -> ComposeResult:
         yield Static(id="study-title", classes="title-bar")
@@ -333,6 +335,16 @@ class StudyScreen(Screen):
         self._draw_importance()
         self.query_one("#study-verdicts", Static).update(Text("\n".join(snap.verdicts[:4]), style="")
                                                          if snap.verdicts else "")
+        if self.refreshes == 1:  # the text panels fit their size, known after the first layout
+            self.call_after_refresh(self._redraw_text_panels)
+
+    def _redraw_text_panels(self) -> None:
+        if self.snapshot is not None:
+            self._draw_scatter()
+            self._draw_importance()
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._redraw_text_panels)
 
     def _draw_title(self) -> None:
         s = self.snapshot
@@ -366,7 +378,19 @@ class StudyScreen(Screen):
 
         return sorted(s.trials, key=k, reverse=self.sort_reverse)
 
+    def _row_cells(self, t: TrialView) -> tuple:
+        s = self.snapshot
+        assert s is not None
+        value = "—" if t.value is None else f"{t.value:.4f}" + (f" ± {t.se:.4f}" if t.se is not None else "")
+        flags = ("*" if t.number == s.best else "") + ("b" if t.baseline else "")
+        return (f"{t.number}{flags}", Text(t.state, style=STATE_STYLE.get(t.state, "")),
+                *[_fmt_param(t.param(k)) for k in s.keys], value, str(t.k), "—" if t.steps is None else str(t.steps),
+                Text(t.vs_best + (" lucky?" if t.lucky else ""), style="yellow" if t.lucky else
+                     "dim" if "noise" in t.vs_best else ""))
+
     def _draw_table(self) -> None:
+        """Only what changed: new rows added, changed cells updated, gone rows removed, then one in-place
+        sort when the order differs (a live refresh of 500 trials touches a few rows, not all)."""
         s = self.snapshot
         assert s is not None
         table = self.query_one(DataTable)
@@ -374,22 +398,37 @@ class StudyScreen(Screen):
         if token == self._shown_token:
             return
         self._shown_token = token
-        cursor_key = self._cursor_trial()
         cols = ["#", "state", *[short_key(k, s.keys) for k in s.keys], s.objective, "k", "steps", "vs best"]
-        if [str(c.label) for c in table.columns.values()] != cols:
+        if self._columns != cols:
+            cursor_key = self._cursor_trial()
             table.clear(columns=True)
             for i, label in enumerate(cols):
                 table.add_column(label, key=f"c{i}")
+            self._columns = cols
+            self._cells = {}
         else:
-            table.clear()
-        for t in self.sorted_trials():
-            value = "—" if t.value is None else f"{t.value:.4f}" + (f" ± {t.se:.4f}" if t.se is not None else "")
-            flags = ("*" if t.number == s.best else "") + ("b" if t.baseline else "")
-            table.add_row(
-                f"{t.number}{flags}", Text(t.state, style=STATE_STYLE.get(t.state, "")),
-                *[_fmt_param(t.param(k)) for k in s.keys], value, str(t.k), "—" if t.steps is None else str(t.steps),
-                Text(t.vs_best + (" lucky?" if t.lucky else ""), style="yellow" if t.lucky else
-                     "dim" if "noise" in t.vs_best else ""), key=str(t.number))
+            cursor_key = None
+        order = self.sorted_trials()
+        seen = set()
+        for t in order:
+            key = str(t.number)
+            seen.add(key)
+            cells = self._row_cells(t)
+            old = self._cells.get(key)
+            if old is None:
+                table.add_row(*cells, key=key)
+            elif old != cells:
+                for i, (a, b) in enumerate(zip(old, cells)):
+                    if a != b:
+                        table.update_cell(key, f"c{i}", b)
+            self._cells[key] = cells
+        for key in [k for k in self._cells if k not in seen]:
+            del self._cells[key]
+            table.remove_row(key)
+        want = [str(t.number) for t in order]
+        if [r.key.value for r in table.ordered_rows] != want:
+            rank = {k: i for i, k in enumerate(want)}
+            table.sort("c0", key=lambda cell: rank[str(cell).rstrip("*b")])
         if cursor_key is not None and cursor_key in table.rows:
             table.move_cursor(row=table.get_row_index(cursor_key))
 
@@ -549,9 +588,7 @@ class StudyScreen(Screen):
     def action_page(self) -> None:
         """At 80 columns: best-so-far and curves, or the scatter and importance."""
         self.toggle_class("-page2")
-        if self.snapshot is not None:
-            self.call_after_refresh(self._draw_scatter)
-            self.call_after_refresh(self._draw_importance)
+        self.call_after_refresh(self._redraw_text_panels)
 
     def action_band(self) -> None:
         self.band = "se" if self.band == "minmax" else "minmax"
