@@ -112,7 +112,7 @@ def run_engine(engine: Any, console: Console, create: bool = True) -> int:
     where = engine.storage_url and st._redact(engine.storage_url) or str(st.study_dir(engine.name, engine.root) / st.JOURNAL)
     console.print(f"study [bold]{engine.name}[/] · {engine.target} trials x {spec.seeds} seed"
                   f"{'s' if spec.seeds != 1 else ''} · {spec.sampler} + {spec.pruner} · parallel {engine.parallel} · "
-                  f"{spec.objective} · storage {where}", highlight=False)
+                  f"{spec.objective} · storage {where}", highlight=False, soft_wrap=True)
     progress = Progress(console, engine.target, spec.objective)
     engine._say = progress.say
     try:
@@ -126,7 +126,7 @@ def run_engine(engine: Any, console: Console, create: bool = True) -> int:
         "no trial completed"
     state = "stopped" if engine.stopping else "finished"
     console.print(f"study {engine.name} {state}: {counts.complete} done · {counts.pruned} pruned · "
-                  f"{counts.failed} failed · {counts.running} running · {best}", highlight=False)
+                  f"{counts.failed} failed · {counts.running} running · {best}", highlight=False, soft_wrap=True)
     if engine.stopping:
         console.print("continue it with the same `tuilm study run` (or `tuilm study worker`)", highlight=False)
     console.print(f"details: tuilm study show {engine.name}"
