@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import typer
 from rich.console import Console
@@ -122,8 +122,16 @@ def run(preset: str = typer.Argument(..., help="Preset file or name."),
         headless: bool = typer.Option(False, "--headless", help="No app: Rich progress in this terminal."),
         name: Optional[str] = typer.Option(None, "--name", help="Run name (default: run.name)."),
         nproc: int = typer.Option(1, "--nproc", min=1, help="Processes for DDP through torchrun."),
+        tensorboard: Optional[Path] = typer.Option(None, "--tensorboard", metavar="DIR", file_okay=False,
+                                                   help="Mirror the run live into TensorBoard files in "
+                                                        "DIR/<run-id> (sets system.tensorboard_dir)."),
         ) -> None:
     """Start a training run (in the app, or --headless in this terminal)."""
+    if tensorboard is not None:
+        from .export import import_tensorboardx
+
+        import_tensorboardx()  # a clear error now rather than a mirror that silently stays off
+        sets = [*(sets or []), f"system.tensorboard_dir={tensorboard.expanduser().resolve()}"]
     p, _ = _load(preset, sets)
     if headless:
         from .launch import start_run
@@ -175,6 +183,36 @@ def sample(run_ref: str = typer.Argument(..., metavar="RUN", help="Run directory
 
     raise typer.Exit(sample_command(find_run(run_ref), prompt=prompt, max_new_tokens=max_new_tokens,
                                     temperature=temperature, top_k=top_k, seed=seed, console=console))
+
+
+@app.command()
+def export(run_refs: List[str] = typer.Argument(..., metavar="RUN...", help="Run directories or ids."),
+           to: Tuple[str, Path] = typer.Option(..., "--to", metavar="FORMAT DIR",
+                                               help="tensorboard DIR (event files in DIR/<run-id>/) or csv DIR "
+                                                    "(DIR/<run-id>.csv, one row per step)."),
+           ) -> None:
+    """Export runs to TensorBoard (scalars, samples, hparams with final metrics) or to wide CSV."""
+    from .export import export_csv, export_tensorboard
+    from .runs import find_run
+
+    fmt, out = to
+    writers = {"tensorboard": export_tensorboard, "csv": export_csv}
+    if fmt not in writers:
+        raise UserError(f"--to {fmt!r}: choose tensorboard or csv (e.g. --to tensorboard tb/)", exit_code=2)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--to {fmt} {out}: exists and is not a folder", exit_code=2)
+    dirs = [find_run(r) for r in run_refs]
+    if fmt == "tensorboard":
+        from .export import import_tensorboardx, tensorboard_target
+
+        import_tensorboardx()
+        for run_dir in dirs:  # refuse before writing anything
+            tensorboard_target(run_dir, out)
+    for run_dir in dirs:
+        target = writers[fmt](run_dir, out)
+        console.print(f"{run_dir.name} -> {target}", highlight=False)
+    if fmt == "tensorboard":
+        console.print(f"view: tensorboard --logdir {out}", highlight=False)
 
 
 @preset_app.command("list")
