@@ -310,6 +310,9 @@ class StudyEngine:
         ``study run`` resumes them."""
         from ..launch import stop_trainer
 
+        if any(job.current is not None for job in self.jobs):
+            self.say("stopping: running trials finish their step and write a checkpoint (Ctrl-C again to leave "
+                     "them running)")
         for job in self.jobs:
             if job.current is not None:
                 stop_trainer(job.current.proc or job.current.run_dir, run_dir=job.current.run_dir)
