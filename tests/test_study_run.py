@@ -199,6 +199,29 @@ def test_a_live_trainer_is_reattached_not_restarted(tmp_path):
     assert show_json(tmp_path, "attach")["trials"][0]["state"] == "complete"
 
 
+def test_study_stop_ends_running_trials_cleanly_and_run_continues_them(tmp_path):
+    f = write_study(tmp_path, "halt", '"optim.weight_decay" = { range = [0.0, 0.2] }', trials=1,
+                    base={"train.max_steps": 400, "eval.every": 200, "checkpoint.every": 0, "train.log_every": 1})
+    proc = spawn(tmp_path, "study", "run", str(f))
+    runs_dir = tmp_path / "runs"
+    wait_for(lambda: any(max(_train_steps(r), default=0) >= 3 for r in list_runs(runs_dir)), 300,
+             "the trainer to start", proc)
+    stop = tuilm(tmp_path, "study", "stop", "halt")
+    assert stop.returncode == 0 and "asked study halt to stop" in stop.stdout
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0 and "study halt stopped" in out, out
+    (run,) = list_runs(runs_dir)
+    s = summarize(run)
+    assert s.state == "stopped" and s.step < 400 and list((run / "checkpoints").glob("step-*.pt"))
+    assert show_json(tmp_path, "halt")["trials"][0]["state"] == "running"  # resumable, not lost
+    again = tuilm(tmp_path, "study", "run", str(f))
+    assert again.returncode == 0 and "study halt finished: 1 done" in again.stdout, again.stdout + again.stderr
+    events = read_events(run / EVENTS)
+    assert len([e for e in events if e["kind"] == "run_start"]) == 2 and summarize(run).state == "completed"
+    assert [e["step"] for e in effective_events(events) if e["kind"] == "train"] == list(range(1, 401))
+    assert len(list_runs(runs_dir)) == 1
+
+
 def _two_workers(tmp_path: Path, name: str, storage: list[str]) -> dict:
     f = write_study(tmp_path, name, '"optim.weight_decay" = { range = [0.0, 0.2] }', trials=4, seed=3)
     first = spawn(tmp_path, "study", "run", str(f), *storage)

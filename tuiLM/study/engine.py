@@ -25,6 +25,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,23 +44,45 @@ MAX_RESUMES = 2  # a seed run whose trainer keeps dying is failed after this man
 
 # -- Optuna pieces -------------------------------------------------------------------------------
 
-def make_sampler(spec: StudySpec) -> Any:
-    """The sampler of ``spec``, seeded: a resumed study recreates exactly this (Optuna does not store it)."""
+def make_sampler(spec: StudySpec, asked: int = 0) -> Any:
+    """The sampler of ``spec``, seeded (Optuna does not store samplers: a resumed study recreates it).
+
+    ``asked``: trials the study already has. The seed is ``study.seed`` for a new study and is offset
+    by ``asked`` when one continues, so a resumed study does not replay the random draws (and so the
+    configurations) of its first session; it is still a pure function of the study's state.
+    """
     import optuna.samplers as S
 
-    seed, name = spec.seed, spec.sampler
+    seed, name = (spec.seed + 1_000_003 * asked) % 2**32, spec.sampler
     if name == "tpe":
         # Optuna's default is 10 random start-up trials; a small study would spend most of itself there
         return S.TPESampler(seed=seed, n_startup_trials=max(3, min(10, spec.trials // 4)))
     if name == "random":
         return S.RandomSampler(seed=seed)
     if name == "grid":
-        return S.GridSampler(spec.grid(), seed=seed)
+        return _AskTellGridSampler(spec.grid(), seed=seed)
     if name == "cmaes":
         return S.CmaEsSampler(seed=seed, warn_independent_sampling=False)
     if name == "gp":
         return S.GPSampler(seed=seed)
     raise UserError(f"unknown sampler {name!r}")
+
+
+def _grid_sampler_class() -> type:
+    import optuna.samplers as S
+
+    class AskTellGridSampler(S.GridSampler):
+        """GridSampler whose after_trial does not call ``study.stop()``: that only works inside
+        ``study.optimize`` and raises under ask/tell; the engine asks ``is_exhausted`` itself."""
+
+        def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+            pass
+
+    return AskTellGridSampler
+
+
+def _AskTellGridSampler(*args: Any, **kwargs: Any) -> Any:  # noqa: N802 (a class built on first use)
+    return _grid_sampler_class()(*args, **kwargs)
 
 
 def make_pruner(spec: StudySpec, base: Preset) -> Any:
@@ -104,6 +127,21 @@ def visible_gpus() -> list[str]:
     except (OSError, subprocess.SubprocessError):
         return []
     return [str(i) for i, line in enumerate(out.splitlines()) if line.startswith("GPU ")]
+
+
+def gpu_free_bytes(gpu: str) -> int | None:
+    """Free memory of one GPU (an index as in CUDA_VISIBLE_DEVICES) through NVML; None when unknown."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        try:
+            handle = pynvml.nvmlDeviceGetHandleByIndex(int(gpu))
+            return int(pynvml.nvmlDeviceGetMemoryInfo(handle).free)
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:  # no NVML, a UUID instead of an index, no driver: no figure
+        return None
 
 
 # -- a trial in flight ---------------------------------------------------------------------------
@@ -163,6 +201,8 @@ class StudyEngine:
         self.root = root
         self.storage_url = storage_url
         self.target = trials or spec.trials
+        if spec.sampler == "grid":  # each grid point once (Optuna's GridSampler repeats points once all started)
+            self.target = min(self.target, spec.grid_size())
         self.parallel = parallel or spec.parallel
         self.console = console
         self.poll_s = poll_s
@@ -177,7 +217,9 @@ class StudyEngine:
         self._stop_attr_seen: Any = None
         self._last_check = 0.0
         self._counts = Counts()
-        self.grid_done = False
+        self._trials_cache: list[Any] = []
+        self._trials_at = 0.0
+        self._dirty = True
 
     # -- output ----------------------------------------------------------------------------------
 
@@ -215,6 +257,9 @@ class StudyEngine:
         else:
             self.study = optuna.load_study(study_name=self.name, storage=storage,
                                            sampler=make_sampler(self.spec), pruner=make_pruner(self.spec, self.base))
+        asked = len(self.study.get_trials(deepcopy=False))
+        if asked:
+            self.study.sampler = make_sampler(self.spec, asked)
         atomic_write_text(sdir / "study.toml", self.spec.text)
         atomic_write_text(sdir / "base.toml", base_text)
         self._stop_attr_seen = self.study.user_attrs.get(st.STOP_ATTR)
@@ -231,6 +276,10 @@ class StudyEngine:
         if self.study is None:
             self.open()
         self.recover()
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            # a batch system's SIGTERM stops the study as Ctrl-C does (trials checkpoint, stay resumable)
+            previous = signal.signal(signal.SIGTERM, lambda *_: self.request_stop())
         try:
             while True:
                 self._check_stop()
@@ -247,6 +296,9 @@ class StudyEngine:
                 time.sleep(self.poll_s)
         except KeyboardInterrupt:
             self.stopping = True
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
         if self.stopping:
             self.stop_all()
         self._update_counts()
@@ -276,6 +328,9 @@ class StudyEngine:
         ``study run`` resumes them."""
         from ..launch import stop_trainer
 
+        if any(job.current is not None for job in self.jobs):
+            self.say("stopping: running trials finish their step and write a checkpoint (Ctrl-C again to leave "
+                     "them running)")
         for job in self.jobs:
             if job.current is not None:
                 stop_trainer(job.current.proc or job.current.run_dir, run_dir=job.current.run_dir)
@@ -305,11 +360,17 @@ class StudyEngine:
 
     # -- asking and starting ---------------------------------------------------------------------
 
-    def _trials(self) -> list[Any]:
-        return self.study.get_trials(deepcopy=False)
+    def _trials(self, fresh: bool = False) -> list[Any]:
+        """The study's trials, read from the storage at most once a second (a database is a network
+        round trip) unless ``fresh`` or this controller just asked or told."""
+        now = time.monotonic()
+        if fresh or self._dirty or now - self._trials_at > 1.0:
+            self._trials_cache = self.study.get_trials(deepcopy=False)
+            self._trials_at, self._dirty = now, False
+        return self._trials_cache
 
     def _may_ask(self) -> bool:
-        if self.stopping or self.grid_done:
+        if self.stopping:
             return False
         from optuna.trial import TrialState
 
@@ -332,36 +393,40 @@ class StudyEngine:
 
     def _memory_allows(self) -> bool:
         """Never more trainers than memory holds: the next one starts when the running ones leave room
-        for the base preset's estimate (a sampled config is checked again before it starts)."""
+        for the base preset's estimate on the device it would get (host RAM on CPU, the next GPU's free
+        memory through NVML on CUDA; no figure, no limit)."""
         if not self.jobs:
             return True
         need = self._estimate_bytes(self.base)
-        free = available_memory_bytes() if not self.gpus else None
+        if self.gpus:
+            free = gpu_free_bytes(self.gpus[self._gpu_turn % len(self.gpus)])
+        else:
+            free = available_memory_bytes()
         return need is None or free is None or need <= free
 
-    def _estimate_bytes(self, preset: Preset) -> int | None:
+    def _estimate_bytes(self, preset: Preset, device: str | None = "here") -> int | None:
+        """The memory estimate on the device this machine will train on ("here"), or with the preset's
+        own device and precision (None: what the preset's budget is about)."""
         try:
             from ..estimate import estimate
 
-            dev = "cuda" if self.gpus else "cpu"
+            dev = ("cuda" if self.gpus else "cpu") if device == "here" else device
             return estimate(preset, device=dev).total_bytes
-        except Exception:
+        except Exception:  # the estimate informs scheduling; a config it cannot size still gets to run
             return None
 
     def _start_trial(self) -> bool:
-        import optuna
         from optuna.trial import TrialState
 
         t_ask = time.time()
         trial = self.study.ask(self.spec.distributions())
+        self._dirty = True
         if trial.number >= self.target and not trial.user_attrs.get("baseline"):
-            counted = self._counted(self._trials())
+            counted = self._counted(self._trials(fresh=True))
             if len(counted) > self.target:  # another worker asked the last trial at the same moment
                 trial.set_user_attr("surplus", True)
                 self.study.tell(trial, state=TrialState.FAIL)
                 return False
-        if self.spec.sampler == "grid" and isinstance(self.study.sampler, optuna.samplers.GridSampler):
-            self.grid_done = self.study.sampler.is_exhausted(self.study)
         params = dict(trial.params)
         trial.set_user_attr("host", self.host)
         trial.set_user_attr("worker_pid", self.pid)
@@ -396,9 +461,10 @@ class StudyEngine:
         if errors:
             return "invalid configuration: " + "; ".join(f"{p.path}: {p.message}" for p in errors)
         budget_gib = self.spec.budget_gib or self.base.system.vram_budget_gib
-        need = self._estimate_bytes(preset)
+        need = self._estimate_bytes(preset, device=None)
         if budget_gib and need is not None and need > budget_gib * 2**30:
             return f"over budget: estimate {need / 2**30:.2f} GiB > {budget_gib:g} GiB"
+        need = self._estimate_bytes(preset)
         if need is not None and not self.gpus:
             try:
                 import psutil
@@ -416,6 +482,13 @@ class StudyEngine:
         if k is None:
             self._finish(job)
             return
+        try:
+            self._start_seed(job, k)
+        except (UserError, OSError) as e:  # a full disk, a run folder that cannot be made: this trial fails
+            where = f"{e.filename}: " if isinstance(e, OSError) and e.filename else ""
+            self._fail(job, f"cannot start seed {k}: {where}{getattr(e, 'strerror', None) or e}")
+
+    def _start_seed(self, job: Job, k: int) -> None:
         from ..launch import create_run, spawn_trainer
 
         run_id = job.runs.get(k)
@@ -554,6 +627,7 @@ class StudyEngine:
                  f"{_fmt_params(job.params)}")
 
     def _tell(self, job: Job, state: Any, value: float | None = None) -> None:
+        self._dirty = True
         if value is None:
             self.study.tell(job.trial, state=state)
         else:

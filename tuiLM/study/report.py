@@ -71,9 +71,15 @@ class Progress:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress as RP, TextColumn, TimeElapsedColumn, \
                 TimeRemainingColumn
 
-            self.rich = RP(TextColumn("[bold]{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
-                           TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-                           TextColumn("{task.fields[info]}"), console=console, refresh_per_second=4)
+            from rich.table import Column
+
+            fixed = lambda: Column(no_wrap=True)  # noqa: E731  (counts and times never cut; info gives way)
+            self.rich = RP(TextColumn("[bold]{task.description}", table_column=fixed()),
+                           BarColumn(bar_width=20 if console.width >= 120 else 8), MofNCompleteColumn(table_column=fixed()),
+                           TimeElapsedColumn(table_column=fixed()), TextColumn("eta", table_column=fixed()),
+                           TimeRemainingColumn(table_column=fixed()),
+                           TextColumn("{task.fields[info]}", table_column=Column(no_wrap=True, overflow="ellipsis")),
+                           console=console, refresh_per_second=4)
             self.task = self.rich.add_task("trials", total=target, info="")
 
     def say(self, text: str) -> None:
@@ -112,7 +118,7 @@ def run_engine(engine: Any, console: Console, create: bool = True) -> int:
     where = engine.storage_url and st._redact(engine.storage_url) or str(st.study_dir(engine.name, engine.root) / st.JOURNAL)
     console.print(f"study [bold]{engine.name}[/] · {engine.target} trials x {spec.seeds} seed"
                   f"{'s' if spec.seeds != 1 else ''} · {spec.sampler} + {spec.pruner} · parallel {engine.parallel} · "
-                  f"{spec.objective} · storage {where}", highlight=False)
+                  f"{spec.objective} · storage {where}", highlight=False, soft_wrap=True)
     progress = Progress(console, engine.target, spec.objective)
     engine._say = progress.say
     try:
@@ -126,7 +132,7 @@ def run_engine(engine: Any, console: Console, create: bool = True) -> int:
         "no trial completed"
     state = "stopped" if engine.stopping else "finished"
     console.print(f"study {engine.name} {state}: {counts.complete} done · {counts.pruned} pruned · "
-                  f"{counts.failed} failed · {counts.running} running · {best}", highlight=False)
+                  f"{counts.failed} failed · {counts.running} running · {best}", highlight=False, soft_wrap=True)
     if engine.stopping:
         console.print("continue it with the same `tuilm study run` (or `tuilm study worker`)", highlight=False)
     console.print(f"details: tuilm study show {engine.name}"
