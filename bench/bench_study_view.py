@@ -151,6 +151,17 @@ async def measure(root: Path, size: tuple[int, int], repeats: int) -> dict[str, 
             "resort_ms": statistics.median(resort) * 1e3}
 
 
+def reference_ms() -> float:
+    """A fixed pure-Python workload timed in the same run (compare it between runs of this bench): how
+    loaded the machine was while the figures above were taken."""
+    times = []
+    for _ in range(5):
+        t = time.perf_counter()
+        sum(i * i for i in range(500_000))
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1e3
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--trials", type=int, default=500)
@@ -173,11 +184,13 @@ def main() -> None:
             warm.append(time.perf_counter() - t)
         print(f"worker snapshot (storage read + statistics + top-k curves): cold {cold * 1e3:.0f} ms, "
               f"warm {statistics.median(warm) * 1e3:.0f} ms (off the UI thread)")
+        print(f"reference workload: {reference_ms():.1f} ms (the load on the machine; see reference_ms)")
         for size in ((160, 48), (80, 24)):
             r = asyncio.run(measure(root, size, args.repeats))
             print(f"study view at {size[0]}x{size[1]}, {r['rows']} trials: live redraw (new snapshot) median "
                   f"{r['redraw_ms']:.1f} ms, max {r['redraw_max_ms']:.1f} ms (goal: at most 50 ms); "
                   f"re-sort of every row + redraw median {r['resort_ms']:.1f} ms")
+            print(f"reference workload: {reference_ms():.1f} ms")
 
 
 if __name__ == "__main__":
