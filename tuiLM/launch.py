@@ -119,7 +119,9 @@ def trainer_command(run_dir: str | Path, nproc: int = 1, resume: bool = False) -
             *tail]
 
 
-def spawn_trainer(run_dir: str | Path, nproc: int = 1, resume: bool = False) -> subprocess.Popen:
+def spawn_trainer(run_dir: str | Path, nproc: int = 1, resume: bool = False,
+                  env_extra: dict[str, str] | None = None) -> subprocess.Popen:
+    """``env_extra``: variables for the trainer only (a study gives each trial its CUDA_VISIBLE_DEVICES)."""
     run_dir = Path(run_dir)
     if not (run_dir / PRESET).is_file():
         raise UserError(f"{run_dir}: not a run directory (no {PRESET})")
@@ -129,6 +131,7 @@ def spawn_trainer(run_dir: str | Path, nproc: int = 1, resume: bool = False) -> 
     env["PYTHONUNBUFFERED"] = "1"
     # The trainer must import this same tuiLM even when it is not installed (a source checkout).
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_ROOT), env.get("PYTHONPATH", "")) if p)
+    env.update(env_extra or {})
     with open(run_dir / STDOUT, "ab") as log:
         proc = subprocess.Popen(trainer_command(run_dir, nproc, resume), stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True, env=env)
