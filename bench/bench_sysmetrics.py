@@ -17,8 +17,10 @@ a round (adjacent blocks see nearly the same machine), per wall second and per C
 process (the sink's thread included). ``--log-every 1`` is the worst case: the default preset logs
 every 10 steps, so the per-event cost is spread 10x thinner there.
 
-It also times the two pieces directly (median over many calls): one SystemSampler.sample() and one
-put() into the sink, as a share of one training step: that figure resolves far below the A/A noise.
+It also times the pieces directly (median over many calls), as a share of one training step of the
+same run: one SystemSampler.sample() and one put() into the sink (what the loop pays), and one train
+event written to TensorBoard by the sink's thread (TBWriter.write: CPU the thread spends, on another
+core when there is one). These resolve far below the A/A noise. ``--rounds 0`` times only these.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ import torch  # noqa: E402
 
 from tuiLM.config.load import default_preset  # noqa: E402
 from tuiLM.events import EventWriter  # noqa: E402
-from tuiLM.export import MirroredWriter, TensorBoardSink, preset_hparams  # noqa: E402
+from tuiLM.export import MirroredWriter, TBWriter, TensorBoardSink, preset_hparams  # noqa: E402
 from tuiLM.launch import create_run  # noqa: E402
 from tuiLM.runs import EVENTS  # noqa: E402
 from tuiLM.train.sysmetrics import SystemSampler  # noqa: E402
@@ -123,12 +125,22 @@ def main() -> None:
                 results[mode].append(block(trainer, args.block, args.log_every, mode in ("sys", "sys+tb")))
             print(f"round {r + 1}: " + "  ".join(f"{m} {results[m][-1][0]:,.0f}" for m in MODES), file=sys.stderr,
                   flush=True)
-        # the pieces on their own
+        # the pieces on their own, against the step time of this run
+        if not results["off"]:
+            results["off"].append(block(trainer, args.block, args.log_every, False))
         step_s = 1 / statistics.median(x[0] for x in results["off"]) * trainer.tokens_per_step
         sampler = SystemSampler(torch.device("cpu"))
         sample_us = median_us(sampler.sample)
-        ev = {"v": 1, "kind": "train", "time": time.time(), "step": 1, "loss": 1.0, "tokens_per_s": 1.0}
+        ev = {"v": 1, "kind": "train", "time": time.time(), "step": 1, "tokens": 2048, "loss": 1.0, "lr": 1e-3,
+              "grad_norm": 1.0, "tokens_per_s": 1.0, "dt_ms": 1.0, "mem_gib": 0.3, "flops_per_s": 1e9, "mfu": 0.01,
+              **sampler.sample()}
         put_us = median_us(lambda: sink.put(ev), n=1000)
+        from tensorboardX import SummaryWriter
+
+        tbw = TBWriter(SummaryWriter(logdir=str(root / "tb-direct"), flush_secs=5, max_queue=100), {})
+        counter = iter(range(10**9))
+        write_us = median_us(lambda: tbw.write({**ev, "step": next(counter)}), n=500)
+        tbw.w.close()
         trainer.writer = mirrored
         mirrored.close()
         dropped, error = sink.dropped, sink.error
@@ -138,8 +150,10 @@ def main() -> None:
           f"block={args.block} steps rounds={args.rounds}; sink dropped {dropped} events, error {error}")
     print(f"one step {1000 * step_s:.2f} ms; SystemSampler.sample() {sample_us:.0f} us "
           f"({100 * sample_us / 1e6 / step_s:.3f} % of a step); sink.put() {put_us:.1f} us "
-          f"({100 * put_us / 1e6 / step_s:.4f} % of a step); per train event, so divide by log_every")
-    for i, clock in enumerate(("wall", "CPU-time")):
+          f"({100 * put_us / 1e6 / step_s:.4f} % of a step); sink thread's TBWriter.write() of a {len(ev) - 4}-field "
+          f"train event {write_us:.0f} us ({100 * write_us / 1e6 / step_s:.3f} % of a step); all per train event, "
+          f"so divide by log_every")
+    for i, clock in enumerate(("wall", "CPU-time") if args.rounds else ()):
         off = [x[i] for x in results["off"]]
         for mode in ("sys", "sys+tb", "off'"):
             ratios = sorted(x[i] / o for x, o in zip(results[mode], off))
