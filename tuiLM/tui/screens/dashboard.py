@@ -381,12 +381,8 @@ class DashboardScreen(Screen):
                 t.append(" tok/s", style="dim")
             mfu = run.last("train", "mfu")
             if mfu is not None and math.isfinite(mfu):
-                if self.size.width >= 100:
-                    t.append("  MFU ", style="dim")
-                    t.append(f"{mfu:.1%}")
-                else:  # 80 columns: the whole line still fits
-                    t.append(f" {mfu:.0%}")
-                    t.append(" MFU", style="dim")
+                t.append("  MFU ", style="dim")
+                t.append(f"{mfu:.1%}")
             mem = run.last("train", "mem_gib")
             if mem is not None and mem > 0:
                 t.append("  mem ", style="dim")
