@@ -10,7 +10,8 @@ the batch generator and every RNG, so on CPU it ends bitwise where an uninterrup
 
 Events (beyond events.REQUIRED; ``step`` always counts completed optimizer steps):
   run_start  + torch, device_name, dtype, estimate {...}, grad_accum, seq_len, device_batch_size,
-             vocab_size, arch, preset_name, resumed, compile; corpus = {source, path, files, bytes,
+             vocab_size, arch, preset_name, resumed, compile, elapsed_before_s (training time of the
+             earlier attempts, so readers show the total after a resume); corpus = {source, path, files, bytes,
              fingerprint, train_tokens, val_tokens, tokenizer, vocab_size}
   train      every train.log_every steps and at the last: + mem_gib; loss = mean over the step's
              micro-batches and ranks; grad_norm before clipping; tokens_per_s and dt_ms over the
@@ -455,7 +456,8 @@ class Trainer:
                   tokens_per_step=self.tokens_per_step, grad_accum=self.accum, seq_len=p.data.seq_len,
                   device_batch_size=p.train.device_batch_size, corpus=self.corpus.info, vocab_size=self.vocab_size,
                   arch=p.model.arch, preset_name=_preset_name(self.run_dir, p), pid=os.getpid(), step=self.step,
-                  resumed=self.resume and self.step > 0, compile=p.system.compile)
+                  resumed=self.resume and self.step > 0, compile=p.system.compile,
+                  elapsed_before_s=round(self.elapsed_before, 3))
         self.say(f"{p.model.arch}: {n_params:,} parameters, vocab {self.vocab_size}, {self.device} {self.dtype}, "
                  f"world {self.info.world}, {self.tokens_per_step:,} tokens/step (accumulation {self.accum}), "
                  f"corpus {self.corpus.info['fingerprint']} ({self.corpus.train_tokens:,} train / "
