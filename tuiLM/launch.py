@@ -73,7 +73,7 @@ def create_run(preset: Any, name: str | None = None, root: str | Path | None = N
     if problems:
         raise UserError("the preset has errors:\n" + "\n".join(f"  {p}" for p in problems))
     run_name = check_run_name(preset.run.name if name is None else name)
-    preset = _absolute_paths(preset)
+    preset = _record_tokenizer(_absolute_paths(preset))
     run_dir = new_run_dir(run_name, root)
     header = "Frozen, fully resolved preset of this run (written at start; reproduces it)."
     if preset.source is not None:
@@ -102,6 +102,16 @@ def _absolute_paths(preset: Any) -> Any:
                 changes[key] = str(candidate.resolve()) if candidate.exists() else str(candidate)
                 break
     return preset.with_values(changes) if changes else preset
+
+
+def _record_tokenizer(preset: Any) -> Any:
+    """A nanoGPT folder with a meta.pkl trains on its character vocabulary whatever data.tokenizer
+    says (byte is the default): the frozen preset records what is really used."""
+    if preset.data.source != "nanogpt" or preset.data.tokenizer != "byte":
+        return preset
+    if not (Path(preset.data.path).expanduser() / "meta.pkl").is_file():
+        return preset
+    return preset.with_values({"data.tokenizer": "char"})
 
 
 def trainer_command(run_dir: str | Path, nproc: int = 1, resume: bool = False) -> list[str]:
