@@ -131,7 +131,8 @@ def _summary(tmp_path: Path, end: dict | None, **state) -> tuple[int, str]:
 
     out = Console(file=io.StringIO(), width=80, force_terminal=False)
     st = {"max_steps": 10, "step": 10, "start_step": 0, "loss": None, "val_bpb": None, "best_bpb": None,
-          "best_loss": None, "tps": None, "end": end, "t0": time.monotonic(), "elapsed_before": 0.0, **state}
+          "best_loss": None, "tps": None, "end": end, "t0": time.monotonic(), "elapsed_before": 0.0, "mfu": None,
+          "perf": [], **state}
     code = _final(tmp_path / "run-1", st, 0, out)
     return code, out.file.getvalue().replace(str(tmp_path), "TMP")
 
