@@ -106,6 +106,7 @@ async def test_number_keys_reach_both_lists_from_every_screen(tmp_path):
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("n")
         await wait_for(pilot, lambda: app.screen is editor, what="kept editing")
+        await pilot.pause(0.3)  # let the last key events drain before the app shuts down
 
 
 @aio
