@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from ..runs import EVENTS, PIDFILE, PRESET, STDOUT, pid_alive
+from ..runs import EVENTS, LOCKFILE, PIDFILE, PRESET, STDOUT, lock_held
 from .eventload import (CHUNK, OVERVIEW_MIN_BYTES, PARALLEL_MIN_BYTES, Chunk, ChunkTail, ParallelParse, Signature,
                         complete_end, overview_ranges, parse_chunk, read_lines)
 from .series import BlockCache, EmaCache, Table
@@ -402,13 +402,10 @@ class RunData:
                 self.alive = False
             else:
                 self.alive = True
-        elif self.run_start is not None and self.run_end is None:
-            pid = self.run_start.get("pid")
-            try:
-                pid = int((self.path / PIDFILE).read_text().strip())
-            except (OSError, ValueError):
-                pass
-            self.alive = pid_alive(pid) if isinstance(pid, int) else None
+        elif self.run_end is None:  # runs.live_state's rule: the run's lock says whether a trainer lives
+            held = lock_held(self.path)
+            launched = self.run_start is not None or any((self.path / f).exists() for f in (LOCKFILE, PIDFILE))
+            self.alive = held if held is not None and (held or launched) else None
         if (self.alive, self.exit_code) != before:
             with self.lock:
                 self.meta_version += 1
@@ -422,6 +419,8 @@ class RunData:
         """new | running | completed | stopped | failed | dead (as runs.summarize)."""
         if self.run_end is not None:
             return str(self.run_end.get("status", "failed"))
+        if self._tail.error:
+            return "unreadable"
         if self.alive is False and self._read_to_end():
             return "dead"
         if self.run_start is not None:

@@ -30,9 +30,9 @@ from .dialogs import ConfirmScreen
 
 REFRESH_S = 2.0
 STATE_STYLE = {"running": "bold green", "completed": "cyan", "stopped": "yellow", "failed": "bold red",
-               "dead": "bold red", "new": "dim", "starting": "green"}
+               "dead": "bold red", "new": "dim", "starting": "green", "unreadable": "bold red"}
 STATE_ICON = {"running": "●", "completed": "✓", "stopped": "■", "failed": "✗", "dead": "✗", "new": "○",
-              "starting": "◌"}
+              "starting": "◌", "unreadable": "!"}
 
 
 def fmt_age(seconds: float) -> str:
