@@ -373,7 +373,6 @@ def test_stop_command_stops_the_proven_trainer(tmp_path, capsys):
         main(["stop", str(run_dir), "--wait", "120"])
     assert e.value.code == 0, capsys.readouterr()
     assert proc.wait(timeout=60) == 0
-    assert (run_dir / "stop_request").read_text().split("\n")[0] == "stopped"
     end = [e for e in read_events(run_dir / EVENTS) if e["kind"] == "run_end"][-1]
     assert end["status"] == "stopped"
 

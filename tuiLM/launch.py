@@ -19,8 +19,10 @@ the only interface between it and the console. Public API (used by the CLI and t
     stderr appended to ``RUN_DIR/stdout.log``, its pid written to ``RUN_DIR/trainer.pid``. Returns at
     once; watch ``RUN_DIR/events.jsonl`` (``events.EventTail``) for progress and ``run_end``.
 
-``stop_trainer(target, wait=0.0) -> bool``
-    ``target`` is a run directory or the ``Popen``. Sends SIGTERM to the trainer (under torchrun: to
+``stop_trainer(target, wait=0.0, status="stopped", reason="", run_dir=None) -> bool``
+    ``target`` is a run directory or the ``Popen``. ``status`` "pruned" (with ``reason``) is written to
+    ``RUN_DIR/stop_request`` first (``run_dir`` names the directory when ``target`` is a Popen), so the
+    trainer ends ``run_end(pruned)`` instead of ``stopped``. Sends SIGTERM to the trainer (under torchrun: to
     each rank): it finishes its current step, writes a checkpoint and ``run_end(stopped)``, and exits 0.
     ``wait > 0`` waits up to that many seconds for the process to exit. Returns False when no live
     trainer was found.
@@ -55,7 +57,7 @@ from .errors import UserError
 from .events import EventTail, to_float
 from .runs import (CHECKPOINTS, EVENTS, LOCKFILE, PIDFILE, PRESET, STDOUT, STOP_REQUEST, acquire_run_lock,
                    check_run_name, identity_of, new_run_dir, proven_trainer, read_identity, record_death,
-                   record_identity, trainer_running, write_error_message)
+                   record_identity, trainer_running, write_error_message, write_stop_request)
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 _POLL_S = 0.2
@@ -128,8 +130,6 @@ def spawn_trainer(run_dir: str | Path, nproc: int = 1, resume: bool = False) -> 
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_ROOT), env.get("PYTHONPATH", "")) if p)
         env[LOCK_FD_ENV] = str(fd)
         try:
-            for name in (STOP_REQUEST,):  # a request meant for an earlier trainer of this run
-                (run_dir / name).unlink(missing_ok=True)
             log = open(run_dir / STDOUT, "ab")
         except OSError as e:
             raise UserError(write_error_message(e, run_dir / STDOUT)) from None
@@ -178,41 +178,34 @@ def _run_dir_of(proc: subprocess.Popen) -> Path | None:
     return None
 
 
-def write_stop_request(run_dir: Path, status: str, reason: str = "") -> None:
-    """RUN_DIR/stop_request: the end status the trainer should write when it stops (then a reason)."""
-    from .config.write import atomic_write_text
-
-    try:
-        atomic_write_text(run_dir / STOP_REQUEST, status + ("\n" + reason if reason else "") + "\n")
-    except OSError as e:
-        raise UserError(write_error_message(e, run_dir / STOP_REQUEST)) from None
-
-
 def stop_trainer(target: str | Path | subprocess.Popen, wait: float = 0.0, status: str = "stopped",
-                 reason: str = "") -> bool:
-    """SIGTERM this run's trainer (each rank under torchrun) after writing the stop request.
+                 reason: str = "", run_dir: str | Path | None = None) -> bool:
+    """SIGTERM this run's trainer (each rank under torchrun), after writing RUN_DIR/stop_request when
+    ``status``/``reason`` ask for more than a plain stop (runs.write_stop_request; e.g. ``pruned``).
 
-    ``target`` is a run directory or the ``Popen`` this process spawned. A signal only ever goes to a
-    process proved to be the run's trainer (runs.proven_trainer: the run's lock is held and the pid
-    recorded by its holder still has the start time recorded), or to our own unreaped child. Returns
-    False when no such trainer is running."""
+    ``target`` is a run directory or the ``Popen`` this process spawned (then ``run_dir`` names its
+    run; found from its command line when omitted). A signal only ever goes to a process proved to
+    be the run's trainer (runs.proven_trainer: the run's lock is held and the pid recorded by its
+    holder still has the recorded start time), or to our own unreaped child. Returns False when no
+    such trainer is running; nothing is written then."""
     if isinstance(target, subprocess.Popen):
         if target.poll() is not None:
             return False
         pid: int = target.pid  # our child, not reaped yet: its pid cannot have been reused
-        run_dir = _run_dir_of(target)
+        run_dir = Path(run_dir) if run_dir is not None else _run_dir_of(target)
     else:
         run_dir = Path(target)
         ident = proven_trainer(run_dir)
         if ident is None:
             return False
         pid = ident.pid
-    if run_dir is not None:
+    if status != "stopped" or reason:
+        if run_dir is None:
+            raise ValueError("stop_trainer: a stop status other than 'stopped' needs the run directory")
         try:
             write_stop_request(run_dir, status, reason)
-        except UserError:
-            if status != "stopped":  # the trainer would end with the wrong status: say so, send nothing
-                raise
+        except OSError as e:  # the trainer would end with the wrong status: say so, signal nothing
+            raise UserError(write_error_message(e, run_dir / STOP_REQUEST)) from None
     try:
         for target_pid in _trainer_pids(pid):
             os.kill(target_pid, signal.SIGTERM)
@@ -473,7 +466,7 @@ def _final(run_dir: Path, state: dict[str, Any], code: int, console: Any) -> int
         record_death(run_dir, reason)
     else:
         status, reason = end.get("status", "failed"), end.get("reason", "")
-    colour = {"completed": "green", "stopped": "yellow"}.get(status, "red")
+    colour = {"completed": "green", "stopped": "yellow", "pruned": "magenta"}.get(status, "red")
     parts = [f"[bold {colour}]{status}[/] at step {state['step']}/{state['max_steps']}"]
     best = (end or {}).get("best_val_bpb", state["best_bpb"])
     if _num(best) is not None:

@@ -49,8 +49,8 @@ def print_preset_list(extra: list[Path], console: Console) -> None:
 
 # -- runs ----------------------------------------------------------------------------------------
 
-_STATE_STYLE = {"completed": "green", "running": "cyan", "stopped": "yellow", "failed": "red", "dead": "red",
-                "new": "dim", "unreadable": "red"}
+_STATE_STYLE = {"completed": "green", "running": "cyan", "stopped": "yellow", "pruned": "magenta", "failed": "red",
+                "dead": "red", "new": "dim", "unreadable": "red"}
 
 
 def _fmt(value: object, digits: int = 4) -> str:

@@ -34,6 +34,7 @@ STATUS_LOADING_S = 0.5  # while a long file loads: only the status line (progres
 UI_CPU_BUDGET = 0.10  # live redraws wait while the UI thread has used more than 10 % of a core
 REDRAW_MAX_WAIT_S = 2.0  # ...but never longer than this
 STATE_STYLE = {"running": "bold green", "completed": "bold cyan", "stopped": "bold yellow",
+               "pruned": "bold magenta",
                "failed": "bold white on red", "dead": "bold white on red", "new": "dim", "starting": "green"}
 
 
@@ -147,7 +148,7 @@ class DashboardScreen(Screen):
         if action == "stop":
             return self.runs[0].state in ("running", "starting")
         if action == "resume":
-            return self.runs[0].state in ("stopped", "failed", "dead")
+            return self.runs[0].state in ("stopped", "pruned", "failed", "dead")
         return True
 
     # -- data flow -----------------------------------------------------------------------------------
@@ -601,7 +602,7 @@ class DashboardScreen(Screen):
             state = self.runs[0].state
             if state in ("running", "starting"):
                 cmds.append(("Stop run", "Checkpoint, then stop (s)", self.action_stop))
-            if state in ("stopped", "failed", "dead"):
+            if state in ("stopped", "pruned", "failed", "dead"):
                 cmds.append(("Resume run", "Continue from the last checkpoint (r)", self.action_resume))
         return cmds
 

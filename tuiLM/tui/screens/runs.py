@@ -29,10 +29,10 @@ from ..runsummary import FastSummary
 from .dialogs import ConfirmScreen
 
 REFRESH_S = 2.0
-STATE_STYLE = {"running": "bold green", "completed": "cyan", "stopped": "yellow", "failed": "bold red",
-               "dead": "bold red", "new": "dim", "starting": "green", "unreadable": "bold red"}
-STATE_ICON = {"running": "●", "completed": "✓", "stopped": "■", "failed": "✗", "dead": "✗", "new": "○",
-              "starting": "◌", "unreadable": "!"}
+STATE_STYLE = {"running": "bold green", "completed": "cyan", "stopped": "yellow", "pruned": "magenta",
+               "failed": "bold red", "dead": "bold red", "new": "dim", "starting": "green", "unreadable": "bold red"}
+STATE_ICON = {"running": "●", "completed": "✓", "stopped": "■", "pruned": "✂", "failed": "✗", "dead": "✗",
+              "new": "○", "starting": "◌", "unreadable": "!"}
 
 
 def fmt_age(seconds: float) -> str:
@@ -240,7 +240,7 @@ class RunsScreen(Screen):
     def action_resume(self) -> None:
         key = self._cursor_key()
         row = self.rows.get(key or "")
-        if row is None or row.summary.state not in ("stopped", "failed", "dead"):
+        if row is None or row.summary.state not in ("stopped", "pruned", "failed", "dead"):
             self.notify("Select a stopped, failed or dead run to resume", severity="warning")
             return
         self.app.resume_run(row.path)
