@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from tuiLM.events import EventTail, EventWriter, read_events, validate_event
-from tuiLM.runs import (acquire_run_lock, EVENTS, PIDFILE, PRESET, RunError, check_run_name, find_run, list_runs, new_run_dir,
+from tuiLM.runs import (EVENTS, PIDFILE, PRESET, RunError, acquire_run_lock, check_run_name, find_run, list_runs, new_run_dir,
                         summarize)
 
 

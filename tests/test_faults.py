@@ -409,3 +409,47 @@ def test_a_trainer_killed_before_its_run_start_is_dead_not_new(tmp_path):
     assert not [e for e in read_events(run_dir / EVENTS) if e["kind"] == "run_start"]
     assert summarize(run_dir).state == "dead"
     assert FastSummary(run_dir).update().state == "dead"
+
+
+def test_a_failed_resume_leaves_a_completed_run_completed(reference, tmp_path):
+    """The resume fails before its run_start (a truncated checkpoint): the run keeps its completed
+    state and figures instead of becoming `failed 0/16`; the reason is logged."""
+    import shutil
+
+    from tuiLM.runs import summarize
+    from tuiLM.train.checkpoint import latest_checkpoint
+
+    run_dir = tmp_path / reference.name
+    shutil.copytree(reference, run_dir)
+    ckpt = latest_checkpoint(run_dir / CHECKPOINTS)
+    ckpt.write_bytes(ckpt.read_bytes()[:1000])
+    assert spawn_trainer(run_dir, resume=True).wait(timeout=300) == 1
+    s = summarize(run_dir)
+    assert (s.state, s.step, s.max_steps) == ("completed", 16, 16)
+    last = read_events(run_dir / EVENTS)[-1]
+    assert last["kind"] == "log" and last["level"] == "error" and ckpt.name in last["message"]
+
+
+def test_resume_on_a_full_disk_names_the_file_and_leaves_nothing_running(reference, tmp_path, small_disk, capsys):
+    import shutil
+
+    from tuiLM.cli import main
+    from tuiLM.runs import trainer_running
+
+    disk = small_disk(tmp_path / "disk", "2m")
+    run_dir = disk / reference.name
+    shutil.copytree(reference, run_dir, ignore=shutil.ignore_patterns("*.pt"))
+    with open(disk / "filler", "wb", buffering=0) as fh:  # fill the file system to the last block
+        try:
+            while True:
+                fh.write(b"\0" * 4096)
+        except OSError:
+            pass
+    before = read_events(run_dir / EVENTS)
+    with pytest.raises(SystemExit) as e:
+        main(["resume", str(run_dir)])
+    err = capsys.readouterr().err
+    assert e.value.code == 1 and "Traceback" not in err
+    assert "No space left on device while writing" in err and str(run_dir) in err.replace("\n", "")
+    assert not trainer_running(run_dir)
+    assert read_events(run_dir / EVENTS) == before
