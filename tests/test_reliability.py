@@ -5,23 +5,19 @@ gives a clear message naming the file, never a traceback, and never a half-track
 from __future__ import annotations
 
 import errno
-import io
-import json
 import os
 import pickle
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from rich.console import Console
 
 from tuiLM.cli import main
 from tuiLM.config.load import PresetError, load, load_text
 from tuiLM.events import EventTail, EventWriter, read_events
 from tuiLM.launch import create_run
-from tuiLM.runs import EVENTS, PRESET, STDOUT, summarize, trainer_running
+from tuiLM.runs import EVENTS, trainer_running
 
 from .conftest import ROOT, TINY_GPT, make_preset
 

@@ -186,11 +186,16 @@ class EventWriter:
 
     def write(self, kind: str, **fields: Any) -> dict[str, Any]:
         event = {"v": SCHEMA_VERSION, "kind": kind, "time": round(time.time(), 3), **fields}
-        self._fh.write(json.dumps(_clean(event), separators=(",", ":")) + "\n")
-        self._fh.flush()
-        if kind in ("run_end", "checkpoint") or time.monotonic() - self._last_sync > self._fsync_every:
-            os.fsync(self._fh.fileno())
-            self._last_sync = time.monotonic()
+        try:
+            self._fh.write(json.dumps(_clean(event), separators=(",", ":")) + "\n")
+            self._fh.flush()
+            if kind in ("run_end", "checkpoint") or time.monotonic() - self._last_sync > self._fsync_every:
+                os.fsync(self._fh.fileno())
+                self._last_sync = time.monotonic()
+        except OSError as e:  # a full disk: the message must name the file (a file object's error does not)
+            if e.filename is None:
+                e.filename = str(self.path)
+            raise
         return event
 
     def close(self) -> None:

@@ -56,7 +56,7 @@ from typing import Any
 from .errors import UserError
 from .events import EventTail, to_float
 from .runs import (CHECKPOINTS, EVENTS, LOCKFILE, PIDFILE, PRESET, STDOUT, STOP_REQUEST, acquire_run_lock,
-                   check_run_name, identity_of, new_run_dir, proven_trainer, read_identity, record_death,
+                   check_run_name, identity_of, new_run_dir, proven_trainer, record_death,
                    record_identity, trainer_running, write_error_message, write_stop_request)
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
@@ -142,7 +142,8 @@ def spawn_trainer(run_dir: str | Path, nproc: int = 1, resume: bool = False) -> 
         except OSError as e:
             _kill_group(proc)
             proc.wait()
-            raise UserError(write_error_message(e) + " (the trainer was not started)") from None
+            where = e.filename or run_dir / LOCKFILE  # os.pwrite on the lock file names no file
+            raise UserError(write_error_message(e, where) + " (the trainer was not started)") from None
     finally:
         os.close(fd)  # the trainer holds its own copy of the locked file for its whole life
     return proc
@@ -157,11 +158,6 @@ def _write_pidfile(run_dir: Path, pid: int) -> None:
         if e.filename is None:
             e.filename = str(run_dir / PIDFILE)
         raise
-
-
-def _read_pid(run_dir: Path) -> int | None:
-    ident = read_identity(run_dir)
-    return ident.pid if ident else None
 
 
 def trainer_alive(run_dir: str | Path) -> bool:

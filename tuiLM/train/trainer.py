@@ -606,7 +606,7 @@ def own_run(run_dir: Path) -> int | None:
         (run_dir / PIDFILE).write_text(f"{os.getpid()}\n")
     except OSError as e:
         os.close(fd)
-        raise RunError(write_error_message(e)) from None
+        raise RunError(write_error_message(e, e.filename or run_dir / LOCKFILE)) from None
     return fd
 
 
