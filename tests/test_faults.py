@@ -453,3 +453,22 @@ def test_resume_on_a_full_disk_names_the_file_and_leaves_nothing_running(referen
     assert "No space left on device while writing" in err and str(run_dir) in err.replace("\n", "")
     assert not trainer_running(run_dir)
     assert read_events(run_dir / EVENTS) == before
+
+
+def test_the_app_records_the_death_of_a_trainer_it_started(tmp_path):
+    """The app's loader sees its own trainer die by SIGKILL: it writes the run_end the trainer could
+    not, with the same reason as the headless watcher, and the run shows as failed."""
+    from tuiLM.tui.rundata import RunData
+
+    run_dir = create_run(make_preset({**FAULT_PRESET, "train.max_steps": 400}), name="appdeath", root=tmp_path)
+    proc = spawn_trainer(run_dir)
+    wait_for_step(run_dir, proc, 2)
+    rd = RunData(run_dir, proc)
+    rd.poll()
+    os.killpg(proc.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while rd.state != "failed" and time.monotonic() < deadline:
+        rd.poll()
+        time.sleep(0.1)
+    assert rd.state == "failed"
+    assert rd.run_end["reason"].startswith("killed (likely out of memory")

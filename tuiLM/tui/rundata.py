@@ -398,6 +398,8 @@ class RunData:
         if self.proc is not None:
             code = self.proc.poll()  # also reaps it: a zombie would still look alive to kill(0)
             if code is not None:
+                if self.exit_code is None and self.run_end is None:
+                    self._record_death(code)
                 self.exit_code = code
                 self.alive = False
             else:
@@ -411,6 +413,17 @@ class RunData:
                 self.meta_version += 1
             return True
         return False
+
+    def _record_death(self, code: int) -> None:
+        """The trainer this app started is gone: write the run_end it could not (launch's rule, the
+        same words as the headless watcher: a SIGKILL is reported as likely out of memory)."""
+        from ..launch import death_reason
+        from ..runs import record_death
+
+        try:
+            record_death(self.path, death_reason(self.path, code))
+        except Exception as e:  # the dashboard still shows the run as dead
+            self.logs.append(f"[warning] could not record the trainer's end ({e})")
 
     # -- reading (UI thread) -----------------------------------------------------------------------
 
