@@ -8,6 +8,7 @@ import io
 import json
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rich.console import Console
@@ -26,12 +27,13 @@ FIELDS = ["step", "tokens", "loss", "lr", "grad_norm", "tokens_per_s", "dt_ms", 
           "best_val_bpb", "mem_gib", "path", "source", "v", "kind", "mhc_amax"]
 scalars = (st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
            | st.floats(allow_nan=False, allow_infinity=False)
-           | st.sampled_from(["nan", "inf", "-inf", "NaN", "Infinity", "7", "", "completed", "failed", "1e999"])
+           | st.sampled_from(["nan", "inf", "-inf", "NaN", "Infinity", "7", "", "completed", "failed", "1e999",
+                              "[/]", "[bold]"])
            | st.text(max_size=6))
-values = st.recursive(scalars, lambda c: st.lists(c, max_size=3) | st.dictionaries(st.sampled_from(FIELDS), c,
-                                                                                   max_size=3), max_leaves=6)
-events = st.fixed_dictionaries({"kind": st.sampled_from(KINDS) | values},
-                               optional={f: values for f in FIELDS if f != "kind"})
+values = scalars | st.lists(scalars, max_size=2) | st.dictionaries(st.sampled_from(FIELDS), scalars, max_size=2)
+# an event: a kind (or something else in its place) and a few fields, each of any type
+events = st.builds(lambda kind, rest: {"kind": kind, **rest}, st.sampled_from(KINDS) | values,
+                   st.dictionaries(st.sampled_from(FIELDS), values, max_size=5))
 
 
 def _nested(depth: int, key: str | None) -> str:
@@ -42,7 +44,7 @@ def _nested(depth: int, key: str | None) -> str:
 lines = st.one_of(
     events.map(lambda e: json.dumps(e).encode()),
     events.map(lambda e: json.dumps(e).encode().replace(b"0", b"NaN", 1)),  # a non-JSON literal in a line
-    st.tuples(st.integers(1, 100_000), st.sampled_from([None, "x", "estimate", "step"])).map(
+    st.tuples(st.integers(1, 3000), st.sampled_from([None, "x", "estimate", "step"])).map(
         lambda t: _nested(*t).encode()),
     st.binary(max_size=40),
     st.sampled_from([b'{"kind":"train","step":"7","loss":1}', b'{"kind":"run_end","step":{},"status":"failed"}',
@@ -50,7 +52,7 @@ lines = st.one_of(
                      b'{"kind":"run_start","step":-1,"max_steps":1e308,"pid":1.5}',
                      b'{"kind":"train","step":1e400}', b'\xff\xfe{"kind":"log"}']),
 )
-files = st.tuples(st.lists(lines, min_size=1, max_size=8), st.binary(max_size=20)).map(
+files = st.tuples(st.lists(lines, min_size=1, max_size=5), st.binary(max_size=12)).map(
     lambda t: b"\n".join(t[0]) + b"\n" + t[1])
 
 
@@ -123,16 +125,19 @@ def _read_everything(run_dir: Path) -> None:
     report.print_run(run_dir, out2)
 
 
+@pytest.mark.slow
 @settings(max_examples=10_000, deadline=None, suppress_health_check=list(HealthCheck))
 @given(data=files)
 def test_fuzzed_events_never_break_a_reader(tmp_path_factory, data):
-    """10,000 examples through the decoding and folding of every reader (in memory where it can)."""
+    """10,000 examples through the decoding and folding of every reader (in memory where it can).
+    About 10 ms of CPU an example on the 2-core VM, most of it hypothesis drawing the example (the
+    readers take ~2.5 ms): ~1.5 min, kept because 10,000 is the issue's bar."""
     run_dir = tmp_path_factory.getbasetemp() / "fuzz-fast" / "run"
     run_dir.mkdir(parents=True, exist_ok=True)
     _fold_everything(data, run_dir)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
 @given(data=files)
 def test_fuzzed_events_files_never_break_a_reader(tmp_path_factory, data):
     """The same on real files, with the reports rendered (fewer examples: file reads, a RunData and
