@@ -201,8 +201,12 @@ def live_state(run_dir: str | Path, state: str) -> str:
         return state
     if held:
         return "running"
-    launched = (Path(run_dir) / LOCKFILE).exists() or (Path(run_dir) / PIDFILE).exists()
-    return "dead" if state == "running" or launched else state
+    return "dead" if state == "running" or was_launched(run_dir) else state
+
+
+def was_launched(run_dir: str | Path) -> bool:
+    """Whether a trainer was ever started on the run (its identity was recorded)."""
+    return read_identity(run_dir) is not None or (Path(run_dir) / PIDFILE).exists()
 
 
 def proven_trainer(run_dir: str | Path) -> TrainerIdentity | None:

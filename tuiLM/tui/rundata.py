@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from ..runs import EVENTS, LOCKFILE, PIDFILE, PRESET, STDOUT, lock_held
+from ..runs import EVENTS, PRESET, STDOUT, lock_held, was_launched
 from .eventload import (CHUNK, OVERVIEW_MIN_BYTES, PARALLEL_MIN_BYTES, Chunk, ChunkTail, ParallelParse, Signature,
                         complete_end, overview_ranges, parse_chunk, read_lines)
 from .series import BlockCache, EmaCache, Table
@@ -406,7 +406,7 @@ class RunData:
                 self.alive = True
         elif self.run_end is None:  # runs.live_state's rule: the run's lock says whether a trainer lives
             held = lock_held(self.path)
-            launched = self.run_start is not None or any((self.path / f).exists() for f in (LOCKFILE, PIDFILE))
+            launched = self.run_start is not None or was_launched(self.path)
             self.alive = held if held is not None and (held or launched) else None
         if (self.alive, self.exit_code) != before:
             with self.lock:
