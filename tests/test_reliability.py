@@ -17,7 +17,7 @@ from tuiLM.cli import main
 from tuiLM.config.load import PresetError, load, load_text
 from tuiLM.events import EventTail, EventWriter, read_events
 from tuiLM.launch import create_run
-from tuiLM.runs import EVENTS, trainer_running
+from tuiLM.runs import EVENTS, summarize, trainer_running
 
 from .conftest import ROOT, TINY_GPT, make_preset
 
@@ -295,7 +295,7 @@ def test_a_launch_that_cannot_record_its_trainer_stops_it(tmp_path, monkeypatch)
         launch.spawn_trainer(run_dir, resume=True)
     assert f"No space left on device while writing {run_dir / 'trainer.lock'}" in str(e.value)
     assert len(spawned) == 1 and spawned[0].poll() is not None  # killed and reaped
-    assert not trainer_running(run_dir)
+    assert not trainer_running(run_dir) and summarize(run_dir).state == "new"  # never started
     assert not [e for e in read_events(run_dir / EVENTS) if e.get("kind") == "run_start"]
 
 
