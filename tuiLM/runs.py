@@ -14,7 +14,6 @@ import fcntl
 import json
 import os
 import re
-import signal
 import socket
 import time
 from dataclasses import dataclass, field
@@ -294,18 +293,6 @@ def record_death(run_dir: str | Path, reason: str) -> bool:
         return False
     finally:
         os.close(fd)
-
-
-def signal_trainer(run_dir: str | Path, sig: int = signal.SIGTERM) -> TrainerIdentity | None:
-    """Send ``sig`` to this run's proven trainer (never to anything else); its identity, or None."""
-    ident = proven_trainer(run_dir)
-    if ident is None:
-        return None
-    try:
-        os.kill(ident.pid, sig)
-    except ProcessLookupError:
-        return None
-    return ident
 
 
 @dataclass
