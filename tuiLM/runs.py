@@ -132,6 +132,18 @@ def process_start_time(pid: int) -> int | None:
         return None
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether some process has this pid (any process: never the test of a trainer, see
+    trainer_running; a study uses it for its controller processes)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _is_zombie(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat", "rb") as fh:

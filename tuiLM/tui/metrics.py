@@ -48,6 +48,7 @@ class PanelSpec:
     log_default: bool = False
     mhc: bool = False
     optional: bool = False  # hidden while no run has a non-zero value (memory on a CPU run)
+    group: str = "core"  # "core" | "mhc" | "system": the dashboard shows groups as pages
 
 
 def _bands_val_bpb(_: dict[str, Any]) -> tuple[Band, ...]:
@@ -97,6 +98,28 @@ PANELS: tuple[PanelSpec, ...] = (
                Line(DG, "sinkhorn_row_err", "row", smooth=False, secondary=True)), _bands_sinkhorn,
               log_default=True, mhc=True),
 )
+
+# Hardware and throughput (train-event fields written by train/sysmetrics.py and the trainer's MFU):
+# all optional, since a CPU run has no GPU fields and a run without a known peak has no MFU.
+SYSTEM_PANELS: tuple[PanelSpec, ...] = (
+    PanelSpec("mfu", "MFU", (Line(TR, "mfu", "mfu"),), optional=True, group="system"),
+    PanelSpec("flops_per_s", "model FLOP/s", (Line(TR, "flops_per_s", "FLOP/s"),), optional=True, group="system"),
+    PanelSpec("gpu_util_pct", "GPU util %", (Line(TR, "gpu_util_pct", "util"),), optional=True, group="system"),
+    PanelSpec("gpu_mem_gib", "GPU memory GiB",
+              (Line(TR, "gpu_mem_used_gib", "used", smooth=False),
+               Line(TR, "cuda_reserved_gib", "reserved", smooth=False),
+               Line(TR, "cuda_max_alloc_gib", "peak alloc", smooth=False, secondary=True)), optional=True,
+              group="system"),
+    PanelSpec("gpu_power_w", "GPU power W", (Line(TR, "gpu_power_w", "power"),), optional=True, group="system"),
+    PanelSpec("gpu_temp_c", "GPU temp °C", (Line(TR, "gpu_temp_c", "temp", smooth=False),), optional=True,
+              group="system"),
+    PanelSpec("cpu_pct", "CPU % (100 = 1 core)", (Line(TR, "cpu_pct", "cpu"),), optional=True, group="system"),
+    PanelSpec("host_mem_gib", "memory GiB (host)",
+              (Line(TR, "rss_gib", "process", smooth=False),
+               Line(TR, "host_mem_used_gib", "host used", smooth=False, secondary=True)), optional=True,
+              group="system"),
+)
+PANELS = PANELS + SYSTEM_PANELS
 BY_KEY = {p.key: p for p in PANELS}
 
 

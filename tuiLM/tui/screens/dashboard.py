@@ -105,7 +105,8 @@ class DashboardScreen(Screen):
     def _specs(self) -> list[PanelSpec]:
         mhc = any(r.arch == "mhc" for r in self.runs) or any(
             r.has(k, "gate_value") or r.has(k, "H_res_diag_mean") for r in self.runs for k in ("diag", "train"))
-        return [p for p in PANELS if mhc or not p.mhc]
+        # the "system" group waits for the dashboard's group pages; `tuilm runs show` lists its figures
+        return [p for p in PANELS if (mhc or not p.mhc) and p.group != "system"]
 
     def compose(self) -> ComposeResult:
         yield Static(id="run-status", classes="title-bar")
@@ -378,6 +379,10 @@ class DashboardScreen(Screen):
                 t.append("  ", style="dim")
                 t.append(fmt_value(tps))
                 t.append(" tok/s", style="dim")
+            mfu = run.last("train", "mfu")
+            if mfu is not None and math.isfinite(mfu):
+                t.append("  MFU ", style="dim")
+                t.append(f"{mfu:.1%}")
             mem = run.last("train", "mem_gib")
             if mem is not None and mem > 0:
                 t.append("  mem ", style="dim")
