@@ -9,6 +9,7 @@ shards this test writes."""
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import numpy as np
@@ -79,7 +80,12 @@ def test_every_shipped_preset_starts_and_takes_a_step(path, tmp_path, monkeypatc
     assert not [p for p in validate(preset) if p.is_error], [str(p) for p in validate(preset) if p.is_error]
     run_dir = create_run(preset, name=path.stem, root=tmp_path / "runs")
     monkeypatch.delenv("TUILM_RUN_LOCK_FD", raising=False)
-    code = main(run_dir)
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        code = main(run_dir)  # in this process: one torch import for all the presets
+    finally:
+        for sig, handler in handlers.items():  # the trainer's stop handlers must not outlive it
+            signal.signal(sig, handler)
     ends = [e for e in read_events(run_dir / EVENTS) if e["kind"] == "run_end"]
     assert code == 0 and ends and ends[-1]["status"] == "completed", (ends, sys.stderr)
     assert [e["step"] for e in read_events(run_dir / EVENTS) if e["kind"] == "train"] == [1]
