@@ -86,8 +86,7 @@ def _fold_everything(data: bytes, run_dir: Path) -> None:
     tail = _MemTail(data)
     s = summarize(run_dir, tail=tail)  # runs list / show; EventTail's decoding
     assert isinstance(s.step, int) and isinstance(s.state, str)
-    state: dict = {"max_steps": 0, "step": 0, "start_step": 0, "loss": None, "val_bpb": None, "best_bpb": None,
-                   "tps": None, "end": None, "t0": 0.0}
+    state = launch.watch_state()
     for ev in _MemTail(data).poll():  # the headless watcher (tuilm run --headless)
         launch._fold(ev, state, _MarkupConsole())
     assert isinstance(state["step"], int)
@@ -115,8 +114,7 @@ def _read_everything(run_dir: Path) -> None:
     _ = (rd.state, rd.max_steps, rd.arch, rd.elapsed_s(), rd.recent_rate(), list(rd.samples), list(rd.logs))
     for kind in ("train", "eval"):
         rd.xy(kind, "loss")
-    state: dict = {"max_steps": 0, "step": 0, "start_step": 0, "loss": None, "val_bpb": None, "best_bpb": None,
-                   "tps": None, "end": None, "t0": 0.0}
+    state = launch.watch_state()
     out = Console(file=io.StringIO(), width=120)
     for ev in EventTail(run_dir / EVENTS).poll():
         launch._fold(ev, state, out)

@@ -283,9 +283,7 @@ def watch_run(run_dir: str | Path, proc: subprocess.Popen, console: Any, tail: E
 
     run_dir = Path(run_dir)
     tail = tail or EventTail(run_dir / EVENTS)
-    state: dict[str, Any] = {"max_steps": 0, "step": 0, "start_step": 0, "loss": None, "val_bpb": None,
-                             "best_bpb": None, "tps": None, "end": None, "t0": time.monotonic(),
-                             "mfu": None, "perf": []}
+    state = watch_state()
     # on a narrow terminal the bar and then the metrics give way: step and times stay whole
     from rich.table import Column
 
@@ -332,6 +330,12 @@ def watch_run(run_dir: str | Path, proc: subprocess.Popen, console: Any, tail: E
         _kill_group(proc)
         code = proc.wait()
     return _final(run_dir, state, code, console)
+
+
+def watch_state() -> dict[str, Any]:
+    """What watch_run folds events into (``_fold``)."""
+    return {"max_steps": 0, "step": 0, "start_step": 0, "loss": None, "val_bpb": None, "best_bpb": None,
+            "tps": None, "end": None, "t0": time.monotonic(), "mfu": None, "perf": []}
 
 
 def _trainer_pids(pid: int) -> list[int]:
