@@ -208,8 +208,12 @@ def test_a_preset_with_very_many_unknown_keys_lists_a_capped_number(tmp_path, ca
 
 
 def test_a_device_as_preset_path_is_refused_without_reading_it(capsys):
+    from tuiLM.config.load import read_preset_text
+
     code, _, err = _cli(["validate", "/dev/zero"], capsys)
-    assert code == 1 and "/dev/zero" in err and "not a regular file" in err
+    assert code == 1 and "/dev/zero" in err and "Traceback" not in err
+    with pytest.raises(PresetError, match="not a regular file"):
+        read_preset_text("/dev/zero")  # every path that loads a preset, not only the CLI's lookup
 
 
 def test_a_set_value_error_does_not_cite_the_file_line(tmp_path, capsys):

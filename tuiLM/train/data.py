@@ -40,7 +40,7 @@ import torch
 
 from ..errors import UserError
 from .tokenizers import (ByteTokenizer, CharTokenizer, IdTokenizer, MetaTokenizer, SentencePieceTokenizer,
-                         Tokenizer)
+                         Tokenizer, UnsafePickle, read_meta)
 
 SHARD_MAGIC = 20240520
 SHARD_VERSION = 1
@@ -236,20 +236,6 @@ def _load_text_stream(data: Any) -> Corpus:
     return Corpus(train, val, tok, vocab, info)
 
 
-class UnsafePickle(pickle.UnpicklingError):
-    """A pickle that names a global (a class or function): refused without calling it."""
-
-
-class SafeUnpickler(pickle.Unpickler):
-    """Unpickles only builtin data: dict, list, tuple, set, str, bytes, int, float, bool, None.
-
-    Those are built by pickle opcodes directly; everything else (classes, functions, ``__reduce__``
-    payloads such as ``os.system``) goes through ``find_class``, which refuses all of it."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        raise UnsafePickle(f"it names {module}.{name}")
-
-
 def _bin_ids(path: Path) -> np.ndarray:
     if not path.is_file():
         raise DataError(f"{path}: no such file")
@@ -272,8 +258,7 @@ def _load_nanogpt(data: Any) -> Corpus:
     if meta_path.is_file():
         # Only the folder the user named: unpickling executes code from the file.
         try:
-            with open(meta_path, "rb") as fh:
-                meta = SafeUnpickler(fh).load()
+            meta = read_meta(meta_path)
             tok = MetaTokenizer(meta["itos"], int(meta["vocab_size"]))
         except UnsafePickle as e:
             raise DataError(f"{meta_path}: refused: {e}; a nanoGPT meta.pkl holds only dicts, lists, strings "
@@ -282,6 +267,9 @@ def _load_nanogpt(data: Any) -> Corpus:
                 RecursionError, MemoryError) as e:
             raise DataError(f"{meta_path}: not a nanoGPT meta.pkl with vocab_size, itos, stoi ({e!r})") from None
         entries.append(("meta.pkl", meta_path.stat().st_size))
+    elif data.tokenizer == "char":
+        raise DataError(f"{folder}: no meta.pkl: tokenizer = 'char' on nanoGPT data means the character "
+                        f"vocabulary of its meta.pkl (or set tokenizer = 'byte' / data.vocab_size for plain ids)")
     elif data.tokenizer == "sentencepiece":
         tok = _make_tokenizer(data, None)
     elif data.tokenizer == "byte" and data.vocab_size in (0, 256):

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from ..events import to_float
 from ..runs import EVENTS, PRESET, STDOUT, lock_held, was_launched
 from .eventload import (CHUNK, OVERVIEW_MIN_BYTES, PARALLEL_MIN_BYTES, Chunk, ChunkTail, ParallelParse, Signature,
                         complete_end, overview_ranges, parse_chunk, read_lines)
@@ -507,16 +508,38 @@ class RunData:
         return float((s[-1] - s[0]) / (t[-1] - t[0]))
 
     def elapsed_s(self) -> float | None:
-        """Seconds from run_start to the latest event (data time, deterministic)."""
+        """Training time over every attempt: run_end's figure once the run has ended, else the
+        earlier attempts' time (run_start's elapsed_before_s) plus run_start to the latest event
+        (data time, deterministic)."""
         if self.run_start is None:
             return None
+        total = _float_or_none((self.run_end or {}).get("elapsed_s"))
+        if total is not None:
+            return total
         latest = self.last("train", "time")
         end = (self.run_end or {}).get("time")
         stop = end if isinstance(end, (int, float)) else latest
         start = self.run_start.get("time")
         if isinstance(stop, (int, float)) and isinstance(start, (int, float)):
-            return max(0.0, float(stop) - float(start))
+            before = _float_or_none(self.run_start.get("elapsed_before_s")) or 0.0
+            return before + max(0.0, float(stop) - float(start))
         return None
+
+    def mean_tokens_per_s(self) -> float | None:
+        """A finished run's throughput: tokens over its training time, every attempt counted."""
+        tokens = _float_or_none((self.run_end or {}).get("tokens"))
+        elapsed = self.elapsed_s()
+        if self.run_end is None or not tokens or not elapsed:
+            return None
+        return tokens / elapsed
+
+
+def _float_or_none(value: Any) -> float | None:
+    try:
+        x = to_float(value)
+    except (TypeError, ValueError):
+        return None
+    return x if x == x else None
 
 
 class _FullRead:

@@ -374,9 +374,11 @@ class DashboardScreen(Screen):
             if state == "running" and rate and max_steps and step is not None:
                 t.append("  ETA ", style="dim")
                 t.append(fmt_duration((max_steps - step) / rate))
-            tps = run.last("train", "tokens_per_s")
+            # a finished run: its mean over every attempt, not the last window's rate
+            mean_tps = run.mean_tokens_per_s()
+            tps = mean_tps if mean_tps is not None else run.last("train", "tokens_per_s")
             if tps is not None:
-                t.append("  ", style="dim")
+                t.append("  mean " if mean_tps is not None else "  ", style="dim")
                 t.append(fmt_value(tps))
                 t.append(" tok/s", style="dim")
             mfu = run.last("train", "mfu")

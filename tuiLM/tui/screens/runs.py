@@ -26,6 +26,7 @@ from textual.worker import get_current_worker
 from ...runs import PRESET, RunSummary, list_runs, runs_root
 from ...units import fmt_count
 from ..runsummary import FastSummary
+from ..widgets.cursortable import CursorTable
 from .dialogs import ConfirmScreen
 
 REFRESH_S = 2.0
@@ -95,7 +96,7 @@ class RunsScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Static(id="runs-title", classes="title-bar")
-        yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        yield CursorTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         yield Static(id="runs-hint")
         yield Footer()
 
