@@ -18,7 +18,7 @@ from textual.widgets import DataTable, Input, OptionList, Select, Static
 
 from tuiLM.events import EventWriter, read_events
 from tuiLM.tui.app import make_app
-from tuiLM.tui.screens.dashboard import DashboardScreen
+from tuiLM.tui.screens.dashboard import SUMMARY_ROWS, DashboardScreen
 from tuiLM.tui.screens.editor import PresetEditor
 from tuiLM.tui.widgets.form import FieldRow, PresetForm
 from tuiLM.tui.widgets.plot import PlotPanel
@@ -251,7 +251,7 @@ async def test_a_long_run_opens_with_an_overview_then_fills_in(tmp_path, monkeyp
 async def test_frozen_residual_is_flagged(tmp_path):
     run = write_run(tmp_path / "runs", "mhc-frozen", "mhc-frozen")
     app = make_app(run_dir=run, runs_root=tmp_path / "runs", now=lambda: FIXED_NOW)
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=(160, 48)) as pilot:  # the one-line header gives the reason room
         dash = await open_dashboard(pilot, app)
         status = text_of(dash.query_one("#run-status", Static))
         assert "FROZEN" in status and "gate stuck at its init 0.01" in status and "160" in status
@@ -317,8 +317,9 @@ async def test_compare_view_overlays_runs_and_lists_differences(tmp_path):
         assert len(colors) == 2  # one colour per run
         table = dash.query_one("#diff", DataTable)
         rows = [table.get_row_at(i) for i in range(table.row_count)]
-        assert [r[0] for r in rows] == ["optim.lr"]
-        assert rows[0][1:] == ["0.003", "0.001"]
+        hyper = [r for r in rows if str(r[0]) not in SUMMARY_ROWS]  # the summary rows come first
+        assert [str(r[0]) for r in hyper] == ["optim.lr"]  # run.name differs too: not a hyperparameter
+        assert hyper[0][1:] == ["0.003", "0.001"]
         assert not dash.check_action("stop", ())
 
 
@@ -334,10 +335,13 @@ async def test_runs_list_marks_runs_and_opens_the_compare_view(tmp_path):
         await wait_for(pilot, lambda: getattr(app.screen, "refreshes", 0) > 0, what="run list")
         table = app.screen.query_one(DataTable)
         assert table.row_count == 3
-        cells = {table.get_row_at(i)[1].plain: table.get_row_at(i) for i in range(3)}
-        assert "failed" in cells["c"][2].plain and "completed" in cells["a"][2].plain
-        assert cells["b"][3] == "mhc" and cells["a"][5] == "400/400"
-        assert cells["a"][7] == "3h"  # the injected clock: 3 h after the fixture start
+        keys = [c.key.value for c in table.ordered_columns]
+        cells = {str(table.get_row_at(i)[1]): dict(zip(keys, map(str, table.get_row_at(i)))) for i in range(3)}
+        assert "failed" in cells["c"]["state"] and "completed" in cells["a"]["state"]
+        assert cells["b"]["arch"].strip() == "mhc" and cells["a"]["step"] == "400/400"
+        assert cells["a"]["age"] == "3h"  # the injected clock: 3 h after the fixture start
+        assert cells["a"]["loss"] == "1.4267" and cells["a"]["time"] == "1:39"
+        assert len(cells["a"]["trend"].strip()) == 10 and cells["a"]["flag"] == ""
         await pilot.press("space", "space")
         await pilot.press("c")
         dash = await open_dashboard(pilot, app)

@@ -83,6 +83,7 @@ class RunData:
         self.stdout_total = 0  # lines ever appended to ``stdout`` (the UI appends only the new ones)
         self.checkpoints: list[int] = []
         self.resumes = 0
+        self.prior_elapsed_s = 0.0  # time spent in the attempts before the latest resume
         self.proc = proc
         self.exit_code: int | None = None
         self.alive: bool | None = None
@@ -345,6 +346,7 @@ class RunData:
         s = ev.get("step", 0) or 0
         if self.run_start is not None:
             self.resumes += 1
+            self.prior_elapsed_s += self._segment_s() or 0.0  # before the resume drops its rows
             for table in self.tables.values():
                 steps = table.col("step")
                 if steps is not None and table.n:
@@ -473,8 +475,16 @@ class RunData:
         return x, y
 
     def ema(self, kind: str, name: str, y: np.ndarray, weight: float) -> np.ndarray:
+        """EMA of a column with ``weight`` per training step (series.ema): the same smoothing
+        whatever train.log_every is."""
         cache = self._ema.setdefault((kind, name), EmaCache())
-        return cache.get(y, weight, self.tables[kind].epoch)
+        with self.lock:
+            steps = self.tables[kind].col("step")
+        if steps is not None and steps.size >= y.size:
+            steps = steps[: y.size]
+        else:
+            steps = None
+        return cache.get(y, weight, self.tables[kind].epoch, steps)
 
     def blocks(self, key: tuple, x: np.ndarray, y: np.ndarray, kind: str) -> BlockCache:
         cache = self._blocks.setdefault(key, BlockCache())
@@ -494,8 +504,8 @@ class RunData:
             return None
         return float((s[-1] - s[0]) / (t[-1] - t[0]))
 
-    def elapsed_s(self) -> float | None:
-        """Seconds from run_start to the latest event (data time, deterministic)."""
+    def _segment_s(self) -> float | None:
+        """Seconds from the latest run_start to its latest event (data time, deterministic)."""
         if self.run_start is None:
             return None
         latest = self.last("train", "time")
@@ -505,6 +515,27 @@ class RunData:
         if isinstance(stop, (int, float)) and isinstance(start, (int, float)):
             return max(0.0, float(stop) - float(start))
         return None
+
+    def elapsed_s(self) -> float | None:
+        """Training time across every attempt: a resume adds to it, it does not restart it."""
+        seg = self._segment_s()
+        return None if seg is None else self.prior_elapsed_s + seg
+
+    def mean_tokens_per_s(self) -> float | None:
+        """Throughput over the whole run: sum(tokens) / sum(time) of the logged steps (weighted by
+        each step's dt, not a mean of rates), or the plain mean when dt_ms is not logged."""
+        with self.lock:
+            tps, dt = self.tables["train"].col("tokens_per_s"), self.tables["train"].col("dt_ms")
+            if tps is None or tps.size == 0:
+                return None
+            tps = tps.copy()
+            dt = None if dt is None else dt.copy()
+        if dt is not None:
+            ok = np.isfinite(tps) & np.isfinite(dt) & (dt > 0)
+            if ok.any():
+                return float((tps[ok] * dt[ok]).sum() / dt[ok].sum())
+        ok = np.isfinite(tps)
+        return float(tps[ok].mean()) if ok.any() else None
 
 
 class _FullRead:
