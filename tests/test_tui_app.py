@@ -18,7 +18,8 @@ from textual.widgets import DataTable, Input, OptionList, Select, Static
 
 from tuiLM.events import EventWriter, read_events
 from tuiLM.tui.app import make_app
-from tuiLM.tui.screens.dashboard import SUMMARY_ROWS, DashboardScreen
+from tuiLM.tui.screens.dashboard import DashboardScreen
+from tuiLM.tui.widgets.difftable import SUMMARY_ROWS
 from tuiLM.tui.screens.editor import PresetEditor
 from tuiLM.tui.widgets.form import FieldRow, PresetForm
 from tuiLM.tui.widgets.plot import PlotPanel

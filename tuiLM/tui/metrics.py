@@ -135,7 +135,7 @@ PANELS: tuple[PanelSpec, ...] = (
               (Line(DG, "sinkhorn_col_err", "col", smooth=False),
                Line(DG, "sinkhorn_row_err", "row", smooth=False, secondary=True)), _bands_sinkhorn,
               log_default=True, mhc=True, group="mhc", yrange=lambda s: (SINKHORN_FLOOR, 1.0),
-              log_floor=SINKHORN_FLOOR, floor_label="0 exactly: frozen signature"),
+              log_floor=SINKHORN_FLOOR, floor_label="exact 0 = frozen signature"),
 )
 BY_KEY = {p.key: p for p in PANELS}
 

@@ -10,22 +10,22 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Log, Static
+from textual.widgets import Footer, Log, Static
 
 from .. import services
 from ..metrics import PANELS, PanelSpec, panel_groups
-from ..panels import RUN_COLORS, View, best_bpb, diff_rows, extent, fmt, frame_for, frozen_of, legend
+from ..panels import View, extent, frame_for, legend
 from ..rundata import RunData
 from ..watcher import RunChanged
 from ..widgets.form import update_static
 from ..widgets.plot import PlotPanel
-from ..widgets.status import STATE_ICON, compare_header, run_header
+from ..widgets.difftable import DiffTable
+from ..widgets.status import compare_header, failure_text, run_header, samples_text
 from .dialogs import ConfirmScreen
 
 EMA_WEIGHTS = (0.6, 0.9, 0.99, 0.999)
@@ -34,7 +34,6 @@ STATUS_LOADING_S = 0.5  # while a long file loads: only the status line (progres
 UI_CPU_BUDGET = 0.10  # live redraws wait while the UI thread has used more than 10 % of a core
 REDRAW_MAX_WAIT_S = 2.0  # ...but never longer than this
 MIN_PANEL_ROWS = 10  # a panel shorter than this shows too few ticks to read
-DIFF_MAX_ROWS = 7  # the compare table's height cap (it scrolls): the plots stay on screen at 80x24
 KINDS = ("train", "eval", "diag")
 
 
@@ -116,7 +115,7 @@ class DashboardScreen(Screen):
         with DashBody(id="dash-body"):
             yield Static(id="failure")
             if self.compare:
-                yield DataTable(id="diff", cursor_type="column", zebra_stripes=True, show_cursor=False)
+                yield DiffTable(id="diff", cursor_type="column", zebra_stripes=True, show_cursor=False)
             with Grid(id="plots"):
                 seen: set[str] = set()
                 for _, specs in self.groups:  # each page's order is the compose order
@@ -293,14 +292,7 @@ class DashboardScreen(Screen):
             new = run.stdout_total - self._stdout_shown
             lines = list(run.stdout)[-new:] if new > 0 else []
             self._stdout_shown = run.stdout_total
-        text = Text()
-        for s in reversed(samples):
-            text.append(f"step {s.step:,}  ", style="dim")
-            text.append(s.prompt, style="bold cyan")
-            text.append(s.text[len(s.prompt):] if s.text.startswith(s.prompt) else s.text)
-            text.append("\n")
-        if not samples:
-            text.append("no samples yet", style="dim italic")
+        text = samples_text(samples)
         if text.markup != self._samples_text:  # most ticks only the log moved
             self._samples_text = text.markup
             update_static(self.query_one("#samples", Static), text)
@@ -313,69 +305,20 @@ class DashboardScreen(Screen):
         if not bad or self.compare:
             box.display = False
             return
-        run = bad[0]
-        t = Text()
-        if run.state == "failed":
-            reason = (run.run_end or {}).get("reason", "") or "no reason given"
-            t.append(" ✗ FAILED ", style="bold white on red")
-            t.append(f"  {reason}\n", style="bold red")
-        else:
-            code = f" (exit code {run.exit_code})" if run.exit_code is not None else ""
-            t.append(" ✗ DEAD ", style="bold white on red")
-            t.append(f"  the trainer exited without run_end{code}\n", style="bold red")
-        with run.lock:
-            tail = list(run.stdout)[-8:]
-        if tail:
-            t.append("last lines of stdout.log:\n", style="dim")
-            t.append("\n".join(tail))
-        else:
-            t.append("stdout.log is empty", style="dim")
-        t.append("\npress r to resume from the last checkpoint", style="dim italic")
-        box.update(t)
+        box.update(failure_text(bad[0]))
         box.display = True
 
     def _diff_height(self) -> int:
         try:
-            table = self.query_one("#diff", DataTable)
+            return self.query_one(DiffTable).wanted_height(self.size.height)
         except Exception:  # not composed yet
             return 0
-        return min(DIFF_MAX_ROWS, table.row_count + 1)
 
     def _fill_diff(self) -> None:
-        """Runs as columns, each as wide as the screen allows (truncated; the table scrolls sideways
-        when they cannot fit); the summary rows first, then the hyperparameters that differ."""
-        table = self.query_one("#diff", DataTable)
-        rows = self._diff_rows()
-        key = (tuple(rows), self.size.width)
-        if getattr(self, "_diff_key", None) == key:
-            return
-        self._diff_key = key
-        keys = [r[0] for r in rows]
-        label_w = min(24, max(len(k) for k in keys)) if keys else 12
-        # every column takes 2 cells of padding; 2 for the margins and 1 for a vertical scrollbar
-        room = self.size.width - 3 - (label_w + 2)
-        col_w = max(9, room // len(self.runs) - 2)
-        table.clear(columns=True)
-        table.add_column("", width=label_w)
-        for i, run in enumerate(self.runs):
-            name = f"{STATE_ICON.get(run.state, '?')} {run.run_id}"
-            table.add_column(Text(_cut(name, col_w), style=f"bold {RUN_COLORS[i % len(RUN_COLORS)]}"), width=col_w)
-        for k, values in rows:
-            table.add_row(Text(_cut(k, label_w), style="dim" if k in SUMMARY_ROWS else ""),
-                          *(_cut(v, col_w) for v in values))
-        self._grid_shape = ()
-        self._layout_grid()
-        table.styles.height = self._diff_height()
-
-    def _diff_rows(self) -> list[tuple[str, list[str]]]:
-        rows = [("best bpb", [fmt(best_bpb(r)) for r in self.runs]),
-                ("loss", [fmt(r.last("train", "loss")) for r in self.runs]),
-                ("step", [f"{int(s):,}" if (s := r.last("train", "step")) is not None else "—" for r in self.runs])]
-        flags = ["FROZEN" if frozen_of(r).frozen else ("pruned" if r.state == "pruned" else "") for r in self.runs]
-        if any(flags):
-            rows.append(("flag", flags))
-        diffs = diff_rows(r.preset for r in self.runs)
-        return rows + (diffs or [("(same hyperparameters)", ["" for _ in self.runs])])
+        if self.query_one(DiffTable).show(self.runs, self.size.width):
+            self._grid_shape = ()
+            self._layout_grid()
+            self.query_one(DiffTable).styles.height = self._diff_height()
 
     # -- actions -------------------------------------------------------------------------------------
 
@@ -531,9 +474,3 @@ class DashboardScreen(Screen):
         return cmds
 
 
-
-SUMMARY_ROWS = ("best bpb", "loss", "step", "flag")
-
-
-def _cut(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: max(1, width - 1)] + "…"

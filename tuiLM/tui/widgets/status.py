@@ -121,3 +121,38 @@ def _view_pieces(view: View, group: str) -> list[tuple[int, Text]]:
                        + (" · log" if view.log_all else "") + (" · tokens" if view.xaxis == "tokens" else ""),
                        "dim"))))
     return out
+
+
+def failure_text(run: RunData) -> Text:
+    """The box a failed or dead run shows: why, and the last lines of stdout.log."""
+    t = Text()
+    if run.state == "failed":
+        reason = (run.run_end or {}).get("reason", "") or "no reason given"
+        t.append(" ✗ FAILED ", style="bold white on red")
+        t.append(f"  {reason}\n", style="bold red")
+    else:
+        code = f" (exit code {run.exit_code})" if run.exit_code is not None else ""
+        t.append(" ✗ DEAD ", style="bold white on red")
+        t.append(f"  the trainer exited without run_end{code}\n", style="bold red")
+    with run.lock:
+        tail = list(run.stdout)[-8:]
+    if tail:
+        t.append("last lines of stdout.log:\n", style="dim")
+        t.append("\n".join(tail))
+    else:
+        t.append("stdout.log is empty", style="dim")
+    t.append("\npress r to resume from the last checkpoint", style="dim italic")
+    return t
+
+
+def samples_text(samples: list) -> Text:
+    """The latest samples, newest first, the prompt highlighted."""
+    text = Text()
+    for s in reversed(samples):
+        text.append(f"step {s.step:,}  ", style="dim")
+        text.append(s.prompt, style="bold cyan")
+        text.append(s.text[len(s.prompt):] if s.text.startswith(s.prompt) else s.text)
+        text.append("\n")
+    if not samples:
+        text.append("no samples yet", style="dim italic")
+    return text
