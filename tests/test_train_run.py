@@ -162,6 +162,33 @@ def test_sigterm_checkpoints_and_ends_stopped(tmp_path):
     assert stop_trainer(run_dir) is False  # nothing left to stop
 
 
+def test_stop_request_pruned_ends_pruned_and_resumes(tmp_path):
+    """A study prunes a trial: checkpoint, run_end(pruned) with the reason; the run stays resumable and
+    a later attempt is not ended 'pruned' by the old request."""
+    run_dir = create_run(make_preset({**TINY_GPT, "train.max_steps": 100_000, "checkpoint.every": 0,
+                                      "eval.every": 0}), name="prune", root=tmp_path)
+    (run_dir / "study.json").write_text(json.dumps({"study": "s1", "trial": 3, "seed_index": 1,
+                                                    "params": {"optim.lr": 0.001}}))
+    proc = spawn_trainer(run_dir)
+    deadline = time.monotonic() + 120
+    while not any(e["step"] >= 2 for e in kinds(run_dir, "train")):
+        assert proc.poll() is None and time.monotonic() < deadline, fail_text(run_dir)
+        time.sleep(0.1)
+    assert stop_trainer(run_dir, status="pruned", reason="median pruner at step 2") is True
+    assert proc.wait(timeout=120) == 0, fail_text(run_dir)
+    end = kinds(run_dir, "run_end")[-1]
+    assert (end["status"], end["reason"]) == ("pruned", "median pruner at step 2") and validate_event(end) == []
+    assert kinds(run_dir, "checkpoint")[-1]["step"] == end["step"]
+    start = kinds(run_dir, "run_start")[-1]
+    assert (start["study"], start["trial"], start["seed_index"], start["trial_params"]) == ("s1", 3, 1, {"optim.lr": 0.001})
+    proc = spawn_trainer(run_dir, resume=True)
+    while len(kinds(run_dir, "run_start")) < 2 or not kinds(run_dir, "train")[-1]["step"] > end["step"]:
+        assert proc.poll() is None and time.monotonic() < deadline, fail_text(run_dir)
+        time.sleep(0.1)
+    assert stop_trainer(run_dir) is True and proc.wait(timeout=120) == 0
+    assert kinds(run_dir, "run_end")[-1]["status"] == "stopped"
+
+
 def test_nan_loss_fails_and_keeps_the_last_good_checkpoint(tmp_path):
     run_dir = create_run(make_preset({**TINY_GPT, "train.max_steps": 10, "checkpoint.every": 4}), name="nan",
                          root=tmp_path)

@@ -30,7 +30,9 @@ REQUIRED: dict[str, dict[str, type | tuple[type, ...]]] = {
     "log": {"level": str, "message": str},
     "run_end": {"status": str, "step": int, "reason": str},
 }
-END_STATUSES = ("completed", "stopped", "failed")
+END_STATUSES = ("completed", "stopped", "pruned", "failed")
+# Clean ends that leave a resumable checkpoint (pruned: a study stopped the trial early).
+RESUMABLE_STATUSES = ("stopped", "pruned")
 _NUM = (int, float)
 
 

@@ -19,8 +19,10 @@ the only interface between it and the console. Public API (used by the CLI and t
     stderr appended to ``RUN_DIR/stdout.log``, its pid written to ``RUN_DIR/trainer.pid``. Returns at
     once; watch ``RUN_DIR/events.jsonl`` (``events.EventTail``) for progress and ``run_end``.
 
-``stop_trainer(target, wait=0.0) -> bool``
-    ``target`` is a run directory or the ``Popen``. Sends SIGTERM to the trainer (under torchrun: to
+``stop_trainer(target, wait=0.0, status="stopped", reason="", run_dir=None) -> bool``
+    ``target`` is a run directory or the ``Popen``. ``status`` "pruned" (with ``reason``) is written to
+    ``RUN_DIR/stop_request`` first (``run_dir`` names the directory when ``target`` is a Popen), so the
+    trainer ends ``run_end(pruned)`` instead of ``stopped``. Sends SIGTERM to the trainer (under torchrun: to
     each rank): it finishes its current step, writes a checkpoint and ``run_end(stopped)``, and exits 0.
     ``wait > 0`` waits up to that many seconds for the process to exit. Returns False when no live
     trainer was found.
@@ -53,7 +55,8 @@ from typing import Any
 
 from .errors import UserError
 from .events import EventTail, to_float
-from .runs import CHECKPOINTS, EVENTS, PIDFILE, PRESET, STDOUT, check_run_name, new_run_dir, pid_alive
+from .runs import (CHECKPOINTS, EVENTS, PIDFILE, PRESET, STDOUT, check_run_name, new_run_dir, pid_alive,
+                   write_stop_request)
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 _POLL_S = 0.2
@@ -149,7 +152,16 @@ def _is_zombie(pid: int) -> bool:
         return False
 
 
-def stop_trainer(target: str | Path | subprocess.Popen, wait: float = 0.0) -> bool:
+def stop_trainer(target: str | Path | subprocess.Popen, wait: float = 0.0, status: str = "stopped",
+                 reason: str = "", run_dir: str | Path | None = None) -> bool:
+    if run_dir is None and not isinstance(target, subprocess.Popen):
+        run_dir = target
+    if status != "stopped" or reason:
+        if run_dir is None:
+            raise ValueError("stop_trainer: a stop status other than 'stopped' needs the run directory")
+        if isinstance(target, subprocess.Popen) and target.poll() is not None:
+            return False
+        write_stop_request(run_dir, status, reason)
     if isinstance(target, subprocess.Popen):
         if target.poll() is not None:
             return False
@@ -340,7 +352,7 @@ def _final(run_dir: Path, state: dict[str, Any], code: int, console: Any) -> int
         status, reason = "failed", f"the trainer exited with code {code} without writing run_end"
     else:
         status, reason = end.get("status", "failed"), end.get("reason", "")
-    colour = {"completed": "green", "stopped": "yellow"}.get(status, "red")
+    colour = {"completed": "green", "stopped": "yellow", "pruned": "magenta"}.get(status, "red")
     parts = [f"[bold {colour}]{status}[/] at step {state['step']}/{state['max_steps']}"]
     best = (end or {}).get("best_val_bpb", state["best_bpb"])
     if _num(best) is not None:

@@ -49,7 +49,7 @@ def print_preset_list(extra: list[Path], console: Console) -> None:
 
 # -- runs ----------------------------------------------------------------------------------------
 
-_STATE_STYLE = {"completed": "green", "running": "cyan", "stopped": "yellow", "failed": "red", "dead": "red",
+_STATE_STYLE = {"completed": "green", "running": "cyan", "stopped": "yellow", "pruned": "magenta", "failed": "red", "dead": "red",
                 "new": "dim"}
 
 

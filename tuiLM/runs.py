@@ -24,6 +24,8 @@ EVENTS = "events.jsonl"
 STDOUT = "stdout.log"
 CHECKPOINTS = "checkpoints"
 PIDFILE = "trainer.pid"
+STOP_REQUEST = "stop_request"  # written before SIGTERM: the end status the stopper wants (e.g. pruned)
+STUDY_FILE = "study.json"  # written by a study before the trainer starts: study, trial, seed_index, params
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,99}$")
 
@@ -197,3 +199,59 @@ def summarize(path: str | Path, tail: EventTail | None = None, summary: RunSumma
         if isinstance(pid, int) and not pid_alive(pid):
             s.state = "dead"
     return s
+
+
+# -- requests and study membership (files the trainer reads) --------------------------------------
+
+STOP_STATUSES = ("stopped", "pruned")
+
+
+def write_stop_request(run_dir: str | Path, status: str = "stopped", reason: str = "") -> None:
+    """Ask the trainer (before signalling it) to end with ``status`` and ``reason``."""
+    if status not in STOP_STATUSES:
+        raise ValueError(f"stop status must be one of {STOP_STATUSES}, got {status!r}")
+    from .config.write import atomic_write_text
+
+    atomic_write_text(Path(run_dir) / STOP_REQUEST, f"{status}\n{reason}\n")
+
+
+def read_stop_request(run_dir: str | Path) -> tuple[str, str]:
+    """(status, reason) the stopper asked for; ('stopped', '') when there is no valid request."""
+    try:
+        lines = (Path(run_dir) / STOP_REQUEST).read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return "stopped", ""
+    status = lines[0].strip() if lines else ""
+    if status not in STOP_STATUSES:
+        return "stopped", ""
+    return status, (lines[1].strip()[:500] if len(lines) > 1 else "")
+
+
+def clear_stop_request(run_dir: str | Path) -> None:
+    try:
+        (Path(run_dir) / STOP_REQUEST).unlink()
+    except OSError:
+        pass
+
+
+def read_study_info(run_dir: str | Path) -> dict[str, Any]:
+    """The study membership of a run ({} for a plain run): study, trial, seed_index and trial_params
+    (the sampled preset keys; ``params`` in run_start is the parameter count)."""
+    import json
+
+    try:
+        data = json.loads((Path(run_dir) / STUDY_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    out: dict[str, Any] = {}
+    if isinstance(data.get("study"), str):
+        out["study"] = data["study"]
+    for key in ("trial", "seed_index"):
+        if isinstance(data.get(key), int) and not isinstance(data.get(key), bool):
+            out[key] = data[key]
+    if isinstance(data.get("params"), dict):
+        out["trial_params"] = {k: v for k, v in data["params"].items()
+                         if isinstance(k, str) and isinstance(v, (int, float, str, bool))}
+    return out

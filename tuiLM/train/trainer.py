@@ -9,7 +9,8 @@ Reliability (specs/training.md): SIGINT / SIGTERM finish the current step, check
 the batch generator and every RNG, so on CPU it ends bitwise where an uninterrupted run ends.
 
 Events (beyond events.REQUIRED; ``step`` always counts completed optimizer steps):
-  run_start  + torch, device_name, dtype, estimate {...}, grad_accum, seq_len, device_batch_size,
+  run_start  + study, trial, seed_index, trial_params when the run belongs to a study (runs.STUDY_FILE)
+             + torch, device_name, dtype, estimate {...}, grad_accum, seq_len, device_batch_size,
              vocab_size, arch, preset_name, resumed, compile; corpus = {source, path, files, bytes,
              fingerprint, train_tokens, val_tokens, tokenizer, vocab_size}
   train      every train.log_every steps and at the last: + mem_gib; loss = mean over the step's
@@ -21,7 +22,9 @@ Events (beyond events.REQUIRED; ``step`` always counts completed optimizer steps
   sample     every sample.every steps and at the end (sample.every > 0): + temperature, top_k, seed
   checkpoint + tokens, bytes; path relative to the run directory
   log        + step (+ source = "preset" for validation warnings)
-  run_end    + tokens, best_val_bpb, best_val_loss, elapsed_s (training time over all attempts), and
+  run_end    status completed | stopped | pruned | failed (pruned: stopped on request of a study, see
+             runs.STOP_REQUEST)
+             + tokens, best_val_bpb, best_val_loss, elapsed_s (training time over all attempts), and
              unless failed artifact_bytes = model_bytes (int8 + zlib) + code_bytes
 
 Test hooks (environment, read once at start; not for users):
@@ -53,7 +56,7 @@ from .. import __version__
 from ..config.load import Preset, load
 from ..errors import UserError
 from ..events import EventWriter, iter_kind, read_events
-from ..runs import CHECKPOINTS, EVENTS, PRESET
+from ..runs import CHECKPOINTS, EVENTS, PRESET, clear_stop_request, read_stop_request, read_study_info
 from .artifact import artifact_size
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .data import BatchSampler, Corpus, fixed_batch, load_corpus
@@ -455,7 +458,8 @@ class Trainer:
                   tokens_per_step=self.tokens_per_step, grad_accum=self.accum, seq_len=p.data.seq_len,
                   device_batch_size=p.train.device_batch_size, corpus=self.corpus.info, vocab_size=self.vocab_size,
                   arch=p.model.arch, preset_name=_preset_name(self.run_dir, p), pid=os.getpid(), step=self.step,
-                  resumed=self.resume and self.step > 0, compile=p.system.compile)
+                  resumed=self.resume and self.step > 0, compile=p.system.compile,
+                  **read_study_info(self.run_dir))
         self.say(f"{p.model.arch}: {n_params:,} parameters, vocab {self.vocab_size}, {self.device} {self.dtype}, "
                  f"world {self.info.world}, {self.tokens_per_step:,} tokens/step (accumulation {self.accum}), "
                  f"corpus {self.corpus.info['fingerprint']} ({self.corpus.train_tokens:,} train / "
@@ -477,7 +481,7 @@ class Trainer:
         self.raw.train()
         while self.step < max_steps:
             if self.stop.set and not self.info.enabled:
-                status = "stopped"
+                status = self.stop_status()
                 break
             t0 = time.perf_counter()
             loss, norm, stop = self.train_step()
@@ -508,11 +512,15 @@ class Trainer:
             if self.fault_kill == s:
                 os.kill(os.getpid(), signal.SIGKILL)
             if stop:
-                status = "stopped"
+                status = self.stop_status()
                 break
-        if status == "stopped" and last_ckpt_step != self.step:
+        if status != "completed" and last_ckpt_step != self.step:
             self.checkpoint(elapsed())
         return status
+
+    def stop_status(self) -> str:
+        """'stopped', or the status a stop request in the run directory asks for ('pruned')."""
+        return read_stop_request(self.run_dir)[0]
 
     def summary(self, status: str, reason: str, elapsed_s: float, measure: bool = True) -> dict[str, Any]:
         out: dict[str, Any] = {"status": status, "step": self.step, "reason": reason, "tokens": self.tokens,
@@ -553,6 +561,7 @@ def main(run_dir: str | Path, resume: bool = False) -> int:
         return 2
     stop = StopFlag()
     stop.install()
+    clear_stop_request(run_dir)  # a request meant for an earlier attempt must not end this one
     t_start = time.monotonic()
     info = DistInfo()
     writer: EventWriter | None = None
@@ -578,6 +587,7 @@ def main(run_dir: str | Path, resume: bool = False) -> int:
         else:
             status = trainer.train()
             reason = ("" if status == "completed" else
+                      read_stop_request(run_dir)[1] if status != "stopped" else
                       f"stopped by {signal.Signals(stop.signal).name}" if stop.signal else "stopped by another rank")
         end = trainer.summary(status, reason, trainer.elapsed_before + time.monotonic() - t_start)
         if writer is not None:

@@ -33,7 +33,7 @@ from ..widgets.status import STATE_ICON
 from .dialogs import ConfirmScreen
 
 REFRESH_S = 2.0
-STATE_STYLE = {"running": "bold green", "completed": "cyan", "stopped": "yellow", "pruned": "yellow",
+STATE_STYLE = {"running": "bold green", "completed": "cyan", "stopped": "yellow", "pruned": "magenta",
                "failed": "bold red", "dead": "bold red", "new": "dim", "starting": "green"}
 WIDE = 110  # from this width on: arch, preset and age columns too
 TREND_W = 10
@@ -233,7 +233,7 @@ class RunsScreen(Screen):
         end = s.ended if s.ended is not None else (s.last_event or {}).get("time")
         took = (end - s.started) if isinstance(end, (int, float)) and s.started else None
         flag = (Text.assemble(" ", ("FROZEN", "bold white on red")) if row.frozen
-                else Text(" pruned", style="yellow") if state == "pruned" else "")
+                else Text(" pruned", style="magenta") if state == "pruned" else "")
         cells: dict[str, Any] = {
             "mark": Text("▌", style="yellow") if key in self.marked else "",
             "run": Text(row.path.name, style="bold", overflow="ellipsis", no_wrap=True),

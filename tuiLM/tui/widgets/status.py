@@ -13,7 +13,7 @@ from ..rundata import RunData
 from .plot import fmt_value, fmt_x
 
 STATE_STYLE = {"running": "bold green", "completed": "bold cyan", "stopped": "bold yellow",
-               "pruned": "bold yellow", "failed": "bold white on red", "dead": "bold white on red",
+               "pruned": "bold magenta", "failed": "bold white on red", "dead": "bold white on red",
                "new": "dim", "starting": "green"}
 STATE_ICON = {"running": "●", "completed": "✓", "stopped": "■", "pruned": "✂", "failed": "✗", "dead": "✗",
               "new": "○", "starting": "◌"}
