@@ -11,7 +11,7 @@ from .conftest import ROOT
 
 PKG = ROOT / "tuiLM"
 NO_TORCH = ["cli.py", "config", "estimate", "events.py", "runs.py", "launch.py", "report.py", "units.py",
-            "errors.py", "tui"]
+            "errors.py", "tui", "study", "export.py"]
 
 
 def modules(rel: str):
@@ -72,7 +72,8 @@ def test_trainer_and_models_never_import_ui_libraries():
 
 
 def test_importing_cli_app_and_estimator_loads_no_torch():
-    mods = ["tuiLM.cli", "tuiLM.config", "tuiLM.estimate", "tuiLM.events", "tuiLM.runs", "tuiLM.report"]
+    mods = ["tuiLM.cli", "tuiLM.config", "tuiLM.estimate", "tuiLM.events", "tuiLM.runs", "tuiLM.report",
+            "tuiLM.study.spec", "tuiLM.study.engine", "tuiLM.study.report", "optuna", "tuiLM.export"]
     mods += [m for m in ("tuiLM.launch", "tuiLM.tui.app") if (PKG / (m.split(".", 1)[1].replace(".", "/") + ".py")).exists()]
     code = ("import importlib, sys\n"
             f"for m in {mods!r}: importlib.import_module(m)\n"

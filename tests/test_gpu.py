@@ -60,3 +60,29 @@ def test_compiled_mhc_step_on_cuda():
         _, loss = compiled(idx, idx)
     loss.backward()
     assert torch.isfinite(loss)
+
+
+def test_cuda_train_events_carry_gpu_metrics_and_mfu(tmp_path):
+    """NVML and the caching allocator on a real GPU: every GPU field present and plausible; MFU from the
+    peak table (or absent, with the reason in run_start, for a GPU the table lacks)."""
+    from tuiLM.estimate.peaks import find_gpu
+    from tuiLM.events import read_events
+    from tuiLM.launch import create_run, spawn_trainer
+    from tuiLM.runs import EVENTS
+
+    run_dir = create_run(make_preset({**TINY_GPT, "system.device": "cuda", "system.dtype": "bf16",
+                                      "train.max_steps": 10}), name="gpu-sys", root=tmp_path)
+    assert spawn_trainer(run_dir).wait(timeout=600) == 0
+    events = read_events(run_dir / EVENTS)
+    start = next(e for e in events if e["kind"] == "run_start")
+    trains = [e for e in events if e["kind"] == "train"]
+    for e in trains:
+        assert 0 <= e["gpu_util_pct"] <= 100 and 0 < e["gpu_mem_used_gib"] <= e["gpu_mem_total_gib"]
+        assert e["gpu_power_w"] > 0 and 0 < e["gpu_temp_c"] < 120
+        assert 0 < e["cuda_max_alloc_gib"] <= e["cuda_reserved_gib"] + 1e-3 <= e["gpu_mem_used_gib"] + 1e-3
+        assert e["flops_per_s"] > 0
+    if find_gpu(start["device_name"]) is not None:
+        assert start["peak_tflops"] > 0
+        assert all(0 < e["mfu"] < 1 for e in trains)
+    else:
+        assert all("mfu" not in e for e in trains) and "not in the peak table" in start["peak_source"]

@@ -424,3 +424,43 @@ async def test_launch_watch_and_stop_a_tiny_run(tmp_path, runs_dir, monkeypatch)
         assert dash.check_action("resume", ())
         run_dir = dash.runs[0].path
     assert any((run_dir / "checkpoints").glob("*.pt"))
+
+
+@aio
+async def test_dashboard_pages_cycle_with_g_and_the_inspect_cursor_moves(tmp_path):
+    """g pages mHC -> core -> system (the system page exists because the run logged system fields;
+    a run without them has no such page); arrows and a click move one cursor through every panel."""
+    run = write_run(tmp_path / "runs", "m", "mhc")
+    events = run / "events.jsonl"
+    events.write_text(events.read_text().replace('"mem_gib":0.0}', '"mem_gib":0.0,"cpu_pct":95.0,"rss_gib":1.25}'))
+    plain = write_run(tmp_path / "runs", "g", "gpt")
+    app = make_app(run_dir=run, runs_root=tmp_path / "runs", now=lambda: FIXED_NOW)
+    async with app.run_test(size=(80, 24)) as pilot:
+        dash = await open_dashboard(pilot, app)
+        shown = lambda: [s.key for s, p in dash.panels if p.display]  # noqa: E731
+        assert shown()[:4] == ["loss", "val_bpb", "H_res_diag_mean", "stream_similarity"]
+        assert "mHC 1/3" in text_of(dash.query_one("#run-status", Static))
+        await pilot.press("g")
+        assert "lr" in shown() and "H_res_diag_mean" not in shown()
+        await pilot.press("g")
+        await wait_for(pilot, lambda: "cpu_pct" in shown(), what="the system page")
+        assert "system 3/3" in text_of(dash.query_one("#run-status", Static))
+        await pilot.press("g")
+        assert shown()[0] == "loss" and "H_res_diag_mean" in shown()
+        dash.set_focus(None)
+        await pilot.press("left")
+        await wait_for(pilot, lambda: dash.cursor is not None and dash.ready, what="cursor")
+        assert dash.cursor == 400.0
+        await pilot.press("shift+left")
+        assert dash.cursor < 400.0
+        panels = [p for _, p in dash.panels if p.display]
+        assert all(p.frame.cursor == dash.cursor for p in panels)  # one cursor, every panel
+        assert "@ step" in text_of(dash.query_one("#run-status", Static))
+        await pilot.click("#panel-loss", offset=(20, 4))
+        await wait_for(pilot, lambda: dash.cursor is not None and dash.cursor < 200, what="click")
+        await pilot.press("escape")  # first escape hides the cursor, the dashboard stays
+        assert dash.cursor is None and app.screen is dash
+    app = make_app(run_dir=plain, runs_root=tmp_path / "runs", now=lambda: FIXED_NOW)
+    async with app.run_test(size=(80, 24)) as pilot:
+        dash = await open_dashboard(pilot, app)
+        assert not dash.check_action("next_group", ())  # GPT, no system fields: one page

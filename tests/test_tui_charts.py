@@ -237,13 +237,14 @@ def test_frames_from_runs_gate_off_and_legend(tmp_path):
 # -- pages, header, compare, runs list ------------------------------------------------------------
 
 def test_panel_pages_put_the_family_first_and_are_data_driven():
-    groups = panel_groups(PANELS, "mhc")
+    groups = panel_groups([p for p in PANELS if p.group != "system"], "mhc")
     assert [g for g, _ in groups] == ["mHC", "core"]
     assert [p.key for p in groups[0][1]][:4] == ["loss", "val_bpb", "H_res_diag_mean", "stream_similarity"]
-    gpt = panel_groups([p for p in PANELS if not p.mhc], "gpt")
+    gpt = panel_groups([p for p in PANELS if not p.mhc and p.group != "system"], "gpt")
     assert [g for g, _ in gpt] == ["core"]
-    system = PanelSpec("gpu_util_pct", "GPU util", (Line(("train",), "gpu_util_pct", "util"),), group="system")
-    assert [g for g, _ in panel_groups((*PANELS, system), "mhc")] == ["mHC", "core", "system"]
+    assert [g for g, _ in panel_groups(PANELS, "mhc")] == ["mHC", "core", "system"]  # sys12's specs
+    custom = PanelSpec("queue", "queue", (Line(("train",), "queue_len", "queue"),), group="data")
+    assert [g for g, _ in panel_groups((*PANELS, custom), "gpt")] == ["core", "data", "mhc", "system"]
 
 
 def test_header_keeps_what_matters_when_narrow(tmp_path):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import typer
 from rich.console import Console
@@ -26,8 +26,11 @@ app = typer.Typer(
 )
 preset_app = typer.Typer(help="List presets, print the JSON Schema or the reference table.", add_completion=False)
 runs_app = typer.Typer(help="List, show and compare runs.", add_completion=False)
+study_app = typer.Typer(help="Studies: search, prune and repeat over seeds as one experiment (Optuna).",
+                        add_completion=False)
 app.add_typer(preset_app, name="preset")
 app.add_typer(runs_app, name="runs")
+app.add_typer(study_app, name="study")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -119,8 +122,16 @@ def run(preset: str = typer.Argument(..., help="Preset file or name."),
         headless: bool = typer.Option(False, "--headless", help="No app: Rich progress in this terminal."),
         name: Optional[str] = typer.Option(None, "--name", help="Run name (default: run.name)."),
         nproc: int = typer.Option(1, "--nproc", min=1, help="Processes for DDP through torchrun."),
+        tensorboard: Optional[Path] = typer.Option(None, "--tensorboard", metavar="DIR", file_okay=False,
+                                                   help="Mirror the run live into TensorBoard files in "
+                                                        "DIR/<run-id> (sets system.tensorboard_dir)."),
         ) -> None:
     """Start a training run (in the app, or --headless in this terminal)."""
+    if tensorboard is not None:
+        from .export import import_tensorboardx
+
+        import_tensorboardx()  # a clear error now rather than a mirror that silently stays off
+        sets = [*(sets or []), f"system.tensorboard_dir={tensorboard.expanduser().resolve()}"]
     p, _ = _load(preset, sets)
     if headless:
         from .launch import start_run
@@ -172,6 +183,36 @@ def sample(run_ref: str = typer.Argument(..., metavar="RUN", help="Run directory
 
     raise typer.Exit(sample_command(find_run(run_ref), prompt=prompt, max_new_tokens=max_new_tokens,
                                     temperature=temperature, top_k=top_k, seed=seed, console=console))
+
+
+@app.command()
+def export(run_refs: List[str] = typer.Argument(..., metavar="RUN...", help="Run directories or ids."),
+           to: Tuple[str, Path] = typer.Option(..., "--to", metavar="FORMAT DIR",
+                                               help="tensorboard DIR (event files in DIR/<run-id>/) or csv DIR "
+                                                    "(DIR/<run-id>.csv, one row per step)."),
+           ) -> None:
+    """Export runs to TensorBoard (scalars, samples, hparams with final metrics) or to wide CSV."""
+    from .export import export_csv, export_tensorboard
+    from .runs import find_run
+
+    fmt, out = to
+    writers = {"tensorboard": export_tensorboard, "csv": export_csv}
+    if fmt not in writers:
+        raise UserError(f"--to {fmt!r}: choose tensorboard or csv (e.g. --to tensorboard tb/)", exit_code=2)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--to {fmt} {out}: exists and is not a folder", exit_code=2)
+    dirs = [find_run(r) for r in run_refs]
+    if fmt == "tensorboard":
+        from .export import import_tensorboardx, tensorboard_target
+
+        import_tensorboardx()
+        for run_dir in dirs:  # refuse before writing anything
+            tensorboard_target(run_dir, out)
+    for run_dir in dirs:
+        target = writers[fmt](run_dir, out)
+        console.print(f"{run_dir.name} -> {target}", highlight=False)
+    if fmt == "tensorboard":
+        console.print(f"view: tensorboard --logdir {out}", highlight=False)
 
 
 @preset_app.command("list")
@@ -231,6 +272,94 @@ def runs_compare(run_refs: List[str] = typer.Argument(..., metavar="RUN...")) ->
     if len(run_refs) < 2:
         raise UserError("compare needs at least two runs", exit_code=2)
     print_compare([find_run(r) for r in run_refs], console)
+
+
+StorageOpt = typer.Option(None, "--storage", help="Optuna storage URL: postgresql://... (many machines), "
+                          "sqlite:///..., or journal:PATH; default: runs/studies/NAME/journal.log")
+
+
+@study_app.command("validate")
+def study_validate(file: str = typer.Argument(..., metavar="FILE", help="Study file (TOML)."),
+                   sets: Optional[List[str]] = SetOpt) -> None:
+    """Check a study file and its base preset. Exit 0 ok, 1 invalid."""
+    from .study.report import validate_command
+
+    validate_command(file, sets or [], console, err_console)
+
+
+@study_app.command("run")
+def study_run(file: str = typer.Argument(..., metavar="FILE", help="Study file (TOML)."),
+              name: Optional[str] = typer.Option(None, "--name", help="Study name (default: study.name)."),
+              trials: Optional[int] = typer.Option(None, "--trials", min=1, help="Trials in all (default: study.trials)."),
+              parallel: Optional[int] = typer.Option(None, "--parallel", min=1, help="Trials at once on this machine."),
+              storage: Optional[str] = StorageOpt,
+              sets: Optional[List[str]] = typer.Option(None, "--set", "-s", metavar="SECTION.KEY=VALUE",
+                                                       help="Override the base preset for every trial (repeatable).")) -> None:
+    """Run a study, or continue it: trials whose trainer died resume from their last checkpoint."""
+    from .study.engine import StudyEngine
+    from .study.report import load_checked, run_engine
+
+    spec, base, _ = load_checked(file, sets or [], err_console, name=name)
+    engine = StudyEngine(spec, base, storage_url=storage, trials=trials, parallel=parallel, console=console)
+    raise typer.Exit(run_engine(engine, console))
+
+
+@study_app.command("worker")
+def study_worker(name: str = typer.Argument(..., metavar="NAME", help="Study name."),
+                 storage: Optional[str] = StorageOpt,
+                 parallel: Optional[int] = typer.Option(None, "--parallel", min=1, help="Trials at once on this machine."),
+                 trials: Optional[int] = typer.Option(None, "--trials", min=1, help="Trials in all (default: study.trials).")
+                 ) -> None:
+    """Join a study from another machine (or process): ask for trials, run them here, tell the results."""
+    from .study.engine import StudyEngine
+    from .study.report import run_engine, worker_spec
+
+    spec, base = worker_spec(name, storage)
+    engine = StudyEngine(spec, base, storage_url=storage, trials=trials, parallel=parallel, console=console)
+    raise typer.Exit(run_engine(engine, console, create=False))
+
+
+@study_app.command("list")
+def study_list(storage: Optional[str] = StorageOpt) -> None:
+    """Studies under runs/studies/ (or in --storage) with trial counts and the best value."""
+    from .study.report import list_command
+
+    list_command(storage, console)
+
+
+@study_app.command("show")
+def study_show(name: str = typer.Argument(..., metavar="NAME"), storage: Optional[str] = StorageOpt,
+               as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+               as_csv: bool = typer.Option(False, "--csv", help="One row per trial.")) -> None:
+    """Trials with params, value mean ± SE and k, state, steps, run ids; the best; parameter importance."""
+    from .study.report import show_command
+
+    if as_json and as_csv:
+        raise UserError("--json and --csv exclude each other", exit_code=2)
+    show_command(name, storage, console, as_json=as_json, as_csv=as_csv)
+
+
+@study_app.command("stop")
+def study_stop(name: str = typer.Argument(..., metavar="NAME"), storage: Optional[str] = StorageOpt) -> None:
+    """Stop a study cleanly: running trials checkpoint and end stopped; `study run` continues it."""
+    from .study.report import stop_command
+
+    stop_command(name, storage, console)
+
+
+@study_app.command("schema")
+def study_schema(out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write to a file.")) -> None:
+    """JSON Schema of study files for editors."""
+    import json
+
+    from .study.spec import json_schema
+
+    text = json.dumps(json_schema(), indent=2) + "\n"
+    if out:
+        out.write_text(text)
+        console.print(f"wrote {out}")
+    else:
+        sys.stdout.write(text)
 
 
 def main(argv: Optional[List[str]] = None) -> None:

@@ -100,6 +100,12 @@ def _absolute_paths(preset: Any) -> Any:
             if candidate.exists() or glob.glob(str(candidate)):
                 changes[key] = str(candidate.resolve()) if candidate.exists() else str(candidate)
                 break
+    tb = preset.get("system.tensorboard_dir").strip()
+    if tb:  # an output folder, made from where the run starts (a resume from elsewhere still finds it)
+        from .export import import_tensorboardx
+
+        import_tensorboardx()
+        changes["system.tensorboard_dir"] = str((Path.cwd() / Path(tb).expanduser()).resolve())
     return preset.with_values(changes) if changes else preset
 
 
@@ -113,7 +119,9 @@ def trainer_command(run_dir: str | Path, nproc: int = 1, resume: bool = False) -
             *tail]
 
 
-def spawn_trainer(run_dir: str | Path, nproc: int = 1, resume: bool = False) -> subprocess.Popen:
+def spawn_trainer(run_dir: str | Path, nproc: int = 1, resume: bool = False,
+                  env_extra: dict[str, str] | None = None) -> subprocess.Popen:
+    """``env_extra``: variables for the trainer only (a study gives each trial its CUDA_VISIBLE_DEVICES)."""
     run_dir = Path(run_dir)
     if not (run_dir / PRESET).is_file():
         raise UserError(f"{run_dir}: not a run directory (no {PRESET})")
@@ -123,6 +131,7 @@ def spawn_trainer(run_dir: str | Path, nproc: int = 1, resume: bool = False) -> 
     env["PYTHONUNBUFFERED"] = "1"
     # The trainer must import this same tuiLM even when it is not installed (a source checkout).
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_ROOT), env.get("PYTHONPATH", "")) if p)
+    env.update(env_extra or {})
     with open(run_dir / STDOUT, "ab") as log:
         proc = subprocess.Popen(trainer_command(run_dir, nproc, resume), stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True, env=env)
@@ -224,7 +233,8 @@ def watch_run(run_dir: str | Path, proc: subprocess.Popen, console: Any, tail: E
     run_dir = Path(run_dir)
     tail = tail or EventTail(run_dir / EVENTS)
     state: dict[str, Any] = {"max_steps": 0, "step": 0, "start_step": 0, "loss": None, "val_bpb": None,
-                             "best_bpb": None, "tps": None, "end": None, "t0": time.monotonic()}
+                             "best_bpb": None, "tps": None, "end": None, "t0": time.monotonic(),
+                             "mfu": None, "perf": []}
     # on a narrow terminal the bar and then the metrics give way: step and times stay whole
     from rich.table import Column
 
@@ -248,6 +258,7 @@ def watch_run(run_dir: str | Path, proc: subprocess.Popen, console: Any, tail: E
                     break
                 info = "  ".join(x for x in (
                     f"{state['tps']:,.0f} tok/s" if state["tps"] else "",
+                    f"MFU {state['mfu']:.1%}" if state["mfu"] is not None else "",
                     f"loss {state['loss']:.4f}" if state["loss"] is not None else "",
                     f"val_bpb {state['val_bpb']:.4f}" if state["val_bpb"] is not None else "") if x)
                 progress.update(task, description="stopping" if stopping else "training",
@@ -319,6 +330,7 @@ def _fold(ev: dict[str, Any], state: dict[str, Any], console: Any) -> None:
     if kind == "run_start":
         state["max_steps"] = ev.get("max_steps", 0)
         state["step"] = state["start_step"] = ev.get("step", 0)
+        state["first"] = True
         state["t0"] = time.monotonic()
         console.print(f"{ev.get('arch', '?')} · {ev.get('params', 0):,} params · {ev.get('device', '?')} "
                       f"{ev.get('dtype', '')} · world {ev.get('world_size', 1)} · "
@@ -327,6 +339,9 @@ def _fold(ev: dict[str, Any], state: dict[str, Any], console: Any) -> None:
         state["step"] = ev.get("step", state["step"])
         state["loss"] = _num(ev.get("loss"))
         state["tps"] = _num(ev.get("tokens_per_s"))
+        state["mfu"] = _num(ev.get("mfu"))
+        # (first window of this attempt, mfu, flops_per_s): the summary's medians leave warm-up out
+        state["perf"].append((state.pop("first", False), _num(ev.get("mfu")), _num(ev.get("flops_per_s"))))
     elif kind == "eval":
         bpb = _num(ev.get("val_bpb"))
         state["val_bpb"] = bpb
@@ -345,7 +360,7 @@ def _fold(ev: dict[str, Any], state: dict[str, Any], console: Any) -> None:
 
 
 def _final(run_dir: Path, state: dict[str, Any], code: int, console: Any) -> int:
-    from .units import fmt_bytes, fmt_duration
+    from .units import fmt_bytes, fmt_duration, fmt_flops
 
     end = state["end"]
     if end is None:
@@ -359,6 +374,12 @@ def _final(run_dir: Path, state: dict[str, Any], code: int, console: Any) -> int
         parts.append(f"best val_bpb {_num(best):.4f}")
     elapsed = _num((end or {}).get("elapsed_s")) or (time.monotonic() - state["t0"])
     parts.append(f"time {fmt_duration(elapsed)}")
+    perf = [p for p in state["perf"] if not p[0]] or state["perf"]
+    mfus, flops = [p[1] for p in perf if p[1] is not None], [p[2] for p in perf if p[2] is not None]
+    if mfus:
+        parts.append(f"MFU {_median(mfus):.1%}")
+    elif flops:
+        parts.append(fmt_flops(_median(flops)))
     if isinstance((end or {}).get("artifact_bytes"), int):
         parts.append(f"artifact {end['artifact_bytes']:,} bytes ({fmt_bytes(end['artifact_bytes'])})")
     console.print(" · ".join(parts), highlight=False)
@@ -370,6 +391,12 @@ def _final(run_dir: Path, state: dict[str, Any], code: int, console: Any) -> int
         return 1
     console.print(f"run directory: {run_dir}", highlight=False)
     return 0
+
+
+def _median(values: list[float]) -> float:
+    import statistics
+
+    return statistics.median(values)
 
 
 def _tail_text(path: Path, lines: int) -> str:

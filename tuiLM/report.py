@@ -93,6 +93,72 @@ def _run_metrics(run_dir: Path) -> dict[str, object]:
     }
 
 
+def system_figures(run_dir: Path) -> list[tuple[str, str]]:
+    """(label, text) rows of a run's throughput and hardware figures; only the measured ones."""
+    import statistics
+
+    from .events import effective_events, iter_kind, read_events, to_float
+    from .runs import EVENTS
+    from .units import fmt_flops
+
+    events = effective_events(read_events(Path(run_dir) / EVENTS))
+    start: dict = {}
+    for e in iter_kind(events, "run_start"):  # the latest attempt's figures win
+        start.update(e)
+    trains = list(iter_kind(events, "train"))
+    steady = trains[1:] or trains  # the first window includes warm-up (allocation, compile)
+
+    def col(key: str, rows: list[dict] = steady) -> list[float]:
+        out = []
+        for e in rows:
+            try:
+                v = to_float(e[key])
+            except (KeyError, TypeError, ValueError):
+                continue
+            if v == v:
+                out.append(v)
+        return out
+
+    def med(key: str) -> float | None:
+        v = col(key)
+        return statistics.median(v) if v else None
+
+    def peak(key: str) -> float | None:
+        v = col(key, trains)
+        return max(v) if v else None
+
+    rows: list[tuple[str, str]] = []
+
+    def add(label: str, value: float | None, fmt: str) -> None:
+        if value is not None:
+            rows.append((label, fmt.format(value)))
+
+    add("MFU", med("mfu"), "{:.1%}")
+    fps = med("flops_per_s")
+    if fps is not None:
+        rows.append(("model FLOP/s", fmt_flops(fps)))
+    if isinstance(start.get("flops_per_token"), int):
+        rows.append(("FLOPs / token", f"{start['flops_per_token']:,} (6N + attention)"))
+    if start.get("peak_tflops") is not None:
+        rows.append(("peak / device", f"{start['peak_tflops']:g} TFLOPS ({start.get('peak_source', '')})"))
+    elif start.get("peak_source"):
+        rows.append(("peak / device", str(start["peak_source"])))
+    add("GPU utilisation", med("gpu_util_pct"), "{:.0f} %")
+    used, total = peak("gpu_mem_used_gib"), peak("gpu_mem_total_gib")
+    if used is not None:
+        rows.append(("GPU memory (max)", f"{used:.2f} GiB" + (f" of {total:.2f} GiB" if total else "")))
+    add("CUDA peak allocated", peak("cuda_max_alloc_gib"), "{:.2f} GiB")
+    add("CUDA reserved (max)", peak("cuda_reserved_gib"), "{:.2f} GiB")
+    add("GPU power", med("gpu_power_w"), "{:.0f} W")
+    add("GPU temperature (max)", peak("gpu_temp_c"), "{:.0f} °C")
+    add("process RSS (max)", peak("rss_gib"), "{:.2f} GiB")
+    add("process CPU", med("cpu_pct"), "{:.0f} % (100 = one core)")
+    used, total = peak("host_mem_used_gib"), peak("host_mem_total_gib")
+    if used is not None:
+        rows.append(("host memory (max)", f"{used:.2f} GiB" + (f" of {total:.2f} GiB" if total else "")))
+    return rows
+
+
 def _duration(seconds: float | None) -> str | None:
     from .units import fmt_duration
 
@@ -154,6 +220,14 @@ def print_run(run_dir: Path, console: Console) -> None:
         if value not in (None, ""):
             table.add_row(key, _fmt(value))
     console.print(table)
+    system = system_figures(run_dir)
+    if system:
+        st = Table(title="system (median over train events unless stated)", show_header=False)
+        st.add_column("metric", style="bold")
+        st.add_column("value")
+        for key, value in system:
+            st.add_row(key, value)
+        console.print(st)
     preset = _run_preset(run_dir)
     if preset is not None:
         hp = Table(title="hyperparameters (different from the defaults)")

@@ -47,3 +47,10 @@ def fmt_duration(seconds: float) -> str:
     h, rem = divmod(seconds, 3600)
     m, s = divmod(rem, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def fmt_flops(flops_per_s: float) -> str:
+    """Achieved FLOP/s: TFLOP/s on a GPU, GFLOP/s on a CPU (0.002 TFLOP/s reads badly)."""
+    if flops_per_s >= 1e11:
+        return f"{flops_per_s / 1e12:.3g} TFLOP/s"
+    return f"{flops_per_s / 1e9:.3g} GFLOP/s"

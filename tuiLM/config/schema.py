@@ -67,7 +67,7 @@ SECTIONS: dict[str, str] = {
     "sample": "Text samples during training",
     "checkpoint": "Checkpoint cadence and retention",
     "diag": "Model diagnostics (mHC stream metrics)",
-    "system": "Device, precision and compilation",
+    "system": "Device, precision, compilation and monitoring",
 }
 
 F = Field
@@ -226,6 +226,10 @@ FIELDS: tuple[Field, ...] = (
     F("system", "threads", int, 0, "CPU threads for torch", min=0, max=1024, zero_means="torch default"),
     F("system", "vram_budget_gib", float, 0.0, "Memory budget per device: the estimate warns above it",
       unit="GiB", min=0.0, max=1e6, zero_means="no budget"),
+    F("system", "peak_tflops", float, 0.0, "Peak dense throughput of one device, the denominator of MFU",
+      unit="TFLOPS", min=0.0, max=1e6, zero_means="look the GPU up in the built-in table; no MFU on CPU"),
+    F("system", "tensorboard_dir", str, "", "Mirror the run live into TensorBoard files in <dir>/<run-id> "
+      "(empty = off; relative to where the run is started)"),
 )
 del F
 

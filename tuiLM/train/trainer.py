@@ -11,11 +11,15 @@ the batch generator and every RNG, so on CPU it ends bitwise where an uninterrup
 Events (beyond events.REQUIRED; ``step`` always counts completed optimizer steps):
   run_start  + study, trial, seed_index, trial_params when the run belongs to a study (runs.STUDY_FILE)
              + torch, device_name, dtype, estimate {...}, grad_accum, seq_len, device_batch_size,
-             vocab_size, arch, preset_name, resumed, compile; corpus = {source, path, files, bytes,
+             vocab_size, arch, preset_name, resumed, compile, flops_per_token, peak_tflops (one device,
+             absent when unknown), peak_source; corpus = {source, path, files, bytes,
              fingerprint, train_tokens, val_tokens, tokenizer, vocab_size}
   train      every train.log_every steps and at the last: + mem_gib; loss = mean over the step's
              micro-batches and ranks; grad_norm before clipping; tokens_per_s and dt_ms over the
-             steps since the previous train event, counting step time only (not eval/sample/checkpoint)
+             steps since the previous train event, counting step time only (not eval/sample/checkpoint);
+             flops_per_s = the estimate's flops_per_token x tokens_per_s, mfu = flops_per_s over the
+             peak of all devices (when a peak is known: estimate/peaks.py or system.peak_tflops), and
+             rank 0's system metrics (sysmetrics.py: rss_gib, cpu_pct, host memory, GPU via NVML)
   eval       every eval.every steps and at the end: + val_tokens, val_bytes (bpb is NaN when the
              tokenizer's bytes are unknown: opaque ids)
   diag       every diag.every steps when the model returns metrics: + tokens and the model's names
@@ -63,6 +67,7 @@ from .data import BatchSampler, Corpus, fixed_batch, load_corpus
 from .evaluate import ByteTable, evaluate
 from .optim import OptimizerSet, make_optimizer
 from .schedule import lr_factor, muon_momentum
+from .sysmetrics import SystemSampler
 from .tokenizers import TOKENIZER_FILE, load_tokenizer, save_tokenizer
 
 
@@ -194,6 +199,9 @@ class Trainer:
         self.elapsed_before = 0.0
         self.fault_nan = _fault_step("TUILM_FAULT_NAN_AT_STEP")
         self.fault_kill = _fault_step("TUILM_FAULT_KILL_AT_STEP")
+        self.flops_per_token = 0
+        self.peak_tflops: float | None = None
+        self.sampler_sys: SystemSampler | None = None
 
     # -- output ----------------------------------------------------------------------------------
 
@@ -271,6 +279,8 @@ class Trainer:
 
             model = DDP(model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.model = model
+        if self.info.main:
+            self.sampler_sys = SystemSampler(self.device)
 
     def _restore(self) -> None:
         path = latest_checkpoint(self.run_dir / CHECKPOINTS)
@@ -447,18 +457,29 @@ class Trainer:
                          device=self.device.type, dtype=self.dtype)
             est = {k: v for k, v in (dataclasses.asdict(e) if dataclasses.is_dataclass(e) else vars(e)).items()
                    if isinstance(v, (int, float)) and not isinstance(v, bool)}
+            self.flops_per_token = int(e.flops_per_token)
         except Exception as exc:  # the estimate is informative only; a broken estimator must not stop training
             est = {"error": f"{type(exc).__name__}: {exc}"[:200]}
         versions = {"tuilm": __version__, "python": platform.python_version(), "torch": torch.__version__,
                     "numpy": np.__version__, "cuda": torch.version.cuda or ""}
         n_params = sum(q.numel() for q in self.raw.parameters())
+        from ..estimate.peaks import peak_tflops
+
+        device_name = _device_name(self.device)
+        self.peak_tflops, peak_source = peak_tflops(self.device.type, device_name, self.dtype,
+                                                    p.system.tf32, p.system.peak_tflops)
+        perf: dict[str, Any] = {"peak_source": peak_source}
+        if self.flops_per_token:
+            perf["flops_per_token"] = self.flops_per_token
+        if self.peak_tflops is not None:
+            perf["peak_tflops"] = self.peak_tflops
         self.emit("run_start", run_id=self.run_dir.name, versions=versions, torch=torch.__version__,
-                  device=str(self.device), device_name=_device_name(self.device), dtype=self.dtype,
+                  device=str(self.device), device_name=device_name, dtype=self.dtype,
                   params=n_params, estimate=est, world_size=self.info.world, max_steps=p.train.max_steps,
                   tokens_per_step=self.tokens_per_step, grad_accum=self.accum, seq_len=p.data.seq_len,
                   device_batch_size=p.train.device_batch_size, corpus=self.corpus.info, vocab_size=self.vocab_size,
                   arch=p.model.arch, preset_name=_preset_name(self.run_dir, p), pid=os.getpid(), step=self.step,
-                  resumed=self.resume and self.step > 0, compile=p.system.compile,
+                  resumed=self.resume and self.step > 0, compile=p.system.compile, **perf,
                   **read_study_info(self.run_dir))
         self.say(f"{p.model.arch}: {n_params:,} parameters, vocab {self.vocab_size}, {self.device} {self.dtype}, "
                  f"world {self.info.world}, {self.tokens_per_step:,} tokens/step (accumulation {self.accum}), "
@@ -494,10 +515,11 @@ class Trainer:
                 lr = self.opt.param_groups[0]["lr"]
                 tps = win_tokens / win_time if win_time > 0 else 0.0
                 dt_ms = 1000 * win_time / max(1, win_steps)
+                extra = self.perf_fields(tps)
                 self.emit("train", step=s, tokens=self.tokens, loss=loss, lr=lr, grad_norm=norm, tokens_per_s=tps,
-                          dt_ms=dt_ms, mem_gib=round(mem_gib(self.device), 4))
+                          dt_ms=dt_ms, mem_gib=round(mem_gib(self.device), 4), **extra)
                 self.say(f"step {s}/{max_steps} | loss {loss:.4f} | lr {lr:.3g} | grad_norm {norm:.3f} | "
-                         f"{tps:,.0f} tok/s | {dt_ms:.1f} ms")
+                         f"{tps:,.0f} tok/s | {dt_ms:.1f} ms" + (f" | mfu {extra['mfu']:.1%}" if "mfu" in extra else ""))
                 win_tokens, win_time, win_steps = 0, 0.0, 0
             final = s == max_steps
             if (p.eval.every and s % p.eval.every == 0) or final:
@@ -517,6 +539,22 @@ class Trainer:
         if status != "completed" and last_ckpt_step != self.step:
             self.checkpoint(elapsed())
         return status
+
+    def perf_fields(self, tokens_per_s: float) -> dict[str, float]:
+        """Achieved model FLOPs/s, MFU and the system metrics of one train event (rank 0 only)."""
+        out: dict[str, float] = {}
+        if not self.info.main:
+            return out
+        if self.flops_per_token and tokens_per_s > 0:
+            fps = self.flops_per_token * tokens_per_s
+            out["flops_per_s"] = float(f"{fps:.6g}")
+            if self.peak_tflops:
+                from ..estimate.peaks import mfu
+
+                out["mfu"] = round(mfu(fps, self.peak_tflops, self.info.world), 6)
+        if self.sampler_sys is not None:
+            out.update(self.sampler_sys.sample())
+        return out
 
     def stop_status(self) -> str:
         """'stopped', or the status a stop request in the run directory asks for ('pruned')."""
@@ -573,6 +611,8 @@ def main(run_dir: str | Path, resume: bool = False) -> int:
             writer = EventWriter(run_dir / EVENTS)
             if not resume and _has_started(run_dir):
                 raise UserError(f"{run_dir} has already been started: resume it (tuilm resume {run_dir.name})")
+            if preset.system.tensorboard_dir:
+                writer = _mirror(writer, run_dir, preset.system.tensorboard_dir)  # type: ignore[assignment]
         errors = [x for x in problems if x.is_error]
         if errors:
             raise UserError("invalid preset: " + "; ".join(str(x) for x in errors))
@@ -606,6 +646,8 @@ def main(run_dir: str | Path, resume: bool = False) -> int:
         traceback.print_exc()
         return _fail(writer, trainer, f"{type(e).__name__}: {e}", t_start, info)
     finally:
+        if trainer is not None and trainer.sampler_sys is not None:
+            trainer.sampler_sys.close()
         if writer is not None:
             try:
                 writer.close()
@@ -613,6 +655,14 @@ def main(run_dir: str | Path, resume: bool = False) -> int:
                 pass
         if info.enabled and dist.is_initialized():
             dist.destroy_process_group()
+
+
+def _mirror(writer: EventWriter, run_dir: Path, logdir: str) -> Any:
+    """The events also go live to TensorBoard files in logdir/<run-id>, from a background thread."""
+    from ..export import MirroredWriter, TensorBoardSink, preset_hparams
+
+    return MirroredWriter(writer, TensorBoardSink(Path(logdir).expanduser() / run_dir.name,
+                                                  hparams=preset_hparams(run_dir)))
 
 
 def _fail(writer: EventWriter | None, trainer: Trainer | None, reason: str, t_start: float, info: DistInfo) -> int:

@@ -137,6 +137,28 @@ PANELS: tuple[PanelSpec, ...] = (
               log_default=True, mhc=True, group="mhc", yrange=lambda s: (SINKHORN_FLOOR, 1.0),
               log_floor=SINKHORN_FLOOR, floor_label="exact 0 = frozen signature"),
 )
+
+# Hardware and throughput (train-event fields written by train/sysmetrics.py and the trainer's MFU):
+# all optional, since a CPU run has no GPU fields and a run without a known peak has no MFU.
+SYSTEM_PANELS: tuple[PanelSpec, ...] = (
+    PanelSpec("mfu", "MFU", (Line(TR, "mfu", "mfu"),), optional=True, group="system"),
+    PanelSpec("flops_per_s", "model FLOP/s", (Line(TR, "flops_per_s", "FLOP/s"),), optional=True, group="system"),
+    PanelSpec("gpu_util_pct", "GPU util %", (Line(TR, "gpu_util_pct", "util"),), optional=True, group="system"),
+    PanelSpec("gpu_mem_gib", "GPU memory GiB",
+              (Line(TR, "gpu_mem_used_gib", "used", smooth=False),
+               Line(TR, "cuda_reserved_gib", "reserved", smooth=False),
+               Line(TR, "cuda_max_alloc_gib", "peak alloc", smooth=False, secondary=True)), optional=True,
+              group="system"),
+    PanelSpec("gpu_power_w", "GPU power W", (Line(TR, "gpu_power_w", "power"),), optional=True, group="system"),
+    PanelSpec("gpu_temp_c", "GPU temp °C", (Line(TR, "gpu_temp_c", "temp", smooth=False),), optional=True,
+              group="system"),
+    PanelSpec("cpu_pct", "CPU % (100 = 1 core)", (Line(TR, "cpu_pct", "cpu"),), optional=True, group="system"),
+    PanelSpec("host_mem_gib", "memory GiB (host)",
+              (Line(TR, "rss_gib", "process", smooth=False),
+               Line(TR, "host_mem_used_gib", "host used", smooth=False, secondary=True)), optional=True,
+              group="system"),
+)
+PANELS = PANELS + SYSTEM_PANELS
 BY_KEY = {p.key: p for p in PANELS}
 
 # what a family's user looks at first: these lead the first page of the dashboard

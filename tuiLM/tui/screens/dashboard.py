@@ -107,6 +107,12 @@ class DashboardScreen(Screen):
         specs = [p for p in panels if (mhc or not p.mhc) and (p.group != "mhc" or mhc)]
         return panel_groups(specs, "mhc" if mhc else self.runs[0].arch)
 
+    def _pages(self) -> list[int]:
+        """The groups that have something to show: a page of optional panels (system metrics) only
+        once one of them has data, so a CPU run never pages to an empty "system" group."""
+        return [i for i, (_, specs) in enumerate(self.groups)
+                if any(self._available.get(p.key, not p.optional) for p in specs)] or [0]
+
     def _group_keys(self) -> set[str]:
         return {p.key for p in self.groups[self.group][1]} if self.groups else set()
 
@@ -155,7 +161,7 @@ class DashboardScreen(Screen):
         if action == "resume":
             return self.runs[0].state in ("stopped", "pruned", "failed", "dead")
         if action == "next_group":
-            return len(self.groups) > 1
+            return len(self._pages()) > 1
         return True
 
     # -- data flow -----------------------------------------------------------------------------------
@@ -265,9 +271,10 @@ class DashboardScreen(Screen):
     # -- status, samples, log, failure ---------------------------------------------------------------
 
     def _group_title(self) -> str:
-        if len(self.groups) < 2:
+        pages = self._pages()
+        if len(pages) < 2 or self.group not in pages:
             return ""
-        return f"{self.groups[self.group][0]} {self.group + 1}/{len(self.groups)}"
+        return f"{self.groups[self.group][0]} {pages.index(self.group) + 1}/{len(pages)}"
 
     def _status(self) -> None:
         widget = self.query_one("#run-status", Static)
@@ -372,8 +379,9 @@ class DashboardScreen(Screen):
         self._invalidate()
 
     def action_next_group(self) -> None:
-        if len(self.groups) > 1:
-            self.group = (self.group + 1) % len(self.groups)
+        pages = self._pages()
+        if len(pages) > 1:
+            self.group = pages[(pages.index(self.group) + 1) % len(pages)] if self.group in pages else pages[0]
             self._maximized = None
             self.set_class(False, "-maximized")
             self._apply_display()

@@ -5,6 +5,9 @@ Built from a run snapshot (``RunData``) and the view; no reading of its own.
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 from rich.text import Text
 
 from ...units import fmt_duration
@@ -43,6 +46,13 @@ def _t(*parts: tuple[str, str] | str) -> Text:
         else:
             t.append(*p)
     return t
+
+
+def _mean(col) -> float | None:
+    if col is None or col.size == 0:
+        return None
+    ok = col[np.isfinite(col)]
+    return float(ok.mean()) if ok.size else None
 
 
 def state_piece(run: RunData, stopping: bool) -> Text:
@@ -88,6 +98,9 @@ def run_header(run: RunData, view: View, width: int, *, stopping: bool = False, 
         tps = run.mean_tokens_per_s()
         if tps is not None:
             pieces.append((4, _t("  ", fmt_value(tps), (" tok/s avg", "dim"))))
+    mfu = run.last("train", "mfu") if live else _mean(run.column("train", "mfu"))
+    if mfu is not None and math.isfinite(mfu):
+        pieces.append((4, _t(("  MFU ", "dim"), f"{mfu:.1%}")))
     el = run.elapsed_s()
     if el is not None:
         pieces.append((4, _t(("  ", "dim"), fmt_duration(el), ((f" ({run.resumes + 1} parts)" if run.resumes else ""), "dim"))))

@@ -1,0 +1,279 @@
+"""Export round trips: CSV read back with csv, TensorBoard read back with tensorboard's own
+EventAccumulator; the live sink's purge on resume, its non-blocking queue and a torn file. No training."""
+
+from __future__ import annotations
+
+import csv
+import math
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from tuiLM.config.write import atomic_write_text, dumps_resolved
+from tuiLM.events import EventWriter, effective_events, read_events
+from tuiLM.export import TensorBoardSink, export_csv, export_tensorboard, wide_rows
+from tuiLM.runs import EVENTS, PRESET
+
+from .conftest import ROOT, TINY_GPT, make_preset
+
+event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+
+
+def accumulate(path: Path):
+    acc = event_accumulator.EventAccumulator(str(path), size_guidance={"scalars": 0, "tensors": 0})
+    acc.Reload()
+    return acc
+
+
+def scalars(acc, tag: str) -> dict[int, float]:
+    out: dict[int, float] = {}
+    for s in acc.Scalars(tag):
+        assert s.step not in out, f"{tag}: step {s.step} twice"
+        out[s.step] = s.value
+    return out
+
+
+def same(a: float, b: float) -> bool:
+    """float32 (TensorBoard) against float64 (events.jsonl); NaN equals NaN."""
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    return a == pytest.approx(b, rel=1e-6, abs=1e-30)
+
+
+def fake_run(root: Path, name: str = "fake-1") -> Path:
+    """A run directory with every event kind, a NaN, a resume (steps 5-6 of the first attempt superseded)."""
+    run_dir = root / name
+    (run_dir / "checkpoints").mkdir(parents=True)
+    preset = make_preset({**TINY_GPT, "run.name": "fake", "optim.lr": 0.002})
+    atomic_write_text(run_dir / PRESET, dumps_resolved(preset))
+    with EventWriter(run_dir / EVENTS) as w:
+        w.write("run_start", run_id=name, versions={}, device="cpu", params=100, world_size=1, max_steps=8,
+                tokens_per_step=64, corpus={}, pid=1, step=0, flops_per_token=600)
+        for s in range(1, 7):
+            w.write("train", step=s, tokens=64 * s, loss=5.0 - 0.1 * s, lr=1e-3, grad_norm=float("nan") if s == 3
+                    else 1.0 + s, tokens_per_s=1000.0 + s, dt_ms=10.0, flops_per_s=600 * (1000.0 + s),
+                    rss_gib=0.25, cpu_pct=99.5)
+            if s % 2 == 0:
+                w.write("diag", step=s, tokens=64 * s, gate_value=0.1 * s, stream_similarity=0.05)
+        w.write("eval", step=4, tokens=256, val_loss=4.5, val_bpb=1.3, val_tokens=100, val_bytes=100)
+        w.write("sample", step=4, prompt="The", text=" cat ```sat``` on\nthe mat")
+        w.write("log", level="info", message="resumed")
+        w.write("run_start", run_id=name, versions={}, device="cpu", params=100, world_size=1, max_steps=8,
+                tokens_per_step=64, corpus={}, pid=2, step=4, resumed=True)
+        for s in range(5, 9):
+            w.write("train", step=s, tokens=64 * s, loss=3.0 - 0.1 * s, lr=5e-4, grad_norm=2.0, tokens_per_s=2000.0 + s,
+                    dt_ms=9.0, flops_per_s=600 * (2000.0 + s), rss_gib=0.5, cpu_pct=101.0)
+        w.write("eval", step=8, tokens=512, val_loss=2.5, val_bpb=0.9, val_tokens=100, val_bytes=100)
+        w.write("run_end", status="completed", step=8, reason="", tokens=512, best_val_bpb=0.9, best_val_loss=2.5,
+                elapsed_s=12.5, artifact_bytes=4321)
+    return run_dir
+
+
+def expected(run_dir: Path) -> dict[str, dict[int, float]]:
+    """tag -> {step: value} from the effective events, numeric fields only."""
+    out: dict[str, dict[int, float]] = {}
+    for ev in effective_events(read_events(run_dir / EVENTS)):
+        if ev["kind"] not in ("train", "eval", "diag"):
+            continue
+        for k, v in ev.items():
+            if k in ("v", "kind", "time", "step") or isinstance(v, bool):
+                continue
+            if isinstance(v, (int, float)) or v in ("nan", "inf", "-inf"):
+                tag = f"{ev['kind']}/{k}"
+                assert ev["step"] not in out.setdefault(tag, {})
+                out[tag][ev["step"]] = float(v)
+    return out
+
+
+def test_csv_round_trip_one_row_per_step_with_the_resume_rule(tmp_path):
+    run_dir = fake_run(tmp_path / "runs")
+    path = export_csv(run_dir, tmp_path / "csv")
+    assert path == tmp_path / "csv" / "fake-1.csv"
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(r["step"]) for r in rows] == list(range(1, 9))
+    want = expected(run_dir)
+    for tag, by_step in want.items():
+        column = tag.split("/", 1)[1]
+        for step, value in by_step.items():
+            cell = rows[step - 1][column]
+            assert same(float(cell), value), (tag, step, cell, value)
+    # steps 5 and 6 come from the resumed attempt, not the superseded one
+    assert float(rows[4]["loss"]) == pytest.approx(2.5) and float(rows[5]["rss_gib"]) == 0.5
+    assert rows[2]["grad_norm"] == "nan"
+    assert rows[0]["val_bpb"] == "" and rows[3]["val_bpb"] == "1.3"  # eval only at steps 4 and 8
+    assert rows[1]["gate_value"] != "" and rows[4]["gate_value"] == ""  # diag dropped after the resume
+    assert rows[3]["tokens"] == "256"
+
+
+def test_wide_rows_keep_colliding_fields_apart():
+    events = [{"kind": "train", "step": 1, "x": 1.0, "tokens": 10}, {"kind": "eval", "step": 1, "x": 2.0, "tokens": 10}]
+    columns, rows = wide_rows(events)
+    assert columns == ["step", "tokens", "time", "x", "eval.x"]
+    assert rows == [{"step": 1.0, "tokens": 10.0, "x": 1.0, "eval.x": 2.0}]
+
+
+def test_tensorboard_round_trip_scalars_text_and_hparams(tmp_path):
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    run_dir = fake_run(tmp_path / "runs")
+    target = export_tensorboard(run_dir, tmp_path / "tb")
+    assert target == tmp_path / "tb" / "fake-1"
+    acc = accumulate(target)
+    want = expected(run_dir)
+    assert set(acc.Tags()["scalars"]) == set(want)
+    for tag, by_step in want.items():
+        got = scalars(acc, tag)
+        assert sorted(got) == sorted(by_step), tag
+        for step, value in by_step.items():
+            assert same(got[step], value), (tag, step, got[step], value)
+    # the event's wall time rides along
+    first = read_events(run_dir / EVENTS)[1]
+    assert acc.Scalars("train/loss")[0].wall_time == pytest.approx(first["time"], abs=1e-3)
+    # samples as text
+    (tag,) = [t for t in acc.Tags()["tensors"] if t.startswith("sample")]
+    texts = acc.Tensors(tag)
+    assert [t.step for t in texts] == [4]
+    text = texts[0].tensor_proto.string_val[0].decode()
+    assert "The cat '''sat''' on\nthe mat" in text
+    # hparams with the final metrics (their own session folder, as tensorboardX writes them)
+    hp = accumulate(target / "hparams")
+    content = hp.PluginTagToContent("hparams")
+    session = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
+    values = session.session_start_info.hparams
+    assert values["optim.lr"].number_value == pytest.approx(0.002)
+    assert values["model.arch"].string_value == "gpt"
+    assert values["system.compile"].bool_value is False
+    finals = {tag: scalars(hp, tag) for tag in hp.Tags()["scalars"]}
+    final = {tag: next(iter(v.values())) for tag, v in finals.items()}
+    assert final["hparam/best_val_bpb"] == pytest.approx(0.9)
+    assert final["hparam/final_loss"] == pytest.approx(3.0 - 0.8)
+    # median over both attempts' windows, each attempt's first (warm-up) window left out:
+    # 1002, 1003, 1004 (steps 2-4) and 2006, 2007, 2008 (steps 6-8)
+    assert final["hparam/tokens_per_s"] == pytest.approx((1004 + 2006) / 2)
+    assert final["hparam/artifact_bytes"] == 4321
+
+
+def test_tensorboard_export_refuses_to_mix_into_an_earlier_export(tmp_path):
+    run_dir = fake_run(tmp_path / "runs")
+    export_tensorboard(run_dir, tmp_path / "tb")
+    from tuiLM.errors import UserError
+
+    with pytest.raises(UserError, match="already holds TensorBoard files"):
+        export_tensorboard(run_dir, tmp_path / "tb")
+
+
+def cli(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "tuiLM.cli", *args], capture_output=True, text=True, cwd=cwd,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "TUILM_RUNS_DIR": str(cwd / "runs")})
+
+
+def test_cli_export_both_formats_and_its_errors(tmp_path):
+    fake_run(tmp_path / "runs", "a-1")
+    fake_run(tmp_path / "runs", "b-1")
+    r = cli("export", "a-1", "b-1", "--to", "csv", "out", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "out" / "a-1.csv").is_file() and (tmp_path / "out" / "b-1.csv").is_file()
+    r = cli("export", "a-1", "--to", "tensorboard", "tb", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "tensorboard --logdir" in r.stdout
+    r = cli("export", "a-1", "--to", "parquet", "x", cwd=tmp_path)
+    assert r.returncode == 2 and "tensorboard or csv" in r.stderr and "Traceback" not in r.stderr
+    r = cli("export", "nope", "--to", "csv", "x", cwd=tmp_path)
+    assert r.returncode == 1 and "no run 'nope'" in r.stderr and "Traceback" not in r.stderr
+    (tmp_path / "afile").write_text("")
+    r = cli("export", "a-1", "--to", "csv", "afile", cwd=tmp_path)
+    assert r.returncode == 2 and "not a folder" in r.stderr
+
+
+# -- the live sink ---------------------------------------------------------------------------------
+
+def _start(step: int) -> dict:
+    return {"v": 1, "kind": "run_start", "time": 1.0, "step": step}
+
+
+def _train(step: int, loss: float) -> dict:
+    return {"v": 1, "kind": "train", "time": 1.0 + step, "step": step, "loss": loss}
+
+
+def test_live_sink_purges_the_dead_attempts_steps_on_resume(tmp_path):
+    logdir = tmp_path / "tb" / "run-1"
+    first = TensorBoardSink(logdir)
+    first.put(_start(0))
+    for s in range(1, 11):
+        first.put(_train(s, 10.0 + s))
+    first.close()
+    second = TensorBoardSink(logdir)  # resumed from the checkpoint at step 5
+    second.put(_start(5))
+    for s in range(6, 9):
+        second.put(_train(s, 20.0 + s))
+    second.close()
+    assert first.error is None and second.error is None and first.dropped == second.dropped == 0
+    got = scalars(accumulate(logdir), "train/loss")
+    assert got == {1: 11.0, 2: 12.0, 3: 13.0, 4: 14.0, 5: 15.0, 6: 26.0, 7: 27.0, 8: 28.0}
+
+
+def test_live_sink_drops_rather_than_blocks_when_its_writer_is_stuck(tmp_path, monkeypatch):
+    import tuiLM.export as export
+
+    gate = threading.Event()
+    real_write = export.TBWriter.write
+    monkeypatch.setattr(export.TBWriter, "write", lambda self, ev: (gate.wait(30), real_write(self, ev)))
+    sink = TensorBoardSink(tmp_path / "tb" / "run-1", maxsize=4)
+    sink.put(_start(0))
+    for s in range(1, 1001):
+        sink.put(_train(s, 1.0))  # the writer thread is stuck on the first event: these must not wait
+    assert sink.dropped >= 1000 - 5
+    gate.set()
+    sink.close(timeout=30)
+    assert sink.error is None and sink.written == 1001 - sink.dropped
+
+
+def test_live_sink_failure_stays_in_the_sink(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    sink = TensorBoardSink(blocker / "run-1", maxsize=4)  # cannot create its folder: the thread fails
+    sink.put(_start(0))
+    sink._thread.join(30)
+    for s in range(1, 100):
+        sink.put(_train(s, 1.0))  # after the failure: ignored, never raises
+    sink.close(timeout=5)
+    assert sink.error is not None and not sink._thread.is_alive()
+
+
+def test_a_torn_last_record_still_reads(tmp_path):
+    logdir = tmp_path / "tb" / "run-1"
+    sink = TensorBoardSink(logdir)
+    sink.put(_start(0))
+    for s in range(1, 21):
+        sink.put(_train(s, float(s)))
+    sink.close()
+    (path,) = logdir.glob("events.out.tfevents.*")
+    data = path.read_bytes()
+    path.write_bytes(data[:-7])  # a SIGKILL in the middle of the last record
+    got = scalars(accumulate(logdir), "train/loss")
+    assert got == {s: float(s) for s in range(1, 20)}
+
+
+def test_runs_show_system_figures(tmp_path):
+    from tuiLM.report import system_figures
+
+    run_dir = fake_run(tmp_path / "runs")
+    rows = dict(system_figures(run_dir))
+    # effective train events: steps 1-4 (first attempt) and 5-8 (resumed); the run's first window is left
+    # out: 1002, 1003, 1004, 2005, 2006, 2007, 2008 tokens/s x 600 FLOPs/token
+    assert rows["model FLOP/s"] == f"{600 * 2005 / 1e9:.3g} GFLOP/s"
+    assert rows["process RSS (max)"] == "0.50 GiB"
+    assert rows["FLOPs / token"].startswith("600 ")
+    assert "MFU" not in rows and "GPU utilisation" not in rows  # not measured: not shown
+    with EventWriter(run_dir / EVENTS) as w:
+        for s in (9, 10, 11):
+            w.write("train", step=s, tokens=64 * s, loss=1.0, lr=1e-3, grad_norm=1.0, tokens_per_s=1.0, dt_ms=1.0,
+                    mfu=0.1 * s - 0.5, gpu_util_pct=90.0 + s, gpu_mem_used_gib=10.0 + s, gpu_mem_total_gib=80.0,
+                    gpu_temp_c=60.0 + s)
+    rows = dict(system_figures(run_dir))
+    assert rows["MFU"] == "50.0%" and rows["GPU utilisation"] == "100 %"
+    assert rows["GPU memory (max)"] == "21.00 GiB of 80.00 GiB" and rows["GPU temperature (max)"] == "71 °C"

@@ -1,0 +1,321 @@
+"""Studies end to end: real trainers, Optuna's own journal and PostgreSQL storages, pruning, recovery
+after a SIGKILL of the controller, and two workers on one study."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from tuiLM.config.write import dumps_resolved
+from tuiLM.events import effective_events, read_events
+from tuiLM.runs import EVENTS, PIDFILE, list_runs, summarize
+
+from .conftest import ROOT, TINY_GPT, make_preset
+
+pytestmark = pytest.mark.slow
+
+
+def write_study(tmp_path: Path, name: str, space: str, *, base: dict | None = None, **study) -> Path:
+    preset = make_preset({**TINY_GPT, "train.log_every": 5, "diag.every": 0, "optim.lr": 3e-3, **(base or {})})
+    (tmp_path / "base.toml").write_text(dumps_resolved(preset))
+    settings = {"name": name, "base": "base.toml", "trials": 2, "seeds": 1, "sampler": "random", "pruner": "none",
+                **study}
+    lines = ["[study]"] + [f"{k} = {json.dumps(v)}" for k, v in settings.items()] + ["", "[space]", space, ""]
+    f = tmp_path / f"{name}.toml"
+    f.write_text("\n".join(lines))
+    return f
+
+
+def env_for(tmp_path: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["TUILM_RUNS_DIR"] = str(tmp_path / "runs")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    env.pop("CI", None)
+    return env
+
+
+def tuilm(tmp_path: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tuiLM.cli", *args], cwd=tmp_path, env=env_for(tmp_path),
+                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def spawn(tmp_path: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "tuiLM.cli", *args], cwd=tmp_path, env=env_for(tmp_path),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
+
+
+def show_json(tmp_path: Path, name: str, *extra: str) -> dict:
+    out = tuilm(tmp_path, "study", "show", name, "--json", *extra)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def study_runs(tmp_path: Path) -> list[Path]:
+    return list_runs(tmp_path / "runs")
+
+
+def final_value(run_dir: Path, key: str = "val_bpb") -> float:
+    return [e for e in effective_events(read_events(run_dir / EVENTS)) if e["kind"] == "eval"][-1][key]
+
+
+def wait_for(cond, timeout: float, what: str, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"{what}: the process exited early:\n{proc.stdout.read() if proc.stdout else ''}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def test_a_tiny_study_end_to_end(tmp_path):
+    import optuna
+
+    f = write_study(tmp_path, "tiny", '"optim.lr" = { log = [1e-3, 1e-2] }\n"optim.weight_decay" = { range = [0.0, 0.2] }',
+                    trials=4, seeds=2, parallel=2, seed=7)
+    out = tuilm(tmp_path, "study", "run", str(f))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "study tiny finished: 4 done" in out.stdout and "Traceback" not in out.stdout + out.stderr
+    assert "trials 0/4" in out.stdout  # plain progress lines when stdout is not a terminal
+    runs = study_runs(tmp_path)
+    assert len(runs) == 8
+    by_trial: dict[int, dict[int, Path]] = {}
+    for r in runs:
+        start = [e for e in read_events(r / EVENTS) if e["kind"] == "run_start"]
+        assert len(start) == 1 and start[0]["study"] == "tiny"
+        by_trial.setdefault(start[0]["trial"], {})[start[0]["seed_index"]] = r
+        assert set(start[0]["trial_params"]) == {"optim.lr", "optim.weight_decay"}
+        assert summarize(r).state == "completed"
+    assert sorted(by_trial) == [0, 1, 2, 3] and all(sorted(v) == [0, 1] for v in by_trial.values())
+    # the journal opens with plain Optuna, its params named by preset keys
+    study = optuna.load_study(study_name="tiny", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "runs/studies/tiny/journal.log"))))
+    trials = study.get_trials()
+    assert len(trials) == 4 and all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    for t in trials:
+        assert set(t.params) == {"optim.lr", "optim.weight_decay"} and 1e-3 <= t.params["optim.lr"] <= 1e-2
+        seeds = by_trial[t.number]
+        values = [final_value(seeds[k]) for k in (0, 1)]
+        assert t.value == pytest.approx(sum(values) / 2, abs=1e-12)
+        seed0 = json.loads((seeds[0] / "preset.toml").read_text().split("seed = ")[1].split("\n")[0])
+        seed1 = json.loads((seeds[1] / "preset.toml").read_text().split("seed = ")[1].split("\n")[0])
+        assert seed1 == seed0 + 1  # run.seed + 0..k-1
+    summary = show_json(tmp_path, "tiny")
+    assert summary["name"] == "tiny" and len(summary["trials"]) == 4
+    best = min(trials, key=lambda t: t.value)
+    assert summary["best"]["number"] == best.number and summary["best"]["value"] == pytest.approx(best.value)
+    row = summary["trials"][0]
+    assert set(row) >= {"number", "state", "params", "value", "value_se", "k", "runs"} and row["k"] == 2
+    assert len(row["runs"]) == 2 and row["value_se"] > 0
+    csv_out = tuilm(tmp_path, "study", "show", "tiny", "--csv")
+    assert csv_out.returncode == 0 and csv_out.stdout.splitlines()[0].startswith("number,state,optim.lr")
+    listing = tuilm(tmp_path, "study", "list")
+    assert "tiny" in listing.stdout and "4 done" in listing.stdout
+    # a finished study run again has nothing left to do and starts no trainer
+    again = tuilm(tmp_path, "study", "run", str(f))
+    assert again.returncode == 0 and len(study_runs(tmp_path)) == 8
+
+
+def test_pruning_stops_a_clearly_worse_trial(tmp_path):
+    # trial 0 is the base preset (lr 3e-3, learns); the space holds only learning rates that cannot learn
+    f = write_study(tmp_path, "prune", '"optim.lr" = { log = [1e-9, 1e-8] }', trials=2, pruner="median",
+                    startup_trials=1, baseline=True, base={"eval.every": 5, "train.max_steps": 30})
+    out = tuilm(tmp_path, "study", "run", str(f))
+    assert out.returncode == 0, out.stdout + out.stderr
+    summary = show_json(tmp_path, "prune")
+    states = {t["number"]: t["state"] for t in summary["trials"]}
+    assert states == {0: "complete", 1: "pruned"}, summary
+    pruned = summary["trials"][1]
+    assert "median pruner at step 5" in pruned["reason"]
+    run = tmp_path / "runs" / pruned["runs"][0]
+    s = summarize(run)
+    assert s.state == "pruned" and s.step < 30 and "median pruner" in s.reason
+    assert list((run / "checkpoints").glob("step-*.pt"))  # checkpointed: resumable like a stopped run
+    assert summary["trials"][0]["params"] == {"optim.lr": 3e-3}
+
+
+def _kill_trainer(run_dir: Path) -> None:
+    pid = int((run_dir / PIDFILE).read_text())
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not Path(f"/proc/{pid}").exists() or b"Z" in Path(f"/proc/{pid}/stat").read_bytes()
+             .rsplit(b")", 1)[1][:3], 30, "the trainer to die")
+
+
+def _train_steps(run_dir: Path) -> list[int]:
+    return [e["step"] for e in read_events(run_dir / EVENTS) if e["kind"] == "train"]
+
+
+def test_sigkill_of_the_study_then_run_again_resumes_every_trial_exactly_once(tmp_path):
+    f = write_study(tmp_path, "crash", '"optim.weight_decay" = { range = [0.0, 0.2] }', trials=2,
+                    base={"train.max_steps": 40, "checkpoint.every": 10, "eval.every": 10, "train.log_every": 1})
+    proc = spawn(tmp_path, "study", "run", str(f))
+    runs_dir = tmp_path / "runs"
+    wait_for(lambda: any(max(_train_steps(r), default=0) >= 13 for r in list_runs(runs_dir)), 300,
+             "trial 0 past its first checkpoint", proc)
+    proc.kill()  # the controller dies without a word ...
+    proc.wait()
+    (victim,) = list_runs(runs_dir)
+    _kill_trainer(victim)  # ... and so does its trainer (a machine that went down)
+    out = tuilm(tmp_path, "study", "run", str(f))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "resuming" in out.stdout and "study crash finished: 2 done" in out.stdout
+    summary = show_json(tmp_path, "crash")
+    assert [t["state"] for t in summary["trials"]] == ["complete", "complete"]
+    runs = list_runs(runs_dir)
+    assert len(runs) == 2  # every trial ran exactly once
+    assert sorted(r.name for r in runs) == sorted(x for t in summary["trials"] for x in t["runs"])
+    events = read_events(victim / EVENTS)
+    starts = [e for e in events if e["kind"] == "run_start"]
+    assert len(starts) == 2 and starts[1]["step"] == 10  # one resume, from the checkpoint at step 10
+    steps = [e["step"] for e in effective_events(events) if e["kind"] == "train"]
+    assert steps == list(range(1, 41))  # the curve is continuous: no gap, no duplicate step
+    assert summary["trials"][0]["value"] == pytest.approx(final_value(victim))
+
+
+def test_a_live_trainer_is_reattached_not_restarted(tmp_path):
+    f = write_study(tmp_path, "attach", '"optim.weight_decay" = { range = [0.0, 0.2] }', trials=1,
+                    base={"train.max_steps": 400, "eval.every": 200, "train.log_every": 1})
+    proc = spawn(tmp_path, "study", "run", str(f))
+    runs_dir = tmp_path / "runs"
+    wait_for(lambda: any(max(_train_steps(r), default=0) >= 3 for r in list_runs(runs_dir)), 300,
+             "the trainer to start", proc)
+    proc.kill()
+    proc.wait()
+    out = tuilm(tmp_path, "study", "run", str(f))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "re-attached" in out.stdout
+    (run,) = list_runs(runs_dir)
+    assert len([e for e in read_events(run / EVENTS) if e["kind"] == "run_start"]) == 1
+    assert show_json(tmp_path, "attach")["trials"][0]["state"] == "complete"
+
+
+def test_study_stop_ends_running_trials_cleanly_and_run_continues_them(tmp_path):
+    f = write_study(tmp_path, "halt", '"optim.weight_decay" = { range = [0.0, 0.2] }', trials=1,
+                    base={"train.max_steps": 400, "eval.every": 200, "checkpoint.every": 0, "train.log_every": 1})
+    proc = spawn(tmp_path, "study", "run", str(f))
+    runs_dir = tmp_path / "runs"
+    wait_for(lambda: any(max(_train_steps(r), default=0) >= 3 for r in list_runs(runs_dir)), 300,
+             "the trainer to start", proc)
+    stop = tuilm(tmp_path, "study", "stop", "halt")
+    assert stop.returncode == 0 and "asked study halt to stop" in stop.stdout
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0 and "study halt stopped" in out, out
+    (run,) = list_runs(runs_dir)
+    s = summarize(run)
+    assert s.state == "stopped" and s.step < 400 and list((run / "checkpoints").glob("step-*.pt"))
+    assert show_json(tmp_path, "halt")["trials"][0]["state"] == "running"  # resumable, not lost
+    again = tuilm(tmp_path, "study", "run", str(f))
+    assert again.returncode == 0 and "study halt finished: 1 done" in again.stdout, again.stdout + again.stderr
+    events = read_events(run / EVENTS)
+    assert len([e for e in events if e["kind"] == "run_start"]) == 2 and summarize(run).state == "completed"
+    assert [e["step"] for e in effective_events(events) if e["kind"] == "train"] == list(range(1, 401))
+    assert len(list_runs(runs_dir)) == 1
+
+
+def _two_workers(tmp_path: Path, name: str, storage: list[str]) -> dict:
+    f = write_study(tmp_path, name, '"optim.weight_decay" = { range = [0.0, 0.2] }', trials=4, seed=3)
+    first = spawn(tmp_path, "study", "run", str(f), *storage)
+    probe = ["study", "show", name, *storage]
+    wait_for(lambda: tuilm(tmp_path, *probe).returncode == 0, 120, "the study to exist", first)
+    second = spawn(tmp_path, "study", "worker", name, *storage)
+    out1, _ = first.communicate(timeout=600)
+    out2, _ = second.communicate(timeout=600)
+    assert first.returncode == 0 and second.returncode == 0, out1 + out2
+    assert "Traceback" not in out1 + out2
+    summary = show_json(tmp_path, name, *storage)
+    trials = summary["trials"]
+    assert sorted(t["number"] for t in trials) == [0, 1, 2, 3]
+    assert all(t["state"] == "complete" and len(t["runs"]) == 1 for t in trials), trials
+    runs = list_runs(tmp_path / "runs")
+    assert len(runs) == 4 and sorted(r.name for r in runs) == sorted(t["runs"][0] for t in trials)
+    hosts = {json.loads((r / "study.json").read_text())["trial"] for r in runs}
+    assert hosts == {0, 1, 2, 3}
+    pids = set()
+    import optuna
+
+    if storage:
+        st = optuna.load_study(study_name=name, storage=storage[1])
+    else:
+        st = optuna.load_study(study_name=name, storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(tmp_path / f"runs/studies/{name}/journal.log"))))
+    for t in st.get_trials():
+        pids.add(t.user_attrs["worker_pid"])
+        assert t.user_attrs["host"] == socket.gethostname()
+    assert pids == {first.pid, second.pid}  # both workers ran trials
+    best = min(trials, key=lambda t: t["value"])
+    assert summary["best"]["number"] == best["number"]
+    # both see the same best: each one's view of the storage now
+    assert st.best_trial.number == best["number"]
+    return summary
+
+
+def test_two_workers_share_one_journal_file(tmp_path):
+    _two_workers(tmp_path, "twoj", [])
+
+
+def _pg_bin() -> Path | None:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if found:
+        return found[-1].parent
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def postgres_url():
+    """A throwaway PostgreSQL cluster on a loopback port, run as an unprivileged user (CI runs as root)."""
+    pg = _pg_bin()
+    if pg is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not installed: .ci/run must install it (apt-get install postgresql)")
+        pytest.skip("PostgreSQL is not installed (initdb not found)")
+    pytest.importorskip("psycopg2")
+    data = Path(tempfile.mkdtemp(prefix="tuilm-pg-"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses root
+        import pwd
+
+        user = "postgres"
+        try:
+            pw = pwd.getpwnam(user)
+        except KeyError:
+            pytest.fail("running as root needs the 'postgres' user that Debian's postgresql package creates")
+        os.chown(data, pw.pw_uid, pw.pw_gid)
+        as_user = ["runuser", "-u", user, "--"]
+    port = _free_port()
+    subprocess.run([*as_user, str(pg / "initdb"), "-D", str(data / "db"), "-A", "trust", "-U", "tuilm"],
+                   check=True, capture_output=True)
+    log = data / "log"
+    subprocess.run([*as_user, str(pg / "pg_ctl"), "-D", str(data / "db"), "-l", str(log), "-w", "-o",
+                    f"-p {port} -k {data} -c listen_addresses=127.0.0.1", "start"], check=True, capture_output=True)
+    try:
+        subprocess.run([*as_user, str(pg / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "tuilm", "optuna"],
+                       check=True, capture_output=True)
+        yield f"postgresql+psycopg2://tuilm@127.0.0.1:{port}/optuna"
+    finally:
+        subprocess.run([*as_user, str(pg / "pg_ctl"), "-D", str(data / "db"), "-m", "immediate", "stop"],
+                       capture_output=True)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def test_two_workers_share_one_postgresql_study(tmp_path, postgres_url):
+    summary = _two_workers(tmp_path, "twopg", ["--storage", postgres_url])
+    assert summary["storage"].startswith("postgresql+psycopg2://tuilm@127.0.0.1:")
+    listing = tuilm(tmp_path, "study", "list", "--storage", postgres_url)
+    assert "twopg" in listing.stdout and "4 done" in listing.stdout

@@ -1,0 +1,215 @@
+"""Study files: parsing, validation (key, line, did you mean), the JSON Schema, the shipped studies. No torch."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from tuiLM.cli import main
+from tuiLM.study.spec import STUDY_FIELDS, json_schema, load_study, parse, trial_preset
+
+from .conftest import PRESETS
+
+STUDIES = PRESETS / "studies"
+SHIPPED = sorted(STUDIES.glob("*.toml"))
+
+GOOD = """\
+[study]
+name = "s"
+base = "quickstart"
+trials = 4
+
+[space]
+"optim.lr" = { log = [1e-4, 1e-2] }
+"model.n_layers" = { int = [1, 3] }
+"model.activation" = { choice = ["gelu", "relu2"] }
+"optim.weight_decay" = { range = [0.0, 0.2] }
+"""
+
+
+def problems_of(text: str) -> list:
+    return parse(text)[1]
+
+
+def only_error(text: str):
+    errs = [p for p in problems_of(text) if p.is_error]
+    assert len(errs) == 1, errs
+    return errs[0]
+
+
+def test_a_good_file_resolves_every_kind_of_dimension():
+    spec, problems = parse(GOOD)
+    assert problems == []
+    dims = {d.key: (d.kind, d.values) for d in spec.space}
+    assert dims == {"optim.lr": ("log", (1e-4, 1e-2)), "model.n_layers": ("int", (1, 3)),
+                    "model.activation": ("choice", ("gelu", "relu2")), "optim.weight_decay": ("range", (0.0, 0.2))}
+    d = spec.distributions()
+    assert d["optim.lr"].log and d["model.n_layers"].low == 1 and d["model.n_layers"].high == 3
+    assert spec.direction == "minimize" and spec.seeds == 1 and spec.sampler == "tpe"
+
+
+def test_dotted_keys_are_the_same_as_quoted_ones():
+    text = GOOD.replace('"optim.lr" = { log = [1e-4, 1e-2] }', 'optim.lr = { log = [1e-4, 1e-2] }')
+    spec, problems = parse(text)
+    assert problems == [] and "optim.lr" in {d.key for d in spec.space}
+
+
+@pytest.mark.parametrize("line, message", [
+    ('"optim.lrr" = { log = [1e-4, 1e-2] }', "did you mean optim.lr?"),
+    ('"model.n_layer" = { int = [1, 3] }', "did you mean model.n_layers?"),
+    ('"optim.lr" = { log = [0.0, 1e-2] }', "log needs lo > 0"),
+    ('"optim.lr" = { range = [1e-4, 20.0] }', "outside the field's allowed range (0, 10]"),
+    ('"model.dropout" = { range = [0.0, 1.0] }', "outside the field's allowed range [0, 1)"),
+    ('"model.n_layers" = { range = [1.0, 3.0] }', "use { int = [1, 3] }"),
+    ('"optim.lr" = { int = [1, 3] }', "needs an integer field"),
+    ('"model.n_layers" = { int = [1.5, 3] }', "bounds must be integers"),
+    ('"model.activation" = { choice = ["gelu", "tanh"] }', "'tanh' is not one of gelu | relu2 | swiglu"),
+    ('"model.n_layers" = { choice = [2, "three"] }', "expected an integer"),
+    ('"model.activation" = { range = [0, 1] }', "use { choice = [...] }"),
+    ('"optim.lr" = { log = [1e-2, 1e-4] }', "lo must be below hi"),
+    ('"optim.lr" = { uniform = [1e-4, 1e-2] }', "expected one distribution"),
+    ('"optim.lr" = 0.001', "expected one distribution"),
+    ('"run.seed" = { int = [1, 3] }', "seeds are set by study.seeds"),
+])
+def test_bad_dimensions_name_key_and_line(line, message):
+    text = "[study]\nbase = \"quickstart\"\n\n[space]\n" + line + "\n"
+    err = only_error(text)
+    assert message in err.message, err
+    assert err.line == 5 and err.path.startswith("space.")
+
+
+@pytest.mark.parametrize("line, path, message", [
+    ("trails = 5", "study.trails", "did you mean study.trials?"),
+    ("trials = 0", "study.trials", "outside [1, 100000]"),
+    ("trials = 2.5", "study.trials", "expected an integer"),
+    ('sampler = "bayes"', "study.sampler", "must be one of tpe | random | grid | cmaes | gp"),
+    ('pruner = "sha"', "study.pruner", "must be one of none | median | asha | hyperband"),
+    ('objective = "accuracy"', "study.objective", "must be one of val_bpb | val_loss"),
+    ('name = "../escape"', "study.name", "bad study name"),
+])
+def test_bad_study_settings_name_key_and_line(line, path, message):
+    text = '[study]\nbase = "quickstart"\n' + line + '\n\n[space]\n"optim.lr" = { log = [1e-4, 1e-2] }\n'
+    err = only_error(text)
+    assert (err.path, err.line) == (path, 3) and message in err.message, err
+
+
+def test_a_grid_over_a_continuous_range_is_an_error_and_a_short_grid_a_warning():
+    errs = [p for p in problems_of(GOOD.replace('trials = 4', 'trials = 4\nsampler = "grid"')) if p.is_error]
+    assert [(e.path, e.line) for e in errs] == [("space.optim.lr", 8), ("space.optim.weight_decay", 11)]
+    assert "grid over a continuous log range" in errs[0].message and "continuous range:" in errs[1].message
+    text = ('[study]\nbase = "quickstart"\nsampler = "grid"\ntrials = 10\n[space]\n'
+            '"model.n_layers" = { int = [1, 3] }\n"model.activation" = { choice = ["gelu", "relu2"] }\n')
+    spec, problems = parse(text)
+    assert spec.grid_size() == 6 and spec.grid() == {"model.n_layers": [1, 2, 3], "model.activation": ["gelu", "relu2"]}
+    assert [(p.level, p.path) for p in problems] == [("warning", "study.trials")] and "6 points" in problems[0].message
+
+
+def test_missing_base_unknown_table_empty_space_and_set_table():
+    probs = problems_of("[study]\ntrials = 3\n[spaces]\n")
+    msgs = {p.path: p.message for p in probs}
+    assert "missing" in msgs["study.base"] and "did you mean space?" in msgs["spaces"]
+    assert "empty" in msgs["space"]
+    text = GOOD + '\n[set]\n"train.max_steps" = 50\n"train.max_stepz" = 3\n"optim.lr" = 0.1\n"eval.every" = "x"\n'
+    spec, probs = parse(text)
+    msgs = {p.path: (p.message, p.line) for p in probs}
+    assert spec.fixed == {"train.max_steps": 50}
+    assert "did you mean train.max_steps?" in msgs["set.train.max_stepz"][0] and msgs["set.train.max_stepz"][1] == 14
+    assert "also a [space] dimension" in msgs["set.optim.lr"][0]
+    assert "expected an integer" in msgs["set.eval.every"][0]
+
+
+def test_load_study_resolves_the_base_applies_set_then_command_line(tmp_path):
+    f = tmp_path / "s.toml"
+    f.write_text(GOOD + '\n[set]\n"train.max_steps" = 50\n"eval.every" = 10\n')
+    spec, base, problems = load_study(f, ["eval.every=25"])
+    assert [p for p in problems if p.is_error] == []
+    assert base.train.max_steps == 50 and base.eval.every == 25 and base.run.name == "quickstart"
+    p = trial_preset(base, {"optim.lr": 0.002}, 2, "s-t007-s2")
+    assert (p.optim.lr, p.run.seed, p.run.name) == (0.002, base.run.seed + 2, "s-t007-s2")
+    # a base preset that does not exist, and one whose keys do not apply to its architecture
+    f.write_text(GOOD.replace('base = "quickstart"', 'base = "no-such-preset"'))
+    errs = [p for p in load_study(f)[2] if p.is_error]
+    assert errs and errs[0].path == "study.base" and "no such preset" in errs[0].message and errs[0].line == 3
+    f.write_text(GOOD + '"model.mhc_tau" = { choice = [1.0, 0.05] }\n')
+    warns = [p for p in load_study(f)[2] if not p.is_error]
+    assert [w.path for w in warns] == ["space.model.mhc_tau"] and "(gpt)" in warns[0].message
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_shipped_studies_validate_and_match_their_schema(path):
+    spec, base, problems = load_study(path)
+    assert [p for p in problems if p.is_error] == [], problems
+    assert base is not None and spec.source == path
+    schema = json.loads((STUDIES / "tuilm-study.schema.json").read_text())
+    jsonschema.validate(tomllib.loads(path.read_text()), schema)
+    assert path.read_text().startswith("#:schema ./tuilm-study.schema.json")
+
+
+def test_shipped_studies_cover_the_three_documents():
+    names = {p.stem: parse(p.read_text(), p)[0] for p in SHIPPED}
+    q = names["quickstart-lr"]
+    assert {d.key for d in q.space} == {"optim.lr", "schedule.warmup_steps", "optim.weight_decay"}
+    m = names["mhc-frozen"]
+    assert m.seeds == 3 and {d.key for d in m.space} >= {"model.mhc_h_res_init", "model.mhc_tau", "model.mhc_gate",
+                                                         "model.mhc_mode"}
+    g = names["golf-lr-wd"]
+    assert {d.key for d in g.space} == {"optim.matrix_lr", "optim.weight_decay", "train.total_batch_size",
+                                        "model.n_layers"}
+
+
+def test_generated_schema_is_in_sync_and_rejects_bad_files():
+    on_disk = json.loads((STUDIES / "tuilm-study.schema.json").read_text())
+    assert on_disk == json.loads(json.dumps(json_schema()))
+    assert set(on_disk["properties"]["study"]["properties"]) == {f.key for f in STUDY_FIELDS}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"study": {"base": "x"}, "space": {"optim.lrr": {"log": [1, 2]}}}, on_disk)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"study": {"base": "x", "trials": "3"}, "space": {}}, on_disk)
+
+
+def test_cli_validate_exit_codes(tmp_path, capsys):
+    f = tmp_path / "s.toml"
+    f.write_text(GOOD)
+    with pytest.raises(SystemExit) as e:
+        main(["study", "validate", str(f)])
+    assert e.value.code == 0 and "ok" in capsys.readouterr().out
+    f.write_text(GOOD.replace('"optim.lr"', '"optim.lrr"'))
+    with pytest.raises(SystemExit) as e:
+        main(["study", "validate", str(f)])
+    err = capsys.readouterr().err
+    assert e.value.code == 1 and f"{f}:7" in err and "did you mean optim.lr?" in err and "Traceback" not in err
+    with pytest.raises(SystemExit) as e:
+        main(["study", "validate", str(tmp_path / "missing.toml")])
+    err = capsys.readouterr().err
+    assert e.value.code == 1 and "no such study file" in err
+    f.write_text("[study\n")
+    with pytest.raises(SystemExit) as e:
+        main(["study", "validate", str(f)])
+    assert e.value.code == 1 and "TOML syntax error" in capsys.readouterr().err
+
+
+def test_cli_study_commands_on_a_missing_study_say_so(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TUILM_RUNS_DIR", str(tmp_path / "runs"))
+    for argv in (["study", "show", "nope"], ["study", "stop", "nope"], ["study", "worker", "nope"]):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        err = capsys.readouterr().err
+        assert e.value.code == 1 and "no study 'nope'" in err and "Traceback" not in err, argv
+    with pytest.raises(SystemExit) as e:
+        main(["study", "list"])
+    assert e.value.code == 0 and "no studies" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        main(["study", "show", "x", "--storage", "nonsense"])
+    assert e.value.code == 2 and "expected a database URL" in capsys.readouterr().err
+
+
+def test_readme_study_reference_is_in_sync():
+    from tuiLM.study.spec import reference_markdown
+
+    from .conftest import ROOT
+
+    assert reference_markdown() in (ROOT / "README.md").read_text()

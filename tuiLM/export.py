@@ -1,0 +1,332 @@
+"""Export runs to the dashboards people already use: TensorBoard event files and wide CSV.
+
+``export_tensorboard(run_dir, out_dir)`` writes ``out_dir/<run-id>/``: a scalar ``<kind>/<field>`` for
+every numeric field of the train, eval and diag events at its step and wall time, the samples as text
+(``sample``), and the hyperparameters of ``preset.toml`` with the final metrics (``hparam/...``) for
+TensorBoard's HParams tab. ``export_csv(run_dir, out_dir)`` writes ``out_dir/<run-id>.csv``: one row per
+step, one column per numeric field. Both read the run's effective history (the resume rule of
+``events.effective_events``), so a resumed run exports one curve.
+
+``TensorBoardSink`` is the live mirror: the trainer hands it each event it writes to events.jsonl; a
+background thread writes TensorBoard files. ``put`` never blocks (a full queue drops the event and
+counts it), and any failure of the sink (tensorboardX missing, a full disk) turns it off and is
+reported once; the run itself never notices. TensorBoard records are length- and CRC-framed, so a
+trainer killed mid-write leaves a file whose complete records TensorBoard still reads; a resumed run
+writes a purge marker so TensorBoard drops the steps the dead attempt wrote after the checkpoint.
+
+Stdlib only at module level; tensorboardX is imported when something is written.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import queue
+import statistics
+import threading
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from .errors import UserError
+from .events import effective_events, read_events
+from .runs import EVENTS, PRESET
+
+SERIES_KINDS = ("train", "eval", "diag")
+_SKIP = ("v", "kind", "time", "step")
+_NONFINITE = ("nan", "inf", "-inf")
+
+
+def numeric_fields(ev: dict[str, Any]) -> dict[str, float]:
+    """The numeric fields of an event (NaN / inf as written by events._clean included), by name."""
+    out: dict[str, float] = {}
+    for k, v in ev.items():
+        if k in _SKIP or isinstance(v, bool):
+            continue
+        if isinstance(v, (int, float)):
+            out[k] = float(v)
+        elif isinstance(v, str) and v in _NONFINITE:
+            out[k] = float(v)
+    return out
+
+
+def import_tensorboardx() -> Any:
+    try:
+        from tensorboardX import SummaryWriter
+    except ImportError:
+        raise UserError("TensorBoard export needs tensorboardX: pip install tensorboardX") from None
+    return SummaryWriter
+
+
+# -- hyperparameters and final metrics -----------------------------------------------------------
+
+def preset_hparams(run_dir: str | Path) -> dict[str, Any]:
+    """The frozen preset of a run, flattened to ``section.key`` -> value (empty if unreadable)."""
+    try:
+        with open(Path(run_dir) / PRESET, "rb") as fh:
+            doc = tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError):
+        return {}
+    out: dict[str, Any] = {}
+    for section, table in doc.items():
+        if isinstance(table, dict):
+            for key, value in table.items():
+                if isinstance(value, (bool, int, float, str)):
+                    out[f"{section}.{key}"] = value
+    return out
+
+
+class FinalMetrics:
+    """Folds events into the figures a run is judged by (the HParams tab's metric columns)."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, float] = {}
+        self._tps: list[float] = []
+        self._mfu: list[float] = []
+        self._train_seen = 0
+
+    def add(self, ev: dict[str, Any]) -> None:
+        kind = ev.get("kind")
+        f = numeric_fields(ev)
+        if kind == "run_start":
+            self._train_seen = 0  # a resumed attempt warms up again
+        elif kind == "train":
+            self._train_seen += 1
+            if "loss" in f:
+                self.values["final_loss"] = f["loss"]
+            if self._train_seen > 1:  # the first window includes warm-up (allocation, compile)
+                if "tokens_per_s" in f:
+                    self._tps.append(f["tokens_per_s"])
+                if "mfu" in f:
+                    self._mfu.append(f["mfu"])
+        elif kind == "eval":
+            for key in ("val_loss", "val_bpb"):
+                if key in f:
+                    self.values[f"final_{key}"] = f[key]
+        elif kind == "run_end":
+            for key in ("best_val_bpb", "best_val_loss", "elapsed_s", "artifact_bytes"):
+                if key in f:
+                    self.values[key] = f[key]
+
+    def metrics(self) -> dict[str, float]:
+        out = dict(self.values)
+        if self._tps:
+            out["tokens_per_s"] = statistics.median(self._tps)
+        if self._mfu:
+            out["mfu"] = statistics.median(self._mfu)
+        return {f"hparam/{k}": v for k, v in out.items() if math.isfinite(v)}
+
+
+# -- TensorBoard ---------------------------------------------------------------------------------
+
+class TBWriter:
+    """Writes events into one tensorboardX SummaryWriter (shared by the export and the live sink)."""
+
+    def __init__(self, writer: Any, hparams: dict[str, Any]) -> None:
+        self.w = writer
+        self.hparams = hparams
+        self.final = FinalMetrics()
+
+    def write(self, ev: dict[str, Any]) -> None:
+        kind = ev.get("kind")
+        self.final.add(ev)
+        step = ev.get("step")
+        if not isinstance(step, int):
+            return
+        walltime = ev.get("time") if isinstance(ev.get("time"), (int, float)) else None
+        if kind in SERIES_KINDS:
+            for key, value in numeric_fields(ev).items():
+                self.w.add_scalar(f"{kind}/{key}", value, step, walltime=walltime)
+        elif kind == "sample":
+            # markdown: a fenced block keeps the sample's own whitespace and symbols literal
+            text = f"{ev.get('prompt', '')}{ev.get('text', '')}".replace("```", "'''")
+            self.w.add_text("sample", f"```\n{text}\n```", step, walltime=walltime)
+        elif kind == "run_end":
+            self.write_hparams()
+
+    def write_hparams(self) -> None:
+        metrics = self.final.metrics()
+        if self.hparams and metrics:
+            self.w.add_hparams(self.hparams, metrics, name="hparams")
+
+
+def tensorboard_target(run_dir: str | Path, out_dir: str | Path) -> Path:
+    """``out_dir/<run-id>``; an error when it already holds event files (TensorBoard would mix them)."""
+    target = Path(out_dir) / Path(run_dir).name
+    if target.is_dir() and any(target.rglob("events.out.tfevents.*")):
+        raise UserError(f"{target} already holds TensorBoard files (an earlier export or the live mirror): "
+                        f"remove it or export to another folder")
+    return target
+
+
+def export_tensorboard(run_dir: str | Path, out_dir: str | Path) -> Path:
+    run_dir = Path(run_dir)
+    events = _events(run_dir)
+    target = tensorboard_target(run_dir, out_dir)
+    SummaryWriter = import_tensorboardx()
+    w = SummaryWriter(logdir=str(target), flush_secs=3600, max_queue=1000)
+    try:
+        tb = TBWriter(w, preset_hparams(run_dir))
+        for ev in events:
+            tb.write(ev)
+        if not any(e.get("kind") == "run_end" for e in events):
+            tb.write_hparams()  # a run still going (or killed): its metrics so far
+    finally:
+        w.close()
+    return target
+
+
+# -- CSV -----------------------------------------------------------------------------------------
+
+def wide_rows(events: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, float]]]:
+    """(columns, rows): one row per step over the train, eval and diag events, by step.
+
+    ``step``, ``tokens`` and ``time`` are shared by every kind; another field that two kinds both carry
+    gets the later kind's name as a prefix (``eval.x``) so no value overwrites another.
+    """
+    columns: list[str] = ["step", "tokens", "time"]
+    owner: dict[str, str] = {}  # plain column name -> the kind that owns it
+    rows: dict[int, dict[str, float]] = {}
+    for ev in events:
+        kind = ev.get("kind")
+        step = ev.get("step")
+        if kind not in SERIES_KINDS or not isinstance(step, int):
+            continue
+        row = rows.setdefault(step, {"step": float(step)})
+        if isinstance(ev.get("time"), (int, float)) and "time" not in row:
+            row["time"] = float(ev["time"])
+        for key, value in numeric_fields(ev).items():
+            if key == "tokens":
+                row["tokens"] = value
+                continue
+            name = key if owner.setdefault(key, kind) == kind else f"{kind}.{key}"
+            if name not in columns:
+                columns.append(name)
+            row[name] = value
+    return columns, [rows[s] for s in sorted(rows)]
+
+
+def export_csv(run_dir: str | Path, out_dir: str | Path) -> Path:
+    from .config.write import atomic_write_text
+
+    run_dir = Path(run_dir)
+    columns, rows = wide_rows(_events(run_dir))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, restval="", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: (int(v) if k == "step" or (k == "tokens" and v.is_integer()) else repr(v))
+                         for k, v in row.items()})
+    target = Path(out_dir) / f"{run_dir.name}.csv"
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    atomic_write_text(target, buf.getvalue())
+    return target
+
+
+def _events(run_dir: Path) -> list[dict[str, Any]]:
+    path = run_dir / EVENTS
+    if not path.is_file():
+        raise UserError(f"{run_dir}: no {EVENTS} to export")
+    return effective_events(read_events(path))
+
+
+# -- the live mirror -------------------------------------------------------------------------------
+
+class TensorBoardSink:
+    """Mirror events into ``logdir`` from a background thread; ``put`` never blocks the caller."""
+
+    def __init__(self, logdir: str | Path, hparams: dict[str, Any] | None = None, maxsize: int = 4096,
+                 flush_secs: int = 5) -> None:
+        self.logdir = Path(logdir)
+        self.hparams = hparams or {}
+        self.flush_secs = flush_secs
+        self.dropped = 0
+        self.written = 0
+        self.error: str | None = None
+        self._q: queue.Queue[dict[str, Any] | None] = queue.Queue(maxsize=maxsize)
+        self._closing = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tuilm-tensorboard", daemon=True)
+        self._thread.start()
+
+    def put(self, event: dict[str, Any]) -> None:
+        if self.error is not None or self._closing.is_set():
+            return
+        try:
+            self._q.put_nowait(event)
+        except queue.Full:
+            self.dropped += 1
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Write what is queued and close the files, waiting at most ``timeout`` seconds."""
+        self._closing.set()
+        try:
+            self._q.put(None, timeout=timeout)
+        except queue.Full:
+            pass
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        w: Any = None
+        try:
+            while True:
+                ev = self._q.get()
+                if ev is None:
+                    break
+                if w is None:
+                    if ev.get("kind") != "run_start":
+                        continue  # log lines before the run starts carry nothing to plot
+                    from tensorboardX import SummaryWriter
+
+                    # steps after the resumed checkpoint were written by an attempt that died:
+                    # TensorBoard drops them from the older files (the resume rule of events.py)
+                    purge = int(ev.get("step", 0) or 0) + 1
+                    # files are named by the second they are created in, then the suffix: a resume within
+                    # the same second needs a later name, or it would overwrite the first attempt's file
+                    w = TBWriter(SummaryWriter(logdir=str(self.logdir), purge_step=purge,
+                                               flush_secs=self.flush_secs, max_queue=100,
+                                               filename_suffix=f".{time.time_ns():020d}"), self.hparams)
+                w.write(ev)
+                self.written += 1
+        except BaseException as e:  # noqa: BLE001 - whatever happens here must stay here
+            self.error = f"{type(e).__name__}: {e}"[:300]
+            while True:  # let put() callers see an empty queue until they notice the error
+                try:
+                    self._q.get_nowait()
+                except queue.Empty:
+                    break
+        finally:
+            if w is not None:
+                try:
+                    w.w.close()
+                except Exception as e:  # noqa: BLE001
+                    self.error = self.error or f"{type(e).__name__}: {e}"[:300]
+
+
+class MirroredWriter:
+    """An EventWriter whose events also go to a sink; the events file stays the record of the run."""
+
+    def __init__(self, writer: Any, sink: TensorBoardSink) -> None:
+        self.writer = writer
+        self.sink = sink
+        self._reported = False
+
+    def write(self, kind: str, **fields: Any) -> dict[str, Any]:
+        ev = self.writer.write(kind, **fields)
+        self.sink.put(ev)
+        if self.sink.error is not None and not self._reported:
+            self._reported = True
+            self.writer.write("log", level="warning", step=fields.get("step", 0),
+                              message=f"TensorBoard mirror to {self.sink.logdir} stopped: {self.sink.error}")
+        return ev
+
+    def close(self) -> None:
+        try:
+            self.writer.close()
+        finally:
+            self.sink.close()
+
+
+__all__ = ["FinalMetrics", "MirroredWriter", "TBWriter", "TensorBoardSink", "export_csv", "export_tensorboard",
+           "numeric_fields", "preset_hparams", "wide_rows"]

@@ -1,0 +1,1 @@
+"""Studies: many runs as one experiment on Optuna (specs/studies.md). No torch import here."""

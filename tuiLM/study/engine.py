@@ -1,0 +1,710 @@
+"""Running a study: Optuna's ask/tell around ordinary tuiLM runs (specs/studies.md).
+
+One controller process (``tuilm study run`` or ``tuilm study worker``) asks Optuna for a trial,
+checks the sampled configuration with the same ``validate()`` and estimator as a preset (an invalid or
+over-budget one is told as failed and costs no training), then runs the trial's seeds one after the
+other, each an ordinary run directory ``runs/<study>-tNNN-sK-<timestamp>/`` trained by its own
+trainer process. Every eval event of the first seed run is reported to Optuna; when the pruner says
+so, the trainer is stopped with a stop request and ends ``pruned`` (checkpointed, resumable). The
+trial's value is the mean over its seeds of the final eval. ``parallel`` trials run at once.
+
+Nothing is kept only in this process: which runs belong to which trial is in the storage (trial user
+attributes) and in each run directory (study.json), so a controller that was SIGKILLed is replaced by
+running it again: this host's RUNNING trials are re-attached (live trainer) or resumed from their
+last checkpoint (dead trainer); no trial runs twice.
+
+The loop is single-threaded: it polls every active run's events.jsonl (an EventTail each), so the
+storage is only ever touched from one thread.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ..config.load import Preset
+from ..errors import UserError
+from ..events import EventTail, to_float
+from ..runs import EVENTS, STUDY_FILE, RunError, pid_alive, runs_root
+from . import storage as st
+from .spec import StudySpec, run_name, trial_preset
+
+POLL_S = 0.2
+MAX_RESUMES = 2  # a seed run whose trainer keeps dying is failed after this many resumes in one session
+
+
+# -- Optuna pieces -------------------------------------------------------------------------------
+
+def make_sampler(spec: StudySpec, asked: int = 0) -> Any:
+    """The sampler of ``spec``, seeded (Optuna does not store samplers: a resumed study recreates it).
+
+    ``asked``: trials the study already has. The seed is ``study.seed`` for a new study and is offset
+    by ``asked`` when one continues, so a resumed study does not replay the random draws (and so the
+    configurations) of its first session; it is still a pure function of the study's state.
+    """
+    import optuna.samplers as S
+
+    seed, name = (spec.seed + 1_000_003 * asked) % 2**32, spec.sampler
+    if name == "tpe":
+        # Optuna's default is 10 random start-up trials; a small study would spend most of itself there
+        return S.TPESampler(seed=seed, n_startup_trials=max(3, min(10, spec.trials // 4)))
+    if name == "random":
+        return S.RandomSampler(seed=seed)
+    if name == "grid":
+        return S.GridSampler(spec.grid(), seed=seed)
+    if name == "cmaes":
+        return S.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    if name == "gp":
+        return S.GPSampler(seed=seed)
+    raise UserError(f"unknown sampler {name!r}")
+
+
+def make_pruner(spec: StudySpec, base: Preset) -> Any:
+    import optuna.pruners as P
+
+    first_eval = base.eval.every or base.train.max_steps
+    if spec.pruner == "none":
+        return P.NopPruner()
+    if spec.pruner == "median":
+        return P.MedianPruner(n_startup_trials=spec.startup_trials, n_warmup_steps=0)
+    if spec.pruner == "asha":
+        return P.SuccessiveHalvingPruner(min_resource=first_eval, reduction_factor=3)
+    if spec.pruner == "hyperband":
+        return P.HyperbandPruner(min_resource=first_eval, max_resource=base.train.max_steps, reduction_factor=3)
+    raise UserError(f"unknown pruner {spec.pruner!r}")
+
+
+# -- machine resources ---------------------------------------------------------------------------
+
+def available_memory_bytes() -> int | None:
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except Exception:
+        try:
+            for line in Path("/proc/meminfo").read_text().splitlines():
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+        except (OSError, ValueError, IndexError):
+            pass
+    return None
+
+
+def visible_gpus() -> list[str]:
+    """GPU ids to spread trials over (CUDA_VISIBLE_DEVICES, else nvidia-smi's list); [] without CUDA."""
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        return [x for x in env.split(",") if x.strip()]
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [str(i) for i, line in enumerate(out.splitlines()) if line.startswith("GPU ")]
+
+
+def gpu_free_bytes(gpu: str) -> int | None:
+    """Free memory of one GPU (an index as in CUDA_VISIBLE_DEVICES) through NVML; None when unknown."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        try:
+            handle = pynvml.nvmlDeviceGetHandleByIndex(int(gpu))
+            return int(pynvml.nvmlDeviceGetMemoryInfo(handle).free)
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:  # no NVML, a UUID instead of an index, no driver: no figure
+        return None
+
+
+# -- a trial in flight ---------------------------------------------------------------------------
+
+@dataclass
+class SeedRun:
+    index: int
+    run_dir: Path
+    proc: subprocess.Popen | None  # None when re-attached to a trainer an earlier controller started
+    tail: EventTail
+    resumes: int = 0
+    last_value: float | None = None
+    last_step: int = 0
+    end: dict[str, Any] | None = None
+    started_at: float = field(default_factory=time.time)
+
+
+@dataclass
+class Job:
+    trial: Any  # optuna.trial.Trial
+    params: dict[str, Any]
+    values: dict[int, float] = field(default_factory=dict)
+    runs: dict[int, str] = field(default_factory=dict)  # seed index -> run id
+    current: SeedRun | None = None
+    reported: set[int] = field(default_factory=set)
+    pruning: str = ""  # the reason, once the pruner said so
+    steps: int = 0
+    gpu: str | None = None
+
+    @property
+    def number(self) -> int:
+        return self.trial.number
+
+
+@dataclass
+class Counts:
+    complete: int = 0
+    pruned: int = 0
+    failed: int = 0
+    running: int = 0
+    best: float | None = None
+    best_trial: int | None = None
+
+
+class StudyStopped(Exception):
+    pass
+
+
+class StudyEngine:
+    """Runs (or continues, or joins as a worker) one study until it has its trials or is stopped."""
+
+    def __init__(self, spec: StudySpec, base: Preset, *, storage_url: str | None = None,
+                 root: str | Path | None = None, trials: int | None = None, parallel: int | None = None,
+                 console: Any = None, poll_s: float = POLL_S, say: Callable[[str], None] | None = None):
+        self.spec, self.base = spec, base
+        self.name = spec.name
+        self.root = root
+        self.storage_url = storage_url
+        self.target = trials or spec.trials
+        self.parallel = parallel or spec.parallel
+        self.console = console
+        self.poll_s = poll_s
+        self._say = say
+        self.host = socket.gethostname()
+        self.pid = os.getpid()
+        self.jobs: list[Job] = []
+        self.stopping = False
+        self.study: Any = None
+        self.gpus = visible_gpus() if base.system.device in ("auto", "cuda") else []
+        self._gpu_turn = 0
+        self._stop_attr_seen: Any = None
+        self._last_check = 0.0
+        self._counts = Counts()
+        self.grid_done = False
+        self._trials_cache: list[Any] = []
+        self._trials_at = 0.0
+        self._dirty = True
+
+    # -- output ----------------------------------------------------------------------------------
+
+    def say(self, text: str) -> None:
+        if self._say is not None:
+            self._say(text)
+        elif self.console is not None:
+            self.console.print(text, highlight=False, markup=False)
+
+    # -- opening ---------------------------------------------------------------------------------
+
+    def open(self, create: bool = True) -> Any:
+        import optuna
+
+        from ..config.write import atomic_write_text, dumps_resolved
+
+        storage = self.storage = st.open_storage(self.name, self.storage_url, self.root, create=create)
+        sdir = st.study_dir(self.name, self.root)
+        sdir.mkdir(parents=True, exist_ok=True)
+        base_text = dumps_resolved(self.base, header=f"Base preset of study {self.name} (with --set overrides)")
+        if create:
+            self.study = optuna.create_study(study_name=self.name, storage=storage, direction=self.spec.direction,
+                                             sampler=make_sampler(self.spec), pruner=make_pruner(self.spec, self.base),
+                                             load_if_exists=True)
+            attrs = self.study.user_attrs
+            if st.SPEC_ATTR not in attrs:
+                self.study.set_user_attr(st.SPEC_ATTR, self.spec.text)
+                self.study.set_user_attr(st.BASE_ATTR, base_text)
+                if self.spec.baseline:
+                    self.study.enqueue_trial({d.key: self.base.get(d.key) for d in self.spec.space},
+                                             user_attrs={"baseline": True}, skip_if_exists=True)
+            elif attrs.get(st.SPEC_ATTR) != self.spec.text or attrs.get(st.BASE_ATTR) != base_text:
+                raise UserError(f"study {self.name!r} already exists with a different study file or base preset: "
+                                f"continue it unchanged, or give this one another name (--name)")
+        else:
+            self.study = optuna.load_study(study_name=self.name, storage=storage,
+                                           sampler=make_sampler(self.spec), pruner=make_pruner(self.spec, self.base))
+        asked = len(self.study.get_trials(deepcopy=False))
+        if asked:
+            self.study.sampler = make_sampler(self.spec, asked)
+        atomic_write_text(sdir / "study.toml", self.spec.text)
+        atomic_write_text(sdir / "base.toml", base_text)
+        self._stop_attr_seen = self.study.user_attrs.get(st.STOP_ATTR)
+        try:
+            (sdir / st.STOP_FILE).unlink()
+        except OSError:
+            pass
+        return self.study
+
+    # -- the loop --------------------------------------------------------------------------------
+
+    def run(self, progress: Any = None) -> Counts:
+        """Until the study has ``target`` finished trials (or the grid is exhausted) or it is stopped."""
+        if self.study is None:
+            self.open()
+        self.recover()
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            # a batch system's SIGTERM stops the study as Ctrl-C does (trials checkpoint, stay resumable)
+            previous = signal.signal(signal.SIGTERM, lambda *_: self.request_stop())
+        try:
+            while True:
+                self._check_stop()
+                for job in list(self.jobs):
+                    self._poll(job)
+                if self.stopping:
+                    break
+                self._fill()
+                self._update_counts()
+                if progress is not None:
+                    progress(self)
+                if not self.jobs and not self._may_ask():
+                    break
+                time.sleep(self.poll_s)
+        except KeyboardInterrupt:
+            self.stopping = True
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+        if self.stopping:
+            self.stop_all()
+        self._update_counts()
+        if progress is not None:
+            progress(self)
+        return self._counts
+
+    def request_stop(self) -> None:
+        self.stopping = True
+
+    def _check_stop(self) -> None:
+        now = time.monotonic()
+        if now - self._last_check < 1.0:
+            return
+        self._last_check = now
+        if (st.study_dir(self.name, self.root) / st.STOP_FILE).exists():
+            self.stopping = True
+        elif self.storage_url is not None:  # another machine may have asked through the storage
+            import optuna
+
+            attr = optuna.load_study(study_name=self.name, storage=self.storage).user_attrs.get(st.STOP_ATTR)
+            if attr is not None and attr != self._stop_attr_seen:
+                self.stopping = True
+
+    def stop_all(self, timeout: float = 120.0) -> None:
+        """Running trials checkpoint and end ``stopped``; their trials stay RUNNING, so a later
+        ``study run`` resumes them."""
+        from ..launch import stop_trainer
+
+        for job in self.jobs:
+            if job.current is not None:
+                stop_trainer(job.current.proc or job.current.run_dir, run_dir=job.current.run_dir)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and any(self._alive(j.current) for j in self.jobs if j.current):
+            for job in self.jobs:
+                if job.current is not None:
+                    for ev in job.current.tail.poll():
+                        if ev.get("kind") == "run_end":
+                            job.current.end = ev
+            time.sleep(self.poll_s)
+        for job in self.jobs:
+            if job.current is not None and self._alive(job.current):
+                self.say(f"trial {job.number}: the trainer of {job.current.run_dir.name} did not stop in "
+                         f"{timeout:.0f} s; it keeps running (a later `study run` re-attaches it)")
+        self.jobs = []
+
+    @staticmethod
+    def _alive(run: SeedRun | None) -> bool:
+        if run is None:
+            return False
+        if run.proc is not None:
+            return run.proc.poll() is None
+        from ..launch import trainer_alive
+
+        return trainer_alive(run.run_dir)
+
+    # -- asking and starting ---------------------------------------------------------------------
+
+    def _trials(self, fresh: bool = False) -> list[Any]:
+        """The study's trials, read from the storage at most once a second (a database is a network
+        round trip) unless ``fresh`` or this controller just asked or told."""
+        now = time.monotonic()
+        if fresh or self._dirty or now - self._trials_at > 1.0:
+            self._trials_cache = self.study.get_trials(deepcopy=False)
+            self._trials_at, self._dirty = now, False
+        return self._trials_cache
+
+    def _may_ask(self) -> bool:
+        if self.stopping or self.grid_done:
+            return False
+        return len(self._counted(self._trials())) < self.target
+
+    @staticmethod
+    def _counted(trials: list[Any]) -> list[Any]:
+        """Trials that count toward the target (not the surplus a racing worker asked for)."""
+        return [t for t in trials if not t.user_attrs.get("surplus")]
+
+    def _fill(self) -> None:
+        while len(self.jobs) < self.parallel and self._may_ask():
+            if not self._memory_allows():
+                return
+            if not self._start_trial():
+                return
+
+    def _memory_allows(self) -> bool:
+        """Never more trainers than memory holds: the next one starts when the running ones leave room
+        for the base preset's estimate on the device it would get (host RAM on CPU, the next GPU's free
+        memory through NVML on CUDA; no figure, no limit)."""
+        if not self.jobs:
+            return True
+        need = self._estimate_bytes(self.base)
+        if self.gpus:
+            free = gpu_free_bytes(self.gpus[self._gpu_turn % len(self.gpus)])
+        else:
+            free = available_memory_bytes()
+        return need is None or free is None or need <= free
+
+    def _estimate_bytes(self, preset: Preset) -> int | None:
+        try:
+            from ..estimate import estimate
+
+            dev = "cuda" if self.gpus else "cpu"
+            return estimate(preset, device=dev).total_bytes
+        except Exception:
+            return None
+
+    def _start_trial(self) -> bool:
+        import optuna
+        from optuna.trial import TrialState
+
+        t_ask = time.time()
+        trial = self.study.ask(self.spec.distributions())
+        self._dirty = True
+        if trial.number >= self.target and not trial.user_attrs.get("baseline"):
+            counted = self._counted(self._trials(fresh=True))
+            if len(counted) > self.target:  # another worker asked the last trial at the same moment
+                trial.set_user_attr("surplus", True)
+                self.study.tell(trial, state=TrialState.FAIL)
+                return False
+        if self.spec.sampler == "grid" and isinstance(self.study.sampler, optuna.samplers.GridSampler):
+            self.grid_done = self.study.sampler.is_exhausted(self.study)
+        params = dict(trial.params)
+        trial.set_user_attr("host", self.host)
+        trial.set_user_attr("worker_pid", self.pid)
+        trial.set_user_attr("asked_at", t_ask)
+        reason = self._check_config(params)
+        if reason:
+            trial.set_user_attr("fail_reason", reason)
+            self.study.tell(trial, state=TrialState.FAIL)
+            self.say(f"trial {trial.number}: failed before training: {reason}")
+            return True
+        job = Job(trial, params)
+        if self.gpus:
+            job.gpu = self.gpus[self._gpu_turn % len(self.gpus)]
+            self._gpu_turn += 1
+        self.jobs.append(job)
+        self._next_seed(job)
+        return True
+
+    def _seed_preset(self, params: dict[str, Any], k: int, trial: int) -> Preset:
+        p = trial_preset(self.base, params, k, run_name(self.name, trial, k))
+        if self.parallel > 1 and not self.gpus and p.system.threads == 0:
+            # CPU threads divided between the trials that run at once
+            p = p.with_values({"system.threads": max(1, (os.cpu_count() or 1) // self.parallel)})
+        return p
+
+    def _check_config(self, params: dict[str, Any]) -> str:
+        """'' when the sampled configuration may train, else why not (costs no training)."""
+        from ..config.validate import validate
+
+        preset = self._seed_preset(params, 0, 0)
+        errors = [p for p in validate(preset, with_budget=False) if p.is_error]
+        if errors:
+            return "invalid configuration: " + "; ".join(f"{p.path}: {p.message}" for p in errors)
+        budget_gib = self.spec.budget_gib or self.base.system.vram_budget_gib
+        need = self._estimate_bytes(preset)
+        if budget_gib and need is not None and need > budget_gib * 2**30:
+            return f"over budget: estimate {need / 2**30:.2f} GiB > {budget_gib:g} GiB"
+        if need is not None and not self.gpus:
+            try:
+                import psutil
+
+                total = psutil.virtual_memory().total
+            except Exception:
+                total = None
+            if total and need > total:
+                return f"does not fit this machine: estimate {need / 2**30:.2f} GiB > {total / 2**30:.1f} GiB of memory"
+        return ""
+
+    def _next_seed(self, job: Job) -> None:
+        """Start the job's first seed that has no value yet; finish the trial when all have one."""
+        k = next((i for i in range(self.spec.seeds) if i not in job.values), None)
+        if k is None:
+            self._finish(job)
+            return
+        from ..launch import create_run, spawn_trainer
+
+        run_id = job.runs.get(k)
+        run_dir = runs_root(self.root) / run_id if run_id else None
+        if run_dir is None or not run_dir.is_dir():
+            preset = self._seed_preset(job.params, k, job.number)
+            run_dir = create_run(preset, root=self.root)
+            info = {"study": self.name, "trial": job.number, "seed_index": k, "params": job.params}
+            (run_dir / STUDY_FILE).write_text(json.dumps(info) + "\n", encoding="utf-8")
+            job.runs[k] = run_dir.name
+            job.trial.set_user_attr("runs", [job.runs[i] for i in sorted(job.runs)])
+            resume = False
+        else:
+            resume = True
+        env = {"CUDA_VISIBLE_DEVICES": job.gpu} if job.gpu is not None else None
+        proc = spawn_trainer(run_dir, resume=resume, env_extra=env)
+        if k == 0 and not resume:
+            job.trial.set_user_attr("spawned_at", time.time())  # ask -> spawn: the scheduler's own time
+        job.current = SeedRun(k, run_dir, proc, EventTail(run_dir / EVENTS))
+
+    # -- watching --------------------------------------------------------------------------------
+
+    def _poll(self, job: Job) -> None:
+        run = job.current
+        if run is None:
+            return
+        for ev in run.tail.poll():
+            kind = ev.get("kind")
+            if kind == "run_start":
+                run.end = None
+            elif kind == "eval":
+                self._on_eval(job, run, ev)
+            elif kind in ("train", "run_end"):
+                if isinstance(ev.get("step"), int):
+                    run.last_step = ev["step"]
+                    job.steps = max(job.steps, ev["step"])
+                if kind == "run_end":
+                    run.end = ev
+        if run.end is not None:
+            if run.proc is not None and run.proc.poll() is None:
+                return  # the trainer is writing its last lines; take it when it has exited
+            self._on_end(job, run, run.end)
+        elif not self._alive(run):
+            for ev in run.tail.poll():  # the last events may have landed just before exit
+                if ev.get("kind") == "run_end":
+                    run.end = ev
+                elif ev.get("kind") == "eval":
+                    self._on_eval(job, run, ev)
+            if run.end is not None:
+                self._on_end(job, run, run.end)
+            else:
+                self._on_died(job, run)
+
+    def _on_eval(self, job: Job, run: SeedRun, ev: dict[str, Any]) -> None:
+        try:
+            value = to_float(ev.get(self.spec.objective))
+        except (TypeError, ValueError):
+            return
+        step = ev.get("step")
+        if not isinstance(step, int) or isinstance(step, bool):
+            return
+        run.last_value = value
+        if run.index != 0 or step in job.reported or not math.isfinite(value) or job.pruning:
+            return
+        # the pruner compares every trial on its first seed (the same seed: common random numbers)
+        job.trial.report(value, step)
+        job.reported.add(step)
+        if step < self.base.train.max_steps and job.trial.should_prune():
+            from ..launch import stop_trainer
+
+            job.pruning = f"pruned by the {self.spec.pruner} pruner at step {step} ({self.spec.objective} {value:.4f})"
+            stop_trainer(run.proc or run.run_dir, status="pruned", reason=job.pruning, run_dir=run.run_dir)
+
+    def _on_end(self, job: Job, run: SeedRun, end: dict[str, Any]) -> None:
+        from optuna.trial import TrialState
+
+        status = end.get("status")
+        job.current = None
+        if job.pruning or status == "pruned":
+            job.trial.set_user_attr("steps", job.steps)
+            job.trial.set_user_attr("prune_reason", job.pruning or str(end.get("reason", "")))
+            self._tell(job, TrialState.PRUNED)
+            self.say(f"trial {job.number}: pruned at step {run.last_step} ({run.run_dir.name})")
+        elif status == "completed":
+            if run.last_value is None or not math.isfinite(run.last_value):
+                self._fail(job, f"{run.run_dir.name} completed without a finite {self.spec.objective}")
+                return
+            job.values[run.index] = run.last_value
+            job.trial.set_user_attr("values", [job.values[i] for i in sorted(job.values)])
+            self._next_seed(job)
+        elif status == "stopped":
+            # someone stopped the run by hand (tuilm stop, the app): the trial stays RUNNING and is
+            # resumed by the next `tuilm study run`
+            self.say(f"trial {job.number}: {run.run_dir.name} was stopped; it resumes when the study is run again")
+            self.jobs.remove(job)
+        else:
+            self._fail(job, f"{run.run_dir.name} failed: {end.get('reason', '')}")
+
+    def _on_died(self, job: Job, run: SeedRun) -> None:
+        """The trainer is gone without run_end (killed, out of memory): resume it from its checkpoint."""
+        from ..launch import spawn_trainer
+
+        if run.resumes >= MAX_RESUMES:
+            self._fail(job, f"the trainer of {run.run_dir.name} died {run.resumes + 1} times without run_end")
+            return
+        self.say(f"trial {job.number}: the trainer of {run.run_dir.name} died; resuming from its last checkpoint")
+        env = {"CUDA_VISIBLE_DEVICES": job.gpu} if job.gpu is not None else None
+        run.proc = spawn_trainer(run.run_dir, resume=True, env_extra=env)
+        run.resumes += 1
+
+    def _fail(self, job: Job, reason: str) -> None:
+        from optuna.trial import TrialState
+
+        if job.current is not None and self._alive(job.current):
+            from ..launch import stop_trainer
+
+            stop_trainer(job.current.proc or job.current.run_dir, run_dir=job.current.run_dir)
+        job.current = None
+        job.trial.set_user_attr("fail_reason", reason[:1000])
+        job.trial.set_user_attr("steps", job.steps)
+        self._tell(job, TrialState.FAIL)
+        self.say(f"trial {job.number}: failed: {reason}")
+
+    def _finish(self, job: Job) -> None:
+        from .stats import mean_se
+
+        from optuna.trial import TrialState
+
+        vals = [job.values[i] for i in sorted(job.values)]
+        mean, se = mean_se(vals)
+        job.trial.set_user_attr("value_se", se)
+        job.trial.set_user_attr("steps", job.steps)
+        self._tell(job, TrialState.COMPLETE, mean)
+        se_text = f" ± {se:.4f}" if se == se else ""
+        self.say(f"trial {job.number}: {self.spec.objective} {mean:.4f}{se_text} (k={len(vals)}) "
+                 f"{_fmt_params(job.params)}")
+
+    def _tell(self, job: Job, state: Any, value: float | None = None) -> None:
+        self._dirty = True
+        if value is None:
+            self.study.tell(job.trial, state=state)
+        else:
+            self.study.tell(job.trial, value, state=state)
+        if job in self.jobs:
+            self.jobs.remove(job)
+
+    # -- recovery --------------------------------------------------------------------------------
+
+    def recover(self) -> None:
+        """Pick up this host's RUNNING trials whose controller is gone: re-attach live trainers, resume
+        dead ones from their last checkpoint, finish trials whose runs all ended."""
+        from optuna.trial import Trial, TrialState
+
+        from ..launch import trainer_alive
+        from ..runs import summarize
+
+        for ft in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            attrs = ft.user_attrs
+            if attrs.get("host") != self.host:
+                continue  # another machine's trial: its own controller owns it
+            owner = attrs.get("worker_pid")
+            if isinstance(owner, int) and owner != self.pid and pid_alive(owner) and _is_tuilm(owner):
+                continue  # another controller on this machine is running it
+            trial = Trial(self.study, ft._trial_id)  # noqa: SLF001
+            trial.set_user_attr("worker_pid", self.pid)
+            job = Job(trial, dict(ft.params))
+            job.reported = set(ft.intermediate_values)
+            job.runs = {}
+            for k, run_id in enumerate(attrs.get("runs", [])):
+                job.runs[k] = run_id
+            self._adopt_orphans(job)
+            for k in sorted(job.runs):
+                run_dir = runs_root(self.root) / job.runs[k]
+                if not run_dir.is_dir():
+                    continue
+                s = summarize(run_dir)
+                if s.state == "completed" and s.evals:
+                    job.values[k] = s.evals[-1][1 if self.spec.objective == "val_bpb" else 2]
+                    job.steps = max(job.steps, s.step)
+            if "values" in attrs:
+                job.values.update({i: v for i, v in enumerate(attrs["values"]) if i not in job.values})
+            k = next((i for i in range(self.spec.seeds) if i not in job.values), None)
+            if k is None:
+                self.jobs.append(job)
+                self._finish(job)
+                continue
+            run_dir = runs_root(self.root) / job.runs[k] if k in job.runs else None
+            self.jobs.append(job)
+            if run_dir is not None and run_dir.is_dir() and trainer_alive(run_dir):
+                job.current = SeedRun(k, run_dir, None, EventTail(run_dir / EVENTS))
+                self.say(f"trial {job.number}: re-attached to the running trainer of {run_dir.name}")
+            elif run_dir is not None and run_dir.is_dir() and summarize(run_dir).state == "pruned":
+                job.current = SeedRun(k, run_dir, None, EventTail(run_dir / EVENTS))  # tell it on the first poll
+            elif run_dir is not None and run_dir.is_dir() and summarize(run_dir).state == "failed":
+                self._fail(job, f"{run_dir.name} failed: {summarize(run_dir).reason}")
+            else:
+                if run_dir is not None and run_dir.is_dir():
+                    self.say(f"trial {job.number}: resuming {run_dir.name} from its last checkpoint")
+                self._next_seed(job)
+
+    def _adopt_orphans(self, job: Job) -> None:
+        """A run directory created just before a kill, before the storage recorded it (study.json knows)."""
+        base = runs_root(self.root)
+        prefix = f"{self.name}-t{job.number:03d}-s"
+        if not base.is_dir():
+            return
+        for d in sorted(base.glob(prefix + "*")):
+            try:
+                info = json.loads((d / STUDY_FILE).read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if isinstance(info, dict) and info.get("study") == self.name and info.get("trial") == job.number:
+                k = info.get("seed_index")
+                if isinstance(k, int) and k not in job.runs:
+                    job.runs[k] = d.name
+
+    # -- counts ----------------------------------------------------------------------------------
+
+    def _update_counts(self) -> None:
+        from optuna.trial import TrialState
+
+        c = Counts()
+        for t in self._counted(self._trials()):
+            if t.state == TrialState.COMPLETE:
+                c.complete += 1
+                if t.value is not None and (c.best is None or t.value < c.best):
+                    c.best, c.best_trial = t.value, t.number
+            elif t.state == TrialState.PRUNED:
+                c.pruned += 1
+            elif t.state == TrialState.FAIL:
+                c.failed += 1
+            elif t.state == TrialState.RUNNING:
+                c.running += 1
+        self._counts = c
+
+    @property
+    def counts(self) -> Counts:
+        return self._counts
+
+
+def _is_tuilm(pid: int) -> bool:
+    try:
+        return b"tuilm" in Path(f"/proc/{pid}/cmdline").read_bytes().lower()
+    except OSError:
+        return True  # cannot tell (not Linux): assume it is, never take over a live controller's trial
+
+
+def _fmt_params(params: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+
+
+__all__ = ["StudyEngine", "StudyStopped", "make_pruner", "make_sampler"]

@@ -1,0 +1,342 @@
+"""The ``tuilm study`` commands: validate, run / worker (with progress), list, show, stop. No torch."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from ..config.load import Problem
+from ..errors import UserError
+from ..report import print_problems
+from . import storage as st
+from .spec import StudySpec, load_study, parse
+
+PLAIN_EVERY_S = 10.0
+
+
+# -- validate --------------------------------------------------------------------------------------
+
+def load_checked(path: str | Path, sets: list[str], console: Console, name: str | None = None):
+    """Load a study file and its base preset; print every problem; raise exit 1 on errors."""
+    spec, base, problems = load_study(path, sets)
+    print_problems(problems, console, source=str(path))
+    if any(p.is_error for p in problems):
+        raise UserError(f"{path}: the study file has errors (see above)")
+    if name:
+        from ..runs import RunError, check_run_name
+
+        try:
+            check_run_name(name)
+        except RunError as e:
+            raise UserError(f"--name: {e}", exit_code=2) from None
+        spec.settings["name"] = name
+    if base is not None and base.eval.every == 0 and spec.pruner != "none":
+        console.print(f"[yellow]warning[/] the base preset evaluates only at the end (eval.every = 0): the "
+                      f"{spec.pruner} pruner has nothing to decide on", highlight=False)
+    return spec, base, problems
+
+
+def validate_command(path: str, sets: list[str], console: Console, err: Console) -> None:
+    spec, base, problems = load_checked(path, sets, err)
+    n_warn = sum(1 for p in problems if not p.is_error)
+    runs = spec.trials * spec.seeds
+    console.print(f"[green]ok[/]: {path} (study {spec.name}: {len(spec.space)} dimension"
+                  f"{'s' if len(spec.space) != 1 else ''}, {spec.trials} trials x {spec.seeds} seed"
+                  f"{'s' if spec.seeds != 1 else ''} = up to {runs} runs, {spec.sampler} + {spec.pruner}, "
+                  f"{n_warn} warning{'s' if n_warn != 1 else ''})", highlight=False)
+
+
+# -- run / worker ----------------------------------------------------------------------------------
+
+class Progress:
+    """Rich progress on a terminal; a plain line every PLAIN_EVERY_S seconds otherwise."""
+
+    def __init__(self, console: Console, target: int, objective: str):
+        self.console = console
+        self.target = target
+        self.objective = objective
+        self.rich = None
+        self._last_plain = 0.0
+        self._last_line = ""
+        if console.is_terminal:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress as RP, TextColumn, TimeElapsedColumn, \
+                TimeRemainingColumn
+
+            self.rich = RP(TextColumn("[bold]{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
+                           TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                           TextColumn("{task.fields[info]}"), console=console, refresh_per_second=4)
+            self.task = self.rich.add_task("trials", total=target, info="")
+
+    def say(self, text: str) -> None:
+        self.console.print(text, highlight=False, markup=False, soft_wrap=True)
+
+    def info(self, engine: Any) -> str:
+        c = engine.counts
+        best = f"best {c.best:.4f} (trial {c.best_trial})" if c.best is not None else "best -"
+        return f"done {c.complete} · running {c.running} · pruned {c.pruned} · failed {c.failed} · {best}"
+
+    def __call__(self, engine: Any) -> None:
+        c = engine.counts
+        finished = c.complete + c.pruned + c.failed
+        info = self.info(engine)
+        if self.rich is not None:
+            self.rich.update(self.task, completed=finished, info=info)
+            return
+        now = time.monotonic()
+        if now - self._last_plain >= PLAIN_EVERY_S and info != self._last_line:
+            self._last_plain, self._last_line = now, info
+            self.say(f"{time.strftime('%H:%M:%S')} trials {finished}/{self.target} · {info}")
+
+    def __enter__(self) -> "Progress":
+        if self.rich is not None:
+            self.rich.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.rich is not None:
+            self.rich.stop()
+
+
+def run_engine(engine: Any, console: Console, create: bool = True) -> int:
+    spec = engine.spec
+    engine.open(create=create)
+    where = engine.storage_url and st._redact(engine.storage_url) or str(st.study_dir(engine.name, engine.root) / st.JOURNAL)
+    console.print(f"study [bold]{engine.name}[/] · {engine.target} trials x {spec.seeds} seed"
+                  f"{'s' if spec.seeds != 1 else ''} · {spec.sampler} + {spec.pruner} · parallel {engine.parallel} · "
+                  f"{spec.objective} · storage {where}", highlight=False, soft_wrap=True)
+    progress = Progress(console, engine.target, spec.objective)
+    engine._say = progress.say
+    try:
+        with progress:
+            counts = engine.run(progress)
+    except KeyboardInterrupt:  # a second Ctrl-C while the trials stop
+        console.print("interrupted: trainers that were still stopping keep running; `tuilm study run` "
+                      "re-attaches them", highlight=False)
+        return 130
+    best = f"best {spec.objective} {counts.best:.4f} (trial {counts.best_trial})" if counts.best is not None else \
+        "no trial completed"
+    state = "stopped" if engine.stopping else "finished"
+    console.print(f"study {engine.name} {state}: {counts.complete} done · {counts.pruned} pruned · "
+                  f"{counts.failed} failed · {counts.running} running · {best}", highlight=False, soft_wrap=True)
+    if engine.stopping:
+        console.print("continue it with the same `tuilm study run` (or `tuilm study worker`)", highlight=False)
+    console.print(f"details: tuilm study show {engine.name}"
+                  + (f" --storage {st._redact(engine.storage_url)}" if engine.storage_url else ""), highlight=False)
+    return 1 if counts.complete == 0 and counts.failed > 0 and not engine.stopping else 0
+
+
+def worker_spec(name: str, storage_url: str | None, root: str | Path | None = None) -> tuple[StudySpec, Any]:
+    """A study's frozen definition, read back from its storage (a worker needs only the name and URL)."""
+    from ..config.load import load_text
+
+    storage = st.open_storage(name, storage_url, root)
+    study = st.load_study(name, storage)
+    attrs = study.user_attrs
+    if st.SPEC_ATTR not in attrs or st.BASE_ATTR not in attrs:
+        raise UserError(f"study {name!r} was not created by tuilm (no study file in its storage)")
+    spec, problems = parse(attrs[st.SPEC_ATTR])
+    errors = [p for p in problems if p.is_error]
+    if errors:
+        raise UserError(f"study {name!r}: its stored study file has errors: {errors[0]}")
+    spec.settings["name"] = name
+    base, base_problems = load_text(attrs[st.BASE_ATTR], name=f"{name} base preset")
+    if any(p.is_error for p in base_problems):
+        raise UserError(f"study {name!r}: its stored base preset has errors")
+    return spec, base
+
+
+# -- list / show / stop ----------------------------------------------------------------------------
+
+def trial_rows(study: Any) -> list[dict[str, Any]]:
+    """Every trial as a plain dict (what --json prints under "trials")."""
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        a = t.user_attrs
+        if a.get("surplus"):
+            continue
+        values = a.get("values", [])
+        rows.append({
+            "number": t.number,
+            "state": t.state.name.lower(),
+            "params": dict(t.params),
+            "value": _finite(t.value),
+            "value_se": _finite(a.get("value_se")),
+            "k": len(values),
+            "values": values,
+            "steps": a.get("steps"),
+            "runs": list(a.get("runs", [])),
+            "host": a.get("host"),
+            "reason": a.get("fail_reason") or a.get("prune_reason") or "",
+            "baseline": bool(a.get("baseline")),
+            "intermediate": {str(k): v for k, v in sorted(t.intermediate_values.items())},
+            "started": t.datetime_start.timestamp() if t.datetime_start else None,
+            "finished": t.datetime_complete.timestamp() if t.datetime_complete else None,
+        })
+    return rows
+
+
+def _finite(x: Any) -> float | None:
+    return x if isinstance(x, (int, float)) and math.isfinite(x) else None
+
+
+def importance(study: Any) -> dict[str, float]:
+    """optuna.importance.get_param_importances, or {} when there is too little to say."""
+    from optuna.trial import TrialState
+
+    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+    if len(done) < 2:
+        return {}
+    try:
+        import warnings
+
+        import optuna
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return {k: float(v) for k, v in optuna.importance.get_param_importances(study).items()}
+    except Exception:  # e.g. a single distinct value per parameter
+        return {}
+
+
+def study_summary(name: str, storage_url: str | None, root: str | Path | None = None) -> dict[str, Any]:
+    storage = st.open_storage(name, storage_url, root)
+    study = st.load_study(name, storage)
+    rows = trial_rows(study)
+    done = [r for r in rows if r["state"] == "complete" and r["value"] is not None]
+    sign = 1 if study.direction.name == "MINIMIZE" else -1
+    best = min(done, key=lambda r: sign * r["value"]) if done else None
+    spec_text = study.user_attrs.get(st.SPEC_ATTR, "")
+    objective = "value"
+    if spec_text:
+        try:
+            objective = parse(spec_text)[0].objective
+        except UserError:
+            pass
+    counts = {s: sum(1 for r in rows if r["state"] == s) for s in ("complete", "running", "pruned", "fail", "waiting")}
+    return {"name": name, "direction": study.direction.name.lower(), "objective": objective,
+            "storage": st._redact(storage_url) if storage_url else str(st.study_dir(name, root) / st.JOURNAL),
+            "counts": counts, "trials": rows, "importance": importance(study),
+            "best": None if best is None else {"number": best["number"], "value": best["value"],
+                                               "value_se": best["value_se"], "k": best["k"],
+                                               "params": best["params"], "runs": best["runs"]}}
+
+
+def _fmt_v(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def show_command(name: str, storage_url: str | None, console: Console, as_json: bool = False,
+                 as_csv: bool = False) -> None:
+    summary = study_summary(name, storage_url)
+    if as_json:
+        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+        return
+    keys = sorted({k for r in summary["trials"] for k in r["params"]})
+    if as_csv:
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["number", "state", *keys, "value", "value_se", "k", "steps", "runs", "reason"])
+        for r in summary["trials"]:
+            w.writerow([r["number"], r["state"], *[r["params"].get(k, "") for k in keys], _csv(r["value"]),
+                        _csv(r["value_se"]), r["k"], r["steps"] if r["steps"] is not None else "",
+                        " ".join(r["runs"]), r["reason"]])
+        sys.stdout.write(buf.getvalue())
+        return
+    c = summary["counts"]
+    console.print(f"study [bold]{name}[/] · {summary['objective']} ({summary['direction']}) · "
+                  f"{c['complete']} done · {c['running']} running · {c['pruned']} pruned · {c['fail']} failed · "
+                  f"storage {summary['storage']}", highlight=False)
+    table = Table(show_lines=False, pad_edge=False, box=None, header_style="bold")
+    short = {k: k.split(".", 1)[1] if sum(1 for x in keys if x.split(".", 1)[1] == k.split(".", 1)[1]) == 1 else k
+             for k in keys}  # "lr" for optim.lr unless two sections share the key name
+    for col in ("#", "state", *[short[k] for k in keys], summary["objective"], "± SE", "k", "steps"):
+        table.add_column(col, overflow="ellipsis", no_wrap=True,
+                         justify="left" if col in ("state",) else "right")
+    style = {"complete": "green", "pruned": "magenta", "fail": "red", "running": "cyan"}
+    best_n = summary["best"]["number"] if summary["best"] else None
+    for r in summary["trials"]:
+        table.add_row(str(r["number"]) + (" *" if r["number"] == best_n else ""),
+                      f"[{style.get(r['state'], '')}]{r['state']}[/]",
+                      *[_fmt_v(r["params"].get(k)) for k in keys],
+                      "-" if r["value"] is None else f"{r['value']:.4f}",
+                      "-" if r["value_se"] is None else f"{r['value_se']:.4f}", str(r["k"]),
+                      "-" if r["steps"] is None else str(r["steps"]))
+    console.print(table)
+    if summary["best"]:
+        b = summary["best"]
+        se = f" ± {b['value_se']:.4f}" if b["value_se"] is not None else ""
+        console.print(f"best: trial {b['number']}: {summary['objective']} {b['value']:.4f}{se} (k={b['k']}) "
+                      + " ".join(f"{k}={_fmt_v(v)}" for k, v in b["params"].items()), highlight=False)
+        console.print(f"runs: {' '.join(b['runs'])}", highlight=False)
+    if summary["importance"]:
+        console.print("importance: " + " · ".join(f"{k} {v:.2f}" for k, v in summary["importance"].items()),
+                      highlight=False)
+    failed = [r for r in summary["trials"] if r["state"] == "fail" and r["reason"]]
+    for r in failed[:5]:
+        console.print(f"[red]trial {r['number']} failed[/]: {r['reason']}", highlight=False)
+
+
+def _csv(x: Any) -> str:
+    return "" if x is None else repr(x) if isinstance(x, float) else str(x)
+
+
+def list_command(storage_url: str | None, console: Console) -> None:
+    import optuna
+
+    names: list[tuple[str, str | None]] = []
+    if storage_url:
+        storage = st.open_storage("", storage_url, create=False)
+        names = [(s.study_name, storage_url) for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
+    else:
+        names = [(p.name, None) for p in st.list_local_studies()]
+    if not names:
+        where = st._redact(storage_url) if storage_url else f"{st.studies_root()}/"
+        console.print(f"no studies in {where}", highlight=False)
+        return
+    table = Table(pad_edge=False, box=None, header_style="bold")
+    for col in ("study", "state", "trials", "best", "best params", "last activity"):
+        table.add_column(col, no_wrap=col != "best params", overflow="fold" if col == "best params" else "ellipsis")
+    for name, url in names:
+        try:
+            s = study_summary(name, url)
+        except UserError as e:
+            table.add_row(name, "[red]unreadable[/]", "", "", str(e), "")
+            continue
+        c = s["counts"]
+        last = max((r["finished"] or r["started"] or 0 for r in s["trials"]), default=0)
+        state = "running" if c["running"] else "idle"
+        best = s["best"]
+        trials = " ".join(f"{n} {label}" for n, label in ((c["complete"], "done"), (c["running"], "running"),
+                                                          (c["pruned"], "pruned"), (c["fail"], "failed")) if n)
+        table.add_row(name, state, trials or "none",
+                      "-" if not best else f"{best['value']:.4f}",
+                      "" if not best else " ".join(f"{k}={_fmt_v(v)}" for k, v in best["params"].items()),
+                      time.strftime("%Y-%m-%d %H:%M", time.localtime(last)) if last else "-")
+    console.print(table)
+
+
+def stop_command(name: str, storage_url: str | None, console: Console) -> None:
+    """Ask every controller of the study to stop cleanly (running trials checkpoint and end stopped)."""
+    from ..config.write import atomic_write_text
+
+    storage = st.open_storage(name, storage_url)
+    study = st.load_study(name, storage)
+    sdir = st.study_dir(name)
+    sdir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(sdir / st.STOP_FILE, f"{time.time()}\n")
+    study.set_user_attr(st.STOP_ATTR, time.time())
+    console.print(f"asked study {name} to stop: running trials checkpoint and end stopped; "
+                  f"`tuilm study run` continues it", highlight=False)

@@ -1,0 +1,462 @@
+"""Study files: many runs as one experiment, declared once like presets (specs/studies.md).
+
+A study file is TOML with a ``[study]`` table (the fields below, each declared once: loading,
+validation, the JSON Schema and the README table come from ``STUDY_FIELDS``) and a ``[space]`` table
+whose keys are preset keys and whose values are distributions::
+
+    [space]
+    "optim.lr"          = { log = [1e-4, 3e-3] }      # float (or int), sampled on a log scale
+    "optim.weight_decay" = { range = [0.0, 0.2] }     # float, uniform
+    "model.n_layers"    = { int = [2, 6] }            # integer, uniform (step = 1)
+    "model.mhc_mode"    = { choice = ["static", "dynamic"] }
+
+    [set]                                             # optional: the same for every trial
+    "train.max_steps" = 300
+
+Precedence for a trial's preset: base preset < [set] < ``--set`` on the command line < sampled params.
+Pure Python; Optuna is imported only to build distributions (``distributions()``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config.load import Preset, PresetError, Problem, coerce, parse_toml_text, read_preset_text, suggest
+from ..config.schema import BY_PATH, Field
+from ..errors import UserError
+
+OBJECTIVES = {"val_bpb": "minimize", "val_loss": "minimize"}
+SAMPLERS = ("tpe", "random", "grid", "cmaes", "gp")
+PRUNERS = ("none", "median", "asha", "hyperband")
+DIST_KINDS = ("log", "range", "int", "choice")
+# Keys a study sets itself: a trial's seeds are run.seed + 0..k-1 and its name is derived.
+NOT_SEARCHABLE = {"run.seed": "seeds are set by study.seeds (run.seed + 0..k-1)",
+                  "run.name": "trial runs are named <study>-tNNN-sK",
+                  "run.notes": "free text is not a hyperparameter"}
+
+F = Field
+STUDY_FIELDS: tuple[Field, ...] = (
+    F("study", "name", str, "", "Study name; its journal lives in runs/studies/<name>/ (default: the file name)"),
+    F("study", "base", str, "", "Base preset every trial starts from (path relative to this file, or a "
+      "shipped preset name)"),
+    F("study", "objective", str, "val_bpb", "Eval metric to optimise (the last eval of each run; lower is better)",
+      choices=tuple(OBJECTIVES)),
+    F("study", "trials", int, 20, "Configurations to try (each runs `seeds` times)", min=1, max=100_000),
+    F("study", "seeds", int, 1, "Runs per configuration with seeds run.seed + 0..k-1; the value is their mean",
+      min=1, max=100),
+    F("study", "parallel", int, 1, "Trials at once on this machine (devices and CPU threads are split)",
+      min=1, max=256),
+    F("study", "sampler", str, "tpe", "Optuna sampler, seeded by study.seed", choices=SAMPLERS),
+    F("study", "pruner", str, "median", "Optuna pruner, asked at every eval of the first seed run",
+      choices=PRUNERS),
+    F("study", "startup_trials", int, 3, "Trials that finish before the median pruner may prune", min=0,
+      max=100_000),
+    F("study", "seed", int, 0, "Seed of the sampler (a resumed study recreates it with the same seed)", min=0,
+      max=2**32 - 1),
+    F("study", "budget_gib", float, 0.0, "Refuse a sampled configuration whose memory estimate exceeds this "
+      "[GiB]; 0 = the base preset's system.vram_budget_gib", unit="GiB", min=0, max=1_000_000),
+    F("study", "baseline", bool, False, "Run the base preset's own values as trial 0 (a reference to judge "
+      "the others against)"),
+)
+STUDY_BY_KEY: dict[str, Field] = {f.key: f for f in STUDY_FIELDS}
+
+
+class StudyError(UserError):
+    """A study file that cannot be used."""
+
+
+@dataclass(frozen=True)
+class Dimension:
+    key: str  # preset key, e.g. "optim.lr"
+    kind: str  # log | range | int | choice
+    values: tuple[Any, ...]  # (lo, hi) or the choices
+
+    def to_optuna(self) -> Any:
+        from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+        f = BY_PATH[self.key]
+        if self.kind == "choice":
+            return CategoricalDistribution(list(self.values))
+        lo, hi = self.values
+        if f.type is int:
+            return IntDistribution(int(lo), int(hi), log=self.kind == "log")
+        return FloatDistribution(float(lo), float(hi), log=self.kind == "log")
+
+    def grid_values(self) -> list[Any] | None:
+        """Every value of a finite dimension (choice, int), None for a continuous one."""
+        if self.kind == "choice":
+            return list(self.values)
+        if self.kind == "int":
+            return list(range(int(self.values[0]), int(self.values[1]) + 1))
+        return None
+
+    def describe(self) -> str:
+        if self.kind == "choice":
+            return "choice " + " | ".join(str(v) for v in self.values)
+        return f"{self.kind} [{self.values[0]}, {self.values[1]}]"
+
+
+@dataclass
+class StudySpec:
+    settings: dict[str, Any]  # every STUDY_FIELDS key, resolved
+    space: list[Dimension]
+    fixed: dict[str, Any] = field(default_factory=dict)  # [set]: preset key -> typed value
+    source: Path | None = None
+    text: str = ""  # the file as written (frozen into the study directory)
+    lines: dict[str, int] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.settings[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @property
+    def direction(self) -> str:
+        return OBJECTIVES[self.settings["objective"]]
+
+    def distributions(self) -> dict[str, Any]:
+        return {d.key: d.to_optuna() for d in self.space}
+
+    def base_path(self) -> Path:
+        return resolve_base(self.settings["base"], self.source)
+
+    def grid(self) -> dict[str, list[Any]]:
+        return {d.key: d.grid_values() or [] for d in self.space}
+
+    def grid_size(self) -> int:
+        return math.prod(len(v) for v in self.grid().values()) if self.space else 1
+
+
+# -- locating keys -------------------------------------------------------------------------------
+
+_HEADER_RE = re.compile(r"^\s*\[\s*([A-Za-z0-9_.\-]+)\s*\]")
+_KEY_RE = re.compile(r"""^\s*("([^"]+)"|'([^']+)'|([A-Za-z0-9_.\-]+))\s*=""")
+
+
+def locate(text: str) -> dict[str, int]:
+    """``study.trials`` / ``space.optim.lr`` -> 1-based line (quoted and dotted keys)."""
+    out: dict[str, int] = {}
+    section = ""
+    for i, line in enumerate(text.splitlines(), start=1):
+        m = _HEADER_RE.match(line)
+        if m:
+            section = m.group(1)
+            out.setdefault(section, i)
+            continue
+        m = _KEY_RE.match(line)
+        if m:
+            key = m.group(2) or m.group(3) or m.group(4)
+            out.setdefault(f"{section}.{key}" if section else key, i)
+    return out
+
+
+def resolve_base(base: str, source: Path | None) -> Path:
+    """The base preset: relative to the study file, else the working directory, else a preset name."""
+    from ..config.presets import find_preset
+
+    p = Path(base).expanduser()
+    if not p.is_absolute() and source is not None and (source.parent / p).exists():
+        return source.parent / p
+    return find_preset(base)
+
+
+# -- loading -------------------------------------------------------------------------------------
+
+def _flatten_space(table: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """``{"optim.lr": {...}}`` and the dotted form ``{optim: {lr: {...}}}`` both give ("optim.lr", {...})."""
+    out = []
+    for key, value in table.items():
+        path = f"{prefix}.{key}" if prefix else key
+        if isinstance(value, dict) and value and not (set(value) & set(DIST_KINDS)) \
+                and all(isinstance(v, dict) for v in value.values()):
+            out.extend(_flatten_space(value, path))
+        else:
+            out.append((path, value))
+    return out
+
+
+def _flatten_set(table: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    out = []
+    for key, value in table.items():
+        path = f"{prefix}.{key}" if prefix else key
+        if isinstance(value, dict):
+            out.extend(_flatten_set(value, path))
+        else:
+            out.append((path, value))
+    return out
+
+
+def _in_range(f: Field, v: float) -> bool:
+    if f.min is not None and (v < f.min or (f.min_exclusive and v == f.min)):
+        return False
+    if f.max is not None and (v > f.max or (f.max_exclusive and v == f.max)):
+        return False
+    return True
+
+
+def _dimension(path: str, value: Any) -> tuple[Dimension | None, str]:
+    """A distribution checked against the field, or (None, message)."""
+    f = BY_PATH[path]
+    if not isinstance(value, dict) or len(value) != 1 or next(iter(value)) not in DIST_KINDS:
+        return None, ("expected one distribution: { log = [lo, hi] }, { range = [lo, hi] }, "
+                      "{ int = [lo, hi] } or { choice = [a, b, ...] }")
+    kind, arg = next(iter(value.items()))
+    if not isinstance(arg, list) or not arg:
+        return None, f"{kind} needs a list"
+    if kind == "choice":
+        if f.type is bool and not all(isinstance(x, bool) for x in arg):
+            return None, "choice values must be true or false"
+        vals = []
+        for x in arg:
+            try:
+                x = coerce(f, x)
+            except ValueError as e:
+                return None, f"choice value {x!r}: {e}"
+            if f.choices and x not in f.choices:
+                return None, f"choice value {x!r} is not one of {' | '.join(f.choices)}"
+            if f.type in (int, float) and not _in_range(f, x):
+                return None, f"choice value {x!r} is outside the field's allowed range {f.range_text()}"
+            vals.append(x)
+        if len(set(map(repr, vals))) != len(vals):
+            return None, "choice values repeat"
+        return Dimension(path, kind, tuple(vals)), ""
+    if f.type not in (int, float):
+        return None, f"{path} is {f.type.__name__ if f.type is not str else 'a string'}: use {{ choice = [...] }}"
+    if len(arg) != 2 or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in arg):
+        return None, f"{kind} needs two numbers [lo, hi]"
+    lo, hi = arg
+    if not lo < hi:
+        return None, f"{kind}: lo must be below hi (got [{lo}, {hi}])"
+    if kind == "int" and f.type is not int:
+        return None, f"int = [...] needs an integer field; {path} is a float: use range or log"
+    if kind in ("int",) or (kind == "log" and f.type is int):
+        if not all(float(x).is_integer() for x in arg):
+            return None, f"{path} is an integer: {kind} bounds must be integers"
+    if kind == "range" and f.type is int:
+        return None, f"{path} is an integer: use {{ int = [{int(lo)}, {int(hi)}] }}"
+    if kind == "log" and lo <= 0:
+        return None, f"log needs lo > 0 (got {lo})"
+    for x in (lo, hi):
+        if not _in_range(f, x):
+            return None, f"{kind} bound {x} is outside the field's allowed range {f.range_text()}"
+    return Dimension(path, kind, (lo, hi)), ""
+
+
+def parse(text: str, source: Path | None = None) -> tuple[StudySpec, list[Problem]]:
+    """Resolve a study file's text. Never raises for fixable problems: they come back as Problems."""
+    name = str(source) if source else "<study>"
+    raw = parse_toml_text(text, name)
+    lines = locate(text)
+    problems: list[Problem] = []
+    settings = {f.key: f.default for f in STUDY_FIELDS}
+    for table, value in raw.items():
+        if table not in ("study", "space", "set"):
+            close = [t for t in ("study", "space", "set") if t[:2] == table[:2]]
+            hint = f" (did you mean {close[0]}?)" if close else " (a study file has [study], [space] and [set])"
+            problems.append(Problem("error", table, f"unknown table{hint}", lines.get(table)))
+    study = raw.get("study", {})
+    if not isinstance(study, dict):
+        problems.append(Problem("error", "study", "[study] must be a table", lines.get("study")))
+        study = {}
+    for key, value in study.items():
+        path = f"study.{key}"
+        f = STUDY_BY_KEY.get(key)
+        if f is None:
+            import difflib
+
+            close = difflib.get_close_matches(key, list(STUDY_BY_KEY), n=1, cutoff=0.6)
+            hint = f" (did you mean study.{close[0]}?)" if close else ""
+            problems.append(Problem("error", path, f"unknown key{hint}", lines.get(path)))
+            continue
+        try:
+            value = coerce(f, value)
+        except ValueError as e:
+            problems.append(Problem("error", path, str(e), lines.get(path)))
+            continue
+        if f.choices and value not in f.choices:
+            problems.append(Problem("error", path, f"must be one of {' | '.join(f.choices)}, got {value!r}",
+                                    lines.get(path)))
+            continue
+        if f.type in (int, float) and not _in_range(f, value):
+            problems.append(Problem("error", path, f"{value} is outside {f.range_text()}", lines.get(path)))
+            continue
+        settings[key] = value
+    if not settings["name"]:
+        settings["name"] = source.stem if source else "study"
+    from ..runs import RunError, check_run_name
+
+    try:
+        check_run_name(settings["name"])
+    except RunError:
+        problems.append(Problem("error", "study.name", f"bad study name {settings['name']!r}: use letters, digits, "
+                                "'.', '_' and '-' (at most 100 characters)", lines.get("study.name")))
+    if not settings["base"]:
+        problems.append(Problem("error", "study.base", "missing: the preset every trial starts from",
+                                lines.get("study.base") or lines.get("study")))
+    space_raw = raw.get("space", {})
+    space: list[Dimension] = []
+    if not isinstance(space_raw, dict):
+        problems.append(Problem("error", "space", "[space] must be a table", lines.get("space")))
+        space_raw = {}
+    for path, value in _flatten_space(space_raw):
+        where = f"space.{path}"
+        line = lines.get(where) or lines.get(f"space.{path.split('.')[0]}")
+        if path not in BY_PATH:
+            problems.append(Problem("error", where, f"unknown preset key{suggest(path)}", line))
+            continue
+        if path in NOT_SEARCHABLE:
+            problems.append(Problem("error", where, NOT_SEARCHABLE[path], line))
+            continue
+        dim, msg = _dimension(path, value)
+        if dim is None:
+            problems.append(Problem("error", where, msg, line))
+        else:
+            space.append(dim)
+    if not space and not any(p.path == "space" or p.path.startswith("space.") for p in problems):
+        problems.append(Problem("error", "space", "empty: add at least one preset key to search",
+                                lines.get("space")))
+    fixed: dict[str, Any] = {}
+    set_raw = raw.get("set", {})
+    if not isinstance(set_raw, dict):
+        problems.append(Problem("error", "set", "[set] must be a table", lines.get("set")))
+        set_raw = {}
+    for path, value in _flatten_set(set_raw):
+        where = f"set.{path}"
+        line = lines.get(where) or lines.get(f"set.{path.split('.')[0]}")
+        f = BY_PATH.get(path)
+        if f is None:
+            problems.append(Problem("error", where, f"unknown preset key{suggest(path)}", line))
+            continue
+        if any(d.key == path for d in space):
+            problems.append(Problem("error", where, "is also a [space] dimension: set it or search it", line))
+            continue
+        try:
+            fixed[path] = coerce(f, value)
+        except ValueError as e:
+            problems.append(Problem("error", where, str(e), line))
+    spec = StudySpec(settings, space, fixed, source, text, lines)
+    if settings["sampler"] == "grid":
+        for d in space:
+            if d.grid_values() is None:
+                problems.append(Problem("error", f"space.{d.key}", f"a grid over a continuous {'log range' if d.kind == 'log' else 'range'}: "
+                                        "use { choice = [...] } (or int) with sampler = \"grid\"",
+                                        lines.get(f"space.{d.key}")))
+        if not any(p.is_error for p in problems) and spec.grid_size() < settings["trials"]:
+            problems.append(Problem("warning", "study.trials", f"the grid has {spec.grid_size()} points: the "
+                                    f"study ends after {spec.grid_size()} trials", lines.get("study.trials")))
+    if settings["sampler"] == "cmaes" and any(d.kind == "choice" for d in space):
+        problems.append(Problem("warning", "study.sampler", "CMA-ES samples choice dimensions at random "
+                                "(it only models numbers)", lines.get("study.sampler")))
+    return spec, problems
+
+
+def load_study(path: str | Path, overrides: list[str] | None = None) -> tuple[StudySpec, Preset | None,
+                                                                            list[Problem]]:
+    """A study file, its base preset (with ``overrides`` = --set for every trial) and every problem."""
+    from ..config.load import load
+
+    p = Path(path)
+    try:
+        text = read_preset_text(p)
+    except PresetError as e:
+        raise StudyError(str(e).replace("preset file", "study file")) from None
+    spec, problems = parse(text, p)
+    base: Preset | None = None
+    if spec.settings["base"]:
+        try:
+            base_path = spec.base_path()
+            base, base_problems = load(base_path, _as_overrides(spec.fixed) + list(overrides or []))
+        except PresetError as e:
+            problems.append(Problem("error", "study.base", str(e), spec.lines.get("study.base")))
+        else:
+            for bp in base_problems:
+                if bp.is_error:
+                    problems.append(Problem("error", "study.base", f"{base_path}: {bp}", spec.lines.get("study.base")))
+            if base is not None:
+                arch = base.model.arch
+                for d in spec.space:
+                    f = BY_PATH[d.key]
+                    if d.key == "model.arch":
+                        continue
+                    if f.archs and arch not in f.archs and not any(x.key == "model.arch" for x in spec.space):
+                        problems.append(Problem("warning", f"space.{d.key}", f"does not apply to the base "
+                                                f"preset's architecture ({arch}): it will have no effect",
+                                                spec.lines.get(f"space.{d.key}")))
+    return spec, base, problems
+
+
+def _as_overrides(values: dict[str, Any]) -> list[str]:
+    """[set] values as ``key=value`` overrides (TOML literals), applied before the command line's."""
+    import tomli_w
+
+    return [f"{k}={tomli_w.dumps({'v': v}).split('=', 1)[1].strip()}" for k, v in values.items()]
+
+
+def trial_preset(base: Preset, params: dict[str, Any], seed_index: int, name: str) -> Preset:
+    """The preset of one seed run of a trial: base < sampled params; seed = run.seed + seed_index."""
+    changes = dict(params)
+    changes["run.seed"] = base.run.seed + seed_index
+    changes["run.name"] = name
+    return base.with_values(changes)
+
+
+def run_name(study: str, trial: int, seed_index: int) -> str:
+    return f"{study}-t{trial:03d}-s{seed_index}"
+
+
+# -- JSON Schema and reference ---------------------------------------------------------------------
+
+def json_schema() -> dict[str, Any]:
+    from ..config.jsonschema import _JSON_TYPES  # one mapping of field types
+
+    study_props: dict[str, Any] = {}
+    for f in STUDY_FIELDS:
+        entry: dict[str, Any] = {"type": _JSON_TYPES[f.type], "default": f.default,
+                                 "description": f.help + (f" [{f.unit}]" if f.unit else "")}
+        if f.choices:
+            entry["enum"] = list(f.choices)
+        if f.min is not None:
+            entry["minimum"] = f.min
+        if f.max is not None:
+            entry["maximum"] = f.max
+        study_props[f.key] = entry
+    pair = {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2}
+    dist = {"description": "A distribution", "type": "object", "minProperties": 1, "maxProperties": 1,
+            "additionalProperties": False,
+            "properties": {"log": {**pair, "description": "[lo, hi], sampled on a log scale (lo > 0)"},
+                           "range": {**pair, "description": "[lo, hi], uniform (float keys)"},
+                           "int": {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2,
+                                   "description": "[lo, hi], integers, uniform"},
+                           "choice": {"type": "array", "minItems": 1, "description": "values to choose from"}}}
+    space_props = {path: {**dist, "description": f.help} for path, f in BY_PATH.items() if path not in NOT_SEARCHABLE}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "tuiLM study",
+        "type": "object",
+        "properties": {
+            "study": {"type": "object", "description": "What to optimise, how many trials and seeds, how to search",
+                      "properties": study_props, "required": ["base"], "additionalProperties": False},
+            "space": {"type": "object", "description": "Preset keys to search, each with a distribution",
+                      "properties": space_props, "additionalProperties": False},
+            "set": {"type": "object", "description": "Preset keys set the same for every trial",
+                    "properties": {path: {"type": _JSON_TYPES[f.type], "description": f.help}
+                                   for path, f in BY_PATH.items() if path not in NOT_SEARCHABLE},
+                    "additionalProperties": False},
+        },
+        "required": ["study", "space"],
+        "additionalProperties": False,
+    }
+
+
+def reference_markdown() -> str:
+    rows = ["| key | type | default | allowed | description |", "|---|---|---|---|---|"]
+    for f in STUDY_FIELDS:
+        default = repr(f.default) if f.type is str else str(f.default).lower() if f.type is bool else f.default
+        rows.append(f"| `study.{f.key}` | {f.type.__name__} | `{default}` | {f.range_text().replace('|', chr(92) + '|')} "
+                    f"| {f.help} |")
+    return "\n".join(rows) + "\n"

@@ -1,0 +1,102 @@
+"""Where a study lives: Optuna's own storages, and the study's folder under the runs folder.
+
+Default: ``JournalStorage(JournalFileBackend(<runs>/studies/<name>/journal.log))`` — embedded, no
+server, append-only (a kill loses nothing that was written). ``--storage URL`` picks a database
+(``postgresql://...`` for many machines; ``sqlite:///...`` for one) or another journal file
+(``journal:PATH`` or a path ending in ``.log``).
+
+The study's definition travels with the storage (study user attributes), so a worker on another
+machine needs only the name and the URL.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+from ..runs import check_run_name, runs_root
+
+JOURNAL = "journal.log"
+SPEC_ATTR = "tuilm_spec"  # the study file's text as run
+BASE_ATTR = "tuilm_base"  # the fully resolved base preset (with --set overrides) as TOML
+STOP_ATTR = "tuilm_stop_requested"
+STOP_FILE = "stop_request"
+
+
+def studies_root(root: str | Path | None = None) -> Path:
+    return runs_root(root) / "studies"
+
+
+def study_dir(name: str, root: str | Path | None = None) -> Path:
+    return studies_root(root) / check_run_name(name)
+
+
+def quiet_optuna() -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def open_storage(name: str, url: str | None = None, root: str | Path | None = None, create: bool = False) -> Any:
+    """An Optuna storage object for ``url`` (None: the study's own journal file). A journal file that
+    does not exist is created only with ``create`` (reading commands never leave one behind)."""
+    quiet_optuna()
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    if url is None or url.startswith("journal:") or url.endswith(".log"):
+        path = Path(url[len("journal:"):] if url and url.startswith("journal:") else url) if url \
+            else study_dir(name, root) / JOURNAL
+        if not create and not path.is_file():
+            if url is None:
+                import difflib
+
+                known = [p.name for p in list_local_studies(root)]
+                close = difflib.get_close_matches(name, known, n=1)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                raise UserError(f"no study {name!r} in {studies_root(root)}/{hint}")
+            raise UserError(f"no journal file {path}")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UserError(f"cannot create {path.parent}: {e.strerror}") from None
+        return JournalStorage(JournalFileBackend(str(path)))
+    if "://" not in url:
+        raise UserError(f"--storage {url!r}: expected a database URL (postgresql://..., sqlite:///...) or a "
+                        "journal file (journal:PATH)", exit_code=2)
+    from optuna.storages import RDBStorage
+
+    try:
+        return RDBStorage(url)
+    except Exception as e:  # a wrong URL, a server that is down, a missing driver
+        raise UserError(f"cannot open the storage {_redact(url)}: {type(e).__name__}: {str(e).splitlines()[0]}") \
+            from None
+
+
+def _redact(url: str) -> str:
+    """A URL without its password, for messages."""
+    import re
+
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+
+
+def load_study(name: str, storage: Any) -> Any:
+    import optuna
+
+    try:
+        return optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        known = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
+        import difflib
+
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else (f" (studies there: {', '.join(known[:8])})" if known else "")
+        raise UserError(f"no study {name!r} in that storage{hint}") from None
+
+
+def list_local_studies(root: str | Path | None = None) -> list[Path]:
+    base = studies_root(root)
+    if not base.is_dir():
+        return []
+    return sorted((p for p in base.iterdir() if (p / JOURNAL).is_file()), key=lambda p: p.name)
