@@ -82,10 +82,11 @@ def study_text(name: str, sampler: str, pruner: str, trials: int, seed: int) -> 
             f"trials = {trials}\nseed = {seed}\n" + SPACE)
 
 
-def run_study(root: Path, text: str, base) -> dict:
+def run_study(root: Path, text: str, base, parallel: int = 1) -> dict:
     spec, problems = parse(text, root / "study.toml")
     assert not [p for p in problems if p.is_error], problems
-    engine = StudyEngine(spec, base, root=root / "runs", console=None, say=lambda s: None, poll_s=0.1)
+    engine = StudyEngine(spec, base, root=root / "runs", console=None, say=lambda s: None, poll_s=0.1,
+                         parallel=parallel)
     t0 = time.monotonic()
     engine.open()
     engine.run()
@@ -131,6 +132,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=180)
     ap.add_argument("--eval-every", type=int, default=20)
     ap.add_argument("--bare-repeats", type=int, default=3)
+    ap.add_argument("--grid-parallel", type=int, default=2, help="grid trials at once (each run is seeded and "
+                    "single-threaded, so its value does not depend on this)")
     ap.add_argument("--json", type=Path, help="also write the raw figures here")
     args = ap.parse_args()
     import optuna
@@ -144,7 +147,7 @@ def main() -> None:
     print(f"task: GPT d_model 64 x 2 layers, {args.steps} steps, eval every {args.eval_every}; space 3 x 3 x 3; "
           f"{os.cpu_count()} CPUs; folder {tmp}", flush=True)
 
-    grid = run_study(tmp / "grid", study_text("grid", "grid", "none", 27, 0), base)
+    grid = run_study(tmp / "grid", study_text("grid", "grid", "none", 27, 0), base, parallel=args.grid_parallel)
     print(f"grid           best val_bpb {grid['best']:.4f}  steps {grid['steps']:6d}  trials {grid['trials']}  "
           f"({grid['wall_s']:.0f} s)  best {grid['best_params']}", flush=True)
     rows = []

@@ -213,3 +213,41 @@ def test_readme_study_reference_is_in_sync():
     from .conftest import ROOT
 
     assert reference_markdown() in (ROOT / "README.md").read_text()
+
+
+def test_invalid_or_over_budget_configurations_fail_without_training(tmp_path):
+    """A sampled configuration is validated and estimated first: told to Optuna as failed, with the
+    reason, and no run directory or trainer is made for it."""
+    import optuna
+
+    from tuiLM.study.engine import StudyEngine
+
+    from .conftest import TINY_GPT, make_preset
+
+    base = make_preset({**TINY_GPT, "model.d_model": 32})
+    text = ('[study]\nname = "bad"\nbase = "quickstart"\ntrials = 3\nsampler = "grid"\n[space]\n'
+            '"model.n_heads" = { choice = [3, 5] }\n')
+    spec, problems = parse(text)
+    assert not [p for p in problems if p.is_error]
+    said: list[str] = []
+    engine = StudyEngine(spec, base, root=tmp_path / "runs", say=said.append, poll_s=0.01)
+    engine.open()
+    counts = engine.run()
+    assert (counts.failed, counts.complete) == (2, 0)
+    trials = engine.study.get_trials()
+    assert sorted(t.params["model.n_heads"] for t in trials) == [3, 5]  # each grid point once, then done
+    assert all(t.state == optuna.trial.TrialState.FAIL for t in trials)
+    assert all("model.d_model" in t.user_attrs["fail_reason"] and "divisible" in t.user_attrs["fail_reason"]
+               for t in trials), [t.user_attrs for t in trials]
+    assert not [p for p in (tmp_path / "runs").iterdir() if p.name != "studies"]  # no run was made
+    assert any("failed before training" in s for s in said)
+    # over the memory budget: the same, with the estimate in the reason
+    text = ('[study]\nname = "big"\nbase = "quickstart"\ntrials = 1\nbudget_gib = 0.0001\n[space]\n'
+            '"model.d_model" = { choice = [64] }\n')
+    spec, _ = parse(text)
+    engine = StudyEngine(spec, base, root=tmp_path / "runs", say=said.append, poll_s=0.01)
+    engine.open()
+    assert engine.run().failed == 1
+    reason = engine.study.get_trials()[0].user_attrs["fail_reason"]
+    assert reason.startswith("over budget: estimate") and "> 0.0001 GiB" in reason
+    assert not [p for p in (tmp_path / "runs").iterdir() if p.name != "studies"]

@@ -226,11 +226,15 @@ def preset_list(folder: Optional[Path] = typer.Argument(None, help="Extra folder
 @preset_app.command("schema")
 def preset_schema(out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write to a file.")) -> None:
     """JSON Schema for editors (taplo / Even Better TOML read `#:schema` lines)."""
-    import json
-
     from .config.jsonschema import json_schema
 
-    text = json.dumps(json_schema(), indent=2) + "\n"
+    _write_json(json_schema(), out)
+
+
+def _write_json(obj: object, out: Optional[Path]) -> None:
+    import json
+
+    text = json.dumps(obj, indent=2) + "\n"
     if out:
         out.write_text(text)
         console.print(f"wrote {out}")
@@ -350,16 +354,9 @@ def study_stop(name: str = typer.Argument(..., metavar="NAME"), storage: Optiona
 @study_app.command("schema")
 def study_schema(out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write to a file.")) -> None:
     """JSON Schema of study files for editors."""
-    import json
-
     from .study.spec import json_schema
 
-    text = json.dumps(json_schema(), indent=2) + "\n"
-    if out:
-        out.write_text(text)
-        console.print(f"wrote {out}")
-    else:
-        sys.stdout.write(text)
+    _write_json(json_schema(), out)
 
 
 def main(argv: Optional[List[str]] = None) -> None:

@@ -133,11 +133,12 @@ def read_preset_text(path: str | Path) -> str:
 
 
 _HEADER_RE = re.compile(r"^\s*\[\s*([A-Za-z0-9_.\-]+)\s*\]")
-_KEY_RE = re.compile(r"^\s*([A-Za-z0-9_\-]+)\s*=")
+_KEY_RE = re.compile(r"""^\s*("([^"]+)"|'([^']+)'|([A-Za-z0-9_.\-]+))\s*=""")
 
 
 def locate_keys(text: str) -> dict[str, int]:
-    """Map ``section.key`` to its 1-based line in a TOML text (tables and plain keys only)."""
+    """Map ``section.key`` to its 1-based line in a TOML text: tables, plain, dotted and quoted keys
+    (a study file's ``"optim.lr" = ...`` under ``[space]`` is ``space.optim.lr``)."""
     out: dict[str, int] = {}
     section = ""
     for i, line in enumerate(text.splitlines(), start=1):
@@ -148,7 +149,8 @@ def locate_keys(text: str) -> dict[str, int]:
             continue
         m = _KEY_RE.match(line)
         if m:
-            path = f"{section}.{m.group(1)}" if section else m.group(1)
+            key = m.group(2) or m.group(3) or m.group(4)
+            path = f"{section}.{key}" if section else key
             out.setdefault(path, i)
     return out
 

@@ -60,12 +60,29 @@ def make_sampler(spec: StudySpec, asked: int = 0) -> Any:
     if name == "random":
         return S.RandomSampler(seed=seed)
     if name == "grid":
-        return S.GridSampler(spec.grid(), seed=seed)
+        return _AskTellGridSampler(spec.grid(), seed=seed)
     if name == "cmaes":
         return S.CmaEsSampler(seed=seed, warn_independent_sampling=False)
     if name == "gp":
         return S.GPSampler(seed=seed)
     raise UserError(f"unknown sampler {name!r}")
+
+
+def _grid_sampler_class() -> type:
+    import optuna.samplers as S
+
+    class AskTellGridSampler(S.GridSampler):
+        """GridSampler whose after_trial does not call ``study.stop()``: that only works inside
+        ``study.optimize`` and raises under ask/tell; the engine asks ``is_exhausted`` itself."""
+
+        def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+            pass
+
+    return AskTellGridSampler
+
+
+def _AskTellGridSampler(*args: Any, **kwargs: Any) -> Any:  # noqa: N802 (a class built on first use)
+    return _grid_sampler_class()(*args, **kwargs)
 
 
 def make_pruner(spec: StudySpec, base: Preset) -> Any:
@@ -184,6 +201,8 @@ class StudyEngine:
         self.root = root
         self.storage_url = storage_url
         self.target = trials or spec.trials
+        if spec.sampler == "grid":  # each grid point once (Optuna's GridSampler repeats points once all started)
+            self.target = min(self.target, spec.grid_size())
         self.parallel = parallel or spec.parallel
         self.console = console
         self.poll_s = poll_s
@@ -198,7 +217,6 @@ class StudyEngine:
         self._stop_attr_seen: Any = None
         self._last_check = 0.0
         self._counts = Counts()
-        self.grid_done = False
         self._trials_cache: list[Any] = []
         self._trials_at = 0.0
         self._dirty = True
@@ -310,6 +328,9 @@ class StudyEngine:
         ``study run`` resumes them."""
         from ..launch import stop_trainer
 
+        if any(job.current is not None for job in self.jobs):
+            self.say("stopping: running trials finish their step and write a checkpoint (Ctrl-C again to leave "
+                     "them running)")
         for job in self.jobs:
             if job.current is not None:
                 stop_trainer(job.current.proc or job.current.run_dir, run_dir=job.current.run_dir)
@@ -349,7 +370,7 @@ class StudyEngine:
         return self._trials_cache
 
     def _may_ask(self) -> bool:
-        if self.stopping or self.grid_done:
+        if self.stopping:
             return False
         return len(self._counted(self._trials())) < self.target
 
@@ -378,17 +399,18 @@ class StudyEngine:
             free = available_memory_bytes()
         return need is None or free is None or need <= free
 
-    def _estimate_bytes(self, preset: Preset) -> int | None:
+    def _estimate_bytes(self, preset: Preset, device: str | None = "here") -> int | None:
+        """The memory estimate on the device this machine will train on ("here"), or with the preset's
+        own device and precision (None: what the preset's budget is about)."""
         try:
             from ..estimate import estimate
 
-            dev = "cuda" if self.gpus else "cpu"
+            dev = ("cuda" if self.gpus else "cpu") if device == "here" else device
             return estimate(preset, device=dev).total_bytes
-        except Exception:
+        except Exception:  # the estimate informs scheduling; a config it cannot size still gets to run
             return None
 
     def _start_trial(self) -> bool:
-        import optuna
         from optuna.trial import TrialState
 
         t_ask = time.time()
@@ -400,8 +422,6 @@ class StudyEngine:
                 trial.set_user_attr("surplus", True)
                 self.study.tell(trial, state=TrialState.FAIL)
                 return False
-        if self.spec.sampler == "grid" and isinstance(self.study.sampler, optuna.samplers.GridSampler):
-            self.grid_done = self.study.sampler.is_exhausted(self.study)
         params = dict(trial.params)
         trial.set_user_attr("host", self.host)
         trial.set_user_attr("worker_pid", self.pid)
@@ -436,9 +456,10 @@ class StudyEngine:
         if errors:
             return "invalid configuration: " + "; ".join(f"{p.path}: {p.message}" for p in errors)
         budget_gib = self.spec.budget_gib or self.base.system.vram_budget_gib
-        need = self._estimate_bytes(preset)
+        need = self._estimate_bytes(preset, device=None)
         if budget_gib and need is not None and need > budget_gib * 2**30:
             return f"over budget: estimate {need / 2**30:.2f} GiB > {budget_gib:g} GiB"
+        need = self._estimate_bytes(preset)
         if need is not None and not self.gpus:
             try:
                 import psutil
@@ -456,6 +477,13 @@ class StudyEngine:
         if k is None:
             self._finish(job)
             return
+        try:
+            self._start_seed(job, k)
+        except (UserError, OSError) as e:  # a full disk, a run folder that cannot be made: this trial fails
+            where = f"{e.filename}: " if isinstance(e, OSError) and e.filename else ""
+            self._fail(job, f"cannot start seed {k}: {where}{getattr(e, 'strerror', None) or e}")
+
+    def _start_seed(self, job: Job, k: int) -> None:
         from ..launch import create_run, spawn_trainer
 
         run_id = job.runs.get(k)

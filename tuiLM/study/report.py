@@ -71,9 +71,15 @@ class Progress:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress as RP, TextColumn, TimeElapsedColumn, \
                 TimeRemainingColumn
 
-            self.rich = RP(TextColumn("[bold]{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
-                           TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-                           TextColumn("{task.fields[info]}"), console=console, refresh_per_second=4)
+            from rich.table import Column
+
+            fixed = lambda: Column(no_wrap=True)  # noqa: E731  (counts and times never cut; info gives way)
+            self.rich = RP(TextColumn("[bold]{task.description}", table_column=fixed()),
+                           BarColumn(bar_width=20 if console.width >= 120 else 8), MofNCompleteColumn(table_column=fixed()),
+                           TimeElapsedColumn(table_column=fixed()), TextColumn("eta", table_column=fixed()),
+                           TimeRemainingColumn(table_column=fixed()),
+                           TextColumn("{task.fields[info]}", table_column=Column(no_wrap=True, overflow="ellipsis")),
+                           console=console, refresh_per_second=4)
             self.task = self.rich.add_task("trials", total=target, info="")
 
     def say(self, text: str) -> None:

@@ -20,12 +20,12 @@ Pure Python; Optuna is imported only to build distributions (``distributions()``
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config.load import Preset, PresetError, Problem, coerce, parse_toml_text, read_preset_text, suggest
+from ..config.load import (Preset, PresetError, Problem, coerce, locate_keys, parse_toml_text, read_preset_text,
+                           suggest)
 from ..config.schema import BY_PATH, Field
 from ..errors import UserError
 
@@ -132,28 +132,7 @@ class StudySpec:
         return math.prod(len(v) for v in self.grid().values()) if self.space else 1
 
 
-# -- locating keys -------------------------------------------------------------------------------
-
-_HEADER_RE = re.compile(r"^\s*\[\s*([A-Za-z0-9_.\-]+)\s*\]")
-_KEY_RE = re.compile(r"""^\s*("([^"]+)"|'([^']+)'|([A-Za-z0-9_.\-]+))\s*=""")
-
-
-def locate(text: str) -> dict[str, int]:
-    """``study.trials`` / ``space.optim.lr`` -> 1-based line (quoted and dotted keys)."""
-    out: dict[str, int] = {}
-    section = ""
-    for i, line in enumerate(text.splitlines(), start=1):
-        m = _HEADER_RE.match(line)
-        if m:
-            section = m.group(1)
-            out.setdefault(section, i)
-            continue
-        m = _KEY_RE.match(line)
-        if m:
-            key = m.group(2) or m.group(3) or m.group(4)
-            out.setdefault(f"{section}.{key}" if section else key, i)
-    return out
-
+# -- base preset -------------------------------------------------------------------------------
 
 def resolve_base(base: str, source: Path | None) -> Path:
     """The base preset: relative to the study file, else the working directory, else a preset name."""
@@ -251,7 +230,7 @@ def parse(text: str, source: Path | None = None) -> tuple[StudySpec, list[Proble
     """Resolve a study file's text. Never raises for fixable problems: they come back as Problems."""
     name = str(source) if source else "<study>"
     raw = parse_toml_text(text, name)
-    lines = locate(text)
+    lines = locate_keys(text)
     problems: list[Problem] = []
     settings = {f.key: f.default for f in STUDY_FIELDS}
     for table, value in raw.items():
