@@ -244,7 +244,7 @@ def test_panel_pages_put_the_family_first_and_are_data_driven():
     assert [g for g, _ in gpt] == ["core"]
     assert [g for g, _ in panel_groups(PANELS, "mhc")] == ["mHC", "core", "system"]  # sys12's specs
     custom = PanelSpec("queue", "queue", (Line(("train",), "queue_len", "queue"),), group="data")
-    assert [g for g, _ in panel_groups((*PANELS, custom), "gpt")] == ["core", "data", "mhc", "system"]
+    assert [g for g, _ in panel_groups((*PANELS, custom), "gpt")] == ["core", "data", "mHC", "system"]
 
 
 def test_header_keeps_what_matters_when_narrow(tmp_path):
