@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -83,6 +84,54 @@ def test_nanogpt_folder_with_meta(tmp_path):
     assert c.tokenizer.decode(c.val[0][:5].tolist()) == "hello"
     assert c.tokenizer.encode("hello") == [stoi[ch] for ch in "hello"]
     assert c.train_tokens == len(ids) and c.val_tokens == 100
+
+
+def _shakespeare_like(folder: Path) -> int:
+    """A nanoGPT char folder like shakespeare_char: 65 characters in meta.pkl."""
+    chars = sorted(set("\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"))
+    assert len(chars) == 65
+    stoi = {ch: i for i, ch in enumerate(chars)}
+    ids = np.array([stoi[c] for c in "First Citizen:\nBefore we proceed any further, hear me speak.\n" * 30],
+                   dtype=np.uint16)
+    ids.tofile(folder / "train.bin")
+    ids[:200].tofile(folder / "val.bin")
+    with open(folder / "meta.pkl", "wb") as fh:
+        pickle.dump({"vocab_size": len(chars), "itos": dict(enumerate(chars)), "stoi": stoi}, fh)
+    return len(chars)
+
+
+@pytest.mark.parametrize("tokenizer", ["byte", "char"])
+def test_nanogpt_meta_vocabulary_is_used_estimated_and_recorded(tmp_path, tokenizer):
+    """No need to declare anything: meta.pkl's vocabulary trains, the estimate counts it, and the
+    frozen preset says char (what was used), not the byte default."""
+    from tuiLM.config.load import load
+    from tuiLM.config.validate import validate
+    from tuiLM.estimate import estimate
+    from tuiLM.launch import create_run
+
+    from .conftest import TINY_GPT, make_preset
+
+    data = tmp_path / "shakespeare_char"
+    data.mkdir()
+    n = _shakespeare_like(data)
+    preset = make_preset({**TINY_GPT, "data.source": "nanogpt", "data.path": str(data), "data.tokenizer": tokenizer})
+    assert not [p for p in validate(preset) if p.is_error]
+    c = load_corpus(preset.data)
+    assert isinstance(c.tokenizer, MetaTokenizer) and c.vocab_size == n == 65
+    e = estimate(preset)
+    assert e.vocab_size == 65 and e.vocab_exact and e.vocab_source == "meta.pkl"
+    assert e.params == estimate(preset, vocab_size=65).params < estimate(preset, vocab_size=256).params
+    run_dir = create_run(preset, root=tmp_path / "runs")
+    frozen, problems = load(run_dir / "preset.toml")
+    assert frozen.data.tokenizer == "char" and not [p for p in problems if p.is_error]
+    assert load_corpus(frozen.data).vocab_size == 65
+
+
+def test_nanogpt_char_without_meta_is_named(tmp_path):
+    np.array([5, 7] * 100, dtype=np.uint16).tofile(tmp_path / "train.bin")
+    np.array([5, 7] * 10, dtype=np.uint16).tofile(tmp_path / "val.bin")
+    with pytest.raises(DataError, match="no meta.pkl: tokenizer = 'char' on nanoGPT data"):
+        load_corpus(data_cfg(source="nanogpt", path=str(tmp_path), tokenizer="char"))
 
 
 def test_nanogpt_without_meta_needs_a_vocabulary(tmp_path):

@@ -94,6 +94,10 @@ def test_quickstart_trains_end_to_end_and_every_event_validates(quick_run):
     assert [p.name for p in list_checkpoints(run_dir / CHECKPOINTS)] == ["step-0000006.pt", "step-0000012.pt"]
     assert "completed at step 12/12" in text and "best val_bpb" in text and "artifact" in text
     assert "step 6: val_loss" in text
+    # not a terminal: plain progress lines (the live bar would print nothing until the end)
+    progress = [line for line in text.splitlines() if line.startswith("training step ")]
+    assert progress and text.index(progress[0]) < text.index("completed at step")
+    assert "mean " in text and " tok/s" in text and start["elapsed_before_s"] == 0
 
 
 def test_sample_and_reports_read_the_finished_run(quick_run):
@@ -107,7 +111,7 @@ def test_sample_and_reports_read_the_finished_run(quick_run):
     out = console()
     assert sample_command(run_dir, prompt="x", max_new_tokens=4, temperature=None, top_k=None, seed=None,
                           console=out) == 0
-    assert "@ step 12" in out.file.getvalue()
+    assert "@ step 12" in out.file.getvalue() and out.file.getvalue().endswith("\n")
     out = console()
     report.print_run(run_dir, out)
     shown = out.file.getvalue()
@@ -129,6 +133,9 @@ def test_exact_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
     assert run_trainer(b, resume=True) == 0, fail_text(b)
     starts = kinds(b, "run_start")
     assert [s["step"] for s in starts] == [0, 8] and starts[1]["resumed"] is True
+    # the resumed attempt knows the training time before it, so elapsed counts every attempt
+    assert starts[0]["elapsed_before_s"] == 0 and starts[1]["elapsed_before_s"] > 0
+    assert kinds(b, "run_end")[-1]["elapsed_s"] > starts[1]["elapsed_before_s"]
     wa = load_checkpoint(a / CHECKPOINTS / "step-0000012.pt")
     wb = load_checkpoint(b / CHECKPOINTS / "step-0000012.pt")
     assert wa["model"].keys() == wb["model"].keys()

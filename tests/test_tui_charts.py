@@ -261,32 +261,6 @@ def test_header_keeps_what_matters_when_narrow(tmp_path):
     assert "tok/s avg" in wide  # a finished run: its mean throughput, not the last instant
 
 
-def test_elapsed_and_mean_throughput_span_resumes(tmp_path):
-    run = tmp_path / "r"
-    run.mkdir()
-    start = dict(run_id="r", versions={}, device="cpu", params=1, world_size=1, max_steps=20,
-                 tokens_per_step=100, corpus={}, pid=1)
-    lines = []
-
-    def ev(kind, t, **f):
-        import json
-        lines.append(json.dumps({"v": 1, "kind": kind, "time": t, **f}))
-
-    ev("run_start", 1000.0, step=0, **start)
-    for s in range(1, 11):  # 10 s at 100 tok/s
-        ev("train", 1000.0 + s, step=s, tokens=100 * s, loss=1.0, tokens_per_s=100.0, dt_ms=1000.0)
-    ev("run_start", 5000.0, step=10, **start)  # resumed an hour later
-    for s in range(11, 21):  # 20 s at 50 tok/s
-        ev("train", 5000.0 + 2 * (s - 10), step=s, tokens=100 * s, loss=1.0, tokens_per_s=50.0, dt_ms=2000.0)
-    ev("run_end", 5021.0, status="completed", step=20, reason="done")
-    (run / "events.jsonl").write_text("\n".join(lines) + "\n")
-    data = RunData(run)
-    while not data.caught_up():
-        data.poll(1.0)
-    assert data.elapsed_s() == pytest.approx(10.0 + 21.0)  # not 21 s (restarted), not 4021 s (wall)
-    assert data.mean_tokens_per_s() == pytest.approx(2000 / 30)  # tokens / time, not the last 50
-
-
 def test_compare_diff_lists_real_hyperparameters_only():
     a = {"run": {"name": "a", "notes": "x", "seed": 1}, "optim": {"lr": 3e-3}}
     b = {"run": {"name": "b", "notes": "y", "seed": 2}, "optim": {"lr": 1e-3}}

@@ -443,3 +443,26 @@ def test_a_file_without_one_complete_line_waits_for_its_newline(tmp_path, overvi
     with open(tmp_path / "events.jsonl", "a") as fh:
         fh.write(',"loss":2.5}\n')
     assert data.poll() and data.tables["train"].n == 1
+
+
+def test_elapsed_and_mean_rate_count_every_attempt_of_a_resumed_run(tmp_path):
+    run = tmp_path / "r"
+    run.mkdir()
+    start = dict(run_id="r", versions={}, device="cpu", params=1, world_size=1, max_steps=30,
+                 tokens_per_step=64, corpus={}, pid=1)
+    lines = [_line(kind="run_start", time=100.0, step=0, elapsed_before_s=0.0, **start), _train(10, 3.0),
+             # the first attempt died; the checkpoint at step 10 recorded 40 s of training
+             _line(kind="run_start", time=1000.0, step=10, elapsed_before_s=40.0, **start),
+             _line(kind="train", time=1025.0, step=20, tokens=20 * 64, loss=2.0, lr=1e-3, grad_norm=0.5,
+                   tokens_per_s=1000.0, dt_ms=10.0)]
+    (run / "events.jsonl").write_text("\n".join(lines) + "\n")
+    data = RunData(run)
+    data.poll()
+    assert data.elapsed_s() == pytest.approx(65.0)  # 40 s before the resume + 25 s since, not 25 s
+    assert data.mean_tokens_per_s() is None  # still running: the header shows the live rate
+    with open(run / "events.jsonl", "a") as fh:
+        fh.write(_line(kind="run_end", time=1040.0, status="completed", step=30, reason="", tokens=30 * 64,
+                       elapsed_s=80.0) + "\n")
+    data.poll()
+    assert data.elapsed_s() == pytest.approx(80.0)
+    assert data.mean_tokens_per_s() == pytest.approx(30 * 64 / 80.0)

@@ -84,7 +84,8 @@ def validate(preset: str = typer.Argument(..., help="Preset file or name."), set
 @app.command()
 def vram(preset: str = typer.Argument(..., help="Preset file or name."),
          sets: Optional[List[str]] = SetOpt,
-         budget: Optional[str] = typer.Option(None, "--budget", "-b", help="Memory per device, e.g. 14GiB."),
+         budget: Optional[str] = typer.Option(None, "--budget", "-b", help="Memory per device: a bare number is "
+                                              "GiB (14), or give a unit: 14GiB, 14G, 16GB, 500MiB."),
          fit: bool = typer.Option(False, "--fit", help="Propose --set overrides that fit the budget."),
          as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
          exact: bool = typer.Option(False, "--exact", help="Count saved tensors of one real step on CPU (slow)."),
@@ -96,8 +97,9 @@ def vram(preset: str = typer.Argument(..., help="Preset file or name."),
          ) -> None:
     """Parameters, memory breakdown, artifact size, budget verdict and fit suggestions.
 
-    Exit 0 when there is no budget, the preset fits, or --fit found overrides that fit; 1 when it is
-    over budget and nothing that fits was found (or --fit was not asked); 2 for usage errors.
+    Exit 0 when there is no budget, the preset fits, or --fit found overrides that fit; 1 when it does
+    not fit (the reason is the last line, and on stderr); 2 when nothing could be estimated: a usage
+    error, a missing or invalid preset, an unreadable --budget.
     """
     from .estimate.report import vram_command
     from .units import parse_size
@@ -106,13 +108,21 @@ def vram(preset: str = typer.Argument(..., help="Preset file or name."),
         raise UserError(f"--device must be cuda or cpu, got {device!r}", exit_code=2)
     if dtype is not None and dtype not in ("bf16", "fp16", "fp32"):
         raise UserError(f"--dtype must be bf16, fp16 or fp32, got {dtype!r}", exit_code=2)
-    p, _ = _load(preset, sets)
-    if fit and not budget and not p.system.vram_budget_gib:
-        raise UserError("--fit needs a budget: --budget 14GiB (or system.vram_budget_gib in the preset)",
+    budget_bytes = parse_size(budget, bare="GiB") if budget is not None else None
+    if budget_bytes is not None and budget_bytes <= 0:
+        raise UserError(f"--budget {budget}: must be more than 0 (leave it out for no budget)", exit_code=2)
+    # exit 1 means "does not fit" to scripts: a preset that cannot be estimated is exit 2 here
+    try:
+        p, _ = _load(preset, sets)
+    except UserError as e:
+        raise UserError(str(e), exit_code=2) from None
+    except typer.Exit as e:
+        raise typer.Exit(2 if e.exit_code else 0) from None
+    if fit and budget_bytes is None and not p.system.vram_budget_gib:
+        raise UserError("--fit needs a budget: --budget 14 (GiB) or system.vram_budget_gib in the preset",
                         exit_code=2)
-    code = vram_command(p, budget_bytes=parse_size(budget) if budget else None, fit=fit, as_json=as_json,
-                        exact=exact, measure=measure, world_size=nproc, console=console, device=device,
-                        dtype=dtype)
+    code = vram_command(p, budget_bytes=budget_bytes, fit=fit, as_json=as_json, exact=exact, measure=measure,
+                        world_size=nproc, console=console, device=device, dtype=dtype, err_console=err_console)
     raise typer.Exit(code)
 
 

@@ -60,6 +60,7 @@ from .runs import (CHECKPOINTS, EVENTS, PIDFILE, PRESET, STDOUT, check_run_name,
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 _POLL_S = 0.2
+PLAIN_EVERY_S = 30.0  # the longest a piped headless run stays silent while it makes progress
 
 
 # -- creating and spawning -----------------------------------------------------------------------
@@ -72,7 +73,7 @@ def create_run(preset: Any, name: str | None = None, root: str | Path | None = N
     if problems:
         raise UserError("the preset has errors:\n" + "\n".join(f"  {p}" for p in problems))
     run_name = check_run_name(preset.run.name if name is None else name)
-    preset = _absolute_paths(preset)
+    preset = _record_tokenizer(_absolute_paths(preset))
     run_dir = new_run_dir(run_name, root)
     header = "Frozen, fully resolved preset of this run (written at start; reproduces it)."
     if preset.source is not None:
@@ -107,6 +108,16 @@ def _absolute_paths(preset: Any) -> Any:
         import_tensorboardx()
         changes["system.tensorboard_dir"] = str((Path.cwd() / Path(tb).expanduser()).resolve())
     return preset.with_values(changes) if changes else preset
+
+
+def _record_tokenizer(preset: Any) -> Any:
+    """A nanoGPT folder with a meta.pkl trains on its character vocabulary whatever data.tokenizer
+    says (byte is the default): the frozen preset records what is really used."""
+    if preset.data.source != "nanogpt" or preset.data.tokenizer != "byte":
+        return preset
+    if not (Path(preset.data.path).expanduser() / "meta.pkl").is_file():
+        return preset
+    return preset.with_values({"data.tokenizer": "char"})
 
 
 def trainer_command(run_dir: str | Path, nproc: int = 1, resume: bool = False) -> list[str]:
@@ -228,41 +239,25 @@ def _console(console: Any) -> Any:
 
 
 def watch_run(run_dir: str | Path, proc: subprocess.Popen, console: Any, tail: EventTail | None = None) -> int:
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
     run_dir = Path(run_dir)
     tail = tail or EventTail(run_dir / EVENTS)
     state: dict[str, Any] = {"max_steps": 0, "step": 0, "start_step": 0, "loss": None, "val_bpb": None,
-                             "best_bpb": None, "tps": None, "end": None, "t0": time.monotonic(),
-                             "mfu": None, "perf": []}
-    # on a narrow terminal the bar and then the metrics give way: step and times stay whole
-    from rich.table import Column
-
-    fixed = lambda: Column(no_wrap=True)  # noqa: E731
-    columns = (TextColumn("[bold]{task.description}", table_column=fixed()),
-               BarColumn(bar_width=None if console.width >= 120 else 12),
-               TextColumn("{task.completed}/{task.total}", table_column=fixed()),
-               TimeElapsedColumn(table_column=fixed()), TextColumn("eta", table_column=fixed()),
-               TimeRemainingColumn(table_column=fixed()),
-               TextColumn("{task.fields[info]}", table_column=Column(no_wrap=True, overflow="ellipsis")))
+                             "best_bpb": None, "best_loss": None, "tps": None, "end": None, "t0": time.monotonic(),
+                             "elapsed_before": 0.0, "mfu": None, "perf": []}
+    # Rich's live bar only draws on a terminal: piped to a file or a CI log it would show nothing
+    # until the end, so there the same figures go out as plain lines.
+    display = _LiveProgress(console) if console.is_terminal else _PlainProgress(console)
     stopping = False
-    with Progress(*columns, console=console, transient=False, refresh_per_second=4) as progress:
-        task = progress.add_task("starting", total=None, info="")
+    with display:
         while True:
             try:
                 for ev in tail.poll():
-                    _fold(ev, state, progress.console)
+                    _fold(ev, state, display.console)
                 if state["end"] is None and proc.poll() is not None:
                     for ev in tail.poll():  # the last events may have landed just before exit
-                        _fold(ev, state, progress.console)
+                        _fold(ev, state, display.console)
                     break
-                info = "  ".join(x for x in (
-                    f"{state['tps']:,.0f} tok/s" if state["tps"] else "",
-                    f"MFU {state['mfu']:.1%}" if state["mfu"] is not None else "",
-                    f"loss {state['loss']:.4f}" if state["loss"] is not None else "",
-                    f"val_bpb {state['val_bpb']:.4f}" if state["val_bpb"] is not None else "") if x)
-                progress.update(task, description="stopping" if stopping else "training",
-                                total=state["max_steps"] or None, completed=state["step"], info=info)
+                display.update(state, "stopping" if stopping else "training")
                 if state["end"] is not None:
                     break
                 time.sleep(_POLL_S)
@@ -271,8 +266,8 @@ def watch_run(run_dir: str | Path, proc: subprocess.Popen, console: Any, tail: E
                     _kill_group(proc)
                     break
                 stopping = True
-                progress.console.print("stopping: the trainer finishes its step and writes a checkpoint "
-                                       "(Ctrl-C again to kill it)")
+                display.console.print("stopping: the trainer finishes its step and writes a checkpoint "
+                                      "(Ctrl-C again to kill it)")
                 stop_trainer(proc)
     try:
         code = proc.wait(timeout=60)
@@ -280,6 +275,82 @@ def watch_run(run_dir: str | Path, proc: subprocess.Popen, console: Any, tail: E
         _kill_group(proc)
         code = proc.wait()
     return _final(run_dir, state, code, console)
+
+
+def _info(state: dict[str, Any]) -> str:
+    return "  ".join(x for x in (
+        f"{state['tps']:,.0f} tok/s" if state["tps"] else "",
+        f"MFU {state['mfu']:.1%}" if state["mfu"] is not None else "",
+        f"loss {state['loss']:.4f}" if state["loss"] is not None else "",
+        f"val_bpb {state['val_bpb']:.4f}" if _finite(state["val_bpb"]) else "") if x)
+
+
+class _LiveProgress:
+    """A Rich progress bar that redraws in place (a terminal)."""
+
+    def __init__(self, console: Any) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.table import Column
+
+        # on a narrow terminal the bar and then the metrics give way: step and times stay whole
+        fixed = lambda: Column(no_wrap=True)  # noqa: E731
+        columns = (TextColumn("[bold]{task.description}", table_column=fixed()),
+                   BarColumn(bar_width=None if console.width >= 120 else 12),
+                   TextColumn("{task.completed}/{task.total}", table_column=fixed()),
+                   TimeElapsedColumn(table_column=fixed()), TextColumn("eta", table_column=fixed()),
+                   TimeRemainingColumn(table_column=fixed()),
+                   TextColumn("{task.fields[info]}", table_column=Column(no_wrap=True, overflow="ellipsis")))
+        self.progress = Progress(*columns, console=console, transient=False, refresh_per_second=4)
+        self.console = self.progress.console
+        self.task = self.progress.add_task("starting", total=None, info="")
+
+    def __enter__(self) -> "_LiveProgress":
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.progress.__exit__(*exc)
+
+    def update(self, state: dict[str, Any], description: str) -> None:
+        self.progress.update(self.task, description=description, total=state["max_steps"] or None,
+                             completed=state["step"], info=_info(state))
+
+
+class _PlainProgress:
+    """Progress as plain lines for a pipe or a log file: one line each time the run passes another
+    tenth of its steps, and at least every ``PLAIN_EVERY_S`` seconds while steps advance."""
+
+    def __init__(self, console: Any) -> None:
+        self.console = console
+        self.last_step = -1
+        self.last_tenth = -1
+        self.last_time = time.monotonic()
+
+    def __enter__(self) -> "_PlainProgress":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+    def update(self, state: dict[str, Any], description: str) -> None:
+        step, max_steps = state["step"], state["max_steps"]
+        if step <= self.last_step or step <= state["start_step"]:
+            return
+        tenth = 10 * step // max_steps if max_steps else -1
+        now = time.monotonic()
+        if tenth <= self.last_tenth and now - self.last_time < PLAIN_EVERY_S:
+            return
+        self.last_step, self.last_tenth, self.last_time = step, max(tenth, self.last_tenth), now
+        from .units import fmt_duration
+
+        ran = now - state["t0"]
+        parts = [f"{description} step {step:,}" + (f"/{max_steps:,} ({step / max_steps:.0%})" if max_steps else "")]
+        parts.append(f"elapsed {fmt_duration(state['elapsed_before'] + ran)}")
+        done = step - state["start_step"]
+        if max_steps and done > 0 and ran > 0:
+            parts.append(f"eta {fmt_duration((max_steps - step) * ran / done)}")
+        info = _info(state)
+        self.console.print(" · ".join(parts) + (f"  {info}" if info else ""), highlight=False, soft_wrap=True)
 
 
 def _trainer_pids(pid: int) -> list[int]:
@@ -319,8 +390,12 @@ def _num(value: Any) -> float | None:
         return None
 
 
+def _finite(x: float | None) -> bool:
+    return x is not None and x == x and x not in (float("inf"), float("-inf"))
+
+
 def _fmt4(x: float | None) -> str:
-    return "-" if x is None else f"{x:.4f}"
+    return f"{x:.4f}" if _finite(x) else "-"
 
 
 def _fold(ev: dict[str, Any], state: dict[str, Any], console: Any) -> None:
@@ -332,6 +407,7 @@ def _fold(ev: dict[str, Any], state: dict[str, Any], console: Any) -> None:
         state["step"] = state["start_step"] = ev.get("step", 0)
         state["first"] = True
         state["t0"] = time.monotonic()
+        state["elapsed_before"] = _num(ev.get("elapsed_before_s")) or 0.0
         console.print(f"{ev.get('arch', '?')} · {ev.get('params', 0):,} params · {ev.get('device', '?')} "
                       f"{ev.get('dtype', '')} · world {ev.get('world_size', 1)} · "
                       f"{ev.get('tokens_per_step', 0):,} tokens/step", highlight=False)
@@ -345,9 +421,11 @@ def _fold(ev: dict[str, Any], state: dict[str, Any], console: Any) -> None:
     elif kind == "eval":
         bpb = _num(ev.get("val_bpb"))
         state["val_bpb"] = bpb
-        if bpb is not None and bpb == bpb and (state["best_bpb"] is None or bpb < state["best_bpb"]):
+        if _finite(bpb) and (state["best_bpb"] is None or bpb < state["best_bpb"]):
             state["best_bpb"] = bpb
         loss = _num(ev.get("val_loss"))
+        if _finite(loss) and (state["best_loss"] is None or loss < state["best_loss"]):
+            state["best_loss"] = loss
         console.print(f"step {ev.get('step')}: val_loss {_fmt4(loss)}  val_bpb {_fmt4(bpb)}", highlight=False)
     elif kind == "sample":
         text = repr(f"{ev.get('prompt', '')}{ev.get('text', '')}")
@@ -369,10 +447,23 @@ def _final(run_dir: Path, state: dict[str, Any], code: int, console: Any) -> int
         status, reason = end.get("status", "failed"), end.get("reason", "")
     colour = {"completed": "green", "stopped": "yellow", "pruned": "magenta"}.get(status, "red")
     parts = [f"[bold {colour}]{status}[/] at step {state['step']}/{state['max_steps']}"]
-    best = (end or {}).get("best_val_bpb", state["best_bpb"])
-    if _num(best) is not None:
-        parts.append(f"best val_bpb {_num(best):.4f}")
-    elapsed = _num((end or {}).get("elapsed_s")) or (time.monotonic() - state["t0"])
+    best = _num((end or {}).get("best_val_bpb"))
+    best = best if _finite(best) else state["best_bpb"]
+    best_loss = _num((end or {}).get("best_val_loss"))
+    best_loss = best_loss if _finite(best_loss) else state["best_loss"]
+    if _finite(best):
+        parts.append(f"best val_bpb {best:.4f}")
+    elif _finite(best_loss):  # token ids of unknown byte length: bpb cannot be computed
+        parts.append(f"best val_loss {best_loss:.4f}")
+    else:
+        parts.append("no eval ran")
+    # run_end's figures cover every attempt of a resumed run; without one, this attempt is all we saw
+    elapsed = _num((end or {}).get("elapsed_s"))
+    if elapsed is None:
+        elapsed = state["elapsed_before"] + time.monotonic() - state["t0"]
+    tokens = (end or {}).get("tokens")
+    if isinstance(tokens, int) and tokens > 0 and elapsed > 0:
+        parts.append(f"mean {tokens / elapsed:,.0f} tok/s")
     parts.append(f"time {fmt_duration(elapsed)}")
     perf = [p for p in state["perf"] if not p[0]] or state["perf"]
     mfus, flops = [p[1] for p in perf if p[1] is not None], [p[2] for p in perf if p[2] is not None]
@@ -382,14 +473,16 @@ def _final(run_dir: Path, state: dict[str, Any], code: int, console: Any) -> int
         parts.append(fmt_flops(_median(flops)))
     if isinstance((end or {}).get("artifact_bytes"), int):
         parts.append(f"artifact {end['artifact_bytes']:,} bytes ({fmt_bytes(end['artifact_bytes'])})")
-    console.print(" · ".join(parts), highlight=False)
+    console.print(" · ".join(parts), highlight=False, soft_wrap=True)
     if reason:
-        console.print(f"reason: {reason}", highlight=False, markup=False)
+        console.print(f"reason: {reason}", highlight=False, markup=False, soft_wrap=True)
     if status == "failed":
-        console.print(f"last lines of {run_dir / STDOUT}:", highlight=False)
+        console.print(f"last lines of {run_dir / STDOUT}:", highlight=False, soft_wrap=True)
         console.print(_tail_text(run_dir / STDOUT, 20), highlight=False, markup=False)
         return 1
-    console.print(f"run directory: {run_dir}", highlight=False)
+    console.print(f"run directory: {run_dir}", highlight=False, soft_wrap=True)
+    console.print(f"next: tuilm open {run_dir.name} · tuilm runs list · tuilm sample {run_dir.name}",
+                  highlight=False, markup=False, soft_wrap=True)
     return 0
 
 

@@ -7,17 +7,20 @@ import re
 from .errors import UserError
 
 _SIZE_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([KMGT]?i?B?)?\s*$", re.IGNORECASE)
-_MULT = {"": 1, "B": 1, "K": 10**3, "KB": 10**3, "KIB": 2**10, "KI": 2**10, "M": 10**6, "MB": 10**6,
-         "MIB": 2**20, "MI": 2**20, "G": 2**30, "GB": 10**9, "GIB": 2**30, "GI": 2**30, "T": 2**40,
-         "TB": 10**12, "TIB": 2**40, "TI": 2**40}
+# A bare letter (K, M, G, T) is the binary unit, like GPU memory is sold and nvidia-smi reports it;
+# only a spelled-out KB / MB / GB / TB is decimal.
+_MULT = {"B": 1, "K": 2**10, "KI": 2**10, "KIB": 2**10, "KB": 10**3, "M": 2**20, "MI": 2**20, "MIB": 2**20,
+         "MB": 10**6, "G": 2**30, "GI": 2**30, "GIB": 2**30, "GB": 10**9, "T": 2**40, "TI": 2**40,
+         "TIB": 2**40, "TB": 10**12}
 
 
-def parse_size(text: str) -> int:
-    """'14GiB' -> bytes. A bare 'G' means GiB (what GPU memory is sold in); 'GB' means 10^9."""
+def parse_size(text: str, bare: str = "B") -> int:
+    """'14GiB' -> bytes. A bare number is in ``bare`` units ("GiB" for a memory budget, like the
+    editor's budget field and system.vram_budget_gib); 'G' means GiB, 'GB' means 10^9."""
     m = _SIZE_RE.match(text or "")
     if not m:
-        raise UserError(f"cannot read size {text!r}: write e.g. 14GiB, 16GB or 8000MiB", exit_code=2)
-    unit = (m.group(2) or "").upper()
+        raise UserError(f"cannot read size {text!r}: write e.g. 14 (GiB), 14GiB, 16GB or 8000MiB", exit_code=2)
+    unit = (m.group(2) or bare).upper()
     if unit not in _MULT:
         raise UserError(f"unknown size unit in {text!r}: use B, KiB, MiB, GiB, TiB, KB, MB, GB, TB",
                         exit_code=2)

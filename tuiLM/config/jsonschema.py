@@ -27,9 +27,10 @@ def json_schema() -> dict[str, Any]:
             fields[f.key] = entry
         props[section] = {"type": "object", "description": title, "properties": fields,
                           "additionalProperties": False}
+    # No "$id": taplo (the engine of Even Better TOML) rejects a relative one as "invalid schema" for
+    # every preset, and an absolute one would be a URL editors might try to fetch.
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": "tuilm-preset.schema.json",
         "title": "tuiLM preset",
         "type": "object",
         "properties": props,

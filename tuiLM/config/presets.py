@@ -31,11 +31,27 @@ def list_presets(extra: list[Path] | None = None) -> list[Path]:
 def find_preset(ref: str | Path) -> Path:
     """``presets/x.toml``, ``x.toml`` or ``x``."""
     p = Path(ref)
-    if p.exists():
+    if p.is_file():
         return p
+    if p.exists():
+        raise PresetError(f"{ref}: not a preset file (a folder? presets are .toml files)")
     name = p.name if p.suffix == ".toml" else p.name + ".toml"
     for d in preset_dirs():
         if (d / name).is_file():
             return d / name
-    known = ", ".join(q.stem for q in list_presets()[:12])
-    raise PresetError(f"{ref}: no such preset file (shipped presets: {known})")
+    raise PresetError(f"{ref}: no such preset file{_did_you_mean(p)} (presets: "
+                      f"{', '.join(q.stem for q in list_presets())})")
+
+
+def _did_you_mean(p: Path) -> str:
+    """The nearest preset: a file in the folder the path names, else a known preset name."""
+    import difflib
+
+    stem = p.name[:-5] if p.name.endswith(".toml") else p.name
+    if len(p.parts) > 1 and p.parent.is_dir():
+        files = {q.stem: q for q in sorted(p.parent.glob("*.toml"))}
+        close = difflib.get_close_matches(stem, list(files), n=1, cutoff=0.6)
+        if close:
+            return f"; did you mean {files[close[0]]}?"
+    close = difflib.get_close_matches(stem, [q.stem for q in list_presets()], n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else ""

@@ -112,7 +112,8 @@ def validate(preset: Preset, *, with_budget: bool = True) -> list[Problem]:
             err("data.vocab_size", "shards carry no vocabulary: set data.vocab_size or data.tokenizer_model")
         if not d.val_path.strip():
             warn("data.val_path", "no validation shards: evaluation will use the last shard's tail")
-    if ok("data.source") and d.source in ("nanogpt", "shards") and d.tokenizer == "char":
+    # nanoGPT folders: tokenizer = 'char' is the character vocabulary of their meta.pkl
+    if ok("data.source") and d.source == "shards" and d.tokenizer == "char":
         err("data.tokenizer", f"data.source = {d.source!r} holds token ids: the char tokenizer builds its "
                               f"vocabulary from text (use byte or sentencepiece, or source = 'text')")
 

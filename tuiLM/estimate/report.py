@@ -2,7 +2,8 @@
 
 Exit codes (for scripts): 0 when there is no budget, the preset fits, or ``--fit`` found overrides
 that fit; 1 when the preset is over budget and nothing that fits was found (or ``--fit`` was not
-asked). ``--exact`` / ``--measure`` problems a user can fix (no models, not enough memory to measure)
+asked), with the reason on stderr (and as ``reason`` in ``--json``); the CLI exits 2 when nothing
+could be estimated (usage error, missing or invalid preset). ``--exact`` / ``--measure`` problems a user can fix (no models, not enough memory to measure)
 are UserErrors.
 """
 
@@ -46,7 +47,7 @@ def _preset_ref(preset: Any) -> str:
 
 def vram_command(preset: Any, *, budget_bytes: int | None, fit: bool, as_json: bool, exact: bool,
                  measure: bool, world_size: int, console: Console, device: str | None = None,
-                 dtype: str | None = None) -> int:
+                 dtype: str | None = None, err_console: Console | None = None) -> int:
     """Print the estimate of ``preset`` (and fit / exact / measure results); return the exit code.
 
     ``device`` / ``dtype`` override the preset's system section for the estimate ("cpu", "fp32" ...);
@@ -62,6 +63,9 @@ def vram_command(preset: Any, *, budget_bytes: int | None, fit: bool, as_json: b
         fit_result = fit_fn(preset, budget, world_size=world_size, device=device, dtype=dtype)
     counted = _counted(preset, est, exact, measure)
     code = 0 if (fits is None or fits or (fit_result is not None and fit_result.fits)) else 1
+    reason = _over_reason(preset, est, budget, fit, fit_result) if code else None
+    if reason and err_console is not None:
+        err_console.print(f"[bold red]does not fit[/]: {reason}", highlight=False, soft_wrap=True)
 
     if as_json:
         obj = {
@@ -77,6 +81,7 @@ def vram_command(preset: Any, *, budget_bytes: int | None, fit: bool, as_json: b
             },
             "counted": counted,
             "exit_code": code,
+            "reason": reason,
         }
         console.file.write(json.dumps(obj, indent=2) + "\n")
         console.file.flush()
@@ -237,6 +242,15 @@ def _verdict(est: Estimate, budget: int) -> Text:
                     f"({fmt_bytes(spare)} to spare)", style="bold green")
     return Text(f"over budget by {fmt_bytes(-spare)}: needs {fmt_bytes(est.total_bytes)}, budget "
                 f"{fmt_bytes(budget)}", style="bold red")
+
+
+def _over_reason(preset: Any, est: Estimate, budget: int | None, fit: bool, fit_result: Any) -> str:
+    assert budget is not None
+    text = (f"{_preset_ref(preset)} needs {fmt_bytes(est.total_bytes)} per device, over the "
+            f"{fmt_bytes(budget)} budget by {fmt_bytes(est.total_bytes - budget)}")
+    if fit_result is not None:
+        return text + f"; --fit found nothing that fits: {fit_result.reason}"
+    return text + ("" if fit else "; --fit looks for overrides that fit")
 
 
 def _fit_panel(r: Any, preset_ref: str) -> Panel:

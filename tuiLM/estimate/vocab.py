@@ -17,6 +17,15 @@ def resolve_vocab(preset: Any) -> tuple[int, bool, str]:
     d = preset.data
     if d.vocab_size > 0:
         return d.vocab_size, True, "data.vocab_size"
+    if d.source == "nanogpt" and d.tokenizer in ("byte", "char"):
+        meta = nanogpt_meta(preset)
+        if meta is not None:  # the trainer takes its vocabulary whatever the tokenizer says
+            try:
+                return int(meta["vocab_size"]), True, "meta.pkl"
+            except (KeyError, TypeError, ValueError):
+                pass
+        if d.tokenizer == "char":
+            return CHAR_GUESS, False, "guess: no readable meta.pkl in data.path"
     if d.tokenizer == "byte":
         return BYTE_VOCAB, True, "byte tokenizer"
     if d.tokenizer == "sentencepiece":
@@ -28,6 +37,30 @@ def resolve_vocab(preset: Any) -> tuple[int, bool, str]:
                 pass
         return SENTENCEPIECE_GUESS, False, "guess: SentencePiece model file not readable"
     return CHAR_GUESS, False, "guess: the char vocabulary is built from the corpus"
+
+
+def nanogpt_meta(preset: Any) -> dict[str, Any] | None:
+    """The meta.pkl of a nanoGPT data folder (data.path, from the working directory or the preset's
+    folder), or None when there is none or it cannot be read."""
+    folder = _find_dir(preset.data.path, preset)
+    if folder is None or not (folder / "meta.pkl").is_file():
+        return None
+    from ..train.tokenizers import read_meta
+
+    try:
+        return read_meta(folder / "meta.pkl")
+    except Exception:  # an unreadable meta.pkl is the trainer's error to word; the estimate guesses
+        return None
+
+
+def _find_dir(name: str, preset: Any) -> Path | None:
+    if not name.strip():
+        return None
+    p = Path(name).expanduser()
+    candidates = [p]
+    if not p.is_absolute() and getattr(preset, "source", None):
+        candidates.append(Path(preset.source).parent / p)
+    return next((c for c in candidates if c.is_dir()), None)
 
 
 def _find(name: str, preset: Any) -> Path | None:

@@ -38,7 +38,7 @@ import torch
 
 from ..errors import UserError
 from .tokenizers import (ByteTokenizer, CharTokenizer, IdTokenizer, MetaTokenizer, SentencePieceTokenizer,
-                         Tokenizer)
+                         Tokenizer, read_meta)
 
 SHARD_MAGIC = 20240520
 SHARD_VERSION = 1
@@ -249,12 +249,14 @@ def _load_nanogpt(data: Any) -> Corpus:
     if meta_path.is_file():
         # Only the folder the user named: unpickling executes code from the file.
         try:
-            with open(meta_path, "rb") as fh:
-                meta = pickle.load(fh)
+            meta = read_meta(meta_path)
             tok = MetaTokenizer(meta["itos"], int(meta["vocab_size"]))
         except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError, AttributeError) as e:
             raise DataError(f"{meta_path}: not a nanoGPT meta.pkl with vocab_size, itos, stoi ({e!r})") from None
         entries.append(("meta.pkl", meta_path.stat().st_size))
+    elif data.tokenizer == "char":
+        raise DataError(f"{folder}: no meta.pkl: tokenizer = 'char' on nanoGPT data means the character "
+                        f"vocabulary of its meta.pkl (or set tokenizer = 'byte' / data.vocab_size for plain ids)")
     elif data.tokenizer == "sentencepiece":
         tok = _make_tokenizer(data, None)
     elif data.tokenizer == "byte" and data.vocab_size in (0, 256):

@@ -99,6 +99,18 @@ class CharTokenizer(Tokenizer):
         return {"kind": self.kind, "chars": "".join(self.chars)}
 
 
+def read_meta(path: str | Path) -> dict[str, Any]:
+    """A nanoGPT ``meta.pkl`` as a dict ({vocab_size, itos, stoi}): the one place that unpickles it
+    (the trainer's loader and the estimator). Raises pickle / OS errors for the caller to word."""
+    import pickle
+
+    with open(path, "rb") as fh:
+        meta = pickle.load(fh)
+    if not isinstance(meta, dict):
+        raise ValueError(f"a {type(meta).__name__}, not a dict")
+    return meta
+
+
 class MetaTokenizer(CharTokenizer):
     """nanoGPT ``meta.pkl`` ({vocab_size, itos, stoi}): ids map to strings (usually characters)."""
 

@@ -12,7 +12,8 @@ Events (beyond events.REQUIRED; ``step`` always counts completed optimizer steps
   run_start  + study, trial, seed_index, trial_params when the run belongs to a study (runs.STUDY_FILE)
              + torch, device_name, dtype, estimate {...}, grad_accum, seq_len, device_batch_size,
              vocab_size, arch, preset_name, resumed, compile, flops_per_token, peak_tflops (one device,
-             absent when unknown), peak_source; corpus = {source, path, files, bytes,
+             absent when unknown), peak_source, elapsed_before_s (training time of the earlier
+             attempts, so readers show the total after a resume); corpus = {source, path, files, bytes,
              fingerprint, train_tokens, val_tokens, tokenizer, vocab_size}
   train      every train.log_every steps and at the last: + mem_gib; loss = mean over the step's
              micro-batches and ranks; grad_norm before clipping; tokens_per_s and dt_ms over the
@@ -480,7 +481,7 @@ class Trainer:
                   device_batch_size=p.train.device_batch_size, corpus=self.corpus.info, vocab_size=self.vocab_size,
                   arch=p.model.arch, preset_name=_preset_name(self.run_dir, p), pid=os.getpid(), step=self.step,
                   resumed=self.resume and self.step > 0, compile=p.system.compile, **perf,
-                  **read_study_info(self.run_dir))
+                  elapsed_before_s=round(self.elapsed_before, 3), **read_study_info(self.run_dir))
         self.say(f"{p.model.arch}: {n_params:,} parameters, vocab {self.vocab_size}, {self.device} {self.dtype}, "
                  f"world {self.info.world}, {self.tokens_per_step:,} tokens/step (accumulation {self.accum}), "
                  f"corpus {self.corpus.info['fingerprint']} ({self.corpus.train_tokens:,} train / "

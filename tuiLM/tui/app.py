@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterable
 
 from textual.app import App
 from textual.binding import Binding
+from textual.screen import ModalScreen
 
 from ..config.presets import preset_dirs
 from .commands import TuiLMCommands
@@ -79,10 +80,25 @@ class TuiLMApp(App):
     # -- navigation ----------------------------------------------------------------------------------
 
     def action_show_presets(self) -> None:
-        self.switch_mode("presets")
+        self._show_mode("presets", PresetsScreen)
 
     def action_show_runs(self) -> None:
-        self.switch_mode("runs")
+        self._show_mode("runs", RunsScreen)
+
+    def _show_mode(self, mode: str, base: type) -> None:
+        """From the other mode: switch to this one as it was left (an open editor or dashboard keeps
+        its place). Already in it: back to its list, through the editor's own "discard?" question."""
+        if isinstance(self.screen, ModalScreen):  # a dialog waits for its answer
+            return
+        if self.current_mode != mode:
+            self.switch_mode(mode)
+            return
+        while len(self.screen_stack) > 1 and not isinstance(self.screen, base):
+            top = self.screen
+            if isinstance(top, PresetEditor) and top.has_unsaved():
+                top.action_back()
+                return
+            self.pop_screen()
 
     def open_preset(self, path: Path | None, overrides: Iterable[str] = (), run_name: str | None = None
                     ) -> PresetEditor | None:

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from ..events import to_float
 from ..runs import EVENTS, PIDFILE, PRESET, STDOUT, pid_alive
 from .eventload import (CHUNK, OVERVIEW_MIN_BYTES, PARALLEL_MIN_BYTES, Chunk, ChunkTail, ParallelParse, Signature,
                         complete_end, overview_ranges, parse_chunk, read_lines)
@@ -83,7 +84,6 @@ class RunData:
         self.stdout_total = 0  # lines ever appended to ``stdout`` (the UI appends only the new ones)
         self.checkpoints: list[int] = []
         self.resumes = 0
-        self.prior_elapsed_s = 0.0  # time spent in the attempts before the latest resume
         self.proc = proc
         self.exit_code: int | None = None
         self.alive: bool | None = None
@@ -346,7 +346,6 @@ class RunData:
         s = ev.get("step", 0) or 0
         if self.run_start is not None:
             self.resumes += 1
-            self.prior_elapsed_s += self._segment_s() or 0.0  # before the resume drops its rows
             for table in self.tables.values():
                 steps = table.col("step")
                 if steps is not None and table.n:
@@ -504,38 +503,39 @@ class RunData:
             return None
         return float((s[-1] - s[0]) / (t[-1] - t[0]))
 
-    def _segment_s(self) -> float | None:
-        """Seconds from the latest run_start to its latest event (data time, deterministic)."""
+    def elapsed_s(self) -> float | None:
+        """Training time over every attempt: run_end's figure once the run has ended, else the
+        earlier attempts' time (run_start's elapsed_before_s) plus run_start to the latest event
+        (data time, deterministic)."""
         if self.run_start is None:
             return None
+        total = _float_or_none((self.run_end or {}).get("elapsed_s"))
+        if total is not None:
+            return total
         latest = self.last("train", "time")
         end = (self.run_end or {}).get("time")
         stop = end if isinstance(end, (int, float)) else latest
         start = self.run_start.get("time")
         if isinstance(stop, (int, float)) and isinstance(start, (int, float)):
-            return max(0.0, float(stop) - float(start))
+            before = _float_or_none(self.run_start.get("elapsed_before_s")) or 0.0
+            return before + max(0.0, float(stop) - float(start))
         return None
 
-    def elapsed_s(self) -> float | None:
-        """Training time across every attempt: a resume adds to it, it does not restart it."""
-        seg = self._segment_s()
-        return None if seg is None else self.prior_elapsed_s + seg
-
     def mean_tokens_per_s(self) -> float | None:
-        """Throughput over the whole run: sum(tokens) / sum(time) of the logged steps (weighted by
-        each step's dt, not a mean of rates), or the plain mean when dt_ms is not logged."""
-        with self.lock:
-            tps, dt = self.tables["train"].col("tokens_per_s"), self.tables["train"].col("dt_ms")
-            if tps is None or tps.size == 0:
-                return None
-            tps = tps.copy()
-            dt = None if dt is None else dt.copy()
-        if dt is not None:
-            ok = np.isfinite(tps) & np.isfinite(dt) & (dt > 0)
-            if ok.any():
-                return float((tps[ok] * dt[ok]).sum() / dt[ok].sum())
-        ok = np.isfinite(tps)
-        return float(tps[ok].mean()) if ok.any() else None
+        """A finished run's throughput: tokens over its training time, every attempt counted."""
+        tokens = _float_or_none((self.run_end or {}).get("tokens"))
+        elapsed = self.elapsed_s()
+        if self.run_end is None or not tokens or not elapsed:
+            return None
+        return tokens / elapsed
+
+
+def _float_or_none(value: Any) -> float | None:
+    try:
+        x = to_float(value)
+    except (TypeError, ValueError):
+        return None
+    return x if x == x else None
 
 
 class _FullRead:

@@ -58,7 +58,8 @@ class PresetEditor(Screen):
         Binding("ctrl+s", "save", "Save", priority=True),
         Binding("f2", "save_as", "Save as"),
         Binding("ctrl+r", "launch", "Run", priority=True),
-        Binding("r", "launch", "Run", show=False),  # when focus is not in a text field
+        # a bare letter is easy to press by accident when focus is not in a text field: it asks first
+        Binding("r", "confirm_launch", "Run", show=False),
         Binding("f8", "next_problem", "Next problem"),
         Binding("escape", "back", "Back"),
     ]
@@ -428,6 +429,20 @@ class PresetEditor(Screen):
             return
         self.notify("Starting the trainer…", timeout=2)
         self._launch(self.current())
+
+    def action_confirm_launch(self) -> None:
+        errors = [p for p in self.problems if p.is_error]
+        if errors:
+            self.action_launch()  # says why it cannot start; nothing to confirm
+            return
+
+        def done(ok: bool | None) -> None:
+            if ok:
+                self.action_launch()
+
+        name = self.run_name or self.current().run.name
+        self.app.push_screen(ConfirmScreen(f"Start a training run of {name!r} now?", yes="Run", no="Cancel"),
+                             done)
 
     @work(thread=True, exclusive=True, group="launch")
     def _launch(self, preset: Preset) -> None:

@@ -16,6 +16,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from ...config.presets import list_presets
+from ..widgets.cursortable import CursorTable
 
 
 def preset_info(path: Path) -> dict[str, Any]:
@@ -42,7 +43,7 @@ class PresetsScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Static(id="presets-title", classes="title-bar")
         with Horizontal(id="presets-body"):
-            yield DataTable(id="presets-table", cursor_type="row", zebra_stripes=True)
+            yield CursorTable(id="presets-table", cursor_type="row", zebra_stripes=True)
             yield Static(id="preset-preview")
         yield Footer()
 

@@ -29,6 +29,7 @@ from ...runs import EVENTS, PRESET, RunSummary, list_runs, runs_root
 from ...units import fmt_count, fmt_duration
 from ..metrics import frozen_check
 from ..runsummary import FastSummary, last_diag, loss_trend, sparkline
+from ..widgets.cursortable import CursorTable
 from ..widgets.status import STATE_ICON
 from .dialogs import ConfirmScreen
 
@@ -105,7 +106,7 @@ class RunsScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Static(id="runs-title", classes="title-bar")
-        yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True, cell_padding=0)
+        yield CursorTable(id="runs-table", cursor_type="row", zebra_stripes=True, cell_padding=0)
         yield Static(id="runs-hint")
         yield Footer()
 

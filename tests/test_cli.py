@@ -1,0 +1,206 @@
+"""CLI rough edges: --budget units, vram exit codes, "did you mean" for presets, the headless summary
+and progress when stdout is not a terminal."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from queue import Empty, Queue
+
+import pytest
+from rich.console import Console
+from tuiLM.cli import main
+from tuiLM.errors import UserError
+from tuiLM.units import parse_size
+
+from .conftest import PRESETS, ROOT, TINY_GPT
+
+QUICK = str(PRESETS / "quickstart.toml")
+
+
+class Result:
+    def __init__(self, code: int, stdout: str, stderr: str) -> None:
+        self.exit_code, self.stdout, self.stderr = code, stdout, stderr
+        self.output = stdout + stderr
+
+
+@pytest.fixture
+def tuilm(capsys):
+    """``tuilm ARGS`` in this process through the real entry point (its one error handler)."""
+    def invoke(*args: str) -> Result:
+        capsys.readouterr()
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        out = capsys.readouterr()
+        return Result(code, out.out, out.err)
+    return invoke
+
+
+# -- sizes and the vram budget -------------------------------------------------------------------
+
+@pytest.mark.parametrize("text,bare,expected", [
+    ("14", "GiB", 14 * 2**30), ("14", "B", 14), ("0.5", "GiB", 2**29), ("14GiB", "GiB", 14 * 2**30),
+    ("14G", "B", 14 * 2**30), ("14 g", "B", 14 * 2**30), ("16GB", "GiB", 16 * 10**9), ("500MiB", "GiB", 500 * 2**20),
+    ("500M", "GiB", 500 * 2**20), ("500MB", "GiB", 500 * 10**6), ("64KiB", "GiB", 64 * 2**10), ("1T", "GiB", 2**40),
+    ("2048B", "GiB", 2048),
+])
+def test_parse_size_units(text, bare, expected):
+    assert parse_size(text, bare=bare) == expected
+
+
+@pytest.mark.parametrize("text", ["", "GiB", "14 GiBs", "1x", "-3", "14PB"])
+def test_parse_size_rejects_what_it_cannot_read(text):
+    with pytest.raises(UserError) as e:
+        parse_size(text, bare="GiB")
+    assert e.value.exit_code == 2 and repr(text) in str(e.value)
+
+
+def _vram_json(tuilm, *args: str) -> tuple[int, dict]:
+    r = tuilm("vram", QUICK, "--json", *args)
+    return r.exit_code, json.loads(r.stdout)
+
+
+@pytest.mark.parametrize("budget,expected", [("14", 14 * 2**30), ("14GiB", 14 * 2**30), ("14G", 14 * 2**30),
+                                             ("16GB", 16 * 10**9), ("500MiB", 500 * 2**20)])
+def test_vram_budget_bare_number_is_gib_and_units_are_read(tuilm, budget, expected):
+    code, obj = _vram_json(tuilm, "--budget", budget)
+    assert obj["budget_bytes"] == expected
+    assert code == (0 if obj["fits"] else 1) == obj["exit_code"]
+
+
+def test_vram_exit_codes_fit_over_and_unusable(tuilm):
+    total = _vram_json(tuilm)[1]["estimate"]["total_bytes"]
+    above, below = f"{(total + 2**20) // 2**20}MiB", f"{(total - 2**20) // 2**20}MiB"
+    assert tuilm("vram", QUICK).exit_code == 0  # no budget
+    assert tuilm("vram", QUICK, "--budget", above).exit_code == 0
+    over = tuilm("vram", QUICK, "--budget", below)
+    # 1 = does not fit, with the reason (what it needs, the budget, by how much) on stderr
+    assert over.exit_code == 1
+    assert "does not fit" in over.stderr and "over the" in over.stderr and "budget by" in over.stderr
+    code, obj = _vram_json(tuilm, "--budget", below)
+    assert code == 1 and obj["fits"] is False and "budget by" in obj["reason"]
+    assert _vram_json(tuilm, "--budget", above)[1]["reason"] is None
+    # 2 = nothing could be estimated: bad budget, missing or invalid preset (never 1: that means "too big")
+    for args in (["--budget", "14 parsecs"], ["--budget", "0"], ["--fit"]):
+        r = tuilm("vram", QUICK, *args)
+        assert r.exit_code == 2 and "error" in r.stderr, (args, r.output)
+    assert tuilm("vram", "no-such-preset").exit_code == 2
+    bad = tuilm("vram", QUICK, "--set", "model.d_model=-1")
+    assert bad.exit_code == 2 and "model.d_model" in bad.stderr
+
+
+def test_vram_fit_that_finds_nothing_says_why(tuilm):
+    r = tuilm("vram", QUICK, "--budget", "1MiB", "--fit")
+    assert r.exit_code == 1 and "--fit found nothing that fits" in r.stderr
+
+
+# -- finding presets -----------------------------------------------------------------------------
+
+def test_mistyped_preset_names_and_paths_get_a_did_you_mean(tuilm):
+    by_name = tuilm("validate", "quikstart")
+    assert by_name.exit_code == 1 and "did you mean quickstart?" in by_name.stderr
+    # the list of presets is complete, not cut short
+    shipped = sorted(p.stem for p in PRESETS.glob("*.toml"))
+    assert all(name in by_name.stderr for name in shipped)
+    by_path = tuilm("validate", str(PRESETS / "mhc-statc.toml"))
+    assert f"did you mean {PRESETS / 'mhc-static.toml'}?" in by_path.stderr
+    nothing_close = tuilm("validate", "zzzzzz")
+    assert nothing_close.exit_code == 1 and "did you mean" not in nothing_close.stderr
+
+
+def test_a_folder_is_not_a_preset(tuilm):
+    r = tuilm("validate", str(PRESETS))
+    assert r.exit_code == 1 and "not a preset file" in r.stderr
+
+
+# -- the headless summary ------------------------------------------------------------------------
+
+def _summary(tmp_path: Path, end: dict | None, **state) -> tuple[int, str]:
+    from tuiLM.launch import _final
+
+    out = Console(file=io.StringIO(), width=80, force_terminal=False)
+    st = {"max_steps": 10, "step": 10, "start_step": 0, "loss": None, "val_bpb": None, "best_bpb": None,
+          "best_loss": None, "tps": None, "end": end, "t0": time.monotonic(), "elapsed_before": 0.0, "mfu": None,
+          "perf": [], **state}
+    code = _final(tmp_path / "run-1", st, 0, out)
+    return code, out.file.getvalue().replace(str(tmp_path), "TMP")
+
+
+def test_summary_never_says_nan_when_no_eval_ran(tmp_path):
+    end = {"status": "stopped", "step": 3, "tokens": 300, "best_val_bpb": math.nan, "best_val_loss": math.nan,
+           "elapsed_s": 10.0}
+    code, text = _summary(tmp_path, end, step=3)
+    assert code == 0 and "nan" not in text.lower() and "no eval ran" in text
+    # opaque token ids: an eval ran, bpb is unknown, the loss is what can be said
+    code, text = _summary(tmp_path, {**end, "best_val_loss": 2.5})
+    assert "best val_loss 2.5000" in text and "nan" not in text.lower()
+    code, text = _summary(tmp_path, {**end, "best_val_bpb": 1.25, "best_val_loss": 2.5})
+    assert "best val_bpb 1.2500" in text
+
+
+def test_summary_shows_mean_tokens_per_s_and_total_time_over_every_attempt(tmp_path):
+    # run_end covers every attempt of a resumed run: 6,000 tokens in 125 s of training
+    end = {"status": "completed", "step": 10, "tokens": 6000, "best_val_bpb": 2.0, "elapsed_s": 125.0}
+    code, text = _summary(tmp_path, end, elapsed_before=100.0)
+    assert "mean 48 tok/s" in text and "time 2:05" in text
+    assert text.rstrip().splitlines()[-1].startswith("next: tuilm open ")
+
+
+# -- progress when stdout is not a terminal ------------------------------------------------------
+
+@pytest.mark.slow
+def test_piped_headless_run_prints_progress_lines_while_it_trains(tmp_path):
+    """Rich's live bar draws nothing into a pipe until the end: plain lines must arrive while the
+    trainer is still training. The run is far too long to finish; Ctrl-C then stops it cleanly."""
+    sets = [f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in
+            {**TINY_GPT, "train.max_steps": 1_000_000, "eval.every": 0, "checkpoint.every": 0, "diag.every": 0,
+             "train.log_every": 5}.items()]
+    argv = [sys.executable, "-m", "tuiLM.cli", "run", QUICK, "--headless"]
+    for s in sets:
+        argv += ["--set", s]
+    env = {**os.environ, "TUILM_RUNS_DIR": str(tmp_path / "runs"), "COLUMNS": "100"}
+    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    queue: Queue = Queue()
+    threading.Thread(target=lambda: [queue.put(x) for x in iter(proc.stdout.readline, "")], daemon=True).start()
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and not (lines and lines[-1].startswith("training step ")):
+            try:
+                lines.append(queue.get(timeout=1.0))
+            except Empty:
+                pass
+        progress = lines[-1] if lines else ""
+        assert progress.startswith("training step ") and "/1,000,000 (0%)" in progress, "".join(lines)
+        assert "elapsed" in progress and "tok/s" in progress and "loss" in progress
+        assert "\x1b[" not in "".join(lines)  # plain text in a file: no terminal control codes
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=120)
+        time.sleep(0.5)
+        rest = ""
+        while not queue.empty():
+            rest += queue.get()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pidfile in (tmp_path / "runs").glob("*/trainer.pid"):  # never leave a trainer behind
+            try:
+                pid = int(pidfile.read_text())
+                if b"tuiLM.train" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    os.kill(pid, signal.SIGKILL)
+            except (OSError, ValueError):
+                pass
+    assert proc.returncode == 0, "".join(lines) + rest
+    assert "stopped at step" in rest and "run directory:" in rest

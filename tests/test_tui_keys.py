@@ -1,0 +1,134 @@
+"""Keys that must behave the same everywhere: a bare `r` asks before it launches, `1` / `2` reach the
+preset and run lists from every screen, Home / End move list cursors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.widgets import DataTable, Input
+
+from tuiLM.tui import services
+from tuiLM.tui.app import make_app
+from tuiLM.tui.screens.dashboard import DashboardScreen
+from tuiLM.tui.screens.dialogs import ConfirmScreen
+from tuiLM.tui.screens.editor import PresetEditor
+from tuiLM.tui.screens.presets import PresetsScreen
+from tuiLM.tui.screens.runs import RunsScreen
+
+from .fixtures.fixture_runs import FIXED_NOW, write_run
+from .test_tui_app import SIZE, aio, type_into, wait_for
+
+async def width_field(pilot, editor) -> Input:
+    await wait_for(pilot, lambda: bool(editor.query("#f-model--d_model")), what="the form")
+    return editor.query_one("#f-model--d_model", Input)
+
+
+PRESET = '[run]\nname = "keys"\n[model]\narch = "gpt"\nd_model = 64\nn_heads = 4\nn_layers = 2\n'
+
+
+@aio
+async def test_bare_r_in_the_editor_asks_before_it_launches(tmp_path, monkeypatch):
+    launched: list[str] = []
+
+    def fake_launch(preset, name=None, root=None):
+        launched.append(preset.run.name)
+        raise RuntimeError("not in this test")  # the editor shows it and stays up
+
+    monkeypatch.setattr(services, "launch_run", fake_launch)
+    path = tmp_path / "keys.toml"
+    path.write_text(PRESET)
+    app = make_app(preset_path=path, runs_root=tmp_path / "runs")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, PresetEditor), what="editor")
+        editor = app.screen
+        app.set_focus(None)  # focus outside any text field, where a bare letter is a key binding
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
+        assert launched == []  # asked, nothing started
+        await pilot.press("n")
+        await wait_for(pilot, lambda: app.screen is editor, what="back in the editor")
+        await pilot.pause(0.2)
+        assert launched == []  # "no" starts nothing
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question again")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: launched == ["keys"], what="the launch after yes")
+        assert app.screen is editor
+
+
+@aio
+async def test_bare_r_in_a_text_field_is_a_letter(tmp_path, monkeypatch):
+    monkeypatch.setattr(services, "launch_run", lambda *a, **k: (_ for _ in ()).throw(AssertionError("launched")))
+    path = tmp_path / "keys.toml"
+    path.write_text(PRESET)
+    app = make_app(preset_path=path, runs_root=tmp_path / "runs")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, PresetEditor), what="editor")
+        editor = app.screen
+        inp = await width_field(pilot, editor)
+        await type_into(pilot, inp, "r1r2")
+        assert inp.value == "r1r2" and app.screen is editor
+
+
+@aio
+async def test_number_keys_reach_both_lists_from_every_screen(tmp_path):
+    root = tmp_path / "runs"
+    run = write_run(root, "a", "gpt")
+    path = tmp_path / "keys.toml"
+    path.write_text(PRESET)
+    app = make_app(run_dir=run, runs_root=root, now=lambda: FIXED_NOW)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), what="dashboard")
+        dash = app.screen
+        await pilot.press("2")  # already in the runs mode: back to its list
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen), what="runs list from the dashboard")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), what="dashboard again")
+        assert app.screen is not dash
+        await pilot.press("1")
+        await wait_for(pilot, lambda: isinstance(app.screen, PresetsScreen), what="presets from the dashboard")
+        await pilot.press("2")  # the other mode as it was left: the dashboard keeps its place
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), what="the dashboard kept")
+        app.open_preset(path)
+        await wait_for(pilot, lambda: isinstance(app.screen, PresetEditor), what="editor")
+        app.set_focus(None)
+        await pilot.press("1")  # unchanged preset: straight back to the list
+        await wait_for(pilot, lambda: isinstance(app.screen, PresetsScreen), what="presets from the editor")
+        app.open_preset(path)
+        await wait_for(pilot, lambda: isinstance(app.screen, PresetEditor), what="editor again")
+        editor = app.screen
+        await type_into(pilot, await width_field(pilot, editor), "128")
+        app.set_focus(None)
+        await pilot.press("1")  # unsaved changes: the editor's own question, never a silent discard
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="discard question")
+        await pilot.press("2")  # a dialog waits for its answer
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        await wait_for(pilot, lambda: app.screen is editor, what="kept editing")
+        await pilot.pause(0.3)  # let the last key events drain before the app shuts down
+
+
+@aio
+async def test_home_and_end_move_list_cursors(tmp_path):
+    root = tmp_path / "runs"
+    for i, name in enumerate("abcd"):
+        write_run(root, name, "gpt", seed=i)
+    app = make_app(runs_root=root, now=lambda: FIXED_NOW)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, PresetsScreen), what="presets")
+        presets = app.screen.query_one(DataTable)
+        await wait_for(pilot, lambda: presets.row_count > 2, what="preset rows")
+        presets.focus()
+        await pilot.press("end")
+        assert presets.cursor_row == presets.row_count - 1
+        await pilot.press("home")
+        assert presets.cursor_row == 0
+        await pilot.press("2")
+        await wait_for(pilot, lambda: getattr(app.screen, "refreshes", 0) > 0, what="run list")
+        runs = app.screen.query_one(DataTable)
+        assert runs.row_count == 4 and runs.cursor_row == 0
+        await pilot.press("end")
+        assert runs.cursor_row == 3
+        await pilot.press("home")
+        assert runs.cursor_row == 0
