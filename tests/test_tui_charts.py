@@ -258,7 +258,8 @@ def test_header_keeps_what_matters_when_narrow(tmp_path):
     narrow = run_header(data, View(), 78).plain
     assert len(narrow) <= 78 and "completed" in narrow and "gpt-run" in narrow and "loss" in narrow
     wide = run_header(data, View(), 200).plain
-    assert "tok/s avg" in wide  # a finished run: its mean throughput, not the last instant
+    # a finished run: its mean throughput (from run_end's tokens and elapsed_s), never the last instant's
+    assert ("tok/s avg" in wide) == (data.mean_tokens_per_s() is not None) and "tok/s" not in wide.replace("tok/s avg", "")
 
 
 def test_compare_diff_lists_real_hyperparameters_only():
