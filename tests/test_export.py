@@ -184,6 +184,12 @@ def test_cli_export_both_formats_and_its_errors(tmp_path):
     assert r.returncode == 2 and "tensorboard or csv" in r.stderr and "Traceback" not in r.stderr
     r = cli("export", "nope", "--to", "csv", "x", cwd=tmp_path)
     assert r.returncode == 1 and "no run 'nope'" in r.stderr and "Traceback" not in r.stderr
+    blocked = "import sys; sys.modules['tensorboardX'] = None; from tuiLM.cli import main; main(sys.argv[1:])"
+    for argv in (["export", "a-1", "--to", "tensorboard", "tb2"], ["run", "quickstart", "--headless", "--tensorboard", "tb"]):
+        r = subprocess.run([sys.executable, "-c", blocked, *argv], capture_output=True, text=True, cwd=tmp_path,
+                           env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "TUILM_RUNS_DIR": str(tmp_path / "runs")})
+        assert r.returncode == 1 and "pip install tensorboardX" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert not (tmp_path / "tb2").exists() and len(list((tmp_path / "runs").iterdir())) == 2  # nothing started
     (tmp_path / "afile").write_text("")
     r = cli("export", "a-1", "--to", "csv", "afile", cwd=tmp_path)
     assert r.returncode == 2 and "not a folder" in r.stderr

@@ -138,9 +138,9 @@ def run(preset: str = typer.Argument(..., help="Preset file or name."),
         ) -> None:
     """Start a training run (in the app, or --headless in this terminal)."""
     if tensorboard is not None:
-        from .export import import_tensorboardx
+        from .export import require_tensorboardx
 
-        import_tensorboardx()  # a clear error now rather than a mirror that silently stays off
+        require_tensorboardx()  # a clear error now rather than a mirror that silently stays off
         sets = [*(sets or []), f"system.tensorboard_dir={tensorboard.expanduser().resolve()}"]
     p, _ = _load(preset, sets)
     if headless:
@@ -213,9 +213,9 @@ def export(run_refs: List[str] = typer.Argument(..., metavar="RUN...", help="Run
         raise UserError(f"--to {fmt} {out}: exists and is not a folder", exit_code=2)
     dirs = [find_run(r) for r in run_refs]
     if fmt == "tensorboard":
-        from .export import import_tensorboardx, tensorboard_target
+        from .export import require_tensorboardx, tensorboard_target
 
-        import_tensorboardx()
+        require_tensorboardx()
         for run_dir in dirs:  # refuse before writing anything
             tensorboard_target(run_dir, out)
     for run_dir in dirs:

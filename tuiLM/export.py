@@ -52,6 +52,18 @@ def numeric_fields(ev: dict[str, Any]) -> dict[str, float]:
     return out
 
 
+def require_tensorboardx() -> None:
+    """A clear error when tensorboardX is not installed, without importing it (it imports torch)."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("tensorboardX")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None:
+        raise UserError("TensorBoard export needs tensorboardX: pip install tensorboardX")
+
+
 def import_tensorboardx() -> Any:
     try:
         from tensorboardX import SummaryWriter

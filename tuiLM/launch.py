@@ -103,9 +103,9 @@ def _absolute_paths(preset: Any) -> Any:
                 break
     tb = preset.get("system.tensorboard_dir").strip()
     if tb:  # an output folder, made from where the run starts (a resume from elsewhere still finds it)
-        from .export import import_tensorboardx
+        from .export import require_tensorboardx
 
-        import_tensorboardx()
+        require_tensorboardx()
         changes["system.tensorboard_dir"] = str((Path.cwd() / Path(tb).expanduser()).resolve())
     return preset.with_values(changes) if changes else preset
 
