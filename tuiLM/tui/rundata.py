@@ -486,8 +486,16 @@ class RunData:
         return x, y
 
     def ema(self, kind: str, name: str, y: np.ndarray, weight: float) -> np.ndarray:
+        """EMA of a column with ``weight`` per training step (series.ema): the same smoothing
+        whatever train.log_every is."""
         cache = self._ema.setdefault((kind, name), EmaCache())
-        return cache.get(y, weight, self.tables[kind].epoch)
+        with self.lock:
+            steps = self.tables[kind].col("step")
+        if steps is not None and steps.size >= y.size:
+            steps = steps[: y.size]
+        else:
+            steps = None
+        return cache.get(y, weight, self.tables[kind].epoch, steps)
 
     def blocks(self, key: tuple, x: np.ndarray, y: np.ndarray, kind: str) -> BlockCache:
         cache = self._blocks.setdefault(key, BlockCache())
