@@ -1,6 +1,6 @@
 """The app's live plots: opening a 10^6-event run, redrawing the dashboard, and the cost to a trainer.
 
-    python bench/bench_tui.py [--events 1000000] [--repeats 3] [--trainer-steps 300] [--skip-trainer | --skip-open]
+    python bench/bench_tui.py [--events 1000000] [--repeats 3] [--trainer-steps 300] [--skip-trainer | --skip-open | --redraw-only]
 
 1. open: a generated run with N train events (+ diag every 50, eval every 1000; ~175 MB of JSON)
    - the runs list's summary of it: runs.summarize (json per line) and tui/runsummary.FastSummary
@@ -268,9 +268,14 @@ def main() -> None:
     ap.add_argument("--trainer-steps", type=int, default=300)
     ap.add_argument("--skip-trainer", action="store_true")
     ap.add_argument("--skip-open", action="store_true", help="only part 3 (the trainer with and without the app)")
+    ap.add_argument("--redraw-only", action="store_true",
+                    help="only the redraw figures of part 1 (for A/B runs of two checkouts on a busy machine)")
     ap.add_argument("--phase-s", type=float, default=6.0, help="part 3: seconds per attached / detached turn")
     args = ap.parse_args()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
+    if args.redraw_only:
+        bench_redraw(args)
+        return
     if not args.skip_open:
         bench_open(args)
     if not args.skip_trainer:
@@ -308,11 +313,22 @@ def bench_open(args: argparse.Namespace) -> None:
         small = write_run(Path(tmp) / "small-runs", "small", "mhc")  # 400 steps: the app's own start-up
         small_open = statistics.median(asyncio.run(open_app(small))["first_paint_s"] for _ in range(args.repeats))
         print(f"open in the app, a 400-step mhc run      {small_open:6.2f} s   (start-up alone, for comparison)")
-        r = asyncio.run(bench_app(run, args.repeats))
-        cold = cold_redraw_ms(run)
-        print(f"redraw, all panels, cold (EMA + caches)  {cold:6.1f} ms")
-        print(f"redraw, all panels, warm (toggle EMA)    {r['redraw_warm_ms']:6.1f} ms")
-        print(f"redraw, all panels after 1,000 new events {r['redraw_live_ms']:5.1f} ms")
+        print_redraw(run, args.repeats)
+
+
+def print_redraw(run: Path, repeats: int) -> None:
+    r = asyncio.run(bench_app(run, repeats))
+    cold = cold_redraw_ms(run)
+    n = r["panels"]
+    print(f"redraw, {n} panels shown, cold (EMA + caches)  {cold:6.1f} ms   ({cold / n:.1f} ms a panel)")
+    print(f"redraw, {n} panels shown, warm (toggle EMA)    {r['redraw_warm_ms']:6.1f} ms   ({r['redraw_warm_ms'] / n:.1f} ms a panel)")
+    print(f"redraw, {n} panels shown, 1,000 new events     {r['redraw_live_ms']:6.1f} ms   ({r['redraw_live_ms'] / n:.1f} ms a panel)")
+
+
+def bench_redraw(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        run = make_big_run(Path(tmp), args.events)
+        print_redraw(run, args.repeats)
 
 
 def rate_between(events: list[dict], t0: float, t1: float) -> float | None:

@@ -19,6 +19,7 @@ from textual.widgets import DataTable, Input, OptionList, Select, Static
 from tuiLM.events import EventWriter, read_events
 from tuiLM.tui.app import make_app
 from tuiLM.tui.screens.dashboard import DashboardScreen
+from tuiLM.tui.widgets.difftable import SUMMARY_ROWS
 from tuiLM.tui.screens.editor import PresetEditor
 from tuiLM.tui.widgets.form import FieldRow, PresetForm
 from tuiLM.tui.widgets.plot import PlotPanel
@@ -251,7 +252,7 @@ async def test_a_long_run_opens_with_an_overview_then_fills_in(tmp_path, monkeyp
 async def test_frozen_residual_is_flagged(tmp_path):
     run = write_run(tmp_path / "runs", "mhc-frozen", "mhc-frozen")
     app = make_app(run_dir=run, runs_root=tmp_path / "runs", now=lambda: FIXED_NOW)
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=(160, 48)) as pilot:  # the one-line header gives the reason room
         dash = await open_dashboard(pilot, app)
         status = text_of(dash.query_one("#run-status", Static))
         assert "FROZEN" in status and "gate stuck at its init 0.01" in status and "160" in status
@@ -277,6 +278,9 @@ async def test_dashboard_follows_a_run_written_by_another_process(tmp_path):
     """A run started headless elsewhere: the app tails it and the loss panel gains points."""
     run = tmp_path / "runs" / "live"
     run.mkdir(parents=True)
+    from tuiLM.runs import acquire_run_lock
+
+    lock = acquire_run_lock(run)  # what a live trainer holds
     writer = EventWriter(run / "events.jsonl")
     writer.write("run_start", run_id="live", versions={}, device="cpu", params=1, world_size=1, max_steps=100,
                  tokens_per_step=64, corpus={}, pid=__import__("os").getpid(), step=0)
@@ -302,6 +306,7 @@ async def test_dashboard_follows_a_run_written_by_another_process(tmp_path):
                            what="completed state")
     finally:
         writer.close()
+        __import__("os").close(lock)
 
 
 @aio
@@ -317,8 +322,9 @@ async def test_compare_view_overlays_runs_and_lists_differences(tmp_path):
         assert len(colors) == 2  # one colour per run
         table = dash.query_one("#diff", DataTable)
         rows = [table.get_row_at(i) for i in range(table.row_count)]
-        assert [r[0] for r in rows] == ["optim.lr"]
-        assert rows[0][1:] == ["0.003", "0.001"]
+        hyper = [r for r in rows if str(r[0]) not in SUMMARY_ROWS]  # the summary rows come first
+        assert [str(r[0]) for r in hyper] == ["optim.lr"]  # run.name differs too: not a hyperparameter
+        assert hyper[0][1:] == ["0.003", "0.001"]
         assert not dash.check_action("stop", ())
 
 
@@ -334,10 +340,13 @@ async def test_runs_list_marks_runs_and_opens_the_compare_view(tmp_path):
         await wait_for(pilot, lambda: getattr(app.screen, "refreshes", 0) > 0, what="run list")
         table = app.screen.query_one(DataTable)
         assert table.row_count == 3
-        cells = {table.get_row_at(i)[1].plain: table.get_row_at(i) for i in range(3)}
-        assert "failed" in cells["c"][2].plain and "completed" in cells["a"][2].plain
-        assert cells["b"][3] == "mhc" and cells["a"][5] == "400/400"
-        assert cells["a"][7] == "3h"  # the injected clock: 3 h after the fixture start
+        keys = [c.key.value for c in table.ordered_columns]
+        cells = {str(table.get_row_at(i)[1]): dict(zip(keys, map(str, table.get_row_at(i)))) for i in range(3)}
+        assert "failed" in cells["c"]["state"] and "completed" in cells["a"]["state"]
+        assert cells["b"]["arch"].strip() == "mhc" and cells["a"]["step"] == "400/400"
+        assert cells["a"]["age"] == "3h"  # the injected clock: 3 h after the fixture start
+        assert cells["a"]["loss"] == "1.4267" and cells["a"]["time"] == "1:39"
+        assert len(cells["a"]["trend"].strip()) == 10 and cells["a"]["flag"] == ""
         await pilot.press("space", "space")
         await pilot.press("c")
         dash = await open_dashboard(pilot, app)
@@ -419,3 +428,43 @@ async def test_launch_watch_and_stop_a_tiny_run(tmp_path, runs_dir, monkeypatch)
         assert dash.check_action("resume", ())
         run_dir = dash.runs[0].path
     assert any((run_dir / "checkpoints").glob("*.pt"))
+
+
+@aio
+async def test_dashboard_pages_cycle_with_g_and_the_inspect_cursor_moves(tmp_path):
+    """g pages mHC -> core -> system (the system page exists because the run logged system fields;
+    a run without them has no such page); arrows and a click move one cursor through every panel."""
+    run = write_run(tmp_path / "runs", "m", "mhc")
+    events = run / "events.jsonl"
+    events.write_text(events.read_text().replace('"mem_gib":0.0}', '"mem_gib":0.0,"cpu_pct":95.0,"rss_gib":1.25}'))
+    plain = write_run(tmp_path / "runs", "g", "gpt")
+    app = make_app(run_dir=run, runs_root=tmp_path / "runs", now=lambda: FIXED_NOW)
+    async with app.run_test(size=(80, 24)) as pilot:
+        dash = await open_dashboard(pilot, app)
+        shown = lambda: [s.key for s, p in dash.panels if p.display]  # noqa: E731
+        assert shown()[:4] == ["loss", "val_bpb", "H_res_diag_mean", "stream_similarity"]
+        assert "mHC 1/3" in text_of(dash.query_one("#run-status", Static))
+        await pilot.press("g")
+        assert "lr" in shown() and "H_res_diag_mean" not in shown()
+        await pilot.press("g")
+        await wait_for(pilot, lambda: "cpu_pct" in shown(), what="the system page")
+        assert "system 3/3" in text_of(dash.query_one("#run-status", Static))
+        await pilot.press("g")
+        assert shown()[0] == "loss" and "H_res_diag_mean" in shown()
+        dash.set_focus(None)
+        await pilot.press("left")
+        await wait_for(pilot, lambda: dash.cursor is not None and dash.ready, what="cursor")
+        assert dash.cursor == 400.0
+        await pilot.press("shift+left")
+        assert dash.cursor < 400.0
+        panels = [p for _, p in dash.panels if p.display]
+        assert all(p.frame.cursor == dash.cursor for p in panels)  # one cursor, every panel
+        assert "@ step" in text_of(dash.query_one("#run-status", Static))
+        await pilot.click("#panel-loss", offset=(20, 4))
+        await wait_for(pilot, lambda: dash.cursor is not None and dash.cursor < 200, what="click")
+        await pilot.press("escape")  # first escape hides the cursor, the dashboard stays
+        assert dash.cursor is None and app.screen is dash
+    app = make_app(run_dir=plain, runs_root=tmp_path / "runs", now=lambda: FIXED_NOW)
+    async with app.run_test(size=(80, 24)) as pilot:
+        dash = await open_dashboard(pilot, app)
+        assert not dash.check_action("next_group", ())  # GPT, no system fields: one page

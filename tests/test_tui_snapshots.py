@@ -1,5 +1,5 @@
-"""Snapshot tests (pytest-textual-snapshot): the preset editor, the dashboard of an mHC run and the
-compare view. Deterministic: fixed sizes, generated fixture runs with a fixed clock, a fixed 'now'
+"""Snapshot tests (pytest-textual-snapshot): the preset editor; at 80x24 and 160x48 the dashboard of
+a GPT run, an mHC run and a frozen mHC run, the compare view of three runs, and the runs list. Deterministic: fixed sizes, generated fixture runs with a fixed clock, a fixed 'now'
 and a fixed estimate (the estimator's numbers are its own tests' business).
 Update after an intended change with: pytest tests/test_tui_snapshots.py --snapshot-update
 """
@@ -7,6 +7,7 @@ Update after an intended change with: pytest tests/test_tui_snapshots.py --snaps
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -52,29 +53,56 @@ def _dashboard_ready(app):
     return isinstance(app.screen, DashboardScreen) and app.screen.ready
 
 
-def test_snapshot_mhc_dashboard(snap_compare, tmp_path):
-    run = write_run(tmp_path / "runs", "mhc-v3-fixture", "mhc")
+SIZES = [(80, 24), (160, 48)]
+DASHBOARDS = {"gpt": ("gpt-small-fixture", "gpt", 0), "mhc": ("mhc-v3-fixture", "mhc", 0),
+              "frozen": ("mhc-v5-frozen", "mhc-frozen", 1)}
+
+
+async def _settle(pilot, app, cond, what):
+    await _wait(cond, pilot, what)
+    app.screen.set_focus(None)
+    await pilot.pause(0.3)
+    await _wait(cond, pilot, what)  # the footer recomposes after the focus change
+    await pilot.pause(0.2)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("which", list(DASHBOARDS))
+def test_snapshot_dashboard(snap_compare, tmp_path, which, size):
+    name, kind, seed = DASHBOARDS[which]
+    run = write_run(tmp_path / "runs", name, kind, seed=seed)
     app = make_app(run_dir=run, runs_root=tmp_path / "runs", now=lambda: FIXED_NOW)
 
     async def run_before(pilot):
-        await _wait(lambda: _dashboard_ready(app), pilot, "dashboard")
-        app.screen.set_focus(None)
-        await pilot.pause(0.2)
+        await _settle(pilot, app, lambda: _dashboard_ready(app), "dashboard")
 
-    assert snap_compare(app, terminal_size=(160, 48), run_before=run_before)
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
 
 
-def test_snapshot_compare_view(snap_compare, tmp_path):
-    a = write_run(tmp_path / "runs", "mhc-v3-fixture", "mhc", seed=0)
-    b = write_run(tmp_path / "runs", "mhc-v5-frozen", "mhc-frozen", seed=1)
-    app = make_app(run_dir=[a, b], runs_root=tmp_path / "runs", now=lambda: FIXED_NOW)
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_snapshot_compare_three_runs(snap_compare, tmp_path, size):
+    runs = [write_run(tmp_path / "runs", name, kind, seed=seed) for name, kind, seed in DASHBOARDS.values()]
+    app = make_app(run_dir=runs, runs_root=tmp_path / "runs", now=lambda: FIXED_NOW)
 
     async def run_before(pilot):
-        await _wait(lambda: _dashboard_ready(app), pilot, "compare view")
-        app.screen.set_focus(None)
-        await pilot.pause(0.2)
+        await _settle(pilot, app, lambda: _dashboard_ready(app), "compare view")
 
-    assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_snapshot_runs_list(snap_compare, tmp_path, monkeypatch, size):
+    monkeypatch.chdir(tmp_path)  # the title shows the runs folder: relative, so the same every time
+    for name, kind, seed in DASHBOARDS.values():
+        write_run(tmp_path / "runs", name, kind, seed=seed)
+    write_run(tmp_path / "runs", "gpt-crash", "failed", seed=2)
+    app = make_app(runs_root=Path("runs"), now=lambda: FIXED_NOW)
+
+    async def run_before(pilot):
+        await pilot.press("2")
+        await _settle(pilot, app, lambda: getattr(app.screen, "refreshes", 0) > 0, "runs list")
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
 
 
 def _study_view(tmp_path):

@@ -198,6 +198,8 @@ FIELDS: tuple[Field, ...] = (
       zero_means="whole validation split"),
     F("eval", "stride", int, 0, "Sliding-window stride: score only the last `stride` tokens of each window",
       unit="tokens", min=0, max=1_048_576, zero_means="non-overlapping windows"),
+    F("eval", "target_bpb", float, 0.0, "val_bpb this run aims for: the dashboard shades below it good and above "
+      "1.2 x it bad", unit="bits/byte", min=0.0, max=100.0, zero_means="no target (no bands)"),
     # -- sample ----------------------------------------------------------------------------------
     F("sample", "every", int, 500, "Generate a sample every N steps (and at the end)", unit="steps", min=0,
       max=100_000_000, zero_means="off"),

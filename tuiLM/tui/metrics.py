@@ -6,7 +6,11 @@ Bands come from the users' mHC experiment table (shared/seeds) and specs/mhc.md:
     gate_value            good 0.3 - 0.7    bad ~1.0 (saturated); stuck at its init = frozen
     sinkhorn_*_err        good < 1e-6       bad > 0.01
     H_res_diag_mean       good 0.4 - 0.8    bad ~1.0 (identity) or ~1/n (uniform averaging)
-    val_bpb               good < 1.0        bad > 1.2
+    val_bpb               good < 1.0        bad > 1.2   (that log's target; here only with eval.target_bpb)
+
+Bands apply where they mean something: the mHC table's bands only on the mHC panels, val_bpb bands
+only when the preset declares a target. Fixed y ranges (H_res diagonal [1/n, 1], gate [0, 1], stream
+similarity [-1, 1], Sinkhorn error on a log scale down to a floor) keep float noise from filling a panel.
 """
 
 from __future__ import annotations
@@ -39,41 +43,74 @@ class Line:
     secondary: bool = False  # drawn dimmer (e.g. the raw Sinkhorn diag next to the gated one)
 
 
+Settings = dict[str, dict[str, Any]]  # the run's resolved preset, section -> key -> value
+YRange = Callable[[Settings], tuple[float, float]]
+
+
 @dataclass(frozen=True)
 class PanelSpec:
     key: str
     title: str
     lines: tuple[Line, ...]
-    bands: Callable[[dict[str, Any]], tuple[Band, ...]] = field(default=lambda settings: ())
+    bands: Callable[[Settings], tuple[Band, ...]] = field(default=lambda settings: ())
     log_default: bool = False
     mhc: bool = False
     optional: bool = False  # hidden while no run has a non-zero value (memory on a CPU run)
-    group: str = "core"  # "core" | "mhc" | "system": the dashboard shows groups as pages
+    group: str = "core"  # "core" | "mhc" | "system": the dashboard pages through groups
+    yrange: YRange | None = None  # a fixed y range the data can only widen (meaningful scales)
+    log_floor: float = 0.0  # log scale: values <= 0 are drawn at this floor (exact zeros)
+    floor_label: str = ""  # what a value at the floor means (legend text)
+    off: Callable[[Settings], str] = field(default=lambda settings: "")  # why the panel has no data
 
 
-def _bands_val_bpb(_: dict[str, Any]) -> tuple[Band, ...]:
-    return (Band(-INF, 1.0, "good"), Band(1.2, INF, "bad"))
+def _model(settings: Settings) -> dict[str, Any]:
+    return settings.get("model", {}) or {}
 
 
-def _bands_stream(_: dict[str, Any]) -> tuple[Band, ...]:
+def _bands_val_bpb(settings: Settings) -> tuple[Band, ...]:
+    """Only a preset that declares eval.target_bpb gets bands: a byte-level CPU run at 2.2 bpb is not
+    "bad", it is a different experiment. Good at or below the target, bad above 1.2 x it (the mHC log's
+    1.0 / 1.2 ratio)."""
+    target = float((settings.get("eval", {}) or {}).get("target_bpb", 0.0) or 0.0)
+    if target <= 0:
+        return ()
+    return (Band(-INF, target, "good"), Band(1.2 * target, INF, "bad"))
+
+
+def _bands_stream(_: Settings) -> tuple[Band, ...]:
     return (Band(-INF, 0.2, "good"), Band(0.4, INF, "bad"))
 
 
-def _bands_gate(_: dict[str, Any]) -> tuple[Band, ...]:
+def _bands_gate(_: Settings) -> tuple[Band, ...]:
     return (Band(0.3, 0.7, "good"), Band(0.95, INF, "bad"))
 
 
-def _bands_hres(settings: dict[str, Any]) -> tuple[Band, ...]:
-    n = max(1, int(settings.get("mhc_streams", 4) or 4))
+def _streams(settings: Settings) -> int:
+    return max(1, int(_model(settings).get("mhc_streams", 4) or 4))
+
+
+def _bands_hres(settings: Settings) -> tuple[Band, ...]:
+    n = _streams(settings)
     out = [Band(0.4, 0.8, "good"), Band(0.98, INF, "bad")]
     if n > 1:
         out.append(Band(-INF, 1.0 / n + 0.02, "bad"))
     return tuple(out)
 
 
-def _bands_sinkhorn(_: dict[str, Any]) -> tuple[Band, ...]:
+def _bands_sinkhorn(_: Settings) -> tuple[Band, ...]:
     return (Band(-INF, 1e-6, "good"), Band(0.01, INF, "bad"))
 
+
+def _range_hres(settings: Settings) -> tuple[float, float]:
+    """A doubly-stochastic matrix's diagonal mean lies in [1/n, 1]: uniform averaging .. identity."""
+    return (1.0 / _streams(settings), 1.0)
+
+
+def _gate_off(settings: Settings) -> str:
+    return "" if _model(settings).get("mhc_gate", False) else "gate off"
+
+
+SINKHORN_FLOOR = 1e-9  # below float32 resolution of a row sum: an exact 0 is drawn here
 
 TR, EV, DG = ("train",), ("eval",), ("diag", "train")
 
@@ -85,18 +122,20 @@ PANELS: tuple[PanelSpec, ...] = (
     PanelSpec("tokens_per_s", "tokens/s", (Line(TR, "tokens_per_s", "tokens/s"),)),
     PanelSpec("mem_gib", "memory GiB", (Line(TR, "mem_gib", "mem", smooth=False),), optional=True),
     PanelSpec("gate_value", "gate value", (Line(DG, "gate_value", "gate", smooth=False),), _bands_gate,
-              mhc=True),
+              mhc=True, group="mhc", yrange=lambda s: (0.0, 1.0), off=_gate_off),
     PanelSpec("H_res_diag_mean", "H_res diag mean",
               (Line(DG, "H_res_diag_mean", "used", smooth=False),
-               Line(DG, "H_res_diag_mean_raw", "raw", smooth=False, secondary=True)), _bands_hres, mhc=True),
+               Line(DG, "H_res_diag_mean_raw", "raw", smooth=False, secondary=True)), _bands_hres, mhc=True,
+              group="mhc", yrange=_range_hres),
     PanelSpec("stream_similarity", "stream similarity",
               (Line(DG, "stream_similarity", "streams", smooth=False),
                Line(DG, "stream_embed_similarity", "embed", smooth=False, secondary=True)), _bands_stream,
-              mhc=True),
+              mhc=True, group="mhc", yrange=lambda s: (-1.0, 1.0)),
     PanelSpec("sinkhorn", "Sinkhorn error",
               (Line(DG, "sinkhorn_col_err", "col", smooth=False),
                Line(DG, "sinkhorn_row_err", "row", smooth=False, secondary=True)), _bands_sinkhorn,
-              log_default=True, mhc=True),
+              log_default=True, mhc=True, group="mhc", yrange=lambda s: (SINKHORN_FLOOR, 1.0),
+              log_floor=SINKHORN_FLOOR, floor_label="exact 0 = frozen signature"),
 )
 
 # Hardware and throughput (train-event fields written by train/sysmetrics.py and the trainer's MFU):
@@ -121,6 +160,33 @@ SYSTEM_PANELS: tuple[PanelSpec, ...] = (
 )
 PANELS = PANELS + SYSTEM_PANELS
 BY_KEY = {p.key: p for p in PANELS}
+
+# what a family's user looks at first: these lead the first page of the dashboard
+FIRST = {"mhc": ("loss", "val_bpb", "H_res_diag_mean", "stream_similarity", "gate_value", "sinkhorn")}
+GROUP_TITLES = {"core": "core", "mhc": "mHC", "system": "system"}
+
+
+def panel_groups(panels: tuple[PanelSpec, ...] | list[PanelSpec], family: str) -> list[tuple[str, list[PanelSpec]]]:
+    """The dashboard's pages: (title, panels) in the order the family reads them.
+
+    Data-driven: every group tag among ``panels`` becomes a page (a "system" group appears when its
+    panels are declared and passed in); an mHC run opens on its own page, which leads with loss and
+    val_bpb, a GPT run on "core". Panels keep their declaration order inside a group.
+    """
+    by_group: dict[str, list[PanelSpec]] = {}
+    for p in panels:
+        by_group.setdefault(p.group, []).append(p)
+    first = FIRST.get(family)
+    out: list[tuple[str, list[PanelSpec]]] = []
+    if first and any(p.key in first for p in panels):
+        keys = {p.key: p for p in panels}
+        lead = [keys[k] for k in first if k in keys]
+        out.append((GROUP_TITLES.get(family, family), lead))
+        by_group.pop(family, None)
+    for group in ("core", *sorted(g for g in by_group if g != "core")):
+        if by_group.get(group):
+            out.append((GROUP_TITLES.get(group, group), by_group[group]))
+    return out
 
 
 def verdict(value: float | None, bands: tuple[Band, ...]) -> str:

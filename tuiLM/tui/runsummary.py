@@ -20,12 +20,12 @@ seen before the preceding run_start / run_end / eval line (the trainer always wr
 from __future__ import annotations
 
 import copy
-import json
+import re
 from pathlib import Path
 from typing import Any
 
-from ..events import to_float
-from ..runs import EVENTS, PIDFILE, RunSummary, fold_run_end, fold_train, pid_alive
+from ..events import decode_event, open_regular, to_float
+from ..runs import EVENTS, RunSummary, fold_run_end, fold_train, live_state
 
 CHUNK = 8 << 20  # forward reads
 BACK = 1 << 20  # backward reads (finding the last train event a resume left standing)
@@ -36,11 +36,7 @@ TRAIN = b'"train"'
 def _decode(line: bytes) -> dict[str, Any] | None:
     if not line.strip():
         return None
-    try:
-        ev = json.loads(line)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None
-    return ev if isinstance(ev, dict) else None
+    return decode_event(line)
 
 
 def _dropped_by(ev: dict[str, Any], bound: int) -> bool:
@@ -61,12 +57,14 @@ class FastSummary:
         self.train: tuple[int, dict[str, Any]] | None = None  # (offset, event) of the last standing train
         self.pid: Any = None
         self.started_seen = False
+        self.error: str | None = None
 
     # -- reading ---------------------------------------------------------------------------------
 
     def update(self) -> RunSummary:
+        self.error = None
         try:
-            with open(self.file, "rb") as fh:
+            with open_regular(self.file) as fh:
                 fh.seek(self.offset)
                 want = CHUNK
                 while True:
@@ -86,6 +84,8 @@ class FastSummary:
                     want = CHUNK
         except FileNotFoundError:
             pass
+        except OSError as e:  # a FIFO or device named events.jsonl, unreadable: say so, read nothing
+            self.error = f"{self.file}: {e.strerror or e}"
         return self._result()
 
     def _scan(self, buf: bytes, n: int, base: int) -> None:
@@ -206,14 +206,74 @@ class FastSummary:
                 s.best_val_bpb, s.best_val_loss = bpb, loss
         if self.started_seen:
             s.pid = self.pid  # type: ignore[attr-defined]
-        if s.state == "running":  # as runs.summarize: a trainer that is gone is dead
-            pid = self.pid
-            pidfile = self.path / PIDFILE
-            if pidfile.exists():
-                try:
-                    pid = int(pidfile.read_text().strip())
-                except (ValueError, OSError):
-                    pass
-            if isinstance(pid, int) and not pid_alive(pid):
-                s.state = "dead"
+        s.state = live_state(self.path, s.state)  # as runs.summarize: one liveness rule
+        if self.error:
+            s.state, s.reason = "unreadable", self.error
         return s
+
+
+# -- the runs list's loss trend and FROZEN flag: a few byte windows, not the whole file ---------------
+
+_TRAIN_LOSS = re.compile(rb'"kind":"train"[^\n]*?"loss":(-?[0-9.]+(?:[eE][-+]?[0-9]+)?)')
+_DIAG = re.compile(rb'\{[^\n]*"kind":"(?:diag|train)"[^\n]*"H_res_diag_mean"[^\n]*\}')
+WINDOW = 16 << 10
+WHOLE_MAX = 1 << 20  # files up to this size are scanned whole
+
+
+def loss_trend(path: str | Path, n: int = 10) -> list[float]:
+    """About ``n`` train losses spread over the run, oldest first (for a sparkline).
+
+    A small file is scanned whole; a long one is sampled at ``n`` byte positions, each reading one
+    16 KiB window and taking the last train loss in it. Lines a resume superseded may be among the
+    samples (a sparkline's approximation)."""
+    file = Path(path) / EVENTS
+    try:
+        size = file.stat().st_size
+        with open(file, "rb") as fh:
+            if size <= WHOLE_MAX:
+                found = [float(m) for m in _TRAIN_LOSS.findall(fh.read())]
+                if len(found) <= n:
+                    return found
+                idx = [round(i * (len(found) - 1) / (n - 1)) for i in range(n)]
+                return [found[i] for i in idx]
+            out = []
+            for i in range(n):
+                end = max(WINDOW, round(size * (i + 1) / n))
+                fh.seek(end - WINDOW)
+                hits = _TRAIN_LOSS.findall(fh.read(WINDOW))
+                if hits:
+                    out.append(float(hits[-1]))
+            return out
+    except (OSError, ValueError):
+        return []
+
+
+def last_diag(path: str | Path) -> dict[str, Any] | None:
+    """The last event carrying mHC diagnostics in the file's tail (None if there is none)."""
+    file = Path(path) / EVENTS
+    try:
+        size = file.stat().st_size
+        with open(file, "rb") as fh:
+            fh.seek(max(0, size - 4 * WINDOW))
+            hits = _DIAG.findall(fh.read())
+    except OSError:
+        return None
+    for line in reversed(hits):
+        ev = _decode(line)
+        if ev is not None:
+            return ev
+    return None
+
+
+SPARK = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[float], width: int) -> str:
+    """Block characters, low to high, of the last ``width`` values scaled to their own range."""
+    vals = [v for v in values if v == v and abs(v) != float("inf")][-width:]
+    if not vals:
+        return ""
+    lo, hi = min(vals), max(vals)
+    if hi - lo < 1e-12:
+        return SPARK[0] * len(vals)
+    return "".join(SPARK[min(len(SPARK) - 1, int((v - lo) / (hi - lo) * len(SPARK)))] for v in vals)

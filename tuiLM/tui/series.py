@@ -113,52 +113,78 @@ def _ffill(x: np.ndarray, carry: float) -> np.ndarray:
     return out
 
 
-def ema(x: np.ndarray, weight: float, state: tuple[float, int, float] = (0.0, 0, _NAN)
-        ) -> tuple[np.ndarray, tuple[float, int, float]]:
-    """Debiased exponential moving average (TensorBoard style) of ``x``, resumable.
+EmaState = tuple[float, float, float, float]  # (b, 1 - debias denominator, last finite y, last step)
+EMA_START: EmaState = (0.0, 1.0, _NAN, _NAN)
+_CHUNK_DECAY = math.log(1e3)  # within a chunk the weights span at most 1e3 (float-exact cumsums)
+_MAX_STEP_DECAY = 30.0  # one gap never decays by more than e^-30 (~1e-13: the old value is gone)
 
-    y_t = b_t / (1 - w^(t+1)) with b_t = w·b_{t-1} + (1-w)·x_t. ``state`` = (b, count, last finite x)
-    continues a previous call, so live appends cost O(new points). Vectorised in chunks where the
-    closed form  b_t = w^(t+1)·b_0 + (1-w)·w^t·Σ_k x_k·w^(-k)  stays accurate (w^-L <= 1e6).
-    Non-finite inputs carry the previous value instead of poisoning the average.
+
+def ema(y: np.ndarray, weight: float, state: EmaState = EMA_START, steps: np.ndarray | None = None
+        ) -> tuple[np.ndarray, EmaState]:
+    """Debiased exponential moving average of ``y`` over *steps*, resumable.
+
+    ``weight`` is the decay per training step, so the curve does not depend on how often points
+    are logged: a point ``dt`` steps after the previous one gets ``a = weight**dt``,
+    ``b_k = a·b_{k-1} + (1-a)·y_k`` and ``d_k = a·d_{k-1} + (1-a)`` (d_0 = 0), and the output is
+    ``b_k / d_k`` (TensorBoard's debiasing generalised to uneven gaps; with every dt = 1 it is
+    ``b_t / (1 - w^t)``). Without ``steps`` every gap is 1. ``state`` continues a previous call so
+    live appends cost O(new points). Non-finite inputs carry the previous value.
+
+    Vectorised: with L_k the running sum of log a, b_k = e^{L_k}·(b_0 + Σ_j (1-a_j)·y_j·e^{-L_j});
+    the sum is taken in chunks over which e^{-L} grows less than 1e3 (measured from each chunk's
+    first point), and a scalar recurrence carries b from chunk to chunk.
     """
-    b, count, carry = state
-    x = np.asarray(x, dtype=np.float64)
-    if x.size == 0:
-        return x.copy(), state
+    b, rest, carry, last_step = state
+    y = np.asarray(y, dtype=np.float64)
+    n = y.size
+    if n == 0:
+        return y.copy(), state
     if not math.isfinite(carry):
-        finite = x[np.isfinite(x)]
+        finite = y[np.isfinite(y)]
         carry = float(finite[0]) if finite.size else 0.0
-    x = _ffill(x, carry)
+    y = _ffill(y, carry)
+    if steps is None:
+        dt = np.ones(n)
+        end_step = (last_step if math.isfinite(last_step) else 0.0) + n
+    else:
+        s = np.asarray(steps, dtype=np.float64)
+        prev = np.empty(n)
+        prev[0] = last_step if math.isfinite(last_step) else s[0] - 1.0
+        prev[1:] = s[:-1]
+        dt = s - prev
+        dt = np.where(np.isfinite(dt) & (dt > 0), dt, 1.0)
+        end_step = float(s[-1]) if math.isfinite(s[-1]) else last_step
     w = float(weight)
     if w <= 0.0:
-        return x.copy(), (float(x[-1]), count + x.size, float(x[-1]))
-    chunk = max(1, min(x.size, int(math.log(1e6) / -math.log(w)))) if w < 1 else x.size
-    pw = w ** np.arange(chunk + 1, dtype=np.float64)  # w^0 .. w^chunk
-    inv = 1.0 / pw[:chunk]  # w^-k
-    # All chunks at once: row c of X is chunk c (the last one zero-padded). ``local`` is each chunk's
-    # b_t started from b = 0; the carry into chunk c is B_{c-1}, with B_c = w^L·B_{c-1} + local_c[-1]
-    # (a scalar recurrence, one step per chunk), and adds w^(k+1)·B_{c-1} to position k.
-    n_chunks = -(-x.size // chunk)
-    X = np.zeros(n_chunks * chunk)
-    X[: x.size] = x
-    X = X.reshape(n_chunks, chunk)
-    local = (1.0 - w) * pw[:chunk] * np.cumsum(X * inv, axis=1)
-    wl = float(pw[chunk])
-    carries = np.empty(n_chunks)
-    for c, end in enumerate(local[:, -1].tolist()):
-        carries[c] = b
-        b = wl * b + end
-    bt = (pw[1: chunk + 1] * carries[:, None] + local).ravel()[: x.size]
-    b = float(bt[-1])
-    if w < 1:  # debias: divide by 1 - w^t while w^t is still above the float resolution
-        k = min(x.size, max(0, int(math.ceil(40.0 / -math.log10(w))) - count)) if w > 0 else 0
-        t = count + np.arange(1, k + 1, dtype=np.float64)
-        out = bt
-        out[:k] = bt[:k] / (1.0 - w ** t)
+        return y.copy(), (float(y[-1]), 0.0, float(y[-1]), end_step)
+    if w >= 1.0:
+        la = np.zeros(n)
     else:
-        out = bt
-    return out, (b, count + x.size, float(x[-1]))
+        la = np.maximum(dt * math.log(w), -_MAX_STEP_DECAY)  # log a_k
+    a = np.exp(la)
+    L = np.cumsum(la)
+    # debias: 1 - d_k = (1 - d_0)·e^{L_k}, exact
+    rest_k = rest * np.exp(L)
+    # chunks: a new one where -L crosses a multiple of _CHUNK_DECAY (and where a single gap is big)
+    cid = np.floor(-L / _CHUNK_DECAY).astype(np.int64)
+    starts = np.flatnonzero(np.diff(cid, prepend=cid[0] - 1))
+    chunk_of = np.repeat(np.arange(starts.size), np.diff(np.append(starts, n)))
+    rel = L - L[starts][chunk_of]  # in (-_CHUNK_DECAY, 0]: measured from each chunk's first point
+    v = (1.0 - a) * y * np.exp(-rel)
+    v[starts] = 0.0  # a chunk's first point goes into its carry instead
+    cs = np.cumsum(v)
+    local = np.exp(rel) * (cs - cs[starts][chunk_of])
+    ends = np.append(starts[1:], n) - 1
+    g, h = np.exp(rel[ends]).tolist(), local[ends].tolist()
+    a0, y0 = a[starts].tolist(), ((1.0 - a[starts]) * y[starts]).tolist()
+    carries = np.empty(starts.size)
+    for c in range(starts.size):  # b at each chunk's first point, then at its last
+        carries[c] = a0[c] * b + y0[c]
+        b = g[c] * carries[c] + h[c]
+    bt = np.exp(rel) * carries[chunk_of] + local
+    d = 1.0 - rest_k
+    out = np.where(d > 0, bt / np.where(d > 0, d, 1.0), y)
+    return out, (float(bt[-1]), float(rest_k[-1]), float(y[-1]), end_step)
 
 
 class EmaCache:
@@ -168,15 +194,16 @@ class EmaCache:
         self._arr = np.empty(0)
         self._n = 0
         self._key: tuple | None = None
-        self._state: tuple[float, int, float] = (0.0, 0, _NAN)
+        self._state: EmaState = EMA_START
 
-    def get(self, y: np.ndarray, weight: float, epoch: int) -> np.ndarray:
-        key = (weight, epoch)
+    def get(self, y: np.ndarray, weight: float, epoch: int, steps: np.ndarray | None = None) -> np.ndarray:
+        key = (weight, epoch, steps is None)
         if key != self._key or y.size < self._n:
-            self._key, self._n, self._state = key, 0, (0.0, 0, _NAN)
+            self._key, self._n, self._state = key, 0, EMA_START
             self._arr = np.empty(max(1024, int(y.size * 1.3)))
         if y.size > self._n:
-            new, self._state = ema(y[self._n:], weight, self._state)
+            new, self._state = ema(y[self._n:], weight, self._state,
+                                   None if steps is None else steps[self._n: y.size])
             if y.size > self._arr.size:
                 grown = np.empty(int(y.size * 1.6))
                 grown[: self._n] = self._arr[: self._n]

@@ -1,4 +1,6 @@
-"""The run list: state, preset, best val_bpb, steps and age, refreshed in a worker thread.
+"""The run list: state, best val_bpb, final loss, steps, duration, a loss sparkline and a flag
+(FROZEN, pruned), refreshed in a worker thread. It fits 80 columns; a wide terminal adds the
+architecture, the preset and the age.
 
 Each run is summarised by ``runsummary.FastSummary`` (byte scans, only the few lines that matter
 decoded; then only what was appended), not ``runs.summarize`` (every line decoded: ~10 s for a
@@ -23,17 +25,19 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual.worker import get_current_worker
 
-from ...runs import PRESET, RunSummary, list_runs, runs_root
-from ...units import fmt_count
-from ..runsummary import FastSummary
+from ...runs import EVENTS, PRESET, RunSummary, list_runs, runs_root
+from ...units import fmt_count, fmt_duration
+from ..metrics import frozen_check
+from ..runsummary import FastSummary, last_diag, loss_trend, sparkline
 from ..widgets.cursortable import CursorTable
+from ..widgets.status import STATE_ICON
 from .dialogs import ConfirmScreen
 
 REFRESH_S = 2.0
 STATE_STYLE = {"running": "bold green", "completed": "cyan", "stopped": "yellow", "pruned": "magenta",
-               "failed": "bold red", "dead": "bold red", "new": "dim", "starting": "green"}
-STATE_ICON = {"running": "●", "completed": "✓", "stopped": "■", "pruned": "✂", "failed": "✗", "dead": "✗",
-              "new": "○", "starting": "◌"}
+               "failed": "bold red", "dead": "bold red", "new": "dim", "starting": "green", "unreadable": "bold red"}
+WIDE = 110  # from this width on: arch, preset and age columns too
+TREND_W = 10
 
 
 def fmt_age(seconds: float) -> str:
@@ -45,6 +49,10 @@ def fmt_age(seconds: float) -> str:
 
 
 _SOURCE_RE = re.compile(r"^#\s*source:\s*(.+)$", re.M)
+
+
+def _count(n: int) -> str:
+    return fmt_count(n) if n >= 10000 else str(n)
 
 
 def preset_name(run: Path, summary: RunSummary) -> str:
@@ -64,6 +72,8 @@ class RunRow:
     summary: RunSummary
     preset: str
     arch: str
+    trend: list[float]
+    frozen: bool = False
 
 
 class RunsUpdated(Message):
@@ -96,23 +106,48 @@ class RunsScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Static(id="runs-title", classes="title-bar")
-        yield CursorTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        yield CursorTable(id="runs-table", cursor_type="row", zebra_stripes=True, cell_padding=0)
         yield Static(id="runs-hint")
         yield Footer()
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        table.add_column(" ", key="mark", width=1)
-        table.add_column("run", key="run")
-        table.add_column("state", key="state")
-        table.add_column("arch", key="arch")
-        table.add_column("preset", key="preset")
-        table.add_column("step", key="step")
-        table.add_column("best bpb", key="bpb")
-        table.add_column("age", key="age")
-        table.focus()
+        self._columns()
+        self.query_one(DataTable).focus()
         self._title()
         self._refresh_loop()
+
+    def _columns(self) -> None:
+        """The columns for this width: what matters fits 80 columns, the rest comes when it can."""
+        wide = self.app.size.width >= WIDE
+        if getattr(self, "_wide", None) == wide:
+            return
+        self._wide = wide
+        table = self.query_one(DataTable)
+        table.clear(columns=True)
+        # no cell padding (it would cost 2 cells a column): numbers are right-aligned in columns a
+        # little wider than they are, and the state starts with a space
+        fixed = 1 + 13 + 7 + 7 + 9 + 7 + TREND_W + 1 + 7 + (8 + 12 + 6 if wide else 0)
+        run_w = max(12, min(40, self.app.size.width - fixed - 1))
+        table.add_column(" ", key="mark", width=1)
+        table.add_column("run", key="run", width=run_w)
+        table.add_column(" state", key="state", width=13)
+        if wide:
+            table.add_column(" arch", key="arch", width=8)
+            table.add_column(" preset", key="preset", width=12)
+        table.add_column(Text("bpb", justify="right"), key="bpb", width=7)
+        table.add_column(Text("loss", justify="right"), key="loss", width=7)
+        table.add_column(Text("steps", justify="right"), key="step", width=9)
+        table.add_column(Text("time", justify="right"), key="time", width=7)
+        table.add_column(" loss trend", key="trend", width=TREND_W + 1)
+        table.add_column(" flag", key="flag", width=7)
+        if wide:
+            table.add_column(Text("age", justify="right"), key="age", width=6)
+        self.rows.clear()  # the next refresh adds every row again
+
+    def on_resize(self) -> None:
+        if self.is_mounted:
+            self._columns()
+            self._wake.set()
 
     def _title(self) -> None:
         root = runs_root(self.app.runs_root_dir())
@@ -126,7 +161,8 @@ class RunsScreen(Screen):
     def _refresh_loop(self) -> None:
         worker = get_current_worker()
         summaries: dict[Path, FastSummary] = {}
-        archs: dict[Path, str] = {}
+        models: dict[Path, dict[str, Any]] = {}
+        extras: dict[Path, tuple[int | None, list[float], bool]] = {}
         root = self.app.runs_root_dir()
         while not worker.is_cancelled:
             if not self._shown():  # under a dashboard: no scans (resuming the screen wakes this)
@@ -141,9 +177,14 @@ class RunsScreen(Screen):
                 if fast is None:
                     fast = summaries[path] = FastSummary(path)
                 summary = fast.update()  # reads only what was appended since the last refresh
-                if path not in archs:
-                    archs[path] = _arch_from_preset(path)
-                rows.append(RunRow(path, summary, preset_name(path, summary), summary.arch or archs[path]))
+                if path not in models:
+                    models[path] = _model_from_preset(path)
+                size = _size(path)
+                if extras.get(path, (None,))[0] != size:  # the trend and flag only move with the file
+                    extras[path] = (size, loss_trend(path, TREND_W), _frozen(models[path], path))
+                _, trend, frozen = extras[path]
+                arch = summary.arch or str(models[path].get("arch", ""))
+                rows.append(RunRow(path, summary, preset_name(path, summary), arch, trend, frozen))
             self.post_message(RunsUpdated(rows))
             self._wake.wait(REFRESH_S)
             self._wake.clear()
@@ -170,18 +211,7 @@ class RunsScreen(Screen):
             seen.add(key)
             s = row.summary
             state = s.state
-            cells = {
-                "mark": Text("▌", style="yellow") if key in self.marked else "",
-                "run": Text(row.path.name, style="bold"),
-                "state": Text(f"{STATE_ICON.get(state, '?')} {state}", style=STATE_STYLE.get(state, "")),
-                "arch": row.arch,
-                "preset": row.preset,
-                "step": f"{fmt_count(s.step) if s.step >= 10000 else s.step}/"
-                        f"{fmt_count(s.max_steps) if s.max_steps >= 10000 else s.max_steps}" if s.max_steps
-                        else str(s.step),
-                "bpb": f"{s.best_val_bpb:.4f}" if s.best_val_bpb is not None else "—",
-                "age": fmt_age(now - (s.started or row.path.stat().st_mtime)) if row.path.exists() else "",
-            }
+            cells = self._cells(row, key, now)
             if key in self.rows and key in table.rows:
                 for col, value in cells.items():
                     table.update_cell(key, col, value)
@@ -196,6 +226,34 @@ class RunsScreen(Screen):
                     table.remove_row(key)
         self.refreshes += 1
         self._title()
+
+    def _cells(self, row: RunRow, key: str, now: float) -> dict[str, Any]:
+        s = row.summary
+        state = s.state
+        steps = (f"{_count(s.step)}/{_count(s.max_steps)}" if s.max_steps else _count(s.step))
+        end = s.ended if s.ended is not None else (s.last_event or {}).get("time")
+        took = (end - s.started) if isinstance(end, (int, float)) and s.started else None
+        flag = (Text.assemble(" ", ("FROZEN", "bold white on red")) if row.frozen
+                else Text(" pruned", style="magenta") if state == "pruned" else "")
+        cells: dict[str, Any] = {
+            "mark": Text("▌", style="yellow") if key in self.marked else "",
+            "run": Text(row.path.name, style="bold", overflow="ellipsis", no_wrap=True),
+            "state": Text(f" {STATE_ICON.get(state, '?')} {state}", style=STATE_STYLE.get(state, "")),
+            "arch": Text(" " + row.arch, overflow="ellipsis", no_wrap=True),
+            "preset": Text(" " + row.preset, overflow="ellipsis", no_wrap=True),
+            "bpb": Text(f"{s.best_val_bpb:.4f}" if s.best_val_bpb is not None else "—", justify="right"),
+            "loss": Text(f"{s.last_loss:.4f}" if s.last_loss is not None else "—", justify="right"),
+            "step": Text(steps, justify="right"),
+            "time": Text(fmt_duration(took) if took is not None else "—", justify="right"),
+            "trend": Text(" " + sparkline(row.trend, TREND_W), style="cyan"),
+            "flag": flag,
+            "age": Text(fmt_age(now - (s.started or row.path.stat().st_mtime)) if row.path.exists() else "",
+                        justify="right"),
+        }
+        if not self._wide:
+            for k in ("arch", "preset", "age"):
+                del cells[k]
+        return cells
 
     def _cursor_key(self) -> str | None:
         table = self.query_one(DataTable)
@@ -242,7 +300,7 @@ class RunsScreen(Screen):
         key = self._cursor_key()
         row = self.rows.get(key or "")
         if row is None or row.summary.state not in ("stopped", "pruned", "failed", "dead"):
-            self.notify("Select a stopped, failed or dead run to resume", severity="warning")
+            self.notify("Select a stopped, pruned, failed or dead run to resume", severity="warning")
             return
         self.app.resume_run(row.path)
 
@@ -251,8 +309,25 @@ class RunsScreen(Screen):
                 ("Refresh runs", "Re-scan the runs folder now", self.action_refresh)]
 
 
-def _arch_from_preset(run: Path) -> str:
+def _model_from_preset(run: Path) -> dict[str, Any]:
     try:
-        return str(tomllib.loads((run / PRESET).read_text(encoding="utf-8")).get("model", {}).get("arch", ""))
-    except Exception:  # an unreadable preset just leaves the column empty
-        return ""
+        return dict(tomllib.loads((run / PRESET).read_text(encoding="utf-8")).get("model", {}))
+    except Exception:  # an unreadable preset just leaves the arch empty and no flag
+        return {}
+
+
+def _size(run: Path) -> int | None:
+    try:
+        return (run / EVENTS).stat().st_size
+    except OSError:
+        return None
+
+
+def _frozen(model: dict[str, Any], run: Path) -> bool:
+    if model.get("arch") != "mhc":
+        return False
+    ev = last_diag(run)
+    if ev is None:
+        return False
+    num = lambda k: ev.get(k) if isinstance(ev.get(k), (int, float)) else None  # noqa: E731
+    return frozen_check(model, num("H_res_diag_mean"), num("gate_value"), num("step")).frozen

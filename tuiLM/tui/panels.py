@@ -1,0 +1,206 @@
+"""Panel spec + run snapshots -> what a plot panel draws (its Frame) and says (its legend).
+
+No widgets here: the dashboard screen calls these with its view settings and hands the results to
+the PlotPanels (attributes down). Also the compare view's hyperparameter diff.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import numpy as np
+
+from ..config.schema import FIELDS
+from .metrics import Line, PanelSpec, frozen_check, verdict
+from .rundata import RunData
+from .widgets.plot import Frame, Trace, fmt_value
+
+RUN_COLORS = ("#4ea1ff", "#ff9f43", "#2ed573", "#ff6b81", "#b197fc", "#ffd43b", "#3bc9db", "#e599f7")
+LINE_COLORS = ("#4ea1ff", "#ff9f43")
+SECONDARY = "#8a8f98"
+KINDS = ("train", "eval", "diag")
+
+
+@dataclass(frozen=True)
+class View:
+    """The dashboard's view settings (every frame depends on them)."""
+
+    ema_on: bool = True
+    ema_weight: float = 0.9
+    log_all: bool = False
+    xaxis: str = "step"
+    window: tuple[float, float] = (0.0, 1.0)
+    cursor: float | None = None  # the inspect cursor's x (None: hidden)
+
+
+def fmt(v: float | None) -> str:
+    """Latest values: 4 decimals near 1 (val_bpb 1.0003 must not read as 1), compact elsewhere."""
+    if v is None or not math.isfinite(v):
+        return "—"
+    a = abs(v)
+    if a == 0:
+        return "0"
+    if 1e-3 <= a < 10:
+        return f"{v:.4f}"
+    if 10 <= a < 1e4:
+        return f"{v:.2f}"
+    return fmt_value(v)
+
+
+def extent(runs: list[RunData], view: View) -> tuple[float, float] | None:
+    """The x range shown: every run's data, then the zoom window."""
+    lo, hi = math.inf, -math.inf
+    for run in runs:
+        for kind in KINDS:
+            xy = run.xy(kind, "step", view.xaxis)
+            if xy is not None and xy[0].size:
+                x = xy[0]
+                lo, hi = min(lo, float(x[0])), max(hi, float(x[-1]))
+    if not math.isfinite(lo):
+        return None
+    span = hi - lo
+    a, b = view.window
+    return (lo + a * span, lo + b * span)
+
+
+def lines_of(spec: PanelSpec, run: RunData, compare: bool) -> list[tuple[Line, str]]:
+    """(line, kind) pairs of a panel that this run has data for."""
+    out = []
+    for line in spec.lines:
+        if compare and line is not spec.lines[0]:
+            continue  # compare: one line per run, the run's colour tells them apart
+        for kind in line.kinds:
+            if run.has(kind, line.column):
+                out.append((line, kind))
+                break
+    return out
+
+
+def _color(spec: PanelSpec, line: Line, i: int, j: int, compare: bool) -> str:
+    if compare:
+        return RUN_COLORS[i % len(RUN_COLORS)]
+    return SECONDARY if line.secondary else LINE_COLORS[min(j, len(LINE_COLORS) - 1)]
+
+
+def _series(run: RunData, line: Line, kind: str, view: View) -> tuple[np.ndarray, np.ndarray] | None:
+    """The (x, y) a legend reads: the smoothed series where smoothing applies."""
+    xy = run.xy(kind, line.column, view.xaxis)
+    if xy is None:
+        return None
+    x, y = xy
+    if view.ema_on and line.smooth:
+        y = run.ema(kind, line.column, y, view.ema_weight)
+    return x, y
+
+
+def frame_for(spec: PanelSpec, runs: list[RunData], view: View, span: tuple[float, float] | None,
+              loading: bool) -> Frame:
+    compare = len(runs) > 1
+    traces: list[Trace] = []
+    for i, run in enumerate(runs):
+        for j, (line, kind) in enumerate(lines_of(spec, run, compare)):
+            xy = run.xy(kind, line.column, view.xaxis)
+            if xy is None:
+                continue
+            x, y = xy
+            color = _color(spec, line, i, j, compare)
+            key = (kind, line.column, view.xaxis)
+            markers = kind == "eval"  # evaluations: a few points, each one a measurement
+            raw = run.blocks(key + ("raw",), x, y, kind)
+            if view.ema_on and line.smooth:
+                traces.append(Trace(x, y, color, line.label, raw, dim=True))
+                ys = run.ema(kind, line.column, y, view.ema_weight)
+                traces.append(Trace(x, ys, color, line.label, run.blocks(key + ("ema", view.ema_weight), x, ys, kind)))
+            else:
+                traces.append(Trace(x, y, color, line.label, raw, dim=line.secondary, markers=markers))
+    # secondary lines (the raw H_res, the row error) go under the ones they accompany
+    secondary = {id(t) for t in traces if t.dim and not t.markers and t.color == SECONDARY}
+    traces.sort(key=lambda t: id(t) not in secondary)
+    settings = runs[0].preset
+    message = "loading…" if loading else (spec.off(settings) or "no data yet")
+    return Frame(traces, bands=spec.bands(settings), log=view.log_all or spec.log_default, xrange=span,
+                 tokens=view.xaxis == "tokens", message=message,
+                 yrange=None if view.log_all and not spec.log_default else spec.yrange(settings) if spec.yrange else None,
+                 log_floor=spec.log_floor, cursor=view.cursor)
+
+
+def value_at(x: np.ndarray, y: np.ndarray, at: float | None) -> float | None:
+    """The last finite value at or before ``at`` (the latest one when ``at`` is None)."""
+    if x.size == 0:
+        return None
+    i = x.size if at is None else int(np.searchsorted(x, at, "right"))
+    if i <= 0:
+        return None
+    tail = y[max(0, i - 256): i]
+    ok = np.flatnonzero(np.isfinite(tail))
+    return float(tail[ok[-1]]) if ok.size else None
+
+
+def legend(spec: PanelSpec, runs: list[RunData], view: View) -> str:
+    """The panel's subtitle: a colour swatch per series when there is more than one, and each
+    series' value (at the inspect cursor when it is shown, else the latest)."""
+    compare = len(runs) > 1
+    settings = runs[0].preset
+    bands = spec.bands(settings)
+    items: list[tuple[str, str, str, float | None]] = []  # swatch, colour, label, value
+    for i, run in enumerate(runs):
+        for j, (line, kind) in enumerate(lines_of(spec, run, compare)):
+            xy = _series(run, line, kind, view)
+            v = value_at(*xy, view.cursor) if xy is not None else None
+            swatch = "●" if kind == "eval" else ("┄" if line.secondary else "━")
+            items.append((swatch, _color(spec, line, i, j, compare), "" if compare else line.label, v))
+    parts = []
+    for swatch, color, label, v in items:
+        style = {"good": "green", "bad": "bold red"}.get(verdict(v, bands), "")
+        val = f"[{style}]{fmt(v)}[/]" if style else fmt(v)
+        if len(items) > 1:
+            parts.append(f"[{color}]{swatch}[/] {label + ' ' if label else ''}{val}")
+        else:
+            parts.append(val)
+    if spec.floor_label and any(v == 0 for *_, v in items):
+        parts.append(f"[red]{spec.floor_label}[/]")
+    if spec.key in ("gate_value", "H_res_diag_mean") and any(frozen_of(r).frozen for r in runs):
+        parts.insert(0, "[bold white on red] FROZEN [/]")
+    return " ".join(parts)
+
+
+def frozen_of(run: RunData):
+    kind = "diag" if run.has("diag", "H_res_diag_mean") else "train"
+    return frozen_check(run.preset.get("model", {}), run.last(kind, "H_res_diag_mean"),
+                        run.last(kind, "gate_value"), run.last(kind, "step"))
+
+
+def best_bpb(run: RunData) -> float | None:
+    if run.overview:  # a sample of the evals: its best is not the run's best
+        return None
+    col = run.column("eval", "val_bpb")
+    if col is None or col.size == 0:
+        return None
+    ok = col[np.isfinite(col)]
+    return float(ok.min()) if ok.size else None
+
+
+# -- compare: the hyperparameters that differ --------------------------------------------------------
+
+NOT_HYPERPARAMETERS = {("run", "name"), ("run", "notes")}  # labels, not settings
+
+
+def diff_rows(presets: Iterable[dict[str, dict[str, Any]]]) -> list[tuple[str, list[str]]]:
+    """(key path, one value per run) for every schema field whose values differ between the runs."""
+    presets = list(presets)
+    rows = []
+    for f in FIELDS:
+        if (f.section, f.key) in NOT_HYPERPARAMETERS:
+            continue
+        values = [p.get(f.section, {}).get(f.key, f.default) for p in presets]
+        if any(v != values[0] for v in values[1:]):
+            rows.append((f.path, [_short(v) for v in values]))
+    return rows
+
+
+def _short(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)

@@ -1,0 +1,171 @@
+"""The dashboard's one-line header: what matters first, the rest as the width allows.
+
+Built from a run snapshot (``RunData``) and the view; no reading of its own.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from rich.text import Text
+
+from ...units import fmt_duration
+from ..panels import RUN_COLORS, View, best_bpb, fmt, frozen_of
+from ..rundata import RunData
+from .plot import fmt_value, fmt_x
+
+STATE_STYLE = {"running": "bold green", "completed": "bold cyan", "stopped": "bold yellow",
+               "pruned": "bold magenta", "failed": "bold white on red", "dead": "bold white on red",
+               "new": "dim", "starting": "green", "unreadable": "bold white on red"}
+STATE_ICON = {"running": "●", "completed": "✓", "stopped": "■", "pruned": "✂", "failed": "✗", "dead": "✗",
+              "new": "○", "starting": "◌", "unreadable": "!"}
+
+
+def fit(pieces: list[tuple[int, Text]], width: int) -> Text:
+    """Join ``pieces`` (priority, text) in their order, leaving out the least important (highest
+    priority number) until the line fits ``width``."""
+    keep = list(pieces)
+    while keep and sum(t.cell_len for _, t in keep) > width:
+        worst = max(p for p, _ in keep)
+        if worst == 0:
+            break
+        i = max(i for i, (p, _) in enumerate(keep) if p == worst)
+        keep.pop(i)
+    out = Text(no_wrap=True, overflow="ellipsis")
+    for _, t in keep:
+        out.append_text(t)
+    return out
+
+
+def _t(*parts: tuple[str, str] | str) -> Text:
+    t = Text()
+    for p in parts:
+        if isinstance(p, str):
+            t.append(p)
+        else:
+            t.append(*p)
+    return t
+
+
+def _mean(col) -> float | None:
+    if col is None or col.size == 0:
+        return None
+    ok = col[np.isfinite(col)]
+    return float(ok.mean()) if ok.size else None
+
+
+def state_piece(run: RunData, stopping: bool) -> Text:
+    state = run.state
+    text = "stopping…" if stopping and state in ("running", "starting") else state
+    return _t((f" {STATE_ICON.get(state, '?')} {text} ", STATE_STYLE.get(state, "")))
+
+
+def run_header(run: RunData, view: View, width: int, *, stopping: bool = False, group: str = "") -> Text:
+    """Single run: state, id, step, loss, val_bpb, throughput, time; then the page and the cursor."""
+    pieces: list[tuple[int, Text]] = [(0, state_piece(run, stopping)),
+                                      (0, _t((f" {run.run_id}", "bold")))]
+    fz = frozen_of(run)
+    if fz.frozen:
+        pieces.append((0, _t(" ", (" FROZEN ", "bold white on red"))))
+    step, max_steps = run.last("train", "step"), run.max_steps
+    if run.overview:
+        pieces.append((0, _t((f"  overview of {run.overview:.0%} · reading {run.progress:.0%}", "yellow"))))
+    elif not run.loaded:
+        pieces.append((0, _t((f"  loading {run.progress:.0%}", "yellow"))))
+    if step is not None:
+        pieces.append((1, _t("  ", f"{int(step):,}" + (f"/{max_steps:,}" if max_steps else ""))))
+    loss = run.last("train", "loss")
+    if loss is not None:
+        pieces.append((1, _t(("  loss ", "dim"), fmt(loss))))
+    bpb = run.last("eval", "val_bpb")
+    if bpb is not None:
+        pieces.append((2, _t(("  bpb ", "dim"), fmt(bpb))))
+        best = best_bpb(run)
+        if run.overview:  # the evals of an overview are a sample: their best is not the run's
+            pieces.append((3, _t((" (best …)", "dim"))))
+        elif best is not None:
+            pieces.append((3, _t((f" (best {fmt(best)})", "dim"))))
+    live = run.state in ("running", "starting")
+    if live:
+        rate = run.recent_rate()
+        if rate and max_steps and step is not None:
+            pieces.append((2, _t(("  ETA ", "dim"), fmt_duration((max_steps - step) / rate))))
+        tps = run.last("train", "tokens_per_s")
+        if tps is not None:
+            pieces.append((4, _t("  ", fmt_value(tps), (" tok/s", "dim"))))
+    else:  # a finished run: its average throughput, not the last instant's
+        tps = run.mean_tokens_per_s()
+        if tps is not None:
+            pieces.append((4, _t("  ", fmt_value(tps), (" tok/s avg", "dim"))))
+    mfu = run.last("train", "mfu") if live else _mean(run.column("train", "mfu"))
+    if mfu is not None and math.isfinite(mfu):
+        pieces.append((4, _t(("  MFU ", "dim"), f"{mfu:.1%}")))
+    el = run.elapsed_s()
+    if el is not None:
+        pieces.append((4, _t(("  ", "dim"), fmt_duration(el), ((f" ({run.resumes + 1} parts)" if run.resumes else ""), "dim"))))
+    mem = run.last("train", "mem_gib")
+    if mem is not None and mem > 0:
+        pieces.append((6, _t(("  mem ", "dim"), f"{mem:.2f} GiB")))
+    pieces += _view_pieces(view, group)
+    if fz.frozen:
+        pieces.append((2, _t((f"  {fz.text}", "red"))))
+    return fit(pieces, width)
+
+
+def compare_header(runs: list[RunData], view: View, width: int, group: str = "") -> Text:
+    pieces: list[tuple[int, Text]] = [(0, _t((f" Compare {len(runs)} runs ", "bold")))]
+    for i, run in enumerate(runs):
+        pieces.append((3, _t(("  ━ ", RUN_COLORS[i % len(RUN_COLORS)]),
+                             (STATE_ICON.get(run.state, "?"), STATE_STYLE.get(run.state, "")))))
+    pieces += _view_pieces(view, group)
+    return fit(pieces, width)
+
+
+def _view_pieces(view: View, group: str) -> list[tuple[int, Text]]:
+    out: list[tuple[int, Text]] = []
+    if group:
+        out.append((1, _t("  ", (f"[{group}]", "bold cyan"), (" g", "dim"))))
+    if view.cursor is not None:
+        out.append((1, _t(("  @ ", "dim"), (f"{view.xaxis} {fmt_x(view.cursor, view.xaxis == 'tokens')}", "bold"))))
+    if view.window != (0.0, 1.0):
+        out.append((2, _t((f"  zoom {view.window[0]:.0%}–{view.window[1]:.0%}", "dim"))))
+    out.append((6, _t(("  " + (f"EMA {view.ema_weight:g}" if view.ema_on else "EMA off")
+                       + (" · log" if view.log_all else "") + (" · tokens" if view.xaxis == "tokens" else ""),
+                       "dim"))))
+    return out
+
+
+def failure_text(run: RunData) -> Text:
+    """The box a failed or dead run shows: why, and the last lines of stdout.log."""
+    t = Text()
+    if run.state == "failed":
+        reason = (run.run_end or {}).get("reason", "") or "no reason given"
+        t.append(" ✗ FAILED ", style="bold white on red")
+        t.append(f"  {reason}\n", style="bold red")
+    else:
+        code = f" (exit code {run.exit_code})" if run.exit_code is not None else ""
+        t.append(" ✗ DEAD ", style="bold white on red")
+        t.append(f"  the trainer exited without run_end{code}\n", style="bold red")
+    with run.lock:
+        tail = list(run.stdout)[-8:]
+    if tail:
+        t.append("last lines of stdout.log:\n", style="dim")
+        t.append("\n".join(tail))
+    else:
+        t.append("stdout.log is empty", style="dim")
+    t.append("\npress r to resume from the last checkpoint", style="dim italic")
+    return t
+
+
+def samples_text(samples: list) -> Text:
+    """The latest samples, newest first, the prompt highlighted."""
+    text = Text()
+    for s in reversed(samples):
+        text.append(f"step {s.step:,}  ", style="dim")
+        text.append(s.prompt, style="bold cyan")
+        text.append(s.text[len(s.prompt):] if s.text.startswith(s.prompt) else s.text)
+        text.append("\n")
+    if not samples:
+        text.append("no samples yet", style="dim italic")
+    return text
