@@ -11,7 +11,7 @@ from .conftest import ROOT
 
 PKG = ROOT / "tuiLM"
 NO_TORCH = ["cli.py", "config", "estimate", "events.py", "runs.py", "launch.py", "report.py", "units.py",
-            "errors.py", "tui", "study", "export.py"]
+            "errors.py", "machine.py", "tui", "study", "export.py"]
 
 
 def modules(rel: str):

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from tuiLM.events import EventTail, EventWriter, read_events, validate_event
-from tuiLM.runs import (EVENTS, PIDFILE, PRESET, RunError, check_run_name, find_run, list_runs, new_run_dir,
+from tuiLM.runs import (EVENTS, PIDFILE, PRESET, RunError, acquire_run_lock, check_run_name, find_run, list_runs, new_run_dir,
                         summarize)
 
 
@@ -127,8 +127,13 @@ def test_summarize_states_and_best_metric(runs_dir):
             ("eval", {"step": 5, "tokens": 320, "val_loss": 2.0, "val_bpb": 2.9}),
             ("eval", {"step": 10, "tokens": 640, "val_loss": 1.0, "val_bpb": 1.4}),
             ("eval", {"step": 10, "tokens": 640, "val_loss": 1.5, "val_bpb": 2.1}))
-    s = summarize(d)
-    assert (s.state, s.step, s.best_val_bpb, s.arch) == ("running", 5, 1.4, "gpt")  # our pid is alive
+    fd = acquire_run_lock(d)  # a trainer owns the run while its lock is held
+    try:
+        s = summarize(d)
+        assert (s.state, s.step, s.best_val_bpb, s.arch) == ("running", 5, 1.4, "gpt")
+    finally:
+        os.close(fd)
+    assert summarize(d).state == "dead"
     _events(d / EVENTS, ("run_end", {"status": "completed", "step": 10, "reason": ""}))
     assert summarize(d).state == "completed"
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -250,3 +251,224 @@ def test_cli_rejects_run_names_with_separators(name, tmp_path, capsys, monkeypat
     err = capsys.readouterr().err
     assert e.value.code == 1 and "bad run name" in err
     assert not (tmp_path / "escape").exists() and not (tmp_path.parent / "escape").exists()
+
+
+# -- ownership: the run's lock, never a pid in a file ------------------------------------------------
+
+def _finished_run_with_a_foreign_pid(tmp_path: Path) -> tuple[Path, subprocess.Popen]:
+    """A completed run, then a run_start appended and trainer.pid (and the lock file's identity) naming
+    a live process that has nothing to do with it: a child this test owns."""
+    import json as _json
+
+    from tuiLM.events import EventWriter
+    from tuiLM.runs import LOCKFILE, PIDFILE, process_start_time
+
+    run_dir = create_run(make_preset(FAULT_PRESET), name="stale", root=tmp_path)
+    start = {"run_id": run_dir.name, "versions": {}, "device": "cpu", "params": 1, "world_size": 1,
+             "max_steps": 16, "tokens_per_step": 1, "corpus": {}, "pid": 1, "step": 0}
+    with EventWriter(run_dir / EVENTS) as w:
+        w.write("run_start", **start)
+        w.write("run_end", status="completed", step=16, reason="")
+        w.write("run_start", **{**start, "step": 16})
+    bystander = subprocess.Popen(["sleep", "300"])
+    (run_dir / PIDFILE).write_text(f"{bystander.pid}\n")
+    (run_dir / LOCKFILE).write_text(_json.dumps({"pid": bystander.pid, "host": __import__("socket").gethostname(),
+                                                 "start_time": process_start_time(bystander.pid)}))
+    return run_dir, bystander
+
+
+def test_a_live_unrelated_process_named_in_trainer_pid_is_never_signalled(tmp_path, capsys):
+    from tuiLM.cli import main
+    from tuiLM.launch import stop_trainer, trainer_alive
+    from tuiLM.runs import acquire_run_lock, summarize
+    from tuiLM.tui.rundata import RunData
+    from tuiLM.tui.runsummary import FastSummary
+
+    run_dir, bystander = _finished_run_with_a_foreign_pid(tmp_path)
+    try:
+        assert summarize(run_dir).state == "dead"  # not "running forever"
+        assert FastSummary(run_dir).update().state == "dead"
+        rd = RunData(run_dir)
+        rd.poll()
+        assert rd.state == "dead"
+        assert not trainer_alive(run_dir)
+        assert stop_trainer(run_dir) is False  # the app's stop
+        with pytest.raises(SystemExit) as e:
+            main(["stop", str(run_dir)])
+        assert e.value.code == 1 and "no running trainer" in capsys.readouterr().err
+        os.close(acquire_run_lock(run_dir))  # a resume is not refused
+        # even while the run's lock is held by someone, a pid whose start time differs is not signalled
+        (run_dir / "trainer.lock").write_text('{"pid": %d, "start_time": 1, "host": "%s"}'
+                                              % (bystander.pid, __import__("socket").gethostname()))
+        fd = acquire_run_lock(run_dir)
+        try:
+            assert stop_trainer(run_dir) is False
+        finally:
+            os.close(fd)
+        time.sleep(0.2)
+        assert bystander.poll() is None, "the unrelated process was signalled"
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+def test_two_concurrent_resumes_start_exactly_one_trainer(tmp_path):
+    """Two launches race for one run (threads released together): exactly one trainer starts; the
+    other is refused with a clear message before it starts anything."""
+    import threading
+
+    from tuiLM.errors import UserError
+
+    run_dir = create_run(make_preset({**FAULT_PRESET, "train.max_steps": 6}), name="race", root=tmp_path)
+    barrier = threading.Barrier(2)
+    procs: list = []
+    errors: list = []
+
+    def launch() -> None:
+        barrier.wait()
+        try:
+            procs.append(spawn_trainer(run_dir, resume=True))
+        except UserError as e:
+            errors.append(str(e))
+
+    threads = [threading.Thread(target=launch) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(procs) == 1 and len(errors) == 1, (procs, errors)
+    assert "already running" in errors[0]
+    assert procs[0].wait(timeout=300) == 0, log_tail(run_dir)
+    raw = read_events(run_dir / EVENTS)
+    assert [e["kind"] for e in raw].count("run_start") == 1
+    assert [e["step"] for e in raw if e["kind"] == "train"] == list(range(1, 7))
+
+
+def test_two_trainers_started_by_hand_on_one_run_train_once(tmp_path):
+    """Without the launcher (python -m tuiLM.train twice): rank 0 takes the lock itself; the second
+    trainer exits with a clear message and writes nothing into the run."""
+    run_dir = create_run(make_preset({**FAULT_PRESET, "train.max_steps": 6}), name="byhand", root=tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env.pop("TUILM_RUN_LOCK_FD", None)
+    cmd = [sys.executable, "-m", "tuiLM.train", str(run_dir), "--resume"]
+    a = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    b = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    outs = [p.communicate(timeout=300)[0].decode() for p in (a, b)]
+    codes = sorted([a.returncode, b.returncode])
+    assert codes == [0, 3], outs
+    assert any("already running" in o for o in outs)
+    raw = read_events(run_dir / EVENTS)
+    assert [e["kind"] for e in raw].count("run_start") == 1
+    assert [e["kind"] for e in raw].count("run_end") == 1
+    assert [e["step"] for e in raw if e["kind"] == "train"] == list(range(1, 7))
+
+
+def test_stop_command_stops_the_proven_trainer(tmp_path, capsys):
+    from tuiLM.cli import main
+
+    run_dir = create_run(make_preset({**FAULT_PRESET, "train.max_steps": 400}), name="stopme", root=tmp_path)
+    proc = spawn_trainer(run_dir)
+    wait_for_step(run_dir, proc, 2)
+    with pytest.raises(SystemExit) as e:
+        main(["stop", str(run_dir), "--wait", "120"])
+    assert e.value.code == 0, capsys.readouterr()
+    assert proc.wait(timeout=60) == 0
+    end = [e for e in read_events(run_dir / EVENTS) if e["kind"] == "run_end"][-1]
+    assert end["status"] == "stopped"
+
+
+def test_sigkill_is_reported_as_likely_out_of_memory_and_the_run_ends_failed(tmp_path, monkeypatch):
+    """The kernel's OOM killer sends SIGKILL: the launcher says so with both figures and writes the
+    run_end the dead trainer could not."""
+    from tuiLM.launch import watch_run
+    from tuiLM.runs import summarize
+
+    monkeypatch.setenv("TUILM_FAULT_KILL_AT_STEP", "3")
+    run_dir = create_run(make_preset(FAULT_PRESET), name="oom", root=tmp_path)
+    out = Console(file=io.StringIO(), width=300)
+    code = watch_run(run_dir, spawn_trainer(run_dir), out)
+    text = out.file.getvalue()
+    assert code == 1
+    assert re.search(r"killed \(likely out of memory: estimate \d+\.\d GiB, machine \d+\.\d GiB\)", text), text
+    end = [e for e in read_events(run_dir / EVENTS) if e["kind"] == "run_end"][-1]
+    assert end["status"] == "failed" and end["reason"].startswith("killed (likely out of memory") and end["step"] == 3
+    s = summarize(run_dir)
+    assert s.state == "failed" and "out of memory" in s.reason
+
+
+def test_a_trainer_killed_before_its_run_start_is_dead_not_new(tmp_path):
+    from tuiLM.runs import summarize
+    from tuiLM.tui.runsummary import FastSummary
+
+    run_dir = create_run(make_preset(FAULT_PRESET), name="early", root=tmp_path)
+    assert summarize(run_dir).state == "new"
+    proc = spawn_trainer(run_dir)
+    assert summarize(run_dir).state == "running"  # starting: its lock is held
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert not [e for e in read_events(run_dir / EVENTS) if e["kind"] == "run_start"]
+    assert summarize(run_dir).state == "dead"
+    assert FastSummary(run_dir).update().state == "dead"
+
+
+def test_a_failed_resume_leaves_a_completed_run_completed(reference, tmp_path):
+    """The resume fails before its run_start (a truncated checkpoint): the run keeps its completed
+    state and figures instead of becoming `failed 0/16`; the reason is logged."""
+    import shutil
+
+    from tuiLM.runs import summarize
+    from tuiLM.train.checkpoint import latest_checkpoint
+
+    run_dir = tmp_path / reference.name
+    shutil.copytree(reference, run_dir)
+    ckpt = latest_checkpoint(run_dir / CHECKPOINTS)
+    ckpt.write_bytes(ckpt.read_bytes()[:1000])
+    assert spawn_trainer(run_dir, resume=True).wait(timeout=300) == 1
+    s = summarize(run_dir)
+    assert (s.state, s.step, s.max_steps) == ("completed", 16, 16)
+    last = read_events(run_dir / EVENTS)[-1]
+    assert last["kind"] == "log" and last["level"] == "error" and ckpt.name in last["message"]
+
+
+def test_resume_on_a_full_disk_names_the_file_and_leaves_nothing_running(reference, tmp_path, small_disk, capsys):
+    import shutil
+
+    from tuiLM.cli import main
+    from tuiLM.runs import trainer_running
+
+    disk = small_disk(tmp_path / "disk", "2m")
+    run_dir = disk / reference.name
+    shutil.copytree(reference, run_dir, ignore=shutil.ignore_patterns("*.pt"))
+    with open(disk / "filler", "wb", buffering=0) as fh:  # fill the file system to the last block
+        try:
+            while True:
+                fh.write(b"\0" * 4096)
+        except OSError:
+            pass
+    before = read_events(run_dir / EVENTS)
+    with pytest.raises(SystemExit) as e:
+        main(["resume", str(run_dir)])
+    err = capsys.readouterr().err
+    assert e.value.code == 1 and "Traceback" not in err
+    assert "No space left on device while writing" in err and str(run_dir) in err.replace("\n", "")
+    assert not trainer_running(run_dir)
+    assert read_events(run_dir / EVENTS) == before
+
+
+def test_the_app_records_the_death_of_a_trainer_it_started(tmp_path):
+    """The app's loader sees its own trainer die by SIGKILL: it writes the run_end the trainer could
+    not, with the same reason as the headless watcher, and the run shows as failed."""
+    from tuiLM.tui.rundata import RunData
+
+    run_dir = create_run(make_preset({**FAULT_PRESET, "train.max_steps": 400}), name="appdeath", root=tmp_path)
+    proc = spawn_trainer(run_dir)
+    wait_for_step(run_dir, proc, 2)
+    rd = RunData(run_dir, proc)
+    rd.poll()
+    os.killpg(proc.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while rd.state != "failed" and time.monotonic() < deadline:
+        rd.poll()
+        time.sleep(0.1)
+    assert rd.state == "failed"
+    assert rd.run_end["reason"].startswith("killed (likely out of memory")

@@ -278,6 +278,9 @@ async def test_dashboard_follows_a_run_written_by_another_process(tmp_path):
     """A run started headless elsewhere: the app tails it and the loss panel gains points."""
     run = tmp_path / "runs" / "live"
     run.mkdir(parents=True)
+    from tuiLM.runs import acquire_run_lock
+
+    lock = acquire_run_lock(run)  # what a live trainer holds
     writer = EventWriter(run / "events.jsonl")
     writer.write("run_start", run_id="live", versions={}, device="cpu", params=1, world_size=1, max_steps=100,
                  tokens_per_step=64, corpus={}, pid=__import__("os").getpid(), step=0)
@@ -303,6 +306,7 @@ async def test_dashboard_follows_a_run_written_by_another_process(tmp_path):
                            what="completed state")
     finally:
         writer.close()
+        __import__("os").close(lock)
 
 
 @aio

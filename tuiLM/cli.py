@@ -39,14 +39,19 @@ SetOpt = typer.Option(None, "--set", "-s", help="Override a field: section.key=v
                       metavar="SECTION.KEY=VALUE")
 
 
-def _load(preset: str, sets: Optional[List[str]]):
-    """Load and validate; print problems; exit 1 on errors."""
+def _load(preset: str, sets: Optional[List[str]], machine: bool = False, nproc: int = 1):
+    """Load and validate; print problems; exit 1 on errors. ``machine``: also check the memory
+    estimate against this machine's (a warning)."""
     from .config.load import load
     from .config.presets import find_preset
     from .report import print_problems
 
     path = find_preset(preset)
     p, problems = load(path, sets or [])
+    if machine and not any(x.is_error for x in problems):
+        from .config.validate import machine_problems
+
+        problems = problems + machine_problems(p, world_size=nproc)
     print_problems(problems, err_console, source=str(path))
     if any(x.is_error for x in problems):
         raise typer.Exit(1)
@@ -76,7 +81,7 @@ def _root(ctx: typer.Context,
 @app.command()
 def validate(preset: str = typer.Argument(..., help="Preset file or name."), sets: Optional[List[str]] = SetOpt) -> None:
     """Check a preset: errors block a run, warnings do not. Exit 0 ok, 1 invalid."""
-    p, problems = _load(preset, sets)
+    p, problems = _load(preset, sets, machine=True)
     n_warn = sum(1 for x in problems if not x.is_error)
     console.print(f"[green]ok[/]: {p.source} ({p.model.arch}, {n_warn} warning{'s' if n_warn != 1 else ''})")
 
@@ -135,6 +140,8 @@ def run(preset: str = typer.Argument(..., help="Preset file or name."),
         tensorboard: Optional[Path] = typer.Option(None, "--tensorboard", metavar="DIR", file_okay=False,
                                                    help="Mirror the run live into TensorBoard files in "
                                                         "DIR/<run-id> (sets system.tensorboard_dir)."),
+        force: bool = typer.Option(False, "--force", help="Start even when the memory estimate exceeds this "
+                                   "machine's memory."),
         ) -> None:
     """Start a training run (in the app, or --headless in this terminal)."""
     if tensorboard is not None:
@@ -142,7 +149,10 @@ def run(preset: str = typer.Argument(..., help="Preset file or name."),
 
         require_tensorboardx()  # a clear error now rather than a mirror that silently stays off
         sets = [*(sets or []), f"system.tensorboard_dir={tensorboard.expanduser().resolve()}"]
-    p, _ = _load(preset, sets)
+    p, problems = _load(preset, sets, machine=True, nproc=nproc)
+    if not force and any(x.path == "system.device" and "exceeds this machine" in x.message for x in problems):
+        raise UserError("not started: the memory estimate exceeds this machine's memory (see the warning "
+                        "above); shrink the preset or pass --force")
     if headless:
         from .launch import start_run
 
@@ -167,6 +177,20 @@ def resume(run_ref: str = typer.Argument(..., metavar="RUN", help="Run directory
     from .tui.app import run_app
 
     run_app(run_dir=run_dir, resume=True)
+
+
+@app.command()
+def stop(run_ref: str = typer.Argument(..., metavar="RUN", help="Run directory or id."),
+         wait: float = typer.Option(0.0, "--wait", "-w", min=0.0, help="Seconds to wait for it to exit.")) -> None:
+    """Stop a running trainer: it finishes its step, writes a checkpoint and run_end(stopped).
+
+    Exit 0 when it was asked to stop (and, with --wait, has stopped); 1 when no trainer of this run is
+    running (or it outlived --wait). Only a process proved to be the run's trainer is ever signalled.
+    """
+    from .launch import stop_command
+    from .runs import find_run
+
+    raise typer.Exit(stop_command(find_run(run_ref), wait, console))
 
 
 @app.command("open")
@@ -377,8 +401,15 @@ def main(argv: Optional[List[str]] = None) -> None:
         err_console.print(f"[bold red]error[/]: {e}", highlight=False, soft_wrap=True)
         sys.exit(e.exit_code)
     except OSError as e:  # the environment said no (disk full, read-only, permissions): not a bug
-        where = f" {e.filename}" if e.filename else ""
-        err_console.print(f"[bold red]error[/]:{where}: {e.strerror or e}", highlight=False, soft_wrap=True)
+        import errno
+
+        if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            from .runs import write_error_message
+
+            text = write_error_message(e)
+        else:
+            text = f"{e.filename}: {e.strerror or e}" if e.filename else f"{e.strerror or e}"
+        err_console.print(f"[bold red]error[/]: {text}", highlight=False, soft_wrap=True, markup=False)
         sys.exit(1)
 
 

@@ -7,9 +7,11 @@ Readers tolerate a torn last line: an incomplete line is held back until its new
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
+import stat
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -34,6 +36,99 @@ END_STATUSES = ("completed", "stopped", "pruned", "failed")
 # Clean ends that leave a resumable checkpoint (pruned: a study stopped the trial early).
 RESUMABLE_STATUSES = ("stopped", "pruned")
 _NUM = (int, float)
+_NONFINITE = ("nan", "inf", "-inf")
+
+# The one coercion step every reader applies to a decoded line (``sanitize``): the fields readers
+# use, with the type they may rely on afterwards. A line whose field has another type is skipped and
+# counted, never half-used: a ``"step": "7"`` must not reach a format string or a comparison.
+INT_FIELDS = frozenset({"step", "tokens", "max_steps", "pid", "params", "world_size", "tokens_per_step",
+                        "artifact_bytes", "grad_accum", "seq_len", "vocab_size", "device_batch_size",
+                        "trial", "seed_index", "v"})
+FLOAT_FIELDS = frozenset({"time", "loss", "lr", "grad_norm", "tokens_per_s", "dt_ms", "val_loss", "val_bpb",
+                          "best_val_bpb", "best_val_loss", "elapsed_s", "mem_gib", "temperature"})
+STR_FIELDS = frozenset({"kind", "status", "reason", "prompt", "text", "level", "message", "path", "arch",
+                        "preset_name", "device", "device_name", "dtype", "run_id", "source"})
+DICT_FIELDS = frozenset({"versions", "corpus", "estimate"})
+MAX_DEPTH = 16  # nesting readers accept inside one event (the trainer writes at most 2)
+MAX_LINE = 16 << 20  # a longer line is not an event this program wrote
+
+
+class EventsFileError(OSError):
+    """An events file that cannot be read as one (not a regular file: a FIFO, a device)."""
+
+
+def open_regular(path: str | Path) -> Any:
+    """Open a file for binary reading, refusing anything but a regular file (a FIFO would block
+    forever, /dev/zero would never end). Raises FileNotFoundError or EventsFileError."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise EventsFileError(errno.EINVAL, "not a regular file: refusing to read it", str(path))
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _depth_ok(value: Any, limit: int = MAX_DEPTH) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        if d > limit:
+            return False
+        if isinstance(v, dict):
+            stack.extend((x, d + 1) for x in v.values())
+        elif isinstance(v, list):
+            stack.extend((x, d + 1) for x in v)
+    return True
+
+
+def sanitize(event: Any) -> dict[str, Any] | None:
+    """The event if readers can use it as is, else None (the caller skips and counts it).
+
+    Checked: a dict with a string ``kind``; every field in INT_FIELDS an int (an integral float is
+    turned into one), FLOAT_FIELDS a number or one of "nan"/"inf"/"-inf", STR_FIELDS a string,
+    DICT_FIELDS an object; nesting no deeper than MAX_DEPTH. Unknown fields ride along unchecked
+    (model diagnostics), but must be numbers, strings, booleans, null or shallow containers.
+    """
+    if not isinstance(event, dict) or not isinstance(event.get("kind"), str):
+        return None
+    fixed: dict[str, int] | None = None
+    for key, value in event.items():
+        if key in INT_FIELDS:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                return None
+            if isinstance(value, float):
+                if not (math.isfinite(value) and value.is_integer()):
+                    return None
+                fixed = fixed or {}
+                fixed[key] = int(value)
+        elif key in FLOAT_FIELDS:
+            if isinstance(value, bool) or not (isinstance(value, (int, float)) or value in _NONFINITE):
+                return None
+        elif key in STR_FIELDS:
+            if not isinstance(value, str):
+                return None
+        elif key in DICT_FIELDS:
+            if not isinstance(value, dict) or not _depth_ok(value, MAX_DEPTH - 1):
+                return None
+        elif isinstance(value, (dict, list)) and not _depth_ok(value, MAX_DEPTH - 1):
+            return None
+    if fixed:
+        event = {**event, **fixed}
+    return event
+
+
+def decode_event(line: bytes | str, loads: Any = json.loads) -> dict[str, Any] | None:
+    """One line to a sanitized event, or None for anything else (never raises)."""
+    if len(line) > MAX_LINE:
+        return None
+    try:
+        return sanitize(loads(line))
+    except (ValueError, UnicodeDecodeError, RecursionError, TypeError):
+        return None
 
 
 def _clean(value: Any) -> Any:
@@ -48,8 +143,13 @@ def _clean(value: Any) -> Any:
 
 
 def to_float(value: Any) -> float:
+    """A number field as a float; "nan"/"inf"/"-inf" strings too. Raises TypeError/ValueError otherwise."""
     if isinstance(value, str):
-        return float(value)  # "nan", "inf", "-inf"
+        if value not in _NONFINITE:
+            raise ValueError(f"not a number: {value[:20]!r}")
+        return float(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"not a number: {type(value).__name__}")
     return float(value)
 
 
@@ -86,11 +186,16 @@ class EventWriter:
 
     def write(self, kind: str, **fields: Any) -> dict[str, Any]:
         event = {"v": SCHEMA_VERSION, "kind": kind, "time": round(time.time(), 3), **fields}
-        self._fh.write(json.dumps(_clean(event), separators=(",", ":")) + "\n")
-        self._fh.flush()
-        if kind in ("run_end", "checkpoint") or time.monotonic() - self._last_sync > self._fsync_every:
-            os.fsync(self._fh.fileno())
-            self._last_sync = time.monotonic()
+        try:
+            self._fh.write(json.dumps(_clean(event), separators=(",", ":")) + "\n")
+            self._fh.flush()
+            if kind in ("run_end", "checkpoint") or time.monotonic() - self._last_sync > self._fsync_every:
+                os.fsync(self._fh.fileno())
+                self._last_sync = time.monotonic()
+        except OSError as e:  # a full disk: the message must name the file (a file object's error does not)
+            if e.filename is None:
+                e.filename = str(self.path)
+            raise
         return event
 
     def close(self) -> None:
@@ -117,11 +222,17 @@ def _drop_torn_tail(path: Path) -> None:
             fh.seek(size - 1)
             if fh.read(1) == b"\n":
                 return
-            back = min(size, 1 << 20)
-            fh.seek(size - back)
-            tail = fh.read(back)
-            cut = tail.rfind(b"\n")
-            fh.truncate(size - back + cut + 1 if cut >= 0 else (size - back if back < size else 0))
+            end = size - 1  # the fragment may be longer than any buffer: walk back to its line start
+            keep = 0
+            while end > 0:
+                start = max(0, end - (1 << 20))
+                fh.seek(start)
+                cut = fh.read(end - start).rfind(b"\n")
+                if cut >= 0:
+                    keep = start + cut + 1
+                    break
+                end = start
+            fh.truncate(keep)
     except FileNotFoundError:
         pass
 
@@ -130,7 +241,9 @@ class EventTail:
     """Incremental reader: ``poll()`` returns only the events appended since the last call.
 
     Keeps a byte cursor, never re-reads what it has read, and holds back a torn last line until it is
-    completed. Lines that are complete but not valid JSON are skipped and counted in ``skipped``.
+    completed. Lines that are complete but not events a reader can use (not JSON, wrong field types,
+    too deep: ``sanitize``) are skipped and counted in ``skipped``. A path that is not a regular file
+    (a FIFO, a device) is never read: ``error`` says why and ``poll()`` returns nothing.
     """
 
     def __init__(self, path: str | Path):
@@ -138,33 +251,42 @@ class EventTail:
         self.offset = 0
         self._partial = b""
         self.skipped = 0
+        self.error: str | None = None
 
-    def poll(self, max_bytes: int | None = None) -> list[dict[str, Any]]:
+    def read_bytes(self, max_bytes: int | None = None) -> bytes:
+        """Raw bytes from the cursor on (at most ``max_bytes``); b"" when missing or refused."""
         try:
-            with open(self.path, "rb") as fh:
+            with open_regular(self.path) as fh:
                 fh.seek(self.offset)
                 data = fh.read() if max_bytes is None else fh.read(max_bytes)
         except FileNotFoundError:
-            return []
+            return b""
+        except OSError as e:
+            self.error = f"{self.path}: {e.strerror or e}"
+            return b""
+        self.error = None
+        self.offset += len(data)
+        return data
+
+    def poll(self, max_bytes: int | None = None) -> list[dict[str, Any]]:
+        data = self.read_bytes(max_bytes)
         if not data:
             return []
-        self.offset += len(data)
         data = self._partial + data
         lines = data.split(b"\n")
         self._partial = lines.pop()  # b"" when data ended with a newline
+        if len(self._partial) > MAX_LINE:  # not a line any writer of ours makes: drop it, keep the cursor
+            self._partial = b""
+            self.skipped += 1
         out = []
         for line in lines:
             if not line.strip():
                 continue
-            try:
-                event = json.loads(line)
-            except (json.JSONDecodeError, UnicodeDecodeError):
+            event = decode_event(line)
+            if event is None:
                 self.skipped += 1
-                continue
-            if isinstance(event, dict):
-                out.append(event)
             else:
-                self.skipped += 1
+                out.append(event)
         return out
 
 

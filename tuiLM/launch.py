@@ -55,8 +55,9 @@ from typing import Any
 
 from .errors import UserError
 from .events import EventTail, to_float
-from .runs import (CHECKPOINTS, EVENTS, PIDFILE, PRESET, STDOUT, check_run_name, new_run_dir, pid_alive,
-                   write_stop_request)
+from .runs import (CHECKPOINTS, EVENTS, LOCKFILE, PIDFILE, PRESET, STDOUT, STOP_REQUEST, acquire_run_lock,
+                   check_run_name, identity_of, new_run_dir, proven_trainer, record_death,
+                   record_identity, trainer_running, write_error_message, write_stop_request)
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 _POLL_S = 0.2
@@ -130,67 +131,97 @@ def trainer_command(run_dir: str | Path, nproc: int = 1, resume: bool = False) -
             *tail]
 
 
+LOCK_FD_ENV = "TUILM_RUN_LOCK_FD"  # the trainer inherits the locked RUN_DIR/trainer.lock as this fd
+
+
 def spawn_trainer(run_dir: str | Path, nproc: int = 1, resume: bool = False,
                   env_extra: dict[str, str] | None = None) -> subprocess.Popen:
     """``env_extra``: variables for the trainer only (a study gives each trial its CUDA_VISIBLE_DEVICES)."""
     run_dir = Path(run_dir)
     if not (run_dir / PRESET).is_file():
         raise UserError(f"{run_dir}: not a run directory (no {PRESET})")
-    if trainer_alive(run_dir):
-        raise UserError(f"{run_dir}: a trainer is already running (pid {_read_pid(run_dir)})")
-    env = dict(os.environ)
-    env["PYTHONUNBUFFERED"] = "1"
-    # The trainer must import this same tuiLM even when it is not installed (a source checkout).
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_ROOT), env.get("PYTHONPATH", "")) if p)
-    env.update(env_extra or {})
-    with open(run_dir / STDOUT, "ab") as log:
-        proc = subprocess.Popen(trainer_command(run_dir, nproc, resume), stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True, env=env)
-    from .config.write import atomic_write_text
-
-    atomic_write_text(run_dir / PIDFILE, f"{proc.pid}\n")
+    # the lock first: a second run/resume racing this one fails here, before anything starts
+    fd = acquire_run_lock(run_dir)
+    try:
+        env = dict(os.environ)
+        env["PYTHONUNBUFFERED"] = "1"
+        # The trainer must import this same tuiLM even when it is not installed (a source checkout).
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_ROOT), env.get("PYTHONPATH", "")) if p)
+        env.update(env_extra or {})
+        env[LOCK_FD_ENV] = str(fd)
+        try:
+            log = open(run_dir / STDOUT, "ab")
+        except OSError as e:
+            raise UserError(write_error_message(e, run_dir / STDOUT)) from None
+        with log:
+            proc = subprocess.Popen(trainer_command(run_dir, nproc, resume), stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True, env=env, pass_fds=(fd,))
+        try:  # nothing may run that cannot be tracked: without its identity on disk, the trainer goes
+            record_identity(fd, identity_of(proc.pid))
+            _write_pidfile(run_dir, proc.pid)
+        except OSError as e:
+            _kill_group(proc)
+            proc.wait()
+            where = e.filename or run_dir / LOCKFILE  # os.pwrite on the lock file names no file
+            raise UserError(write_error_message(e, where) + " (the trainer was not started)") from None
+    finally:
+        os.close(fd)  # the trainer holds its own copy of the locked file for its whole life
     return proc
 
 
-def _read_pid(run_dir: Path) -> int | None:
+def _write_pidfile(run_dir: Path, pid: int) -> None:
+    from .config.write import atomic_write_text
+
     try:
-        return int((run_dir / PIDFILE).read_text().strip())
-    except (OSError, ValueError):
-        return None
+        atomic_write_text(run_dir / PIDFILE, f"{pid}\n")
+    except OSError as e:
+        if e.filename is None:
+            e.filename = str(run_dir / PIDFILE)
+        raise
 
 
 def trainer_alive(run_dir: str | Path) -> bool:
-    pid = _read_pid(Path(run_dir))
-    return pid is not None and pid_alive(pid) and not _is_zombie(pid)
+    """Whether a trainer owns the run (its lock is held): runs.trainer_running."""
+    return trainer_running(run_dir)
 
 
-def _is_zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            return fh.read().rsplit(b")", 1)[1].split()[0] == b"Z"
-    except (OSError, IndexError):
-        return False
+def _run_dir_of(proc: subprocess.Popen) -> Path | None:
+    args = [str(a) for a in (proc.args if isinstance(proc.args, (list, tuple)) else [])]
+    if "tuiLM.train" in args:
+        i = args.index("tuiLM.train") + 1
+        if i < len(args):
+            return Path(args[i])
+    return None
 
 
 def stop_trainer(target: str | Path | subprocess.Popen, wait: float = 0.0, status: str = "stopped",
                  reason: str = "", run_dir: str | Path | None = None) -> bool:
-    if run_dir is None and not isinstance(target, subprocess.Popen):
-        run_dir = target
-    if status != "stopped" or reason:
-        if run_dir is None:
-            raise ValueError("stop_trainer: a stop status other than 'stopped' needs the run directory")
-        if isinstance(target, subprocess.Popen) and target.poll() is not None:
-            return False
-        write_stop_request(run_dir, status, reason)
+    """SIGTERM this run's trainer (each rank under torchrun), after writing RUN_DIR/stop_request when
+    ``status``/``reason`` ask for more than a plain stop (runs.write_stop_request; e.g. ``pruned``).
+
+    ``target`` is a run directory or the ``Popen`` this process spawned (then ``run_dir`` names its
+    run; found from its command line when omitted). A signal only ever goes to a process proved to
+    be the run's trainer (runs.proven_trainer: the run's lock is held and the pid recorded by its
+    holder still has the recorded start time), or to our own unreaped child. Returns False when no
+    such trainer is running; nothing is written then."""
     if isinstance(target, subprocess.Popen):
         if target.poll() is not None:
             return False
-        pid: int | None = target.pid
+        pid: int = target.pid  # our child, not reaped yet: its pid cannot have been reused
+        run_dir = Path(run_dir) if run_dir is not None else _run_dir_of(target)
     else:
-        pid = _read_pid(Path(target))
-        if pid is None or not pid_alive(pid) or _is_zombie(pid):
+        run_dir = Path(target)
+        ident = proven_trainer(run_dir)
+        if ident is None:
             return False
-    assert pid is not None
+        pid = ident.pid
+    if status != "stopped" or reason:
+        if run_dir is None:
+            raise ValueError("stop_trainer: a stop status other than 'stopped' needs the run directory")
+        try:
+            write_stop_request(run_dir, status, reason)
+        except OSError as e:  # the trainer would end with the wrong status: say so, signal nothing
+            raise UserError(write_error_message(e, run_dir / STOP_REQUEST)) from None
     try:
         for target_pid in _trainer_pids(pid):
             os.kill(target_pid, signal.SIGTERM)
@@ -202,10 +233,30 @@ def stop_trainer(target: str | Path | subprocess.Popen, wait: float = 0.0, statu
             if isinstance(target, subprocess.Popen):
                 if target.poll() is not None:
                     break
-            elif not pid_alive(pid) or _is_zombie(pid):
+            elif not trainer_running(run_dir):
                 break
             time.sleep(0.05)
     return True
+
+
+def stop_command(run_dir: Path, wait: float, console: Any) -> int:
+    """``tuilm stop RUN``: 0 when a trainer was asked to stop (and, with --wait, has stopped)."""
+    ident = proven_trainer(run_dir)
+    if ident is None:
+        held = trainer_running(run_dir)
+        raise UserError(f"{run_dir.name}: no running trainer to stop" if not held else
+                        f"{run_dir.name}: the lock is held but its holder cannot be proved to be this run's "
+                        f"trainer (another host, or an unreadable {LOCKFILE}); nothing was signalled")
+    if not stop_trainer(run_dir, wait=wait):
+        raise UserError(f"{run_dir.name}: the trainer exited before it could be stopped")
+    console.print(f"stopping {run_dir.name} (pid {ident.pid}): it finishes its step and writes a checkpoint",
+                  highlight=False)
+    if wait > 0:
+        if trainer_running(run_dir):
+            console.print(f"still running after {wait:g} s", highlight=False)
+            return 1
+        console.print("stopped", highlight=False)
+    return 0
 
 
 # -- headless progress ---------------------------------------------------------------------------
@@ -241,9 +292,7 @@ def _console(console: Any) -> Any:
 def watch_run(run_dir: str | Path, proc: subprocess.Popen, console: Any, tail: EventTail | None = None) -> int:
     run_dir = Path(run_dir)
     tail = tail or EventTail(run_dir / EVENTS)
-    state: dict[str, Any] = {"max_steps": 0, "step": 0, "start_step": 0, "loss": None, "val_bpb": None,
-                             "best_bpb": None, "best_loss": None, "tps": None, "end": None, "t0": time.monotonic(),
-                             "elapsed_before": 0.0, "mfu": None, "perf": []}
+    state = watch_state()
     # Rich's live bar only draws on a terminal: piped to a file or a CI log it would show nothing
     # until the end, so there the same figures go out as plain lines.
     display = _LiveProgress(console) if console.is_terminal else _PlainProgress(console)
@@ -264,6 +313,7 @@ def watch_run(run_dir: str | Path, proc: subprocess.Popen, console: Any, tail: E
             except KeyboardInterrupt:
                 if stopping:  # a second Ctrl-C: stop waiting for a clean checkpoint
                     _kill_group(proc)
+                    state["killed"] = True
                     break
                 stopping = True
                 display.console.print("stopping: the trainer finishes its step and writes a checkpoint "
@@ -275,6 +325,13 @@ def watch_run(run_dir: str | Path, proc: subprocess.Popen, console: Any, tail: E
         _kill_group(proc)
         code = proc.wait()
     return _final(run_dir, state, code, console)
+
+
+def watch_state() -> dict[str, Any]:
+    """What watch_run folds events into (``_fold``)."""
+    return {"max_steps": 0, "step": 0, "start_step": 0, "loss": None, "val_bpb": None, "best_bpb": None,
+            "best_loss": None, "tps": None, "end": None, "t0": time.monotonic(), "elapsed_before": 0.0,
+            "mfu": None, "perf": []}
 
 
 def _info(state: dict[str, Any]) -> str:
@@ -410,7 +467,7 @@ def _fold(ev: dict[str, Any], state: dict[str, Any], console: Any) -> None:
         state["elapsed_before"] = _num(ev.get("elapsed_before_s")) or 0.0
         console.print(f"{ev.get('arch', '?')} · {ev.get('params', 0):,} params · {ev.get('device', '?')} "
                       f"{ev.get('dtype', '')} · world {ev.get('world_size', 1)} · "
-                      f"{ev.get('tokens_per_step', 0):,} tokens/step", highlight=False)
+                      f"{ev.get('tokens_per_step', 0):,} tokens/step", highlight=False, markup=False)
     elif kind == "train":
         state["step"] = ev.get("step", state["step"])
         state["loss"] = _num(ev.get("loss"))
@@ -426,15 +483,66 @@ def _fold(ev: dict[str, Any], state: dict[str, Any], console: Any) -> None:
         loss = _num(ev.get("val_loss"))
         if _finite(loss) and (state["best_loss"] is None or loss < state["best_loss"]):
             state["best_loss"] = loss
-        console.print(f"step {ev.get('step')}: val_loss {_fmt4(loss)}  val_bpb {_fmt4(bpb)}", highlight=False)
+        console.print(f"step {ev.get('step')}: val_loss {_fmt4(loss)}  val_bpb {_fmt4(bpb)}", highlight=False,
+                      markup=False)
     elif kind == "sample":
         text = repr(f"{ev.get('prompt', '')}{ev.get('text', '')}")
         console.print(f"[dim]sample @ {ev.get('step')}:[/] {escape(text[:300])}", highlight=False)
     elif kind == "log" and ev.get("level") in ("warning", "error") and ev.get("source") != "preset":
-        console.print(f"[yellow]{ev.get('level')}[/]: {escape(str(ev.get('message')))}", highlight=False)
+        if ev.get("level") == "error":
+            state["error"] = str(ev.get("message"))
+        console.print(f"[yellow]{escape(str(ev.get('level')))}[/]: {escape(str(ev.get('message')))}", highlight=False)
     elif kind == "run_end":
         state["end"] = ev
         state["step"] = ev.get("step", state["step"])
+
+
+def death_reason(run_dir: str | Path, code: int | None) -> str:
+    """Why a trainer ended without run_end, from its exit code. SIGKILL nobody asked for is what the
+    kernel's out-of-memory killer sends: say so with the run's memory estimate and the machine's."""
+    if code is None:
+        return "the trainer is gone without writing run_end"
+    if code in (-signal.SIGKILL, 128 + signal.SIGKILL):
+        est, machine = memory_figures(run_dir)
+        figures = ", ".join(x for x in (f"estimate {est:.1f} GiB" if est else "",
+                                        f"machine {machine:.1f} GiB" if machine else "") if x)
+        return f"killed (likely out of memory{': ' + figures if figures else ''})"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"the trainer exited with code {code} without writing run_end"
+
+
+def memory_figures(run_dir: str | Path) -> tuple[float | None, float | None]:
+    """(estimated peak GiB, machine memory GiB) of a run: what its run_start recorded, else computed
+    from the frozen preset and this machine."""
+    from .events import read_events
+    from .machine import device_memory, resolve_device
+
+    start: dict[str, Any] = {}
+    for ev in read_events(Path(run_dir) / EVENTS):
+        if ev.get("kind") == "run_start":
+            start = ev
+    est = _num((start.get("estimate") or {}).get("total_bytes"))
+    machine = _num(start.get("machine_mem_gib"))
+    est_gib = est / 2**30 if est else None
+    if est_gib is None or machine is None:
+        try:
+            from .config.load import load
+            from .estimate import estimate
+
+            preset, _ = load(Path(run_dir) / PRESET)
+            device = resolve_device(preset.system.device) or "cpu"
+            if est_gib is None:
+                est_gib = estimate(preset, device=device).total_bytes / 2**30
+            if machine is None:
+                mem = device_memory(device)
+                machine = mem.gib if mem else None
+        except Exception:  # figures are a courtesy: an unreadable preset must not hide the death
+            pass
+    return est_gib, machine
 
 
 def _final(run_dir: Path, state: dict[str, Any], code: int, console: Any) -> int:
@@ -442,7 +550,14 @@ def _final(run_dir: Path, state: dict[str, Any], code: int, console: Any) -> int
 
     end = state["end"]
     if end is None:
-        status, reason = "failed", f"the trainer exited with code {code} without writing run_end"
+        if state.get("killed"):
+            reason = "killed after a second Ctrl-C"
+        elif code and code > 0 and state.get("error"):
+            reason = state["error"]  # the attempt failed before it started and said why in a log event
+        else:
+            reason = death_reason(run_dir, code)
+        status = "failed"
+        record_death(run_dir, reason)
     else:
         status, reason = end.get("status", "failed"), end.get("reason", "")
     colour = {"completed": "green", "stopped": "yellow", "pruned": "magenta"}.get(status, "red")

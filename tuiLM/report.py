@@ -49,8 +49,8 @@ def print_preset_list(extra: list[Path], console: Console) -> None:
 
 # -- runs ----------------------------------------------------------------------------------------
 
-_STATE_STYLE = {"completed": "green", "running": "cyan", "stopped": "yellow", "pruned": "magenta", "failed": "red", "dead": "red",
-                "new": "dim"}
+_STATE_STYLE = {"completed": "green", "running": "cyan", "stopped": "yellow", "pruned": "magenta", "failed": "red",
+                "dead": "red", "new": "dim", "unreadable": "red"}
 
 
 def _fmt(value: object, digits: int = 4) -> str:
@@ -195,7 +195,7 @@ def print_runs_list(console: Console, root: Path | None = None) -> None:
                          justify="right" if col in ("step", "tokens", "loss", "best bpb", "age") else "left")
     for path in runs:
         s = summarize(path)
-        style = _STATE_STYLE.get(s.state, "")
+        style = _STATE_STYLE.get(s.state, "default")
         cells = {"run": path.name, "state": f"[{style}]{s.state}[/]", "arch": s.arch, "preset": s.preset_name,
                  "step": f"{s.step:,}/{s.max_steps:,}" if s.max_steps else f"{s.step:,}",
                  "tokens": fmt_count(s.tokens), "loss": _fmt(s.last_loss), "best bpb": _fmt(s.best_val_bpb),
@@ -216,7 +216,7 @@ def print_run(run_dir: Path, console: Console) -> None:
     table.add_column("value")
     for key, value in m.items():
         if key == "state":
-            value = f"[{_STATE_STYLE.get(str(value), '')}]{value}[/]"
+            value = f"[{_STATE_STYLE.get(str(value), 'default')}]{value}[/]"
         if value not in (None, ""):
             table.add_row(key, _fmt(value))
     console.print(table)

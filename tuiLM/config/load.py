@@ -8,6 +8,7 @@ unreadable file or a TOML syntax error raises ``PresetError``.
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -105,6 +106,9 @@ _POS_RE = re.compile(r"\(at line (\d+), column (\d+)\)")
 def parse_toml_text(text: str, name: str = "<preset>") -> dict[str, Any]:
     try:
         return tomllib.loads(text)
+    except RecursionError:
+        raise PresetError(f"{name}: TOML nested too deeply to be a preset (a preset has one level of "
+                          f"[section] tables)") from None
     except tomllib.TOMLDecodeError as e:
         msg = str(e)
         m = _POS_RE.search(msg)
@@ -118,14 +122,27 @@ def parse_toml_text(text: str, name: str = "<preset>") -> dict[str, Any]:
         raise PresetError(f"{name}: TOML syntax error: {msg}") from None
 
 
+MAX_PRESET_BYTES = 1 << 20  # presets are a few KiB; anything bigger is not one (and is not read whole)
+MAX_UNKNOWN_KEYS = 20  # unknown keys reported one by one; the rest are counted
+
+
 def read_preset_text(path: str | Path) -> str:
+    import stat
+
     p = Path(path)
     if not p.exists():
         raise PresetError(f"{p}: no such preset file")
     if p.is_dir():
         raise PresetError(f"{p}: is a folder, not a preset file")
     try:
-        return p.read_text(encoding="utf-8")
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise PresetError(f"{p}: not a regular file (a device or pipe), not a preset file")
+            data = fh.read(MAX_PRESET_BYTES + 1)
+        if len(data) > MAX_PRESET_BYTES:
+            raise PresetError(f"{p}: larger than {MAX_PRESET_BYTES // 1024} KiB: not a preset file")
+        return data.decode("utf-8")
     except UnicodeDecodeError:
         raise PresetError(f"{p}: not UTF-8 text") from None
     except OSError as e:
@@ -248,13 +265,20 @@ def parse_override(text: str) -> tuple[str, str]:
 def resolve(raw: dict[str, Any], overrides: Iterable[str] = (), *, source: Path | None = None,
             lines: dict[str, int] | None = None) -> tuple[Preset, list[Problem]]:
     """Merge defaults < raw TOML dict < overrides. Unknown keys and type errors become problems."""
-    lines = lines or {}
+    lines = dict(lines or {})
     values = defaults()
     problems: list[Problem] = []
+    unknown = 0
+
+    def unknown_key(path: str, what: str) -> None:
+        nonlocal unknown
+        unknown += 1
+        if unknown <= MAX_UNKNOWN_KEYS:  # "did you mean" costs a fuzzy match each: only for those shown
+            problems.append(Problem("error", path, f"{what}{suggest(path)}", lines.get(path)))
+
     for section, table in raw.items():
         if section not in SECTIONS:
-            kind = "table" if isinstance(table, dict) else "key"
-            problems.append(Problem("error", section, f"unknown {kind}{suggest(section)}", lines.get(section)))
+            unknown_key(section, "unknown table" if isinstance(table, dict) else "unknown key")
             continue
         if not isinstance(table, dict):
             problems.append(Problem("error", section, f"[{section}] must be a table", lines.get(section)))
@@ -263,18 +287,22 @@ def resolve(raw: dict[str, Any], overrides: Iterable[str] = (), *, source: Path 
             path = f"{section}.{key}"
             f = BY_PATH.get(path)
             if f is None:
-                problems.append(Problem("error", path, f"unknown key{suggest(path)}", lines.get(path)))
+                unknown_key(path, "unknown key")
                 continue
             try:
                 values[section][key] = coerce(f, value)
             except ValueError as e:
                 problems.append(Problem("error", path, str(e), lines.get(path)))
+    if unknown > MAX_UNKNOWN_KEYS:
+        problems.append(Problem("error", "", f"... and {unknown - MAX_UNKNOWN_KEYS:,} more unknown keys "
+                                             f"({unknown:,} in all)"))
     for text in overrides:
         path, value_text = parse_override(text)
         f = BY_PATH.get(path)
         if f is None:
             problems.append(Problem("error", path, f"unknown key in --set{suggest(path)}"))
             continue
+        lines.pop(path, None)  # the value comes from --set now: the file's line no longer describes it
         try:
             values[f.section][f.key] = coerce_text(f, value_text)
         except ValueError as e:

@@ -185,5 +185,32 @@ def _budget_problems(preset: Preset) -> list[Problem]:
     return []
 
 
+def machine_problems(preset: Preset, world_size: int = 1) -> list[Problem]:
+    """A warning when the memory estimate exceeds what this machine's device has (host RAM for the
+    CPU, the visible CUDA device's total). Separate from ``validate``: it depends on the machine, not
+    the preset, so the trainer and the tests of presets do not see it; ``tuilm validate`` / ``run``
+    and the app's form do. Never imports torch."""
+    from ..machine import device_memory, resolve_device
+
+    device = resolve_device(preset.system.device)
+    mem = device_memory(device) if device else None
+    if mem is None:
+        return []
+    try:
+        from ..estimate import estimate
+
+        est = estimate(preset, world_size=world_size, device=device)
+    except Exception:  # the estimate is advice; validate() already reports bad values
+        return []
+    if est.total_bytes <= mem.total_bytes:
+        return []
+    where = "host RAM" if device == "cpu" else f"{mem.label}"
+    return [Problem("warning", "system.device",
+                    f"estimated peak {est.total_bytes / 2**30:.1f} GiB exceeds this machine's {where} "
+                    f"({mem.gib:.1f} GiB) on {device}: the run would likely be killed for memory "
+                    f"(`tuilm vram PRESET --fit` proposes overrides that fit; `tuilm run --force` starts it anyway)",
+                    preset.lines.get("system.device"))]
+
+
 def errors(problems: list[Problem]) -> list[Problem]:
     return [p for p in problems if p.is_error]

@@ -35,7 +35,10 @@ def generate(model: nn.Module, idx: torch.Tensor, max_new_tokens: int, temperatu
             if temperature <= 0:
                 nxt = logits.argmax(dim=-1, keepdim=True)
             else:
-                logits = logits / temperature
+                # in float64 with the max shifted to 0: a tiny temperature (1e-300 is 0 in float32) then
+                # sends the others to -inf, a one-hot draw, instead of 0 / 0 = NaN
+                logits = logits.double()
+                logits = (logits - logits.max(dim=-1, keepdim=True).values) / temperature
                 if top_k and top_k < logits.size(-1):
                     kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
                     logits = logits.masked_fill(logits < kth, float("-inf"))

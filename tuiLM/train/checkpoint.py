@@ -19,6 +19,7 @@ import torch
 
 from ..config.write import atomic_write_text
 from ..errors import UserError
+from ..runs import write_error_message
 
 _NAME_RE = re.compile(r"^step-(\d+)\.pt$")
 
@@ -61,6 +62,28 @@ def _fsync_dir(d: Path) -> None:
         os.close(fd)
 
 
+class _Sink:
+    """The file torch.save writes through, remembering the OSError a write raised."""
+
+    def __init__(self, fh: Any) -> None:
+        self.fh = fh
+        self.error: OSError | None = None
+
+    def write(self, data: Any) -> int:
+        try:
+            return self.fh.write(data)
+        except OSError as e:
+            self.error = e
+            raise
+
+    def flush(self) -> None:
+        try:
+            self.fh.flush()
+        except OSError as e:
+            self.error = e
+            raise
+
+
 def save_checkpoint(ckpt_dir: Path, step: int, state: dict[str, Any], meta: dict[str, Any], keep: int) -> Path:
     """Write atomically, then delete the oldest beyond ``keep``. Returns the checkpoint path."""
     ckpt_dir = Path(ckpt_dir)
@@ -70,9 +93,11 @@ def save_checkpoint(ckpt_dir: Path, step: int, state: dict[str, Any], meta: dict
         fd, tmp = tempfile.mkstemp(dir=ckpt_dir, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as e:
         raise CheckpointError(f"cannot write checkpoint {path}: {e.strerror or e}") from None
+    sink: _Sink | None = None
     try:
         with os.fdopen(fd, "wb") as fh:
-            torch.save(state, fh)
+            sink = _Sink(fh)
+            torch.save(state, sink)
             fh.flush()
             os.fsync(fh.fileno())
         umask = os.umask(0)
@@ -84,8 +109,11 @@ def save_checkpoint(ckpt_dir: Path, step: int, state: dict[str, Any], meta: dict
             os.unlink(tmp)
         except OSError:
             pass
-        if isinstance(e, OSError):
-            raise CheckpointError(f"cannot write checkpoint {path}: {e.strerror or e}") from None
+        # torch's zip writer turns a failed write into RuntimeError("[enforce fail at
+        # inline_container.cc...]"); the sink kept the OSError underneath
+        cause = e if isinstance(e, OSError) else (sink.error if sink is not None else None)
+        if cause is not None:
+            raise CheckpointError(f"checkpoint: {write_error_message(cause, path)}") from None
         raise
     _fsync_dir(ckpt_dir)
     for stale in ckpt_dir.glob(".step-*.tmp"):  # left by a writer killed mid-save; ours was renamed
@@ -96,8 +124,8 @@ def save_checkpoint(ckpt_dir: Path, step: int, state: dict[str, Any], meta: dict
     full_meta = {"step": step, "file": path.name, "bytes": path.stat().st_size, "sha256": _sha256(path), **meta}
     try:
         atomic_write_text(path.with_suffix(".json"), json.dumps(full_meta, indent=1) + "\n")
-    except OSError as e:  # a checkpoint without its meta is still whole; but the disk is failing: stop
-        raise CheckpointError(f"cannot write checkpoint meta {path.with_suffix('.json')}: {e.strerror or e}") from None
+    except OSError as e:  # a checkpoint without its meta was never finished; and the disk is failing: stop
+        raise CheckpointError(f"checkpoint meta: {write_error_message(e, path.with_suffix('.json'))}") from None
     for old in list_checkpoints(ckpt_dir)[:-keep]:
         for p in (old, old.with_suffix(".json")):
             try:
@@ -108,10 +136,12 @@ def save_checkpoint(ckpt_dir: Path, step: int, state: dict[str, Any], meta: dict
 
 
 def read_meta(path: Path) -> dict[str, Any] | None:
+    """The checkpoint's meta (a JSON object), or None when it is missing or not one."""
     try:
-        return json.loads(Path(path).with_suffix(".json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        meta = json.loads(Path(path).with_suffix(".json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
         return None
+    return meta if isinstance(meta, dict) else None
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -119,14 +149,18 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
     meta = read_meta(path)
-    if meta is not None:
-        size = path.stat().st_size
-        if meta.get("bytes") is not None and meta["bytes"] != size:
-            raise CheckpointError(f"{path}: truncated or corrupt checkpoint ({size} bytes, its meta says "
-                                  f"{meta['bytes']}); delete it to resume from the one before")
-        if meta.get("sha256") and meta["sha256"] != _sha256(path):
-            raise CheckpointError(f"{path}: corrupt checkpoint (sha256 differs from its meta); delete it to "
-                                  f"resume from the one before")
+    if meta is None or not isinstance(meta.get("sha256"), str):
+        # the meta is written last: without it the checkpoint was never finished, or cannot be verified
+        raise CheckpointError(f"{path}: its meta {path.with_suffix('.json').name} is missing or not a valid "
+                              f"checkpoint meta, so its bytes cannot be verified; delete it to resume from the "
+                              f"one before")
+    size = path.stat().st_size
+    if meta.get("bytes") is not None and meta["bytes"] != size:
+        raise CheckpointError(f"{path}: truncated or corrupt checkpoint ({size} bytes, its meta says "
+                              f"{meta['bytes']}); delete it to resume from the one before")
+    if meta["sha256"] != _sha256(path):
+        raise CheckpointError(f"{path}: corrupt checkpoint (sha256 differs from its meta); delete it to "
+                              f"resume from the one before")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # zip/pickle errors come in many types
@@ -138,5 +172,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 
 
 def latest_checkpoint(ckpt_dir: Path) -> Path | None:
-    found = list_checkpoints(ckpt_dir)
+    """The newest finished checkpoint: one whose meta exists (a writer killed between the rename and
+    the meta leaves a .pt that was never finished; the one before it is the latest)."""
+    found = [p for p in list_checkpoints(ckpt_dir) if p.with_suffix(".json").is_file()]
     return found[-1] if found else None

@@ -4,11 +4,13 @@ Sources (``data.source``):
 
 * ``builtin``: the Python standard library's own ``.py`` files (``sysconfig`` "stdlib" path, without
   site-packages), read as bytes in sorted order. Nothing to download; differs between Python versions,
-  which the fingerprint records.
+  which the fingerprint records. Files that are not UTF-8 (a few test modules written in other
+  encodings on purpose) are left out, whatever the tokenizer, so every tokenizer sees one corpus.
 * ``text``: a text file, a folder of files (recursively, sorted, hidden files skipped) or a glob.
 * ``nanogpt``: a folder with ``train.bin`` / ``val.bin`` (headerless uint16 ids) and optionally
-  ``meta.pkl`` ({vocab_size, itos, stoi}). meta.pkl is a Python pickle and unpickling runs code: it is
-  read only from the folder the user named in ``data.path``, never searched for elsewhere.
+  ``meta.pkl`` ({vocab_size, itos, stoi}). meta.pkl is a Python pickle, and unpickling can run code:
+  it is read with ``SafeUnpickler``, which admits only the builtin containers and scalars nanoGPT
+  writes (no class, no function: a ``__reduce__`` payload is refused before anything runs).
 * ``shards``: parameter-golf / llm.c ``.bin`` shards: a 256 x int32 little-endian header (magic
   20240520, version 1, token count) then uint16 little-endian tokens; the file size must be exactly
   1024 + 2 x count.
@@ -38,7 +40,7 @@ import torch
 
 from ..errors import UserError
 from .tokenizers import (ByteTokenizer, CharTokenizer, IdTokenizer, MetaTokenizer, SentencePieceTokenizer,
-                         Tokenizer, read_meta)
+                         Tokenizer, UnsafePickle, read_meta)
 
 SHARD_MAGIC = 20240520
 SHARD_VERSION = 1
@@ -110,14 +112,21 @@ def text_files(path: str) -> tuple[Path, list[Path]]:
     raise DataError(f"data.path {path!r}: no such file or folder")
 
 
-def read_files(root: Path, files: list[Path], max_bytes: int) -> tuple[list[tuple[Path, bytes]], list[tuple[str, int]]]:
-    """Read files in order until ``max_bytes`` (0 = all); returns the chunks and (name, size) entries."""
+def read_files(root: Path, files: list[Path], max_bytes: int, utf8_only: bool = False
+               ) -> tuple[list[tuple[Path, bytes]], list[tuple[str, int]]]:
+    """Read files in order until ``max_bytes`` (0 = all); returns the chunks and (name, size) entries.
+    ``utf8_only`` leaves out files that are not UTF-8 text (the built-in corpus)."""
     chunks, entries, total = [], [], 0
     for f in files:
         try:
             data = f.read_bytes()
         except OSError as e:
             raise DataError(f"{f}: cannot read ({e.strerror})") from None
+        if utf8_only:
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError:
+                continue
         if max_bytes and total + len(data) > max_bytes:
             data = data[: max_bytes - total]
         chunks.append((f, data))
@@ -208,7 +217,7 @@ def _load_text_stream(data: Any) -> Corpus:
     else:
         root, files = text_files(data.path)
         label = str(data.path)
-    chunks, entries = read_files(root, files, data.max_bytes)
+    chunks, entries = read_files(root, files, data.max_bytes, utf8_only=data.source == "builtin")
     raw_bytes = sum(len(c) for _, c in chunks)
     if data.tokenizer == "byte":
         tok: Tokenizer = ByteTokenizer()
@@ -251,7 +260,11 @@ def _load_nanogpt(data: Any) -> Corpus:
         try:
             meta = read_meta(meta_path)
             tok = MetaTokenizer(meta["itos"], int(meta["vocab_size"]))
-        except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError, AttributeError) as e:
+        except UnsafePickle as e:
+            raise DataError(f"{meta_path}: refused: {e}; a nanoGPT meta.pkl holds only dicts, lists, strings "
+                            f"and numbers (was it made by something else?)") from None
+        except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError, AttributeError, IndexError,
+                RecursionError, MemoryError) as e:
             raise DataError(f"{meta_path}: not a nanoGPT meta.pkl with vocab_size, itos, stoi ({e!r})") from None
         entries.append(("meta.pkl", meta_path.stat().st_size))
     elif data.tokenizer == "char":

@@ -11,6 +11,7 @@ the previous token is special; special tokens count 0 bytes. A run saves its tok
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -99,13 +100,26 @@ class CharTokenizer(Tokenizer):
         return {"kind": self.kind, "chars": "".join(self.chars)}
 
 
+class UnsafePickle(pickle.UnpicklingError):
+    """A pickle that names a global (a class or function): refused without calling it."""
+
+
+class SafeUnpickler(pickle.Unpickler):
+    """Unpickles only builtin data: dict, list, tuple, set, str, bytes, int, float, bool, None.
+
+    Those are built by pickle opcodes directly; everything else (classes, functions, ``__reduce__``
+    payloads such as ``os.system``) goes through ``find_class``, which refuses all of it."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise UnsafePickle(f"it names {module}.{name}")
+
+
 def read_meta(path: str | Path) -> dict[str, Any]:
     """A nanoGPT ``meta.pkl`` as a dict ({vocab_size, itos, stoi}): the one place that unpickles it
-    (the trainer's loader and the estimator). Raises pickle / OS errors for the caller to word."""
-    import pickle
-
+    (the trainer's loader and the estimator), with ``SafeUnpickler``. Raises UnsafePickle, pickle and
+    OS errors for the caller to word."""
     with open(path, "rb") as fh:
-        meta = pickle.load(fh)
+        meta = SafeUnpickler(fh).load()
     if not isinstance(meta, dict):
         raise ValueError(f"a {type(meta).__name__}, not a dict")
     return meta

@@ -40,6 +40,7 @@ SIGKILLs the trainer right after step k (after its checkpoint, if one falls on k
 from __future__ import annotations
 
 import dataclasses
+import errno
 import math
 import os
 import platform
@@ -61,7 +62,9 @@ from .. import __version__
 from ..config.load import Preset, load
 from ..errors import UserError
 from ..events import EventWriter, iter_kind, read_events
-from ..runs import CHECKPOINTS, EVENTS, PRESET, clear_stop_request, read_stop_request, read_study_info
+from ..runs import (CHECKPOINTS, EVENTS, LOCKFILE, PIDFILE, PRESET, RunError, acquire_run_lock,
+                    clear_stop_request, identity_of, lock_held, read_stop_request, read_study_info, record_identity,
+                    write_error_message)
 from .artifact import artifact_size
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .data import BatchSampler, Corpus, fixed_batch, load_corpus
@@ -198,6 +201,7 @@ class Trainer:
         self.best_val_bpb = math.nan
         self.best_val_loss = math.nan
         self.elapsed_before = 0.0
+        self.started = False  # this attempt wrote its run_start
         self.fault_nan = _fault_step("TUILM_FAULT_NAN_AT_STEP")
         self.fault_kill = _fault_step("TUILM_FAULT_KILL_AT_STEP")
         self.flops_per_token = 0
@@ -481,7 +485,9 @@ class Trainer:
                   device_batch_size=p.train.device_batch_size, corpus=self.corpus.info, vocab_size=self.vocab_size,
                   arch=p.model.arch, preset_name=_preset_name(self.run_dir, p), pid=os.getpid(), step=self.step,
                   resumed=self.resume and self.step > 0, compile=p.system.compile, **perf,
-                  elapsed_before_s=round(self.elapsed_before, 3), **read_study_info(self.run_dir))
+                  elapsed_before_s=round(self.elapsed_before, 3), **_machine_memory(self.device),
+                  **read_study_info(self.run_dir))
+        self.started = True
         self.say(f"{p.model.arch}: {n_params:,} parameters, vocab {self.vocab_size}, {self.device} {self.dtype}, "
                  f"world {self.info.world}, {self.tokens_per_step:,} tokens/step (accumulation {self.accum}), "
                  f"corpus {self.corpus.info['fingerprint']} ({self.corpus.train_tokens:,} train / "
@@ -570,6 +576,14 @@ class Trainer:
         return out
 
 
+def _machine_memory(device: torch.device) -> dict[str, float]:
+    """run_start's ``machine_mem_gib``: the memory the run's device has (host RAM on the CPU)."""
+    from ..machine import device_memory
+
+    mem = device_memory(device.type)
+    return {"machine_mem_gib": round(mem.gib, 3)} if mem else {}
+
+
 def _device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
@@ -589,8 +603,51 @@ def _preset_name(run_dir: Path, preset: Preset) -> str:
 
 # -- entry point ---------------------------------------------------------------------------------
 
+CLEAN_ENDS = ("completed", "stopped", "pruned")
+
+
+def _last_end(run_dir: Path) -> dict[str, Any] | None:
+    """The run_end of the run's latest attempt, or None when it has none (new, or died)."""
+    last: dict[str, Any] | None = None
+    for ev in read_events(run_dir / EVENTS):
+        if ev.get("kind") == "run_start":
+            last = None
+        elif ev.get("kind") == "run_end":
+            last = ev
+    return last
+
+
 def _has_started(run_dir: Path) -> bool:
     return any(True for _ in iter_kind(read_events(run_dir / EVENTS), "run_start"))
+
+
+LOCK_FD_ENV = "TUILM_RUN_LOCK_FD"  # launch.spawn_trainer hands the locked trainer.lock over as this fd
+
+
+def own_run(run_dir: Path) -> int | None:
+    """Make sure this process (rank 0) owns the run for its whole life (see runs.py): keep the locked
+    file the launcher handed over, or take the lock now when started by hand. Returns the descriptor
+    to keep open (None when the launcher's torchrun holds it for us). Raises RunError when another
+    trainer owns the run."""
+    fd_text = os.environ.pop(LOCK_FD_ENV, None)  # never for our own children
+    if fd_text:
+        try:
+            fd = int(fd_text)
+            here, there = os.fstat(fd), os.stat(run_dir / LOCKFILE)
+            if (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino):
+                return fd
+        except (ValueError, OSError):
+            pass
+        if lock_held(run_dir):  # a rank of the launcher's torchrun, which holds the lock
+            return None
+    fd = acquire_run_lock(run_dir)
+    try:
+        record_identity(fd, identity_of(os.getpid()))
+        (run_dir / PIDFILE).write_text(f"{os.getpid()}\n")
+    except OSError as e:
+        os.close(fd)
+        raise RunError(write_error_message(e, e.filename or run_dir / LOCKFILE)) from None
+    return fd
 
 
 def main(run_dir: str | Path, resume: bool = False) -> int:
@@ -600,15 +657,21 @@ def main(run_dir: str | Path, resume: bool = False) -> int:
         return 2
     stop = StopFlag()
     stop.install()
-    clear_stop_request(run_dir)  # a request meant for an earlier attempt must not end this one
     t_start = time.monotonic()
     info = DistInfo()
     writer: EventWriter | None = None
     trainer: Trainer | None = None
+    lock_fd: int | None = None
     try:
         preset, problems = load(run_dir / PRESET)
         info = init_distributed(preset.system.device)
         if info.main:
+            try:
+                lock_fd = own_run(run_dir)
+            except RunError as e:  # another trainer owns the run: touch nothing of it
+                print(f"error: {e}", file=sys.stderr, flush=True)
+                return 3
+            clear_stop_request(run_dir)  # the run is ours: a request meant for an earlier attempt goes
             writer = EventWriter(run_dir / EVENTS)
             if not resume and _has_started(run_dir):
                 raise UserError(f"{run_dir} has already been started: resume it (tuilm resume {run_dir.name})")
@@ -637,15 +700,17 @@ def main(run_dir: str | Path, resume: bool = False) -> int:
             _print_end(end)
         return 0
     except Failed as e:
-        return _fail(writer, trainer, str(e), t_start, info)
+        return _fail(writer, trainer, str(e), t_start, info, run_dir)
     except UserError as e:
-        return _fail(writer, trainer, str(e), t_start, info)
+        return _fail(writer, trainer, str(e), t_start, info, run_dir)
     except OSError as e:  # a full disk, a read-only folder: name the file, no traceback needed
+        if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            return _fail(writer, trainer, write_error_message(e), t_start, info, run_dir)
         where = f"{e.filename}: " if e.filename else ""
-        return _fail(writer, trainer, f"{where}{e.strerror or e}", t_start, info)
+        return _fail(writer, trainer, f"{where}{e.strerror or e}", t_start, info, run_dir)
     except Exception as e:
         traceback.print_exc()
-        return _fail(writer, trainer, f"{type(e).__name__}: {e}", t_start, info)
+        return _fail(writer, trainer, f"{type(e).__name__}: {e}", t_start, info, run_dir)
     finally:
         if trainer is not None and trainer.sampler_sys is not None:
             trainer.sampler_sys.close()
@@ -656,6 +721,8 @@ def main(run_dir: str | Path, resume: bool = False) -> int:
                 pass
         if info.enabled and dist.is_initialized():
             dist.destroy_process_group()
+        if lock_fd is not None:  # last: the run is ours until everything above is on disk
+            os.close(lock_fd)
 
 
 def _mirror(writer: EventWriter, run_dir: Path, logdir: str) -> Any:
@@ -666,13 +733,25 @@ def _mirror(writer: EventWriter, run_dir: Path, logdir: str) -> Any:
                                                   hparams=preset_hparams(run_dir)))
 
 
-def _fail(writer: EventWriter | None, trainer: Trainer | None, reason: str, t_start: float, info: DistInfo) -> int:
+def _fail(writer: EventWriter | None, trainer: Trainer | None, reason: str, t_start: float, info: DistInfo,
+          run_dir: Path) -> int:
     print(f"error: {reason}", file=sys.stderr, flush=True)
+    before = None if trainer is not None and trainer.started else _last_end(run_dir)
+    if writer is not None and before is not None and before.get("status") in CLEAN_ENDS:
+        # a resume that failed before its run_start changed nothing: a completed (or stopped) run keeps
+        # its state and figures; the reason goes in a log event (and stdout.log)
+        try:
+            writer.write("log", level="error", message=reason, step=0)
+        except OSError:
+            pass
+        return 1
     if writer is not None:
         if trainer is not None:
             end = trainer.summary("failed", reason, trainer.elapsed_before + time.monotonic() - t_start, measure=False)
-        else:
-            end = {"status": "failed", "step": 0, "reason": reason, "elapsed_s": round(time.monotonic() - t_start, 3)}
+        else:  # failed before it began: the run stays at the step it had reached
+            step = before.get("step", 0) if before is not None else 0
+            end = {"status": "failed", "step": step if isinstance(step, int) else 0, "reason": reason,
+                   "elapsed_s": round(time.monotonic() - t_start, 3)}
         try:
             writer.write("run_end", **end)
         except OSError as e:  # the events file's disk is gone too: stdout.log keeps the reason

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ..events import EventTail
+from ..events import EventTail, decode_event, open_regular
 
 try:  # optional: ~5x faster decoding; the stdlib json gives identical results
     import orjson as _orjson
@@ -44,15 +44,9 @@ class ChunkTail(EventTail):
     """The EventTail cursor, returning raw complete lines instead of decoded events."""
 
     def poll_bytes(self, max_bytes: int = CHUNK) -> bytes:
-        try:
-            with open(self.path, "rb") as fh:
-                fh.seek(self.offset)
-                data = fh.read(max_bytes)
-        except FileNotFoundError:
-            return b""
+        data = self.read_bytes(max_bytes)  # a FIFO or device is refused there (``error``)
         if not data:
             return b""
-        self.offset += len(data)
         data = self._partial + data
         cut = data.rfind(b"\n")
         if cut < 0:
@@ -282,12 +276,8 @@ def parse_chunk(buf: bytes, signatures: list[Signature], learn: bool = True) -> 
         line = buf[starts[i]: ends[i]]
         if not line.strip():
             continue
-        try:
-            ev = _loads(line)
-        except ValueError:
-            skipped += 1
-            continue
-        if isinstance(ev, dict):
+        ev = decode_event(line, _loads)
+        if ev is not None:
             events.append((i, ev))
         else:
             skipped += 1
@@ -301,11 +291,8 @@ def _learn(buf: bytes, starts: np.ndarray, ends: np.ndarray, signatures: list[Si
     sample = []
     for s, e in zip(starts.tolist(), ends.tolist()):
         line = buf[s:e]
-        try:
-            ev = _loads(line)
-        except ValueError:
-            continue
-        if isinstance(ev, dict):
+        ev = decode_event(line, _loads)
+        if ev is not None:
             sample.append((line, ev))
     _learn_common(sample, signatures)
 
@@ -543,7 +530,7 @@ def read_lines(fh: Any, start: int, end: int) -> bytes:
 
 def complete_end(path: str | Path) -> int:
     """Offset just after the last newline of the file (0 if none)."""
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:
         fh.seek(0, os.SEEK_END)
         size = fh.tell()
         back = min(size, 1 << 20)

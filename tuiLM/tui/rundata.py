@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..events import to_float
-from ..runs import EVENTS, PIDFILE, PRESET, STDOUT, pid_alive
+from ..runs import EVENTS, PRESET, STDOUT, lock_held, was_launched
 from .eventload import (CHUNK, OVERVIEW_MIN_BYTES, PARALLEL_MIN_BYTES, Chunk, ChunkTail, ParallelParse, Signature,
                         complete_end, overview_ranges, parse_chunk, read_lines)
 from .series import BlockCache, EmaCache, Table
@@ -399,22 +399,32 @@ class RunData:
         if self.proc is not None:
             code = self.proc.poll()  # also reaps it: a zombie would still look alive to kill(0)
             if code is not None:
+                if self.exit_code is None and self.run_end is None:
+                    self._record_death(code)
                 self.exit_code = code
                 self.alive = False
             else:
                 self.alive = True
-        elif self.run_start is not None and self.run_end is None:
-            pid = self.run_start.get("pid")
-            try:
-                pid = int((self.path / PIDFILE).read_text().strip())
-            except (OSError, ValueError):
-                pass
-            self.alive = pid_alive(pid) if isinstance(pid, int) else None
+        elif self.run_end is None:  # runs.live_state's rule: the run's lock says whether a trainer lives
+            held = lock_held(self.path)
+            launched = self.run_start is not None or was_launched(self.path)
+            self.alive = held if held is not None and (held or launched) else None
         if (self.alive, self.exit_code) != before:
             with self.lock:
                 self.meta_version += 1
             return True
         return False
+
+    def _record_death(self, code: int) -> None:
+        """The trainer this app started is gone: write the run_end it could not (launch's rule, the
+        same words as the headless watcher: a SIGKILL is reported as likely out of memory)."""
+        from ..launch import death_reason
+        from ..runs import record_death
+
+        try:
+            record_death(self.path, death_reason(self.path, code))
+        except Exception as e:  # the dashboard still shows the run as dead
+            self.logs.append(f"[warning] could not record the trainer's end ({e})")
 
     # -- reading (UI thread) -----------------------------------------------------------------------
 
@@ -423,6 +433,8 @@ class RunData:
         """new | running | completed | stopped | failed | dead (as runs.summarize)."""
         if self.run_end is not None:
             return str(self.run_end.get("status", "failed"))
+        if self._tail.error:
+            return "unreadable"
         if self.alive is False and self._read_to_end():
             return "dead"
         if self.run_start is not None:

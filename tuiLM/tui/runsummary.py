@@ -20,13 +20,12 @@ seen before the preceding run_start / run_end / eval line (the trainer always wr
 from __future__ import annotations
 
 import copy
-import json
 import re
 from pathlib import Path
 from typing import Any
 
-from ..events import to_float
-from ..runs import EVENTS, PIDFILE, RunSummary, fold_run_end, fold_train, pid_alive
+from ..events import decode_event, open_regular, to_float
+from ..runs import EVENTS, RunSummary, fold_run_end, fold_train, live_state
 
 CHUNK = 8 << 20  # forward reads
 BACK = 1 << 20  # backward reads (finding the last train event a resume left standing)
@@ -37,11 +36,7 @@ TRAIN = b'"train"'
 def _decode(line: bytes) -> dict[str, Any] | None:
     if not line.strip():
         return None
-    try:
-        ev = json.loads(line)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None
-    return ev if isinstance(ev, dict) else None
+    return decode_event(line)
 
 
 def _dropped_by(ev: dict[str, Any], bound: int) -> bool:
@@ -62,12 +57,14 @@ class FastSummary:
         self.train: tuple[int, dict[str, Any]] | None = None  # (offset, event) of the last standing train
         self.pid: Any = None
         self.started_seen = False
+        self.error: str | None = None
 
     # -- reading ---------------------------------------------------------------------------------
 
     def update(self) -> RunSummary:
+        self.error = None
         try:
-            with open(self.file, "rb") as fh:
+            with open_regular(self.file) as fh:
                 fh.seek(self.offset)
                 want = CHUNK
                 while True:
@@ -87,6 +84,8 @@ class FastSummary:
                     want = CHUNK
         except FileNotFoundError:
             pass
+        except OSError as e:  # a FIFO or device named events.jsonl, unreadable: say so, read nothing
+            self.error = f"{self.file}: {e.strerror or e}"
         return self._result()
 
     def _scan(self, buf: bytes, n: int, base: int) -> None:
@@ -207,16 +206,9 @@ class FastSummary:
                 s.best_val_bpb, s.best_val_loss = bpb, loss
         if self.started_seen:
             s.pid = self.pid  # type: ignore[attr-defined]
-        if s.state == "running":  # as runs.summarize: a trainer that is gone is dead
-            pid = self.pid
-            pidfile = self.path / PIDFILE
-            if pidfile.exists():
-                try:
-                    pid = int(pidfile.read_text().strip())
-                except (ValueError, OSError):
-                    pass
-            if isinstance(pid, int) and not pid_alive(pid):
-                s.state = "dead"
+        s.state = live_state(self.path, s.state)  # as runs.summarize: one liveness rule
+        if self.error:
+            s.state, s.reason = "unreadable", self.error
         return s
 
 

@@ -35,7 +35,7 @@ from .dialogs import ConfirmScreen
 
 REFRESH_S = 2.0
 STATE_STYLE = {"running": "bold green", "completed": "cyan", "stopped": "yellow", "pruned": "magenta",
-               "failed": "bold red", "dead": "bold red", "new": "dim", "starting": "green"}
+               "failed": "bold red", "dead": "bold red", "new": "dim", "starting": "green", "unreadable": "bold red"}
 WIDE = 110  # from this width on: arch, preset and age columns too
 TREND_W = 10
 

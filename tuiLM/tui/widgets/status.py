@@ -17,9 +17,9 @@ from .plot import fmt_value, fmt_x
 
 STATE_STYLE = {"running": "bold green", "completed": "bold cyan", "stopped": "bold yellow",
                "pruned": "bold magenta", "failed": "bold white on red", "dead": "bold white on red",
-               "new": "dim", "starting": "green"}
+               "new": "dim", "starting": "green", "unreadable": "bold white on red"}
 STATE_ICON = {"running": "●", "completed": "✓", "stopped": "■", "pruned": "✂", "failed": "✗", "dead": "✗",
-              "new": "○", "starting": "◌"}
+              "new": "○", "starting": "◌", "unreadable": "!"}
 
 
 def fit(pieces: list[tuple[int, Text]], width: int) -> Text:

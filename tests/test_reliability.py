@@ -1,0 +1,336 @@
+"""Hostile files and environments (issue 14): a FIFO for events, a crafted meta.pkl, torn lines longer
+than any buffer, broken checkpoint metas, absurd presets, full disks and too little memory. Each
+gives a clear message naming the file, never a traceback, and never a half-tracked trainer."""
+
+from __future__ import annotations
+
+import errno
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tuiLM.cli import main
+from tuiLM.config.load import PresetError, load, load_text
+from tuiLM.events import EventTail, EventWriter, read_events
+from tuiLM.launch import create_run
+from tuiLM.runs import EVENTS, summarize, trainer_running
+
+from .conftest import ROOT, TINY_GPT, make_preset
+
+
+def _cli(args: list[str], capsys) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    out = capsys.readouterr()
+    return e.value.code, out.out, out.err
+
+
+# -- events.jsonl that is not a file --------------------------------------------------------------
+
+def test_a_fifo_named_events_jsonl_is_refused_not_waited_on(tmp_path):
+    """Opening a FIFO for reading blocks until a writer comes: every reader must refuse it instead.
+    Run in a subprocess with a timeout so a regression fails instead of hanging the suite."""
+    runs = tmp_path / "runs"
+    run = runs / "fifo-run"
+    run.mkdir(parents=True)
+    os.mkfifo(run / EVENTS)
+    (runs / "good-run").mkdir()
+    with EventWriter(runs / "good-run" / EVENTS) as w:
+        w.write("run_end", status="completed", step=3, reason="")
+    code = ("import sys\n"
+            "from tuiLM.cli import main\n"
+            "sys.argv=['tuilm']\n"
+            "for args in (['runs','list'], ['runs','show','fifo-run']):\n"
+            "    try:\n"
+            "        main(args)\n"
+            "    except SystemExit as e:\n"
+            "        print('exit', e.code)\n"
+            "from tuiLM.tui.rundata import RunData\n"
+            "from tuiLM.tui.runsummary import FastSummary\n"
+            f"rd = RunData({str(run)!r}); rd.poll(); print('rundata', rd.state)\n"
+            f"print('fast', FastSummary({str(run)!r}).update().state)\n")
+    env = {**os.environ, "TUILM_RUNS_DIR": str(runs), "COLUMNS": "200"}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env,
+                       cwd=ROOT)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    assert "good-run" in r.stdout and "completed" in r.stdout  # the other runs stay listed
+    assert "not a regular file" in r.stdout
+    assert "rundata unreadable" in r.stdout and "fast unreadable" in r.stdout
+    tail = EventTail(run / EVENTS)
+    assert tail.poll() == [] and "not a regular file" in tail.error
+
+
+def test_a_torn_line_longer_than_a_mebibyte_does_not_swallow_the_next_event(tmp_path):
+    path = tmp_path / EVENTS
+    with EventWriter(path) as w:
+        w.write("log", level="info", message="before", step=0)
+    with open(path, "ab") as fh:
+        fh.write(b'{"kind":"log","message":"' + b"x" * (3 << 20))  # killed mid-line, 3 MiB in
+    with EventWriter(path) as w:
+        w.write("log", level="info", message="after", step=0)
+    assert [e["message"] for e in read_events(path)] == ["before", "after"]
+
+
+# -- nanoGPT meta.pkl -----------------------------------------------------------------------------
+
+class _Evil:
+    marker: Path
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _nanogpt_folder(tmp_path: Path, meta: object) -> Path:
+    import numpy as np
+
+    folder = tmp_path / "shakespeare_char"
+    folder.mkdir()
+    ids = (np.arange(4000) % 3).astype(np.uint16)
+    ids.tofile(folder / "train.bin")
+    ids[:1000].tofile(folder / "val.bin")
+    with open(folder / "meta.pkl", "wb") as fh:
+        pickle.dump(meta, fh)
+    return folder
+
+
+def test_a_meta_pkl_payload_is_refused_and_never_runs(tmp_path):
+    from tuiLM.errors import UserError
+    from tuiLM.train.data import load_corpus
+
+    marker = tmp_path / "pwned"
+    _Evil.marker = marker
+    folder = _nanogpt_folder(tmp_path, {"vocab_size": 3, "itos": {0: "a", 1: "b", 2: "c"}, "stoi": _Evil()})
+    preset = make_preset({"data.source": "nanogpt", "data.path": str(folder), "data.tokenizer": "byte"})
+    with pytest.raises(UserError) as e:
+        load_corpus(preset.data)
+    msg = str(e.value)
+    assert str(folder / "meta.pkl") in msg and "system" in msg and "refused" in msg
+    assert not marker.exists(), "the pickle payload ran"
+
+
+def test_a_plain_nanogpt_meta_pkl_still_loads(tmp_path):
+    from tuiLM.train.data import load_corpus
+
+    folder = _nanogpt_folder(tmp_path, {"vocab_size": 3, "itos": {0: "a", 1: "b", 2: "c"},
+                                        "stoi": {"a": 0, "b": 1, "c": 2}})
+    corpus = load_corpus(make_preset({"data.source": "nanogpt", "data.path": str(folder),
+                                      "data.tokenizer": "byte"}).data)
+    assert corpus.vocab_size == 3 and corpus.tokenizer.decode([0, 1, 2]) == "abc"
+
+
+# -- checkpoints ----------------------------------------------------------------------------------
+
+def _tiny_checkpoint(tmp_path: Path) -> Path:
+    import torch
+
+    from tuiLM.train.checkpoint import save_checkpoint
+
+    return save_checkpoint(tmp_path, 1, {"model": {"w": torch.zeros(3)}, "step": 1}, {}, keep=3)
+
+
+def test_a_checkpoint_meta_that_is_a_list_is_a_clear_error(tmp_path):
+    from tuiLM.train.checkpoint import CheckpointError, load_checkpoint
+
+    path = _tiny_checkpoint(tmp_path)
+    path.with_suffix(".json").write_text("[1, 2]")
+    with pytest.raises(CheckpointError, match="cannot be verified") as e:
+        load_checkpoint(path)
+    assert str(path) in str(e.value)
+
+
+def test_a_checkpoint_without_its_meta_is_not_loaded_unverified(tmp_path):
+    from tuiLM.train.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
+
+    first = _tiny_checkpoint(tmp_path)
+    import torch
+
+    second = tmp_path / "step-0000002.pt"
+    torch.save({"model": {"w": torch.ones(3)}, "step": 2}, second)  # renamed in, killed before its meta
+    with pytest.raises(CheckpointError, match="missing"):
+        load_checkpoint(second)
+    assert latest_checkpoint(tmp_path) == first  # resume takes the last finished one
+
+
+def test_disk_full_inside_torch_save_names_the_checkpoint(tmp_path, monkeypatch):
+    """torch's zip writer reports a failed write as RuntimeError('[enforce fail at inline_container.cc
+    ...]'): the message must still say what happened and where."""
+    import torch
+
+    from tuiLM.train import checkpoint as ck
+
+    real_fdopen = os.fdopen
+
+    class Full:
+        def __init__(self, fh):
+            self.fh, self.n = fh, 0
+
+        def write(self, data):
+            self.n += len(data)
+            if self.n > 2000:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return self.fh.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self.fh, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *a):
+            self.fh.close()
+
+    monkeypatch.setattr(ck.os, "fdopen", lambda fd, mode: Full(real_fdopen(fd, mode)))
+    with pytest.raises(ck.CheckpointError) as e:
+        ck.save_checkpoint(tmp_path, 5, {"model": {"w": torch.zeros(10_000)}, "step": 5}, {}, keep=2)
+    want = f"No space left on device while writing {tmp_path / 'step-0000005.pt'}"
+    assert want in str(e.value)
+    assert list(tmp_path.iterdir()) == []  # the temp file is gone
+
+
+# -- presets --------------------------------------------------------------------------------------
+
+def test_deeply_nested_toml_is_a_clear_error():
+    with pytest.raises(PresetError, match="nested too deeply"):
+        load_text("a = " + "[" * 100_000 + "]" * 100_000, name="deep.toml")
+
+
+def test_a_preset_with_very_many_unknown_keys_lists_a_capped_number(tmp_path, capsys):
+    path = tmp_path / "many.toml"
+    path.write_text("[model]\n" + "".join(f"k{i} = 1\n" for i in range(50_000)))
+    _, problems = load(path)
+    assert len(problems) <= 25 and "49,980 more unknown keys" in problems[-1].message
+    code, _, err = _cli(["validate", str(path)], capsys)
+    assert code == 1 and len(err) < 20_000
+
+
+def test_a_device_as_preset_path_is_refused_without_reading_it(capsys):
+    from tuiLM.config.load import read_preset_text
+
+    code, _, err = _cli(["validate", "/dev/zero"], capsys)
+    assert code == 1 and "/dev/zero" in err and "Traceback" not in err
+    with pytest.raises(PresetError, match="not a regular file"):
+        read_preset_text("/dev/zero")  # every path that loads a preset, not only the CLI's lookup
+
+
+def test_a_set_value_error_does_not_cite_the_file_line(tmp_path, capsys):
+    path = tmp_path / "p.toml"
+    path.write_text("[model]\narch = 'gpt'\nd_model = 64\nn_heads = 4\n")
+    code, _, err = _cli(["validate", str(path), "--set", "model.d_model=-3"], capsys)
+    assert code == 1 and "model.d_model" in err
+    assert f"{path}:3" not in err  # line 3 holds the file's value, not the one that is wrong
+
+
+def test_a_tiny_sample_temperature_does_not_crash_generation():
+    import torch
+
+    from tuiLM.models import build_model
+    from tuiLM.models.generate import generate
+
+    preset = make_preset(TINY_GPT)
+    torch.manual_seed(0)
+    model = build_model(preset.model, 16, 32)
+    idx = torch.zeros((1, 1), dtype=torch.long)
+    out = generate(model, idx, 4, temperature=1e-300, seed=0)
+    greedy = generate(model, idx, 4, temperature=0, seed=0)
+    assert torch.equal(out, greedy)
+
+
+# -- the built-in corpus -------------------------------------------------------------------------
+
+def test_the_builtin_corpus_leaves_out_non_utf8_stdlib_files(tmp_path):
+    from tuiLM.train.data import read_files
+
+    (tmp_path / "a.py").write_text("print('a')\n")
+    (tmp_path / "b.py").write_bytes("x = 'caf\xe9'\n".encode("latin-1"))
+    (tmp_path / "c.py").write_text("print('c')\n")
+    files = sorted(tmp_path.iterdir())
+    chunks, entries = read_files(tmp_path, files, 0, utf8_only=True)
+    assert [name for name, _ in entries] == ["a.py", "c.py"]
+
+
+def test_the_builtin_corpus_with_the_char_tokenizer_loads_on_this_python():
+    from tuiLM.train.data import builtin_files, load_corpus
+
+    root, files = builtin_files()
+    latin = [f for f in files if "module_iso_8859_1" in f.name]
+    preset = make_preset({"data.source": "builtin", "data.tokenizer": "char", "data.max_bytes": 0})
+    if not latin:
+        pytest.skip("this Python ships no non-UTF-8 test modules")
+    corpus = load_corpus(preset.data)
+    assert corpus.train_tokens > 0
+
+
+# -- full disks and tracking -----------------------------------------------------------------------
+
+def test_cli_names_the_file_on_a_full_disk(capsys, monkeypatch):
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", "/runs/x/preset.toml")
+
+    monkeypatch.setattr("tuiLM.report.print_runs_list", full)
+    code, _, err = _cli(["runs", "list"], capsys)
+    assert code == 1 and "No space left on device while writing /runs/x/preset.toml" in err
+
+
+def test_a_launch_that_cannot_record_its_trainer_stops_it(tmp_path, monkeypatch):
+    """The identity cannot be written (disk full): the trainer just started is killed, the error names
+    the file, and nothing is left running or holding the run."""
+    from tuiLM import launch
+    from tuiLM.errors import UserError
+
+    run_dir = create_run(make_preset(TINY_GPT), name="full", root=tmp_path)
+    spawned = []
+    real_popen = subprocess.Popen
+
+    def popen(*a, **k):
+        p = real_popen(*a, **k)
+        spawned.append(p)
+        return p
+
+    def full(fd, ident):
+        raise OSError(errno.ENOSPC, "No space left on device", str(run_dir / "trainer.lock"))
+
+    monkeypatch.setattr(launch.subprocess, "Popen", popen)
+    monkeypatch.setattr(launch, "record_identity", full)
+    with pytest.raises(UserError) as e:
+        launch.spawn_trainer(run_dir, resume=True)
+    assert f"No space left on device while writing {run_dir / 'trainer.lock'}" in str(e.value)
+    assert len(spawned) == 1 and spawned[0].poll() is not None  # killed and reaped
+    assert not trainer_running(run_dir) and summarize(run_dir).state == "new"  # never started
+    assert not [e for e in read_events(run_dir / EVENTS) if e.get("kind") == "run_start"]
+
+
+# -- memory ---------------------------------------------------------------------------------------
+
+def _small_machine(monkeypatch, gib: float) -> None:
+    from tuiLM import machine
+
+    mem = machine.DeviceMemory("cpu", int(gib * 2**30), "host RAM")
+    monkeypatch.setattr(machine, "device_memory", lambda device: mem)
+    monkeypatch.setattr(machine, "resolve_device", lambda pref: "cpu")
+
+
+def test_validate_warns_when_the_estimate_exceeds_the_machine(capsys, monkeypatch):
+    _small_machine(monkeypatch, 24)
+    code, out, err = _cli(["validate", "bdh-default", "--set", "system.device=cpu"], capsys)
+    assert code == 0 and "exceeds this machine's host RAM (24.0 GiB)" in err
+
+
+def test_run_refuses_a_preset_that_does_not_fit_unless_forced(capsys, monkeypatch, tmp_path):
+    _small_machine(monkeypatch, 0.001)
+    monkeypatch.setenv("TUILM_RUNS_DIR", str(tmp_path / "runs"))
+    code, _, err = _cli(["run", "quickstart", "--headless"], capsys)
+    assert code == 1 and "--force" in err and not (tmp_path / "runs").exists()
+
+
+def test_death_reason_for_sigkill_gives_both_figures(tmp_path, monkeypatch):
+    from tuiLM import launch
+
+    _small_machine(monkeypatch, 24)
+    run_dir = create_run(make_preset(TINY_GPT), name="oom", root=tmp_path)
+    reason = launch.death_reason(run_dir, -9)
+    assert reason.startswith("killed (likely out of memory: estimate ") and "machine 24.0 GiB" in reason
+    assert launch.death_reason(run_dir, 3) == "the trainer exited with code 3 without writing run_end"
