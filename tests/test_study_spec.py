@@ -251,3 +251,17 @@ def test_invalid_or_over_budget_configurations_fail_without_training(tmp_path):
     reason = engine.study.get_trials()[0].user_attrs["fail_reason"]
     assert reason.startswith("over budget: estimate") and "> 0.0001 GiB" in reason
     assert not [p for p in (tmp_path / "runs").iterdir() if p.name != "studies"]
+
+
+def test_pruners_start_at_the_first_eval_or_after_prune_after():
+    from tuiLM.study.engine import make_pruner
+
+    from .conftest import make_preset
+
+    base = make_preset({"eval.every": 20, "train.max_steps": 180})
+    for pruner, after, want in (("asha", 0, 20), ("asha", 60, 60), ("hyperband", 60, 60)):
+        spec, _ = parse(GOOD.replace("trials = 4", f'trials = 4\npruner = "{pruner}"\nprune_after = {after}'))
+        p = make_pruner(spec, base)
+        assert p._min_resource == want, (pruner, after)
+    spec, _ = parse(GOOD.replace("trials = 4", 'trials = 4\npruner = "median"\nprune_after = 60'))
+    assert make_pruner(spec, base)._n_warmup_steps == 60

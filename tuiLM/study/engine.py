@@ -88,15 +88,16 @@ def _AskTellGridSampler(*args: Any, **kwargs: Any) -> Any:  # noqa: N802 (a clas
 def make_pruner(spec: StudySpec, base: Preset) -> Any:
     import optuna.pruners as P
 
-    first_eval = base.eval.every or base.train.max_steps
+    # the first rung: the first eval, or later when the study says trials must not be judged before
+    first = max(base.eval.every or base.train.max_steps, spec.prune_after)
     if spec.pruner == "none":
         return P.NopPruner()
     if spec.pruner == "median":
-        return P.MedianPruner(n_startup_trials=spec.startup_trials, n_warmup_steps=0)
+        return P.MedianPruner(n_startup_trials=spec.startup_trials, n_warmup_steps=spec.prune_after)
     if spec.pruner == "asha":
-        return P.SuccessiveHalvingPruner(min_resource=first_eval, reduction_factor=3)
+        return P.SuccessiveHalvingPruner(min_resource=first, reduction_factor=3)
     if spec.pruner == "hyperband":
-        return P.HyperbandPruner(min_resource=first_eval, max_resource=base.train.max_steps, reduction_factor=3)
+        return P.HyperbandPruner(min_resource=first, max_resource=base.train.max_steps, reduction_factor=3)
     raise UserError(f"unknown pruner {spec.pruner!r}")
 
 

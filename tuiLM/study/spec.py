@@ -55,6 +55,9 @@ STUDY_FIELDS: tuple[Field, ...] = (
       choices=PRUNERS),
     F("study", "startup_trials", int, 3, "Trials that finish before the median pruner may prune", min=0,
       max=100_000),
+    F("study", "prune_after", int, 0, "No pruning before this step (e.g. the longest learning-rate warm-up in "
+      "the space: a trial in warm-up looks worse than it is) [steps]; 0 = from the first eval", unit="steps",
+      min=0, max=100_000_000),
     F("study", "seed", int, 0, "Seed of the sampler (a resumed study recreates it with the same seed)", min=0,
       max=2**32 - 1),
     F("study", "budget_gib", float, 0.0, "Refuse a sampled configuration whose memory estimate exceeds this "
