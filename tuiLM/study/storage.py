@@ -11,6 +11,7 @@ machine needs only the name and the URL.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +69,15 @@ def open_storage(name: str, url: str | None = None, root: str | Path | None = No
     from optuna.storages import RDBStorage
 
     try:
-        return RDBStorage(url)
+        # Only a command that creates studies creates tables: two processes creating them at once race
+        # in PostgreSQL's catalogue (a UniqueViolation on pg_type); readers and workers never need to.
+        for attempt in range(3):
+            try:
+                return RDBStorage(url, skip_table_creation=not create)
+            except Exception as e:
+                if not create or attempt == 2 or "UniqueViolation" not in f"{type(e).__name__}{e}":
+                    raise
+                time.sleep(0.5 + attempt)  # another process is creating the same tables: they will be there
     except Exception as e:  # a wrong URL, a server that is down, a missing driver
         raise UserError(f"cannot open the storage {_redact(url)}: {type(e).__name__}: {str(e).splitlines()[0]}") \
             from None
