@@ -60,7 +60,7 @@ def make_sampler(spec: StudySpec, asked: int = 0) -> Any:
     if name == "random":
         return S.RandomSampler(seed=seed)
     if name == "grid":
-        return _AskTellGridSampler(spec.grid(), seed=seed)
+        return _grid_sampler(spec.grid(), seed)
     if name == "cmaes":
         return S.CmaEsSampler(seed=seed, warn_independent_sampling=False)
     if name == "gp":
@@ -68,21 +68,17 @@ def make_sampler(spec: StudySpec, asked: int = 0) -> Any:
     raise UserError(f"unknown sampler {name!r}")
 
 
-def _grid_sampler_class() -> type:
+def _grid_sampler(grid: dict[str, list[Any]], seed: int) -> Any:
+    """Optuna's GridSampler without its ``after_trial``, which calls ``study.stop()``: that works only
+    inside ``study.optimize`` and raises under ask/tell. The engine runs each grid point once by
+    capping the study's target at the grid's size."""
     import optuna.samplers as S
 
     class AskTellGridSampler(S.GridSampler):
-        """GridSampler whose after_trial does not call ``study.stop()``: that only works inside
-        ``study.optimize`` and raises under ask/tell; the engine asks ``is_exhausted`` itself."""
-
         def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
             pass
 
-    return AskTellGridSampler
-
-
-def _AskTellGridSampler(*args: Any, **kwargs: Any) -> Any:  # noqa: N802 (a class built on first use)
-    return _grid_sampler_class()(*args, **kwargs)
+    return AskTellGridSampler(grid, seed=seed)
 
 
 def make_pruner(spec: StudySpec, base: Preset) -> Any:
