@@ -36,6 +36,7 @@ def _wait(cond, pilot, what, timeout=30.0):
 def test_snapshot_preset_editor(snap_compare, monkeypatch):
     monkeypatch.chdir(ROOT)
     monkeypatch.setattr(services, "estimate", lambda preset: FIXED_ESTIMATE)
+    monkeypatch.setattr(services, "machine_warnings", lambda preset: [])  # this machine's memory: not in a snapshot
     app = make_app(preset_path="tests/fixtures/snapshot-preset.toml", runs_root=ROOT / "tests" / "fixtures",
                    now=lambda: FIXED_NOW)
 
