@@ -457,6 +457,10 @@ async def test_launch_watch_and_stop_a_tiny_run(tmp_path, runs_dir, monkeypatch)
         await wait_for(pilot, lambda: dash.runs[0].state == "stopped", timeout=60, what="stopped state")
         status = text_of(dash.query_one("#run-status", Static))
         assert "stopped" in status
+        from textual.widgets import Log
+        box = dash.query_one("#stdout", Log)  # ends with how the run ended, not a stale progress line
+        await wait_for(pilot, lambda: box.lines and box.lines[-1].startswith("stopped at step"),
+                       timeout=30, what="the end line in the stdout box")
         assert dash.check_action("resume", ())
         run_dir = dash.runs[0].path
     assert any((run_dir / "checkpoints").glob("*.pt"))
