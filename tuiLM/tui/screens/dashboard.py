@@ -90,6 +90,7 @@ class DashboardScreen(Screen):
         self.first_drawn_at: float | None = None  # perf_counter() when panels first showed data
         self._gridded = False
         self._available: dict[str, bool] = {}  # optional panels with data
+        self._avail_tokens: dict[str, tuple] = {}  # the table versions ``_available`` was read at
         self._maximized: PlotPanel | None = None
         self._grid_shape: tuple = ()
         self._states: tuple = ()
@@ -250,15 +251,23 @@ class DashboardScreen(Screen):
         span = extent(self.runs, view)
         shown = sum(1 for _, p in self.panels if p.display)
         versions = tuple(r.table_version(k) for r in self.runs for k in KINDS)
+        token = (versions, view, span)
+        page = self._group_keys()
+        available = dict(self._available)
         for spec, panel in self.panels:
-            token = (versions, view, span)
-            if self._tokens.get(spec.key) == token:
+            if spec.optional and self._avail_tokens.get(spec.key) != versions:
+                # cheap, and needed for every page: it decides which pages exist
+                self._avail_tokens[spec.key] = versions
+                available[spec.key] = any(r.has_nonzero(line.kinds[0], line.column)
+                                          for r in self.runs for line in spec.lines)
+        if available != self._available:
+            self._available = available
+            self._apply_display()
+        for spec, panel in self.panels:
+            # only the page on screen is drawn: a hidden page's frames are built when it is shown
+            if spec.key not in page or self._tokens.get(spec.key) == token:
                 continue
             self._tokens[spec.key] = token
-            if spec.optional:
-                self._available[spec.key] = any(r.has_nonzero(line.kinds[0], line.column)
-                                                for r in self.runs for line in spec.lines)
-                self._apply_display()
             panel.set_frame(frame_for(spec, self.runs, view, span, self.loading))
             panel.border_subtitle = legend(spec, self.runs, view)
             self.redraws += 1
@@ -388,7 +397,7 @@ class DashboardScreen(Screen):
             self._grid_shape = ()
             self._layout_grid()
             self.query_one("#dash-body").scroll_home(animate=False)
-            self._status()
+            self._invalidate()  # the new page's frames are built now (hidden pages are not drawn)
 
     def action_cursor(self, cells: int) -> None:
         """Show the inspect cursor (at the latest x), or move it by ``cells`` plot columns."""
