@@ -26,7 +26,8 @@ from textual.widgets import Button, DataTable, Footer, Input, Label, Static
 from textual.worker import get_current_worker
 
 from ..studydata import TOP_K, StudyReader, StudyRow, StudySnapshot, TrialView
-from ..widgets.plot import Frame, PlotPanel, Trace, fmt_value
+from ..seedgroup import seed_band
+from ..widgets.plot import Fill, Frame, PlotPanel, Trace, fmt_value
 from .dialogs import ConfirmScreen
 
 REFRESH_S = 2.0
@@ -454,27 +455,14 @@ class StudyScreen(Screen):
         traces = []
         legend = []
         done = [c for c in s.curves if c.state == "complete"]
+        fills = []
         for i, c in enumerate(done):
             color = COLORS[i % len(COLORS)]
             x = np.array(c.steps, dtype=float)
-            grid = np.array(c.per_seed, dtype=float)
-            with np.errstate(all="ignore"):
-                import warnings
-
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    mean = np.nanmean(grid, axis=0)
-                    if self.band == "minmax":
-                        lo, hi = np.nanmin(grid, axis=0), np.nanmax(grid, axis=0)
-                    else:
-                        n = np.sum(np.isfinite(grid), axis=0)
-                        se = np.nanstd(grid, axis=0, ddof=1) / np.sqrt(np.maximum(n, 1))
-                        se = np.where(n > 1, se, 0.0)
-                        lo, hi = mean - se, mean + se
+            mean, lo, hi, _ = seed_band(np.array(c.per_seed, dtype=float), self.band)
             ok = np.isfinite(mean)
             if len(c.per_seed) > 1:
-                traces.append(Trace(x[ok], lo[ok], color, dim=True))
-                traces.append(Trace(x[ok], hi[ok], color, dim=True))
+                fills.append(Fill(x[ok], lo[ok], hi[ok], color))
             traces.append(Trace(x[ok], mean[ok], color, f"t{c.number}"))
             legend.append(f"[{color}]━[/] t{c.number}")
         for c in s.curves:
@@ -486,7 +474,7 @@ class StudyScreen(Screen):
         panel = self.query_one("#study-curves", PlotPanel)
         panel.border_title = f"top-{min(TOP_K, len(done))} {s.objective} over seeds"
         panel.border_subtitle = ("min–max" if self.band == "minmax" else "± SE") + " band (b) · dim: pruned"
-        panel.set_frame(Frame(traces, message="no curves yet"))
+        panel.set_frame(Frame(traces, message="no curves yet", fills=tuple(fills)))
 
     def current_param(self) -> str | None:
         s = self.snapshot
