@@ -261,10 +261,6 @@ ALIASES: dict[str, str] = {
 }
 
 
-def fields_in(section: str) -> list[Field]:
-    return [f for f in FIELDS if f.section == section]
-
-
 def defaults() -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
     for f in FIELDS:

@@ -48,9 +48,3 @@ def update_text(original: str, changes: dict[str, Any]) -> str:
             doc[section] = tomlkit.table()
         doc[section][key] = value
     return tomlkit.dumps(doc)
-
-
-def save_changes(path: Path, original: str, changes: dict[str, Any]) -> str:
-    text = update_text(original, changes)
-    atomic_write_text(Path(path), text)
-    return text

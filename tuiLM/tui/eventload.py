@@ -546,19 +546,6 @@ def complete_end(path: str | Path) -> int:
         return 0
 
 
-def load_all(path: str | Path) -> list[Chunk]:
-    """Parse a whole file (the bench and tests use this; the app goes through RunData)."""
-    tail = ChunkTail(path)
-    sigs: list[Signature] = []
-    out = []
-    while True:
-        buf = tail.poll_bytes()
-        if not buf:
-            break
-        out.append(parse_chunk(buf, sigs))
-    return out
-
-
 if __name__ == "__main__":  # worker of parallel_parse: PATH START END OUT
     import pickle
     import sys

@@ -161,15 +161,6 @@ class FieldRow(Widget):
         value = c.value  # Select
         return None if value is Select.NULL else value
 
-    def set_raw(self, value: Any) -> None:
-        c = self.control
-        if isinstance(c, Input):
-            c.value = value if isinstance(value, str) else value_text(self.field, value)
-        elif isinstance(c, Checkbox):
-            c.value = bool(value)
-        else:
-            c.value = value
-
     def show(self, level: str | None, message: str, modified: bool, in_file: bool) -> None:
         """Problem beside the field; ● and colour on the key when modified; bold when the file sets it."""
         key_state, msg_state = (modified, in_file), (level, message)
