@@ -62,11 +62,13 @@ def test_muon_momentum_warmup():
 
 # -- Muon ----------------------------------------------------------------------------------------
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["cpu-fp32", "gpu-bf16"])
 @pytest.mark.parametrize("shape", [(64, 32), (32, 64), (48, 48)])
-def test_newton_schulz_is_close_to_orthogonal(shape):
+def test_newton_schulz_is_close_to_orthogonal(shape, dtype):
     g = torch.randn(*shape, generator=torch.Generator().manual_seed(1))
-    x = newton_schulz(g, steps=5)
-    assert x.dtype == torch.bfloat16 and x.shape == g.shape
+    x = newton_schulz(g, steps=5, dtype=dtype)
+    assert x.dtype == dtype and x.shape == g.shape
+    assert newton_schulz(g, steps=5).dtype == torch.float32  # a CPU tensor: fp32 (bf16 is a GPU choice)
     sv = torch.linalg.svdvals(x.float())
     # The quintic (3.4445, -4.7750, 2.0315) trades exactness for speed: singular values land in
     # roughly [0.7, 1.2] instead of exactly 1 (Keller Jordan's Muon write-up).

@@ -24,10 +24,13 @@ NS_COEFFS = (3.4445, -4.7750, 2.0315)
 
 
 @torch.no_grad()
-def newton_schulz(g: torch.Tensor, steps: int = 5, eps: float = 1e-7) -> torch.Tensor:
-    """Approximately orthogonalise a 2-D matrix (U V^T of its SVD), in bf16, as Muon does."""
+def newton_schulz(g: torch.Tensor, steps: int = 5, eps: float = 1e-7, dtype: torch.dtype | None = None
+                  ) -> torch.Tensor:
+    """Approximately orthogonalise a 2-D matrix (U V^T of its SVD): in bf16 on a GPU, as Muon does; in
+    fp32 on the CPU, where bf16 matmuls have no hardware path (5 iterations on a 768 x 3072 matrix, one
+    thread: 111 s in bf16 against 2.8 s in fp32, measured on the CI machine)."""
     a, b, c = NS_COEFFS
-    x = g.bfloat16()
+    x = g.to(dtype or (torch.bfloat16 if g.is_cuda else torch.float32))
     transposed = x.size(-2) > x.size(-1)
     if transposed:  # iterate on the wide orientation: X X^T is the smaller Gram matrix
         x = x.mT
