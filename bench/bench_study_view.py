@@ -32,7 +32,8 @@ from textual.geometry import Region  # noqa: E402
 from tuiLM.config.load import default_preset  # noqa: E402
 from tuiLM.config.write import dumps_resolved  # noqa: E402
 from tuiLM.tui.app import make_app  # noqa: E402
-from tuiLM.tui.screens.studies import StudiesScreen, StudyScreen  # noqa: E402
+from tuiLM.tui.screens.studies import StudiesScreen  # noqa: E402
+from tuiLM.tui.screens.study import StudyScreen  # noqa: E402
 from tuiLM.tui.studydata import StudyReader  # noqa: E402
 
 SPEC = """[study]

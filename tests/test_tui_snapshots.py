@@ -117,7 +117,8 @@ def test_snapshot_runs_list(snap_compare, tmp_path, monkeypatch, size):
 def _study_view(tmp_path):
     import shutil
 
-    from tuiLM.tui.screens.studies import StudiesScreen, StudyScreen
+    from tuiLM.tui.screens.studies import StudiesScreen
+    from tuiLM.tui.screens.study import StudyScreen
 
     shutil.copytree(ROOT / "tests" / "fixtures" / "study" / "runs", tmp_path / "runs")
     app = make_app(runs_root=tmp_path / "runs", now=lambda: FIXED_NOW)

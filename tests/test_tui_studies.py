@@ -12,7 +12,9 @@ import pytest
 from tuiLM.study.report import study_summary
 from tuiLM.tui.app import make_app
 from tuiLM.tui.screens.dashboard import DashboardScreen
-from tuiLM.tui.screens.studies import AskScreen, StudiesScreen, StudyScreen, scatter_text
+from tuiLM.tui.screens.studies import AskScreen, StudiesScreen
+from tuiLM.tui.screens.study import StudyScreen
+from tuiLM.tui.widgets.scatter import scatter_text
 
 from .test_tui_app import aio
 

@@ -14,10 +14,7 @@ decoded; then only what was appended), not ``runs.summarize`` (every line decode
 
 from __future__ import annotations
 
-import re
 import threading
-import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,15 +27,16 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual.worker import get_current_worker
 
-from ...groups import (GroupValue, Membership, SeedGroup, counted, group_runs, group_state, group_value,
-                       membership)
-from ...runs import EVENTS, PRESET, RunSummary, list_runs, runs_root
-from ...units import fmt_count, fmt_duration
-from ..metrics import frozen_check
-from ..runsummary import FastSummary, last_diag, loss_trend, sparkline
+from ...groups import Membership, SeedGroup, group_runs, group_state, membership
+from ...runs import list_runs, runs_root
+from ...units import fmt_duration
+from ..runsummary import FastSummary, loss_trend, sparkline
 from ..widgets.cursortable import CursorTable
 from ..widgets.status import STATE_ICON
 from .dialogs import ConfirmScreen
+from .live import Refreshing
+from .runrows import (GroupRow, RunRow, _count, _frozen, _model_from_preset, _size, _took, make_group_row,
+                      preset_name)
 
 REFRESH_S = 2.0
 STATE_STYLE = {"running": "bold green", "completed": "cyan", "stopped": "yellow", "pruned": "magenta",
@@ -56,56 +54,6 @@ def fmt_age(seconds: float) -> str:
     return f"{s}s"
 
 
-_SOURCE_RE = re.compile(r"^#\s*source:\s*(.+)$", re.M)
-
-
-def _count(n: int) -> str:
-    return fmt_count(n) if n >= 10000 else str(n)
-
-
-def preset_name(run: Path, summary: RunSummary) -> str:
-    if summary.preset_name:
-        return summary.preset_name
-    try:
-        head = (run / PRESET).read_text(encoding="utf-8")[:2000]
-    except OSError:
-        return ""
-    m = _SOURCE_RE.search(head)
-    return Path(m.group(1).strip()).stem if m else ""
-
-
-@dataclass
-class RunRow:
-    path: Path
-    summary: RunSummary
-    preset: str
-    arch: str
-    trend: list[float]
-    frozen: bool = False
-
-
-@dataclass
-class GroupRow:
-    """A seed group of two or more runs (members in seed order)."""
-
-    group: SeedGroup
-    members: list[RunRow]
-    value: GroupValue  # best val_bpb over the members that have one
-    lucky: set[str]  # member keys flagged as possibly lucky
-
-    @property
-    def key(self) -> str:
-        return "group:" + self.group.key
-
-
-def make_group_row(group: SeedGroup, rows: dict[Path, RunRow]) -> GroupRow:
-    members = [rows[p] for p in group.members]
-    values = counted([m.summary.state for m in members], [m.summary.best_val_bpb for m in members])
-    value = group_value(values)
-    with_value = [m for m, v in zip(members, values) if v is not None]
-    return GroupRow(group, members, value, {str(with_value[i].path) for i in value.lucky})
-
-
 class RunsUpdated(Message):
     """Posted by the refresh worker; a newer one replaces an unprocessed older one."""
 
@@ -119,7 +67,7 @@ class RunsUpdated(Message):
         return isinstance(message, RunsUpdated)
 
 
-class RunsScreen(Screen):
+class RunsScreen(Refreshing, Screen):
     BINDINGS = [
         Binding("enter", "open", "Open"),
         Binding("space", "mark", "Mark"),
@@ -232,18 +180,6 @@ class RunsScreen(Screen):
             self.post_message(RunsUpdated(rows, group_runs([r.path for r in rows], members)))
             self._wake.wait(REFRESH_S)
             self._wake.clear()
-
-    def _shown(self) -> bool:
-        try:
-            return self.app.screen is self
-        except Exception:  # no screen stack (the app is closing): nothing to show
-            return False
-
-    def action_refresh(self) -> None:
-        self._wake.set()
-
-    def on_screen_resume(self) -> None:
-        self._wake.set()  # back from a dashboard: refresh now
 
     @on(RunsUpdated)
     def _update(self, msg: RunsUpdated) -> None:
@@ -432,32 +368,3 @@ class RunsScreen(Screen):
     def palette_commands(self) -> list[tuple[str, str, Any]]:
         return [("Compare marked runs", "Overlay the marked runs (c)", self.action_compare),
                 ("Refresh runs", "Re-scan the runs folder now", self.action_refresh)]
-
-
-def _took(s: RunSummary) -> float | None:
-    end = s.ended if s.ended is not None else (s.last_event or {}).get("time")
-    return (end - s.started) if isinstance(end, (int, float)) and s.started else None
-
-
-def _model_from_preset(run: Path) -> dict[str, Any]:
-    try:
-        return dict(tomllib.loads((run / PRESET).read_text(encoding="utf-8")).get("model", {}))
-    except Exception:  # an unreadable preset just leaves the arch empty and no flag
-        return {}
-
-
-def _size(run: Path) -> int | None:
-    try:
-        return (run / EVENTS).stat().st_size
-    except OSError:
-        return None
-
-
-def _frozen(model: dict[str, Any], run: Path) -> bool:
-    if model.get("arch") != "mhc":
-        return False
-    ev = last_diag(run)
-    if ev is None:
-        return False
-    num = lambda k: ev.get(k) if isinstance(ev.get(k), (int, float)) else None  # noqa: E731
-    return frozen_check(model, num("H_res_diag_mean"), num("gate_value"), num("step")).frozen

@@ -1,0 +1,97 @@
+"""What the runs list shows per row, read off the run directory: a run's summary, preset name, loss
+trend and FROZEN flag, and a seed group's row (members, mean ± SE, lucky members). Built in the runs
+list's worker thread; the screen only lays them out."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ...groups import GroupValue, SeedGroup, counted, group_value
+from ...runs import EVENTS, PRESET, RunSummary
+from ...units import fmt_count
+from ..metrics import frozen_check
+from ..runsummary import last_diag
+
+
+_SOURCE_RE = re.compile(r"^#\s*source:\s*(.+)$", re.M)
+
+
+def _count(n: int) -> str:
+    return fmt_count(n) if n >= 10000 else str(n)
+
+
+def preset_name(run: Path, summary: RunSummary) -> str:
+    if summary.preset_name:
+        return summary.preset_name
+    try:
+        head = (run / PRESET).read_text(encoding="utf-8")[:2000]
+    except OSError:
+        return ""
+    m = _SOURCE_RE.search(head)
+    return Path(m.group(1).strip()).stem if m else ""
+
+
+@dataclass
+class RunRow:
+    path: Path
+    summary: RunSummary
+    preset: str
+    arch: str
+    trend: list[float]
+    frozen: bool = False
+
+
+@dataclass
+class GroupRow:
+    """A seed group of two or more runs (members in seed order)."""
+
+    group: SeedGroup
+    members: list[RunRow]
+    value: GroupValue  # best val_bpb over the members that have one
+    lucky: set[str]  # member keys flagged as possibly lucky
+
+    @property
+    def key(self) -> str:
+        return "group:" + self.group.key
+
+
+def make_group_row(group: SeedGroup, rows: dict[Path, RunRow]) -> GroupRow:
+    members = [rows[p] for p in group.members]
+    values = counted([m.summary.state for m in members], [m.summary.best_val_bpb for m in members])
+    value = group_value(values)
+    with_value = [m for m, v in zip(members, values) if v is not None]
+    return GroupRow(group, members, value, {str(with_value[i].path) for i in value.lucky})
+
+
+
+def _took(s: RunSummary) -> float | None:
+    end = s.ended if s.ended is not None else (s.last_event or {}).get("time")
+    return (end - s.started) if isinstance(end, (int, float)) and s.started else None
+
+
+def _model_from_preset(run: Path) -> dict[str, Any]:
+    try:
+        return dict(tomllib.loads((run / PRESET).read_text(encoding="utf-8")).get("model", {}))
+    except Exception:  # an unreadable preset just leaves the arch empty and no flag
+        return {}
+
+
+def _size(run: Path) -> int | None:
+    try:
+        return (run / EVENTS).stat().st_size
+    except OSError:
+        return None
+
+
+def _frozen(model: dict[str, Any], run: Path) -> bool:
+    if model.get("arch") != "mhc":
+        return False
+    ev = last_diag(run)
+    if ev is None:
+        return False
+    num = lambda k: ev.get(k) if isinstance(ev.get(k), (int, float)) else None  # noqa: E731
+    return frozen_check(model, num("H_res_diag_mean"), num("gate_value"), num("step")).frozen

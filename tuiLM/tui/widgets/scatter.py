@@ -1,0 +1,66 @@
+"""The study view's objective-against-a-parameter panel: a braille scatter as Rich Text."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from rich.text import Text
+
+from .plot import fmt_value
+
+
+def scatter_text(points: list[tuple[Any, float, str]], width: int, height: int, log_x: bool = False,
+                 choices: bool = False) -> Text:
+    """Objective against one parameter as braille dots (complete: green, pruned: magenta), with the
+    y range on the left and the x range below. Choice parameters are spread evenly in their order."""
+    if not points:
+        return Text("no values yet", style="dim italic")
+    label_w = 7
+    pw = max(2, width - label_w)
+    ph = max(1, height - 1)
+    if choices:
+        cats = sorted({str(p[0]) for p in points})
+        xs = np.array([cats.index(str(p[0])) for p in points], dtype=float)
+    else:
+        xs = np.array([float(p[0]) for p in points], dtype=float)
+        if log_x:
+            xs = np.log10(np.maximum(xs, 1e-300))
+    ys = np.array([p[1] for p in points], dtype=float)
+    x0, x1 = float(xs.min()), float(xs.max())
+    y0, y1 = float(ys.min()), float(ys.max())
+    if x1 - x0 < 1e-12:
+        x0, x1 = x0 - 1, x1 + 1
+    if y1 - y0 < 1e-12:
+        y0, y1 = y0 - abs(y0) * 0.05 - 1e-3, y1 + abs(y1) * 0.05 + 1e-3
+    cols = np.clip(np.rint((xs - x0) / (x1 - x0) * (pw * 2 - 1)), 0, pw * 2 - 1).astype(int)
+    rows = np.clip(np.rint((y1 - ys) / (y1 - y0) * (ph * 4 - 1)), 0, ph * 4 - 1).astype(int)
+    bits = np.array([[0x01, 0x08], [0x02, 0x10], [0x04, 0x20], [0x40, 0x80]])
+    cells = np.zeros((ph, pw), dtype=int)
+    pruned = np.zeros((ph, pw), dtype=bool)
+    done = np.zeros((ph, pw), dtype=bool)
+    for (c, r, p) in zip(cols, rows, points):
+        cells[r // 4, c // 2] |= bits[r % 4, c % 2]
+        if p[2] == "complete":
+            done[r // 4, c // 2] = True
+        else:
+            pruned[r // 4, c // 2] = True
+    out = Text()
+    for i in range(ph):
+        label = fmt_value(y1) if i == 0 else fmt_value(y0) if i == ph - 1 else ""
+        out.append(f"{label:>{label_w - 1}} ", style="#7a8391")
+        for j in range(pw):
+            v = cells[i, j]
+            if v == 0:
+                out.append(" ")
+            else:
+                out.append(chr(0x2800 + int(v)), style="#7bd389" if done[i, j] else "#c77dff")
+        out.append("\n")
+    if choices:
+        lo, hi = cats[0], cats[-1]
+    elif log_x:
+        lo, hi = fmt_value(10 ** x0), fmt_value(10 ** x1)
+    else:
+        lo, hi = fmt_value(x0), fmt_value(x1)
+    out.append(" " * label_w + lo + " " * max(1, pw - len(lo) - len(hi)) + hi, style="#7a8391")
+    return out
