@@ -127,7 +127,7 @@ def test_a_folder_is_not_a_preset(tuilm):
 # -- the headless summary ------------------------------------------------------------------------
 
 def _summary(tmp_path: Path, end: dict | None, **state) -> tuple[int, str]:
-    from tuiLM.launch import _final
+    from tuiLM.headless import _final
 
     out = Console(file=io.StringIO(), width=80, force_terminal=False)
     st = {"max_steps": 10, "step": 10, "start_step": 0, "loss": None, "val_bpb": None, "best_bpb": None,

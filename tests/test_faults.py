@@ -380,7 +380,7 @@ def test_stop_command_stops_the_proven_trainer(tmp_path, capsys):
 def test_sigkill_is_reported_as_likely_out_of_memory_and_the_run_ends_failed(tmp_path, monkeypatch):
     """The kernel's OOM killer sends SIGKILL: the launcher says so with both figures and writes the
     run_end the dead trainer could not."""
-    from tuiLM.launch import watch_run
+    from tuiLM.headless import watch_run
     from tuiLM.runs import summarize
 
     monkeypatch.setenv("TUILM_FAULT_KILL_AT_STEP", "3")

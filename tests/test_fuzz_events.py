@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
-from tuiLM import launch, report
+from tuiLM import headless, report
 from tuiLM.events import EventTail, effective_events, read_events, sanitize
 from tuiLM.runs import EVENTS, summarize
 from tuiLM.tui.eventload import parse_chunk
@@ -70,7 +70,7 @@ class _MemTail(EventTail):
 
 
 class _MarkupConsole:
-    """What launch._fold prints to, minus the layout: Rich markup is parsed (the step that can raise
+    """What headless._fold prints to, minus the layout: Rich markup is parsed (the step that can raise
     on text from an event), nothing is rendered."""
 
     def print(self, *objects: object, markup: bool = True, **kw: object) -> None:
@@ -86,9 +86,9 @@ def _fold_everything(data: bytes, run_dir: Path) -> None:
     tail = _MemTail(data)
     s = summarize(run_dir, tail=tail)  # runs list / show; EventTail's decoding
     assert isinstance(s.step, int) and isinstance(s.state, str)
-    state = launch.watch_state()
+    state = headless.watch_state()
     for ev in _MemTail(data).poll():  # the headless watcher (tuilm run --headless)
-        launch._fold(ev, state, _MarkupConsole())
+        headless._fold(ev, state, _MarkupConsole())
     assert isinstance(state["step"], int)
     cut = data.rfind(b"\n") + 1
     (run_dir / EVENTS).write_bytes(data)  # FastSummary reads backward in the file after a resume
@@ -114,10 +114,10 @@ def _read_everything(run_dir: Path) -> None:
     _ = (rd.state, rd.max_steps, rd.arch, rd.elapsed_s(), rd.recent_rate(), list(rd.samples), list(rd.logs))
     for kind in ("train", "eval"):
         rd.xy(kind, "loss")
-    state = launch.watch_state()
+    state = headless.watch_state()
     out = Console(file=io.StringIO(), width=120)
     for ev in EventTail(run_dir / EVENTS).poll():
-        launch._fold(ev, state, out)
+        headless._fold(ev, state, out)
     out2 = Console(file=io.StringIO(), width=160)
     report.print_runs_list(out2, root=run_dir.parent)
     report.print_run(run_dir, out2)

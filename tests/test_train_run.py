@@ -226,7 +226,7 @@ def test_invalid_preset_ends_failed_with_the_message(tmp_path):
 
 
 def test_start_run_headless_reports_failure_with_the_log_tail(tmp_path, monkeypatch):
-    from tuiLM.launch import start_run
+    from tuiLM.headless import start_run
 
     monkeypatch.setenv("TUILM_RUNS_DIR", str(tmp_path))
     monkeypatch.setenv("TUILM_FAULT_NAN_AT_STEP", "2")

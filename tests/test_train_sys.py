@@ -12,7 +12,8 @@ from rich.console import Console
 
 from tuiLM.estimate import estimate
 from tuiLM.events import effective_events, read_events, validate_event
-from tuiLM.launch import create_run, spawn_trainer, watch_run
+from tuiLM.headless import watch_run
+from tuiLM.launch import create_run, spawn_trainer
 from tuiLM.runs import EVENTS, STDOUT
 
 from .conftest import TINY_GPT, make_preset

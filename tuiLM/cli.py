@@ -154,7 +154,7 @@ def run(preset: str = typer.Argument(..., help="Preset file or name."),
         raise UserError("not started: the memory estimate exceeds this machine's memory (see the warning "
                         "above); shrink the preset or pass --force")
     if headless:
-        from .launch import start_run
+        from .headless import start_run
 
         raise typer.Exit(start_run(p, name=name, nproc=nproc, console=console))
     from .tui.app import run_app
@@ -171,7 +171,7 @@ def resume(run_ref: str = typer.Argument(..., metavar="RUN", help="Run directory
 
     run_dir = find_run(run_ref)
     if headless:
-        from .launch import resume_run
+        from .headless import resume_run
 
         raise typer.Exit(resume_run(run_dir, nproc=nproc, console=console))
     from .tui.app import run_app
