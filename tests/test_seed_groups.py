@@ -210,3 +210,19 @@ async def test_compare_two_groups_judges_them_seed_by_seed(tmp_path):
         want = short_verdict(compare(b.best_values(), a.best_values(), [100, 101, 102], [100, 101, 102]))
         assert "paired k=3" in want
         assert str(diff.get_cell_at((rows["vs first"], 2))).startswith(want[:20])
+
+
+def test_cli_runs_list_prints_the_seed_groups(tmp_path):
+    from rich.console import Console
+
+    from tuiLM.report import print_runs_list
+    from tuiLM.runs import summarize
+
+    root = _runs(tmp_path)
+    console = Console(record=True, width=120)
+    print_runs_list(console, root)
+    out = console.export_text()
+    assert "seed groups (2)" in out
+    bests = [summarize(root / f"hot-s{i}").best_val_bpb for i in range(3)]
+    line = next(l for l in out.splitlines() if group_value(bests).text() in l)
+    assert "100 101 102" in line and " 3 " in line  # the seeds and k

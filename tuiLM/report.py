@@ -190,6 +190,7 @@ def print_runs_list(console: Console, root: Path | None = None) -> None:
     cols = ["run", "state", "arch"] + (["preset"] if wide else []) + ["step"] + (["tokens"] if wide else []) \
         + ["loss", "best bpb", "age"]
     table = Table(title=f"runs ({len(runs)})", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    summaries = {}
     for col in cols:
         table.add_column(col, no_wrap=True, overflow="ellipsis",
                          justify="right" if col in ("step", "tokens", "loss", "best bpb", "age") else "left")
@@ -201,6 +202,29 @@ def print_runs_list(console: Console, root: Path | None = None) -> None:
                  "tokens": fmt_count(s.tokens), "loss": _fmt(s.last_loss), "best bpb": _fmt(s.best_val_bpb),
                  "age": fmt_duration(s.age_s)}
         table.add_row(*(cells[c] for c in cols))
+        summaries[path] = s
+    console.print(table)
+    _print_seed_groups(runs, summaries, console)
+
+
+def _print_seed_groups(runs: list[Path], summaries: dict, console: Console) -> None:
+    """The seed groups among ``runs`` (groups.py): best val_bpb mean ± SE over the completed seeds, k and
+    the possibly lucky seeds, as the app's runs list shows them."""
+    from .groups import counted, group_runs, group_value, membership
+
+    groups = [g for g in group_runs(runs, {p: membership(p) for p in runs}) if g.k > 1]
+    if not groups:
+        return
+    table = Table(title=f"seed groups ({len(groups)})", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for col in ("group", "seeds", "best bpb (mean ± SE)", "k", "lucky"):
+        table.add_column(col, no_wrap=True, overflow="ellipsis", justify="right" if col == "k" else "left")
+    for g in groups:
+        ss = [summaries[p] for p in g.members]
+        values = counted([s.state for s in ss], [s.best_val_bpb for s in ss])
+        v = group_value(values)
+        counted_seeds = [sd for sd, x in zip(g.seeds, values) if x is not None]
+        lucky = " ".join(f"seed {counted_seeds[i]}" for i in v.lucky)
+        table.add_row(g.label, " ".join(str(x) for x in g.seeds), v.text(), str(v.k), f"[yellow]{lucky}[/]" if lucky else "")
     console.print(table)
 
 
