@@ -106,11 +106,13 @@ async def test_study_view_from_the_fixture_study(tmp_path):
         assert screen.band == "se" and len(screen.query_one("#study-curves").frame.traces) == n_traces
         assert snap.importance and set(dict(snap.importance)) == set(snap.keys)
         assert any("vs runner-up" in v for v in snap.verdicts)
-        # enter: the best trial's three seed runs open together (compare)
+        # enter: the best trial's three seed runs open together, as one seed group (mean line and band)
         table.move_cursor(row=table.get_row_index(str(b["number"])))
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), "compare view")
         assert sorted(r.path.name for r in app.screen.runs) == sorted(b["runs"])
+        from tuiLM.tui.seedgroup import SeedGroupData
+        assert len(app.screen.sources) == 1 and isinstance(app.screen.sources[0], SeedGroupData)
 
 
 def test_scatter_draws_every_point():

@@ -328,7 +328,7 @@ class StudyScreen(Refreshing, Screen):
         self.action_open_trial()
 
     def action_open_trial(self) -> None:
-        """The trial's seed runs: one in the dashboard, several in compare."""
+        """The trial's seed runs: one in the dashboard, several as a seed group (mean line and band)."""
         from ...runs import runs_root
 
         t = self.trial()
@@ -340,7 +340,10 @@ class StudyScreen(Refreshing, Screen):
         if not paths:
             self.notify("The trial's run folders are gone", severity="warning")
             return
-        self.app.open_runs(paths)
+        if len(paths) > 1:
+            self.app.open_sources([(f"#{t.number} {self.study_name} ×{len(paths)}", paths)])
+        else:
+            self.app.open_runs(paths)
 
     def action_sort(self) -> None:
         """Next sort column: value, trial number, state, then each parameter."""
