@@ -27,7 +27,7 @@ from textual.worker import get_current_worker
 
 from ...runs import EVENTS, PRESET, RunSummary, list_runs, runs_root
 from ...units import fmt_count, fmt_duration
-from ..metrics import frozen_check
+from ..metrics import can_freeze, frozen_check
 from ..runsummary import FastSummary, last_diag, loss_trend, sparkline
 from ..widgets.cursortable import CursorTable
 from ..widgets.status import STATE_ICON
@@ -324,7 +324,7 @@ def _size(run: Path) -> int | None:
 
 
 def _frozen(model: dict[str, Any], run: Path) -> bool:
-    if model.get("arch") != "mhc":
+    if not can_freeze(model):  # spare the read of the last diagnostics
         return False
     ev = last_diag(run)
     if ev is None:
