@@ -123,6 +123,38 @@ async def test_editor_validates_as_you_type_updates_the_estimate_and_saves_keepi
 
 
 @aio
+async def test_editor_warns_live_when_the_estimate_exceeds_this_machine(tmp_path, monkeypatch):
+    """The CLI's machine-memory warning (validate.machine_problems) in the form too: a machine
+    reported to have 64 MiB of host RAM cannot hold this preset; 64 GiB can."""
+    from tuiLM import machine
+
+    mem = {"bytes": 64 * 2**20}
+    monkeypatch.setattr(machine, "resolve_device", lambda pref: "cpu")
+    monkeypatch.setattr(machine, "device_memory",
+                        lambda device: machine.DeviceMemory("cpu", mem["bytes"], "host RAM"))
+    path = tmp_path / "exp.toml"
+    path.write_text(PRESET_TEXT)
+    app = make_app(preset_path=path, runs_root=tmp_path / "runs")
+    async with app.run_test(size=SIZE) as pilot:
+        editor = app.screen
+        await wait_for(pilot, lambda: editor.estimate is not None, what="first estimate")
+        await wait_for(pilot, lambda: any(p.path == "system.device" for p in editor.problems),
+                       what="machine warning")
+        warning = next(p for p in editor.problems if p.path == "system.device")
+        assert not warning.is_error and "exceeds this machine's host RAM (0.1 GiB)" in warning.message
+        assert "tuilm run --force" in warning.message
+        problems = editor.query_one("#problems", OptionList)
+        assert any("system.device" in str(problems.get_option_at_index(i).prompt)
+                   for i in range(problems.option_count))
+
+        mem["bytes"] = 64 * 2**30  # a bigger machine: the next estimate clears it
+        done = editor.estimates_done
+        await type_into(pilot, editor.query_one("#f-model--d_model", Input), "128")
+        await wait_for(pilot, lambda: editor.estimates_done > done, what="estimate update")
+        assert not any(p.path == "system.device" for p in editor.problems)
+
+
+@aio
 async def test_editor_shows_only_fields_of_the_chosen_arch(tmp_path):
     path = tmp_path / "exp.toml"
     path.write_text(PRESET_TEXT)
@@ -425,6 +457,10 @@ async def test_launch_watch_and_stop_a_tiny_run(tmp_path, runs_dir, monkeypatch)
         await wait_for(pilot, lambda: dash.runs[0].state == "stopped", timeout=60, what="stopped state")
         status = text_of(dash.query_one("#run-status", Static))
         assert "stopped" in status
+        from textual.widgets import Log
+        box = dash.query_one("#stdout", Log)  # ends with how the run ended, not a stale progress line
+        await wait_for(pilot, lambda: box.lines and box.lines[-1].startswith("stopped at step"),
+                       timeout=30, what="the end line in the stdout box")
         assert dash.check_action("resume", ())
         run_dir = dash.runs[0].path
     assert any((run_dir / "checkpoints").glob("*.pt"))

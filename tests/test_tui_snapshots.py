@@ -36,6 +36,7 @@ def _wait(cond, pilot, what, timeout=30.0):
 def test_snapshot_preset_editor(snap_compare, monkeypatch):
     monkeypatch.chdir(ROOT)
     monkeypatch.setattr(services, "estimate", lambda preset: FIXED_ESTIMATE)
+    monkeypatch.setattr(services, "machine_warnings", lambda preset: [])  # this machine's memory: not in a snapshot
     app = make_app(preset_path="tests/fixtures/snapshot-preset.toml", runs_root=ROOT / "tests" / "fixtures",
                    now=lambda: FIXED_NOW)
 
@@ -96,11 +97,19 @@ def test_snapshot_runs_list(snap_compare, tmp_path, monkeypatch, size):
     for name, kind, seed in DASHBOARDS.values():
         write_run(tmp_path / "runs", name, kind, seed=seed)
     write_run(tmp_path / "runs", "gpt-crash", "failed", seed=2)
+    for i in range(3):  # one configuration, three seeds: one row (mean ± SE), expanded at 160x48
+        write_run(tmp_path / "runs", f"gpt-seeds-s{i}", "gpt", seed=3 + i, run_seed=100 + i)
     app = make_app(runs_root=Path("runs"), now=lambda: FIXED_NOW)
 
     async def run_before(pilot):
         await pilot.press("2")
         await _settle(pilot, app, lambda: getattr(app.screen, "refreshes", 0) > 0, "runs list")
+        if size == (160, 48):
+            screen = app.screen
+            group = next(k for k in screen._order if k in screen.groups)
+            screen.query_one("#runs-table").move_cursor(row=screen._order.index(group))
+            await pilot.press("e")
+            await pilot.pause(0.2)
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)
 

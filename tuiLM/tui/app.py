@@ -128,6 +128,20 @@ class TuiLMApp(App):
         self.push_screen(screen)
         return screen
 
+    def open_sources(self, sources: list[tuple[str, list[Path]]]) -> DashboardScreen:
+        """Open runs and seed groups (label, member runs) together: a group of two or more is drawn
+        as its mean line and seed band, and the compare table judges the groups against the first."""
+        if self.current_mode != "runs":
+            self.switch_mode("runs")
+        runs: list = []
+        groups: list[tuple[str, list[int]]] = []
+        for label, paths in sources:
+            groups.append((label, list(range(len(runs), len(runs) + len(paths)))))
+            runs += [self.watcher.get(p) for p in paths]
+        screen = DashboardScreen(runs, groups=groups)
+        self.push_screen(screen)
+        return screen
+
     def presets_changed(self) -> None:
         for screen in self.screen_stack:
             if isinstance(screen, PresetsScreen):

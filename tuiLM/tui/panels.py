@@ -15,7 +15,10 @@ import numpy as np
 from ..config.schema import FIELDS
 from .metrics import Line, PanelSpec, frozen_check, verdict
 from .rundata import RunData
-from .widgets.plot import Frame, Trace, fmt_value
+from .seedgroup import SeedGroupData
+from .widgets.plot import Fill, Frame, Trace, fmt_value
+
+Source = RunData | SeedGroupData  # what a dashboard draws: a run, or a seed group as mean and band
 
 RUN_COLORS = ("#4ea1ff", "#ff9f43", "#2ed573", "#ff6b81", "#b197fc", "#ffd43b", "#3bc9db", "#e599f7")
 LINE_COLORS = ("#4ea1ff", "#ff9f43")
@@ -33,6 +36,7 @@ class View:
     xaxis: str = "step"
     window: tuple[float, float] = (0.0, 1.0)
     cursor: float | None = None  # the inspect cursor's x (None: hidden)
+    band: str = "minmax"  # a seed group's band: "minmax" over the seeds or "se" (mean ± SE)
 
 
 def fmt(v: float | None) -> str:
@@ -49,10 +53,10 @@ def fmt(v: float | None) -> str:
     return fmt_value(v)
 
 
-def extent(runs: list[RunData], view: View) -> tuple[float, float] | None:
+def extent(runs: list[Source], view: View) -> tuple[float, float] | None:
     """The x range shown: every run's data, then the zoom window."""
     lo, hi = math.inf, -math.inf
-    for run in runs:
+    for run in [m for r in runs for m in (r.members if isinstance(r, SeedGroupData) else [r])]:
         for kind in KINDS:
             xy = run.xy(kind, "step", view.xaxis)
             if xy is not None and xy[0].size:
@@ -84,8 +88,11 @@ def _color(spec: PanelSpec, line: Line, i: int, j: int, compare: bool) -> str:
     return SECONDARY if line.secondary else LINE_COLORS[min(j, len(LINE_COLORS) - 1)]
 
 
-def _series(run: RunData, line: Line, kind: str, view: View) -> tuple[np.ndarray, np.ndarray] | None:
-    """The (x, y) a legend reads: the smoothed series where smoothing applies."""
+def _series(run: Source, line: Line, kind: str, view: View) -> tuple[np.ndarray, np.ndarray] | None:
+    """The (x, y) a legend reads: the smoothed series where smoothing applies (a group's mean)."""
+    if isinstance(run, SeedGroupData):
+        agg = run.aggregate(kind, line.column, view.xaxis, _weight(line, view), view.band)
+        return (agg.x, agg.mean) if agg is not None else None
     xy = run.xy(kind, line.column, view.xaxis)
     if xy is None:
         return None
@@ -95,12 +102,25 @@ def _series(run: RunData, line: Line, kind: str, view: View) -> tuple[np.ndarray
     return x, y
 
 
-def frame_for(spec: PanelSpec, runs: list[RunData], view: View, span: tuple[float, float] | None,
+def _weight(line: Line, view: View) -> float | None:
+    return view.ema_weight if view.ema_on and line.smooth else None
+
+
+def frame_for(spec: PanelSpec, runs: list[Source], view: View, span: tuple[float, float] | None,
               loading: bool) -> Frame:
-    compare = len(runs) > 1
+    compare = len(runs) > 1 or any(isinstance(r, SeedGroupData) for r in runs)
     traces: list[Trace] = []
+    fills: list[Fill] = []
     for i, run in enumerate(runs):
         for j, (line, kind) in enumerate(lines_of(spec, run, compare)):
+            if isinstance(run, SeedGroupData):  # one mean line over a band of the seeds
+                agg = run.aggregate(kind, line.column, view.xaxis, _weight(line, view), view.band)
+                if agg is None:
+                    continue
+                color = _color(spec, line, i, j, compare)
+                fills.append(Fill(agg.x, agg.lo, agg.hi, color))
+                traces.append(Trace(agg.x, agg.mean, color, line.label, markers=kind == "eval"))
+                continue
             xy = run.xy(kind, line.column, view.xaxis)
             if xy is None:
                 continue
@@ -120,7 +140,7 @@ def frame_for(spec: PanelSpec, runs: list[RunData], view: View, span: tuple[floa
     traces.sort(key=lambda t: id(t) not in secondary)
     settings = runs[0].preset
     message = "loading…" if loading else (spec.off(settings) or "no data yet")
-    return Frame(traces, bands=spec.bands(settings), log=view.log_all or spec.log_default, xrange=span,
+    return Frame(traces, bands=spec.bands(settings), log=view.log_all or spec.log_default, xrange=span, fills=tuple(fills),
                  tokens=view.xaxis == "tokens", message=message,
                  yrange=None if view.log_all and not spec.log_default else spec.yrange(settings) if spec.yrange else None,
                  log_floor=spec.log_floor, cursor=view.cursor)
@@ -138,10 +158,10 @@ def value_at(x: np.ndarray, y: np.ndarray, at: float | None) -> float | None:
     return float(tail[ok[-1]]) if ok.size else None
 
 
-def legend(spec: PanelSpec, runs: list[RunData], view: View) -> str:
+def legend(spec: PanelSpec, runs: list[Source], view: View) -> str:
     """The panel's subtitle: a colour swatch per series when there is more than one, and each
     series' value (at the inspect cursor when it is shown, else the latest)."""
-    compare = len(runs) > 1
+    compare = len(runs) > 1 or any(isinstance(r, SeedGroupData) for r in runs)
     settings = runs[0].preset
     bands = spec.bands(settings)
     items: list[tuple[str, str, str, float | None]] = []  # swatch, colour, label, value
@@ -161,7 +181,8 @@ def legend(spec: PanelSpec, runs: list[RunData], view: View) -> str:
             parts.append(val)
     if spec.floor_label and any(v == 0 for *_, v in items):
         parts.append(f"[red]{spec.floor_label}[/]")
-    if spec.key in ("gate_value", "H_res_diag_mean") and any(frozen_of(r).frozen for r in runs):
+    members = [m for r in runs for m in (r.members if isinstance(r, SeedGroupData) else [r])]
+    if spec.key in ("gate_value", "H_res_diag_mean") and any(frozen_of(m).frozen for m in members):
         parts.insert(0, "[bold white on red] FROZEN [/]")
     return " ".join(parts)
 
@@ -187,12 +208,13 @@ def best_bpb(run: RunData) -> float | None:
 NOT_HYPERPARAMETERS = {("run", "name"), ("run", "notes")}  # labels, not settings
 
 
-def diff_rows(presets: Iterable[dict[str, dict[str, Any]]]) -> list[tuple[str, list[str]]]:
-    """(key path, one value per run) for every schema field whose values differ between the runs."""
+def diff_rows(presets: Iterable[dict[str, dict[str, Any]]], ignore_seed: bool = False) -> list[tuple[str, list[str]]]:
+    """(key path, one value per run) for every schema field whose values differ between the runs
+    (``ignore_seed``: seed groups are compared, each with several seeds: run.seed is not a setting)."""
     presets = list(presets)
     rows = []
     for f in FIELDS:
-        if (f.section, f.key) in NOT_HYPERPARAMETERS:
+        if (f.section, f.key) in NOT_HYPERPARAMETERS or (ignore_seed and f.path == "run.seed"):
             continue
         values = [p.get(f.section, {}).get(f.key, f.default) for p in presets]
         if any(v != values[0] for v in values[1:]):

@@ -56,6 +56,18 @@ def estimate(preset: Any) -> EstimateView:
     )
 
 
+def machine_warnings(preset: Any) -> list:
+    """The machine-memory warning the CLI prints before ``run`` (the estimate against this machine's
+    host RAM or visible CUDA device), for the editor's live validation. Empty when it fits or is
+    unknown; never raises (it is advice)."""
+    try:
+        from ..config.validate import machine_problems
+
+        return machine_problems(preset)
+    except Exception:
+        return []
+
+
 def _launch_module():
     try:
         from .. import launch

@@ -61,7 +61,10 @@ class TrialView:
     intermediate: tuple[tuple[int, float], ...]
 
     def param(self, key: str) -> Any:
-        return dict(self.params).get(key)
+        for k, v in self.params:  # a handful of parameters: a scan beats building a dict per call
+            if k == key:
+                return v
+        return None
 
 
 @dataclass(frozen=True)

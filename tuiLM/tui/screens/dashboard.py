@@ -19,8 +19,9 @@ from textual.widgets import Footer, Log, Static
 
 from .. import services
 from ..metrics import PANELS, PanelSpec, dashboard_groups
-from ..panels import View, extent, frame_for, legend
+from ..panels import Source, View, extent, frame_for, legend
 from ..rundata import RunData
+from ..seedgroup import SeedGroupData
 from ..watcher import RunChanged
 from ..widgets.form import update_static
 from ..widgets.plot import PlotPanel
@@ -42,7 +43,9 @@ class DashBody(VerticalScroll, can_focus=False):
 
 
 class DashboardScreen(Screen):
-    """``runs`` has one run (dashboard) or several (compare view)."""
+    """``runs`` has one run (dashboard) or several (compare view). ``groups``, when given, says how
+    the runs are shown: (label, indexes into ``runs``) each, a seed group of two or more drawn as one
+    mean line with a band over its seeds (``b`` toggles min–max / ± SE)."""
 
     BINDINGS = [
         Binding("escape", "back", "Back"),
@@ -53,6 +56,7 @@ class DashboardScreen(Screen):
         Binding("E", "cycle_ema", "EMA weight", show=False),
         Binding("l", "toggle_log", "Log y"),
         Binding("x", "toggle_x", "Steps/tokens"),
+        Binding("b", "toggle_band", "Band"),
         Binding("left", "cursor(-1)", "Inspect", show=False),
         Binding("right", "cursor(1)", "Inspect", show=False),
         Binding("shift+left", "cursor(-10)", "Inspect", show=False),
@@ -67,10 +71,17 @@ class DashboardScreen(Screen):
         Binding("f", "maximize", "Full panel"),
     ]
 
-    def __init__(self, runs: list[RunData], panels: tuple[PanelSpec, ...] = PANELS) -> None:
-        super().__init__(classes="compare" if len(runs) > 1 else "single")
+    def __init__(self, runs: list[RunData], panels: tuple[PanelSpec, ...] = PANELS,
+                 groups: list[tuple[str, list[int]]] | None = None) -> None:
+        sources: list[Source] = []
+        for label, idx in groups or [(r.run_id, [i]) for i, r in enumerate(runs)]:
+            sources.append(SeedGroupData(label, [runs[i] for i in idx]) if len(idx) > 1 else runs[idx[0]])
+        compare = len(sources) > 1 or any(isinstance(s, SeedGroupData) for s in sources)
+        super().__init__(classes="compare" if compare else "single")
         self.runs = runs
-        self.compare = len(runs) > 1
+        self.sources = sources  # what the panels draw: runs, and seed groups as mean and band
+        self.compare = compare
+        self.band = "minmax"
         self.ema_on = True
         self.ema_weight = 0.9
         self.log_all = False
@@ -90,6 +101,7 @@ class DashboardScreen(Screen):
         self.first_drawn_at: float | None = None  # perf_counter() when panels first showed data
         self._gridded = False
         self._available: dict[str, bool] = {}  # optional panels with data
+        self._avail_tokens: dict[str, tuple] = {}  # the table versions ``_available`` was read at
         self._maximized: PlotPanel | None = None
         self._grid_shape: tuple = ()
         self._states: tuple = ()
@@ -154,6 +166,8 @@ class DashboardScreen(Screen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("stop", "resume") and self.compare:
             return False  # stop/resume act on one run: hidden in the compare view
+        if action == "toggle_band":
+            return any(isinstance(s, SeedGroupData) for s in self.sources)
         if action == "stop":
             return self.runs[0].state in ("running", "starting")
         if action == "resume":
@@ -241,24 +255,32 @@ class DashboardScreen(Screen):
             grid.styles.grid_rows = str(per_row)
 
     def _view(self) -> View:
-        return View(self.ema_on, self.ema_weight, self.log_all, self.xaxis, self.window, self.cursor)
+        return View(self.ema_on, self.ema_weight, self.log_all, self.xaxis, self.window, self.cursor, self.band)
 
     def _redraw_panels(self) -> None:
         view = self._view()
-        span = extent(self.runs, view)
+        span = extent(self.sources, view)
         shown = sum(1 for _, p in self.panels if p.display)
         versions = tuple(r.table_version(k) for r in self.runs for k in KINDS)
+        token = (versions, view, span)
+        page = self._group_keys()
+        available = dict(self._available)
         for spec, panel in self.panels:
-            token = (versions, view, span)
-            if self._tokens.get(spec.key) == token:
+            if spec.optional and self._avail_tokens.get(spec.key) != versions:
+                # cheap, and needed for every page: it decides which pages exist
+                self._avail_tokens[spec.key] = versions
+                available[spec.key] = any(r.has_nonzero(line.kinds[0], line.column)
+                                          for r in self.runs for line in spec.lines)
+        if available != self._available:
+            self._available = available
+            self._apply_display()
+        for spec, panel in self.panels:
+            # only the page on screen is drawn: a hidden page's frames are built when it is shown
+            if spec.key not in page or self._tokens.get(spec.key) == token:
                 continue
             self._tokens[spec.key] = token
-            if spec.optional:
-                self._available[spec.key] = any(r.has_nonzero(line.kinds[0], line.column)
-                                                for r in self.runs for line in spec.lines)
-                self._apply_display()
-            panel.set_frame(frame_for(spec, self.runs, view, span, self.loading))
-            panel.border_subtitle = legend(spec, self.runs, view)
+            panel.set_frame(frame_for(spec, self.sources, view, span, self.loading))
+            panel.border_subtitle = legend(spec, self.sources, view)
             self.redraws += 1
         if self.first_drawn_at is None and not self.loading and span is not None:
             self.first_drawn_at = time.perf_counter()
@@ -278,7 +300,7 @@ class DashboardScreen(Screen):
         widget = self.query_one("#run-status", Static)
         width = max(20, self.size.width - 2)
         if self.compare:
-            text = compare_header(self.runs, self._view(), width, self._group_title())
+            text = compare_header(self.sources, self._view(), width, self._group_title())
         else:
             text = run_header(self.runs[0], self._view(), width, stopping=self.stopping,
                               group=self._group_title())
@@ -320,7 +342,7 @@ class DashboardScreen(Screen):
             return 0
 
     def _fill_diff(self) -> None:
-        if self.query_one(DiffTable).show(self.runs, self.size.width):
+        if self.query_one(DiffTable).show(self.sources, self.size.width):
             self._grid_shape = ()
             self._layout_grid()
             self.query_one(DiffTable).styles.height = self._diff_height()
@@ -342,6 +364,10 @@ class DashboardScreen(Screen):
         i = EMA_WEIGHTS.index(self.ema_weight) if self.ema_weight in EMA_WEIGHTS else 0
         self.ema_weight = EMA_WEIGHTS[(i + 1) % len(EMA_WEIGHTS)]
         self.ema_on = True
+        self._invalidate()
+
+    def action_toggle_band(self) -> None:
+        self.band = "se" if self.band == "minmax" else "minmax"
         self._invalidate()
 
     def action_toggle_log(self) -> None:
@@ -386,7 +412,7 @@ class DashboardScreen(Screen):
             self._grid_shape = ()
             self._layout_grid()
             self.query_one("#dash-body").scroll_home(animate=False)
-            self._status()
+            self._invalidate()  # the new page's frames are built now (hidden pages are not drawn)
 
     def action_cursor(self, cells: int) -> None:
         """Show the inspect cursor (at the latest x), or move it by ``cells`` plot columns."""

@@ -40,9 +40,11 @@ def _shown_path(path: Path) -> str:
 class EstimateReady(Message):
     """Posted by the estimate worker (workers never touch widgets)."""
 
-    def __init__(self, serial: int, est: services.EstimateView | None, error: str = "") -> None:
+    def __init__(self, serial: int, est: services.EstimateView | None, error: str = "",
+                 machine: list[Problem] | None = None) -> None:
         super().__init__()
         self.serial, self.est, self.error = serial, est, error
+        self.machine = machine or []
 
 
 class Launched(Message):
@@ -76,6 +78,7 @@ class PresetEditor(Screen):
         self.values: dict[str, Any] = {}  # path -> typed value (last valid)
         self.type_errors: dict[str, str] = {}  # path -> message for unparsable input
         self.problems: list[Problem] = []
+        self.machine_problems: list[Problem] = []  # the estimate against this machine (from the worker)
         self.estimate: services.EstimateView | None = None
         self.estimate_error = ""
         self.estimates_done = 0  # tests wait on this
@@ -181,6 +184,7 @@ class PresetEditor(Screen):
         problems += [p for p in self.load_problems if p.path not in self.type_errors]
         problems += [p for p in validate(preset, with_budget=False) if p.path not in self.type_errors]
         problems += self._budget_problems()
+        problems += [p for p in self.machine_problems if p.path not in self.type_errors]
         self.problems = problems
         self._apply_rows()
         key = tuple((p.level, p.path, p.message) for p in problems)
@@ -321,13 +325,14 @@ class PresetEditor(Screen):
         except RuntimeError as e:
             self.post_message(EstimateReady(serial, None, f"estimate failed: {e}"))
             return
-        self.post_message(EstimateReady(serial, est))
+        self.post_message(EstimateReady(serial, est, machine=services.machine_warnings(preset)))
 
     @on(EstimateReady)
     def _estimate_ready(self, msg: EstimateReady) -> None:
         if msg.serial != self._serial:
             return  # superseded by a newer edit
         self.estimate, self.estimate_error = msg.est, msg.error
+        self.machine_problems = msg.machine
         self.estimates_done += 1
         self._show_estimate()
         self.revalidate()

@@ -1,6 +1,11 @@
 """The run list: state, best val_bpb, final loss, steps, duration, a loss sparkline and a flag
-(FROZEN, pruned), refreshed in a worker thread. It fits 80 columns; a wide terminal adds the
+(FROZEN, pruned, lucky), refreshed in a worker thread. It fits 80 columns; a wide terminal adds the
 architecture, the preset and the age.
+
+Seed groups (``tuiLM.groups``: a study trial's seeds, or plain runs of one configuration) show as one
+row: best val_bpb mean ± SE over the seeds, k, and "lucky" when one seed beats its siblings by more
+than 2 standard deviations. ``e`` expands a group into its runs; Enter opens the group (mean line
+and seed band) and ``c`` compares marked groups and runs.
 
 Each run is summarised by ``runsummary.FastSummary`` (byte scans, only the few lines that matter
 decoded; then only what was appended), not ``runs.summarize`` (every line decoded: ~10 s for a
@@ -25,6 +30,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual.worker import get_current_worker
 
+from ...groups import (GroupValue, Membership, SeedGroup, counted, group_runs, group_state, group_value,
+                       membership)
 from ...runs import EVENTS, PRESET, RunSummary, list_runs, runs_root
 from ...units import fmt_count, fmt_duration
 from ..metrics import can_freeze, frozen_check
@@ -38,6 +45,7 @@ STATE_STYLE = {"running": "bold green", "completed": "cyan", "stopped": "yellow"
                "failed": "bold red", "dead": "bold red", "new": "dim", "starting": "green", "unreadable": "bold red"}
 WIDE = 110  # from this width on: arch, preset and age columns too
 TREND_W = 10
+BPB_W = 13  # "1.2345±.0021" and a space: a group's mean ± SE
 
 
 def fmt_age(seconds: float) -> str:
@@ -76,12 +84,36 @@ class RunRow:
     frozen: bool = False
 
 
+@dataclass
+class GroupRow:
+    """A seed group of two or more runs (members in seed order)."""
+
+    group: SeedGroup
+    members: list[RunRow]
+    value: GroupValue  # best val_bpb over the members that have one
+    lucky: set[str]  # member keys flagged as possibly lucky
+
+    @property
+    def key(self) -> str:
+        return "group:" + self.group.key
+
+
+def make_group_row(group: SeedGroup, rows: dict[Path, RunRow]) -> GroupRow:
+    members = [rows[p] for p in group.members]
+    values = counted([m.summary.state for m in members], [m.summary.best_val_bpb for m in members])
+    value = group_value(values)
+    with_value = [m for m, v in zip(members, values) if v is not None]
+    return GroupRow(group, members, value, {str(with_value[i].path) for i in value.lucky})
+
+
 class RunsUpdated(Message):
     """Posted by the refresh worker; a newer one replaces an unprocessed older one."""
 
-    def __init__(self, rows: list[RunRow]) -> None:
+    def __init__(self, rows: list[RunRow], groups: list[SeedGroup] | None = None) -> None:
         super().__init__()
         self.rows = rows
+        self.groups = groups if groups is not None else [SeedGroup(str(r.path), r.path.name, [r.path], [None])
+                                                         for r in rows]
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, RunsUpdated)
@@ -92,6 +124,7 @@ class RunsScreen(Screen):
         Binding("enter", "open", "Open"),
         Binding("space", "mark", "Mark"),
         Binding("c", "compare", "Compare marked"),
+        Binding("e", "expand", "Expand group"),
         Binding("s", "stop", "Stop"),
         Binding("r", "resume", "Resume"),
         Binding("f5", "refresh", "Refresh", show=False),
@@ -100,7 +133,11 @@ class RunsScreen(Screen):
     def __init__(self) -> None:
         super().__init__()
         self.marked: set[str] = set()
-        self.rows: dict[str, RunRow] = {}
+        self.rows: dict[str, RunRow] = {}  # every run, shown or folded into a group
+        self.groups: dict[str, GroupRow] = {}  # groups of two or more, by row key
+        self.expanded: set[str] = set()  # group row keys shown with their runs
+        self._order: list[str] = []  # the table's row keys, top to bottom
+        self._groups_seen: list[SeedGroup] = []  # the last refresh's grouping (expanding re-lays it out)
         self._wake = threading.Event()
         self.refreshes = 0
 
@@ -126,15 +163,15 @@ class RunsScreen(Screen):
         table.clear(columns=True)
         # no cell padding (it would cost 2 cells a column): numbers are right-aligned in columns a
         # little wider than they are, and the state starts with a space
-        fixed = 1 + 13 + 7 + 7 + 9 + 7 + TREND_W + 1 + 7 + (8 + 12 + 6 if wide else 0)
+        fixed = 1 + 12 + BPB_W + 7 + 9 + 7 + TREND_W + 1 + 7 + (8 + 12 + 6 if wide else 0)
         run_w = max(12, min(40, self.app.size.width - fixed - 1))
         table.add_column(" ", key="mark", width=1)
         table.add_column("run", key="run", width=run_w)
-        table.add_column(" state", key="state", width=13)
+        table.add_column(" state", key="state", width=12)
         if wide:
             table.add_column(" arch", key="arch", width=8)
             table.add_column(" preset", key="preset", width=12)
-        table.add_column(Text("bpb", justify="right"), key="bpb", width=7)
+        table.add_column(Text("bpb", justify="right"), key="bpb", width=BPB_W)
         table.add_column(Text("loss", justify="right"), key="loss", width=7)
         table.add_column(Text("steps", justify="right"), key="step", width=9)
         table.add_column(Text("time", justify="right"), key="time", width=7)
@@ -143,6 +180,7 @@ class RunsScreen(Screen):
         if wide:
             table.add_column(Text("age", justify="right"), key="age", width=6)
         self.rows.clear()  # the next refresh adds every row again
+        self._order = []
 
     def on_resize(self) -> None:
         if self.is_mounted:
@@ -153,8 +191,12 @@ class RunsScreen(Screen):
         root = runs_root(self.app.runs_root_dir())
         self.query_one("#runs-title", Static).update(
             Text.assemble(("Runs ", "bold"), (f"{len(self.rows)} in {root}/", "dim"),
+                          (f"  {len(self.groups)} seed group{'s' if len(self.groups) != 1 else ''}"
+                           if self.groups else "", "dim"),
                           (f"   {len(self.marked)} marked" if self.marked else "", "yellow")))
         hint = "space: mark runs, c: compare them" if len(self.marked) < 2 else "c: compare the marked runs"
+        if self.groups:
+            hint += " · e: expand a seed group"
         self.query_one("#runs-hint", Static).update(Text(hint, style="dim"))
 
     @work(thread=True, exclusive=True, group="runs-refresh")
@@ -163,6 +205,7 @@ class RunsScreen(Screen):
         summaries: dict[Path, FastSummary] = {}
         models: dict[Path, dict[str, Any]] = {}
         extras: dict[Path, tuple[int | None, list[float], bool]] = {}
+        members: dict[Path, Membership] = {}
         root = self.app.runs_root_dir()
         while not worker.is_cancelled:
             if not self._shown():  # under a dashboard: no scans (resuming the screen wakes this)
@@ -179,13 +222,14 @@ class RunsScreen(Screen):
                 summary = fast.update()  # reads only what was appended since the last refresh
                 if path not in models:
                     models[path] = _model_from_preset(path)
+                    members[path] = membership(path)
                 size = _size(path)
                 if extras.get(path, (None,))[0] != size:  # the trend and flag only move with the file
                     extras[path] = (size, loss_trend(path, TREND_W), _frozen(models[path], path))
                 _, trend, frozen = extras[path]
                 arch = summary.arch or str(models[path].get("arch", ""))
                 rows.append(RunRow(path, summary, preset_name(path, summary), arch, trend, frozen))
-            self.post_message(RunsUpdated(rows))
+            self.post_message(RunsUpdated(rows, group_runs([r.path for r in rows], members)))
             self._wake.wait(REFRESH_S)
             self._wake.clear()
 
@@ -203,36 +247,97 @@ class RunsScreen(Screen):
 
     @on(RunsUpdated)
     def _update(self, msg: RunsUpdated) -> None:
-        table = self.query_one(DataTable)
-        now = self.app.now()
-        seen = set()
-        for row in msg.rows:
-            key = str(row.path)
-            seen.add(key)
-            s = row.summary
-            state = s.state
-            cells = self._cells(row, key, now)
-            if key in self.rows and key in table.rows:
-                for col, value in cells.items():
-                    table.update_cell(key, col, value)
-            else:
-                table.add_row(*cells.values(), key=key)
-            self.rows[key] = row
-        for key in list(self.rows):
-            if key not in seen:
-                del self.rows[key]
-                self.marked.discard(key)
-                if key in table.rows:
-                    table.remove_row(key)
+        by_path = {row.path: row for row in msg.rows}
+        self._groups_seen = msg.groups
+        self.rows = {str(row.path): row for row in msg.rows}
+        self.groups = {}
+        shown: list[tuple[str, RunRow | GroupRow, str | None]] = []  # key, row, a member line's label
+        for g in msg.groups:
+            if g.k == 1:
+                row = by_path[g.members[0]]
+                shown.append((str(row.path), row, None))
+                continue
+            grow = make_group_row(g, by_path)
+            self.groups[grow.key] = grow
+            shown.append((grow.key, grow, None))
+            if grow.key in self.expanded:
+                shown += [(str(m.path), m, f"seed {seed} · {m.path.name}" if seed is not None else m.path.name)
+                          for m, seed in zip(grow.members, g.seeds)]
+        self.marked &= set(self.rows) | set(self.groups)
+        self.expanded &= set(self.groups)
+        self._fill(shown)
         self.refreshes += 1
         self._title()
+
+    def _fill(self, shown: list[tuple[str, RunRow | GroupRow, str | None]]) -> None:
+        """Update the cells in place when the rows are the same ones in the same order; otherwise
+        lay the table out again, keeping the cursor on the row it was on."""
+        table = self.query_one(DataTable)
+        now = self.app.now()
+        order = [key for key, _, _ in shown]
+        if order == self._order and all(k in table.rows for k in order):
+            for key, row, member in shown:
+                for col, value in self._cells_of(row, key, now, member).items():
+                    table.update_cell(key, col, value)
+            return
+        at = self._cursor_key()
+        table.clear()
+        for key, row, member in shown:
+            table.add_row(*self._cells_of(row, key, now, member).values(), key=key)
+        self._order = order
+        if at in order:
+            table.move_cursor(row=order.index(at), animate=False)
+
+    def _cells_of(self, row: RunRow | GroupRow, key: str, now: float, member: str | None) -> dict[str, Any]:
+        if isinstance(row, GroupRow):
+            return self._group_cells(row, now)
+        cells = self._cells(row, key, now)
+        if member is not None:
+            cells["run"] = Text.assemble(("└ ", "dim"), (member, "bold"), overflow="ellipsis", no_wrap=True)
+        lucky = any(key in g.lucky for g in self.groups.values())
+        if lucky and not cells["flag"]:
+            cells["flag"] = Text(" lucky", style="bold yellow")
+        return cells
+
+    def _group_cells(self, g: GroupRow, now: float) -> dict[str, Any]:
+        ms = [m.summary for m in g.members]
+        state = group_state([s.state for s in ms])
+        counted_runs = [s for s in ms if s.state == "completed"] or ms  # as the bpb: groups.counted
+        losses = [s.last_loss for s in counted_runs if s.last_loss is not None]
+        took = [t for m in g.members if (t := _took(m.summary)) is not None]
+        trends = [m.trend for m in g.members if m.trend]
+        trend = ([sum(col) / len(col) for col in zip(*trends)] if trends and len({len(t) for t in trends}) == 1
+                 else (trends[0] if trends else []))
+        low = min(ms, key=lambda s: s.step)
+        steps = f"{_count(low.step)}/{_count(low.max_steps)}" if low.max_steps else _count(low.step)
+        flag = (Text(" lucky", style="bold yellow") if g.lucky
+                else Text.assemble(" ", ("FROZEN", "bold white on red")) if any(m.frozen for m in g.members)
+                else Text(" pruned", style="magenta") if any(s.state == "pruned" for s in ms) else "")
+        arrow = "▾" if g.key in self.expanded else "▸"
+        cells: dict[str, Any] = {
+            "mark": Text("▌", style="yellow") if g.key in self.marked else "",
+            "run": Text.assemble((arrow + " ", "cyan"), (g.group.label, "bold"), overflow="ellipsis", no_wrap=True),
+            "state": Text(f" {STATE_ICON.get(state, '?')} {g.group.k} seeds", style=STATE_STYLE.get(state, "")),
+            "arch": Text(" " + g.members[0].arch, overflow="ellipsis", no_wrap=True),
+            "preset": Text(" " + g.members[0].preset, overflow="ellipsis", no_wrap=True),
+            "bpb": Text(g.value.text(), justify="right"),
+            "loss": Text(f"{sum(losses) / len(losses):.4f}" if losses else "—", justify="right"),
+            "step": Text(steps, justify="right"),
+            "time": Text(fmt_duration(sum(took)) if took else "—", justify="right"),
+            "trend": Text(" " + sparkline(trend, TREND_W), style="cyan"),
+            "flag": flag,
+            "age": Text(fmt_age(now - max((s.started or 0.0) for s in ms)), justify="right"),
+        }
+        if not self._wide:
+            for k in ("arch", "preset", "age"):
+                del cells[k]
+        return cells
 
     def _cells(self, row: RunRow, key: str, now: float) -> dict[str, Any]:
         s = row.summary
         state = s.state
         steps = (f"{_count(s.step)}/{_count(s.max_steps)}" if s.max_steps else _count(s.step))
-        end = s.ended if s.ended is not None else (s.last_event or {}).get("time")
-        took = (end - s.started) if isinstance(end, (int, float)) and s.started else None
+        took = _took(s)
         flag = (Text.assemble(" ", ("FROZEN", "bold white on red")) if row.frozen
                 else Text(" pruned", style="magenta") if state == "pruned" else "")
         cells: dict[str, Any] = {
@@ -265,10 +370,27 @@ class RunsScreen(Screen):
     def _row_selected(self, event: DataTable.RowSelected) -> None:
         self.action_open()
 
+    def _source(self, key: str) -> tuple[str, list[Path]]:
+        """(label, runs) of a row: a group opens as its seed band, a run as itself."""
+        g = self.groups.get(key)
+        if g is not None:
+            return f"{g.group.label} ×{g.group.k}", list(g.group.members)
+        return Path(key).name, [Path(key)]
+
     def action_open(self) -> None:
         key = self._cursor_key()
-        if key:
+        if key in self.groups:
+            self.app.open_sources([self._source(key)])
+        elif key:
             self.app.open_runs([Path(key)])
+
+    def action_expand(self) -> None:
+        key = self._cursor_key()
+        if key not in self.groups:
+            self.notify("Select a seed group (a ▸ row) to expand", severity="warning")
+            return
+        self.expanded ^= {key}
+        self._update(RunsUpdated(list(self.rows.values()), self._groups_seen))
 
     def action_mark(self) -> None:
         key = self._cursor_key()
@@ -281,11 +403,14 @@ class RunsScreen(Screen):
         self._title()
 
     def action_compare(self) -> None:
-        keys = [k for k in self.rows if k in self.marked]
+        keys = [k for k in self._order if k in self.marked]
         if len(keys) < 2:
-            self.notify("Mark two or more runs with space, then press c", severity="warning")
+            self.notify("Mark two or more runs or seed groups with space, then press c", severity="warning")
             return
-        self.app.open_runs([Path(k) for k in keys])
+        if any(k in self.groups for k in keys):
+            self.app.open_sources([self._source(k) for k in keys])
+        else:
+            self.app.open_runs([Path(k) for k in keys])
 
     def action_stop(self) -> None:
         key = self._cursor_key()
@@ -307,6 +432,11 @@ class RunsScreen(Screen):
     def palette_commands(self) -> list[tuple[str, str, Any]]:
         return [("Compare marked runs", "Overlay the marked runs (c)", self.action_compare),
                 ("Refresh runs", "Re-scan the runs folder now", self.action_refresh)]
+
+
+def _took(s: RunSummary) -> float | None:
+    end = s.ended if s.ended is not None else (s.last_event or {}).get("time")
+    return (end - s.started) if isinstance(end, (int, float)) and s.started else None
 
 
 def _model_from_preset(run: Path) -> dict[str, Any]:

@@ -26,7 +26,9 @@ from textual.widgets import Button, DataTable, Footer, Input, Label, Static
 from textual.worker import get_current_worker
 
 from ..studydata import TOP_K, StudyReader, StudyRow, StudySnapshot, TrialView
-from ..widgets.plot import Frame, PlotPanel, Trace, fmt_value
+from ..seedgroup import seed_band
+from ..widgets.linetable import LineTable
+from ..widgets.plot import Fill, Frame, PlotPanel, Trace, fmt_value
 from .dialogs import ConfirmScreen
 
 REFRESH_S = 2.0
@@ -268,12 +270,13 @@ class StudyScreen(Screen):
         self.refreshes = 0
         self._shown_token: Any = None
         self._columns: list[str] = []
-        self._cells: dict[str, tuple] = {}
+        self._cells: dict[int, tuple] = {}  # trial number -> (trial, is best, cells)
+        self._drawn: dict[str, Any] = {}  # part -> the inputs it was last drawn from
 
     def compose(self) -> ComposeResult:
         yield Static(id="study-title", classes="title-bar")
         with Horizontal(id="study-body"):
-            yield DataTable(id="study-table", cursor_type="row", zebra_stripes=True)
+            yield LineTable(id="study-table")
             with Grid(id="study-plots"):
                 yield PlotPanel("best so far", id="study-best")
                 yield PlotPanel("top-k val curves", id="study-curves")
@@ -285,7 +288,7 @@ class StudyScreen(Screen):
     def on_mount(self) -> None:
         self.query_one("#study-scatter").border_title = "objective vs param"
         self.query_one("#study-importance").border_title = "importance"
-        self.query_one(DataTable).focus()
+        self.query_one(LineTable).focus()
         self.query_one("#study-title", Static).update(Text(f"Study {self.study_name} · loading…", style="bold"))
         self._refresh_loop()
 
@@ -333,13 +336,16 @@ class StudyScreen(Screen):
         self._draw_curves()
         self._draw_scatter()
         self._draw_importance()
-        self.query_one("#study-verdicts", Static).update(Text("\n".join(snap.verdicts[:4]), style="")
-                                                         if snap.verdicts else "")
+        if not self._same("verdicts", snap.verdicts[:4]):
+            self.query_one("#study-verdicts", Static).update(Text("\n".join(snap.verdicts[:4]), style="")
+                                                             if snap.verdicts else "")
         if self.refreshes == 1:  # the text panels fit their size, known after the first layout
             self.call_after_refresh(self._redraw_text_panels)
 
     def _redraw_text_panels(self) -> None:
         if self.snapshot is not None:
+            self._drawn.pop("scatter", None)
+            self._drawn.pop("importance", None)
             self._draw_scatter()
             self._draw_importance()
 
@@ -354,11 +360,13 @@ class StudyScreen(Screen):
             f"best {best.value:.4f}" + (f" ± {best.se:.4f}" if best.se is not None else "") + \
             f" (t{best.number}, k={best.k})"
         target = f"/{s.target}" if s.target else ""
-        self.query_one("#study-title", Static).update(Text.assemble(
+        title = Text.assemble(
             (f"{s.name} ", "bold"), (s.state, STATE_STYLE.get(s.state, "")),
             f" · {s.count('complete')}{target} done {s.count('running')} run {s.count('pruned')} pruned "
             f"{s.count('fail')} failed · ", (best_text, "bold"),
-            (f" · sort {self.sort_key}{' desc' if self.sort_reverse else ''}", "dim"), no_wrap=True, overflow="ellipsis"))
+            (f" · sort {self.sort_key}{' desc' if self.sort_reverse else ''}", "dim"), no_wrap=True, overflow="ellipsis")
+        if not self._same("title", title.markup):
+            self.query_one("#study-title", Static).update(title)
 
     def sorted_trials(self) -> list[TrialView]:
         s = self.snapshot
@@ -389,54 +397,43 @@ class StudyScreen(Screen):
                      "dim" if "noise" in t.vs_best else ""))
 
     def _draw_table(self) -> None:
-        """Only what changed: new rows added, changed cells updated, gone rows removed, then one in-place
-        sort when the order differs (a live refresh of 500 trials touches a few rows, not all)."""
+        """Rows in the sort order; a trial's cells are rebuilt only when the trial changed, and the
+        table renders only rows whose cells changed (a live refresh of 500 trials touches a few)."""
         s = self.snapshot
         assert s is not None
-        table = self.query_one(DataTable)
+        table = self.query_one(LineTable)
         token = (s.token, self.sort_key, self.sort_reverse)
         if token == self._shown_token:
             return
         self._shown_token = token
         cols = ["#", "state", *[short_key(k, s.keys) for k in s.keys], s.objective, "k", "steps", "vs best"]
         if self._columns != cols:
-            cursor_key = self._cursor_trial()
-            table.clear(columns=True)
-            for i, label in enumerate(cols):
-                table.add_column(label, key=f"c{i}")
+            table.set_columns(cols)
             self._columns = cols
             self._cells = {}
-        else:
-            cursor_key = None
-        order = self.sorted_trials()
-        seen = set()
-        for t in order:
-            key = str(t.number)
-            seen.add(key)
-            cells = self._row_cells(t)
-            old = self._cells.get(key)
-            if old is None:
-                table.add_row(*cells, key=key)
-            elif old != cells:
-                for i, (a, b) in enumerate(zip(old, cells)):
-                    if a != b:
-                        table.update_cell(key, f"c{i}", b)
-            self._cells[key] = cells
-        for key in [k for k in self._cells if k not in seen]:
-            del self._cells[key]
-            table.remove_row(key)
-        want = [str(t.number) for t in order]
-        if [r.key.value for r in table.ordered_rows] != want:
-            rank = {k: i for i, k in enumerate(want)}
-            table.sort("c0", key=lambda cell: rank[str(cell).rstrip("*b")])
-        if cursor_key is not None and cursor_key in table.rows:
-            table.move_cursor(row=table.get_row_index(cursor_key))
+        rows = []
+        for t in self.sorted_trials():
+            best = t.number == s.best
+            hit = self._cells.get(t.number)
+            if hit is None or hit[1] != best or not (hit[0] is t or hit[0] == t):
+                hit = self._cells[t.number] = (t, best, self._row_cells(t))
+            rows.append((str(t.number), hit[2]))
+        table.set_rows(rows)
+
+    def _same(self, part: str, key: Any) -> bool:
+        """True when ``part`` was last drawn from equal inputs (a live refresh redraws only what moved)."""
+        if self._drawn.get(part) == key:
+            return True
+        self._drawn[part] = key
+        return False
 
     def _draw_best(self) -> None:
         s = self.snapshot
         assert s is not None
         sign = -1 if s.direction == "maximize" else 1
         pts = sorted((t.number, t.value) for t in s.trials if t.state == "complete" and t.value is not None)
+        if self._same("best", (tuple(pts), s.objective, sign)):
+            return
         panel = self.query_one("#study-best", PlotPanel)
         if not pts:
             panel.set_frame(Frame([], message="no completed trial yet"))
@@ -453,28 +450,17 @@ class StudyScreen(Screen):
         assert s is not None
         traces = []
         legend = []
+        if self._same("curves", (s.curves, self.band, s.objective)):
+            return
         done = [c for c in s.curves if c.state == "complete"]
+        fills = []
         for i, c in enumerate(done):
             color = COLORS[i % len(COLORS)]
             x = np.array(c.steps, dtype=float)
-            grid = np.array(c.per_seed, dtype=float)
-            with np.errstate(all="ignore"):
-                import warnings
-
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    mean = np.nanmean(grid, axis=0)
-                    if self.band == "minmax":
-                        lo, hi = np.nanmin(grid, axis=0), np.nanmax(grid, axis=0)
-                    else:
-                        n = np.sum(np.isfinite(grid), axis=0)
-                        se = np.nanstd(grid, axis=0, ddof=1) / np.sqrt(np.maximum(n, 1))
-                        se = np.where(n > 1, se, 0.0)
-                        lo, hi = mean - se, mean + se
+            mean, lo, hi, _ = seed_band(np.array(c.per_seed, dtype=float), self.band)
             ok = np.isfinite(mean)
             if len(c.per_seed) > 1:
-                traces.append(Trace(x[ok], lo[ok], color, dim=True))
-                traces.append(Trace(x[ok], hi[ok], color, dim=True))
+                fills.append(Fill(x[ok], lo[ok], hi[ok], color))
             traces.append(Trace(x[ok], mean[ok], color, f"t{c.number}"))
             legend.append(f"[{color}]━[/] t{c.number}")
         for c in s.curves:
@@ -486,7 +472,7 @@ class StudyScreen(Screen):
         panel = self.query_one("#study-curves", PlotPanel)
         panel.border_title = f"top-{min(TOP_K, len(done))} {s.objective} over seeds"
         panel.border_subtitle = ("min–max" if self.band == "minmax" else "± SE") + " band (b) · dim: pruned"
-        panel.set_frame(Frame(traces, message="no curves yet"))
+        panel.set_frame(Frame(traces, message="no curves yet", fills=tuple(fills)))
 
     def current_param(self) -> str | None:
         s = self.snapshot
@@ -505,14 +491,18 @@ class StudyScreen(Screen):
         kind = dict(s.dists).get(key, "range")
         pts = [(t.param(key), t.value, t.state) for t in s.trials
                if t.value is not None and t.state in ("complete", "pruned") and t.param(key) is not None]
-        widget.border_title = f"{s.objective} vs {short_key(key, s.keys)} (p)" + (" · log x" if kind == "log" else "")
         w, h = max(10, widget.size.width - 2), max(3, widget.size.height - 2)
+        if self._same("scatter", (key, kind, tuple(pts), w, h, s.objective)):
+            return
+        widget.border_title = f"{s.objective} vs {short_key(key, s.keys)} (p)" + (" · log x" if kind == "log" else "")
         widget.update(scatter_text(pts, w, h, log_x=kind == "log", choices=kind == "choice"))
 
     def _draw_importance(self) -> None:
         s = self.snapshot
         assert s is not None
         widget = self.query_one("#study-importance", Static)
+        if self._same("importance", (s.importance, s.keys, widget.size)):
+            return
         if not s.importance:
             widget.update(Text("needs 2+ completed trials", style="dim italic"))
             return
@@ -533,10 +523,7 @@ class StudyScreen(Screen):
     # -- actions ---------------------------------------------------------------------------------
 
     def _cursor_trial(self) -> str | None:
-        table = self.query_one(DataTable)
-        if table.row_count == 0:
-            return None
-        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        return self.query_one(LineTable).cursor_key
 
     def trial(self) -> TrialView | None:
         key = self._cursor_trial()
@@ -544,8 +531,8 @@ class StudyScreen(Screen):
             return None
         return next((t for t in self.snapshot.trials if str(t.number) == key), None)
 
-    @on(DataTable.RowSelected)
-    def _selected(self, event: DataTable.RowSelected) -> None:
+    @on(LineTable.RowSelected)
+    def _selected(self, event: LineTable.RowSelected) -> None:
         self.action_open_trial()
 
     def action_open_trial(self) -> None:

@@ -9,17 +9,68 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import DataTable
 
+from typing import Any
+
+from ...groups import group_value
 from ..panels import RUN_COLORS, best_bpb, diff_rows, fmt, frozen_of
 from ..rundata import RunData
+from ..seedgroup import SeedGroupData
 from .status import STATE_ICON
 
-SUMMARY_ROWS = ("best bpb", "loss", "step", "flag")
+SUMMARY_ROWS = ("best bpb", "loss", "step", "flag", "seeds", "per seed", "lucky", "vs first")
 MAX_ROWS_80x24 = 7  # the height cap on a small terminal (it scrolls): the plots stay on screen
 MIN_COL = 9
 
 
 def cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(1, width - 1)] + "…"
+
+
+def group_rows(sources: list[Any]) -> list[tuple[str, list[str]]]:
+    """Summary rows when seed groups are compared: best val_bpb mean ± SE (k), the seeds and each
+    seed's best, lucky seeds, and each source judged against the first (paired over shared seeds)."""
+    from ...study.stats import compare
+
+    def members(s: Any) -> list[RunData]:
+        return s.members if isinstance(s, SeedGroupData) else [s]
+
+    bests = [s.best_values() if isinstance(s, SeedGroupData) else [best_bpb(s)] for s in sources]
+    seeds = [[m.setting("run.seed") for m in members(s)] for s in sources]
+    values = [group_value(b) for b in bests]
+    rows = [("best bpb", [v.text() + (f" (k={v.k})" if v.k > 1 else "") for v in values]),
+            ("seeds", [" ".join(str(x) for x in sd) for sd in seeds]),
+            ("per seed", [" ".join(fmt(b) for b in bs) for bs in bests]),
+            ("loss", [fmt(s.last("train", "loss")) for s in sources])]
+    lucky = []
+    for bs, v in zip(bests, values):
+        with_value = [i for i, b in enumerate(bs) if b is not None]
+        lucky.append(" ".join(f"seed #{with_value[i] + 1}" for i in v.lucky))
+    if any(lucky):
+        rows.append(("lucky", lucky))
+    if len(sources) > 1:
+        base = [(b, sd) for b, sd in zip(bests[0], seeds[0]) if b is not None]
+        judged = [""]
+        for bs, sd in zip(bests[1:], seeds[1:]):
+            pairs = [(b, x) for b, x in zip(bs, sd) if b is not None]
+            if not pairs or not base:
+                judged.append("—")
+                continue
+            c = compare([b for b, _ in pairs], [b for b, _ in base], [x for _, x in pairs], [x for _, x in base])
+            judged.append(short_verdict(c))
+        rows.append(("vs first", judged))
+    return rows
+
+
+def short_verdict(c: Any) -> str:
+    """A comparison in a table cell: "better 1.2 % (p = 0.02, paired k=3)" or "seed noise (...)"."""
+    how = f"paired k={c.k}" if c.method == "paired" else ("Welch" if c.method == "welch" else "1 seed")
+    if c.method == "none":
+        return "one seed: cannot tell"
+    p = "p<0.001" if c.p < 0.001 else f"p={c.p:.2g}"
+    if not c.significant:
+        return f"seed noise ({p}, {how})"
+    rel = f"{abs(c.rel_gain) * 100:.2g} %" if c.rel_gain == c.rel_gain else f"{abs(c.gain):.4f}"
+    return f"{'better' if c.gain > 0 else 'worse'} {rel} ({p}, {how})"
 
 
 def summary_rows(runs: list[RunData]) -> list[tuple[str, list[str]]]:
@@ -36,10 +87,12 @@ class DiffTable(DataTable):
     def wanted_height(self, screen_height: int) -> int:
         return min(max(MAX_ROWS_80x24, screen_height // 4), self.row_count + 1)
 
-    def show(self, runs: list[RunData], width: int) -> bool:
-        """Fill the table for ``runs`` at ``width`` cells; False when nothing changed."""
-        diffs = diff_rows(r.preset for r in runs)
-        rows = summary_rows(runs) + (diffs or [("(same hyperparameters)", ["" for _ in runs])])
+    def show(self, runs: list[Any], width: int) -> bool:
+        """Fill the table for ``runs`` (runs or seed groups) at ``width`` cells; False when nothing changed."""
+        grouped = any(isinstance(r, SeedGroupData) for r in runs)
+        diffs = diff_rows((r.preset for r in runs), ignore_seed=grouped)
+        rows = ((group_rows(runs) if grouped else summary_rows(runs))
+                + (diffs or [("(same hyperparameters)", ["" for _ in runs])]))
         key = (tuple((k, tuple(v)) for k, v in rows), width, tuple(r.state for r in runs))
         if getattr(self, "_key", None) == key:
             return False

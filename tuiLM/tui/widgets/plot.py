@@ -82,6 +82,24 @@ def fmt_x(v: float, tokens: bool) -> str:
 
 
 @dataclass
+class Fill:
+    """A shaded area between two curves on one x grid (a seed band: min–max or ± SE over seeds),
+    drawn as a tint of ``color`` behind the lines, so the mean line over it stays readable."""
+
+    x: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    color: str
+
+
+def tint(color: str, alpha: float = 0.28, base: str = "#0f1115") -> str:
+    """``color`` laid at ``alpha`` over the dark panel background (a band's fill)."""
+    c = [int(color[i: i + 2], 16) for i in (1, 3, 5)]
+    b = [int(base[i: i + 2], 16) for i in (1, 3, 5)]
+    return "#" + "".join(f"{round(bb + (cc - bb) * alpha):02x}" for cc, bb in zip(c, b))
+
+
+@dataclass
 class Frame:
     """The inputs of one drawing; equal frames draw identical pictures.
 
@@ -98,6 +116,7 @@ class Frame:
     yrange: tuple[float, float] | None = None
     log_floor: float = 0.0
     cursor: float | None = None
+    fills: tuple[Fill, ...] = ()
 
 
 @dataclass
@@ -205,7 +224,15 @@ def render_plot(frame: Frame, width: int, height: int, geometry: list | None = N
             buckets.append((t, b))
     if not buckets:
         return _message("no positive values" if frame.log else frame.message, width, height)
-    ymin, ymax = _y_limits(buckets, frame)
+    fills: list[tuple[Fill, Buckets]] = []
+    for f in frame.fills:
+        lo = minmax_downsample(f.x, f.lo, x0, x1, ncols)
+        hi = minmax_downsample(f.x, f.hi, x0, x1, ncols)
+        if frame.log:
+            lo, hi = _log_buckets(lo, frame.log_floor), _log_buckets(hi, frame.log_floor)
+        if len(lo) and len(hi) and np.array_equal(lo.cols, hi.cols):
+            fills.append((f, Buckets(lo.cols, lo.lo, hi.hi, hi.last)))
+    ymin, ymax = _y_limits(buckets + [(None, b) for _, b in fills], frame)
     if geometry is not None:
         geometry.append(Geometry(x0, x1, Y_LABEL_W + 1, pw))
 
@@ -253,6 +280,17 @@ def render_plot(frame: Frame, width: int, height: int, geometry: list | None = N
                 chars[r, :] = ord("╌")
                 fg[r, :] = 1 + kind
 
+    # seed bands: a tint per cell between the band's edges (4 dot rows, 2 dot columns a cell)
+    for k, (_, b) in enumerate(fills):
+        dots = np.arange(int(b.cols[0]), int(b.cols[-1]) + 1)  # between sparse points: interpolated
+        top = _row_of(np.interp(dots, b.cols, b.hi), ymin, ymax, nrows) // 4
+        bot = _row_of(np.interp(dots, b.cols, b.lo), ymin, ymax, nrows) // 4
+        ctop, cbot = np.full(pw, ph), np.full(pw, -1)
+        np.minimum.at(ctop, dots // 2, top)  # two dot columns share a cell: the union of their spans
+        np.maximum.at(cbot, dots // 2, bot)
+        rows = np.arange(ph)[:, None]
+        bg[(rows >= ctop[None, :]) & (rows <= cbot[None, :])] = 4 + k
+
     # series: braille dots, the last trace touching a cell colours it
     codes = np.zeros((ph, pw), np.int32)
     owner = np.full((ph, pw), -1, np.int32)
@@ -286,9 +324,10 @@ def render_plot(frame: Frame, width: int, height: int, geometry: list | None = N
     colors = [None, GRID, BAND_EDGE["good"], BAND_EDGE["bad"], CURSOR_FG]
     colors += [t.color for t, _ in buckets] * 2
     dims = [False] * 5 + [False] * K + [True] * K
-    bgs = [None, BAND_BG["good"], BAND_BG["bad"], CURSOR_BG]
+    bgs = [None, BAND_BG["good"], BAND_BG["bad"], CURSOR_BG] + [tint(f.color) for f, _ in fills]
+    nb = len(bgs)
     styles = [[Style(color=c, bgcolor=g, dim=d) for g in bgs] for c, d in zip(colors, dims)]
-    key = fg * 4 + bg
+    key = fg * nb + bg
     text = chars.astype("<u4")
 
     y_labels = {r: yfmt(10.0 ** t if frame.log else t) for r, t in tick_rows.items()}
@@ -309,7 +348,7 @@ def render_plot(frame: Frame, width: int, height: int, geometry: list | None = N
         bounds = [0, *cuts.tolist(), pw]
         for a, b in zip(bounds[:-1], bounds[1:]):
             kk = int(row_key[a])
-            segs.append(Segment(row_text[a:b], styles[kk // 4][kk % 4]))
+            segs.append(Segment(row_text[a:b], styles[kk // nb][kk % nb]))
         strips.append(Strip(segs, width))
     strips.append(_x_axis(frame, width, pw, x0, x1, xt, tick_cols, cursor_col))
     return strips

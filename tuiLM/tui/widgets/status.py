@@ -5,6 +5,8 @@ Built from a run snapshot (``RunData``) and the view; no reading of its own.
 
 from __future__ import annotations
 
+from typing import Any
+
 import math
 
 import numpy as np
@@ -113,11 +115,21 @@ def run_header(run: RunData, view: View, width: int, *, stopping: bool = False, 
     return fit(pieces, width)
 
 
-def compare_header(runs: list[RunData], view: View, width: int, group: str = "") -> Text:
-    pieces: list[tuple[int, Text]] = [(0, _t((f" Compare {len(runs)} runs ", "bold")))]
+def compare_header(runs: list[Any], view: View, width: int, group: str = "") -> Text:
+    """The compare view's line: each run or seed group in its colour with its state (a group: its
+    label and k; its band kind)."""
+    groups = [r for r in runs if hasattr(r, "members")]
+    if groups:
+        what = (f" Seed group {groups[0].label} " if len(runs) == 1
+                else f" Compare {len(runs)} {'groups' if len(groups) == len(runs) else 'runs and groups'} ")
+    else:
+        what = f" Compare {len(runs)} runs "
+    pieces: list[tuple[int, Text]] = [(0, _t((what, "bold")))]
     for i, run in enumerate(runs):
         pieces.append((3, _t(("  ━ ", RUN_COLORS[i % len(RUN_COLORS)]),
                              (STATE_ICON.get(run.state, "?"), STATE_STYLE.get(run.state, "")))))
+    if groups:
+        pieces.append((4, _t(("  · band " + ("min–max" if view.band == "minmax" else "± SE") + " (b)", "dim"))))
     pieces += _view_pieces(view, group)
     return fit(pieces, width)
 

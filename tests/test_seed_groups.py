@@ -1,0 +1,212 @@
+"""Seed groups (issue 15, part 3): which runs group, their statistics, the band drawing, and the runs
+list / dashboard / compare in the app."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from textual.widgets import DataTable
+
+from tuiLM.groups import (GroupValue, counted, group_runs, group_state, group_value, membership)
+from tuiLM.tui.app import make_app
+from tuiLM.tui.rundata import RunData
+from tuiLM.tui.screens.dashboard import DashboardScreen
+from tuiLM.tui.screens.runs import RunsScreen
+from tuiLM.tui.seedgroup import SeedGroupData, seed_band
+from tuiLM.tui.widgets.plot import Fill, Frame, Trace, render_plot, tint
+
+from .fixtures.fixture_runs import FIXED_NOW, write_run
+
+
+def _runs(tmp_path: Path) -> Path:
+    root = tmp_path / "runs"
+    for i in range(3):  # one configuration, three seeds
+        write_run(root, f"base-s{i}", "gpt", seed=3 + i, run_seed=100 + i)
+    for i in range(3):  # another learning rate, the same three seeds
+        write_run(root, f"hot-s{i}", "gpt", seed=3 + i, run_seed=100 + i, lr=6e-3)
+    write_run(root, "repeat", "gpt", seed=9, run_seed=100)  # seed 100 of the base again: a repeat
+    return root
+
+
+# -- grouping ---------------------------------------------------------------------------------------
+
+def test_plain_runs_group_by_configuration_and_each_seed_once(tmp_path):
+    from tuiLM.runs import list_runs
+
+    root = _runs(tmp_path)
+    paths = list_runs(root)  # newest first: the repeat of seed 100, written last, is the odd one out
+    members = {p: membership(p) for p in paths}
+    groups = {tuple(sorted(p.name for p in g.members)) for g in group_runs(paths, members)}
+    assert groups == {("base-s0", "base-s1", "base-s2"), ("hot-s0", "hot-s1", "hot-s2"), ("repeat",)}
+    base = next(g for g in group_runs(paths, members) if g.k == 3 and "base" in g.members[0].name)
+    assert base.seeds == [100, 101, 102] and base.label == "gpt-small"
+    # a label, a cadence or a machine knob does not split a group; a setting does
+    run = root / "base-s1"
+    text = (run / "preset.toml").read_text()
+    (run / "preset.toml").write_text(text.replace('name = "gpt-small"', 'name = "renamed"')
+                                     .replace("every = 100", "every = 7"))
+    assert membership(run).key == membership(root / "base-s0").key
+    (run / "preset.toml").write_text(text.replace("n_layers = 4", "n_layers = 3"))
+    assert membership(run).key != membership(root / "base-s0").key
+
+
+def test_study_runs_group_by_trial(tmp_path):
+    root = _runs(tmp_path)
+    for i, name in enumerate(["base-s0", "base-s1"]):
+        (root / name / "study.json").write_text(json.dumps({"study": "lr", "trial": 4, "seed_index": i}))
+    m0, m1, m2 = (membership(root / n) for n in ("base-s0", "base-s1", "base-s2"))
+    assert m0.key == m1.key == "study:lr#4" and m0.label == "#4 lr"
+    assert m2.key != m0.key  # the same configuration outside the study is not the trial's seed
+
+
+def test_group_value_text_state_and_counted():
+    g = group_value([5.5537, 5.6248, 5.5483])
+    assert g.k == 3 and g.mean == pytest.approx(5.575600, abs=1e-6)
+    # sd = sqrt((0.0219² + 0.0492² + 0.0273²) / 2) = 0.04269, SE = sd / sqrt(3) = 0.02465: two
+    # significant figures, and the mean to the same place
+    assert g.se == pytest.approx(0.02465, abs=1e-5) and g.text() == "5.576±.025"
+    assert GroupValue(5.1077, 0.00924, 3, ()).text() == "5.1077±.0092"
+    assert group_value([None, 2.0]).text() == "2.0000" and group_value([]).text() == "—"
+    assert group_value([3.0, 3.50, 3.52, 3.49]).lucky == (0,)  # one seed far below tight siblings
+    assert group_state(["completed", "running", "failed"]) == "running"
+    assert group_state(["completed", "failed"]) == "failed" and group_state(["completed"] * 2) == "completed"
+    assert counted(["completed", "failed", "completed"], [1.0, 0.5, 2.0]) == [1.0, None, 2.0]
+    assert counted(["running", "running"], [1.0, 2.0]) == [1.0, 2.0]  # live: what there is
+
+
+def test_seed_band_minmax_and_se():
+    grid = np.array([[1.0, 2.0, np.nan], [3.0, 4.0, 5.0], [2.0, 3.0, np.nan]])
+    mean, lo, hi, n = seed_band(grid, "minmax")
+    assert mean.tolist() == [2.0, 3.0, 5.0] and lo.tolist() == [1.0, 2.0, 5.0] and hi.tolist() == [3.0, 4.0, 5.0]
+    assert n.tolist() == [3, 3, 1]
+    mean, lo, hi, n = seed_band(grid, "se")
+    assert hi[0] - mean[0] == pytest.approx(1.0 / math.sqrt(3))  # sd 1, k 3
+    assert lo[2] == hi[2] == 5.0  # one seed: no band
+
+
+def test_a_fill_tints_the_cells_between_its_edges():
+    x = np.arange(50.0)
+    frame = Frame([Trace(x, np.full(50, 5.0), "#4ea1ff")], fills=(Fill(x, np.full(50, 4.0), np.full(50, 6.0), "#4ea1ff"),),
+                  yrange=(0.0, 10.0))
+    strips = render_plot(frame, 60, 21)
+    want = tint("#4ea1ff")
+
+    def tinted(strip):
+        return any(seg.style is not None and seg.style.bgcolor is not None
+                   and seg.style.bgcolor.name.lower() == want for seg in strip)
+    rows = [i for i, s in enumerate(strips[:-1]) if tinted(s)]
+    assert rows, "no tinted cells"
+    # values 4..6 on a 0..10 axis of 20 rows: a band about 4 rows high around the middle, not the edges
+    assert 2 <= len(rows) <= 6 and min(rows) > 5 and max(rows) < 15
+    plain = render_plot(Frame(frame.traces, yrange=(0.0, 10.0)), 60, 21)
+    assert not any(tinted(s) for s in plain)
+
+
+def test_group_aggregate_is_the_mean_of_the_members_with_their_range(tmp_path):
+    root = _runs(tmp_path)
+    members = [RunData(root / f"base-s{i}") for i in range(3)]
+    for m in members:
+        while m.poll():
+            pass
+    g = SeedGroupData("base", members)
+    agg = g.aggregate("train", "loss", "step", None, "minmax")
+    ys = np.vstack([m.xy("train", "loss")[1] for m in members])
+    assert np.allclose(agg.mean, ys.mean(axis=0)) and np.allclose(agg.lo, ys.min(axis=0))
+    assert np.allclose(agg.hi, ys.max(axis=0)) and (agg.n == 3).all()
+    smooth = g.aggregate("train", "loss", "step", 0.9, "minmax")  # smoothed per member, then averaged
+    want = np.mean([m.ema("train", "loss", m.xy("train", "loss")[1], 0.9) for m in members], axis=0)
+    assert np.allclose(smooth.mean, want)
+    assert g.aggregate("train", "loss", "step", None, "minmax") is agg  # cached until a table moves
+
+
+# -- in the app -------------------------------------------------------------------------------------
+
+def aio(fn):
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return asyncio.run(fn(*args, **kwargs))
+    return wrapper
+
+
+async def wait_for(pilot, cond, timeout: float = 30.0, what: str = "condition") -> None:
+    t0 = time.monotonic()
+    while not cond():
+        if time.monotonic() - t0 > timeout:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.05)
+
+
+def _cell(table: DataTable, row_key: str, col: str) -> str:
+    v = table.get_cell(row_key, col)
+    return getattr(v, "plain", str(v))
+
+
+@aio
+async def test_runs_list_shows_a_group_as_one_row_that_expands_and_opens_as_a_band(tmp_path):
+    root = _runs(tmp_path)
+    app = make_app(runs_root=root, now=lambda: FIXED_NOW)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("2")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.refreshes > 0, what="runs")
+        screen = app.screen
+        table = screen.query_one(DataTable)
+        assert len(screen.groups) == 2 and table.row_count == 3  # two groups and the repeat
+        key = next(k for k, g in screen.groups.items() if "base-s0" in {p.name for p in g.group.members})
+        g = screen.groups[key]
+        bests = [m.summary.best_val_bpb for m in g.members]
+        assert _cell(table, key, "bpb") == group_value(bests).text()
+        assert "3 seeds" in _cell(table, key, "state")
+        table.move_cursor(row=screen._order.index(key))
+        await pilot.press("e")
+        assert table.row_count == 6 and "seed 100" in _cell(table, str(g.members[0].path), "run")
+        await pilot.press("e")
+        assert table.row_count == 3
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.ready, what="group")
+        dash = app.screen
+        assert len(dash.sources) == 1 and isinstance(dash.sources[0], SeedGroupData)
+        loss = dash.query_one("#panel-loss")
+        assert loss.frame.fills and len(loss.frame.traces) == 1  # one mean line over one band
+        before = loss.frame.fills[0].hi - loss.frame.fills[0].lo
+        await pilot.press("b")  # min–max -> ± SE: a narrower band
+        await wait_for(pilot, lambda: dash.band == "se" and dash.ready, what="SE band")
+        after = dash.query_one("#panel-loss").frame.fills[0]
+        assert np.all(after.hi - after.lo <= before + 1e-12) and np.any(after.hi - after.lo < before)
+
+
+@aio
+async def test_compare_two_groups_judges_them_seed_by_seed(tmp_path):
+    from tuiLM.study.stats import compare
+    from tuiLM.tui.widgets.difftable import DiffTable, short_verdict
+
+    root = _runs(tmp_path)
+    app = make_app(runs_root=root, now=lambda: FIXED_NOW)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("2")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.refreshes > 0, what="runs")
+        screen = app.screen
+        table = screen.query_one(DataTable)
+        keys = [k for k in screen._order if k in screen.groups]
+        for k in keys:
+            table.move_cursor(row=screen._order.index(k))
+            await pilot.press("space")
+        await pilot.press("c")
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.ready, what="compare")
+        dash = app.screen
+        assert all(isinstance(s, SeedGroupData) for s in dash.sources) and len(dash.sources) == 2
+        diff = dash.query_one(DiffTable)
+        rows = {str(diff.get_cell_at((r, 0))).strip(): r for r in range(diff.row_count)}
+        assert {"best bpb", "seeds", "per seed", "vs first", "optim.lr"} <= set(rows)
+        assert "run.seed" not in rows  # groups: the seed is not a setting
+        a, b = dash.sources
+        want = short_verdict(compare(b.best_values(), a.best_values(), [100, 101, 102], [100, 101, 102]))
+        assert "paired k=3" in want
+        assert str(diff.get_cell_at((rows["vs first"], 2))).startswith(want[:20])

@@ -1,0 +1,149 @@
+"""Seed groups: the runs of one configuration that differ only in their seed (specs/studies.md).
+
+A study's trial runs its seeds as one group (``study.json``: study and trial; a confirmation is a
+study of its own, so its fresh seeds form a new group). Plain runs group when their frozen presets
+agree on every setting that can change the numbers: the seed, labels, output cadences and machine
+knobs (threads, budgets, mirrors) are left out of the comparison.
+
+Pure Python (tomllib, hashlib): the runs list's worker thread and the CLI use it; no torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from .runs import PRESET, read_study_info
+
+# settings that do not change what a run computes (or say which seed it is)
+NOT_CONFIGURATION = {"run.seed", "run.name", "run.notes", "eval.target_bpb", "diag.every", "system.threads",
+                     "system.vram_budget_gib", "system.peak_tflops", "system.tensorboard_dir"}
+NOT_CONFIGURATION_SECTIONS = {"sample", "checkpoint"}
+
+
+@dataclass(frozen=True)
+class Membership:
+    """What a run directory says about its group: the key, a short label and its seed."""
+
+    key: str
+    label: str
+    seed: int | None
+
+
+@dataclass
+class SeedGroup:
+    key: str
+    label: str
+    members: list[Path] = field(default_factory=list)  # in seed order
+    seeds: list[int | None] = field(default_factory=list)
+
+    @property
+    def k(self) -> int:
+        return len(self.members)
+
+
+def read_preset(run_dir: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads((Path(run_dir) / PRESET).read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def configuration(preset: dict[str, Any]) -> dict[str, Any]:
+    """The settings that define a configuration (the preset less seed, labels, cadences, machine knobs)."""
+    out: dict[str, Any] = {}
+    for section, table in preset.items():
+        if section in NOT_CONFIGURATION_SECTIONS or not isinstance(table, dict):
+            continue
+        kept = {k: v for k, v in table.items() if f"{section}.{k}" not in NOT_CONFIGURATION}
+        if kept:
+            out[section] = kept
+    return out
+
+
+def membership(run_dir: Path, preset: dict[str, Any] | None = None) -> Membership:
+    preset = read_preset(run_dir) if preset is None else preset
+    run = preset.get("run", {}) if isinstance(preset.get("run"), dict) else {}
+    seed = run.get("seed") if isinstance(run.get("seed"), int) and not isinstance(run.get("seed"), bool) else None
+    info = read_study_info(run_dir)
+    if "study" in info and "trial" in info:
+        return Membership(f"study:{info['study']}#{info['trial']}", f"#{info['trial']} {info['study']}", seed)
+    blob = json.dumps(configuration(preset), sort_keys=True, default=str).encode()
+    name = run.get("name") if isinstance(run.get("name"), str) and run.get("name") else Path(run_dir).name
+    return Membership("config:" + hashlib.sha1(blob).hexdigest()[:16], name, seed)
+
+
+def group_runs(paths: Sequence[Path], members: dict[Path, Membership]) -> list[SeedGroup]:
+    """Groups in the order of their first run in ``paths`` (newest first, as ``runs.list_runs``); a
+    run alone is a group of one. A group holds each seed once: a later repeat of a seed (same
+    configuration, same seed) starts a group of its own, so the runs are assigned oldest first."""
+    groups: dict[str, SeedGroup] = {}
+    for p in reversed(paths):
+        m = members[p]
+        key, n = m.key, 1
+        while key in groups and m.seed is not None and m.seed in groups[key].seeds:
+            n += 1
+            key = f"{m.key}~{n}"
+        g = groups.get(key)
+        if g is None:
+            g = groups[key] = SeedGroup(key, m.label)
+        g.members.append(p)
+        g.seeds.append(m.seed)
+    for g in groups.values():
+        order = sorted(range(g.k), key=lambda i: (g.seeds[i] is None, g.seeds[i] or 0, str(g.members[i])))
+        g.members = [g.members[i] for i in order]
+        g.seeds = [g.seeds[i] for i in order]
+    where = {p: i for i, p in enumerate(paths)}
+    return sorted(groups.values(), key=lambda g: min(where[p] for p in g.members))
+
+
+STATE_RANK = ("running", "starting", "failed", "dead", "unreadable", "stopped", "pruned", "new", "completed")
+
+
+def group_state(states: Sequence[str]) -> str:
+    """A group's state: its most pressing member's (any running one makes the group running)."""
+    return min(states, key=lambda st: STATE_RANK.index(st) if st in STATE_RANK else len(STATE_RANK))
+
+
+@dataclass(frozen=True)
+class GroupValue:
+    """A group's objective over its seeds: mean ± SE with k, and the possibly lucky members."""
+
+    mean: float
+    se: float
+    k: int
+    lucky: tuple[int, ...]  # indices into the values given (members with a value)
+
+    def text(self, digits: int = 4) -> str:
+        """"5.108±.025": the SE to two significant figures and the mean to the same place (at most
+        ``digits`` decimals); a single value as it is."""
+        if self.k == 0:
+            return "—"
+        if self.k < 2 or not math.isfinite(self.se):
+            return f"{self.mean:.{digits}f}"
+        places = digits if self.se <= 0 else max(2, min(digits, 1 - math.floor(math.log10(self.se))))
+        return f"{self.mean:.{places}f}±{self.se:.{places}f}".replace("±0.", "±.")
+
+
+def counted(states: Sequence[str], values: Sequence[float | None]) -> list[float | None]:
+    """The values a group's statistics use: its completed runs' (a failed, stopped or pruned run's
+    best is not a finished configuration's), or every value while none has completed (a live group)."""
+    if any(st == "completed" for st in states):
+        return [v if st == "completed" else None for st, v in zip(states, values)]
+    return list(values)
+
+
+def group_value(values: Sequence[float | None], direction: str = "minimize") -> GroupValue:
+    """Mean ± SE of the members' values (None: no value yet) and which of them look lucky."""
+    from .study.stats import lucky_seeds, mean_se
+
+    idx = [i for i, v in enumerate(values) if v is not None and math.isfinite(v)]
+    vals = [float(values[i]) for i in idx]  # type: ignore[arg-type]
+    mean, se = mean_se(vals)
+    return GroupValue(mean, se, len(vals), tuple(idx[j] for j in lucky_seeds(vals, direction)))
