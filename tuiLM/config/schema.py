@@ -9,8 +9,11 @@ Fields that only apply to one model family carry ``archs`` so the form can hide 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from ..models import registry
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,20 @@ def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() and abs(x) < 1e15 else repr(x)
 
 
+class FamilyNames(Sequence):
+    """The choices of ``model.arch``: the registered model families (tuiLM/models/registry.py), read
+    when asked, so a family registered later is a valid choice everywhere the schema is read."""
+
+    def __getitem__(self, i):  # type: ignore[override]
+        return registry.names()[i]
+
+    def __len__(self) -> int:
+        return len(registry.names())
+
+    def __repr__(self) -> str:
+        return repr(registry.names())
+
+
 GPTISH = ("gpt", "mhc")
 MHC = ("mhc",)
 BDH = ("bdh",)
@@ -77,7 +94,7 @@ FIELDS: tuple[Field, ...] = (
     F("run", "seed", int, 1337, "Seed for weights, batch sampling and dropout", min=0, max=2**63 - 1),
     F("run", "notes", str, "", "Free text: what this preset is for"),
     # -- model: shared ---------------------------------------------------------------------------
-    F("model", "arch", str, "gpt", "Model family", choices=("gpt", "mhc", "bdh")),
+    F("model", "arch", str, "gpt", "Model family", choices=FamilyNames()),  # type: ignore[arg-type]
     F("model", "n_layers", int, 4, "Number of blocks (BDH: layers share one set of weights)", min=1, max=512),
     F("model", "d_model", int, 256, "Residual width (BDH: n_embd)", min=1, max=65536),
     F("model", "n_heads", int, 4, "Query heads (BDH: n_head)", min=1, max=1024),

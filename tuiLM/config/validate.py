@@ -6,14 +6,17 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
+from ..models.registry import family
 from .load import Preset, Problem
-from .schema import FIELDS, Field, applies
+from .schema import BY_PATH, FIELDS, Field
 
 # The frozen-residual threshold of specs/mhc.md: beyond |c|/tau = 20 Sinkhorn returns exactly I in
 # fp32 and no gradient reaches H_res or the gate.
 FROZEN_RATIO = 20.0
+
+Report = Callable[[str, str], None]  # err / warn: (key path, message)
 
 
 def _range_problem(f: Field, v: Any) -> str | None:
@@ -58,48 +61,11 @@ def validate(preset: Preset, *, with_budget: bool = True) -> list[Problem]:
         return not any(p in bad for p in paths)
 
     m, d, t = preset.model, preset.data, preset.train
-    arch = m.arch if ok("model.arch") else "gpt"
+    # an unknown family still gets the default family's checks on the shared keys
+    fam = family(m.arch if ok("model.arch") else BY_PATH["model.arch"].default)
 
     # -- model -----------------------------------------------------------------------------------
-    if arch in ("gpt", "mhc"):
-        if ok("model.d_model", "model.n_heads") and m.d_model % m.n_heads:
-            err("model.d_model", f"d_model ({m.d_model}) must be divisible by n_heads ({m.n_heads})")
-        elif ok("model.d_model", "model.n_heads"):
-            head_dim = m.d_model // m.n_heads
-            if m.pos == "rope" and head_dim % 2:
-                err("model.n_heads", f"RoPE needs an even head_dim; d_model/n_heads = {head_dim}")
-        kv = m.n_kv_heads or m.n_heads
-        if ok("model.n_heads", "model.n_kv_heads") and m.n_heads % kv:
-            err("model.n_kv_heads", f"n_heads ({m.n_heads}) must be divisible by n_kv_heads ({kv})")
-        if ok("model.bigram_buckets") and m.bigram_buckets == 1:
-            err("model.bigram_buckets", "BigramHash needs at least 2 buckets (one is reserved); 0 turns it off")
-        if ok("model.d_ff", "model.mlp_mult", "model.d_model") and m.d_ff == 0:
-            if int(m.mlp_mult * m.d_model) < 1:
-                err("model.mlp_mult", "mlp_mult x d_model gives an empty MLP")
-    if arch == "bdh" and ok("model.d_model", "model.n_heads", "model.bdh_mult"):
-        total = m.bdh_mult * m.d_model
-        if total % m.n_heads:
-            err("model.bdh_mult", f"bdh_mult x d_model ({total}) must be divisible by n_heads ({m.n_heads})")
-        elif (total // m.n_heads) % 2:
-            err("model.bdh_mult", f"neurons per head N = {total // m.n_heads} must be even for RoPE")
-    if arch == "mhc" and m.golf_block:
-        err("model.golf_block", "golf_block (U-Net skips, residual mix) is not combined with mHC streams; "
-                                "set golf_block = false or arch = 'gpt'")
-    if arch == "mhc" and ok("model.mhc_h_res_init", "model.mhc_tau"):
-        ratio = frozen_ratio(m)
-        if ratio > FROZEN_RATIO:
-            warn("model.mhc_h_res_init",
-                 f"H_res will be frozen at the identity: |off-diagonal init| / tau = "
-                 f"{abs(m.mhc_h_res_init):g} / {m.mhc_tau:g} = {ratio:g} > {FROZEN_RATIO:g}, so Sinkhorn "
-                 f"returns exactly I and b_res{' and the gate' if m.mhc_gate else ''} get zero gradient. "
-                 f"Keep |init| / tau <= {FROZEN_RATIO:g}: tau >= {abs(m.mhc_h_res_init) / FROZEN_RATIO:g} for "
-                 f"this init, or |init| <= {FROZEN_RATIO * m.mhc_tau:g} for this tau")
-        if m.mhc_streams == 1:
-            warn("model.mhc_streams", "one stream is a plain residual (hyper-connections found n = 1 worse "
-                                      "than the baseline); n = 4 is the usual choice")
-        if m.mhc_mode == "dynamic" and m.n_layers >= 20:
-            warn("model.mhc_mode", "dynamic mHC at depth >= 20 traded Sinkhorn convergence against stream "
-                                   "collapse in the users' experiments; static mode was stable")
+    fam.rules(preset, ok, err, warn)
 
     # -- data ------------------------------------------------------------------------------------
     if ok("data.source") and d.source != "builtin" and not d.path.strip():
@@ -139,7 +105,7 @@ def validate(preset: Preset, *, with_budget: bool = True) -> list[Problem]:
 
     # -- cadences --------------------------------------------------------------------------------
     for path in ("eval.every", "checkpoint.every", "sample.every", "diag.every"):
-        if path == "diag.every" and arch != "mhc":  # only mHC has diagnostics to miss
+        if path == "diag.every" and not fam.diagnostics:  # no diagnostics to miss
             continue
         v = preset.get(path)
         if ok(path) and v > t.max_steps:
@@ -151,9 +117,6 @@ def validate(preset: Preset, *, with_budget: bool = True) -> list[Problem]:
 
     # -- optimizer -------------------------------------------------------------------------------
     o = preset.optim
-    if o.name == "muon" and arch == "bdh":
-        warn("optim.name", "BDH has no hidden matrices of the GPT kind: Muon will treat encoder/decoder "
-                           "tensors as matrices; the reference recipe uses AdamW")
     if ok("optim.muon_momentum_start", "optim.muon_momentum") and o.muon_momentum_start > o.muon_momentum:
         warn("optim.muon_momentum_start", "momentum warms down instead of up (start > final)")
 
@@ -165,6 +128,63 @@ def validate(preset: Preset, *, with_budget: bool = True) -> list[Problem]:
     if with_budget and not any(p.is_error for p in out) and sysc.vram_budget_gib > 0:
         out.extend(_budget_problems(preset))
     return out
+
+
+# -- the families' own rules (the records in tuiLM/models/registry.py point here) -----------------
+# ``ok(*paths)``: those fields passed their own range check, so a cross-field rule may read them.
+
+def gpt_rules(preset: Preset, ok: Callable[..., bool], err: Report, warn: Report) -> None:
+    m = preset.model
+    if ok("model.d_model", "model.n_heads") and m.d_model % m.n_heads:
+        err("model.d_model", f"d_model ({m.d_model}) must be divisible by n_heads ({m.n_heads})")
+    elif ok("model.d_model", "model.n_heads"):
+        head_dim = m.d_model // m.n_heads
+        if m.pos == "rope" and head_dim % 2:
+            err("model.n_heads", f"RoPE needs an even head_dim; d_model/n_heads = {head_dim}")
+    kv = m.n_kv_heads or m.n_heads
+    if ok("model.n_heads", "model.n_kv_heads") and m.n_heads % kv:
+        err("model.n_kv_heads", f"n_heads ({m.n_heads}) must be divisible by n_kv_heads ({kv})")
+    if ok("model.bigram_buckets") and m.bigram_buckets == 1:
+        err("model.bigram_buckets", "BigramHash needs at least 2 buckets (one is reserved); 0 turns it off")
+    if ok("model.d_ff", "model.mlp_mult", "model.d_model") and m.d_ff == 0:
+        if int(m.mlp_mult * m.d_model) < 1:
+            err("model.mlp_mult", "mlp_mult x d_model gives an empty MLP")
+
+
+def mhc_rules(preset: Preset, ok: Callable[..., bool], err: Report, warn: Report) -> None:
+    gpt_rules(preset, ok, err, warn)
+    m = preset.model
+    if m.golf_block:
+        err("model.golf_block", "golf_block (U-Net skips, residual mix) is not combined with mHC streams; "
+                                "set golf_block = false or arch = 'gpt'")
+    if ok("model.mhc_h_res_init", "model.mhc_tau"):
+        ratio = frozen_ratio(m)
+        if ratio > FROZEN_RATIO:
+            warn("model.mhc_h_res_init",
+                 f"H_res will be frozen at the identity: |off-diagonal init| / tau = "
+                 f"{abs(m.mhc_h_res_init):g} / {m.mhc_tau:g} = {ratio:g} > {FROZEN_RATIO:g}, so Sinkhorn "
+                 f"returns exactly I and b_res{' and the gate' if m.mhc_gate else ''} get zero gradient. "
+                 f"Keep |init| / tau <= {FROZEN_RATIO:g}: tau >= {abs(m.mhc_h_res_init) / FROZEN_RATIO:g} for "
+                 f"this init, or |init| <= {FROZEN_RATIO * m.mhc_tau:g} for this tau")
+        if m.mhc_streams == 1:
+            warn("model.mhc_streams", "one stream is a plain residual (hyper-connections found n = 1 worse "
+                                      "than the baseline); n = 4 is the usual choice")
+        if m.mhc_mode == "dynamic" and m.n_layers >= 20:
+            warn("model.mhc_mode", "dynamic mHC at depth >= 20 traded Sinkhorn convergence against stream "
+                                   "collapse in the users' experiments; static mode was stable")
+
+
+def bdh_rules(preset: Preset, ok: Callable[..., bool], err: Report, warn: Report) -> None:
+    m = preset.model
+    if ok("model.d_model", "model.n_heads", "model.bdh_mult"):
+        total = m.bdh_mult * m.d_model
+        if total % m.n_heads:
+            err("model.bdh_mult", f"bdh_mult x d_model ({total}) must be divisible by n_heads ({m.n_heads})")
+        elif (total // m.n_heads) % 2:
+            err("model.bdh_mult", f"neurons per head N = {total // m.n_heads} must be even for RoPE")
+    if preset.optim.name == "muon":
+        warn("optim.name", "BDH has no hidden matrices of the GPT kind: Muon will treat encoder/decoder "
+                           "tensors as matrices; the reference recipe uses AdamW")
 
 
 def _budget_problems(preset: Preset) -> list[Problem]:

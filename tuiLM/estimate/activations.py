@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..models.registry import family
 from .params import d_ff, kv_heads
 
 I64, F32 = 8, 4
@@ -64,9 +65,8 @@ class Precision:
 
 def saved(preset: Any, vocab: int, prec: Precision) -> Ledger:
     """Saved-for-backward bytes of one micro-batch of ``preset`` (B = device_batch_size)."""
-    if preset.model.arch == "bdh":
-        return _bdh(preset.model, preset.train.device_batch_size, preset.data.seq_len, vocab, prec)
-    return _gpt(preset.model, preset.train.device_batch_size, preset.data.seq_len, vocab, prec)
+    m = preset.model
+    return family(m.arch).activations(m, preset.train.device_batch_size, preset.data.seq_len, vocab, prec)
 
 
 # -- GPT and the mHC backbone --------------------------------------------------------------------
@@ -87,15 +87,24 @@ def _norm(led: Ledger, m: Any, rows: int, width: int, in_bytes: int, component: 
             led.add(component, rows * width, F32)
 
 
-def _gpt(m: Any, B: int, T: int, V: int, p: Precision) -> Ledger:
+def gpt_saved(m: Any, B: int, T: int, V: int, p: Precision) -> Ledger:
+    return _gpt(m, B, T, V, p, streams=False)
+
+
+def mhc_saved(m: Any, B: int, T: int, V: int, p: Precision) -> Ledger:
+    """The GPT backbone plus what every hyper-connection site keeps."""
+    return _gpt(m, B, T, V, p, streams=True)
+
+
+def _gpt(m: Any, B: int, T: int, V: int, p: Precision, streams: bool) -> Ledger:
     led = Ledger()
     D, H, L = m.d_model, m.n_heads, m.n_layers
     KV, hd, Fh = kv_heads(m), D // H, d_ff(m)
     BT = B * T
     a = p.act
-    n = m.mhc_streams if m.arch == "mhc" else 1
+    n = m.mhc_streams if streams else 1
     drop = m.dropout > 0
-    golf = m.golf_block and m.arch == "gpt"
+    golf = m.golf_block and not streams  # mHC does not combine with the golf block (validation says so)
 
     # embedding: indices for the lookup; positions; BigramHash; golf's weightless norm; dropout
     led.add("embedding", BT, I64)
@@ -128,7 +137,7 @@ def _gpt(m: Any, B: int, T: int, V: int, p: Precision) -> Ledger:
                 # the last encoder block's output, kept by the first skip (skip_weight * skip)
                 led.add("residual", BT * D, F32)
         for site in ("attn", "mlp"):
-            if m.arch == "mhc" and n > 1:
+            if n > 1:
                 _mhc_site(led, m, B, T, first=(layer == 0 and site == "attn"), p=p)
             _norm(led, m, BT, D, F32)
             if site == "attn":
@@ -176,7 +185,7 @@ def _gpt(m: Any, B: int, T: int, V: int, p: Precision) -> Ledger:
     if p.autocast:  # bf16 copies of the weights, cast once per step and kept for backward
         led.add("weight copies", _matmul_params_gpt(m, V), a)
     _loss(led, B, T, V, softcap=m.logit_softcap > 0)
-    if m.arch == "mhc" and n > 1 and m.mhc_mode == "static":
+    if n > 1 and m.mhc_mode == "static":
         S = 2 * L
         led.add("mhc", S * n * n, F32, 2 * m.mhc_iters * 2 + 1)  # unrolled batched Sinkhorn
         led.add("mhc", S * n, F32, 2 * m.mhc_iters * 2)
@@ -234,7 +243,7 @@ def _loss(led: Ledger, B: int, T: int, V: int, softcap: bool) -> None:
 
 # -- BDH -----------------------------------------------------------------------------------------
 
-def _bdh(m: Any, B: int, T: int, V: int, p: Precision) -> Ledger:
+def bdh_saved(m: Any, B: int, T: int, V: int, p: Precision) -> Ledger:
     """The reference forward (models/bdh.py). Its matmuls broadcast x (B, 1, T, D) against the
     per-head weights (nh, D, N): torch.matmul materialises both operands at the full batch shape, so
     every layer keeps a B-fold copy of encoder and encoder_v as well as the (B, nh, T, N) tensors."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..models.registry import family
 from . import activations as act
 from .params import Tensor, artifact_bytes, by_part, count, inventory
 from .vocab import resolve_vocab
@@ -113,23 +114,35 @@ def flops_per_token(m: Any, tensors: list[Tensor], V: int, T: int) -> int:
     """Training FLOPs per token: 6 x (parameters used in matmuls per token) + attention.
 
     Attention follows the PaLM / nanoGPT MFU convention (the full T x T, 12·L·T·d per token), so
-    figures compare with what other tools print. BDH reuses its weights at every layer.
+    figures compare with what other tools print. Each family counts its own (``Family.flops``).
     """
-    if m.arch == "bdh":
-        D, nh = m.d_model, m.n_heads
-        N = m.bdh_mult * D // nh
-        per_token = m.n_layers * 3 * nh * N * D + D * V
-        attention = m.n_layers * nh * T * (N + D)  # (x_r x_r^T) over N, scores @ x over D
-        return 6 * per_token + 6 * attention
+    return family(m.arch).flops(m, tensors, V, T)
+
+
+def gpt_flops(m: Any, tensors: list[Tensor], V: int, T: int) -> int:
     matmul = sum(t.numel for t in tensors if t.role in ("matrix", "head") or t.name.endswith(".phi"))
     if m.tie_embeddings:
         matmul += V * m.d_model  # the tied table is also the LM head
     attention = 12 * m.n_layers * T * m.d_model
+    return 6 * matmul + attention
+
+
+def mhc_flops(m: Any, tensors: list[Tensor], V: int, T: int) -> int:
+    """The backbone plus the stream mixing at every site (two per layer)."""
     mixing = 0
-    if m.arch == "mhc" and m.mhc_streams > 1:
+    if m.mhc_streams > 1:
         n = m.mhc_streams
         mixing = 2 * m.n_layers * 6 * m.d_model * (n * n + 2 * n)
-    return 6 * matmul + attention + mixing
+    return gpt_flops(m, tensors, V, T) + mixing
+
+
+def bdh_flops(m: Any, tensors: list[Tensor], V: int, T: int) -> int:
+    """BDH reuses its weights at every layer."""
+    D, nh = m.d_model, m.n_heads
+    N = m.bdh_mult * D // nh
+    per_token = m.n_layers * 3 * nh * N * D + D * V
+    attention = m.n_layers * nh * T * (N + D)  # (x_r x_r^T) over N, scores @ x over D
+    return 6 * per_token + 6 * attention
 
 
 # The fields the estimate reads: out-of-range values (a half-typed form field) give a ValueError naming
@@ -212,7 +225,7 @@ def estimate(preset: Any, vocab_size: int | None = None, world_size: int = 1, *,
     notes = []
     if not exact:
         notes.append(f"vocabulary {V} is a guess ({source}); set data.vocab_size for an exact figure")
-    if m.arch != "bdh" and m.dropout > 0 and prec.device != "cuda":
+    if not family(m.arch).attention and m.dropout > 0 and prec.device != "cuda":
         notes.append("attention dropout on the CPU uses SDPA's math path, which keeps T x T matrices")
     return Estimate(
         arch=m.arch, params=P, params_by_part=by_part(tensors), parts=parts, total_bytes=sum(parts.values()),

@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..models.registry import family
 from .vocab import resolve_vocab
 
 
@@ -52,8 +53,9 @@ def _torch_dtype(torch: Any, name: str) -> Any:
 
 
 def _attention_kernel(preset: Any, device: str) -> str:
-    if preset.model.arch == "bdh":
-        return "BDH linear attention (full T x T scores)"
+    own = family(preset.model.arch).attention
+    if own:
+        return own
     if device != "cpu":
         return f"SDPA, {device} kernel choice"
     if preset.model.dropout > 0:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from math import gcd
 from typing import Any
 
+from ..models.registry import family
 from .core import Estimate, estimate
 
 MIN_SEQ_LEN = 64
@@ -80,14 +81,20 @@ def _seq_lens(t0: int, tokens: int, world: int) -> list[int]:
     return out
 
 
+def gpt_width_step(m: Any) -> int:
+    """d_model must divide into n_heads heads, of even size under RoPE."""
+    return m.n_heads * (2 if m.pos == "rope" else 1)
+
+
+def bdh_width_step(m: Any) -> int:
+    """N = mult * D / heads must be a whole, even number."""
+    return 2 * m.n_heads // gcd(2 * m.n_heads, m.bdh_mult)
+
+
 def _widths(preset: Any) -> list[int]:
-    """Smaller d_model values that keep the model valid, largest first."""
+    """Smaller d_model values that keep the model valid, largest first (the family's width step)."""
     m = preset.model
-    if m.arch == "bdh":
-        # N = mult * D / heads must be a whole, even number
-        step = 2 * m.n_heads // gcd(2 * m.n_heads, m.bdh_mult)
-    else:
-        step = m.n_heads * (2 if m.pos == "rope" else 1)
+    step = family(m.arch).width_step(m)
     if m.d_model % MIN_WIDTH_STEP == 0:
         step = step * MIN_WIDTH_STEP // gcd(step, MIN_WIDTH_STEP)
     return list(range((m.d_model - 1) // step * step, 0, -step))

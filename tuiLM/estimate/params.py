@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from math import prod
 from typing import Any
 
+from ..models.registry import family
+
 CONTROL_ROLES = ("scalar", "mhc")  # kept fp32 in the artifact when small
 
 
@@ -57,12 +59,10 @@ def norm_params(model: Any, width: int) -> list[tuple[str, int]]:
 
 def inventory(model: Any, vocab_size: int, seq_len: int) -> list[Tensor]:
     """All parameter tensors of the model described by ``model`` (a preset's model section)."""
-    if model.arch == "bdh":
-        return _bdh(model, vocab_size)
-    return _gpt(model, vocab_size, seq_len)
+    return family(model.arch).inventory(model, vocab_size, seq_len)
 
 
-def _bdh(m: Any, V: int) -> list[Tensor]:
+def bdh_inventory(m: Any, V: int, T: int) -> list[Tensor]:
     D, H = m.d_model, m.n_heads
     N = m.bdh_mult * D // H
     return [
@@ -74,7 +74,16 @@ def _bdh(m: Any, V: int) -> list[Tensor]:
     ]
 
 
-def _gpt(m: Any, V: int, T: int) -> list[Tensor]:
+def gpt_inventory(m: Any, V: int, T: int) -> list[Tensor]:
+    return _gpt(m, V, T, streams=False)
+
+
+def mhc_inventory(m: Any, V: int, T: int) -> list[Tensor]:
+    """The GPT backbone with hyper-connection coefficients at every site."""
+    return _gpt(m, V, T, streams=True)
+
+
+def _gpt(m: Any, V: int, T: int, streams: bool) -> list[Tensor]:
     D, H, L = m.d_model, m.n_heads, m.n_layers
     KV, hd, F = kv_heads(m), m.d_model // m.n_heads, d_ff(m)
     out: list[Tensor] = [Tensor("tok_emb.weight", (V, D), "embed", "embedding")]
@@ -86,13 +95,13 @@ def _gpt(m: Any, V: int, T: int) -> list[Tensor]:
         if db != D:
             out.append(Tensor("bigram.proj.weight", (D, db), "matrix", "bigram"))
         out.append(Tensor("bigram.scale", (), "scalar", "bigram"))
-    if m.arch == "mhc":
+    if streams:
         out.extend(_mhc_globals(m))
     for i in range(L):
         b = f"blocks.{i}"
         for norm, hc in (("attn_norm", "hc_attn"), ("mlp_norm", "hc_mlp")):
             out.extend(Tensor(f"{b}.{norm}.{s}", (n,), "scalar", "norms") for s, n in norm_params(m, D))
-            if m.arch == "mhc":
+            if streams:
                 out.extend(_mhc_site(m, f"{b}.{hc}"))
         out.append(Tensor(f"{b}.attn.c_q.weight", (H * hd, D), "matrix", "attention"))
         out.append(Tensor(f"{b}.attn.c_k.weight", (KV * hd, D), "matrix", "attention"))

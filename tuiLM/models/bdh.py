@@ -17,18 +17,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import collect_roles, config_from_section, lm_loss
+from .layers import collect_roles, config_from_section, default, lm_loss
 
 
 @dataclass
 class BDHConfig:
-    vocab_size: int = 256
-    max_seq_len: int = 256
-    n_layers: int = 6
-    d_model: int = 256
-    n_heads: int = 4
-    bdh_mult: int = 128
-    dropout: float = 0.1
+    vocab_size: int  # from the data, not the [model] section
+    max_seq_len: int  # from the data, not the [model] section
+    n_layers: int = default("n_layers")
+    d_model: int = default("d_model")
+    n_heads: int = default("n_heads")
+    bdh_mult: int = default("bdh_mult")
+    dropout: float = default("dropout")
 
     @classmethod
     def from_section(cls, section, vocab_size: int, max_seq_len: int):

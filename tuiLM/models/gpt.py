@@ -19,32 +19,32 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import collect_roles, config_from_section, lm_loss
+from .layers import collect_roles, config_from_section, default, lm_loss
 
 
 @dataclass
 class GPTConfig:
-    vocab_size: int = 256
-    max_seq_len: int = 256
-    n_layers: int = 4
-    d_model: int = 256
-    n_heads: int = 4
-    n_kv_heads: int = 0  # 0 = n_heads
-    d_ff: int = 0  # 0 = int(mlp_mult * d_model)
-    mlp_mult: float = 4.0
-    activation: str = "gelu"  # gelu | relu2 | swiglu
-    norm: str = "layernorm"  # layernorm | rmsnorm
-    norm_weight: bool = True
-    qk_norm: bool = False
-    pos: str = "rope"  # rope | learned
-    rope_base: float = 10000.0
-    tie_embeddings: bool = True
-    logit_softcap: float = 0.0  # 0 = off
-    bigram_buckets: int = 0  # 0 = off
-    bigram_dim: int = 128
-    golf_block: bool = False
-    qk_gain_init: float = 1.5
-    dropout: float = 0.0
+    vocab_size: int  # from the data, not the [model] section
+    max_seq_len: int  # from the data, not the [model] section
+    n_layers: int = default("n_layers")
+    d_model: int = default("d_model")
+    n_heads: int = default("n_heads")
+    n_kv_heads: int = default("n_kv_heads")  # 0 = n_heads
+    d_ff: int = default("d_ff")  # 0 = int(mlp_mult * d_model)
+    mlp_mult: float = default("mlp_mult")
+    activation: str = default("activation")  # gelu | relu2 | swiglu
+    norm: str = default("norm")  # layernorm | rmsnorm
+    norm_weight: bool = default("norm_weight")
+    qk_norm: bool = default("qk_norm")
+    pos: str = default("pos")  # rope | learned
+    rope_base: float = default("rope_base")
+    tie_embeddings: bool = default("tie_embeddings")
+    logit_softcap: float = default("logit_softcap")  # 0 = off
+    bigram_buckets: int = default("bigram_buckets")  # 0 = off
+    bigram_dim: int = default("bigram_dim")
+    golf_block: bool = default("golf_block")
+    qk_gain_init: float = default("qk_gain_init")
+    dropout: float = default("dropout")
 
     @classmethod
     def from_section(cls, section, vocab_size: int, max_seq_len: int):

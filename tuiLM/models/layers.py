@@ -17,7 +17,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config.schema import BY_PATH
+
 ROLES = ("embed", "head", "matrix", "scalar", "mhc")
+
+
+def default(key: str) -> Any:
+    """The schema's default for ``model.<key>``: a model config built without a preset has the same
+    values as one built from the default preset (one set of defaults, tuiLM/config/schema.py)."""
+    return BY_PATH[f"model.{key}"].default
 
 
 def config_from_section(cls: type, section: Any, **extra: Any) -> Any:

@@ -26,20 +26,21 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from .gpt import GPT, Block, GPTConfig
+from .layers import default
 
 
 @dataclass
 class MHCConfig(GPTConfig):
-    mhc_streams: int = 4
-    mhc_mode: str = "static"  # static | dynamic
-    mhc_h_res_init: float = -2.0
-    mhc_tau: float = 1.0
-    mhc_iters: int = 20
-    mhc_gate: bool = False
-    mhc_gate_init: float = 0.01
-    mhc_gate_noise: float = 0.0
-    mhc_stream_embed: bool = False
-    mhc_alpha_init: float = 0.01
+    mhc_streams: int = default("mhc_streams")
+    mhc_mode: str = default("mhc_mode")  # static | dynamic
+    mhc_h_res_init: float = default("mhc_h_res_init")
+    mhc_tau: float = default("mhc_tau")
+    mhc_iters: int = default("mhc_iters")
+    mhc_gate: bool = default("mhc_gate")
+    mhc_gate_init: float = default("mhc_gate_init")
+    mhc_gate_noise: float = default("mhc_gate_noise")
+    mhc_stream_embed: bool = default("mhc_stream_embed")
+    mhc_alpha_init: float = default("mhc_alpha_init")
 
     def check(self) -> None:
         super().check()

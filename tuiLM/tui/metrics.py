@@ -19,6 +19,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from ..models import registry
+
 INF = math.inf
 
 
@@ -161,8 +163,6 @@ SYSTEM_PANELS: tuple[PanelSpec, ...] = (
 PANELS = PANELS + SYSTEM_PANELS
 BY_KEY = {p.key: p for p in PANELS}
 
-# what a family's user looks at first: these lead the first page of the dashboard
-FIRST = {"mhc": ("loss", "val_bpb", "H_res_diag_mean", "stream_similarity", "gate_value", "sinkhorn")}
 GROUP_TITLES = {"core": "core", "mhc": "mHC", "system": "system"}
 
 
@@ -176,17 +176,35 @@ def panel_groups(panels: tuple[PanelSpec, ...] | list[PanelSpec], family: str) -
     by_group: dict[str, list[PanelSpec]] = {}
     for p in panels:
         by_group.setdefault(p.group, []).append(p)
-    first = FIRST.get(family)
+    fam = registry.find(family)
+    first = fam.lead if fam else ()  # what a family's user looks at first leads its first page
     out: list[tuple[str, list[PanelSpec]]] = []
     if first and any(p.key in first for p in panels):
         keys = {p.key: p for p in panels}
         lead = [keys[k] for k in first if k in keys]
-        out.append((GROUP_TITLES.get(family, family), lead))
+        out.append((GROUP_TITLES.get(family, fam.title if fam else family), lead))
         by_group.pop(family, None)
     for group in ("core", *sorted(g for g in by_group if g != "core")):
         if by_group.get(group):
             out.append((GROUP_TITLES.get(group, group), by_group[group]))
     return out
+
+
+def dashboard_groups(panels: tuple[PanelSpec, ...] | list[PanelSpec], archs: list[str],
+                     has: Callable[[str, str], bool]) -> list[tuple[str, list[PanelSpec]]]:
+    """The pages for runs of the families ``archs`` (``has(kind, column)``: some run has that data).
+
+    A panel group a family owns (``Family.panels``, e.g. the mHC diagnostics) shows when one of the
+    runs is of that family or has data for one of its panels; the pages then lead with that family's
+    panels. Groups nobody owns (core, system) always show.
+    """
+    owners = {g: f.name for f in registry.families() for g in f.panels}
+    shown = {g for a in archs if (f := registry.find(a)) for g in f.panels}
+    shown |= {p.group for p in panels if p.group in owners
+              and any(has(kind, line.column) for line in p.lines for kind in line.kinds)}
+    specs = [p for p in panels if p.group not in owners or p.group in shown]
+    lead = next((owners[g] for g in owners if g in shown), archs[0] if archs else "")
+    return panel_groups(specs, lead)
 
 
 def verdict(value: float | None, bands: tuple[Band, ...]) -> str:
@@ -208,13 +226,20 @@ class Frozen:
     text: str
 
 
+def can_freeze(model: dict[str, Any]) -> bool:
+    """Whether runs of this [model] table can show the frozen-residual signature (their family writes
+    diagnostics)."""
+    fam = registry.find(model.get("arch"))
+    return fam is not None and fam.diagnostics
+
+
 def frozen_check(model: dict[str, Any], h_res: float | None, gate: float | None, step: float | None
                  ) -> Frozen:
     """H_res_diag_mean == 1.0 and the gate still at its init after training started = FROZEN.
 
     Looks at the latest diagnostics; ``model`` is the run's [model] table (gate, gate_init, tau, init).
     """
-    if model.get("arch") != "mhc" or h_res is None or step is None or step <= 0:
+    if not can_freeze(model) or h_res is None or step is None or step <= 0:
         return Frozen(False, "")
     if abs(h_res - 1.0) > 1e-4:
         return Frozen(False, "")

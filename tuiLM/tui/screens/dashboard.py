@@ -18,7 +18,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Log, Static
 
 from .. import services
-from ..metrics import PANELS, PanelSpec, panel_groups
+from ..metrics import PANELS, PanelSpec, dashboard_groups
 from ..panels import Source, View, extent, frame_for, legend
 from ..rundata import RunData
 from ..seedgroup import SeedGroupData
@@ -114,10 +114,8 @@ class DashboardScreen(Screen):
     # -- layout --------------------------------------------------------------------------------------
 
     def _groups(self, panels: tuple[PanelSpec, ...]) -> list[tuple[str, list[PanelSpec]]]:
-        mhc = any(r.arch == "mhc" for r in self.runs) or any(
-            r.has(k, "gate_value") or r.has(k, "H_res_diag_mean") for r in self.runs for k in ("diag", "train"))
-        specs = [p for p in panels if (mhc or not p.mhc) and (p.group != "mhc" or mhc)]
-        return panel_groups(specs, "mhc" if mhc else self.runs[0].arch)
+        return dashboard_groups(panels, [r.arch for r in self.runs],
+                                lambda kind, column: any(r.has(kind, column) for r in self.runs))
 
     def _pages(self) -> list[int]:
         """The groups that have something to show: a page of optional panels (system metrics) only

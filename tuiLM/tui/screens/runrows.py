@@ -13,7 +13,7 @@ from typing import Any
 from ...groups import GroupValue, SeedGroup, counted, group_value
 from ...runs import EVENTS, PRESET, RunSummary
 from ...units import fmt_count
-from ..metrics import frozen_check
+from ..metrics import can_freeze, frozen_check
 from ..runsummary import last_diag
 
 
@@ -88,7 +88,7 @@ def _size(run: Path) -> int | None:
 
 
 def _frozen(model: dict[str, Any], run: Path) -> bool:
-    if model.get("arch") != "mhc":
+    if not can_freeze(model):  # spare the read of the last diagnostics
         return False
     ev = last_diag(run)
     if ev is None:
