@@ -17,7 +17,8 @@ from rich.console import Console
 from tuiLM.config.load import load
 from tuiLM.config.write import atomic_write_text
 from tuiLM.events import END_STATUSES, read_events, validate_event
-from tuiLM.launch import create_run, spawn_trainer, stop_trainer, watch_run
+from tuiLM.headless import watch_run
+from tuiLM.launch import create_run, spawn_trainer, stop_trainer
 from tuiLM.runs import CHECKPOINTS, EVENTS, PRESET, STDOUT
 from tuiLM.train.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
 
