@@ -34,7 +34,7 @@ from typing import Any, Callable
 from ..config.load import Preset
 from ..errors import UserError
 from ..events import EventTail, to_float
-from ..runs import EVENTS, STUDY_FILE, RunError, pid_alive, runs_root
+from ..runs import EVENTS, STUDY_FILE, pid_alive, runs_root
 from . import storage as st
 from .spec import StudySpec, run_name, trial_preset
 

@@ -14,7 +14,6 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from ..config.load import Problem
 from ..errors import UserError
 from ..report import print_problems
 from . import storage as st

@@ -11,7 +11,7 @@ its API the screens and tests use (row_count, get_row_at, get_row_index, move_cu
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
 from rich.cells import cell_len
 from rich.segment import Segment
