@@ -3,10 +3,8 @@ list / dashboard / compare in the app."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +20,7 @@ from tuiLM.tui.seedgroup import SeedGroupData, seed_band
 from tuiLM.tui.widgets.plot import Fill, Frame, Trace, render_plot, tint
 
 from .fixtures.fixture_runs import FIXED_NOW, write_run
+from .test_tui_app import aio, wait_for
 
 
 def _runs(tmp_path: Path) -> Path:
@@ -127,23 +126,6 @@ def test_group_aggregate_is_the_mean_of_the_members_with_their_range(tmp_path):
 
 # -- in the app -------------------------------------------------------------------------------------
 
-def aio(fn):
-    import functools
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        return asyncio.run(fn(*args, **kwargs))
-    return wrapper
-
-
-async def wait_for(pilot, cond, timeout: float = 30.0, what: str = "condition") -> None:
-    t0 = time.monotonic()
-    while not cond():
-        if time.monotonic() - t0 > timeout:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.05)
-
-
 def _cell(table: DataTable, row_key: str, col: str) -> str:
     v = table.get_cell(row_key, col)
     return getattr(v, "plain", str(v))
@@ -155,7 +137,7 @@ async def test_runs_list_shows_a_group_as_one_row_that_expands_and_opens_as_a_ba
     app = make_app(runs_root=root, now=lambda: FIXED_NOW)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("2")
-        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.refreshes > 0, what="runs")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.refreshes > 0, timeout=30, what="runs")
         screen = app.screen
         table = screen.query_one(DataTable)
         assert len(screen.groups) == 2 and table.row_count == 3  # two groups and the repeat
@@ -170,14 +152,14 @@ async def test_runs_list_shows_a_group_as_one_row_that_expands_and_opens_as_a_ba
         await pilot.press("e")
         assert table.row_count == 3
         await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.ready, what="group")
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.ready, timeout=30, what="group")
         dash = app.screen
         assert len(dash.sources) == 1 and isinstance(dash.sources[0], SeedGroupData)
         loss = dash.query_one("#panel-loss")
         assert loss.frame.fills and len(loss.frame.traces) == 1  # one mean line over one band
         before = loss.frame.fills[0].hi - loss.frame.fills[0].lo
         await pilot.press("b")  # min–max -> ± SE: a narrower band
-        await wait_for(pilot, lambda: dash.band == "se" and dash.ready, what="SE band")
+        await wait_for(pilot, lambda: dash.band == "se" and dash.ready, timeout=30, what="SE band")
         after = dash.query_one("#panel-loss").frame.fills[0]
         assert np.all(after.hi - after.lo <= before + 1e-12) and np.any(after.hi - after.lo < before)
 
@@ -191,7 +173,7 @@ async def test_compare_two_groups_judges_them_seed_by_seed(tmp_path):
     app = make_app(runs_root=root, now=lambda: FIXED_NOW)
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.press("2")
-        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.refreshes > 0, what="runs")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.refreshes > 0, timeout=30, what="runs")
         screen = app.screen
         table = screen.query_one(DataTable)
         keys = [k for k in screen._order if k in screen.groups]
@@ -199,7 +181,7 @@ async def test_compare_two_groups_judges_them_seed_by_seed(tmp_path):
             table.move_cursor(row=screen._order.index(k))
             await pilot.press("space")
         await pilot.press("c")
-        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.ready, what="compare")
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.ready, timeout=30, what="compare")
         dash = app.screen
         assert all(isinstance(s, SeedGroupData) for s in dash.sources) and len(dash.sources) == 2
         diff = dash.query_one(DiffTable)

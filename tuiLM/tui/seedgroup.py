@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..groups import counted, group_state, group_value
+from ..groups import counted, group_state
 from .rundata import RunData
 
 BAND_MODES = ("minmax", "se")
@@ -95,9 +95,6 @@ class SeedGroupData:
         from .panels import best_bpb
 
         return counted([m.state for m in self.members], [best_bpb(m) for m in self.members])
-
-    def value_text(self) -> str:
-        return group_value(self.best_values()).text()
 
     # -- the group's own ----------------------------------------------------------------------------
 
