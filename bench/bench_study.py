@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tuiLM.config.load import load_text  # noqa: E402
 from tuiLM.config.write import dumps_resolved  # noqa: E402
-from tuiLM.events import read_events  # noqa: E402
+from tuiLM.reader import read_events  # noqa: E402
 from tuiLM.runs import EVENTS  # noqa: E402
 from tuiLM.study.engine import StudyEngine  # noqa: E402
 from tuiLM.study.spec import parse  # noqa: E402

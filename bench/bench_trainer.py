@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from tuiLM.config.load import default_preset  # noqa: E402
-from tuiLM.events import EventWriter, read_events  # noqa: E402
+from tuiLM.events import EventWriter  # noqa: E402
 from tuiLM.launch import create_run  # noqa: E402
 from tuiLM.models import build_model  # noqa: E402
 from tuiLM.runs import EVENTS  # noqa: E402

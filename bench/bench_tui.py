@@ -37,10 +37,11 @@ sys.path.insert(0, str(ROOT))
 from tests.fixtures.fixture_runs import write_big_events, write_run  # noqa: E402
 from tuiLM.config.load import default_preset  # noqa: E402
 from tuiLM.config.write import dumps_resolved  # noqa: E402
-from tuiLM.events import EventTail, EventWriter, read_events  # noqa: E402
+from tuiLM.events import EventWriter  # noqa: E402
+from tuiLM.reader import EventTail, read_events  # noqa: E402
 from tuiLM.tui.app import make_app  # noqa: E402
 from tuiLM.tui.eventload import PARALLEL_MIN_BYTES  # noqa: E402
-from tuiLM.runs import summarize  # noqa: E402
+from tuiLM.reader import summarize  # noqa: E402
 from tuiLM.tui.rundata import RunData  # noqa: E402
 from tuiLM.tui.runsummary import FastSummary  # noqa: E402
 from tuiLM.tui.screens.dashboard import DashboardScreen  # noqa: E402

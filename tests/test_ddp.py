@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from tuiLM.events import read_events, validate_event
+from tuiLM.events import validate_event
+from tuiLM.reader import read_events
 from tuiLM.launch import create_run, trainer_command
 from tuiLM.runs import CHECKPOINTS, EVENTS, STDOUT
 from tuiLM.train.checkpoint import load_checkpoint

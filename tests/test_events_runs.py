@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from tuiLM.events import EventTail, EventWriter, read_events, validate_event
-from tuiLM.runs import (EVENTS, PIDFILE, PRESET, RunError, acquire_run_lock, check_run_name, find_run, list_runs, new_run_dir,
-                        summarize)
+from tuiLM.events import EventWriter, validate_event
+from tuiLM.reader import EventTail, RunReader, read_events, summarize
+from tuiLM.runs import EVENTS, PIDFILE, PRESET, RunError, acquire_run_lock, check_run_name, find_run, list_runs, new_run_dir
 
 
 def test_writer_and_tail_roundtrip(tmp_path):
@@ -151,15 +151,17 @@ def test_summarize_detects_a_dead_trainer(runs_dir):
 def test_summarize_is_incremental(runs_dir):
     d = new_run_dir("inc")
     _events(d / EVENTS, START)
-    tail = EventTail(d / EVENTS)
-    s = summarize(d, tail)
+    reader = RunReader(d)
+    reader.poll()
+    offset = reader.tail.offset
     _events(d / EVENTS, ("run_end", {"status": "stopped", "step": 3, "reason": "signal"}))
-    s = summarize(d, tail, s)
+    assert reader.poll() and reader.tail.offset > offset
+    s = reader.summary()
     assert (s.state, s.step, s.reason) == ("stopped", 3, "signal")
 
 
 def test_effective_events_replace_the_steps_after_a_resume():
-    from tuiLM.events import effective_events
+    from tuiLM.reader import effective_events
 
     def tr(step, loss):
         return {"kind": "train", "step": step, "loss": loss}

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from tuiLM.config.write import atomic_write_text, dumps_resolved
-from tuiLM.events import EventWriter, effective_events, read_events
+from tuiLM.events import EventWriter
+from tuiLM.reader import effective_events, read_events
 from tuiLM.export import TensorBoardSink, export_csv, export_tensorboard, wide_rows
 from tuiLM.runs import EVENTS, PRESET
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from tuiLM.events import effective_events, read_events, validate_event
+from tuiLM.events import validate_event
+from tuiLM.reader import effective_events, read_events
 from tuiLM.launch import create_run, spawn_trainer
 from tuiLM.runs import CHECKPOINTS, EVENTS, STDOUT
 
@@ -179,7 +180,7 @@ def test_every_reader_skips_a_torn_last_line(reference, tmp_path):
     import shutil
 
     from tuiLM import report
-    from tuiLM.runs import summarize
+    from tuiLM.reader import summarize
 
     run_dir = tmp_path / reference.name
     shutil.copytree(reference, run_dir)
@@ -198,8 +199,8 @@ def test_every_reader_skips_a_torn_last_line(reference, tmp_path):
     rd = RunData(run_dir)
     while rd.poll():
         pass
-    steps = rd.column("train", "step")
-    assert list(steps) == list(range(1, 17)) and rd.state == "completed"
+    steps = rd.snapshot().column("train", "step")
+    assert list(steps) == list(range(1, 17)) and rd.snapshot().state == "completed"
 
 
 class _Payload:
@@ -280,17 +281,16 @@ def _finished_run_with_a_foreign_pid(tmp_path: Path) -> tuple[Path, subprocess.P
 def test_a_live_unrelated_process_named_in_trainer_pid_is_never_signalled(tmp_path, capsys):
     from tuiLM.cli import main
     from tuiLM.launch import stop_trainer, trainer_alive
-    from tuiLM.runs import acquire_run_lock, summarize
+    from tuiLM.runs import acquire_run_lock
+    from tuiLM.reader import summarize
     from tuiLM.tui.rundata import RunData
-    from tuiLM.tui.runsummary import FastSummary
 
     run_dir, bystander = _finished_run_with_a_foreign_pid(tmp_path)
     try:
         assert summarize(run_dir).state == "dead"  # not "running forever"
-        assert FastSummary(run_dir).update().state == "dead"
         rd = RunData(run_dir)
         rd.poll()
-        assert rd.state == "dead"
+        assert rd.snapshot().state == "dead"
         assert not trainer_alive(run_dir)
         assert stop_trainer(run_dir) is False  # the app's stop
         with pytest.raises(SystemExit) as e:
@@ -381,7 +381,7 @@ def test_sigkill_is_reported_as_likely_out_of_memory_and_the_run_ends_failed(tmp
     """The kernel's OOM killer sends SIGKILL: the launcher says so with both figures and writes the
     run_end the dead trainer could not."""
     from tuiLM.headless import watch_run
-    from tuiLM.runs import summarize
+    from tuiLM.reader import summarize
 
     monkeypatch.setenv("TUILM_FAULT_KILL_AT_STEP", "3")
     run_dir = create_run(make_preset(FAULT_PRESET), name="oom", root=tmp_path)
@@ -397,8 +397,8 @@ def test_sigkill_is_reported_as_likely_out_of_memory_and_the_run_ends_failed(tmp
 
 
 def test_a_trainer_killed_before_its_run_start_is_dead_not_new(tmp_path):
-    from tuiLM.runs import summarize
-    from tuiLM.tui.runsummary import FastSummary
+    from tuiLM.reader import summarize
+    from tuiLM.tui.rundata import RunData
 
     run_dir = create_run(make_preset(FAULT_PRESET), name="early", root=tmp_path)
     assert summarize(run_dir).state == "new"
@@ -408,7 +408,9 @@ def test_a_trainer_killed_before_its_run_start_is_dead_not_new(tmp_path):
     proc.wait(timeout=60)
     assert not [e for e in read_events(run_dir / EVENTS) if e["kind"] == "run_start"]
     assert summarize(run_dir).state == "dead"
-    assert FastSummary(run_dir).update().state == "dead"
+    rd = RunData(run_dir)
+    rd.poll()
+    assert rd.snapshot().state == "dead"
 
 
 def test_a_failed_resume_leaves_a_completed_run_completed(reference, tmp_path):
@@ -416,7 +418,7 @@ def test_a_failed_resume_leaves_a_completed_run_completed(reference, tmp_path):
     state and figures instead of becoming `failed 0/16`; the reason is logged."""
     import shutil
 
-    from tuiLM.runs import summarize
+    from tuiLM.reader import summarize
     from tuiLM.train.checkpoint import latest_checkpoint
 
     run_dir = tmp_path / reference.name
@@ -467,8 +469,8 @@ def test_the_app_records_the_death_of_a_trainer_it_started(tmp_path):
     rd.poll()
     os.killpg(proc.pid, signal.SIGKILL)
     deadline = time.monotonic() + 60
-    while rd.state != "failed" and time.monotonic() < deadline:
+    while rd.snapshot().state != "failed" and time.monotonic() < deadline:
         rd.poll()
         time.sleep(0.1)
-    assert rd.state == "failed"
-    assert rd.run_end["reason"].startswith("killed (likely out of memory")
+    assert rd.snapshot().state == "failed"
+    assert rd.snapshot().run_end["reason"].startswith("killed (likely out of memory")

@@ -14,11 +14,10 @@ from hypothesis import strategies as st
 from rich.console import Console
 
 from tuiLM import headless, report
-from tuiLM.events import EventTail, effective_events, read_events, sanitize
-from tuiLM.runs import EVENTS, summarize
-from tuiLM.tui.eventload import parse_chunk
+from tuiLM.events import sanitize
+from tuiLM.reader import EventTail, RunReader, effective_events, read_events, summarize
+from tuiLM.runs import EVENTS
 from tuiLM.tui.rundata import RunData
-from tuiLM.tui.runsummary import FastSummary
 
 KINDS = ["run_start", "train", "eval", "diag", "sample", "checkpoint", "log", "run_end", "pruned", ""]
 FIELDS = ["step", "tokens", "loss", "lr", "grad_norm", "tokens_per_s", "dt_ms", "val_loss", "val_bpb", "time",
@@ -68,6 +67,9 @@ class _MemTail(EventTail):
         self.offset += len(data)
         return data
 
+    def size(self) -> int:
+        return self.offset + len(self._data)
+
 
 class _MarkupConsole:
     """What headless._fold prints to, minus the layout: Rich markup is parsed (the step that can raise
@@ -83,20 +85,21 @@ class _MarkupConsole:
 
 def _fold_everything(data: bytes, run_dir: Path) -> None:
     """Every reader's decoding and folding, in memory (the fast path: 10,000 examples)."""
-    tail = _MemTail(data)
-    s = summarize(run_dir, tail=tail)  # runs list / show; EventTail's decoding
+    reader = RunReader(run_dir, cache=False)  # runs list / show, the app, studies: one reader
+    reader.tail = _MemTail(data)
+    reader.poll()
+    s = reader.summary()
     assert isinstance(s.step, int) and isinstance(s.state, str)
     state = headless.watch_state()
     for ev in _MemTail(data).poll():  # the headless watcher (tuilm run --headless)
         headless._fold(ev, state, _MarkupConsole())
     assert isinstance(state["step"], int)
-    cut = data.rfind(b"\n") + 1
-    (run_dir / EVENTS).write_bytes(data)  # FastSummary reads backward in the file after a resume
-    f = FastSummary(run_dir).update()  # the app's runs list: byte search, decode_event on marked lines
-    assert isinstance(f.step, int)
-    rd = RunData(run_dir, parallel_min_bytes=None, overview_min_bytes=None)  # the dashboard
-    rd._ingest(parse_chunk(data[:cut], rd._sigs))
-    _ = (rd.state, rd.max_steps, rd.arch, rd.elapsed_s(), rd.recent_rate(), list(rd.samples), list(rd.logs))
+    rd = RunData(run_dir)  # the dashboard: a snapshot of that reader's state
+    rd.reader = reader
+    rd.poll()
+    snap = rd.snapshot()
+    _ = (snap.state, snap.max_steps, snap.arch, snap.elapsed_s(), snap.recent_rate(), list(snap.samples),
+         list(snap.logs))
 
 
 def _read_everything(run_dir: Path) -> None:
@@ -107,13 +110,13 @@ def _read_everything(run_dir: Path) -> None:
     effective_events(evs)
     s = summarize(run_dir)
     assert isinstance(s.step, int) and isinstance(s.state, str)
-    f = FastSummary(run_dir).update()
-    assert isinstance(f.step, int) and isinstance(f.state, str)
-    rd = RunData(run_dir, parallel_min_bytes=None, overview_min_bytes=None)
+    rd = RunData(run_dir)
     rd.poll()
-    _ = (rd.state, rd.max_steps, rd.arch, rd.elapsed_s(), rd.recent_rate(), list(rd.samples), list(rd.logs))
+    snap = rd.snapshot()
+    _ = (snap.state, snap.max_steps, snap.arch, snap.elapsed_s(), snap.recent_rate(), list(snap.samples),
+         list(snap.logs))
     for kind in ("train", "eval"):
-        rd.xy(kind, "loss")
+        snap.xy(kind, "loss")
     state = headless.watch_state()
     out = Console(file=io.StringIO(), width=120)
     for ev in EventTail(run_dir / EVENTS).poll():
@@ -156,8 +159,6 @@ def test_the_issue_s_lines_are_skipped_and_counted(tmp_path):
     assert [e["step"] for e in tail.poll()] == [2] and tail.skipped == 4
     s = summarize(tmp_path)
     assert (s.step, s.last_loss) == (2, 1.5)
-    f = FastSummary(tmp_path).update()
-    assert (f.step, f.last_loss) == (2, 1.5)
-    rd = RunData(tmp_path, parallel_min_bytes=None, overview_min_bytes=None)
+    rd = RunData(tmp_path)
     rd.poll()
-    assert list(rd.column("train", "step")) == [2.0] and rd.skipped == 4
+    assert list(rd.snapshot().column("train", "step")) == [2.0] and rd.snapshot().skipped == 4

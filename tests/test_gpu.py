@@ -35,7 +35,7 @@ def test_analytic_estimate_is_near_cuda_max_memory_allocated(changes):
 
 
 def test_bf16_training_run_on_cuda(tmp_path):
-    from tuiLM.events import read_events
+    from tuiLM.reader import read_events
     from tuiLM.launch import create_run, spawn_trainer
     from tuiLM.runs import EVENTS
 
@@ -66,7 +66,7 @@ def test_cuda_train_events_carry_gpu_metrics_and_mfu(tmp_path):
     """NVML and the caching allocator on a real GPU: every GPU field present and plausible; MFU from the
     peak table (or absent, with the reason in run_start, for a GPU the table lacks)."""
     from tuiLM.estimate.peaks import find_gpu
-    from tuiLM.events import read_events
+    from tuiLM.reader import read_events
     from tuiLM.launch import create_run, spawn_trainer
     from tuiLM.runs import EVENTS
 

@@ -18,7 +18,7 @@ import pytest
 from tuiLM.config.load import load
 from tuiLM.config.presets import list_presets
 from tuiLM.estimate import estimate
-from tuiLM.events import read_events
+from tuiLM.reader import read_events
 from tuiLM.launch import create_run
 from tuiLM.runs import EVENTS
 

@@ -15,9 +15,11 @@ import pytest
 
 from tuiLM.cli import main
 from tuiLM.config.load import PresetError, load, load_text
-from tuiLM.events import EventTail, EventWriter, read_events
+from tuiLM.events import EventWriter
+from tuiLM.reader import EventTail, read_events
 from tuiLM.launch import create_run
-from tuiLM.runs import EVENTS, summarize, trainer_running
+from tuiLM.runs import EVENTS, trainer_running
+from tuiLM.reader import summarize
 
 from .conftest import ROOT, TINY_GPT, make_preset
 
@@ -50,16 +52,16 @@ def test_a_fifo_named_events_jsonl_is_refused_not_waited_on(tmp_path):
             "    except SystemExit as e:\n"
             "        print('exit', e.code)\n"
             "from tuiLM.tui.rundata import RunData\n"
-            "from tuiLM.tui.runsummary import FastSummary\n"
-            f"rd = RunData({str(run)!r}); rd.poll(); print('rundata', rd.state)\n"
-            f"print('fast', FastSummary({str(run)!r}).update().state)\n")
+            "from tuiLM.reader import summarize\n"
+            f"rd = RunData({str(run)!r}); rd.poll(); print('rundata', rd.snapshot().state)\n"
+            f"print('summary', summarize({str(run)!r}).state)\n")
     env = {**os.environ, "TUILM_RUNS_DIR": str(runs), "COLUMNS": "200"}
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env,
                        cwd=ROOT)
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
     assert "good-run" in r.stdout and "completed" in r.stdout  # the other runs stay listed
     assert "not a regular file" in r.stdout
-    assert "rundata unreadable" in r.stdout and "fast unreadable" in r.stdout
+    assert "rundata unreadable" in r.stdout and "summary unreadable" in r.stdout
     tail = EventTail(run / EVENTS)
     assert tail.poll() == [] and "not a regular file" in tail.error
 

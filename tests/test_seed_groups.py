@@ -109,10 +109,11 @@ def test_a_fill_tints_the_cells_between_its_edges():
 
 def test_group_aggregate_is_the_mean_of_the_members_with_their_range(tmp_path):
     root = _runs(tmp_path)
-    members = [RunData(root / f"base-s{i}") for i in range(3)]
-    for m in members:
+    loaders = [RunData(root / f"base-s{i}") for i in range(3)]
+    for m in loaders:
         while m.poll():
             pass
+    members = [m.snapshot() for m in loaders]
     g = SeedGroupData("base", members)
     agg = g.aggregate("train", "loss", "step", None, "minmax")
     ys = np.vstack([m.xy("train", "loss")[1] for m in members])
@@ -198,7 +199,7 @@ def test_cli_runs_list_prints_the_seed_groups(tmp_path):
     from rich.console import Console
 
     from tuiLM.report import print_runs_list
-    from tuiLM.runs import summarize
+    from tuiLM.reader import summarize
 
     root = _runs(tmp_path)
     console = Console(record=True, width=120)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tuiLM.events import effective_events, read_events
+from tuiLM.reader import effective_events, read_events
 from tuiLM.runs import EVENTS, PRESET, list_runs
 
 from .test_study_run import show_json, tuilm

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from tuiLM.config.write import dumps_resolved
-from tuiLM.events import effective_events, read_events
-from tuiLM.runs import EVENTS, PIDFILE, list_runs, summarize
+from tuiLM.reader import effective_events, read_events
+from tuiLM.runs import EVENTS, PIDFILE, list_runs
+from tuiLM.reader import summarize
 
 from .conftest import ROOT, TINY_GPT, make_preset
 

@@ -16,7 +16,8 @@ from rich.console import Console
 
 from tuiLM.config.load import load
 from tuiLM.config.write import atomic_write_text
-from tuiLM.events import END_STATUSES, read_events, validate_event
+from tuiLM.events import END_STATUSES, validate_event
+from tuiLM.reader import read_events
 from tuiLM.headless import watch_run
 from tuiLM.launch import create_run, spawn_trainer, stop_trainer
 from tuiLM.runs import CHECKPOINTS, EVENTS, PRESET, STDOUT

@@ -11,7 +11,8 @@ import pytest
 from rich.console import Console
 
 from tuiLM.estimate import estimate
-from tuiLM.events import effective_events, read_events, validate_event
+from tuiLM.events import validate_event
+from tuiLM.reader import effective_events, read_events
 from tuiLM.headless import watch_run
 from tuiLM.launch import create_run, spawn_trainer
 from tuiLM.runs import EVENTS, STDOUT

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from textual.widgets import DataTable, Input, OptionList, Select, Static
 
-from tuiLM.events import EventWriter, read_events
+from tuiLM.events import EventWriter
+from tuiLM.reader import read_events
 from tuiLM.tui.app import make_app
 from tuiLM.tui.screens.dashboard import DashboardScreen
 from tuiLM.tui.widgets.difftable import SUMMARY_ROWS
@@ -246,38 +247,27 @@ async def test_dashboard_of_a_finished_mhc_run(tmp_path):
 
 
 @aio
-async def test_a_long_run_opens_with_an_overview_then_fills_in(tmp_path, monkeypatch):
-    """A long events.jsonl shows an overview first (sampled windows + the tail, said so in the status
-    line), then the full read replaces it. The full read is held back here until the test lets go."""
-    import threading
-
-    from tuiLM.tui import eventload, rundata
+async def test_a_long_run_opens_from_its_column_cache(tmp_path, monkeypatch):
+    """The trainer leaves a column cache beside a long run's events (reader.refresh_cache); the app
+    opens the run from it, parsing no line the cache covers, and draws every event."""
+    from tuiLM import reader
 
     run = write_run(tmp_path / "runs", "mhc-a", "mhc")
-    monkeypatch.setattr(rundata, "OVERVIEW_MIN_BYTES", 1)
-    monkeypatch.setattr(eventload, "OVERVIEW_WINDOWS", 4)
-    monkeypatch.setattr(eventload, "OVERVIEW_WINDOW", 1024)
-    monkeypatch.setattr(eventload, "OVERVIEW_TAIL", 8192)
-    gate = threading.Event()
-    advance = rundata._FullRead.advance
-    monkeypatch.setattr(rundata._FullRead, "advance", lambda self, budget_s: gate.is_set() and advance(self, budget_s))
+    monkeypatch.setattr(reader, "CACHE_MIN_BYTES", 1)  # the fixture is small; a real cache needs 4 MB
+    assert reader.refresh_cache(run)
+    parsed: list[int] = []
+    real = reader.parse_chunk
+    monkeypatch.setattr(reader, "parse_chunk", lambda buf, sigs: parsed.append(len(buf)) or real(buf, sigs))
     app = make_app(run_dir=run, runs_root=tmp_path / "runs", now=lambda: FIXED_NOW)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.first_drawn_at,
-                       what="the overview drawn")
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.ready,
+                       what="the dashboard drawn")
         dash = app.screen
         status = text_of(dash.query_one("#run-status", Static))
-        assert "overview of" in status and "reading" in status and "best …" in status and "completed" in status
-        loss = dash.query_one("#panel-loss", PlotPanel)
-        raw = loss.frame.traces[0]
-        assert raw.x[0] == 1 and raw.x[-1] == 400 and raw.x.size < 300  # the whole run, sampled
-        assert not dash.ready
-        gate.set()
-        await wait_for(pilot, lambda: dash.ready, what="the full read")
-        status = text_of(dash.query_one("#run-status", Static))
         best = min(e["val_bpb"] for e in read_events(run / "events.jsonl") if e["kind"] == "eval")
-        assert "overview" not in status and "best …" not in status and f"(best {best:.4f})" in status
-        assert loss.frame.traces[0].x.tolist() == list(range(1, 401))
+        assert "completed" in status and f"(best {best:.4f})" in status
+        assert dash.query_one("#panel-loss", PlotPanel).frame.traces[0].x.tolist() == list(range(1, 401))
+    assert parsed == []  # every event came from the cache
 
 
 @aio

@@ -10,11 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tuiLM.events import EventWriter, effective_events, read_events
-from tuiLM.tui.eventload import ChunkTail, decode_lines, parse_chunk
+from tuiLM.events import EventWriter
+from tuiLM import reader as reader_mod
+from tuiLM.lineparse import decode_lines, parse_chunk
+from tuiLM.reader import EventTail, RunReader, Table, effective_events, read_events, refresh_cache
 from tuiLM.tui.metrics import Band, frozen_check, verdict
-from tuiLM.tui.rundata import RunData
-from tuiLM.tui.series import BLOCK, BlockCache, EmaCache, Table, ema, minmax_downsample
+from tuiLM.tui.rundata import RunData, RunSnapshot
+from tuiLM.tui.series import BLOCK, BlockCache, EmaCache, ema, minmax_downsample
 from tuiLM.tui.widgets.plot import Frame, Trace, render_plot
 
 from .fixtures.fixture_runs import write_run
@@ -29,6 +31,15 @@ def _train(step: int, loss: float, **extra) -> str:
                  grad_norm=0.5, tokens_per_s=1000.0, dt_ms=10.0, **extra)
 
 
+def _open(run: Path, data: RunData | None = None) -> RunSnapshot:
+    """What the dashboard gets: the snapshot after reading to the end."""
+    data = data or RunData(run)
+    data.poll(budget_s=60)
+    while not data.caught_up():
+        data.poll(budget_s=60)
+    return data.snapshot()
+
+
 # -- the loader ----------------------------------------------------------------------------------
 
 def test_chunk_tail_holds_back_a_torn_last_line(tmp_path):
@@ -36,7 +47,7 @@ def test_chunk_tail_holds_back_a_torn_last_line(tmp_path):
     full = _train(1, 3.0) + "\n" + _train(2, 2.9) + "\n"
     torn = _train(3, 2.8)
     path.write_text(full + torn[:20])
-    tail = ChunkTail(path)
+    tail = EventTail(path)
     got = decode_lines(tail.poll_bytes())
     assert [e["step"] for e in got] == [1, 2]
     assert tail.poll_bytes() == b""  # the fragment waits for its newline
@@ -52,14 +63,17 @@ def test_rundata_reads_a_torn_file_incrementally(tmp_path):
     lines = [_train(s, 3.0 - s / 100) for s in range(1, 41)]
     (run / "events.jsonl").write_text("\n".join(lines[:30]) + "\n" + lines[30][:17])
     data = RunData(run)
-    data.poll()
-    assert data.tables["train"].n == 30
+    snap = _open(run, data)
+    assert snap.column("train", "step").size == 30
     with open(run / "events.jsonl", "a") as fh:
         fh.write(lines[30][17:] + "\n" + "\n".join(lines[31:]) + "\n")
     data.poll()
-    steps = data.column("train", "step")
+    steps = data.snapshot().column("train", "step")
     assert steps.tolist() == list(range(1, 41))
-    assert data.column("train", "loss")[-1] == pytest.approx(2.6)
+    assert data.snapshot().column("train", "loss")[-1] == pytest.approx(2.6)
+    assert snap.column("train", "step").size == 30  # an older snapshot does not change under the UI
+    with pytest.raises(ValueError):
+        snap.column("train", "loss")[0] = 0.0  # and cannot be changed by it
 
 
 def test_fast_path_gives_the_same_events_as_json(tmp_path):
@@ -104,25 +118,27 @@ def test_rundata_resume_drops_superseded_steps(tmp_path):
         for s in range(1, 21):
             w.write("train", step=s, tokens=s * 64, loss=5.0, lr=1e-3, grad_norm=1.0, tokens_per_s=1.0, dt_ms=1.0)
     data = RunData(run)
-    data.poll()
+    before = _open(run, data)
     with EventWriter(path) as w:  # crashed after step 20; resumed from the checkpoint at step 15
         w.write("run_start", step=15, **start)
         for s in range(16, 31):
             w.write("train", step=s, tokens=s * 64, loss=1.0, lr=1e-3, grad_norm=1.0, tokens_per_s=1.0, dt_ms=1.0)
         w.write("run_end", status="completed", step=30, reason="done")
     data.poll()
+    snap = data.snapshot()
     want = [e for e in effective_events(read_events(path)) if e["kind"] == "train"]
-    assert data.column("train", "step").tolist() == [e["step"] for e in want] == list(range(1, 31))
-    assert data.column("train", "loss").tolist() == [e["loss"] for e in want]
-    assert data.state == "completed" and data.resumes == 1
+    assert snap.column("train", "step").tolist() == [e["step"] for e in want] == list(range(1, 31))
+    assert snap.column("train", "loss").tolist() == [e["loss"] for e in want]
+    assert snap.state == "completed" and snap.resumes == 1
+    assert snap.table_version("train")[1] > before.table_version("train")[1]  # the UI's caches rebuild
+    assert before.column("train", "step").tolist() == list(range(1, 21))
 
 
 def test_fixture_run_loads_with_state_samples_and_log(tmp_path):
     run = write_run(tmp_path, "m", "mhc")
-    data = RunData(run)
-    data.poll(budget_s=5)
+    data = _open(run)
     assert data.state == "completed" and data.arch == "mhc"
-    assert data.tables["train"].n == 400 and data.tables["eval"].n == 8 and data.tables["diag"].n == 40
+    assert [data.column(k, "step").size for k in ("train", "eval", "diag")] == [400, 8, 40]
     assert data.last("diag", "gate_value") == pytest.approx(0.34, abs=0.02)
     assert [s.step for s in data.samples] == [100, 200, 300, 400]
     assert data.stdout[-1] == "done: 400 steps"
@@ -134,9 +150,8 @@ def test_a_run_whose_trainer_vanished_is_dead(tmp_path):
     (run / "events.jsonl").write_text(_line(kind="run_start", time=1.0, run_id="r", versions={}, device="cpu",
                                             params=1, world_size=1, max_steps=9, tokens_per_step=1, corpus={},
                                             pid=2**22 + 12345, step=0) + "\n")
-    data = RunData(run)
-    data.poll()
-    assert data.state == "dead"
+    (run / "trainer.pid").write_text(f"{2**22 + 12345}\n")  # a trainer was launched, and is gone
+    assert _open(run).state == "dead"
 
 
 # -- series --------------------------------------------------------------------------------------
@@ -248,79 +263,12 @@ def test_verdicts_and_frozen_signature():
     assert not frozen_check({**model, "arch": "gpt"}, 1.0, 0.01, 500).frozen
 
 
-def test_parallel_first_read_matches_the_serial_read(tmp_path):
-    """Long files are first read by worker processes; the result must not depend on it."""
-    from tuiLM.tui.eventload import _split, complete_end, parallel_parse
+# -- long files: the column cache -----------------------------------------------------------------
 
+def _long_run(tmp_path: Path, ended: bool = True) -> Path:
+    """30,000 train events with a resume from step 12,000 in the middle of the file (~5 MB)."""
     from .fixtures.fixture_runs import write_big_events
 
-    run = tmp_path / "big"
-    run.mkdir()
-    write_big_events(run / "events.jsonl", 30_000, diag_every=7, eval_every=100)
-    with open(run / "events.jsonl", "a") as fh:
-        fh.write('{"v":1,"kind":"train","step":1')  # a torn last line stays for the tail
-    size = (run / "events.jsonl").stat().st_size
-    ranges = _split(str(run / "events.jsonl"), size, 3)
-    assert ranges[0][0] == 0 and ranges[-1][1] == size and len(ranges) == 3
-    serial = RunData(run, parallel_min_bytes=None)
-    serial.poll(budget_s=30)
-    par = RunData(run, parallel_min_bytes=1)
-    par.poll(budget_s=0)
-    assert par._full is not None and par._full.job is not None  # read by worker processes
-    while not par.caught_up():
-        par.poll(budget_s=0.2)
-    assert par._tail._partial == b'{"v":1,"kind":"train","step":1'  # the torn line waits for its newline
-    for kind in ("train", "eval", "diag"):
-        a, b = serial.tables[kind], par.tables[kind]
-        assert a.n == b.n > 0
-        for name in a.cols:
-            assert np.array_equal(a.col(name), b.col(name), equal_nan=True), (kind, name)
-    assert par.state == serial.state == "completed"
-    chunks = parallel_parse(run / "events.jsonl", complete_end(run / "events.jsonl"), workers=2)
-    assert sum(c.n_lines for c in chunks) == 30_000 + 30_000 // 7 + 300 + 2  # + run_start, run_end
-
-
-# -- long files: overview first, then the full read ---------------------------------------------
-
-def test_overview_ranges_cover_the_head_sparsely_and_the_tail_whole():
-    from tuiLM.tui.eventload import overview_ranges
-
-    end = 10_000_000
-    rs = overview_ranges(end, windows=16, window=1000, tail=50_000)
-    assert rs[0][0] == 0 and rs[-1] == (end - 50_000, end) and len(rs) == 17
-    assert all(a < b <= c for (a, b), (c, _) in zip(rs, rs[1:]))  # in order, no overlap
-    assert sum(b - a for a, b in rs) == 16 * 1000 + 50_000
-    assert overview_ranges(30_000, windows=16, window=1000, tail=50_000) == [(0, 30_000)]
-    # windows wider than their spacing merge into one range
-    assert overview_ranges(100_000, windows=16, window=10_000, tail=10_000) == [(0, 90_000), (90_000, 100_000)]
-
-
-def test_read_lines_returns_exactly_the_lines_inside_the_range(tmp_path):
-    from tuiLM.tui.eventload import read_lines
-
-    rng = np.random.default_rng(0)
-    lines = [b"x" * int(n) for n in rng.integers(0, 40, 300)]
-    data = b"".join(line + b"\n" for line in lines)
-    path = tmp_path / "f"
-    path.write_bytes(data)
-    starts = np.cumsum([0] + [len(x) + 1 for x in lines[:-1]])
-    with open(path, "rb") as fh:
-        for a, b in [(0, len(data)), (0, 5), (1, 2), (len(data) - 1, len(data))] + [
-                tuple(sorted(rng.integers(0, len(data) + 1, 2))) for _ in range(200)]:
-            want = b"".join(x + b"\n" for x, s in zip(lines, starts) if s >= a and s + len(x) + 1 <= b)
-            assert read_lines(fh, int(a), int(b)) == want, (a, b)
-
-
-def _long_run(tmp_path: Path, monkeypatch, ended: bool = True) -> Path:
-    """30,000 train events with a resume from step 12,000 in the middle of the file; overview
-    sizes shrunk so that a 5 MB file gets a sparse overview."""
-    from tuiLM.tui import eventload
-
-    from .fixtures.fixture_runs import write_big_events
-
-    monkeypatch.setattr(eventload, "OVERVIEW_WINDOWS", 8)
-    monkeypatch.setattr(eventload, "OVERVIEW_WINDOW", 4096)
-    monkeypatch.setattr(eventload, "OVERVIEW_TAIL", 64 << 10)
     run = tmp_path / "long"
     run.mkdir()
     write_big_events(run / "a.jsonl", 20_000, diag_every=7, eval_every=100)
@@ -336,113 +284,89 @@ def _long_run(tmp_path: Path, monkeypatch, ended: bool = True) -> Path:
     return run
 
 
-@pytest.mark.parametrize("parallel", [True, False])
-def test_a_long_file_shows_an_overview_then_exactly_the_full_read(tmp_path, monkeypatch, parallel):
-    run = _long_run(tmp_path, monkeypatch)
-    serial = RunData(run, parallel_min_bytes=None, overview_min_bytes=None)
-    serial.poll(budget_s=60)
-    assert serial.caught_up() and serial.resumes == 1
-    steps = serial.column("train", "step")
-    assert steps.size == 30_000 and np.all(np.diff(steps) == 1)  # the resume rule applied
-
-    data = RunData(run, parallel_min_bytes=1 if parallel else None, overview_min_bytes=1)
-    assert data.poll(budget_s=60)
-    # the overview: a sample from all over the run, the whole tail, the state; not caught up yet
-    assert 0 < data.overview < 0.2 and not data.loaded and not data.caught_up()
-    seen = data.column("train", "step")
-    assert 0 < seen.size < 30_000 // 5 and set(seen.tolist()) <= set(steps.tolist())
-    assert seen[0] == 1 and seen[-1] == 30_000 and np.all(np.diff(seen) > 0)  # monotonic despite the resume
-    assert np.all(np.histogram(seen, bins=5, range=(1, 30_000))[0] > 0)  # from all over the run
-    assert data.state == "completed" and data.last("train", "loss") == serial.last("train", "loss")
-    epoch = data.tables["train"].epoch
-    while not data.caught_up():
-        data.poll(budget_s=0.2)
-    assert data.overview == 0 and data.loaded and data.resumes == serial.resumes == 1
-    assert data.tables["train"].epoch > epoch  # the UI's EMA and block caches rebuild
+def _same_tables(a: RunReader, b: RunReader) -> None:
     for kind in ("train", "eval", "diag"):
-        a, b = serial.tables[kind], data.tables[kind]
-        assert a.n == b.n > 0
-        for name in a.cols:
-            assert np.array_equal(a.col(name), b.col(name), equal_nan=True), (kind, name)
-    # and it goes on tailing from where the full read ended
-    with open(run / "events.jsonl", "a") as fh:
-        fh.write(_train(30_001, 0.5) + "\n")
-    data.poll()
-    assert data.last("train", "step") == 30_001
+        ta, tb = a.tables[kind], b.tables[kind]
+        assert ta.n == tb.n > 0 and set(ta.cols) == set(tb.cols), kind
+        for name in ta.cols:
+            assert np.array_equal(ta.col(name), tb.col(name), equal_nan=True), (kind, name)
+    assert (a.run_start, a.run_end, list(a.samples), list(a.logs), a.checkpoints, a.resumes, a.skipped) == \
+        (b.run_start, b.run_end, list(b.samples), list(b.logs), b.checkpoints, b.resumes, b.skipped)
+    assert a.summary() == b.summary()
 
 
-def test_a_failed_worker_read_falls_back_to_reading_in_process(tmp_path, monkeypatch):
-    from tuiLM.tui import eventload
-
-    run = _long_run(tmp_path, monkeypatch)
-
-    def boom(self):
-        self.cancel()
-        raise RuntimeError("loader worker failed: boom")
-
-    monkeypatch.setattr(eventload.ParallelParse, "result", boom)
-    data = RunData(run, parallel_min_bytes=1, overview_min_bytes=1)
-    while not data.caught_up():
-        data.poll(budget_s=0.2)
-    assert data.tables["train"].n == 30_000
-    assert any("parallel read failed" in line for line in data.logs)
-
-
-def test_closing_a_run_stops_its_loader_workers(tmp_path, monkeypatch):
-    import os
-
-    run = _long_run(tmp_path, monkeypatch)
-    data = RunData(run, parallel_min_bytes=1, overview_min_bytes=1)
-    data.poll()  # the overview
-    data.poll(budget_s=0)  # starts the workers
-    job = data._full.job
-    assert job is not None and job._procs and os.path.isdir(job._tmp)
-    data.close()
-    assert all(p.poll() is not None for p in job._procs) and not os.path.exists(job._tmp)
+def test_a_long_run_reopens_from_its_column_cache_reading_only_new_bytes(tmp_path, monkeypatch):
+    run = _long_run(tmp_path, ended=False)
+    first = RunReader(run)
+    first.poll()
+    assert first.resumes == 1 and first.tables["train"].n == 30_000 and first.run_end is None
+    assert np.all(np.diff(first.tables["train"].col("step")) == 1)  # the resume rule applied
+    assert first.save_cache() and (run / "events.cache").exists()
+    with open(run / "events.jsonl", "a") as fh:  # the run went on
+        fh.write(_train(30_001, 0.5) + "\n" + _line(kind="run_end", time=3e9, status="completed", step=30_001,
+                                                    reason="") + "\n")
+    parsed: list[int] = []
+    real = reader_mod.parse_chunk
+    monkeypatch.setattr(reader_mod, "parse_chunk", lambda buf, sigs: parsed.append(len(buf)) or real(buf, sigs))
+    again = RunReader(run)
+    again.poll()
+    assert sum(parsed) < 1000  # only the two new lines were parsed, not the 5 MB before them
+    monkeypatch.setattr(reader_mod, "parse_chunk", real)
+    cold = RunReader(run, cache=False)
+    cold.poll()
+    _same_tables(again, cold)
+    assert again.summary().state == "completed" and again.summary().step == 30_001
 
 
-def test_an_overview_already_shows_a_dead_trainer(tmp_path, monkeypatch):
-    """No run_end and no process: 'dead' from the first poll, not 'running' until the full read ends."""
-    run = _long_run(tmp_path, monkeypatch, ended=False)
-    data = RunData(run, parallel_min_bytes=None, overview_min_bytes=1)
-    data.poll()
-    assert data.overview > 0 and data.state == "dead"
-    while not data.caught_up():
-        data.poll(budget_s=0.2)
-    assert data.state == "dead"
+def test_a_cache_that_does_not_match_its_file_is_never_used(tmp_path):
+    run = _long_run(tmp_path)
+    r = RunReader(run)
+    r.poll()
+    assert r.save_cache()
+    good = (run / "events.jsonl").read_bytes()
+    # rewritten with other content of the same length: the fingerprint differs
+    (run / "events.jsonl").write_bytes(good.replace(b'"loss":1', b'"loss":2'))
+    cold = RunReader(run, cache=False)
+    cold.poll()
+    warm = RunReader(run)
+    warm.poll()
+    _same_tables(warm, cold)
+    assert warm._cache_at == 0  # read from the start
+    # shorter than the cache says (truncated), and a cache that is not one: read from the start
+    (run / "events.jsonl").write_bytes(good[: len(good) // 2])
+    short = RunReader(run)
+    short.poll()
+    assert short._cache_at == 0 and short.tables["train"].n < 30_000
+    (run / "events.cache").write_bytes(b"garbage" * 100)
+    assert RunReader(run).poll() and RunReader(run)._load_cache() is False
 
 
-def test_a_failing_loader_worker_reports_its_stderr(tmp_path, monkeypatch):
-    import os
-    import stat
-    import sys
-
-    from tuiLM.tui.eventload import ParallelParse
-
-    events = tmp_path / "events.jsonl"
-    events.write_text(_train(1, 3.0) + "\n")
-    fake = tmp_path / "python"
-    fake.write_text("#!/bin/sh\necho boom-from-the-worker >&2\nexit 3\n")
-    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
-    monkeypatch.setattr(sys, "executable", str(fake))
-    job = ParallelParse(events, events.stat().st_size, workers=1)
-    assert job.wait(30)
-    with pytest.raises(RuntimeError, match="boom-from-the-worker"):
-        job.result()
-    assert not os.path.exists(job._tmp)
+def test_small_runs_keep_no_cache_and_the_trainer_refresh_never_raises(tmp_path, monkeypatch):
+    run = write_run(tmp_path, "m", "mhc")
+    assert not refresh_cache(run) and not (run / "events.cache").exists()  # < 4 MB: a full read is instant
+    monkeypatch.setattr(reader_mod, "CACHE_MIN_BYTES", 1)
+    assert refresh_cache(run) and (run / "events.cache").exists()
+    assert not refresh_cache(run)  # nothing new
+    assert not refresh_cache(tmp_path / "no-such-run")
+    data = _open(run)
+    assert data.state == "completed" and data.column("train", "step").size == 400
 
 
-@pytest.mark.parametrize("overview", [1, None])
-def test_a_file_without_one_complete_line_waits_for_its_newline(tmp_path, overview):
-    """No overview of nothing (it would start over at every poll): the tail waits for the line."""
+def test_a_long_run_without_run_end_or_trainer_is_dead(tmp_path):
+    run = _long_run(tmp_path, ended=False)
+    (run / "trainer.pid").write_text("4000123\n")
+    assert _open(run).state == "dead"
+
+
+def test_a_file_without_one_complete_line_waits_for_its_newline(tmp_path):
     (tmp_path / "events.jsonl").write_text('{"v":1,"kind":"train","step":1')
-    data = RunData(tmp_path, parallel_min_bytes=1, overview_min_bytes=overview)
+    data = RunData(tmp_path)
     data.poll()
-    assert data.caught_up() and data.overview == 0 and data.tables["train"].n == 0
+    assert data.caught_up() and data.snapshot().column("train", "step") is None
     assert not data.poll()  # nothing new: nothing changed
     with open(tmp_path / "events.jsonl", "a") as fh:
         fh.write(',"loss":2.5}\n')
-    assert data.poll() and data.tables["train"].n == 1
+    assert data.poll() and data.snapshot().column("train", "step").tolist() == [1]
 
 
 def test_elapsed_and_mean_rate_count_every_attempt_of_a_resumed_run(tmp_path):
@@ -458,11 +382,11 @@ def test_elapsed_and_mean_rate_count_every_attempt_of_a_resumed_run(tmp_path):
     (run / "events.jsonl").write_text("\n".join(lines) + "\n")
     data = RunData(run)
     data.poll()
-    assert data.elapsed_s() == pytest.approx(65.0)  # 40 s before the resume + 25 s since, not 25 s
-    assert data.mean_tokens_per_s() is None  # still running: the header shows the live rate
+    assert data.snapshot().elapsed_s() == pytest.approx(65.0)  # 40 s before the resume + 25 s since, not 25 s
+    assert data.snapshot().mean_tokens_per_s() is None  # still running: the header shows the live rate
     with open(run / "events.jsonl", "a") as fh:
         fh.write(_line(kind="run_end", time=1040.0, status="completed", step=30, reason="", tokens=30 * 64,
                        elapsed_s=80.0) + "\n")
     data.poll()
-    assert data.elapsed_s() == pytest.approx(80.0)
-    assert data.mean_tokens_per_s() == pytest.approx(30 * 64 / 80.0)
+    assert data.snapshot().elapsed_s() == pytest.approx(80.0)
+    assert data.snapshot().mean_tokens_per_s() == pytest.approx(30 * 64 / 80.0)

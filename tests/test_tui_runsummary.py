@@ -1,8 +1,6 @@
-"""The runs list's fast summary (tuiLM/tui/runsummary.py) against runs.summarize.
-
-FastSummary must equal runs.summarize over the run's effective events (events.effective_events):
-for a run never resumed that is runs.summarize itself; for a resumed run the superseded events of
-the attempt that died (steps above the resume point, its run_end) do not count.
+"""A run's summary (reader.RunReader.summary, what the runs list and `tuilm runs` show) follows the
+resume rule: it equals the summary of the run's effective events (reader.effective_events) written
+out as a run never resumed; read incrementally, a few lines at a time, it equals a fresh read.
 """
 
 from __future__ import annotations
@@ -14,10 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tuiLM.events import EventWriter, effective_events, read_events
-from tuiLM.runs import summarize
-from tuiLM.tui import runsummary
-from tuiLM.tui.runsummary import FastSummary
+from tuiLM.events import EventWriter
+from tuiLM import lineparse
+from tuiLM.reader import RunReader, effective_events, read_events, summarize
 
 from .fixtures.fixture_runs import write_run
 
@@ -25,8 +22,16 @@ from .fixtures.fixture_runs import write_run
 def fields(s) -> dict:
     d = dataclasses.asdict(s)
     d.pop("path")
-    d.pop("evals")  # runs.summarize's bookkeeping for the resume rule, not part of the summary
     return d
+
+
+class FastSummary:  # the runs list's use: one reader per run, polled again at every refresh
+    def __init__(self, run: Path) -> None:
+        self.reader = RunReader(run)
+
+    def update(self):
+        self.reader.poll()
+        return self.reader.summary()
 
 
 def reference(run: Path, tmp: Path) -> dict:
@@ -64,7 +69,7 @@ def resumed_run(root: Path) -> Path:
     return run
 
 
-def test_fast_summary_matches_summarize_on_fixture_runs(tmp_path):
+def test_incremental_summary_matches_a_fresh_read_on_fixture_runs(tmp_path):
     for i, kind in enumerate(("gpt", "mhc", "mhc-frozen", "failed")):
         run = write_run(tmp_path, f"{kind}-{i}", kind, seed=i)
         fast = fields(FastSummary(run).update())
@@ -72,7 +77,7 @@ def test_fast_summary_matches_summarize_on_fixture_runs(tmp_path):
         assert fast["best_val_bpb"] is not None and fast["step"] > 0
 
 
-def test_fast_summary_follows_a_resume_like_effective_events(tmp_path):
+def test_the_summary_follows_a_resume_like_effective_events(tmp_path):
     run = resumed_run(tmp_path)
     fast = fields(FastSummary(run).update())
     assert fast == reference(run, tmp_path)
@@ -84,10 +89,12 @@ def test_fast_summary_follows_a_resume_like_effective_events(tmp_path):
     assert raw["best_val_bpb"] == pytest.approx(4.0 - 1.0) and raw == fast
 
 
-def test_fast_summary_mid_resume_and_incremental_reads(tmp_path, monkeypatch):
+def test_the_summary_mid_resume_and_incremental_reads(tmp_path, monkeypatch):
     """Read in small chunks, a few lines at a time, stopping right after the second run_start."""
-    monkeypatch.setattr(runsummary, "CHUNK", 4096)
-    monkeypatch.setattr(runsummary, "BACK", 1000)
+    from tuiLM import reader
+
+    monkeypatch.setattr(reader, "CHUNK", 4096)
+    assert lineparse.CHUNK > 4096
     full = resumed_run(tmp_path)
     lines = (full / "events.jsonl").read_bytes().splitlines(keepends=True)
     cut = next(i for i, line in enumerate(lines) if b'"step":1000' in line and b'"run_start"' in line)
@@ -106,7 +113,7 @@ def test_fast_summary_mid_resume_and_incremental_reads(tmp_path, monkeypatch):
     assert fields(fast.update()) == reference(run, tmp_path)
 
 
-def test_fast_summary_waits_for_a_torn_last_line(tmp_path):
+def test_the_summary_waits_for_a_torn_last_line(tmp_path):
     run = write_run(tmp_path, "torn", "gpt", steps=150, end="none")
     ev = run / "events.jsonl"
     complete = fields(summarize(run))
@@ -120,7 +127,7 @@ def test_fast_summary_waits_for_a_torn_last_line(tmp_path):
     assert got["best_val_bpb"] == 0.1 and got == fields(summarize(run))
 
 
-def test_fast_summary_of_a_missing_or_empty_file(tmp_path):
+def test_the_summary_of_a_missing_or_empty_file(tmp_path):
     run = tmp_path / "new"
     run.mkdir()
     assert fields(FastSummary(run).update()) == fields(summarize(run))

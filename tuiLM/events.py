@@ -14,7 +14,7 @@ import os
 import stat
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 SCHEMA_VERSION = 1
 
@@ -235,83 +235,3 @@ def _drop_torn_tail(path: Path) -> None:
             fh.truncate(keep)
     except FileNotFoundError:
         pass
-
-
-class EventTail:
-    """Incremental reader: ``poll()`` returns only the events appended since the last call.
-
-    Keeps a byte cursor, never re-reads what it has read, and holds back a torn last line until it is
-    completed. Lines that are complete but not events a reader can use (not JSON, wrong field types,
-    too deep: ``sanitize``) are skipped and counted in ``skipped``. A path that is not a regular file
-    (a FIFO, a device) is never read: ``error`` says why and ``poll()`` returns nothing.
-    """
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.offset = 0
-        self._partial = b""
-        self.skipped = 0
-        self.error: str | None = None
-
-    def read_bytes(self, max_bytes: int | None = None) -> bytes:
-        """Raw bytes from the cursor on (at most ``max_bytes``); b"" when missing or refused."""
-        try:
-            with open_regular(self.path) as fh:
-                fh.seek(self.offset)
-                data = fh.read() if max_bytes is None else fh.read(max_bytes)
-        except FileNotFoundError:
-            return b""
-        except OSError as e:
-            self.error = f"{self.path}: {e.strerror or e}"
-            return b""
-        self.error = None
-        self.offset += len(data)
-        return data
-
-    def poll(self, max_bytes: int | None = None) -> list[dict[str, Any]]:
-        data = self.read_bytes(max_bytes)
-        if not data:
-            return []
-        data = self._partial + data
-        lines = data.split(b"\n")
-        self._partial = lines.pop()  # b"" when data ended with a newline
-        if len(self._partial) > MAX_LINE:  # not a line any writer of ours makes: drop it, keep the cursor
-            self._partial = b""
-            self.skipped += 1
-        out = []
-        for line in lines:
-            if not line.strip():
-                continue
-            event = decode_event(line)
-            if event is None:
-                self.skipped += 1
-            else:
-                out.append(event)
-        return out
-
-
-def read_events(path: str | Path) -> list[dict[str, Any]]:
-    """All complete events of a file (a torn last line is ignored)."""
-    return EventTail(path).poll()
-
-
-def iter_kind(events: list[dict[str, Any]], kind: str) -> Iterator[dict[str, Any]]:
-    return (e for e in events if e.get("kind") == kind)
-
-
-def effective_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The run's history as a reader should see it, across crashes and resumes.
-
-    A resumed trainer writes a new ``run_start`` whose ``step`` is the checkpoint it resumed from;
-    the steps after that checkpoint were written by the attempt that died and are written again. So a
-    ``run_start`` at step s drops every earlier step-carrying event with step > s (and an earlier
-    ``run_end``). Events without a step (log) are kept.
-    """
-    out: list[dict[str, Any]] = []
-    for ev in events:
-        if ev.get("kind") == "run_start" and out:
-            s = ev.get("step", 0)
-            out = [e for e in out if e.get("kind") != "run_end"
-                   and not (isinstance(e.get("step"), int) and e["step"] > s and e.get("kind") != "run_start")]
-        out.append(ev)
-    return out

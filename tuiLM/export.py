@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError
-from .events import effective_events, read_events
+from .reader import effective_events, read_events
 from .runs import EVENTS, PRESET
 
 SERIES_KINDS = ("train", "eval", "diag")

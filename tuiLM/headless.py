@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError
-from .events import EventTail, to_float
+from .events import to_float
+from .reader import EventTail
 from .launch import _kill_group, create_run, death_reason, spawn_trainer, stop_trainer
 from .runs import CHECKPOINTS, EVENTS, PRESET, STDOUT, record_death
 

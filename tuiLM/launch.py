@@ -297,7 +297,7 @@ def death_reason(run_dir: str | Path, code: int | None) -> str:
 def memory_figures(run_dir: str | Path) -> tuple[float | None, float | None]:
     """(estimated peak GiB, machine memory GiB) of a run: what its run_start recorded, else computed
     from the frozen preset and this machine."""
-    from .events import read_events
+    from .reader import read_events
     from .machine import device_memory, resolve_device
 
     start: dict[str, Any] = {}

@@ -65,8 +65,10 @@ def _fmt(value: object, digits: int = 4) -> str:
 
 def _run_metrics(run_dir: Path) -> dict[str, object]:
     """Headline figures of a run from its events (the resumed history, see events.effective_events)."""
-    from .events import effective_events, iter_kind, read_events, to_float
-    from .runs import EVENTS, summarize
+    from .events import to_float
+    from .reader import effective_events, iter_kind, read_events
+    from .runs import EVENTS
+    from .reader import summarize
 
     s = summarize(run_dir)
     events = effective_events(read_events(Path(run_dir) / EVENTS))
@@ -97,7 +99,8 @@ def system_figures(run_dir: Path) -> list[tuple[str, str]]:
     """(label, text) rows of a run's throughput and hardware figures; only the measured ones."""
     import statistics
 
-    from .events import effective_events, iter_kind, read_events, to_float
+    from .events import to_float
+    from .reader import effective_events, iter_kind, read_events
     from .runs import EVENTS
     from .units import fmt_flops
 
@@ -177,7 +180,8 @@ def _run_preset(run_dir: Path):
 
 
 def print_runs_list(console: Console, root: Path | None = None) -> None:
-    from .runs import list_runs, summarize
+    from .runs import list_runs
+    from .reader import summarize
     from .units import fmt_count, fmt_duration
 
     runs = list_runs(root)
@@ -230,7 +234,7 @@ def _print_seed_groups(runs: list[Path], summaries: dict, console: Console) -> N
 
 def print_run(run_dir: Path, console: Console) -> None:
     from .config.schema import FIELDS
-    from .events import iter_kind, read_events
+    from .reader import iter_kind, read_events
     from .runs import EVENTS
 
     run_dir = Path(run_dir)

@@ -16,12 +16,12 @@ import os
 import re
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import UserError
-from .events import EventTail, EventWriter, read_events, to_float
+from .events import EventWriter
 
 PRESET = "preset.toml"
 EVENTS = "events.jsonl"
@@ -201,25 +201,6 @@ def trainer_running(run_dir: str | Path) -> bool:
     return lock_held(run_dir) is True
 
 
-def live_state(run_dir: str | Path, state: str) -> str:
-    """A summary's state corrected by liveness: a run that says ``running`` (or never said anything)
-    whose trainer is gone is ``dead``, whatever point it died at; one that is still ``new`` while its
-    trainer holds the lock is ``running`` (starting)."""
-    if state not in ("new", "running"):
-        return state
-    held = lock_held(run_dir)
-    if held is None:
-        return state
-    if held:
-        return "running"
-    return "dead" if state == "running" or was_launched(run_dir) else state
-
-
-def was_launched(run_dir: str | Path) -> bool:
-    """Whether a trainer was ever started on the run (its identity was recorded)."""
-    return read_identity(run_dir) is not None or (Path(run_dir) / PIDFILE).exists()
-
-
 def proven_trainer(run_dir: str | Path) -> TrainerIdentity | None:
     """The identity of this run's trainer when it can be proved: the lock is held, the recorded pid
     exists on this host and started when the record says. None otherwise: no signal may be sent."""
@@ -286,6 +267,8 @@ def record_death(run_dir: str | Path, reason: str) -> bool:
     except RunError:
         return False
     try:
+        from .reader import read_events
+
         events = read_events(run_dir / EVENTS)
         last_start = max((i for i, e in enumerate(events) if e.get("kind") == "run_start"), default=-1)
         if any(e.get("kind") == "run_end" for e in events[last_start + 1:]):
@@ -305,96 +288,6 @@ def record_death(run_dir: str | Path, reason: str) -> bool:
         return False
     finally:
         os.close(fd)
-
-
-@dataclass
-class RunSummary:
-    path: Path
-    state: str = "new"  # new | running | completed | stopped | failed | dead
-    arch: str = ""
-    preset_name: str = ""
-    step: int = 0
-    max_steps: int = 0
-    tokens: int = 0
-    last_loss: float | None = None
-    best_val_bpb: float | None = None
-    best_val_loss: float | None = None
-    artifact_bytes: int | None = None
-    started: float | None = None
-    ended: float | None = None
-    reason: str = ""
-    last_event: dict[str, Any] = field(default_factory=dict)
-    evals: list[tuple[int, float, float]] = field(default_factory=list)  # (step, val_bpb, val_loss)
-
-    @property
-    def run_id(self) -> str:
-        return self.path.name
-
-    @property
-    def age_s(self) -> float:
-        return time.time() - (self.started or self.path.stat().st_mtime)
-
-
-def fold_train(s: RunSummary, ev: dict[str, Any]) -> None:
-    """What a train event says about a run (shared by every summary reader)."""
-    s.step = ev.get("step", s.step)
-    s.tokens = ev.get("tokens", s.tokens)
-    try:
-        s.last_loss = to_float(ev.get("loss"))
-    except (TypeError, ValueError):
-        pass
-
-
-def fold_run_end(s: RunSummary, ev: dict[str, Any]) -> None:
-    """What a run_end event says about a run (shared by every summary reader)."""
-    s.state = ev.get("status", "failed")
-    s.ended = ev.get("time")
-    s.reason = ev.get("reason", "")
-    s.step = ev.get("step", s.step)
-    if ev.get("artifact_bytes") is not None:
-        s.artifact_bytes = ev["artifact_bytes"]
-
-
-def summarize(path: str | Path, tail: EventTail | None = None, summary: RunSummary | None = None) -> RunSummary:
-    """Fold a run's events into a summary. Pass back ``tail`` and ``summary`` to update incrementally."""
-    path = Path(path)
-    tail = tail or EventTail(path / EVENTS)
-    s = summary or RunSummary(path)
-    for ev in tail.poll():
-        kind = ev.get("kind")
-        s.last_event = ev
-        if kind == "run_start":
-            if s.state != "new":  # a resume: the dead attempt's later steps are superseded
-                resumed_at = ev.get("step", 0) or 0
-                s.evals = [e for e in s.evals if e[0] <= resumed_at]
-                best = min(s.evals, key=lambda e: e[1], default=None)
-                s.best_val_bpb, s.best_val_loss = (best[1], best[2]) if best else (None, None)
-                s.step = min(s.step, resumed_at)
-                s.artifact_bytes = None  # a superseded run_end's figures no longer describe the run
-            s.state = "running"
-            s.started = s.started or ev.get("time")
-            s.max_steps = ev.get("max_steps", s.max_steps)
-            s.arch = ev.get("arch", s.arch)
-            s.preset_name = ev.get("preset_name", s.preset_name)
-            s.pid = ev.get("pid")  # type: ignore[attr-defined]
-            s.ended, s.reason = None, ""
-        elif kind == "train":
-            fold_train(s, ev)
-        elif kind == "eval":
-            try:
-                bpb, loss = to_float(ev["val_bpb"]), to_float(ev["val_loss"])
-            except (KeyError, TypeError, ValueError):
-                continue
-            if bpb == bpb:
-                s.evals.append((int(ev.get("step", 0)), bpb, loss))
-                if s.best_val_bpb is None or bpb < s.best_val_bpb:
-                    s.best_val_bpb, s.best_val_loss = bpb, loss
-        elif kind == "run_end":
-            fold_run_end(s, ev)
-    s.state = live_state(path, s.state)
-    if tail.error:
-        s.state, s.reason = "unreadable", tail.error
-    return s
 
 
 # -- requests and study membership (files the trainer reads) --------------------------------------

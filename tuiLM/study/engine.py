@@ -33,7 +33,8 @@ from typing import Any, Callable
 
 from ..config.load import Preset
 from ..errors import UserError
-from ..events import EventTail, to_float
+from ..events import to_float
+from ..reader import EventTail
 from ..runs import EVENTS, STUDY_FILE, pid_alive, runs_root
 from . import storage as st
 from .spec import StudySpec, run_name, trial_preset
@@ -640,7 +641,7 @@ class StudyEngine:
         from optuna.trial import Trial, TrialState
 
         from ..launch import trainer_alive
-        from ..runs import summarize
+        from ..reader import summarize
 
         for ft in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             attrs = ft.user_attrs

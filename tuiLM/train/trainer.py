@@ -61,7 +61,8 @@ from torch import nn
 from .. import __version__
 from ..config.load import Preset, load
 from ..errors import UserError
-from ..events import EventWriter, iter_kind, read_events
+from ..events import EventWriter
+from ..reader import iter_kind, read_events, refresh_cache
 from ..runs import (CHECKPOINTS, EVENTS, LOCKFILE, PIDFILE, PRESET, RunError, acquire_run_lock,
                     clear_stop_request, identity_of, lock_held, read_stop_request, read_study_info, record_identity,
                     write_error_message)
@@ -354,6 +355,7 @@ class Trainer:
         path = save_checkpoint(self.run_dir / CHECKPOINTS, self.step, state, meta, self.preset.checkpoint.keep)
         self.emit("checkpoint", step=self.step, tokens=self.tokens, path=str(path.relative_to(self.run_dir)),
                   bytes=path.stat().st_size)
+        refresh_cache(self.run_dir)  # a long run opens from its column cache, not from 10^6 JSON lines
         self.say(f"checkpoint {path.name}")
 
     def run_eval(self) -> dict[str, float]:
@@ -719,6 +721,7 @@ def main(run_dir: str | Path, resume: bool = False) -> int:
                 writer.close()
             except OSError:
                 pass
+            refresh_cache(run_dir)
         if info.enabled and dist.is_initialized():
             dist.destroy_process_group()
         if lock_fd is not None:  # last: the run is ours until everything above is on disk

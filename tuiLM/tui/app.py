@@ -152,9 +152,8 @@ class TuiLMApp(App):
     def stop_run(self, path: Path) -> None:
         from . import services
 
-        run = self.watcher.get(path)
         try:
-            ok = services.stop_run(run.proc if run.proc is not None else path)
+            ok = services.stop_run(self.watcher.proc_of(path) or path)
         except Exception as e:  # a launcher problem must not take the console down
             self.notify(f"Stop failed: {e}", severity="error")
             return

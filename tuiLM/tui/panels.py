@@ -14,11 +14,11 @@ import numpy as np
 
 from ..config.schema import FIELDS
 from .metrics import Line, PanelSpec, frozen_check, verdict
-from .rundata import RunData
+from .rundata import RunSnapshot
 from .seedgroup import SeedGroupData
 from .widgets.plot import Fill, Frame, Trace, fmt_value
 
-Source = RunData | SeedGroupData  # what a dashboard draws: a run, or a seed group as mean and band
+Source = RunSnapshot | SeedGroupData  # what a dashboard draws: a run, or a seed group as mean and band
 
 RUN_COLORS = ("#4ea1ff", "#ff9f43", "#2ed573", "#ff6b81", "#b197fc", "#ffd43b", "#3bc9db", "#e599f7")
 LINE_COLORS = ("#4ea1ff", "#ff9f43")
@@ -69,7 +69,7 @@ def extent(runs: list[Source], view: View) -> tuple[float, float] | None:
     return (lo + a * span, lo + b * span)
 
 
-def lines_of(spec: PanelSpec, run: RunData, compare: bool) -> list[tuple[Line, str]]:
+def lines_of(spec: PanelSpec, run: Source, compare: bool) -> list[tuple[Line, str]]:
     """(line, kind) pairs of a panel that this run has data for."""
     out = []
     for line in spec.lines:
@@ -187,15 +187,13 @@ def legend(spec: PanelSpec, runs: list[Source], view: View) -> str:
     return " ".join(parts)
 
 
-def frozen_of(run: RunData):
+def frozen_of(run: RunSnapshot):
     kind = "diag" if run.has("diag", "H_res_diag_mean") else "train"
     return frozen_check(run.preset.get("model", {}), run.last(kind, "H_res_diag_mean"),
                         run.last(kind, "gate_value"), run.last(kind, "step"))
 
 
-def best_bpb(run: RunData) -> float | None:
-    if run.overview:  # a sample of the evals: its best is not the run's best
-        return None
+def best_bpb(run: RunSnapshot) -> float | None:
     col = run.column("eval", "val_bpb")
     if col is None or col.size == 0:
         return None

@@ -1,6 +1,6 @@
 """A seed group on the dashboard: k runs of one configuration drawn as one mean line with a band.
 
-``SeedGroupData`` stands where a ``RunData`` stands in the panel code (the same read-only questions:
+``SeedGroupData`` stands where a ``RunSnapshot`` stands in the panel code (the same read-only questions:
 has, last, xy, preset, state), and adds ``aggregate``: the members' curves on one x grid, their mean
 and a min–max or ± SE band. Smoothing is applied per member before averaging (the band shows the
 spread between seeds, not step noise). Results are cached per column until a member's table moves.
@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..groups import counted, group_state
-from .rundata import RunData
+from .rundata import RunSnapshot
 
 BAND_MODES = ("minmax", "se")
 
@@ -47,14 +47,14 @@ def seed_band(grid: np.ndarray, mode: str = "minmax") -> tuple[np.ndarray, np.nd
 
 
 class SeedGroupData:
-    """k runs (RunData) shown as one series."""
+    """k runs (their snapshots; the dashboard replaces ``members`` as new ones arrive) shown as one series."""
 
-    def __init__(self, label: str, members: list[RunData]) -> None:
+    def __init__(self, label: str, members: list[RunSnapshot]) -> None:
         self.label = label
         self.members = members
         self._cache: dict[tuple, tuple[tuple, Aggregate | None]] = {}
 
-    # -- what the panel code asks a RunData ---------------------------------------------------------
+    # -- what the panel code asks a RunSnapshot ---------------------------------------------------------
 
     @property
     def run_id(self) -> str:
@@ -71,10 +71,6 @@ class SeedGroupData:
     @property
     def state(self) -> str:
         return group_state([m.state for m in self.members])
-
-    @property
-    def overview(self) -> bool:
-        return any(m.overview for m in self.members)
 
     def has(self, kind: str, name: str) -> bool:
         return any(m.has(kind, name) for m in self.members)

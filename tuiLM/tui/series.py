@@ -1,8 +1,7 @@
-"""Full-resolution series for the live plots: growable columns, EMA and min/max downsampling.
+"""Full-resolution series for the live plots: EMA and min/max downsampling, and the UI's caches.
 
-numpy only (no Textual): the loader thread appends, the UI thread reads. Appends write beyond the
-current length and truncation allocates new arrays, so a view ``col[:n]`` taken under the lock stays
-valid while the writer carries on.
+numpy only (no Textual). The columns come from ``reader.Table`` through immutable snapshots; the
+caches here (``SeriesCache``) belong to the UI thread alone.
 """
 
 from __future__ import annotations
@@ -13,91 +12,6 @@ from dataclasses import dataclass
 import numpy as np
 
 _NAN = float("nan")
-
-
-class Table:
-    """Columns of float64 with a shared length; new columns appear as they are first seen.
-
-    ``epoch`` changes when rows are removed (a resumed run supersedes later steps): caches keyed by
-    epoch and length (EMA, block min/max) rebuild then, and only extend on plain appends.
-    """
-
-    def __init__(self) -> None:
-        self.n = 0
-        self.cap = 0
-        self.cols: dict[str, np.ndarray] = {}
-        self.epoch = 0
-        self.version = 0
-
-    def _reserve(self, extra: int) -> None:
-        need = self.n + extra
-        if need <= self.cap:
-            return
-        cap = max(1024, need, int(self.cap * 1.6))
-        for name, arr in self.cols.items():
-            new = np.empty(cap, dtype=np.float64)
-            new[: self.n] = arr[: self.n]
-            self.cols[name] = new
-        self.cap = cap
-
-    def _column(self, name: str) -> np.ndarray:
-        arr = self.cols.get(name)
-        if arr is None:
-            arr = np.empty(max(self.cap, 1024), dtype=np.float64)
-            arr[: self.n] = _NAN
-            if self.cap == 0:
-                self.cap = arr.shape[0]
-            self.cols[name] = arr
-        return arr
-
-    def append(self, names: list[str], values: np.ndarray) -> None:
-        """Append rows: ``values`` has shape (m, len(names)); absent columns get NaN."""
-        m = values.shape[0]
-        if m == 0:
-            return
-        self._reserve(m)
-        for name in names:
-            self._column(name)
-        self._reserve(m)  # a new column may have been created at the old capacity
-        lo, hi = self.n, self.n + m
-        seen = set(names)
-        for j, name in enumerate(names):
-            self.cols[name][lo:hi] = values[:, j]
-        for name, arr in self.cols.items():
-            if name not in seen:
-                arr[lo:hi] = _NAN
-        self.n = hi
-        self.version += 1
-
-    def truncate_where(self, keep: np.ndarray) -> None:
-        """Keep only rows where ``keep`` (bool, length n) is true; allocates fresh arrays."""
-        n = int(keep.sum())
-        if n == self.n:
-            return
-        cap = max(1024, int(n * 1.6))
-        for name, arr in self.cols.items():
-            new = np.empty(cap, dtype=np.float64)
-            new[:n] = arr[: self.n][keep]
-            self.cols[name] = new
-        self.n, self.cap = n, cap
-        self.epoch += 1
-        self.version += 1
-
-    def col(self, name: str) -> np.ndarray | None:
-        arr = self.cols.get(name)
-        return None if arr is None else arr[: self.n]
-
-    def last(self, name: str) -> float | None:
-        """The last finite value of a column (None if there is none)."""
-        arr = self.col(name)
-        if arr is None or arr.size == 0:
-            return None
-        tail = arr[-256:]
-        ok = np.flatnonzero(np.isfinite(tail))
-        if ok.size:
-            return float(tail[ok[-1]])
-        ok = np.flatnonzero(np.isfinite(arr))
-        return float(arr[ok[-1]]) if ok.size else None
 
 
 # -- EMA -----------------------------------------------------------------------------------------
@@ -319,3 +233,19 @@ def minmax_downsample(x: np.ndarray, y: np.ndarray, x0: float, x1: float, ncols:
     ok = np.isfinite(blo) & np.isfinite(bhi)
     return Buckets(col[starts][ok], blo[ok], bhi[ok], blast[ok])
 
+
+class SeriesCache:
+    """The plot caches of one run (EMA and block min/max per column), kept across its snapshots.
+    Only the UI thread uses it; an epoch change (rows removed by a resume) rebuilds an entry."""
+
+    def __init__(self) -> None:
+        self._ema: dict[tuple, EmaCache] = {}
+        self._blocks: dict[tuple, BlockCache] = {}
+
+    def ema(self, key: tuple, y: np.ndarray, weight: float, epoch: int, steps: np.ndarray | None) -> np.ndarray:
+        return self._ema.setdefault(key, EmaCache()).get(y, weight, epoch, steps)
+
+    def blocks(self, key: tuple, x: np.ndarray, y: np.ndarray, epoch: int) -> BlockCache:
+        cache = self._blocks.setdefault(key, BlockCache())
+        cache.update(x, y, (epoch,))
+        return cache

@@ -225,7 +225,7 @@ class StudyReader:
         return tuple(out)
 
     def _evals(self, run_dir: Path, objective: str) -> list[tuple[int, float]]:
-        from ..events import effective_events, read_events
+        from ..reader import effective_events, read_events
 
         path = run_dir / EVENTS
         try:

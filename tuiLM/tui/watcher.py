@@ -1,7 +1,8 @@
 """Loader threads: one per open run, tailing its files and posting ``RunChanged`` to subscribers.
 
-The thread only reads files and updates ``RunData`` (never a widget); screens subscribe and get a
-message that replaces any unprocessed one for the same run, so a fast writer cannot flood the UI.
+The thread only reads files into its ``RunData`` (never a widget); screens subscribe and get the
+run's latest immutable ``RunSnapshot`` in a message that replaces any unprocessed one for the same
+run, so a fast writer cannot flood the UI. Screens never touch the ``RunData`` itself.
 """
 
 from __future__ import annotations
@@ -14,18 +15,18 @@ from typing import Any
 
 from textual.message import Message
 
-from .rundata import RunData
+from .rundata import RunData, RunSnapshot
 
 IDLE_EXIT_S = 30.0  # a thread with no subscribers stops after this; resubscribing restarts it
 
 
 class RunChanged(Message):
-    def __init__(self, run: RunData) -> None:
+    def __init__(self, snapshot: RunSnapshot) -> None:
         super().__init__()
-        self.run = run
+        self.snapshot = snapshot
 
     def can_replace(self, message: Message) -> bool:
-        return isinstance(message, RunChanged) and message.run is self.run
+        return isinstance(message, RunChanged) and message.snapshot.path == self.snapshot.path
 
 
 @dataclass
@@ -61,7 +62,7 @@ class RunWatcher:
                 entry.thread = threading.Thread(target=self._loop, args=(entry,), daemon=True,
                                                 name=f"tuilm-load-{run.run_id}")
                 entry.thread.start()
-        subscriber.post_message(RunChanged(run))
+        subscriber.post_message(RunChanged(run.snapshot()))
 
     def unsubscribe(self, run: RunData, subscriber: Any) -> None:
         with self._lock:
@@ -71,14 +72,16 @@ class RunWatcher:
 
     def wake(self, run: RunData) -> None:
         """Make the loader look now (after a resume or stop)."""
-        run._last_liveness = 0.0
+        run.wake()
+
+    def proc_of(self, path: Path) -> Any:
+        """The trainer this app started for the run at ``path`` (None if it did not)."""
+        with self._lock:
+            entry = self._entries.get(Path(path).resolve())
+        return entry.run.proc if entry else None
 
     def close(self) -> None:
         self._stop.set()
-        with self._lock:
-            runs = [e.run for e in self._entries.values()]
-        for run in runs:
-            run.close()  # worker processes of a full read still in progress
 
     def _loop(self, entry: _Entry) -> None:
         run = entry.run
@@ -88,8 +91,9 @@ class RunWatcher:
             if changed:
                 with self._lock:
                     subs = list(entry.subscribers)
+                snap = run.snapshot()
                 for s in subs:
-                    s.post_message(RunChanged(run))
+                    s.post_message(RunChanged(snap))
             if not run.caught_up():
                 continue  # still catching up with a long file: keep reading
             with self._lock:
@@ -100,4 +104,4 @@ class RunWatcher:
                     return
             else:
                 idle_since = None
-            self._stop.wait(0.25 if run.state in ("running", "starting", "new") else 1.0)
+            self._stop.wait(0.25 if run.snapshot().state in ("running", "starting", "new") else 1.0)

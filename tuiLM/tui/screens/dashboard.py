@@ -20,7 +20,7 @@ from textual.widgets import Footer, Log, Static
 from .. import services
 from ..metrics import PANELS, PanelSpec, dashboard_groups
 from ..panels import Source, View, extent, frame_for, legend
-from ..rundata import RunData
+from ..rundata import RunData, RunSnapshot
 from ..seedgroup import SeedGroupData
 from ..watcher import RunChanged
 from ..widgets.form import update_static
@@ -73,13 +73,13 @@ class DashboardScreen(Screen):
 
     def __init__(self, runs: list[RunData], panels: tuple[PanelSpec, ...] = PANELS,
                  groups: list[tuple[str, list[int]]] | None = None) -> None:
-        sources: list[Source] = []
-        for label, idx in groups or [(r.run_id, [i]) for i, r in enumerate(runs)]:
-            sources.append(SeedGroupData(label, [runs[i] for i in idx]) if len(idx) > 1 else runs[idx[0]])
-        compare = len(sources) > 1 or any(isinstance(s, SeedGroupData) for s in sources)
+        self._handles = runs  # to subscribe with; the screen reads only the snapshots they send
+        self.runs: list[RunSnapshot] = [RunSnapshot.empty(r.path) for r in runs]
+        self._layout = groups or [(r.run_id, [i]) for i, r in enumerate(runs)]
+        self.sources: list[Source] = []  # what the panels draw: runs, and seed groups as mean and band
+        self._build_sources()
+        compare = len(self.sources) > 1 or any(isinstance(s, SeedGroupData) for s in self.sources)
         super().__init__(classes="compare" if compare else "single")
-        self.runs = runs
-        self.sources = sources  # what the panels draw: runs, and seed groups as mean and band
         self.compare = compare
         self.band = "minmax"
         self.ema_on = True
@@ -109,7 +109,19 @@ class DashboardScreen(Screen):
         self._cpu_mark = time.thread_time()
         self._status_text: str | None = None
         self._samples_text: str | None = None
-        self._drawn_versions: tuple = ()  # RunData.version of each run when last drawn
+        self._drawn_versions: tuple = ()  # RunSnapshot.version of each run when last drawn
+
+    def _build_sources(self) -> None:
+        """Runs and seed groups from the latest snapshots (a group keeps its object: its cache)."""
+        old = self.sources
+        self.sources = []
+        for j, (label, idx) in enumerate(self._layout):
+            if len(idx) > 1:
+                group = old[j] if old and isinstance(old[j], SeedGroupData) else SeedGroupData(label, [])
+                group.members = [self.runs[i] for i in idx]
+                self.sources.append(group)
+            else:
+                self.sources.append(self.runs[idx[0]])
 
     # -- layout --------------------------------------------------------------------------------------
 
@@ -152,7 +164,7 @@ class DashboardScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        for run in self.runs:
+        for run in self._handles:
             self.app.watcher.subscribe(run, self)
         self.query_one("#failure").display = False
         self._apply_display()
@@ -160,7 +172,7 @@ class DashboardScreen(Screen):
         self._status()
 
     def on_unmount(self) -> None:
-        for run in self.runs:
+        for run in self._handles:
             self.app.watcher.unsubscribe(run, self)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -180,14 +192,19 @@ class DashboardScreen(Screen):
 
     @on(RunChanged)
     def _run_changed(self, msg: RunChanged) -> None:
+        snap = msg.snapshot
+        for i, run in enumerate(self.runs):
+            if run.path == snap.path:
+                self.runs[i] = snap
+        self._build_sources()
         self._dirty = True
         if time.monotonic() - self._last_draw > REDRAW_S:
             self._tick()
 
     @property
     def loading(self) -> bool:
-        """Some run has nothing to draw yet (an overview of a long file counts as something)."""
-        return any(not r.loaded and not r.overview for r in self.runs)
+        """Some run has nothing to draw yet."""
+        return any(not r.loaded for r in self.runs)
 
     @property
     def ready(self) -> bool:
@@ -314,11 +331,10 @@ class DashboardScreen(Screen):
         if meta == self._meta_seen:
             return
         self._meta_seen = meta
-        with run.lock:
-            samples = list(run.samples)[-3:]
-            new = run.stdout_total - self._stdout_shown
-            lines = list(run.stdout)[-new:] if new > 0 else []
-            self._stdout_shown = run.stdout_total
+        samples = list(run.samples)[-3:]
+        new = run.stdout_total - self._stdout_shown
+        lines = list(run.stdout)[-new:] if new > 0 else []
+        self._stdout_shown = run.stdout_total
         text = samples_text(samples)
         if text.markup != self._samples_text:  # most ticks only the log moved
             self._samples_text = text.markup
@@ -474,9 +490,9 @@ class DashboardScreen(Screen):
                                            f"exits.", yes="Stop"), confirmed)
 
     @work(thread=True, group="control")
-    def _stop(self, run: RunData) -> None:
+    def _stop(self, run: RunSnapshot) -> None:
         try:
-            ok = services.stop_run(run.proc if run.proc is not None else run.path)
+            ok = services.stop_run(self.app.watcher.proc_of(run.path) or run.path)
         except Exception as e:  # show launcher problems, keep the dashboard up
             self.app.call_from_thread(self.notify, f"Stop failed: {e}", severity="error")
             return

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from ...groups import GroupValue, SeedGroup, counted, group_value
-from ...runs import EVENTS, PRESET, RunSummary
+from ...runs import EVENTS, PRESET
+from ...reader import RunSummary
 from ...units import fmt_count
 from ..metrics import can_freeze, frozen_check
 from ..runsummary import last_diag
@@ -69,7 +70,7 @@ def make_group_row(group: SeedGroup, rows: dict[Path, RunRow]) -> GroupRow:
 
 
 def _took(s: RunSummary) -> float | None:
-    end = s.ended if s.ended is not None else (s.last_event or {}).get("time")
+    end = s.ended if s.ended is not None else s.last_time
     return (end - s.started) if isinstance(end, (int, float)) and s.started else None
 
 

@@ -7,9 +7,8 @@ row: best val_bpb mean ± SE over the seeds, k, and "lucky" when one seed beats 
 than 2 standard deviations. ``e`` expands a group into its runs; Enter opens the group (mean line
 and seed band) and ``c`` compares marked groups and runs.
 
-Each run is summarised by ``runsummary.FastSummary`` (byte scans, only the few lines that matter
-decoded; then only what was appended), not ``runs.summarize`` (every line decoded: ~10 s for a
-10^6-event run).
+Each run is summarised by a ``reader.RunReader`` (a long run starts from its column cache; then only
+what was appended is read). A run that has ended keeps only its summary until its file changes.
 """
 
 from __future__ import annotations
@@ -28,9 +27,10 @@ from textual.widgets import DataTable, Footer, Static
 from textual.worker import get_current_worker
 
 from ...groups import Membership, SeedGroup, group_runs, group_state, membership
+from ...reader import RunReader, RunSummary
 from ...runs import list_runs, runs_root
 from ...units import fmt_duration
-from ..runsummary import FastSummary, loss_trend, sparkline
+from ..runsummary import loss_trend, sparkline
 from ..widgets.cursortable import CursorTable
 from ..widgets.status import STATE_ICON
 from .dialogs import ConfirmScreen
@@ -150,7 +150,8 @@ class RunsScreen(Refreshing, Screen):
     @work(thread=True, exclusive=True, group="runs-refresh")
     def _refresh_loop(self) -> None:
         worker = get_current_worker()
-        summaries: dict[Path, FastSummary] = {}
+        readers: dict[Path, RunReader] = {}
+        ended: dict[Path, tuple[int | None, RunSummary]] = {}  # a run that ended: its summary, by file size
         models: dict[Path, dict[str, Any]] = {}
         extras: dict[Path, tuple[int | None, list[float], bool]] = {}
         members: dict[Path, Membership] = {}
@@ -164,14 +165,21 @@ class RunsScreen(Refreshing, Screen):
             for path in list_runs(root):
                 if worker.is_cancelled:
                     return
-                fast = summaries.get(path)
-                if fast is None:
-                    fast = summaries[path] = FastSummary(path)
-                summary = fast.update()  # reads only what was appended since the last refresh
+                size = _size(path)
+                hit = ended.get(path)
+                if hit is not None and hit[0] == size:
+                    summary = hit[1]
+                else:
+                    reader = readers.get(path) or readers.setdefault(path, RunReader(path))
+                    reader.poll()  # only what was appended since the last refresh
+                    reader.save_cache()
+                    summary = reader.summary()
+                    if summary.state not in ("new", "running"):  # kept until the file changes (a resume)
+                        ended[path] = (size, summary)
+                        del readers[path]
                 if path not in models:
                     models[path] = _model_from_preset(path)
                     members[path] = membership(path)
-                size = _size(path)
                 if extras.get(path, (None,))[0] != size:  # the trend and flag only move with the file
                     extras[path] = (size, loss_trend(path, TREND_W), _frozen(models[path], path))
                 _, trend, frozen = extras[path]

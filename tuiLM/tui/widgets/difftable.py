@@ -13,7 +13,7 @@ from typing import Any
 
 from ...groups import group_value
 from ..panels import RUN_COLORS, best_bpb, diff_rows, fmt, frozen_of
-from ..rundata import RunData
+from ..rundata import RunSnapshot
 from ..seedgroup import SeedGroupData
 from .status import STATE_ICON
 
@@ -31,7 +31,7 @@ def group_rows(sources: list[Any]) -> list[tuple[str, list[str]]]:
     seed's best, lucky seeds, and each source judged against the first (paired over shared seeds)."""
     from ...study.stats import compare
 
-    def members(s: Any) -> list[RunData]:
+    def members(s: Any) -> list[RunSnapshot]:
         return s.members if isinstance(s, SeedGroupData) else [s]
 
     bests = [s.best_values() if isinstance(s, SeedGroupData) else [best_bpb(s)] for s in sources]
@@ -73,7 +73,7 @@ def short_verdict(c: Any) -> str:
     return f"{'better' if c.gain > 0 else 'worse'} {rel} ({p}, {how})"
 
 
-def summary_rows(runs: list[RunData]) -> list[tuple[str, list[str]]]:
+def summary_rows(runs: list[RunSnapshot]) -> list[tuple[str, list[str]]]:
     rows = [("best bpb", [fmt(best_bpb(r)) for r in runs]),
             ("loss", [fmt(r.last("train", "loss")) for r in runs]),
             ("step", [f"{int(s):,}" if (s := r.last("train", "step")) is not None else "—" for r in runs])]

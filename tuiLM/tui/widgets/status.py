@@ -1,6 +1,6 @@
 """The dashboard's one-line header: what matters first, the rest as the width allows.
 
-Built from a run snapshot (``RunData``) and the view; no reading of its own.
+Built from a run snapshot (``RunSnapshot``) and the view; no reading of its own.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from rich.text import Text
 
 from ...units import fmt_duration
 from ..panels import RUN_COLORS, View, best_bpb, fmt, frozen_of
-from ..rundata import RunData
+from ..rundata import RunSnapshot
 from .plot import fmt_value, fmt_x
 
 STATE_STYLE = {"running": "bold green", "completed": "bold cyan", "stopped": "bold yellow",
@@ -57,13 +57,13 @@ def _mean(col) -> float | None:
     return float(ok.mean()) if ok.size else None
 
 
-def state_piece(run: RunData, stopping: bool) -> Text:
+def state_piece(run: RunSnapshot, stopping: bool) -> Text:
     state = run.state
     text = "stopping…" if stopping and state in ("running", "starting") else state
     return _t((f" {STATE_ICON.get(state, '?')} {text} ", STATE_STYLE.get(state, "")))
 
 
-def run_header(run: RunData, view: View, width: int, *, stopping: bool = False, group: str = "") -> Text:
+def run_header(run: RunSnapshot, view: View, width: int, *, stopping: bool = False, group: str = "") -> Text:
     """Single run: state, id, step, loss, val_bpb, throughput, time; then the page and the cursor."""
     pieces: list[tuple[int, Text]] = [(0, state_piece(run, stopping)),
                                       (0, _t((f" {run.run_id}", "bold")))]
@@ -71,9 +71,7 @@ def run_header(run: RunData, view: View, width: int, *, stopping: bool = False, 
     if fz.frozen:
         pieces.append((0, _t(" ", (" FROZEN ", "bold white on red"))))
     step, max_steps = run.last("train", "step"), run.max_steps
-    if run.overview:
-        pieces.append((0, _t((f"  overview of {run.overview:.0%} · reading {run.progress:.0%}", "yellow"))))
-    elif not run.loaded:
+    if not run.loaded:
         pieces.append((0, _t((f"  loading {run.progress:.0%}", "yellow"))))
     if step is not None:
         pieces.append((1, _t("  ", f"{int(step):,}" + (f"/{max_steps:,}" if max_steps else ""))))
@@ -84,9 +82,7 @@ def run_header(run: RunData, view: View, width: int, *, stopping: bool = False, 
     if bpb is not None:
         pieces.append((2, _t(("  bpb ", "dim"), fmt(bpb))))
         best = best_bpb(run)
-        if run.overview:  # the evals of an overview are a sample: their best is not the run's
-            pieces.append((3, _t((" (best …)", "dim"))))
-        elif best is not None:
+        if best is not None:
             pieces.append((3, _t((f" (best {fmt(best)})", "dim"))))
     live = run.state in ("running", "starting")
     if live:
@@ -148,7 +144,7 @@ def _view_pieces(view: View, group: str) -> list[tuple[int, Text]]:
     return out
 
 
-def failure_text(run: RunData) -> Text:
+def failure_text(run: RunSnapshot) -> Text:
     """The box a failed or dead run shows: why, and the last lines of stdout.log."""
     t = Text()
     if run.state == "failed":
@@ -159,8 +155,7 @@ def failure_text(run: RunData) -> Text:
         code = f" (exit code {run.exit_code})" if run.exit_code is not None else ""
         t.append(" ✗ DEAD ", style="bold white on red")
         t.append(f"  the trainer exited without run_end{code}\n", style="bold red")
-    with run.lock:
-        tail = list(run.stdout)[-8:]
+    tail = list(run.stdout)[-8:]
     if tail:
         t.append("last lines of stdout.log:\n", style="dim")
         t.append("\n".join(tail))

@@ -1,7 +1,4 @@
-"""Reading ``events.jsonl`` fast and incrementally, into columns.
-
-``ChunkTail`` is an ``events.EventTail`` that hands out raw bytes (complete lines only: a torn last
-line waits for its newline). ``parse_chunk`` turns those bytes into column blocks.
+"""Decoding complete lines of ``events.jsonl`` into column blocks (``parse_chunk``), for ``reader``.
 
 Why a columnar fast path: a run with 10^6 train events is ~175 MB of JSON. Decoding it line by line
 builds 10^6 dicts (2-9 s on a small VM, most of it allocating objects). But one writer emits every
@@ -15,15 +12,13 @@ the result is the same either way; only the speed differs. ``bench/bench_tui.py`
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..events import EventTail, decode_event, open_regular
+from .events import decode_event
 
 try:  # optional: ~5x faster decoding; the stdlib json gives identical results
     import orjson as _orjson
@@ -38,31 +33,6 @@ _COLON, _COMMA, _RBRACE, _NL = 58, 44, 125, 10
 _NUMERIC_STR = ("nan", "inf", "-inf", "NaN", "Infinity", "-Infinity")
 _MAX_SIGNATURES = 8
 _LEARN_MIN = 16  # lines of one shape before a signature is worth learning
-
-
-class ChunkTail(EventTail):
-    """The EventTail cursor, returning raw complete lines instead of decoded events."""
-
-    def poll_bytes(self, max_bytes: int = CHUNK) -> bytes:
-        data = self.read_bytes(max_bytes)  # a FIFO or device is refused there (``error``)
-        if not data:
-            return b""
-        data = self._partial + data
-        cut = data.rfind(b"\n")
-        if cut < 0:
-            self._partial = data
-            return b""
-        self._partial = data[cut + 1:]
-        return data[: cut + 1]
-
-    def size(self) -> int:
-        try:
-            return os.stat(self.path).st_size
-        except FileNotFoundError:
-            return 0
-
-    def at_end(self) -> bool:
-        return self.offset >= self.size()
 
 
 @dataclass
@@ -328,232 +298,3 @@ def decode_lines(buf: bytes) -> list[dict[str, Any]]:
             rows.append((line, {"kind": b.kind, **dict(zip(b.names, vals))}))
     rows.sort(key=lambda r: r[0])
     return [ev for _, ev in rows]
-
-
-# -- parallel first read ---------------------------------------------------------------------------
-#
-# Opening a long run reads the whole file once. Doing it in worker processes keeps it off the UI
-# process entirely: no GIL shared with the event loop (a loader thread next to Textual ran at half
-# speed), and a machine with free cores parses the ranges side by side.
-
-PARALLEL_MIN_BYTES = 16 << 20
-
-
-def _parse_range(path: str, start: int, end: int, progress: str | None = None) -> list[Chunk]:
-    """Worker: parse bytes [start, end) (both on line boundaries) into chunks, in order. After each
-    chunk the bytes done so far are written to ``progress`` (if given), for the UI's progress figure."""
-    out: list[Chunk] = []
-    sigs: list[Signature] = []
-    with open(path, "rb") as fh:
-        fh.seek(start)
-        pos = start
-        while pos < end:
-            data = fh.read(min(CHUNK, end - pos))
-            if not data:
-                break
-            cut = data.rfind(b"\n") + 1 if pos + len(data) < end else len(data)
-            if cut <= 0:  # a line longer than CHUNK: read on to its end
-                more = fh.readline()
-                data, cut = data + more, len(data) + len(more)
-            fh.seek(pos + cut)
-            pos += cut
-            out.append(parse_chunk(data[:cut], sigs))
-            if progress:
-                with open(progress + ".tmp", "w") as pf:
-                    pf.write(str(pos - start))
-                os.replace(progress + ".tmp", progress)
-    return out
-
-
-def _split(path: str, end: int, parts: int) -> list[tuple[int, int]]:
-    """``parts`` byte ranges of [0, end) cut just after a newline."""
-    bounds = [0]
-    with open(path, "rb") as fh:
-        for i in range(1, parts):
-            fh.seek(max(bounds[-1], end * i // parts))
-            fh.readline()
-            cut = min(fh.tell(), end)
-            if cut > bounds[-1]:
-                bounds.append(cut)
-    bounds.append(end)
-    return [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
-
-
-def _kill_and_clean(procs: list, tmp: str) -> None:
-    import shutil
-
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    shutil.rmtree(tmp, ignore_errors=True)
-
-
-class ParallelParse:
-    """Parse bytes [0, end) of ``path`` (``end`` just after a newline) in worker processes, without
-    blocking: ``wait(timeout)`` says whether they are done, ``progress()`` how far they got, and
-    ``result()`` returns the chunks in file order.
-
-    Plain subprocesses (``python -m tuiLM.tui.eventload``), not multiprocessing: its spawn mode
-    re-imports the caller's ``__main__`` (a script without a main guard would run again), and fork
-    is unsafe in a process with UI threads. Results come back pickled through a temp folder, which
-    ``result()`` / ``cancel()`` remove (and, failing those, a finalizer at exit).
-    """
-
-    def __init__(self, path: str | Path, end: int, workers: int | None = None) -> None:
-        import subprocess
-        import sys
-        import tempfile
-        import weakref
-
-        self.end = end
-        workers = workers or max(1, min(8, os.cpu_count() or 1, end // PARALLEL_MIN_BYTES or 1))
-        ranges = _split(str(path), end, workers)
-        env = dict(os.environ)
-        package_root = str(Path(__file__).resolve().parents[2])  # importable even when not installed
-        env["PYTHONPATH"] = package_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        self._tmp = tempfile.mkdtemp(prefix="tuilm-load-")
-        self._procs: list[subprocess.Popen] = []
-        self._outs: list[str] = []
-        self._finalizer = weakref.finalize(self, _kill_and_clean, self._procs, self._tmp)
-        try:
-            for i, (a, b) in enumerate(ranges):
-                out = os.path.join(self._tmp, f"{i}.pkl")
-                cmd = [sys.executable, "-m", "tuiLM.tui.eventload", str(path), str(a), str(b), out]
-                with open(out + ".err", "wb") as err:  # a file, not a pipe: nobody reads it until the end
-                    self._procs.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                                        stderr=err, env=env))
-                self._outs.append(out)
-        except BaseException:
-            self._finalizer()
-            raise
-
-    def wait(self, timeout: float | None) -> bool:
-        """True once every worker has exited (waits at most ``timeout`` seconds; None: until then)."""
-        import subprocess
-        import time
-
-        deadline = None if timeout is None else time.monotonic() + timeout
-        for proc in self._procs:
-            try:
-                proc.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                return False
-        return True
-
-    def progress(self) -> float:
-        done = 0
-        for out in self._outs:
-            try:
-                with open(out + ".progress") as fh:
-                    done += int(fh.read() or 0)
-            except (OSError, ValueError):
-                pass
-        return min(1.0, done / self.end) if self.end else 1.0
-
-    def result(self) -> list[Chunk]:
-        import pickle
-
-        try:
-            chunks: list[Chunk] = []
-            for proc, out in zip(self._procs, self._outs):
-                if proc.wait() != 0:
-                    with open(out + ".err", "rb") as fh:
-                        err = fh.read()[-2000:].decode(errors="replace").strip()
-                    raise RuntimeError(f"loader worker failed: {err[-300:]}")
-                with open(out, "rb") as fh:
-                    chunks.extend(pickle.load(fh))
-            return chunks
-        finally:
-            self._finalizer()
-
-    def cancel(self) -> None:
-        self._finalizer()
-
-
-def parallel_parse(path: str | Path, end: int, workers: int | None = None) -> list[Chunk]:
-    """Parse bytes [0, end) of ``path`` in worker processes and wait for them (see ParallelParse)."""
-    job = ParallelParse(path, end, workers)
-    job.wait(None)
-    return job.result()
-
-
-# -- overview of a long file -----------------------------------------------------------------------
-#
-# A long run opens in two steps: first an overview read from windows spread over the file plus its
-# whole tail (a few MB: the dashboard draws the run's full x range, the latest values and state at
-# once), then the full read, which replaces the overview when it is done.
-
-OVERVIEW_MIN_BYTES = 32 << 20  # below this the full read takes well under a second here
-OVERVIEW_WINDOWS = 128  # 128 x 24 KiB + 2 MiB: ~2 % of a 10^6-event file, ~20,000 events
-OVERVIEW_WINDOW = 24 << 10
-OVERVIEW_TAIL = 2 << 20
-
-
-def overview_ranges(end: int, windows: int | None = None, window: int | None = None,
-                    tail: int | None = None) -> list[tuple[int, int]]:
-    """Byte ranges of [0, end) to read for an overview: ``windows`` evenly spaced windows over the
-    head (the first starts at 0, so it holds run_start) and the last ``tail`` bytes, in order and
-    without overlap. Unset sizes are this module's OVERVIEW_* values at the time of the call."""
-    windows = OVERVIEW_WINDOWS if windows is None else windows
-    window = OVERVIEW_WINDOW if window is None else window
-    tail = OVERVIEW_TAIL if tail is None else tail
-    tail_start = max(0, end - tail)
-    out: list[tuple[int, int]] = []
-    if tail_start > 0:
-        step = tail_start / windows
-        for i in range(windows):
-            a = int(i * step)
-            b = min(tail_start, a + window)
-            if out and a <= out[-1][1]:
-                out[-1] = (out[-1][0], b)
-            elif b > a:
-                out.append((a, b))
-    out.append((tail_start, end))
-    return out
-
-
-def read_lines(fh: Any, start: int, end: int) -> bytes:
-    """The complete lines that lie in [start, end) of an open file: a line cut at ``start`` (unless
-    ``start`` is 0 or just after a newline) or at ``end`` is left out."""
-    if start > 0:
-        fh.seek(start - 1)
-        data = fh.read(end - start + 1)
-        first = data.find(b"\n")
-        data = data[first + 1:] if first >= 0 else b""
-    else:
-        fh.seek(0)
-        data = fh.read(end)
-    cut = data.rfind(b"\n")
-    return data[: cut + 1] if cut >= 0 else b""
-
-
-def complete_end(path: str | Path) -> int:
-    """Offset just after the last newline of the file (0 if none)."""
-    with open_regular(path) as fh:
-        fh.seek(0, os.SEEK_END)
-        size = fh.tell()
-        back = min(size, 1 << 20)
-        while back:
-            fh.seek(size - back)
-            tail = fh.read(back)
-            i = tail.rfind(b"\n")
-            if i >= 0:
-                return size - back + i + 1
-            if back == size:
-                return 0
-            back = min(size, back * 4)
-        return 0
-
-
-if __name__ == "__main__":  # worker of parallel_parse: PATH START END OUT
-    import pickle
-    import sys
-
-    from tuiLM.tui import eventload as _module  # pickle the classes under their package name
-
-    _path, _start, _end, _out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-    _chunks = _module._parse_range(_path, _start, _end, progress=_out + ".progress")
-    with open(_out + ".tmp", "wb") as _fh:
-        pickle.dump(_chunks, _fh, protocol=pickle.HIGHEST_PROTOCOL)
-    os.replace(_out + ".tmp", _out)
