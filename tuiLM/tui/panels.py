@@ -16,7 +16,7 @@ from ..config.schema import FIELDS
 from .metrics import Line, PanelSpec, frozen_check, verdict
 from .rundata import RunSnapshot
 from .seedgroup import SeedGroupData
-from .widgets.plot import Fill, Frame, Trace, fmt_value
+from .widgets.plotframe import Fill, Frame, Trace, fmt_value
 
 Source = RunSnapshot | SeedGroupData  # what a dashboard draws: a run, or a seed group as mean and band
 

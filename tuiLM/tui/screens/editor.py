@@ -14,27 +14,20 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Input, Label, OptionList, Static
-from textual.widgets.option_list import Option
 
-from ...config.load import Preset, PresetError, Problem, coerce_text, locate_keys, parse_toml_text, resolve
+from ...config.load import Preset, PresetError, Problem, locate_keys, parse_toml_text, resolve
 from ...config.schema import BY_PATH, FIELDS
 from ...config.validate import validate
-from ...config.write import atomic_write_text, update_text
-from ...units import fmt_bytes, fmt_count
 from .. import services
 from ..widgets.estimate import EstimatePanel
 from ..widgets.form import FieldInput, FieldRow, PresetForm, update_static
+from ..widgets.problems import ProblemList
 from .dialogs import ConfirmScreen, SaveAsScreen
+from .editorstate import (add_field_to_study, budget_problems, cannot_start_message, collect_problems,
+                          default_study_path, first_problems, read_budget, read_field, read_overrides,
+                          save_as_path, saved_message, section_badges, summary_text, title_text, write_preset)
 
 ESTIMATE_DEBOUNCE_S = 0.15
-
-
-def _shown_path(path: Path) -> str:
-    """Relative to the working directory when inside it (shorter, and stable across checkouts)."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
 
 
 class EstimateReady(Message):
@@ -85,8 +78,6 @@ class PresetEditor(Screen):
         self._serial = 0
         self._debounce: Timer | None = None
         self.raw_text: dict[str, str] = {}  # path -> text that could not be read (shown as typed)
-        self._problems_key: tuple | None = None
-        self._problem_prompts: list[Text] = []  # what the problems list shows
         self._shown: dict[str, Any] = {}  # widget id -> last content set (skip no-op updates)
         self.study_file: Path | None = None  # the study file F6 adds fields to (asked the first time)
         self._load(overrides)
@@ -101,15 +92,8 @@ class PresetEditor(Screen):
         self.base = base
         self.load_problems = problems
         self.values = {f.path: base.get(f.path) for f in FIELDS}
-        for text_override in overrides:  # --set values start as unsaved edits
-            p, _, v = text_override.partition("=")
-            f = BY_PATH.get(p.strip())
-            if f is not None:
-                try:
-                    self.values[f.path] = coerce_text(f, v)
-                except ValueError as e:
-                    self.type_errors[f.path] = str(e)
-                    self.raw_text[f.path] = v
+        values, self.type_errors, self.raw_text = read_overrides(overrides)  # --set values: unsaved edits
+        self.values.update(values)
 
     def compose(self) -> ComposeResult:
         yield Static(id="editor-title", classes="title-bar")
@@ -122,7 +106,7 @@ class PresetEditor(Screen):
                     yield Label("budget GiB", id="budget-label")
                     yield FieldInput(self._budget_text(), placeholder="e.g. 24", id="budget", compact=True)
                 yield Label("Problems", classes="side-title")
-                yield OptionList(id="problems")
+                yield ProblemList(id="problems")
         yield Static(id="editor-summary")
         yield Footer()
 
@@ -141,8 +125,7 @@ class PresetEditor(Screen):
     # -- the current preset --------------------------------------------------------------------------
 
     def current(self) -> Preset:
-        changes = {p: v for p, v in self.values.items() if v != self.base.get(p)}
-        return self.base.with_values(changes)
+        return self.base.with_values(self.changes())
 
     def changes(self) -> dict[str, Any]:
         """Typed values that differ from what the file resolves to (what save writes)."""
@@ -159,9 +142,7 @@ class PresetEditor(Screen):
         f = row.field
         raw = row.raw()
         try:
-            if raw is None:
-                raise ValueError(f"choose one of {', '.join(f.choices or ())}")
-            value = raw if isinstance(raw, bool) or f.choices else coerce_text(f, raw)
+            value = read_field(f, raw)
         except ValueError as e:
             self.type_errors[f.path] = str(e)
             if isinstance(raw, str):
@@ -179,47 +160,18 @@ class PresetEditor(Screen):
 
     def revalidate(self) -> None:
         """Validate the current values; put each problem beside its field and in the list."""
-        preset = self.current()
-        problems = [Problem("error", p, m, self.base.lines.get(p)) for p, m in self.type_errors.items()]
-        problems += [p for p in self.load_problems if p.path not in self.type_errors]
-        problems += [p for p in validate(preset, with_budget=False) if p.path not in self.type_errors]
-        problems += self._budget_problems()
-        problems += [p for p in self.machine_problems if p.path not in self.type_errors]
+        budget = [] if self.estimate is None else budget_problems(self.estimate, self.budget_gib())
+        problems = collect_problems(self.current(), self.base.lines, self.type_errors, self.load_problems,
+                                    budget, self.machine_problems)
         self.problems = problems
         self._apply_rows()
-        key = tuple((p.level, p.path, p.message) for p in problems)
-        if key != self._problems_key:  # rebuilding the list re-lays out the side panel: only on change
-            self._problems_key = key
-            self._fill_problems(problems)
+        self.query_one("#problems", ProblemList).show(problems)
         self._update_title()
-
-    def _fill_problems(self, problems: list[Problem]) -> None:
-        options = self.query_one("#problems", OptionList)
-        prompts = []
-        for p in problems:
-            icon, style = ("✗", "bold red") if p.is_error else ("⚠", "yellow")
-            prompts.append(Text.assemble((f"{icon} ", style), (p.path or "preset", "bold"), ": ", p.message))
-        shown = self._problem_prompts
-        if prompts and len(prompts) == len(shown):
-            # Same number of problems (typing 38 -> 380 changes only a message): replace the prompts
-            # that changed. A repaint, and no layout pass unless a prompt now wraps differently.
-            for i, (new, old) in enumerate(zip(prompts, shown)):
-                if new != old:
-                    options.replace_option_prompt_at_index(i, new)
-        else:
-            options.clear_options()
-            if not problems:
-                options.add_option(Option(Text("✓ no problems", style="green"), id="none", disabled=True))
-            options.add_options([Option(prompt, id=f"p{i}") for i, prompt in enumerate(prompts)])
-        self._problem_prompts = prompts
 
     def _apply_rows(self) -> None:
         """Problems and markers on the mounted rows; counts on the section headers."""
         form = self.query_one(PresetForm)
-        first: dict[str, Problem] = {}
-        for p in self.problems:
-            if p.path in BY_PATH and (p.path not in first or (p.is_error and not first[p.path].is_error)):
-                first[p.path] = p
+        first = first_problems(self.problems)
         changed = set(self.changes()) | set(self.type_errors)
         for row in form.rows():
             if not row.is_mounted:
@@ -227,37 +179,15 @@ class PresetEditor(Screen):
             path = row.field.path
             p = first.get(path)
             row.show(p.level if p else None, p.message if p else "", path in changed, path in self.base.lines)
-        badges: dict[str, str] = {}
-        for section in {f.section for f in FIELDS}:
-            errors = sum(1 for p in first.values() if p.is_error and p.path.startswith(section + "."))
-            warns = sum(1 for p in first.values() if not p.is_error and p.path.startswith(section + "."))
-            mods = sum(1 for path in changed if path.startswith(section + "."))
-            badge = "".join(part for part, n in ((f"  ✗ {errors}", errors), (f"  ⚠ {warns}", warns),
-                                                  (f"  ● {mods} changed", mods)) if n)
-            badges[section] = badge
-        form.set_badges(badges)
+        form.set_badges(section_badges(first, changed))
 
     @on(PresetForm.SectionOpened)
     def _section_opened(self) -> None:
         self.call_after_refresh(self._apply_rows)
 
-    def _budget_problems(self) -> list[Problem]:
-        if self.estimate is None:
-            return []
-        budget = self.budget_gib()
-        if budget > 0 and self.estimate.total_bytes > budget * 2**30:
-            return [Problem("warning", "system.vram_budget_gib",
-                            f"estimated peak {self.estimate.total_bytes / 2**30:.2f} GiB exceeds the budget "
-                            f"{budget:g} GiB")]
-        return []
-
     def budget_gib(self) -> float:
-        text = self.query_one("#budget", Input).value.strip() if self.is_mounted else ""
-        try:
-            value = float(text) if text else 0.0
-        except ValueError:
-            value = 0.0
-        return value if value > 0 else float(self.values.get("system.vram_budget_gib") or 0.0)
+        text = self.query_one("#budget", Input).value if self.is_mounted else ""
+        return read_budget(text, self.values.get("system.vram_budget_gib"))
 
     @on(Input.Changed, "#budget")
     def _budget_changed(self) -> None:
@@ -265,17 +195,8 @@ class PresetEditor(Screen):
         self.revalidate()
 
     def _update_title(self) -> None:
-        name = _shown_path(self.path) if self.path else "new preset (unsaved)"
-        n_err = sum(p.is_error for p in self.problems)
-        n_warn = len(self.problems) - n_err
-        t = Text.assemble(("preset ", "dim"), (name, "bold"), ("  ·  ", "dim"),
-                          (str(self.values.get("model.arch")), "cyan"))
-        if self.has_unsaved():
-            t.append("  ● modified", style="yellow")
-        t.append("  ·  ")
-        t.append(f"{n_err} error{'s' if n_err != 1 else ''}", style="bold red" if n_err else "green")
-        t.append(f", {n_warn} warning{'s' if n_warn != 1 else ''}", style="yellow" if n_warn else "dim")
-        self._set("#editor-title", t)
+        self._set("#editor-title", title_text(self.path, self.values.get("model.arch"), self.has_unsaved(),
+                                              self.problems))
         self._update_summary()
 
     def _set(self, selector: str, content: Text) -> None:
@@ -287,20 +208,8 @@ class PresetEditor(Screen):
 
     def _update_summary(self) -> None:
         """One line for narrow terminals where the side panel is hidden."""
-        est = self.estimate
-        t = Text()
-        if est is not None:
-            t.append(f"params {fmt_count(est.params)}", style="bold")
-            t.append(f"  ·  peak {fmt_bytes(est.total_bytes)}")
-            b = self.budget_gib()
-            if b > 0:
-                over = est.total_bytes > b * 2**30
-                t.append(f" / {b:g} GiB", style="red" if over else "green")
-            if est.artifact_bytes is not None:
-                t.append(f"  ·  artifact ≤ {fmt_bytes(est.artifact_bytes)}")
-        elif self.estimate_error:
-            t.append(self.estimate_error, style="red")
-        self._set("#editor-summary", t)
+        budget = self.budget_gib() if self.estimate is not None else 0.0
+        self._set("#editor-summary", summary_text(self.estimate, budget, self.estimate_error))
 
     # -- estimate (debounced, in a thread) ----------------------------------------------------------
 
@@ -358,11 +267,7 @@ class PresetEditor(Screen):
         if not paths:
             self.notify("No problems", timeout=2)
             return
-        focused = self.focused
-        current = None
-        for row in self.query_one(PresetForm).rows():
-            if focused is not None and row in focused.ancestors_with_self:
-                current = row.field.path
+        current = self.current_field()
         nxt = paths[(paths.index(current) + 1) % len(paths)] if current in paths else paths[0]
         self.call_later(self.query_one(PresetForm).reveal, nxt)
 
@@ -384,13 +289,7 @@ class PresetEditor(Screen):
         if key in self.type_errors:
             self.notify(f"{key} cannot be read: fix the value first", severity="error")
             return
-        if self.study_file is not None:
-            default = self.study_file
-        elif self.path is not None:
-            default = self.path.parent / "studies" / f"{self.path.stem}-study.toml" \
-                if (self.path.parent / "studies").is_dir() else self.path.with_name(f"{self.path.stem}-study.toml")
-        else:
-            default = Path("presets/studies/new-study.toml")
+        default = default_study_path(self.path, self.study_file)
 
         def done(answer: str | None) -> None:
             if answer:
@@ -400,19 +299,13 @@ class PresetEditor(Screen):
 
     def add_to_study(self, study_path: Path, key: str) -> None:
         from ...errors import UserError
-        from ...study.addfield import add_dimension
 
-        if study_path.suffix != ".toml":
-            study_path = study_path.with_suffix(".toml")
         try:
-            dist, created = add_dimension(study_path, self.path, key, self.values[key])
+            self.study_file, said = add_field_to_study(study_path, self.path, key, self.values[key])
         except UserError as e:
             self.notify(str(e), severity="error", timeout=8)
             return
-        self.study_file = study_path
-        kind, vals = next(iter(dist.items()))
-        self.notify(f"{'Created' if created else 'Saved'} {_shown_path(study_path)}: {key} = {{ {kind} = {vals} }}"
-                    + (" (save the preset too: the study starts from the file)" if self.has_unsaved() else ""),
+        self.notify(said + (" (save the preset too: the study starts from the file)" if self.has_unsaved() else ""),
                     timeout=6)
 
     # -- saving --------------------------------------------------------------------------------------
@@ -436,11 +329,7 @@ class PresetEditor(Screen):
     def action_save_as(self) -> None:
         if self._blocked():
             return
-        if self.path is not None:
-            default = self.path.with_name(self.path.stem + "-copy.toml")
-        else:
-            dirs = self.app.preset_dirs() if hasattr(self.app, "preset_dirs") else [Path("presets")]
-            default = (dirs[0] if dirs else Path("presets")) / f"{self.values['run.name']}.toml"
+        default = save_as_path(self.path, getattr(self.app, "preset_dirs", None), self.values["run.name"])
 
         def done(result: Path | None) -> None:
             if result is not None:
@@ -450,15 +339,11 @@ class PresetEditor(Screen):
 
     def _write(self, path: Path) -> None:
         changes = self.changes()
-        text = update_text(self.original_text, changes)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(path, text)
+            text, raw = write_preset(path, self.original_text, changes)
         except OSError as e:
             self.notify(f"Cannot write {path}: {e.strerror or e}", severity="error")
             return
-        try:
-            raw = parse_toml_text(text, str(path))
         except PresetError as e:  # cannot happen with tomlkit output, but never lose the user's work
             self.notify(str(e), severity="error")
             return
@@ -467,9 +352,7 @@ class PresetEditor(Screen):
         self.base, self.load_problems = resolve(raw, (), source=path, lines=locate_keys(text))
         n = len(changes)
         errors = sum(p.is_error for p in self.problems)
-        self.notify(f"Saved {path} ({n} key{'s' if n != 1 else ''} changed)"
-                    + (f" — {errors} error{'s' if errors != 1 else ''} remain" if errors else ""),
-                    severity="warning" if errors else "information", timeout=3)
+        self.notify(saved_message(path, n, errors), severity="warning" if errors else "information", timeout=3)
         self.revalidate()
         refresh = getattr(self.app, "presets_changed", None)
         if refresh:
@@ -480,8 +363,7 @@ class PresetEditor(Screen):
     def action_launch(self) -> None:
         errors = [p for p in self.problems if p.is_error]
         if errors:
-            self.notify(f"Cannot start: {len(errors)} error{'s' if len(errors) != 1 else ''} "
-                        f"(first: {errors[0].path}: {errors[0].message})", severity="error")
+            self.notify(cannot_start_message(errors), severity="error")
             return
         self.notify("Starting the trainer…", timeout=2)
         self._launch(self.current())

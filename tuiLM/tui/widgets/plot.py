@@ -11,7 +11,7 @@ rebuilt when the data token, the size or a toggle changes. Output is determinist
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -22,9 +22,9 @@ from textual.message import Message
 from textual.strip import Strip
 from textual.widget import Widget
 
-from ..metrics import Band
-from ..series import BlockCache, Buckets, minmax_downsample
+from ..series import Buckets, minmax_downsample
 from .axes import axis_formatter, log_ticks, nice_ticks
+from .plotframe import Fill, Frame, Trace, fmt_x
 
 # dot (row, col) inside a braille cell -> bit
 _BITS = np.array([[0x01, 0x08], [0x02, 0x10], [0x04, 0x20], [0x40, 0x80]], dtype=np.int32)
@@ -40,83 +40,11 @@ MARKER = "●"
 MARKERS_MAX_FRAC = 0.34  # markers while the points in view are fewer than a third of the cells
 
 
-@dataclass
-class Trace:
-    """One series to draw. ``x`` sorted; ``blocks`` (optional) pre-reduced min/max for long series.
-
-    ``markers``: a sparse series (evaluations) draws a dot at each point, joined by lines."""
-
-    x: np.ndarray
-    y: np.ndarray
-    color: str
-    label: str = ""
-    blocks: BlockCache | None = None
-    dim: bool = False
-    markers: bool = False
-
-
-def fmt_value(v: float) -> str:
-    """Compact number for titles and tables: 3.142, 0.0312, 1.2e-05, 48.2K."""
-    if v is None or not math.isfinite(v):
-        return "—"
-    a = abs(v)
-    if a == 0:
-        return "0"
-    if a >= 1e4:
-        for div, suf in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):
-            if a >= div:
-                return f"{v / div:.3g}{suf}"
-    if a >= 100:
-        return f"{v:.0f}"
-    if a >= 0.01:
-        return f"{v:.4g}"
-    return f"{v:.1e}".replace("e-0", "e-")
-
-
-def fmt_x(v: float, tokens: bool) -> str:
-    if not math.isfinite(v):
-        return ""
-    if tokens or abs(v) >= 1e5:
-        return fmt_value(v)
-    return f"{int(round(v)):,}"
-
-
-@dataclass
-class Fill:
-    """A shaded area between two curves on one x grid (a seed band: min–max or ± SE over seeds),
-    drawn as a tint of ``color`` behind the lines, so the mean line over it stays readable."""
-
-    x: np.ndarray
-    lo: np.ndarray
-    hi: np.ndarray
-    color: str
-
-
 def tint(color: str, alpha: float = 0.28, base: str = "#0f1115") -> str:
     """``color`` laid at ``alpha`` over the dark panel background (a band's fill)."""
     c = [int(color[i: i + 2], 16) for i in (1, 3, 5)]
     b = [int(base[i: i + 2], 16) for i in (1, 3, 5)]
     return "#" + "".join(f"{round(bb + (cc - bb) * alpha):02x}" for cc, bb in zip(c, b))
-
-
-@dataclass
-class Frame:
-    """The inputs of one drawing; equal frames draw identical pictures.
-
-    ``yrange``: a fixed range the data can only widen; ``log_floor``: on a log axis, values <= 0 (an
-    exact zero) are drawn at this floor and labelled "0"; ``cursor``: the inspect line's x."""
-
-    traces: list[Trace]
-    bands: tuple[Band, ...] = ()
-    log: bool = False
-    xrange: tuple[float, float] | None = None
-    tokens: bool = False
-    message: str = "no data yet"
-    token: object = field(default=None)
-    yrange: tuple[float, float] | None = None
-    log_floor: float = 0.0
-    cursor: float | None = None
-    fills: tuple[Fill, ...] = ()
 
 
 @dataclass

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from rich.text import Text
 
-from .plot import fmt_value
+from .plotframe import fmt_value
 
 
 def scatter_text(points: list[tuple[Any, float, str]], width: int, height: int, log_x: bool = False,

@@ -15,7 +15,7 @@ from rich.text import Text
 from ...units import fmt_duration
 from ..panels import RUN_COLORS, View, best_bpb, fmt, frozen_of
 from ..rundata import RunSnapshot
-from .plot import fmt_value, fmt_x
+from .plotframe import fmt_value, fmt_x
 
 STATE_STYLE = {"running": "bold green", "completed": "bold cyan", "stopped": "bold yellow",
                "pruned": "bold magenta", "failed": "bold white on red", "dead": "bold white on red",

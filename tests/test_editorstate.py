@@ -1,0 +1,43 @@
+"""The preset editor's pieces that need no app: --set overrides as edits, the budget field, the
+problems beside each field and the section badges, where save-as and F6 offer to write."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tuiLM.config.load import Problem
+from tuiLM.tui.screens.editorstate import (default_study_path, first_problems, read_budget, read_overrides,
+                                           save_as_path, section_badges)
+
+
+def test_overrides_become_typed_values_or_kept_text():
+    values, errors, raw = read_overrides(["model.d_model=384", "optim.lr = x", "no.such=1"])
+    assert values == {"model.d_model": 384}
+    assert list(errors) == ["optim.lr"] and raw == {"optim.lr": " x"}
+
+
+def test_budget_typed_beside_the_estimate_wins_over_the_preset():
+    assert read_budget(" 24 ", 8.0) == 24.0
+    assert read_budget("", 8.0) == read_budget("oops", 8.0) == read_budget("-1", 8.0) == 8.0
+    assert read_budget("", None) == 0.0
+
+
+def test_a_field_shows_its_first_error_and_sections_count_it():
+    problems = [Problem("warning", "model.d_model", "w"), Problem("error", "model.d_model", "e1"),
+                Problem("error", "model.d_model", "e2"), Problem("warning", "", "whole file")]
+    first = first_problems(problems)
+    assert list(first) == ["model.d_model"] and first["model.d_model"].message == "e1"
+    badges = section_badges(first, {"model.n_layers", "optim.lr"})
+    assert badges["model"] == "  ✗ 1  ● 1 changed" and badges["optim"] == "  ● 1 changed"
+    assert badges["data"] == ""
+
+
+def test_where_save_as_and_add_to_study_offer_to_write(tmp_path):
+    preset = tmp_path / "golf.toml"
+    assert save_as_path(preset, None, "x") == tmp_path / "golf-copy.toml"
+    assert save_as_path(None, lambda: [tmp_path], "mine") == tmp_path / "mine.toml"
+    assert save_as_path(None, None, "mine") == Path("presets/mine.toml")
+    assert default_study_path(preset, None) == tmp_path / "golf-study.toml"
+    (tmp_path / "studies").mkdir()
+    assert default_study_path(preset, None) == tmp_path / "studies" / "golf-study.toml"
+    assert default_study_path(preset, tmp_path / "s.toml") == tmp_path / "s.toml"
