@@ -2,13 +2,14 @@
 
     python bench/bench_tui.py [--events 1000000] [--repeats 3] [--trainer-steps 300] [--skip-trainer | --skip-open | --redraw-only]
 
-1. open: a generated run with N train events (+ diag every 50, eval every 1000; ~175 MB of JSON)
-   - the runs list's summary of it: runs.summarize (json per line) and tui/runsummary.FastSummary
-   - loader only: RunData.poll() until caught up (columnar fast path, see tuiLM/tui/eventload.py),
-     in-process and in worker processes; and with the overview first (what the app does)
-   - the same bytes decoded line by line with events.EventTail (json per line), for the ratio
-   - the app: make_app(run_dir) headless at 160x48 until the dashboard has drawn every panel (from
-     the overview) and until every event is drawn; how late the app's event loop ran meanwhile
+1. open: a generated run with N train events (+ diag every 50, eval every 1000; ~187 MB of JSON)
+   - decoding into the reader's columns: orjson line by line against the signature matcher
+     (tuiLM/lineparse.py), both through reader.RunReader without its cache
+   - the column cache (reader.RunReader, events.cache): writing it (the trainer's last refresh),
+     re-opening from it (loader only), a run summary from it (the runs list, `tuilm runs`)
+   - the app at 160x48: a run whose trainer left its cache, opened from the command line (app
+     start-up included) and from a running app (the re-open), until every event is drawn; the same
+     without a cache (a run killed before any checkpoint); how late the event loop ran meanwhile
 2. redraw: all panels of that dashboard rebuilt (min/max downsampling + braille raster), cold
    (first draw with EMA on: EMA and block caches built) and warm (toggling a view option), and
    the live case: 1,000 new train events polled and drawn
@@ -38,12 +39,9 @@ from tests.fixtures.fixture_runs import write_big_events, write_run  # noqa: E40
 from tuiLM.config.load import default_preset  # noqa: E402
 from tuiLM.config.write import dumps_resolved  # noqa: E402
 from tuiLM.events import EventWriter  # noqa: E402
-from tuiLM.reader import EventTail, read_events  # noqa: E402
+from tuiLM import lineparse, reader  # noqa: E402
+from tuiLM.reader import CACHE, RunReader, read_events, summarize  # noqa: E402
 from tuiLM.tui.app import make_app  # noqa: E402
-from tuiLM.tui.eventload import PARALLEL_MIN_BYTES  # noqa: E402
-from tuiLM.reader import summarize  # noqa: E402
-from tuiLM.tui.rundata import RunData  # noqa: E402
-from tuiLM.tui.runsummary import FastSummary  # noqa: E402
 from tuiLM.tui.screens.dashboard import DashboardScreen  # noqa: E402
 from tuiLM.tui.widgets.plot import render_plot  # noqa: E402
 
@@ -66,60 +64,45 @@ def make_big_run(root: Path, n: int) -> Path:
     return run
 
 
-def bench_summary(run: Path) -> tuple[float, float]:
-    """The runs list's line for a run: runs.summarize (json per line) and FastSummary (byte scans)."""
+def read_time(run: Path, per_line: bool = False) -> tuple[float, int]:
+    """The whole file into the reader's columns, no cache: the signature matcher, or (``per_line``)
+    every line decoded on its own with orjson (lineparse's per-line path) and folded the same way."""
+    real = reader.parse_chunk
+    if per_line:
+        reader.parse_chunk = lambda buf, sigs: lineparse.parse_chunk(buf, [], learn=False)
+    try:
+        t = time.perf_counter()
+        r = RunReader(run, cache=False)
+        r.poll()
+        return time.perf_counter() - t, r.tables["train"].n
+    finally:
+        reader.parse_chunk = real
+
+
+def cache_times(run: Path) -> tuple[float, float, float]:
+    """(write the cache after a full read, re-open from it: loader only, a summary from it)."""
+    (run / CACHE).unlink(missing_ok=True)
+    r = RunReader(run)
+    r.poll()
     t = time.perf_counter()
-    slow = summarize(run)
-    slow_s = time.perf_counter() - t
+    assert r.save_cache()
+    write = time.perf_counter() - t
     t = time.perf_counter()
-    fast = FastSummary(run).update()
-    fast_s = time.perf_counter() - t
-    assert (fast.step, fast.best_val_bpb, fast.state) == (slow.step, slow.best_val_bpb, slow.state)
-    return slow_s, fast_s
-
-
-def load_time(run: Path, parallel: bool) -> tuple[float, int]:
-    """The whole file into RunData, no overview first."""
+    again = RunReader(run)
+    again.poll()
+    load = time.perf_counter() - t
+    assert again._cache_at > 0 and again.tables["train"].n == r.tables["train"].n
     t = time.perf_counter()
-    data = RunData(run, parallel_min_bytes=PARALLEL_MIN_BYTES if parallel else None, overview_min_bytes=None)
-    while not data.caught_up():
-        data.poll(budget_s=60)
-    return time.perf_counter() - t, data.tables["train"].n
-
-
-def overview_time(run: Path) -> tuple[float, float, int]:
-    """RunData's first poll (the overview) and the rest of the way (full read in workers, swap)."""
-    t = time.perf_counter()
-    data = RunData(run)
-    data.poll(budget_s=60)
-    first = time.perf_counter() - t
-    assert data.overview > 0, "the bench file should be long enough for an overview"
-    n_overview = data.tables["train"].n
-    while not data.caught_up():
-        data.poll(budget_s=0.2)
-    return first, time.perf_counter() - t, n_overview
-
-
-def bench_loader(run: Path) -> tuple[float, float, float]:
-    fast, n = load_time(run, parallel=False)
-    par, n2 = load_time(run, parallel=True)
-    assert n == n2
-    t = time.perf_counter()
-    tail, count = EventTail(run / "events.jsonl"), 0
-    while True:
-        batch = tail.poll(8 << 20)
-        if not batch:
-            break
-        count += sum(1 for e in batch if e.get("kind") == "train")
-    slow = time.perf_counter() - t
-    assert count == n, (count, n)
-    return fast, par, slow
+    s = summarize(run)
+    assert s.step == r.summary().step
+    return write, load, time.perf_counter() - t
 
 
 async def open_app(run: Path) -> dict[str, float]:
-    """Open the run in the app: until the dashboard first draws every panel (the overview, for a
-    long file), and until all of the file is read and drawn. Meanwhile a probe task in the app's
-    event loop sleeps 10 ms at a time; how late it wakes is how long keys and scrolling would wait."""
+    """Open the run in the app from the command line (`tuilm open RUN`: start-up included): until the
+    dashboard first draws every panel, and until every event is read and drawn. Meanwhile a probe
+    task in the app's event loop sleeps 10 ms at a time; how late it wakes is how long keys and
+    scrolling would wait."""
     out: dict[str, float] = {}
     lags: list[float] = []
     done = False
@@ -147,6 +130,20 @@ async def open_app(run: Path) -> dict[str, float]:
     return out
 
 
+async def reopen_in_app(run: Path) -> float:
+    """The app already running (runs list shown and read): open the run, until every event is drawn."""
+    app = make_app(runs_root=run.parent)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        while not getattr(app.screen, "refreshes", 0):
+            await pilot.pause(0.05)
+        t0 = time.perf_counter()
+        app.open_runs([run])
+        while not (isinstance(app.screen, DashboardScreen) and app.screen.ready):
+            await pilot.pause(0.01)
+        return time.perf_counter() - t0
+
+
 async def bench_app(run: Path, repeats: int) -> dict[str, float]:
     out: dict[str, float] = {}
     app = make_app(run_dir=run)
@@ -154,7 +151,6 @@ async def bench_app(run: Path, repeats: int) -> dict[str, float]:
         while not (isinstance(app.screen, DashboardScreen) and app.screen.ready):
             await pilot.pause(0.02)
         dash: DashboardScreen = app.screen
-        run_data = dash.runs[0]
 
         def draw_all() -> float:
             t = time.perf_counter()
@@ -174,15 +170,14 @@ async def bench_app(run: Path, repeats: int) -> dict[str, float]:
         # live: 1,000 new train events appended by a writer, polled and drawn
         live = []
         with EventWriter(run / "events.jsonl") as w:
-            step = int(run_data.last("train", "step"))
+            step = int(dash.runs[0].last("train", "step"))
             for r in range(repeats):
                 for s in range(step + 1, step + 1001):
                     w.write("train", step=s, tokens=s * 524_288, loss=1.2, lr=3e-4, grad_norm=0.3,
                             tokens_per_s=5e6, dt_ms=100.0, mem_gib=12.5)
                 step += 1000
-                t = time.perf_counter()
-                while run_data.tables["train"].n < step:
-                    run_data.poll(budget_s=1)
+                while dash.runs[0].last("train", "step") < step:  # the loader thread's snapshot
+                    await pilot.pause(0.01)
                 live.append(draw_all())
         out["redraw_live_ms"] = statistics.median(live) * 1e3
         out["panels"] = sum(1 for _, p in dash.panels if p.display)
@@ -197,9 +192,8 @@ def cold_redraw_ms(run: Path) -> float:
             while not (isinstance(app.screen, DashboardScreen) and app.screen.ready):
                 await pilot.pause(0.02)
             dash = app.screen
-            for run_data in dash.runs:
-                run_data._ema.clear()
-                run_data._blocks.clear()
+            for snap in dash.runs:
+                snap.cache.clear()
             dash._tokens.clear()  # else every panel's frame is still current and nothing is rebuilt
             t = time.perf_counter()
             dash._invalidate()
@@ -287,33 +281,37 @@ def main() -> None:
 def bench_open(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         run = make_big_run(Path(tmp), args.events)
-        fast, par, slow = [], [], []
-        for _ in range(args.repeats):
-            f, p, s = bench_loader(run)
-            fast.append(f)
-            par.append(p)
-            slow.append(s)
-        f, p, s = statistics.median(fast), statistics.median(par), statistics.median(slow)
-        print(f"open, json per line (EventTail.poll)     {s:6.2f} s")
-        print(f"open, columnar fast path, in-process     {f:6.2f} s   ratio to per-line {f / s:.2f}")
-        print(f"open, fast path in {min(8, os.cpu_count() or 1)} worker processes  {p:6.2f} s   ratio to per-line {p / s:.2f}")
-        ov = [overview_time(run) for _ in range(args.repeats)]
-        o1, o2 = statistics.median(x[0] for x in ov), statistics.median(x[1] for x in ov)
-        print(f"open, overview first (RunData.poll)      {o1:6.2f} s   ({ov[0][2]:,} of the train events)")
-        print(f"      ...then all of it (workers, swap)  {o2:6.2f} s")
-        sums = [bench_summary(run) for _ in range(args.repeats)]
-        ss, fs = statistics.median(x[0] for x in sums), statistics.median(x[1] for x in sums)
-        print(f"runs list summary, runs.summarize        {ss:6.2f} s")
-        print(f"runs list summary, FastSummary           {fs:6.2f} s   ratio {fs / ss:.3f}")
+        med = statistics.median
+        matcher = [read_time(run) for _ in range(args.repeats)]
+        per_line = [read_time(run, per_line=True) for _ in range(args.repeats)]
+        assert matcher[0][1] == per_line[0][1]
+        m, p = med(x[0] for x in matcher), med(x[0] for x in per_line)
+        print(f"read, orjson line by line into columns   {p:6.2f} s")
+        print(f"read, signature matcher into columns     {m:6.2f} s   the matcher is {p / m:.2f}x faster")
+        caches = [cache_times(run) for _ in range(args.repeats)]
+        w, l, s = (med(x[i] for x in caches) for i in range(3))
+        print(f"column cache: write ({(run / CACHE).stat().st_size / 1e6:.0f} MB)          {w:6.2f} s")
+        print(f"column cache: re-open, loader only       {l:6.2f} s   ratio to a full read {l / m:.3f}")
+        print(f"column cache: run summary (runs list)    {s:6.2f} s")
         opens = [asyncio.run(open_app(run)) for _ in range(args.repeats)]
-        med = {k: statistics.median(o[k] for o in opens) for k in opens[0]}
-        print(f"open in the app, every panel drawn       {med['first_paint_s']:6.2f} s   (overview; {SIZE[0]}x{SIZE[1]})")
-        print(f"open in the app, all events drawn        {med['open_all_s']:6.2f} s")
-        print(f"UI event loop while opening: late by median {med['lag_median_ms']:.1f} ms, "
-              f"p99 {med['lag_p99_ms']:.0f} ms, max {med['lag_max_ms']:.0f} ms (medians over {len(opens)} opens)")
+        o = {k: med(x[k] for x in opens) for k in opens[0]}
+        print(f"open from the command line, cache left by the trainer: every panel drawn {o['first_paint_s']:5.2f} s, "
+              f"every event drawn {o['open_all_s']:5.2f} s ({SIZE[0]}x{SIZE[1]}, app start-up included)")
+        print(f"UI event loop while opening: late by median {o['lag_median_ms']:.1f} ms, "
+              f"p99 {o['lag_p99_ms']:.0f} ms, max {o['lag_max_ms']:.0f} ms (medians over {len(opens)} opens)")
+        re = med(asyncio.run(reopen_in_app(run)) for _ in range(args.repeats))
+        print(f"re-open in a running app: every event drawn                               {re:5.2f} s")
         small = write_run(Path(tmp) / "small-runs", "small", "mhc")  # 400 steps: the app's own start-up
-        small_open = statistics.median(asyncio.run(open_app(small))["first_paint_s"] for _ in range(args.repeats))
-        print(f"open in the app, a 400-step mhc run      {small_open:6.2f} s   (start-up alone, for comparison)")
+        small_open = med(asyncio.run(open_app(small))["first_paint_s"] for _ in range(args.repeats))
+        print(f"open from the command line, a 400-step mhc run: every panel drawn     {small_open:5.2f} s "
+              f"(start-up alone, for comparison)")
+        colds = []
+        for _ in range(args.repeats):
+            (run / CACHE).unlink(missing_ok=True)
+            colds.append(asyncio.run(open_app(run)))
+        c = {k: med(x[k] for x in colds) for k in colds[0]}
+        print(f"open without a cache (killed before any checkpoint): every event drawn {c['open_all_s']:5.2f} s "
+              f"(the app writes the cache then)")
         print_redraw(run, args.repeats)
 
 

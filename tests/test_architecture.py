@@ -10,7 +10,7 @@ import sys
 from .conftest import ROOT
 
 PKG = ROOT / "tuiLM"
-NO_TORCH = ["cli.py", "config", "estimate", "events.py", "runs.py", "launch.py", "report.py", "units.py",
+NO_TORCH = ["cli.py", "config", "estimate", "events.py", "runs.py", "reader.py", "lineparse.py", "ownership.py", "launch.py", "report.py", "units.py",
             "errors.py", "machine.py", "tui", "study", "export.py"]
 
 

@@ -11,7 +11,8 @@ import pytest
 
 from tuiLM.events import EventWriter, validate_event
 from tuiLM.reader import EventTail, RunReader, read_events, summarize
-from tuiLM.runs import EVENTS, PIDFILE, PRESET, RunError, acquire_run_lock, check_run_name, find_run, list_runs, new_run_dir
+from tuiLM.runs import EVENTS, PIDFILE, PRESET, RunError, check_run_name, find_run, list_runs, new_run_dir
+from tuiLM.ownership import acquire_run_lock
 
 
 def test_writer_and_tail_roundtrip(tmp_path):

@@ -262,7 +262,8 @@ def _finished_run_with_a_foreign_pid(tmp_path: Path) -> tuple[Path, subprocess.P
     import json as _json
 
     from tuiLM.events import EventWriter
-    from tuiLM.runs import LOCKFILE, PIDFILE, process_start_time
+    from tuiLM.runs import LOCKFILE, PIDFILE
+    from tuiLM.ownership import process_start_time
 
     run_dir = create_run(make_preset(FAULT_PRESET), name="stale", root=tmp_path)
     start = {"run_id": run_dir.name, "versions": {}, "device": "cpu", "params": 1, "world_size": 1,
@@ -281,7 +282,7 @@ def _finished_run_with_a_foreign_pid(tmp_path: Path) -> tuple[Path, subprocess.P
 def test_a_live_unrelated_process_named_in_trainer_pid_is_never_signalled(tmp_path, capsys):
     from tuiLM.cli import main
     from tuiLM.launch import stop_trainer, trainer_alive
-    from tuiLM.runs import acquire_run_lock
+    from tuiLM.ownership import acquire_run_lock
     from tuiLM.reader import summarize
     from tuiLM.tui.rundata import RunData
 
@@ -346,21 +347,33 @@ def test_two_concurrent_resumes_start_exactly_one_trainer(tmp_path):
 
 def test_two_trainers_started_by_hand_on_one_run_train_once(tmp_path):
     """Without the launcher (python -m tuiLM.train twice): rank 0 takes the lock itself; the second
-    trainer exits with a clear message and writes nothing into the run."""
-    run_dir = create_run(make_preset({**FAULT_PRESET, "train.max_steps": 6}), name="byhand", root=tmp_path)
+    trainer, started while the first owns the run, exits with a clear message and writes nothing.
+    (Started side by side, the first could finish a short run before the second asks for the lock:
+    on a fast machine both trained, one after the other. So the second starts once the first owns
+    the run, and the first trains long enough to outlive the second's start-up.)"""
+    from tuiLM.ownership import trainer_running
+
+    steps = 1000
+    run_dir = create_run(make_preset({**FAULT_PRESET, "train.max_steps": steps, "checkpoint.every": 0,
+                                      "eval.every": 0, "diag.every": 0, "sample.every": 0}), name="byhand",
+                         root=tmp_path)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     env.pop("TUILM_RUN_LOCK_FD", None)
     cmd = [sys.executable, "-m", "tuiLM.train", str(run_dir), "--resume"]
     a = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while not trainer_running(run_dir) and a.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
     b = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    outs = [p.communicate(timeout=300)[0].decode() for p in (a, b)]
-    codes = sorted([a.returncode, b.returncode])
-    assert codes == [0, 3], outs
-    assert any("already running" in o for o in outs)
+    out_b = b.communicate(timeout=300)[0].decode()
+    assert a.poll() is None, "the first trainer ended before the second asked: the test proves nothing"
+    out_a = a.communicate(timeout=300)[0].decode()
+    assert (a.returncode, b.returncode) == (0, 3), (out_a, out_b)
+    assert "already running" in out_b
     raw = read_events(run_dir / EVENTS)
     assert [e["kind"] for e in raw].count("run_start") == 1
     assert [e["kind"] for e in raw].count("run_end") == 1
-    assert [e["step"] for e in raw if e["kind"] == "train"] == list(range(1, 7))
+    assert [e["step"] for e in raw if e["kind"] == "train"] == list(range(1, steps + 1))
 
 
 def test_stop_command_stops_the_proven_trainer(tmp_path, capsys):
@@ -436,7 +449,7 @@ def test_resume_on_a_full_disk_names_the_file_and_leaves_nothing_running(referen
     import shutil
 
     from tuiLM.cli import main
-    from tuiLM.runs import trainer_running
+    from tuiLM.ownership import trainer_running
 
     disk = small_disk(tmp_path / "disk", "2m")
     run_dir = disk / reference.name

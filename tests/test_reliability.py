@@ -18,7 +18,8 @@ from tuiLM.config.load import PresetError, load, load_text
 from tuiLM.events import EventWriter
 from tuiLM.reader import EventTail, read_events
 from tuiLM.launch import create_run
-from tuiLM.runs import EVENTS, trainer_running
+from tuiLM.runs import EVENTS
+from tuiLM.ownership import trainer_running
 from tuiLM.reader import summarize
 
 from .conftest import ROOT, TINY_GPT, make_preset

@@ -300,7 +300,7 @@ async def test_dashboard_follows_a_run_written_by_another_process(tmp_path):
     """A run started headless elsewhere: the app tails it and the loss panel gains points."""
     run = tmp_path / "runs" / "live"
     run.mkdir(parents=True)
-    from tuiLM.runs import acquire_run_lock
+    from tuiLM.ownership import acquire_run_lock
 
     lock = acquire_run_lock(run)  # what a live trainer holds
     writer = EventWriter(run / "events.jsonl")

@@ -24,7 +24,8 @@ from .errors import UserError
 from .events import to_float
 from .reader import EventTail
 from .launch import _kill_group, create_run, death_reason, spawn_trainer, stop_trainer
-from .runs import CHECKPOINTS, EVENTS, PRESET, STDOUT, record_death
+from .runs import CHECKPOINTS, EVENTS, PRESET, STDOUT
+from .ownership import record_death
 
 _POLL_S = 0.2
 PLAIN_EVERY_S = 30.0  # the longest a piped headless run stays silent while it makes progress

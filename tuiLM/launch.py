@@ -45,9 +45,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError
-from .runs import (EVENTS, LOCKFILE, PIDFILE, PRESET, STDOUT, STOP_REQUEST, acquire_run_lock, check_run_name,
-                   identity_of, new_run_dir, proven_trainer, record_identity, trainer_running, write_error_message,
-                   write_stop_request)
+from .runs import EVENTS, LOCKFILE, PIDFILE, PRESET, STDOUT, STOP_REQUEST, check_run_name, new_run_dir, write_error_message, write_stop_request
+from .ownership import acquire_run_lock, identity_of, proven_trainer, record_identity, trainer_running
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
@@ -168,7 +167,7 @@ def _write_pidfile(run_dir: Path, pid: int) -> None:
 
 
 def trainer_alive(run_dir: str | Path) -> bool:
-    """Whether a trainer owns the run (its lock is held): runs.trainer_running."""
+    """Whether a trainer owns the run (its lock is held): ownership.trainer_running."""
     return trainer_running(run_dir)
 
 
@@ -188,7 +187,7 @@ def stop_trainer(target: str | Path | subprocess.Popen, wait: float = 0.0, statu
 
     ``target`` is a run directory or the ``Popen`` this process spawned (then ``run_dir`` names its
     run; found from its command line when omitted). A signal only ever goes to a process proved to
-    be the run's trainer (runs.proven_trainer: the run's lock is held and the pid recorded by its
+    be the run's trainer (ownership.proven_trainer: the run's lock is held and the pid recorded by its
     holder still has the recorded start time), or to our own unreaped child. Returns False when no
     such trainer is running; nothing is written then."""
     if isinstance(target, subprocess.Popen):

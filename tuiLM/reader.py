@@ -12,7 +12,7 @@
   parses only bytes it has not seen. The trainer refreshes it at every checkpoint and at its end
   (``refresh_cache``), so even a first open of a long run parses only its last few events.
 - Liveness: ``live_state``, the one rule for "is the trainer alive" (the run's lock, see
-  ``runs.lock_held``; a child process of ours is asked directly, which also reaps a zombie).
+  ``ownership.lock_held``; a child process of ours is asked directly, which also reaps a zombie).
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ import numpy as np
 
 from .events import MAX_LINE, decode_event, open_regular, to_float
 from .lineparse import CHUNK, Chunk, Signature, parse_chunk
-from .runs import EVENTS, PIDFILE, lock_held, read_identity
+from .runs import EVENTS, PIDFILE
+from .ownership import lock_held, read_identity
 
 CACHE = "events.cache"
 CACHE_FORMAT = 1
@@ -144,7 +145,7 @@ def live_state(run_dir: str | Path, state: str, proc: Any = None) -> str:
     """A run's state corrected by liveness: one that says ``running`` (or never said anything) whose
     trainer is gone is ``dead``; one still ``new`` while its trainer lives is ``running``. ``proc``:
     the trainer when it is our child (``poll()`` also reaps it: a zombie holds no lock but would still
-    answer a signal); otherwise the run's lock decides (``runs.lock_held``)."""
+    answer a signal); otherwise the run's lock decides (``ownership.lock_held``)."""
     if state not in ("new", "running"):
         return state
     held = (proc.poll() is None) if proc is not None else lock_held(run_dir)

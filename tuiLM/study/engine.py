@@ -35,7 +35,8 @@ from ..config.load import Preset
 from ..errors import UserError
 from ..events import to_float
 from ..reader import EventTail
-from ..runs import EVENTS, STUDY_FILE, pid_alive, runs_root
+from ..runs import EVENTS, STUDY_FILE, runs_root
+from ..ownership import pid_alive
 from . import storage as st
 from .spec import StudySpec, run_name, trial_preset
 

@@ -63,9 +63,8 @@ from ..config.load import Preset, load
 from ..errors import UserError
 from ..events import EventWriter
 from ..reader import iter_kind, read_events, refresh_cache
-from ..runs import (CHECKPOINTS, EVENTS, LOCKFILE, PIDFILE, PRESET, RunError, acquire_run_lock,
-                    clear_stop_request, identity_of, lock_held, read_stop_request, read_study_info, record_identity,
-                    write_error_message)
+from ..runs import CHECKPOINTS, EVENTS, LOCKFILE, PIDFILE, PRESET, RunError, clear_stop_request, read_stop_request, read_study_info, write_error_message
+from ..ownership import acquire_run_lock, identity_of, lock_held, record_identity
 from .artifact import artifact_size
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .data import BatchSampler, Corpus, fixed_batch, load_corpus
@@ -627,7 +626,7 @@ LOCK_FD_ENV = "TUILM_RUN_LOCK_FD"  # launch.spawn_trainer hands the locked train
 
 
 def own_run(run_dir: Path) -> int | None:
-    """Make sure this process (rank 0) owns the run for its whole life (see runs.py): keep the locked
+    """Make sure this process (rank 0) owns the run for its whole life (see ownership.py): keep the locked
     file the launcher handed over, or take the lock now when started by hand. Returns the descriptor
     to keep open (None when the launcher's torchrun holds it for us). Raises RunError when another
     trainer owns the run."""

@@ -195,6 +195,7 @@ class RunData:
         self._stdout_offset: int | None = None
         self._stdout_partial = b""
         self._next_liveness = 0.0
+        self._cache_saved = False
         self._cache = SeriesCache()
         self._snapshot = RunSnapshot.empty(self.path)
 
@@ -209,10 +210,12 @@ class RunData:
     def poll(self, budget_s: float = 0.25) -> bool:
         """Read what was appended (up to ``budget_s`` of work); True if anything changed (then
         ``snapshot()`` has the new state)."""
+        if self.loaded and not self._cache_saved:  # after the first full snapshot went out, not before
+            self._cache_saved = True
+            self.reader.save_cache()  # a long run read without a cache re-opens from one next time
         changed = self.reader.poll(budget_s)
         if not self.loaded and self.reader.caught_up():
             self.loaded = changed = True
-            self.reader.save_cache()  # a long run re-opens from it next time
         changed = self._poll_stdout() | self._check_liveness() | changed
         if changed:
             self.version += 1
@@ -271,7 +274,7 @@ class RunData:
         """The trainer this app started is gone: write the run_end it could not (the headless
         watcher's words: a SIGKILL is reported as likely out of memory)."""
         from ..launch import death_reason
-        from ..runs import record_death
+        from ..ownership import record_death
 
         try:
             record_death(self.path, death_reason(self.path, code))

@@ -242,6 +242,10 @@ class SeriesCache:
         self._ema: dict[tuple, EmaCache] = {}
         self._blocks: dict[tuple, BlockCache] = {}
 
+    def clear(self) -> None:
+        self._ema.clear()
+        self._blocks.clear()
+
     def ema(self, key: tuple, y: np.ndarray, weight: float, epoch: int, steps: np.ndarray | None) -> np.ndarray:
         return self._ema.setdefault(key, EmaCache()).get(y, weight, epoch, steps)
 
