@@ -3,6 +3,8 @@ fixed ranges, the inspect cursor, panel pages, the one-line header and the runs 
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
 
 import numpy as np
@@ -219,9 +221,10 @@ def test_band_edges_are_lines_with_a_faint_fill():
 
 def test_frames_from_runs_gate_off_and_legend(tmp_path):
     run = write_run(tmp_path / "runs", "m", "mhc")
-    data = RunData(run)
-    while not data.caught_up():
-        data.poll(1.0)
+    loader = RunData(run)
+    while not loader.caught_up():
+        loader.poll(1.0)
+    data = loader.snapshot()
     view = View()
     loss = frame_for(BY_KEY["loss"], [data], view, (1.0, 400.0), False)
     assert [t.dim for t in loss.traces] == [True, False, False]  # raw under EMA, then the evals
@@ -230,7 +233,7 @@ def test_frames_from_runs_gate_off_and_legend(tmp_path):
     assert "━" not in legend(BY_KEY["val_bpb"], [data], view)  # one series: no swatch
     assert legend(BY_KEY["val_bpb"], [data], View(cursor=10.0)).strip() == "—"  # no eval before step 50
     assert frame_for(BY_KEY["val_bpb"], [data], view, None, False).bands == ()  # no target declared
-    data.preset["model"]["mhc_gate"] = False
+    data = dataclasses.replace(data, preset={**data.preset, "model": {**data.preset["model"], "mhc_gate": False}})
     assert frame_for(BY_KEY["gate_value"], [data], view, None, False).message == "gate off"
 
 
@@ -252,9 +255,10 @@ def test_header_keeps_what_matters_when_narrow(tmp_path):
     assert fit(pieces, 200).plain == "A" * 30 + "B" * 30 + "C" * 30 + "D" * 10
     assert fit(pieces, 75).plain == "A" * 30 + "C" * 30  # the least important go first, order kept
     run = write_run(tmp_path / "runs", "gpt-run", "gpt")
-    data = RunData(run)
-    while not data.caught_up():
-        data.poll(1.0)
+    loader = RunData(run)
+    while not loader.caught_up():
+        loader.poll(1.0)
+    data = loader.snapshot()
     narrow = run_header(data, View(), 78).plain
     assert len(narrow) <= 78 and "completed" in narrow and "gpt-run" in narrow and "loss" in narrow
     wide = run_header(data, View(), 200).plain

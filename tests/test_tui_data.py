@@ -390,3 +390,27 @@ def test_elapsed_and_mean_rate_count_every_attempt_of_a_resumed_run(tmp_path):
     data.poll()
     assert data.snapshot().elapsed_s() == pytest.approx(80.0)
     assert data.snapshot().mean_tokens_per_s() == pytest.approx(30 * 64 / 80.0)
+
+
+# -- the dashboard's view math (pure: panels.py) ----------------------------------------------------
+
+def test_zoom_and_pan_keep_the_window_inside_the_run_and_zoom_at_the_end_follows_new_data():
+    from tuiLM.tui.panels import pan_window, zoom_window
+
+    assert zoom_window((0.0, 1.0), 0.5) == (0.5, 1.0)  # at the end: the window keeps ending there
+    a, b = zoom_window((0.2, 0.6), 0.5)
+    assert (a, b) == pytest.approx((0.3, 0.5))  # elsewhere: about its centre
+    assert zoom_window((0.0, 0.1), 100.0) == (0.0, 1.0)
+    assert zoom_window((0.0, 1.0), 1e-9)[1] - zoom_window((0.0, 1.0), 1e-9)[0] == pytest.approx(0.002)
+    assert pan_window((0.5, 1.0), 0.25) == (0.5, 1.0)  # never past the end
+    assert pan_window((0.1, 0.3), -1.0) == pytest.approx((0.0, 0.2))  # nor the start
+    assert pan_window((0.2, 0.4), 0.5) == pytest.approx((0.3, 0.5))
+
+
+def test_grid_shape_puts_the_first_four_panels_on_an_80x24_screen():
+    from tuiLM.tui.panels import grid_shape
+
+    assert grid_shape(6, 80, 24, 2, False, 10) == (2, 11)  # 2 columns, two rows of 11 lines fill 22
+    assert grid_shape(6, 160, 48, 2, False, 10) == (3, 23)
+    assert grid_shape(12, 200, 48, 2, False, 10) == (4, 15)
+    assert grid_shape(1, 160, 48, 2, True, 10) == (1, 46)  # the one panel maximized fills the screen

@@ -206,6 +206,37 @@ def best_bpb(run: RunSnapshot) -> float | None:
 NOT_HYPERPARAMETERS = {("run", "name"), ("run", "notes")}  # labels, not settings
 
 
+def zoom_window(window: tuple[float, float], factor: float) -> tuple[float, float]:
+    """The x window (fractions of the run) zoomed by ``factor`` about its centre; a window that
+    ends at the run's end keeps ending there (it follows new data)."""
+    a, b = window
+    width = min(1.0, max(0.002, (b - a) * factor))
+    centre = b - (b - a) / 2 if b < 1.0 else 1.0 - width / 2
+    a, b = centre - width / 2, centre + width / 2
+    if b > 1.0:
+        a, b = a - (b - 1.0), 1.0
+    if a < 0.0:
+        a, b = 0.0, b - a
+    return max(0.0, a), min(1.0, b)
+
+
+def pan_window(window: tuple[float, float], frac: float) -> tuple[float, float]:
+    """The x window moved by ``frac`` of its width, never past the run's start or end."""
+    a, b = window
+    shift = max(-a, min(1.0 - b, (b - a) * frac))
+    return a + shift, b + shift
+
+
+def grid_shape(n: int, width: int, height: int, chrome: int, maximized: bool, min_rows: int) -> tuple[int, int]:
+    """(columns, rows per panel row) for ``n`` panels: the first rows fill the screen below
+    ``chrome`` lines of header (and compare table); at 80x24 the first four panels are on screen."""
+    cols = 1 if maximized else (2 if width < 110 else (3 if n <= 9 else 4))
+    rows = -(-n // cols)
+    avail = max(min_rows, height - chrome)
+    visible = max(1, min(rows, avail // min_rows))
+    return cols, max(min_rows, avail // visible)
+
+
 def diff_rows(presets: Iterable[dict[str, dict[str, Any]]], ignore_seed: bool = False) -> list[tuple[str, list[str]]]:
     """(key path, one value per run) for every schema field whose values differ between the runs
     (``ignore_seed``: seed groups are compared, each with several seeds: run.seed is not a setting)."""

@@ -130,3 +130,17 @@ class SeedGroupData:
             agg = Aggregate(grid_x[ok], mean[ok], lo[ok], hi[ok], n[ok])
         self._cache[key] = (token, agg)
         return agg
+
+
+def sources_of(layout: list[tuple[str, list[int]]], runs: list[RunSnapshot], old: list[Any] = ()) -> list[Any]:
+    """What a dashboard draws from its runs' latest snapshots: for each (label, indexes) of ``layout``
+    the run, or a seed group of two or more (``old``'s group object is kept, with its cache)."""
+    out: list[Any] = []
+    for j, (label, idx) in enumerate(layout):
+        if len(idx) == 1:
+            out.append(runs[idx[0]])
+            continue
+        group = old[j] if j < len(old) and isinstance(old[j], SeedGroupData) else SeedGroupData(label, [])
+        group.members = [runs[i] for i in idx]
+        out.append(group)
+    return out

@@ -13,27 +13,25 @@ from typing import Any
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
+from textual.containers import Grid, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Log, Static
+from textual.widgets import Footer
 
 from .. import services
 from ..metrics import PANELS, PanelSpec, dashboard_groups
-from ..panels import Source, View, extent, frame_for, legend
+from ..panels import Source, View, extent, frame_for, grid_shape, legend, pan_window, zoom_window
 from ..rundata import RunData, RunSnapshot
-from ..seedgroup import SeedGroupData
+from ..seedgroup import SeedGroupData, sources_of
 from ..watcher import RunChanged
-from ..widgets.form import update_static
-from ..widgets.plot import PlotPanel
 from ..widgets.difftable import DiffTable
-from ..widgets.status import compare_header, failure_text, run_header, samples_text
+from ..widgets.plot import PlotPanel
+from ..widgets.runoutput import RunOutput
+from ..widgets.status import FailureBox, StatusLine, compare_header, run_header
 from .dialogs import ConfirmScreen
+from .live import REDRAW_S, Pacer
 
 EMA_WEIGHTS = (0.6, 0.9, 0.99, 0.999)
-REDRAW_S = 0.25  # at most 4 redraws a second (the loader polls a live run at the same pace)
 STATUS_LOADING_S = 0.5  # while a long file loads: only the status line (progress), plots once loaded
-UI_CPU_BUDGET = 0.10  # live redraws wait while the UI thread has used more than 10 % of a core
-REDRAW_MAX_WAIT_S = 2.0  # ...but never longer than this
 MIN_PANEL_ROWS = 10  # a panel shorter than this shows too few ticks to read
 KINDS = ("train", "eval", "diag")
 
@@ -76,8 +74,7 @@ class DashboardScreen(Screen):
         self._handles = runs  # to subscribe with; the screen reads only the snapshots they send
         self.runs: list[RunSnapshot] = [RunSnapshot.empty(r.path) for r in runs]
         self._layout = groups or [(r.run_id, [i]) for i, r in enumerate(runs)]
-        self.sources: list[Source] = []  # what the panels draw: runs, and seed groups as mean and band
-        self._build_sources()
+        self.sources: list[Source] = sources_of(self._layout, self.runs)  # runs, and seed groups as mean and band
         compare = len(self.sources) > 1 or any(isinstance(s, SeedGroupData) for s in self.sources)
         super().__init__(classes="compare" if compare else "single")
         self.compare = compare
@@ -94,9 +91,7 @@ class DashboardScreen(Screen):
         self.panels: list[tuple[PanelSpec, PlotPanel]] = []
         self._tokens: dict[str, tuple] = {}
         self._dirty = True
-        self._last_draw = 0.0
-        self._stdout_shown = 0
-        self._meta_seen: tuple = ()
+        self._pacer = Pacer()
         self.redraws = 0  # panel frames rebuilt (tests and the bench read it)
         self.first_drawn_at: float | None = None  # perf_counter() when panels first showed data
         self._gridded = False
@@ -106,22 +101,7 @@ class DashboardScreen(Screen):
         self._grid_shape: tuple = ()
         self._states: tuple = ()
         self._last_status = 0.0
-        self._cpu_mark = time.thread_time()
-        self._status_text: str | None = None
-        self._samples_text: str | None = None
         self._drawn_versions: tuple = ()  # RunSnapshot.version of each run when last drawn
-
-    def _build_sources(self) -> None:
-        """Runs and seed groups from the latest snapshots (a group keeps its object: its cache)."""
-        old = self.sources
-        self.sources = []
-        for j, (label, idx) in enumerate(self._layout):
-            if len(idx) > 1:
-                group = old[j] if old and isinstance(old[j], SeedGroupData) else SeedGroupData(label, [])
-                group.members = [self.runs[i] for i in idx]
-                self.sources.append(group)
-            else:
-                self.sources.append(self.runs[idx[0]])
 
     # -- layout --------------------------------------------------------------------------------------
 
@@ -139,9 +119,9 @@ class DashboardScreen(Screen):
         return {p.key for p in self.groups[self.group][1]} if self.groups else set()
 
     def compose(self) -> ComposeResult:
-        yield Static(id="run-status", classes="title-bar")
+        yield StatusLine(id="run-status", classes="title-bar")
         with DashBody(id="dash-body"):
-            yield Static(id="failure")
+            yield FailureBox(id="failure")
             if self.compare:
                 yield DiffTable(id="diff", cursor_type="column", zebra_stripes=True, show_cursor=False)
             with Grid(id="plots"):
@@ -154,19 +134,13 @@ class DashboardScreen(Screen):
                             self.panels.append((spec, panel))
                             yield panel
             if not self.compare:
-                with Horizontal(id="dash-bottom"):
-                    with Vertical(id="samples-box"):
-                        yield Static("Samples", classes="section-title")
-                        yield Static(id="samples")
-                    with Vertical(id="log-box"):
-                        yield Static("stdout.log", classes="section-title")
-                        yield Log(id="stdout", max_lines=400, auto_scroll=True)
+                yield RunOutput()
         yield Footer()
 
     def on_mount(self) -> None:
         for run in self._handles:
             self.app.watcher.subscribe(run, self)
-        self.query_one("#failure").display = False
+        self.query_one(FailureBox).show(None)
         self._apply_display()
         self.set_interval(REDRAW_S, self._tick)
         self._status()
@@ -196,9 +170,9 @@ class DashboardScreen(Screen):
         for i, run in enumerate(self.runs):
             if run.path == snap.path:
                 self.runs[i] = snap
-        self._build_sources()
+        self.sources = sources_of(self._layout, self.runs, self.sources)
         self._dirty = True
-        if time.monotonic() - self._last_draw > REDRAW_S:
+        if self._pacer.due():
             self._tick()
 
     @property
@@ -224,24 +198,19 @@ class DashboardScreen(Screen):
                 self._status()
             return
         live = any(r.state in ("running", "starting") for r in self.runs)
-        if not force and self.redraws and live:
-            # self-limiting while a trainer runs: the UI thread's CPU share since the last draw
-            # (painting included) stays under the budget, so a slow terminal or machine redraws
-            # less often instead of taking CPU from the trainer
-            share = (time.thread_time() - self._cpu_mark) / max(1e-3, now - self._last_draw)
-            if share > UI_CPU_BUDGET and now - self._last_draw < REDRAW_MAX_WAIT_S:
-                return
+        if not force and self.redraws and not self._pacer.may_draw(live):
+            return
         self._dirty = False
-        self._drawn_versions = tuple(r.version for r in self.runs)  # read before the data is
-        self._last_draw = now
-        self._cpu_mark = time.thread_time()
+        self._drawn_versions = tuple(r.version for r in self.runs)
+        self._pacer.drew()
         self._redraw_panels()
         self._status()
         if self.compare:
             self._fill_diff()
         else:
-            self._samples_and_log()
-        self._failure()
+            self.query_one(RunOutput).show(self.runs[0])
+        bad = [r for r in self.runs if r.state in ("failed", "dead")]
+        self.query_one(FailureBox).show(bad[0] if bad and not self.compare else None)
         states = tuple(r.state for r in self.runs)
         if states != self._states:  # stop/resume availability; refreshing recomposes the footer
             self._states = states
@@ -252,19 +221,11 @@ class DashboardScreen(Screen):
         self._status()
 
     def _layout_grid(self) -> None:
-        """Columns and row height from the terminal size and the panels shown.
-
-        The first rows fill the screen below the header (and the compare table): at 80x24 the
-        first four panels of the page are on screen, the rest a scroll away.
-        """
+        """Columns and row height from the terminal size and the panels shown (panels.grid_shape)."""
         n = sum(1 for _, p in self.panels if p.display) or 1
-        width, height = self.size
-        cols = 1 if self._maximized else (2 if width < 110 else (3 if n <= 9 else 4))
-        rows = -(-n // cols)
         chrome = 2 + (self._diff_height() if self.compare and not self._maximized else 0)
-        avail = max(MIN_PANEL_ROWS, height - chrome)
-        visible = max(1, min(rows, avail // MIN_PANEL_ROWS))
-        per_row = max(MIN_PANEL_ROWS, avail // visible)
+        cols, per_row = grid_shape(n, self.size.width, self.size.height, chrome, self._maximized is not None,
+                                   MIN_PANEL_ROWS)
         if self._grid_shape != (cols, per_row):
             self._grid_shape = (cols, per_row)
             grid = self.query_one("#plots", Grid)
@@ -314,42 +275,13 @@ class DashboardScreen(Screen):
         return f"{self.groups[self.group][0]} {pages.index(self.group) + 1}/{len(pages)}"
 
     def _status(self) -> None:
-        widget = self.query_one("#run-status", Static)
         width = max(20, self.size.width - 2)
         if self.compare:
             text = compare_header(self.sources, self._view(), width, self._group_title())
         else:
             text = run_header(self.runs[0], self._view(), width, stopping=self.stopping,
                               group=self._group_title())
-        if text.markup != self._status_text:  # each update costs a layout pass
-            self._status_text = text.markup
-            update_static(widget, text)
-
-    def _samples_and_log(self) -> None:
-        run = self.runs[0]
-        meta = (run.meta_version, run.stdout_total)
-        if meta == self._meta_seen:
-            return
-        self._meta_seen = meta
-        samples = list(run.samples)[-3:]
-        new = run.stdout_total - self._stdout_shown
-        lines = list(run.stdout)[-new:] if new > 0 else []
-        self._stdout_shown = run.stdout_total
-        text = samples_text(samples)
-        if text.markup != self._samples_text:  # most ticks only the log moved
-            self._samples_text = text.markup
-            update_static(self.query_one("#samples", Static), text)
-        if lines:
-            self.query_one("#stdout", Log).write_lines(lines)
-
-    def _failure(self) -> None:
-        box = self.query_one("#failure", Static)
-        bad = [r for r in self.runs if r.state in ("failed", "dead")]
-        if not bad or self.compare:
-            box.display = False
-            return
-        box.update(failure_text(bad[0]))
-        box.display = True
+        self.query_one(StatusLine).show(text)
 
     def _diff_height(self) -> int:
         try:
@@ -395,22 +327,11 @@ class DashboardScreen(Screen):
         self._invalidate()
 
     def action_zoom(self, factor: float) -> None:
-        a, b = self.window
-        width = min(1.0, max(0.002, (b - a) * factor))
-        centre = b - (b - a) / 2 if b < 1.0 else 1.0 - width / 2  # zooming at the end follows new data
-        a, b = centre - width / 2, centre + width / 2
-        if b > 1.0:
-            a, b = a - (b - 1.0), 1.0
-        if a < 0.0:
-            a, b = 0.0, b - a
-        self.window = (max(0.0, a), min(1.0, b))
+        self.window = zoom_window(self.window, factor)
         self._invalidate()
 
     def action_pan(self, frac: float) -> None:
-        a, b = self.window
-        shift = (b - a) * frac
-        shift = max(-a, min(1.0 - b, shift))
-        self.window = (a + shift, b + shift)
+        self.window = pan_window(self.window, frac)
         self._invalidate()
 
     def action_reset_view(self) -> None:

@@ -1,9 +1,38 @@
-"""What every self-refreshing screen shares: a worker thread that scans while the screen is shown,
-sleeps otherwise, and wakes at once on F5 or when the screen comes back (runs list, studies, a study)."""
+"""What live screens share: a worker thread that scans while the screen is shown, sleeps otherwise,
+and wakes at once on F5 or when the screen comes back (runs list, studies, a study); and the pace of
+a live dashboard's redraws (``Pacer``)."""
 
 from __future__ import annotations
 
 import threading
+import time
+
+REDRAW_S = 0.25  # at most 4 redraws a second (the loader polls a live run at the same pace)
+UI_CPU_BUDGET = 0.10  # live redraws wait while the UI thread has used more than 10 % of a core
+REDRAW_MAX_WAIT_S = 2.0  # ...but never longer than this
+
+
+class Pacer:
+    """When a dashboard may redraw. While a trainer runs it is self-limiting: the UI thread's CPU
+    share since the last draw (painting included) stays under UI_CPU_BUDGET, so a slow terminal or
+    machine redraws less often instead of taking CPU from the trainer."""
+
+    def __init__(self) -> None:
+        self.last_draw = 0.0
+        self._cpu_mark = time.thread_time()
+
+    def due(self) -> bool:
+        return time.monotonic() - self.last_draw > REDRAW_S
+
+    def may_draw(self, live: bool) -> bool:
+        now = time.monotonic()
+        if not live or now - self.last_draw >= REDRAW_MAX_WAIT_S:
+            return True
+        return (time.thread_time() - self._cpu_mark) / max(1e-3, now - self.last_draw) <= UI_CPU_BUDGET
+
+    def drew(self) -> None:
+        self.last_draw = time.monotonic()
+        self._cpu_mark = time.thread_time()
 
 
 class Refreshing:

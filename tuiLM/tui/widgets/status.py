@@ -11,10 +11,12 @@ import math
 
 import numpy as np
 from rich.text import Text
+from textual.widgets import Static
 
 from ...units import fmt_duration
 from ..panels import RUN_COLORS, View, best_bpb, fmt, frozen_of
 from ..rundata import RunSnapshot
+from .form import update_static
 from .plotframe import fmt_value, fmt_x
 
 STATE_STYLE = {"running": "bold green", "completed": "bold cyan", "stopped": "bold yellow",
@@ -176,3 +178,23 @@ def samples_text(samples: list) -> Text:
     if not samples:
         text.append("no samples yet", style="dim italic")
     return text
+
+
+class StatusLine(Static):
+    """The dashboard's header line: repainted only when its text changed (an update lays out)."""
+
+    _markup: str | None = None
+
+    def show(self, text: Text) -> None:
+        if text.markup != self._markup:
+            self._markup = text.markup
+            update_static(self, text)
+
+
+class FailureBox(Static):
+    """Why a failed or dead run ended, and the last lines of its stdout (hidden otherwise)."""
+
+    def show(self, run: RunSnapshot | None) -> None:
+        if run is not None:
+            self.update(failure_text(run))
+        self.display = run is not None
