@@ -35,6 +35,7 @@ from .ownership import lock_held, read_identity
 
 CACHE = "events.cache"
 CACHE_FORMAT = 1
+_MAGIC = b"tuiLM events.cache\n"
 CACHE_MIN_BYTES = 4 << 20  # below this a full read takes well under 0.1 s: no cache is written
 TABLE_KINDS = ("train", "eval", "diag")
 _NAN = float("nan")
@@ -450,22 +451,30 @@ class RunReader:
         return hashlib.blake2b(head + fh.read(min(4096, offset)), digest_size=16).hexdigest()
 
     def _load_cache(self) -> bool:
-        """Start from the cache when it describes a prefix of this very file."""
+        """Start from the cache when it describes a prefix of this very file (see ``save_cache``)."""
+        cache = self.path / CACHE
         try:
-            with np.load(self.path / CACHE, allow_pickle=False) as z:
-                meta = json.loads(z["meta"].tobytes())
-                offset = meta["offset"]
-                with open_regular(self.tail.path) as fh:
-                    if (meta.get("format") != CACHE_FORMAT or os.fstat(fh.fileno()).st_size < offset
-                            or self._fingerprint(fh, offset) != meta["fingerprint"]):
-                        return False
-                cols: dict[str, dict[str, np.ndarray]] = {k: {} for k in TABLE_KINDS}
-                for key in z.files:
-                    if "/" in key:
-                        kind, name = key.split("/", 1)
-                        cols[kind][name] = z[key]
-        except (OSError, ValueError, KeyError, TypeError, EOFError, UnicodeDecodeError):
+            with open_regular(cache) as fh:
+                if fh.read(len(_MAGIC)) != _MAGIC:
+                    return False
+                meta = json.loads(fh.read(int.from_bytes(fh.read(8), "little")))
+                start = -(-fh.tell() // 8) * 8
+            offset, columns = meta["offset"], meta["columns"]
+            with open_regular(self.tail.path) as fh:
+                if (meta.get("format") != CACHE_FORMAT or os.fstat(fh.fileno()).st_size < offset
+                        or self._fingerprint(fh, offset) != meta["fingerprint"]):
+                    return False
+            total = sum(n for _, _, n in columns)
+            if os.stat(cache).st_size != start + 8 * total:
+                return False
+            data = np.fromfile(cache, dtype="<f8", count=total, offset=start)  # one read, no GIL held
+        except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError):
             return False  # no cache, or one we cannot use: read the file
+        cols: dict[str, dict[str, np.ndarray]] = {k: {} for k in TABLE_KINDS}
+        at = 0
+        for kind, name, n in columns:
+            cols[kind][name] = data[at: at + n]
+            at += n
         self.tables = {k: Table(cols[k]) for k in TABLE_KINDS}
         self.run_start, self.run_end = meta["run_start"], meta["run_end"]
         self.samples.extend(Sample(*x) for x in meta["samples"])
@@ -478,21 +487,30 @@ class RunReader:
 
     def save_cache(self, min_new: int = CACHE_MIN_BYTES) -> bool:
         """Write the cache when at least ``min_new`` bytes were parsed since the one on disk (and the
-        file is long enough to need one). Never raises: a read-only run directory keeps no cache."""
+        file is long enough to need one). Never raises: a read-only run directory keeps no cache.
+
+        Layout: a magic line, the length of a JSON header (8 bytes, little-endian), the header (the
+        byte offset covered, a fingerprint of that prefix, the run's other state and the columns as
+        [kind, name, rows]), zero padding to 8 bytes, then each column's float64 values in turn."""
         offset = self.tail.done
         if offset < CACHE_MIN_BYTES or offset - max(self._cache_at, 0) < min_new or offset == self._cache_at:
             return False
+        columns = [(k, name, t.col(name)) for k, t in self.tables.items() for name in t.cols]
         meta = {"format": CACHE_FORMAT, "offset": offset, "run_start": self.run_start, "run_end": self.run_end,
                 "samples": [[x.step, x.prompt, x.text] for x in self.samples], "logs": list(self.logs),
                 "checkpoints": self.checkpoints, "resumes": self.resumes, "started": self.started,
-                "last_time": self.last_time, "skipped": self._skipped}
+                "last_time": self.last_time, "skipped": self._skipped,
+                "columns": [[k, name, int(col.size)] for k, name, col in columns]}
         tmp = self.path / f".{CACHE}.{os.getpid()}.tmp"
         try:
             with open_regular(self.tail.path) as fh:
                 meta["fingerprint"] = self._fingerprint(fh, offset)
-            arrays = {f"{k}/{name}": t.col(name) for k, t in self.tables.items() for name in t.cols}
+            head = json.dumps(meta).encode()
             with open(tmp, "wb") as out:
-                np.savez(out, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)
+                out.write(_MAGIC + len(head).to_bytes(8, "little") + head)
+                out.write(b"\0" * (-out.tell() % 8))
+                for _, _, col in columns:
+                    out.write(np.ascontiguousarray(col, dtype="<f8").tobytes())
             os.replace(tmp, self.path / CACHE)
         except (OSError, ValueError, TypeError):
             try:

@@ -71,34 +71,48 @@ def ema(y: np.ndarray, weight: float, state: EmaState = EMA_START, steps: np.nda
     w = float(weight)
     if w <= 0.0:
         return y.copy(), (float(y[-1]), 0.0, float(y[-1]), end_step)
-    if w >= 1.0:
-        la = np.zeros(n)
-    else:
-        la = np.maximum(dt * math.log(w), -_MAX_STEP_DECAY)  # log a_k
-    a = np.exp(la)
-    L = np.cumsum(la)
-    # debias: 1 - d_k = (1 - d_0)·e^{L_k}, exact
-    rest_k = rest * np.exp(L)
+    # in place where it can be: a cold redraw of 10^6 points is mostly fresh memory being touched
+    la = np.zeros(n) if w >= 1.0 else np.maximum(np.multiply(dt, math.log(w), out=dt), -_MAX_STEP_DECAY, out=dt)
+    om = np.negative(np.expm1(la))  # 1 - a_k
+    L = np.cumsum(la, out=la)
+    rest_k = np.exp(L)
+    rest_k *= rest  # debias: 1 - d_k = (1 - d_0)·e^{L_k}, exact
     # chunks: a new one where -L crosses a multiple of _CHUNK_DECAY (and where a single gap is big)
-    cid = np.floor(-L / _CHUNK_DECAY).astype(np.int64)
-    starts = np.flatnonzero(np.diff(cid, prepend=cid[0] - 1))
+    cid = np.floor(np.multiply(L, -1.0 / _CHUNK_DECAY))
+    starts = np.concatenate(([0], np.flatnonzero(cid[1:] != cid[:-1]) + 1))
+    del cid
     chunk_of = np.repeat(np.arange(starts.size), np.diff(np.append(starts, n)))
-    rel = L - L[starts][chunk_of]  # in (-_CHUNK_DECAY, 0]: measured from each chunk's first point
-    v = (1.0 - a) * y * np.exp(-rel)
+    rel = np.subtract(L, L[starts][chunk_of])  # in (-_CHUNK_DECAY, 0]: from each chunk's first point
+    er = np.exp(rel, out=rel)
+    a0, y0 = 1.0 - om[starts], om[starts] * y[starts]
+    v = om
+    v *= y
+    v /= er  # (1 - a_k)·y_k·e^{-rel_k}
     v[starts] = 0.0  # a chunk's first point goes into its carry instead
-    cs = np.cumsum(v)
-    local = np.exp(rel) * (cs - cs[starts][chunk_of])
+    cs = np.cumsum(v, out=v)
+    local = cs[starts][chunk_of]
+    np.subtract(cs, local, out=local)
+    local *= er
     ends = np.append(starts[1:], n) - 1
-    g, h = np.exp(rel[ends]).tolist(), local[ends].tolist()
-    a0, y0 = a[starts].tolist(), ((1.0 - a[starts]) * y[starts]).tolist()
-    carries = np.empty(starts.size)
-    for c in range(starts.size):  # b at each chunk's first point, then at its last
-        carries[c] = a0[c] * b + y0[c]
-        b = g[c] * carries[c] + h[c]
-    bt = np.exp(rel) * carries[chunk_of] + local
-    d = 1.0 - rest_k
-    out = np.where(d > 0, bt / np.where(d > 0, d, 1.0), y)
-    return out, (float(bt[-1]), float(rest_k[-1]), float(y[-1]), end_step)
+    g, h = er[ends], local[ends]
+    # b entering chunk c+1 is an affine map of b entering chunk c: b' = P b + Q. Their running
+    # compositions come from a log-depth prefix scan (vectorised; a loop over 10^4+ chunks was most
+    # of a cold redraw); products that underflow to 0 are contributions that have decayed away
+    P, Q = g * a0, g * y0 + h
+    d = 1
+    while d < P.size:
+        P[d:], Q[d:] = P[d:] * P[:-d], P[d:] * Q[:-d] + Q[d:]  # right-hand sides use the old values
+        d *= 2
+    b_in = np.concatenate(([b], P * b + Q))
+    carries = a0 * b_in[:-1] + y0  # b at each chunk's first point
+    bt = carries[chunk_of]
+    bt *= er
+    bt += local
+    last_rest = float(rest_k[-1])
+    den = np.subtract(1.0, rest_k, out=rest_k)
+    out = y.copy()
+    np.divide(bt, den, out=out, where=den > 0)
+    return out, (float(bt[-1]), last_rest, float(y[-1]), end_step)
 
 
 class EmaCache:
