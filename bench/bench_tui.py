@@ -384,7 +384,7 @@ def bench_phases(args: argparse.Namespace) -> None:
     rates = [(mode, rate_between(events, a, b)) for mode, a, b in windows]
     pairs = []
     for i in range(0, len(rates) - 1, 2):
-        (m1, r1), (m2, r2) = rates[i], rates[i + 1]
+        (m1, r1), (_, r2) = rates[i], rates[i + 1]
         if r1 and r2:
             a, h = (r1, r2) if m1 == "attached" else (r2, r1)
             pairs.append(a / h)

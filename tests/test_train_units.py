@@ -223,8 +223,6 @@ def test_byte_tokenizer_bpb_is_loss_over_ln2():
 
 
 def test_char_tokenizer_bpb_counts_utf8_bytes():
-    import numpy as np
-
     from tuiLM.train.data import encode_chars
 
     text = "añb€c😀" * 7  # 1, 2, 1, 3, 1, 4 UTF-8 bytes

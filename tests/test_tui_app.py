@@ -11,7 +11,6 @@ import functools
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from textual.widgets import DataTable, Input, OptionList, Select, Static
@@ -22,7 +21,7 @@ from tuiLM.tui.app import make_app
 from tuiLM.tui.screens.dashboard import DashboardScreen
 from tuiLM.tui.widgets.difftable import SUMMARY_ROWS
 from tuiLM.tui.screens.editor import PresetEditor
-from tuiLM.tui.widgets.form import FieldRow, PresetForm
+from tuiLM.tui.widgets.form import PresetForm
 from tuiLM.tui.widgets.plot import PlotPanel
 
 from .conftest import ROOT, TINY_GPT

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from rich.text import Text
 
-from tuiLM.events import EventWriter
+from tuiLM.reader import TREND_POINTS, summarize
 from tuiLM.tui.metrics import BY_KEY, PANELS, SINKHORN_FLOOR, Band, Line, PanelSpec, panel_groups
 from tuiLM.tui.panels import View, diff_rows, frame_for, legend, value_at
 from tuiLM.tui.rundata import RunData
-from tuiLM.tui.runsummary import last_diag, loss_trend, sparkline
+from tuiLM.tui.screens.runrows import _frozen, sparkline
 from tuiLM.tui.series import Buckets, ema, minmax_downsample
 from tuiLM.tui.widgets.axes import axis_formatter, log_ticks, nice_step, nice_ticks
 from tuiLM.tui.widgets.plot import MARKER, Frame, Trace, _spans, render_plot
@@ -276,12 +276,15 @@ def test_compare_diff_lists_real_hyperparameters_only():
 def test_runs_list_trend_and_frozen_flag(tmp_path):
     ok = write_run(tmp_path / "runs", "ok", "mhc")
     frozen = write_run(tmp_path / "runs", "fz", "mhc-frozen")
-    trend = loss_trend(ok, 10)
-    assert len(trend) == 10 and trend[0] > trend[-1]  # the loss came down
+    trend = summarize(ok).trend
+    assert len(trend) == TREND_POINTS and trend[0] > trend[-1]  # the loss came down
     spark = sparkline(trend, 10)
     assert len(spark) == 10 and spark[0] == "█" and set(spark) <= set("▁▂▃▄▅▆▇█")
-    assert last_diag(frozen)["H_res_diag_mean"] == 1.0
-    assert last_diag(write_run(tmp_path / "runs", "g", "gpt")) is None
+    diag = summarize(frozen).diag
+    assert diag["H_res_diag_mean"] == 1.0 and diag["step"] > 0
+    model = {"arch": "mhc", "mhc_gate": True, "mhc_gate_init": 0.01}
+    assert _frozen(model, diag) and not _frozen(model, summarize(ok).diag)
+    assert summarize(write_run(tmp_path / "runs", "g", "gpt")).diag == {}
 
 
 def test_downsampling_still_joins_after_the_new_render():

@@ -3,7 +3,6 @@ preset and run lists from every screen, Home / End move list cursors."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from textual.widgets import DataTable, Input
 

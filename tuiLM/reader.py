@@ -38,6 +38,8 @@ CACHE_FORMAT = 1
 _MAGIC = b"tuiLM events.cache\n"
 CACHE_MIN_BYTES = 4 << 20  # below this a full read takes well under 0.1 s: no cache is written
 TABLE_KINDS = ("train", "eval", "diag")
+TREND_POINTS = 10  # train losses a summary keeps for the runs list's sparkline
+DIAG_FIELDS = ("step", "H_res_diag_mean", "gate_value")  # what the runs list's FROZEN flag reads
 _NAN = float("nan")
 
 
@@ -253,6 +255,8 @@ class RunSummary:
     last_time: float | None = None  # of the latest event
     pid: int | None = None
     evals: list[tuple[int, float, float]] = field(default_factory=list)  # (step, val_bpb, val_loss)
+    trend: list[float] = field(default_factory=list)  # TREND_POINTS train losses over the run, oldest first
+    diag: dict[str, float] = field(default_factory=dict)  # the latest mHC diagnostics (DIAG_FIELDS)
 
     @property
     def run_id(self) -> str:
@@ -429,6 +433,11 @@ class RunReader:
             s.step = int(step[-1]) if step is not None and np.isfinite(step[-1]) else 0
             s.tokens = int(tokens[-1]) if tokens is not None and np.isfinite(tokens[-1]) else 0
             s.last_loss = None if loss is None else float(loss[-1])
+            if loss is not None:
+                loss = loss[np.isfinite(loss)]
+                idx = np.linspace(0, loss.size - 1, min(TREND_POINTS, loss.size)).round().astype(int)
+                s.trend = [float(x) for x in loss[idx]]
+        s.diag = self._last_diag()
         if "step" in end:
             s.step = end["step"]
         ev = self.tables["eval"]
@@ -441,6 +450,19 @@ class RunReader:
                 i = int(np.nanargmin(np.where(ok, bpb, np.inf)))
                 s.best_val_bpb, s.best_val_loss = float(bpb[i]), float(vloss[i])
         return s
+
+    def _last_diag(self) -> dict[str, float]:
+        """DIAG_FIELDS of the latest train or diag row that carries H_res_diag_mean ({} if none)."""
+        best: dict[str, float] = {}
+        for table in (self.tables["train"], self.tables["diag"]):
+            h = table.col(DIAG_FIELDS[1])
+            ok = np.flatnonzero(np.isfinite(h)) if h is not None else []
+            if len(ok):
+                row = {k: float(c[ok[-1]]) for k in DIAG_FIELDS
+                       if (c := table.col(k)) is not None and np.isfinite(c[ok[-1]])}
+                if row.get("step", -1.0) >= best.get("step", -1.0):
+                    best = row
+        return best
 
     # -- the column cache --------------------------------------------------------------------------
 

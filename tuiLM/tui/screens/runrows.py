@@ -15,7 +15,6 @@ from ...runs import EVENTS, PRESET
 from ...reader import RunSummary
 from ...units import fmt_count
 from ..metrics import can_freeze, frozen_check
-from ..runsummary import last_diag
 
 
 _SOURCE_RE = re.compile(r"^#\s*source:\s*(.+)$", re.M)
@@ -88,11 +87,22 @@ def _size(run: Path) -> int | None:
         return None
 
 
-def _frozen(model: dict[str, Any], run: Path) -> bool:
-    if not can_freeze(model):  # spare the read of the last diagnostics
+def _frozen(model: dict[str, Any], diag: dict[str, float]) -> bool:
+    """The FROZEN flag from a summary's latest mHC diagnostics (reader.RunSummary.diag)."""
+    if not can_freeze(model) or not diag:
         return False
-    ev = last_diag(run)
-    if ev is None:
-        return False
-    num = lambda k: ev.get(k) if isinstance(ev.get(k), (int, float)) else None  # noqa: E731
-    return frozen_check(model, num("H_res_diag_mean"), num("gate_value"), num("step")).frozen
+    return frozen_check(model, diag.get("H_res_diag_mean"), diag.get("gate_value"), diag.get("step")).frozen
+
+
+SPARK = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[float], width: int) -> str:
+    """Block characters, low to high, of the last ``width`` values scaled to their own range."""
+    vals = [v for v in values if v == v and abs(v) != float("inf")][-width:]
+    if not vals:
+        return ""
+    lo, hi = min(vals), max(vals)
+    if hi - lo < 1e-12:
+        return SPARK[0] * len(vals)
+    return "".join(SPARK[min(len(SPARK) - 1, int((v - lo) / (hi - lo) * len(SPARK)))] for v in vals)

@@ -27,22 +27,21 @@ from textual.widgets import DataTable, Footer, Static
 from textual.worker import get_current_worker
 
 from ...groups import Membership, SeedGroup, group_runs, group_state, membership
-from ...reader import RunReader, RunSummary
+from ...reader import TREND_POINTS, RunReader, RunSummary
 from ...runs import list_runs, runs_root
 from ...units import fmt_duration
-from ..runsummary import loss_trend, sparkline
 from ..widgets.cursortable import CursorTable
 from ..widgets.status import STATE_ICON
 from .dialogs import ConfirmScreen
 from .live import Refreshing
 from .runrows import (GroupRow, RunRow, _count, _frozen, _model_from_preset, _size, _took, make_group_row,
-                      preset_name)
+                      preset_name, sparkline)
 
 REFRESH_S = 2.0
 STATE_STYLE = {"running": "bold green", "completed": "cyan", "stopped": "yellow", "pruned": "magenta",
                "failed": "bold red", "dead": "bold red", "new": "dim", "starting": "green", "unreadable": "bold red"}
 WIDE = 110  # from this width on: arch, preset and age columns too
-TREND_W = 10
+TREND_W = TREND_POINTS
 BPB_W = 13  # "1.2345±.0021" and a space: a group's mean ± SE
 
 
@@ -153,7 +152,6 @@ class RunsScreen(Refreshing, Screen):
         readers: dict[Path, RunReader] = {}
         ended: dict[Path, tuple[int | None, RunSummary]] = {}  # a run that ended: its summary, by file size
         models: dict[Path, dict[str, Any]] = {}
-        extras: dict[Path, tuple[int | None, list[float], bool]] = {}
         members: dict[Path, Membership] = {}
         root = self.app.runs_root_dir()
         while not worker.is_cancelled:
@@ -180,11 +178,9 @@ class RunsScreen(Refreshing, Screen):
                 if path not in models:
                     models[path] = _model_from_preset(path)
                     members[path] = membership(path)
-                if extras.get(path, (None,))[0] != size:  # the trend and flag only move with the file
-                    extras[path] = (size, loss_trend(path, TREND_W), _frozen(models[path], path))
-                _, trend, frozen = extras[path]
                 arch = summary.arch or str(models[path].get("arch", ""))
-                rows.append(RunRow(path, summary, preset_name(path, summary), arch, trend, frozen))
+                rows.append(RunRow(path, summary, preset_name(path, summary), arch, summary.trend,
+                                   _frozen(models[path], summary.diag)))
             self.post_message(RunsUpdated(rows, group_runs([r.path for r in rows], members)))
             self._wake.wait(REFRESH_S)
             self._wake.clear()
