@@ -17,7 +17,7 @@ the only interface between it and the console. Public API (used by the CLI and t
 ``spawn_trainer(run_dir, nproc=1, resume=False) -> subprocess.Popen``
     Start that command detached in a new session (the parent's Ctrl-C does not reach it), stdout and
     stderr appended to ``RUN_DIR/stdout.log``, its pid written to ``RUN_DIR/trainer.pid``. Returns at
-    once; watch ``RUN_DIR/events.jsonl`` (``events.EventTail``) for progress and ``run_end``.
+    once; watch ``RUN_DIR/events.jsonl`` (``reader.EventTail``) for progress and ``run_end``.
 
 ``stop_trainer(target, wait=0.0, status="stopped", reason="", run_dir=None) -> bool``
     ``target`` is a run directory or the ``Popen``. ``status`` "pruned" (with ``reason``) is written to
