@@ -147,3 +147,32 @@ async def test_confirm_top_k_from_the_study_view_starts_runs(tmp_path, monkeypat
             app.stop_study("fixture-confirm1")
             proc.wait(timeout=180)
         assert screen is not None
+
+
+def test_study_curves_follow_the_resume_rule_and_read_only_what_grew(tmp_path):
+    """A trial's validation curve comes from reader.RunReader: what a resume superseded is gone, and a
+    running trial's file is read incrementally (the same reader, polled again)."""
+    from tuiLM.events import EventWriter
+    from tuiLM.tui.studydata import StudyReader
+
+    run = tmp_path / "t0"
+    run.mkdir()
+    with EventWriter(run / "events.jsonl") as w:
+        w.write("run_start", step=0)
+        w.write("eval", step=100, tokens=1, val_loss=2.0, val_bpb=1.5)
+        w.write("eval", step=200, tokens=2, val_loss=1.9, val_bpb=1.4)  # superseded below
+        w.write("run_start", step=100)  # resumed from the step-100 checkpoint
+        w.write("eval", step=200, tokens=2, val_loss=1.8, val_bpb=1.3)
+    reader = StudyReader(tmp_path)
+    assert reader._evals(run, "val_bpb") == [(100, 1.5), (200, 1.3)]
+    first = reader._readers[run / "events.jsonl"]
+    with EventWriter(run / "events.jsonl") as w:
+        w.write("eval", step=300, tokens=3, val_loss=1.7, val_bpb=float("nan"))  # a NaN eval is no point
+        w.write("eval", step=400, tokens=4, val_loss=1.6, val_bpb=1.2)
+    assert reader._evals(run, "val_bpb") == [(100, 1.5), (200, 1.3), (400, 1.2)]
+    assert reader._readers[run / "events.jsonl"] is first  # polled again, not re-read
+    with EventWriter(run / "events.jsonl") as w:
+        w.write("run_end", status="completed", step=400, reason="")
+    assert reader._evals(run, "val_bpb")[-1] == (400, 1.2)
+    assert run / "events.jsonl" not in reader._readers  # ended: only its curve is kept
+    assert reader._evals(run, "val_loss")[-1] == (400, 1.6)  # curves are kept per objective

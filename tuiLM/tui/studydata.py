@@ -2,7 +2,8 @@
 
 Each study's Optuna storage stays open in the worker (a journal storage re-reads only what was appended),
 so a refresh never re-parses every run. Only the top-k trials' run files are read (their validation
-curves over seeds), each cached by its size. Everything handed to widgets is an immutable snapshot.
+curves over seeds), each through ``reader.RunReader``: a running trial's file is read only where it
+grew, an ended one's curve is kept by its size. Everything handed to widgets is an immutable snapshot.
 """
 
 from __future__ import annotations
@@ -128,7 +129,8 @@ class StudyReader:
     def __init__(self, root: Path | None):
         self.root = root
         self._open: dict[str, tuple[float, Any]] = {}
-        self._curves: dict[Path, tuple[int, list[tuple[int, float]]]] = {}
+        self._curves: dict[tuple[Path, str], tuple[int, list[tuple[int, float]]]] = {}
+        self._readers: dict[Path, Any] = {}  # running trials' RunReaders (incremental)
 
     def study(self, name: str) -> Any:
         from ..study import storage as st
@@ -225,21 +227,25 @@ class StudyReader:
         return tuple(out)
 
     def _evals(self, run_dir: Path, objective: str) -> list[tuple[int, float]]:
-        from ..reader import effective_events, read_events
+        import numpy as np
+
+        from ..reader import RunReader
 
         path = run_dir / EVENTS
         try:
             size = path.stat().st_size
         except OSError:
             return []
-        hit = self._curves.get(path)
+        hit = self._curves.get((path, objective))
         if hit is not None and hit[0] == size:
             return hit[1]
-        try:
-            evs = effective_events(read_events(path))
-        except (OSError, ValueError):
-            return []
-        pts = [(int(e["step"]), float(e[objective])) for e in evs
-               if e.get("kind") == "eval" and isinstance(e.get("step"), int) and isinstance(e.get(objective), (int, float))]
-        self._curves[path] = (size, pts)
+        reader = self._readers.get(path) or self._readers.setdefault(path, RunReader(run_dir))
+        reader.poll()  # only what was appended since the last refresh (the resume rule applied)
+        table = reader.tables["eval"]
+        steps, vals = table.col("step"), table.col(objective)
+        pts = [] if steps is None or vals is None else [
+            (int(a), float(b)) for a, b in zip(steps, vals) if np.isfinite(a) and np.isfinite(b)]
+        if reader.state not in ("new", "running"):  # ended: its curve is kept by size (a resume re-reads)
+            del self._readers[path]
+        self._curves[(path, objective)] = (size, pts)
         return pts
