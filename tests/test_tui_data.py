@@ -12,8 +12,9 @@ import pytest
 
 from tuiLM.events import EventWriter
 from tuiLM import reader as reader_mod
+from tuiLM import lineparse
 from tuiLM.lineparse import decode_lines, parse_chunk
-from tuiLM.reader import EventTail, RunReader, Table, effective_events, read_events, refresh_cache
+from tuiLM.reader import EventTail, RunReader, Table, effective_events, read_events, refresh_cache, summarize
 from tuiLM.tui.metrics import Band, frozen_check, verdict
 from tuiLM.tui.rundata import RunData, RunSnapshot
 from tuiLM.tui.series import BLOCK, BlockCache, EmaCache, ema, minmax_downsample
@@ -339,6 +340,133 @@ def test_a_cache_that_does_not_match_its_file_is_never_used(tmp_path):
     assert short._cache_at == 0 and short.tables["train"].n < 30_000
     (run / "events.cache").write_bytes(b"garbage" * 100)
     assert RunReader(run).poll() and RunReader(run)._load_cache() is False
+
+
+def test_a_damaged_cache_is_ignored_never_raised(tmp_path):
+    """Whatever is in events.cache (a huge header length, a header without its keys, a sample of the
+    wrong arity, an unknown table, columns of different lengths, cut short), the reader reads the file."""
+    import json as _json
+
+    from tuiLM.reader import _MAGIC
+
+    run = _long_run(tmp_path)
+    r = RunReader(run)
+    r.poll()
+    assert r.save_cache()
+    good = (run / "events.cache").read_bytes()
+    cold = RunReader(run, cache=False)
+    cold.poll()
+    at = len(_MAGIC)
+    head_len = int.from_bytes(good[at: at + 8], "little")
+    meta = _json.loads(good[at + 8: at + 8 + head_len])
+    body = good[at + 8 + head_len:]
+
+    def with_meta(**change) -> bytes:
+        m = {**meta, **change}
+        for k in [k for k, v in change.items() if v is None]:
+            del m[k]
+        head = _json.dumps(m).encode()
+        pad = b"\0" * (-(at + 8 + len(head)) % 8)
+        return _MAGIC + len(head).to_bytes(8, "little") + head + pad + body.lstrip(b"\0")
+
+    first = meta["columns"][0]
+    damaged = [
+        _MAGIC + b"\xff" * 8 + b"{}",  # a header length no file has
+        with_meta(samples=None),  # a key missing
+        with_meta(samples=[[1, "x"]]),  # a sample of the wrong arity
+        with_meta(columns=[["loss", first[1], first[2]]] + meta["columns"][1:]),  # not a table
+        with_meta(columns=[[first[0], first[1], first[2] - 1], [first[0], "extra", 1]] + meta["columns"][1:]),
+        good[: len(good) - 8],  # cut short
+    ]
+    for i, data in enumerate(damaged):
+        (run / "events.cache").write_bytes(data)
+        warm = RunReader(run)
+        assert warm.poll(), i
+        assert warm._cache_at == 0, i  # not used: read from the start
+        _same_tables(warm, cold)
+
+
+def test_a_line_longer_than_a_read_is_read_on_and_one_over_the_limit_is_dropped(tmp_path, monkeypatch):
+    from tuiLM import events as events_mod
+
+    run = tmp_path / "r"
+    run.mkdir()
+    big = "x" * (10 << 20)  # longer than the reader's 4 MiB reads
+    lines = [_line(kind="run_start", time=1.0, step=0), _train(1, 3.0),
+             _line(kind="log", time=2.0, level="info", message=big), _train(2, 2.9),
+             _line(kind="run_end", time=3.0, status="completed", step=2, reason="")]
+    (run / "events.jsonl").write_text("\n".join(lines) + "\n")
+    s = summarize(run)
+    assert s.state == "completed" and s.step == 2
+    r = RunReader(run, cache=False)
+    r.poll()
+    assert r.tables["train"].col("step").tolist() == [1.0, 2.0] and len(r.logs) == 1 and r.skipped == 0
+    monkeypatch.setattr(reader_mod, "MAX_LINE", 6 << 20)  # now the log line is over the limit
+    monkeypatch.setattr(events_mod, "MAX_LINE", 6 << 20)
+    r = RunReader(run, cache=False)
+    r.poll()
+    assert r.tables["train"].col("step").tolist() == [1.0, 2.0] and len(r.logs) == 0 and r.skipped == 1
+    assert r.state == "completed"
+
+
+def test_repeated_logs_and_samples_are_never_folded_away(tmp_path):
+    """Lines of one shape repeated (the same log message, a fixed-seed sample) stay events: the
+    matcher learns shapes only for the numeric kinds."""
+    run = tmp_path / "r"
+    run.mkdir()
+    lines = [_line(kind="run_start", time=1.0, step=0)]
+    for s in range(1, 41):
+        lines.append(_train(s, 3.0))
+        lines.append(_line(kind="log", time=1.0, level="warning", message="loss spike"))
+        lines.append(_line(kind="sample", time=1.0, step=s, prompt="a", text="b"))
+    (run / "events.jsonl").write_text("\n".join(lines[:61]) + "\n")
+    r = RunReader(run, cache=False)
+    r.poll()
+    (run / "events.jsonl").write_text("\n".join(lines) + "\n")  # the same lines and 60 more
+    r.poll()
+    assert len(r.logs) == 40 and len(r.samples) == 24 and r.tables["train"].n == 40  # samples: the last 24
+    assert {lineparse.learn_signature(x.encode(), json.loads(x)) is None for x in lines[1:4]} == {False, True}
+
+
+def test_the_fast_path_refuses_what_sanitize_refuses(tmp_path):
+    """A matched line whose step is a string or not an integer, or whose loss is a boolean, is skipped
+    and counted like on the per-line path, not read as a number."""
+    good = [_train(s, 3.0 - s / 1000) for s in range(1, 200)]
+    bad = [_train(200, 2.0).replace('"step":200', '"step":"200"'),
+           _train(201, 2.0).replace('"step":201', '"step":201.5'),
+           _train(202, 2.0).replace('"loss":2.0', '"loss":true'),
+           _train(203, 2.0).replace('"loss":2.0', '"loss":"2.0"')]
+    ok_nan = _train(204, "nan")
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "events.jsonl").write_text("\n".join(good + bad + [ok_nan, _train(205, 1.0)]) + "\n")
+    r = RunReader(run, cache=False)
+    r.poll()
+    assert r.skipped == 4
+    steps = r.tables["train"].col("step").tolist()
+    assert steps == list(range(1, 200)) + [204, 205] and np.isnan(r.tables["train"].col("loss")[-2])
+    assert steps == [e["step"] for e in read_events(run / "events.jsonl") if e["kind"] == "train"]
+
+
+def test_an_unreadable_events_file_is_caught_up_and_unreadable(tmp_path):
+    """The loader thread does not spin on a file it cannot read: there is nothing more to read (here a
+    directory in its place, which has a size but is no events file)."""
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "events.jsonl").mkdir()
+    data = RunData(run)
+    data.poll()
+    assert data.caught_up() and data.snapshot().state == "unreadable"
+
+
+def test_an_eval_without_a_step_does_not_break_the_summary(tmp_path):
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "events.jsonl").write_text("\n".join([
+        _line(kind="run_start", time=1.0, step=0), _line(kind="eval", time=2.0, val_loss=2.0, val_bpb=1.4),
+        _line(kind="eval", time=3.0, step=10, tokens=1, val_loss=1.9, val_bpb=1.5)]) + "\n")
+    s = summarize(run)
+    assert s.evals == [(10, 1.5, 1.9)] and s.best_val_bpb == 1.5
 
 
 def test_small_runs_keep_no_cache_and_the_trainer_refresh_never_raises(tmp_path, monkeypatch):

@@ -12,13 +12,14 @@ the result is the same either way; only the speed differs. ``bench/bench_tui.py`
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from .events import decode_event
+from .events import INT_FIELDS, decode_event
 
 try:  # optional: ~5x faster decoding; the stdlib json gives identical results
     import orjson as _orjson
@@ -31,8 +32,14 @@ except ImportError:  # pragma: no cover - depends on the environment
 CHUNK = 4 << 20  # bytes per read: big enough to amortise, small enough to keep memory flat
 _COLON, _COMMA, _RBRACE, _NL = 58, 44, 125, 10
 _NUMERIC_STR = ("nan", "inf", "-inf", "NaN", "Infinity", "-Infinity")
+_NUMERIC_BYTES = frozenset({b"nan", b"inf", b"-inf"})  # the only strings sanitize takes for a number
 _MAX_SIGNATURES = 8
 _LEARN_MIN = 16  # lines of one shape before a signature is worth learning
+# kinds whose lines become numeric rows; other kinds (samples, logs, checkpoints: their text is the
+# point) always take the per-line path, however often one repeats
+BLOCK_KINDS = ("train", "eval", "diag")
+_QUOTED = re.compile(rb'"([^"]*)"')
+_BOOL = re.compile(rb'(?:^|,)(?:true|false)(?=,|$)')
 
 
 @dataclass
@@ -87,7 +94,7 @@ class Signature:
 def learn_signature(line: bytes, event: dict[str, Any]) -> Signature | None:
     """A signature from one raw line and its decoded event, or None if the line is not flat/simple."""
     kind = event.get("kind")
-    if not isinstance(kind, str) or not event:
+    if kind not in BLOCK_KINDS or not event:
         return None
     a = np.frombuffer(line, np.uint8)
     colons = np.flatnonzero(a == _COLON)
@@ -143,7 +150,13 @@ class Chunk:
     skipped: int = 0
 
 
-def _decode_numbers(text: bytes, shape: tuple[int, int]) -> np.ndarray | None:
+def _decode_numbers(text: bytes, shape: tuple[int, int], names: list[str]) -> np.ndarray | None:
+    """The block's numbers, or None when any value is one ``events.sanitize`` would refuse (then every
+    line of the block takes the per-line path, where the bad ones are skipped and counted)."""
+    if b'"' in text and not all(q in _NUMERIC_BYTES for q in set(_QUOTED.findall(text))):
+        return None  # a quoted value that is not "nan" / "inf" / "-inf" (a "step": "7")
+    if (b"true" in text or b"false" in text) and _BOOL.search(text):
+        return None  # a boolean where a number belongs
     try:
         flat = _loads(b"[" + text + b"]")
         arr = np.fromiter(flat, dtype=np.float64, count=len(flat))
@@ -151,7 +164,11 @@ def _decode_numbers(text: bytes, shape: tuple[int, int]) -> np.ndarray | None:
         return None
     if arr.size != shape[0] * shape[1]:
         return None
-    return arr.reshape(shape)
+    arr = arr.reshape(shape)
+    for j, name in enumerate(names):  # integer fields must hold integers (a "step": 1.5 is refused)
+        if name in INT_FIELDS and not np.array_equal(arr[:, j], np.round(arr[:, j])):
+            return None
+    return arr
 
 
 def _words(a: np.ndarray) -> np.ndarray:
@@ -200,7 +217,7 @@ def _match(a: np.ndarray, words: np.ndarray, sig: Signature, cand: np.ndarray, s
     pattern[1::2] = True
     keep = np.repeat(pattern, runs)
     text = a[keep].tobytes().replace(b"}", b",")
-    values = _decode_numbers(text[:-1], (idx.size, len(num)))
+    values = _decode_numbers(text[:-1], (idx.size, len(num)), sig.numeric_names)
     if values is None:
         return np.empty(0, np.int64), None
     return idx, values

@@ -4,7 +4,8 @@
   that is not a usable event is skipped and counted, never raised).
 - The resume rule: a resumed trainer writes a ``run_start`` whose ``step`` is the checkpoint it
   resumed from, so every earlier step-carrying event above that step (and an earlier ``run_end``) is
-  superseded. ``effective_events`` applies it to a list of events, ``RunReader`` to its columns.
+  superseded. ``effective_events`` applies it to a list of events, ``RunReader`` to its columns,
+  samples and checkpoints (its log lines stay: they tell what happened to the superseded attempt).
 - ``RunReader``: a run folded into columns (train / eval / diag tables), its other events (samples,
   logs, checkpoints, run_start / run_end) and a ``RunSummary``. It keeps its place and reads only
   what was appended. Beside ``events.jsonl`` it keeps a column cache (``events.cache``, keyed by the
@@ -20,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -60,6 +62,7 @@ class EventTail:
         self.partial = b""
         self.skipped = 0
         self.error: str | None = None
+        self._dropping = False
 
     def read_bytes(self, max_bytes: int | None = None) -> bytes:
         """Raw bytes from the cursor on (at most ``max_bytes``); b"" when missing or refused."""
@@ -77,17 +80,25 @@ class EventTail:
         return data
 
     def poll_bytes(self, max_bytes: int | None = CHUNK) -> bytes:
-        """The complete lines appended since the last call (a torn last line waits)."""
-        data = self.read_bytes(max_bytes)
-        if not data:
-            return b""
-        data = self.partial + data
-        cut = data.rfind(b"\n")
-        self.partial = data[cut + 1:]
-        if len(self.partial) > MAX_LINE:  # not a line any writer of ours makes: drop it
-            self.partial = b""
-            self.skipped += 1
-        return data[: cut + 1]
+        """The complete lines appended since the last call (a torn last line waits). A line longer
+        than ``max_bytes`` is read on until its newline; one longer than MAX_LINE is dropped whole."""
+        while True:
+            data = self.read_bytes(max_bytes)
+            if not data:
+                return b""
+            if self._dropping:  # inside a line over MAX_LINE: skip to its end
+                nl = data.find(b"\n")
+                if nl < 0:
+                    continue
+                data, self._dropping = data[nl + 1:], False
+            data = self.partial + data
+            cut = data.rfind(b"\n")
+            self.partial = data[cut + 1:]
+            if len(self.partial) > MAX_LINE:  # not a line any writer of ours makes: drop it
+                self.partial, self._dropping = b"", True
+                self.skipped += 1
+            if cut >= 0:
+                return data[: cut + 1]
 
     def poll(self, max_bytes: int | None = None) -> list[dict[str, Any]]:
         out = []
@@ -309,7 +320,8 @@ class RunReader:
         return 1.0 if size == 0 else min(1.0, self.tail.offset / size)
 
     def caught_up(self) -> bool:
-        return self.tail.at_end()
+        """Read to the end (an unreadable file counts: there is nothing more to read)."""
+        return self.tail.error is not None or self.tail.at_end()
 
     def poll(self, budget_s: float | None = None) -> bool:
         """Read what was appended (for at most about ``budget_s``; None: to the end) and fold it in.
@@ -396,12 +408,12 @@ class RunReader:
         s = ev.get("step", 0)
         if self.run_start is not None:
             self.resumes += 1
-            for table in self.tables.values():
-                steps = table.col("step")
-                if steps is not None and table.n:
-                    table.truncate_where(~(steps > s))
-            self.samples = deque((x for x in self.samples if x.step <= s), maxlen=self.samples.maxlen)
-            self.checkpoints = [c for c in self.checkpoints if c <= s]
+        for table in self.tables.values():  # (at the first run_start too, as effective_events does)
+            steps = table.col("step")
+            if steps is not None and table.n:
+                table.truncate_where(~(steps > s))
+        self.samples = deque((x for x in self.samples if x.step <= s), maxlen=self.samples.maxlen)
+        self.checkpoints = [c for c in self.checkpoints if c <= s]
         if self.started is None and isinstance(ev.get("time"), (int, float)):
             self.started = float(ev["time"])
         self.run_start, self.run_end = ev, None
@@ -444,10 +456,10 @@ class RunReader:
         steps, bpb, vloss = (ev.col(k) for k in ("step", "val_bpb", "val_loss"))
         if ev.n and steps is not None and bpb is not None:
             vloss = vloss if vloss is not None else np.full(ev.n, _NAN)
-            ok = ~np.isnan(bpb)
+            ok = ~np.isnan(bpb) & np.isfinite(steps)
             s.evals = [(int(a), float(b), float(c)) for a, b, c in zip(steps[ok], bpb[ok], vloss[ok])]
             if s.evals:
-                i = int(np.nanargmin(np.where(ok, bpb, np.inf)))
+                i = int(np.argmin(np.where(ok, bpb, np.inf)))
                 s.best_val_bpb, s.best_val_loss = float(bpb[i]), float(vloss[i])
         return s
 
@@ -473,36 +485,48 @@ class RunReader:
         return hashlib.blake2b(head + fh.read(min(4096, offset)), digest_size=16).hexdigest()
 
     def _load_cache(self) -> bool:
-        """Start from the cache when it describes a prefix of this very file (see ``save_cache``)."""
-        cache = self.path / CACHE
+        """Start from the cache when it describes a prefix of this very file (see ``save_cache``).
+        A cache that is missing, stale, foreign or damaged in any way is ignored (never raised)."""
         try:
-            with open_regular(cache) as fh:
+            with open_regular(self.path / CACHE) as fh:
+                size = os.fstat(fh.fileno()).st_size
                 if fh.read(len(_MAGIC)) != _MAGIC:
                     return False
-                meta = json.loads(fh.read(int.from_bytes(fh.read(8), "little")))
-                start = -(-fh.tell() // 8) * 8
-            offset, columns = meta["offset"], meta["columns"]
-            with open_regular(self.tail.path) as fh:
-                if (meta.get("format") != CACHE_FORMAT or os.fstat(fh.fileno()).st_size < offset
-                        or self._fingerprint(fh, offset) != meta["fingerprint"]):
+                head = int.from_bytes(fh.read(8), "little")
+                if head > size:
                     return False
-            total = sum(n for _, _, n in columns)
-            if os.stat(cache).st_size != start + 8 * total:
+                meta = json.loads(fh.read(head))
+                start = -(-fh.tell() // 8) * 8
+                offset, columns = int(meta["offset"]), [(str(k), str(n), int(r)) for k, n, r in meta["columns"]]
+                total = sum(r for _, _, r in columns)
+                if (meta.get("format") != CACHE_FORMAT or size != start + 8 * total
+                        or any(k not in TABLE_KINDS or r < 0 for k, _, r in columns)):
+                    return False
+                with open_regular(self.tail.path) as events:
+                    if (os.fstat(events.fileno()).st_size < offset
+                            or self._fingerprint(events, offset) != meta["fingerprint"]):
+                        return False
+                fh.seek(start)
+                data = np.fromfile(fh, dtype="<f8", count=total)  # one read, from the same open file
+            cols: dict[str, dict[str, np.ndarray]] = {k: {} for k in TABLE_KINDS}
+            at = 0
+            for kind, name, n in columns:
+                cols[kind][name] = data[at: at + n]
+                at += n
+            tables = {k: Table(cols[k]) for k in TABLE_KINDS}
+            if any(len({c.size for c in t.cols.values()}) > 1 for t in tables.values()):
                 return False
-            data = np.fromfile(cache, dtype="<f8", count=total, offset=start)  # one read, no GIL held
-        except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError):
-            return False  # no cache, or one we cannot use: read the file
-        cols: dict[str, dict[str, np.ndarray]] = {k: {} for k in TABLE_KINDS}
-        at = 0
-        for kind, name, n in columns:
-            cols[kind][name] = data[at: at + n]
-            at += n
-        self.tables = {k: Table(cols[k]) for k in TABLE_KINDS}
-        self.run_start, self.run_end = meta["run_start"], meta["run_end"]
-        self.samples.extend(Sample(*x) for x in meta["samples"])
-        self.logs.extend(meta["logs"])
-        self.checkpoints, self.resumes = meta["checkpoints"], meta["resumes"]
-        self.started, self.last_time, self._skipped = meta["started"], meta["last_time"], meta["skipped"]
+            samples = [Sample(int(a), str(b), str(c)) for a, b, c in meta["samples"]]
+            logs = [str(x) for x in meta["logs"]]
+            state = (meta["run_start"], meta["run_end"], [int(c) for c in meta["checkpoints"]], int(meta["resumes"]),
+                     meta["started"], meta["last_time"], int(meta["skipped"]))
+        except Exception:  # no cache, or one we cannot use: read the file
+            return False
+        self.tables = tables
+        self.samples.extend(samples)
+        self.logs.extend(logs)
+        (self.run_start, self.run_end, self.checkpoints, self.resumes, self.started, self.last_time,
+         self._skipped) = state
         self.tail.offset = self._cache_at = offset
         self.meta_version += 1
         return True
@@ -523,12 +547,14 @@ class RunReader:
                 "checkpoints": self.checkpoints, "resumes": self.resumes, "started": self.started,
                 "last_time": self.last_time, "skipped": self._skipped,
                 "columns": [[k, name, int(col.size)] for k, name, col in columns]}
-        tmp = self.path / f".{CACHE}.{os.getpid()}.tmp"
+        tmp: Path | None = None
         try:
             with open_regular(self.tail.path) as fh:
                 meta["fingerprint"] = self._fingerprint(fh, offset)
             head = json.dumps(meta).encode()
-            with open(tmp, "wb") as out:
+            fd, name = tempfile.mkstemp(prefix=f".{CACHE}.", suffix=".tmp", dir=self.path)  # one per writer
+            tmp = Path(name)
+            with os.fdopen(fd, "wb") as out:
                 out.write(_MAGIC + len(head).to_bytes(8, "little") + head)
                 out.write(b"\0" * (-out.tell() % 8))
                 for _, _, col in columns:
@@ -536,7 +562,8 @@ class RunReader:
             os.replace(tmp, self.path / CACHE)
         except (OSError, ValueError, TypeError):
             try:
-                tmp.unlink()
+                if tmp is not None:
+                    tmp.unlink()
             except OSError:
                 pass
             return False

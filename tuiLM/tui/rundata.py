@@ -207,6 +207,11 @@ class RunData:
         """Look at the trainer at the next poll (after a resume or a stop)."""
         self._next_liveness = 0.0
 
+    def attach(self, proc: subprocess.Popen) -> None:
+        """A new trainer of ours for this run (a resume from the app): its exit is the one to watch."""
+        self.proc, self.exit_code, self.alive = proc, None, None
+        self.wake()
+
     def poll(self, budget_s: float = 0.25) -> bool:
         """Read what was appended (up to ``budget_s`` of work); True if anything changed (then
         ``snapshot()`` has the new state)."""
@@ -280,6 +285,7 @@ class RunData:
             record_death(self.path, death_reason(self.path, code))
         except Exception as e:  # the dashboard still shows the run as dead
             self.reader.logs.append(f"[warning] could not record the trainer's end ({e})")
+            self.reader.meta_version += 1
 
     def _poll_stdout(self) -> bool:
         path = self.path / STDOUT

@@ -48,8 +48,8 @@ class RunWatcher:
             entry = self._entries.get(key)
             if entry is None:
                 entry = self._entries[key] = _Entry(RunData(path, proc=proc))
-            elif proc is not None:
-                entry.run.proc = proc
+            elif proc is not None and proc is not entry.run.proc:
+                entry.run.attach(proc)
             return entry.run
 
     def subscribe(self, run: RunData, subscriber: Any) -> None:
