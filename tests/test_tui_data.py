@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -384,6 +385,20 @@ def test_a_damaged_cache_is_ignored_never_raised(tmp_path):
         assert warm.poll(), i
         assert warm._cache_at == 0, i  # not used: read from the start
         _same_tables(warm, cold)
+
+
+def test_saving_the_cache_clears_temp_files_of_writers_killed_long_ago(tmp_path):
+    run = _long_run(tmp_path)
+    stale = run / ".events.cache.killed.tmp"  # a writer killed mid-write left this long ago
+    stale.write_bytes(b"x" * 100)
+    os.utime(stale, (1e9, 1e9))
+    fresh = run / ".events.cache.writing.tmp"  # another writer's, now
+    fresh.write_bytes(b"x")
+    r = RunReader(run)
+    r.poll()
+    assert r.save_cache() and (run / "events.cache").exists()
+    assert not stale.exists() and fresh.exists()
+    assert sorted(p.name for p in run.iterdir() if p.name.startswith(".")) == [fresh.name]
 
 
 def test_a_line_longer_than_a_read_is_read_on_and_one_over_the_limit_is_dropped(tmp_path, monkeypatch):

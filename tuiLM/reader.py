@@ -40,6 +40,7 @@ CACHE_FORMAT = 1
 _MAGIC = b"tuiLM events.cache\n"
 CACHE_MIN_BYTES = 4 << 20  # below this a full read takes well under 0.1 s: no cache is written
 TABLE_KINDS = ("train", "eval", "diag")
+STALE_TMP_S = 600.0  # a cache temp file this old belongs to no live writer
 TREND_POINTS = 10  # train losses a summary keeps for the runs list's sparkline
 DIAG_FIELDS = ("step", "H_res_diag_mean", "gate_value")  # what the runs list's FROZEN flag reads
 _NAN = float("nan")
@@ -568,6 +569,12 @@ class RunReader:
                 pass
             return False
         self._cache_at = offset
+        for stale in self.path.glob(f".{CACHE}.*.tmp"):  # left by a writer killed mid-write
+            try:
+                if time.time() - stale.stat().st_mtime > STALE_TMP_S:
+                    stale.unlink()
+            except OSError:
+                pass
         return True
 
 
