@@ -128,8 +128,11 @@ def test_a_tiny_study_end_to_end(tmp_path):
 
 
 def test_pruning_stops_a_clearly_worse_trial(tmp_path):
-    # trial 0 is the base preset (lr 3e-3, learns); the space holds only learning rates that cannot learn
-    f = write_study(tmp_path, "prune", '"optim.lr" = { log = [1e-9, 1e-8] }', trials=2, pruner="median",
+    # trial 0 is the base preset (lr 3e-3, learns, 30 steps); the space holds only learning rates that
+    # cannot learn, and a run far longer than the pruner needs: trial 1 ends only by being pruned (at
+    # 30 steps a fast machine finished it before the stop arrived)
+    space = '"optim.lr" = { log = [1e-9, 1e-8] }\n"train.max_steps" = { int = [20000, 20001] }'
+    f = write_study(tmp_path, "prune", space, trials=2, pruner="median",
                     startup_trials=1, baseline=True, base={"eval.every": 5, "train.max_steps": 30})
     out = tuilm(tmp_path, "study", "run", str(f))
     assert out.returncode == 0, out.stdout + out.stderr
@@ -140,9 +143,9 @@ def test_pruning_stops_a_clearly_worse_trial(tmp_path):
     assert "median pruner at step 5" in pruned["reason"]
     run = tmp_path / "runs" / pruned["runs"][0]
     s = summarize(run)
-    assert s.state == "pruned" and s.step < 30 and "median pruner" in s.reason
+    assert s.state == "pruned" and s.step < 20000 and "median pruner" in s.reason
     assert list((run / "checkpoints").glob("step-*.pt"))  # checkpointed: resumable like a stopped run
-    assert summary["trials"][0]["params"] == {"optim.lr": 3e-3}
+    assert summary["trials"][0]["params"] == {"optim.lr": 3e-3, "train.max_steps": 30}  # the baseline
 
 
 def _kill_trainer(run_dir: Path) -> None:

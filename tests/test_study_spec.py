@@ -136,6 +136,16 @@ def test_load_study_resolves_the_base_applies_set_then_command_line(tmp_path):
     f.write_text(GOOD + '"model.mhc_tau" = { choice = [1.0, 0.05] }\n')
     warns = [p for p in load_study(f)[2] if not p.is_error]
     assert [w.path for w in warns] == ["space.model.mhc_tau"] and "(gpt)" in warns[0].message
+    # baseline = true enqueues the base preset's own values: a choice list without the base value would
+    # make Optuna raise mid-run; it is an error with the key and line before anything starts
+    f.write_text(GOOD.replace("[space]", "baseline = true\n\n[space]") + '"train.max_steps" = { choice = [20000] }\n')
+    _, qs, problems = load_study(f)
+    errs = [p for p in problems if p.is_error]
+    assert [e.path for e in errs] == ["space.train.max_steps"] and "not one of the choices" in errs[0].message
+    assert errs[0].line is not None
+    f.write_text(GOOD.replace("[space]", "baseline = true\n\n[space]") + '"train.max_steps" = { choice = [20000, %d] }\n'
+                 % qs.train.max_steps)
+    assert not [p for p in load_study(f)[2] if p.is_error]
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)

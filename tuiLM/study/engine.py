@@ -555,7 +555,8 @@ class StudyEngine:
         # the pruner compares every trial on its first seed (the same seed: common random numbers)
         job.trial.report(value, step)
         job.reported.add(step)
-        if step < self.base.train.max_steps and job.trial.should_prune():
+        last = job.params.get("train.max_steps", self.base.train.max_steps)  # the space may set it
+        if step < last and job.trial.should_prune():
             from ..launch import stop_trainer
 
             job.pruning = f"pruned by the {self.spec.pruner} pruner at step {step} ({self.spec.objective} {value:.4f})"

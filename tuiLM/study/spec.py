@@ -369,6 +369,11 @@ def load_study(path: str | Path, overrides: list[str] | None = None) -> tuple[St
                         problems.append(Problem("warning", f"space.{d.key}", f"does not apply to the base "
                                                 f"preset's architecture ({arch}): it will have no effect",
                                                 spec.lines.get(f"space.{d.key}")))
+                    if spec.settings["baseline"] and d.kind == "choice" and base.get(d.key) not in d.values:
+                        problems.append(Problem("error", f"space.{d.key}", f"baseline = true runs the base preset's "
+                                                f"own values as trial 0, but its {d.key} = {base.get(d.key)!r} is "
+                                                f"not one of the choices: add it, or set baseline = false",
+                                                spec.lines.get(f"space.{d.key}")))
     return spec, base, problems
 
 
