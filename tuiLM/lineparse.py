@@ -166,7 +166,7 @@ def _decode_numbers(text: bytes, shape: tuple[int, int], names: list[str]) -> np
         return None
     arr = arr.reshape(shape)
     for j, name in enumerate(names):  # integer fields must hold integers (a "step": 1.5 is refused)
-        if name in INT_FIELDS and not np.array_equal(arr[:, j], np.round(arr[:, j])):
+        if name in INT_FIELDS and not (np.isfinite(arr[:, j]).all() and np.array_equal(arr[:, j], np.round(arr[:, j]))):
             return None
     return arr
 
