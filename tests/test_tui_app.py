@@ -444,8 +444,9 @@ async def test_launch_watch_and_stop_a_tiny_run(tmp_path, runs_dir, monkeypatch)
         await pilot.press("s")
         await pilot.press("y")
         await wait_for(pilot, lambda: dash.runs[0].state == "stopped", timeout=60, what="stopped state")
-        status = text_of(dash.query_one("#run-status", Static))
-        assert "stopped" in status
+        # the status line follows at the next paced redraw (at most REDRAW_S later)
+        await wait_for(pilot, lambda: "stopped" in text_of(dash.query_one("#run-status", Static)), timeout=10,
+                       what="the status line says stopped")
         from textual.widgets import Log
         box = dash.query_one("#stdout", Log)  # ends with how the run ended, not a stale progress line
         await wait_for(pilot, lambda: box.lines and box.lines[-1].startswith("stopped at step"),
