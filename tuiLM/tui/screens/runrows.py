@@ -41,8 +41,11 @@ class RunRow:
     summary: RunSummary
     preset: str
     arch: str
-    trend: list[float]
     frozen: bool = False
+
+    @property
+    def trend(self) -> list[float]:
+        return self.summary.trend
 
 
 @dataclass

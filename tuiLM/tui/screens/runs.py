@@ -179,7 +179,7 @@ class RunsScreen(Refreshing, Screen):
                     models[path] = _model_from_preset(path)
                     members[path] = membership(path)
                 arch = summary.arch or str(models[path].get("arch", ""))
-                rows.append(RunRow(path, summary, preset_name(path, summary), arch, summary.trend,
+                rows.append(RunRow(path, summary, preset_name(path, summary), arch,
                                    _frozen(models[path], summary.diag)))
             self.post_message(RunsUpdated(rows, group_runs([r.path for r in rows], members)))
             self._wake.wait(REFRESH_S)
