@@ -1,12 +1,14 @@
 """Decoding complete lines of ``events.jsonl`` into column blocks (``parse_chunk``), for ``reader``.
 
-Why a columnar fast path: a run with 10^6 train events is ~175 MB of JSON. Decoding it line by line
-builds 10^6 dicts (2-9 s on a small VM, most of it allocating objects). But one writer emits every
-train event with the same keys in the same order, so lines share a *signature*. For lines that match
-a learned signature we locate the values with numpy (colon and delimiter positions), check the key
-bytes of every line vectorised, and JSON-decode all the numbers of a chunk as ONE flat array. Lines
-that do not match (other kinds, extra fields, a foreign writer) take the ordinary per-line path, so
-the result is the same either way; only the speed differs. ``bench/bench_tui.py`` measures both.
+Why a columnar fast path: a run with 10^6 train events is ~175 MB of JSON, and decoding it line by
+line (``events.decode_event``: a dict per line, the contract's type checks per field) takes seconds.
+But one writer emits every train event with the same keys in the same order: the lines share a
+*skeleton*, the line with its numbers taken out. For each shape seen often enough we learn that
+skeleton; a line whose field delimiters fall so that the bytes left around its numbers equal it has
+exactly that shape, checked for all lines of a chunk at once with numpy, and all the numbers of those
+lines are JSON-decoded as ONE flat array. Lines that do not match (other kinds, extra fields, a
+foreign writer, a value the checks refuse) take the per-line path, so the result is the same either
+way; only the speed differs. ``bench/bench_tui.py`` measures both.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -22,119 +24,30 @@ import numpy as np
 from .events import INT_FIELDS, decode_event
 
 try:  # optional: ~5x faster decoding; the stdlib json gives identical results
-    import orjson as _orjson
-
-    _loads = _orjson.loads
+    from orjson import loads as _loads
 except ImportError:  # pragma: no cover - depends on the environment
-    _orjson = None
     _loads = json.loads
 
 CHUNK = 4 << 20  # bytes per read: big enough to amortise, small enough to keep memory flat
-_COLON, _COMMA, _RBRACE, _NL = 58, 44, 125, 10
-_NUMERIC_STR = ("nan", "inf", "-inf", "NaN", "Infinity", "-Infinity")
-_NUMERIC_BYTES = frozenset({b"nan", b"inf", b"-inf"})  # the only strings sanitize takes for a number
-_MAX_SIGNATURES = 8
-_LEARN_MIN = 16  # lines of one shape before a signature is worth learning
-# kinds whose lines become numeric rows; other kinds (samples, logs, checkpoints: their text is the
-# point) always take the per-line path, however often one repeats
-BLOCK_KINDS = ("train", "eval", "diag")
-_QUOTED = re.compile(rb'"([^"]*)"')
-_BOOL = re.compile(rb'(?:^|,)(?:true|false)(?=,|$)')
+BLOCK_KINDS = ("train", "eval", "diag")  # other kinds (samples, logs: their text is the point) never match
+_MAX_SIGNATURES, _LEARN_MIN = 8, 16  # a shape is learned once this many lines of it are seen
+_NONFINITE = ("nan", "inf", "-inf")
+_QUOTED, _BOOL = re.compile(rb'"([^"]*)"'), re.compile(rb'(?:^|,)(?:true|false)(?=,|$)')
 
 
-@dataclass
+@dataclass(frozen=True)
 class Signature:
-    """The byte shape of one kind of line: keys (with quotes) in order, constant values, numbers."""
-
     kind: str
-    keys: list[bytes]  # raw key segments between the delimiter and the colon, e.g. b'"loss"'
-    names: list[str]
-    consts: dict[int, bytes]  # column -> exact value bytes (kind, version)
-    numeric: list[int]  # columns decoded as numbers
-    # vectorised check: 8-byte words at colon j + offset that, masked, must equal ``check_val``
-    check_col: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
-    check_off: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
-    check_mask: np.ndarray = field(default_factory=lambda: np.empty(0, np.uint64))
-    check_val: np.ndarray = field(default_factory=lambda: np.empty(0, np.uint64))
-
-    @property
-    def K(self) -> int:
-        return len(self.keys)
-
-    @property
-    def numeric_names(self) -> list[str]:
-        return [self.names[j] for j in self.numeric]
-
-    def build(self) -> "Signature":
-        """Precompute the 8-byte words that every matching line has around its colons."""
-        cols, offs, masks, vals = [], [], [], []
-        for j, key in enumerate(self.keys):  # words ending at the colon, walking left over the key
-            for t in range(0, len(key), 8):
-                seg = key[max(0, len(key) - t - 8): len(key) - t]
-                w = len(seg)
-                cols.append(j)
-                offs.append(-t - 8)
-                masks.append(((1 << (8 * w)) - 1) << (8 * (8 - w)))
-                vals.append(int.from_bytes(b"\0" * (8 - w) + seg, "little"))
-        for j, const in self.consts.items():  # words starting after the colon
-            for t in range(0, len(const), 8):
-                seg = const[t: t + 8]
-                w = len(seg)
-                cols.append(j)
-                offs.append(1 + t)
-                masks.append((1 << (8 * w)) - 1)
-                vals.append(int.from_bytes(seg + b"\0" * (8 - w), "little"))
-        self.check_col = np.array(cols, np.int64)
-        self.check_off = np.array(offs, np.int64)
-        self.check_mask = np.array(masks, np.uint64)
-        self.check_val = np.array(vals, np.uint64)
-        return self
-
-
-def learn_signature(line: bytes, event: dict[str, Any]) -> Signature | None:
-    """A signature from one raw line and its decoded event, or None if the line is not flat/simple."""
-    kind = event.get("kind")
-    if kind not in BLOCK_KINDS or not event:
-        return None
-    a = np.frombuffer(line, np.uint8)
-    colons = np.flatnonzero(a == _COLON)
-    delims = np.flatnonzero((a == _COMMA) | (a == _RBRACE))
-    K = len(event)
-    if colons.size != K or delims.size != K or a[0] != ord("{") or delims[-1] != len(line) - 1:
-        return None
-    prev = np.concatenate(([0], delims[:-1]))
-    if not (np.all(colons > prev) and np.all(delims > colons)):
-        return None
-    keys, names, consts, numeric = [], [], {}, []
-    for j, (name, value) in enumerate(event.items()):
-        seg = line[prev[j] + 1: colons[j]]
-        try:
-            if json.loads(seg) != name:
-                return None
-        except ValueError:
-            return None
-        keys.append(seg)
-        names.append(name)
-        if isinstance(value, (dict, list)):
-            return None
-        raw = line[colons[j] + 1: delims[j]]
-        if isinstance(value, str) and value not in _NUMERIC_STR:
-            if any(c in value for c in '\\":,{}'):
-                return None
-            consts[j] = raw
-        elif name == "v":
-            consts[j] = raw
-        else:
-            numeric.append(j)
-    if not numeric:
-        return None
-    return Signature(kind, keys, names, consts, numeric).build()
+    n_fields: int
+    numeric: list[int]  # which fields hold the numbers (in line order)
+    names: list[str]  # their names
+    skeleton: bytes  # the line without the numbers' bytes (each with the delimiter after it)
+    gaps: np.ndarray  # per field: colon - previous delimiter, and delimiter - colon (-1 for a number)
 
 
 @dataclass
 class Block:
-    """Rows of one kind decoded on the fast path: ``values[i, j]`` is column ``names[j]`` of the row at
-    chunk line ``lines[i]``."""
+    """Rows decoded on the fast path: ``values[i, j]`` is column ``names[j]`` of chunk line ``lines[i]``."""
 
     kind: str
     names: list[str]
@@ -150,10 +63,49 @@ class Chunk:
     skipped: int = 0
 
 
+def _marks(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return np.flatnonzero(a == 58), np.flatnonzero((a == 44) | (a == 125))  # ':' and ',' / '}'
+
+
+def _bounds(starts: np.ndarray, ends: np.ndarray, C: np.ndarray, D: np.ndarray) -> np.ndarray:
+    """Per line: its start, where each number starts and ends (with the delimiter after it), its end."""
+    return np.column_stack([starts, np.stack([C + 1, D + 1], axis=2).reshape(len(starts), -1), ends])
+
+
+def _gather(a: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """``a[lo[i]:hi[i]]`` for every i, concatenated (work in proportion to the bytes taken)."""
+    n = (hi - lo).ravel()
+    return a[np.arange(n.sum()) + np.repeat(lo.ravel() - np.cumsum(n) + n, n)]
+
+
+def learn_signature(line: bytes, event: dict[str, Any]) -> Signature | None:
+    """The signature of one raw line and its decoded event, or None if the line is not flat."""
+    a = np.frombuffer(line, np.uint8)
+    C, D = _marks(a)
+    K = len(event)
+    if (event.get("kind") not in BLOCK_KINDS or C.size != K or D.size != K or line[:1] != b"{"
+            or D[-1] != a.size - 1 or np.any(C >= D) or np.any(C[1:] <= D[:-1])):
+        return None  # a colon, comma or brace inside a string or a nested value: not this path's
+    if any(isinstance(v, (bool, dict, list)) for v in event.values()):
+        return None
+    numeric = [j for j, (k, v) in enumerate(event.items())
+               if k != "v" and (isinstance(v, (int, float)) or v in _NONFINITE)]
+    if not numeric:
+        return None
+    bounds = _bounds(np.array([0]), np.array([a.size]), C[None, numeric], D[None, numeric])
+    names, gaps = list(event), _gaps(np.array([-1]), C[None], D[None])[0]
+    gaps[2 * np.array(numeric) + 1] = -1
+    return Signature(event["kind"], K, numeric, [names[j] for j in numeric], _gather(a, bounds[:, 0::2], bounds[:, 1::2]).tobytes(), gaps)
+
+
+def _gaps(starts: np.ndarray, C: np.ndarray, D: np.ndarray) -> np.ndarray:
+    return np.diff(np.column_stack([starts, np.stack([C, D], axis=2).reshape(len(C), -1)]), axis=1)
+
+
 def _decode_numbers(text: bytes, shape: tuple[int, int], names: list[str]) -> np.ndarray | None:
     """The block's numbers, or None when any value is one ``events.sanitize`` would refuse (then every
     line of the block takes the per-line path, where the bad ones are skipped and counted)."""
-    if b'"' in text and not all(q in _NUMERIC_BYTES for q in set(_QUOTED.findall(text))):
+    if b'"' in text and not set(_QUOTED.findall(text)) <= {b"nan", b"inf", b"-inf"}:
         return None  # a quoted value that is not "nan" / "inf" / "-inf" (a "step": "7")
     if (b"true" in text or b"false" in text) and _BOOL.search(text):
         return None  # a boolean where a number belongs
@@ -171,147 +123,78 @@ def _decode_numbers(text: bytes, shape: tuple[int, int], names: list[str]) -> np
     return arr
 
 
-def _words(a: np.ndarray) -> np.ndarray:
-    """Every unaligned little-endian 8-byte word of ``a``: ``w[p + 8]`` holds bytes a[p .. p+7]
-    (8 bytes of zero padding each side, so words that reach past the ends are defined)."""
-    pad = np.zeros(a.size + 16, np.uint8)
-    pad[8: 8 + a.size] = a
-    return np.ndarray(shape=(a.size + 9,), dtype="<u8", buffer=pad, strides=(1,))
-
-
-def _match(a: np.ndarray, words: np.ndarray, sig: Signature, cand: np.ndarray, starts: np.ndarray,
-           ends: np.ndarray, colons: np.ndarray, c0: np.ndarray, delims: np.ndarray, d0: np.ndarray
-           ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Lines (indices into ``cand``) that match ``sig`` exactly, and their numbers."""
-    K = sig.K
-    ar = np.arange(K)
-    C = colons[c0[cand][:, None] + ar]  # (m, K) colon positions
-    D = delims[d0[cand][:, None] + ar]  # (m, K) delimiter positions
-    prev = np.concatenate((starts[cand][:, None], D[:, :-1]), axis=1)
-    keylen = np.array([len(k) for k in sig.keys])
-    ok = np.all(C - prev - 1 == keylen, axis=1)  # key segments have the right lengths...
-    ok &= D[:, -1] == ends[cand] - 1  # ...the line ends with the object...
-    ok &= np.all(D > C, axis=1)
-    for j, const in sig.consts.items():
-        ok &= D[:, j] - C[:, j] - 1 == len(const)
-    ok &= a[starts[cand]] == ord("{")
-    if not ok.any():
-        return np.empty(0, np.int64), None
-    idx = np.flatnonzero(ok)
-    C, D = C[idx], D[idx]
-    got = words[C[:, sig.check_col] + (sig.check_off + 8)] & sig.check_mask  # ...with the right bytes
-    good = np.all(got == sig.check_val, axis=1)
-    good &= np.all(a[D[:, :-1]] == _COMMA, axis=1) & (a[D[:, -1]] == _RBRACE)
-    idx, C, D = idx[good], C[good], D[good]
-    if idx.size == 0:
-        return idx, None
-    # the value bytes of the numeric columns, each with its delimiter, in file order: run-length
-    # decode alternating (skip, keep) runs into a mask over the chunk
-    num = sig.numeric
-    bounds = np.empty(2 * idx.size * len(num) + 1, np.int64)
-    bounds[0] = 0
-    bounds[1::2] = (C[:, num] + 1).ravel()
-    bounds[2::2] = D[:, num].ravel() + 1
-    runs = np.diff(np.append(bounds, a.size))
-    pattern = np.zeros(runs.size, bool)
-    pattern[1::2] = True
-    keep = np.repeat(pattern, runs)
-    text = a[keep].tobytes().replace(b"}", b",")
-    values = _decode_numbers(text[:-1], (idx.size, len(num)), sig.numeric_names)
-    if values is None:
-        return np.empty(0, np.int64), None
-    return idx, values
+def _match(a: np.ndarray, sig: Signature, lines: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+           C: np.ndarray, D: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """The lines (of ``lines``) that have ``sig``'s skeleton, and their numbers. C, D: (m, K) colon and
+    delimiter positions of each line."""
+    gaps = _gaps(starts - 1, C, D)  # keys and constants of the right lengths, numbers not empty:
+    ok = np.all((gaps == sig.gaps) | ((sig.gaps < 0) & (gaps > 0)), axis=1) & (D[:, -1] == ends - 1)
+    lines, bounds = lines[ok], _bounds(starts[ok], ends[ok], C[ok][:, sig.numeric], D[ok][:, sig.numeric])
+    skel = _gather(a, bounds[:, 0::2], bounds[:, 1::2]).reshape(lines.size, len(sig.skeleton))
+    good = np.all(skel == np.frombuffer(sig.skeleton, np.uint8), axis=1)
+    lines, bounds = lines[good], bounds[good]
+    if not lines.size:
+        return lines, None
+    text = _gather(a, bounds[:, 1:-1:2], bounds[:, 2::2]).tobytes().replace(b"}", b",")
+    return lines, _decode_numbers(text[:-1], (lines.size, len(sig.numeric)), sig.names)
 
 
 def parse_chunk(buf: bytes, signatures: list[Signature], learn: bool = True) -> Chunk:
     """Decode complete lines. ``signatures`` is extended in place with shapes learned from this chunk."""
-    if not buf:
-        return Chunk([], [], 0)
     a = np.frombuffer(buf, np.uint8)
-    ends = np.flatnonzero(a == _NL)
-    n = ends.size
+    ends = np.flatnonzero(a == 10)
     starts = np.concatenate(([0], ends[:-1] + 1))
-
     if learn and not signatures:  # later shapes are learned from the lines left unmatched (below)
-        _learn(buf, starts[:256], ends[:256], signatures)
-
-    matched = np.zeros(n, bool)
+        _learn([(buf[s:e], decode_event(buf[s:e], _loads)) for s, e in zip(starts[:256], ends[:256])], signatures)
+    matched = np.zeros(ends.size, bool)
     blocks: list[Block] = []
     if signatures:
-        colons = np.flatnonzero(a == _COLON)
-        delims = np.flatnonzero((a == _COMMA) | (a == _RBRACE))
-        c0 = np.searchsorted(colons, starts)
-        nc = np.searchsorted(colons, ends) - c0
-        d0 = np.searchsorted(delims, starts)
-        nd = np.searchsorted(delims, ends) - d0
-        words = _words(a)
+        colons, delims = _marks(a)
+        c0, d0 = np.searchsorted(colons, starts), np.searchsorted(delims, starts)
+        nc, nd = np.searchsorted(colons, ends) - c0, np.searchsorted(delims, ends) - d0
         for sig in signatures:
-            cand = np.flatnonzero((nc == sig.K) & (nd == sig.K) & ~matched)
-            if cand.size == 0:
-                continue
-            idx, values = _match(a, words, sig, cand, starts, ends, colons, c0, delims, d0)
-            if values is None:
-                continue
-            lines = cand[idx]
-            matched[lines] = True
-            blocks.append(Block(sig.kind, sig.numeric_names, lines, values))
-
+            cand = np.flatnonzero((nc == sig.n_fields) & (nd == sig.n_fields) & ~matched)
+            if cand.size:
+                ar = np.arange(sig.n_fields)
+                C, D = colons[c0[cand][:, None] + ar], delims[d0[cand][:, None] + ar]
+                lines, values = _match(a, sig, cand, starts[cand], ends[cand], C, D)
+                if values is not None:
+                    matched[lines] = True
+                    blocks.append(Block(sig.kind, sig.names, lines, values))
     events: list[tuple[int, dict[str, Any]]] = []
     skipped = 0
-    rest = np.flatnonzero(~matched)
-    for i in rest.tolist():
+    for i in np.flatnonzero(~matched).tolist():
         line = buf[starts[i]: ends[i]]
-        if not line.strip():
-            continue
-        ev = decode_event(line, _loads)
-        if ev is not None:
-            events.append((i, ev))
-        else:
-            skipped += 1
+        if line.strip():
+            ev = decode_event(line, _loads)
+            if ev is None:
+                skipped += 1
+            else:
+                events.append((i, ev))
     if learn and len(signatures) < _MAX_SIGNATURES and len(events) >= _LEARN_MIN:
-        _learn_from_events(buf, starts, ends, events, signatures)
-    return Chunk(blocks, events, n, skipped)
+        _learn([(buf[starts[i]: ends[i]], ev) for i, ev in events], signatures)
+    return Chunk(blocks, events, ends.size, skipped)
 
 
-def _learn(buf: bytes, starts: np.ndarray, ends: np.ndarray, signatures: list[Signature]) -> None:
-    """Learn signatures from a sample of lines (the head of each chunk)."""
-    sample = []
-    for s, e in zip(starts.tolist(), ends.tolist()):
-        line = buf[s:e]
-        ev = decode_event(line, _loads)
-        if ev is not None:
-            sample.append((line, ev))
-    _learn_common(sample, signatures)
-
-
-def _learn_from_events(buf: bytes, starts: np.ndarray, ends: np.ndarray,
-                       events: list[tuple[int, dict[str, Any]]], signatures: list[Signature]) -> None:
-    _learn_common([(buf[starts[i]: ends[i]], ev) for i, ev in events], signatures)
-
-
-def _learn_common(sample: list[tuple[bytes, dict[str, Any]]], signatures: list[Signature]) -> None:
-    shapes = Counter((ev.get("kind"), tuple(ev)) for _, ev in sample)
-    known = {(s.kind, tuple(s.names)) for s in signatures}
-    for shape, count in shapes.most_common():
+def _learn(sample: list[tuple[bytes, dict[str, Any] | None]], signatures: list[Signature]) -> None:
+    """Learn the shapes that are common in ``sample`` (raw line, decoded event) and not yet known."""
+    sample = [(line, ev) for line, ev in sample if ev is not None and ev.get("kind") in BLOCK_KINDS]
+    shapes = Counter((ev["kind"], tuple(ev)) for _, ev in sample)
+    known = {(s.kind, s.n_fields, tuple(s.names)) for s in signatures}
+    for (kind, keys), count in shapes.most_common():
         if count < _LEARN_MIN or len(signatures) >= _MAX_SIGNATURES:
             break
-        if shape in known:
-            continue
-        for line, ev in sample:
-            if (ev.get("kind"), tuple(ev)) == shape:
-                sig = learn_signature(line.rstrip(b"\r"), ev)
-                if sig is not None:
-                    signatures.append(sig)
-                    known.add(shape)
-                break
+        line, ev = next((line, ev) for line, ev in sample if tuple(ev) == keys and ev["kind"] == kind)
+        sig = learn_signature(line.rstrip(b"\r"), ev)
+        if sig is not None and (sig.kind, sig.n_fields, tuple(sig.names)) not in known:
+            signatures.append(sig)
+            known.add((sig.kind, sig.n_fields, tuple(sig.names)))
 
 
 def decode_lines(buf: bytes) -> list[dict[str, Any]]:
     """All events of ``buf`` in file order through the fast path (for tests and tools)."""
     chunk = parse_chunk(buf, [])
-    rows: list[tuple[int, dict[str, Any]]] = list(chunk.events)
+    rows = list(chunk.events)
     for b in chunk.blocks:
-        for line, vals in zip(b.lines.tolist(), b.values.tolist()):
-            rows.append((line, {"kind": b.kind, **dict(zip(b.names, vals))}))
-    rows.sort(key=lambda r: r[0])
-    return [ev for _, ev in rows]
+        rows += [(i, {"kind": b.kind, **dict(zip(b.names, vals))}) for i, vals in zip(b.lines.tolist(), b.values.tolist())]
+    return [ev for _, ev in sorted(rows, key=lambda r: r[0])]
