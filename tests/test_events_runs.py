@@ -74,6 +74,17 @@ def test_writer_reopened_after_a_crash_drops_the_torn_fragment(tmp_path):
     assert [e["message"] for e in events] == ["before", "after"]  # nothing lost, nothing glued together
 
 
+def test_writer_drops_a_fragment_of_any_length(tmp_path):
+    only = tmp_path / "only.jsonl"  # a fragment and nothing before it
+    only.write_bytes(b'{"v":1,"kind":"tr')
+    long = tmp_path / "long.jsonl"  # a fragment longer than any read buffer
+    long.write_bytes(b'{"v":1,"kind":"log","time":0,"level":"i","message":"a"}\n' + b"x" * (3 << 20))
+    for path, left in ((only, 0), (long, 1)):
+        with EventWriter(path) as w:
+            w.write("log", level="info", message="after")
+        assert [e.get("message") for e in read_events(path)] == ["a"] * left + ["after"]
+
+
 def test_validate_event_catches_missing_fields():
     assert validate_event({"v": 1, "kind": "eval", "time": 1.0, "step": 1, "tokens": 1, "val_loss": 1.0,
                            "val_bpb": 1.0}) == []

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import json
 import math
+import mmap
 import os
 import stat
 import time
@@ -33,8 +34,6 @@ REQUIRED: dict[str, dict[str, type | tuple[type, ...]]] = {
     "run_end": {"status": str, "step": int, "reason": str},
 }
 END_STATUSES = ("completed", "stopped", "pruned", "failed")
-# Clean ends that leave a resumable checkpoint (pruned: a study stopped the trial early).
-RESUMABLE_STATUSES = ("stopped", "pruned")
 _NUM = (int, float)
 _NONFINITE = ("nan", "inf", "-inf")
 
@@ -215,23 +214,11 @@ def _drop_torn_tail(path: Path) -> None:
     """A writer killed mid-line leaves a fragment; cut it so the next event starts on its own line."""
     try:
         with open(path, "rb+") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            if size == 0:
+            if os.fstat(fh.fileno()).st_size == 0:
                 return
-            fh.seek(size - 1)
-            if fh.read(1) == b"\n":
-                return
-            end = size - 1  # the fragment may be longer than any buffer: walk back to its line start
-            keep = 0
-            while end > 0:
-                start = max(0, end - (1 << 20))
-                fh.seek(start)
-                cut = fh.read(end - start).rfind(b"\n")
-                if cut >= 0:
-                    keep = start + cut + 1
-                    break
-                end = start
-            fh.truncate(keep)
+            with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:  # a fragment of any length
+                keep = mm.rfind(b"\n") + 1 if mm[-1:] != b"\n" else None
+            if keep is not None:
+                fh.truncate(keep)
     except FileNotFoundError:
         pass

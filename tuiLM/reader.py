@@ -227,17 +227,6 @@ class Table:
         arr = self.cols.get(name)
         return None if arr is None else arr[: self.n]
 
-    def last(self, name: str) -> float | None:
-        """The last finite value of a column (None if there is none)."""
-        arr = self.col(name)
-        if arr is None:
-            return None
-        ok = np.flatnonzero(np.isfinite(arr[-256:]))
-        if not ok.size:
-            ok = np.flatnonzero(np.isfinite(arr))
-            return float(arr[ok[-1]]) if ok.size else None
-        return float(arr[-256:][ok[-1]])
-
 
 def _number(value: Any) -> float | None:
     try:
