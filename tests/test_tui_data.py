@@ -146,6 +146,26 @@ def test_fixture_run_loads_with_state_samples_and_log(tmp_path):
     assert data.stdout[-1] == "done: 400 steps"
 
 
+def test_stdout_tail_keeps_the_last_lines_waits_for_a_torn_one_and_restarts_when_truncated(tmp_path):
+    run = tmp_path / "r"
+    run.mkdir()
+    log = run / "stdout.log"
+    log.write_bytes(b"".join(b"line %06d\n" % i for i in range(20000)) + b"step 1/9\rstep 2/9\n")  # ~220 KB
+    data = RunData(run)
+    data.poll()
+    out = data.snapshot().stdout
+    assert out[-1] == "step 2/9" and out[-2] == "line 019999"  # what the terminal showed after the \r
+    assert all(x.startswith("line ") and len(x) == 11 for x in out[:-1])  # no cut-off first line from the 64 KiB window
+    with open(log, "ab") as fh:
+        fh.write(b"done\nhalf a li")
+    data.poll()
+    assert data.snapshot().stdout[-1] == "done"  # the torn line waits for its newline
+    total = data.snapshot().stdout_total
+    log.write_bytes(b"fresh\n")  # truncated and rewritten
+    data.poll()
+    assert data.snapshot().stdout[-1] == "fresh" and data.snapshot().stdout_total == total + 1
+
+
 def test_a_run_whose_trainer_vanished_is_dead(tmp_path):
     run = tmp_path / "r"
     run.mkdir()

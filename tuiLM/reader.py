@@ -52,18 +52,18 @@ class EventTail:
     """Incremental reader: ``poll()`` returns only the events appended since the last call.
 
     Keeps a byte cursor, never re-reads what it has read, and holds back a torn last line until it is
-    completed. Lines that are complete but not events a reader can use (not JSON, wrong field types,
+    completed (a tail that ``start``s past 0 begins at the line after that byte). Lines that are complete but not events a reader can use (not JSON, wrong field types,
     too deep: ``events.sanitize``) are skipped and counted in ``skipped``. A path that is not a
     regular file (a FIFO, a device) is never read: ``error`` says why and ``poll()`` returns nothing.
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, start: int = 0):
         self.path = Path(path)
-        self.offset = 0  # bytes read; the complete lines end at ``offset - len(partial)``
-        self.partial = b""
+        self.offset = start if start >= 0 else max(0, self.size() + start)  # (< 0: from the end as it is now)
+        self.partial = b""  # the complete lines read end at ``offset - len(partial)``
         self.skipped = 0
         self.error: str | None = None
-        self._dropping = False
+        self._dropping = self.offset > 0  # started inside a line: it begins after the next newline
 
     def read_bytes(self, max_bytes: int | None = None) -> bytes:
         """Raw bytes from the cursor on (at most ``max_bytes``); b"" when missing or refused."""

@@ -9,7 +9,6 @@ Its plot caches (EMA, block min/max) live in a ``series.SeriesCache`` that only 
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 import tomllib
@@ -22,7 +21,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..events import to_float
-from ..reader import TABLE_KINDS, RunReader, Sample, live_state
+from ..reader import TABLE_KINDS, EventTail, RunReader, Sample, live_state
 from ..runs import PRESET, STDOUT
 from .series import SeriesCache
 
@@ -190,10 +189,9 @@ class RunData:
         self.alive: bool | None = None
         self.loaded = False
         self.version = 0
-        self._stdout: deque[str] = deque(maxlen=400)
+        self._stdout: EventTail | None = None  # stdout.log's tail
+        self._stdout_lines: deque[str] = deque(maxlen=400)
         self._stdout_total = 0
-        self._stdout_offset: int | None = None
-        self._stdout_partial = b""
         self._next_liveness = 0.0
         self._cache_saved = False
         self._cache = SeriesCache()
@@ -241,7 +239,7 @@ class RunData:
                               for k, t in r.tables.items()}),
             MappingProxyType({k: (r.tables[k].version, r.tables[k].epoch) for k in TABLE_KINDS}),
             state=self.state, run_start=r.run_start, run_end=r.run_end, samples=tuple(r.samples),
-            logs=tuple(r.logs), stdout=tuple(self._stdout), stdout_total=self._stdout_total, resumes=r.resumes,
+            logs=tuple(r.logs), stdout=tuple(self._stdout_lines), stdout_total=self._stdout_total, resumes=r.resumes,
             skipped=r.skipped, exit_code=self.exit_code, loaded=self.loaded, at_end=r.caught_up(),
             progress=r.progress, version=self.version, meta_version=r.meta_version + self._stdout_total,
             cache=self._cache)
@@ -288,28 +286,11 @@ class RunData:
             self.reader.meta_version += 1
 
     def _poll_stdout(self) -> bool:
-        path = self.path / STDOUT
-        try:
-            size = os.stat(path).st_size
-        except OSError:
-            return False
-        skip_partial = False
-        if self._stdout_offset is None:  # first look: only the last 64 KiB matter
-            self._stdout_offset = max(0, size - 65536)
-            skip_partial = self._stdout_offset > 0
-        if size < self._stdout_offset:  # truncated: start over
-            self._stdout_offset, self._stdout_partial = 0, b""
-        if size == self._stdout_offset:
-            return False
-        with open(path, "rb") as fh:
-            fh.seek(self._stdout_offset)
-            data = fh.read(size - self._stdout_offset)
-        self._stdout_offset += len(data)
-        lines = (self._stdout_partial + data).split(b"\n")
-        self._stdout_partial = lines.pop()
-        if skip_partial and lines:
-            lines = lines[1:]
+        """New lines of stdout.log (at the first look only its last 64 KiB matter; truncated: from 0)."""
+        if self._stdout is None or self._stdout.offset > self._stdout.size():  # first look (or truncated)
+            self._stdout = EventTail(self.path / STDOUT, start=-65536 if self._stdout is None else 0)
+        lines = self._stdout.poll_bytes(None).split(b"\n")[:-1]
         for line in lines:  # progress bars redraw with \r: keep what the terminal would show
-            self._stdout.append(line.decode("utf-8", "replace").rsplit("\r", 1)[-1].rstrip())
+            self._stdout_lines.append(line.decode("utf-8", "replace").rsplit("\r", 1)[-1].rstrip())
         self._stdout_total += len(lines)
         return bool(lines)
