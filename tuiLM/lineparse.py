@@ -95,7 +95,8 @@ def learn_signature(line: bytes, event: dict[str, Any]) -> Signature | None:
     bounds = _bounds(np.array([0]), np.array([a.size]), C[None, numeric], D[None, numeric])
     names, gaps = list(event), _gaps(np.array([-1]), C[None], D[None])[0]
     gaps[2 * np.array(numeric) + 1] = -1
-    return Signature(event["kind"], K, numeric, [names[j] for j in numeric], _gather(a, bounds[:, 0::2], bounds[:, 1::2]).tobytes(), gaps)
+    skeleton = _gather(a, bounds[:, 0::2], bounds[:, 1::2]).tobytes()
+    return Signature(event["kind"], K, numeric, [names[j] for j in numeric], skeleton, gaps)
 
 
 def _gaps(starts: np.ndarray, C: np.ndarray, D: np.ndarray) -> np.ndarray:
@@ -196,5 +197,6 @@ def decode_lines(buf: bytes) -> list[dict[str, Any]]:
     chunk = parse_chunk(buf, [])
     rows = list(chunk.events)
     for b in chunk.blocks:
-        rows += [(i, {"kind": b.kind, **dict(zip(b.names, vals))}) for i, vals in zip(b.lines.tolist(), b.values.tolist())]
+        rows += [(i, {"kind": b.kind, **dict(zip(b.names, vals))})
+                 for i, vals in zip(b.lines.tolist(), b.values.tolist())]
     return [ev for _, ev in sorted(rows, key=lambda r: r[0])]

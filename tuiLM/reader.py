@@ -52,9 +52,10 @@ class EventTail:
     """Incremental reader: ``poll()`` returns only the events appended since the last call.
 
     Keeps a byte cursor, never re-reads what it has read, and holds back a torn last line until it is
-    completed (a tail that ``start``s past 0 begins at the line after that byte). Lines that are complete but not events a reader can use (not JSON, wrong field types,
-    too deep: ``events.sanitize``) are skipped and counted in ``skipped``. A path that is not a
-    regular file (a FIFO, a device) is never read: ``error`` says why and ``poll()`` returns nothing.
+    completed (a tail that starts past byte 0 begins at the next line). Lines that are complete but
+    not events a reader can use (not JSON, wrong field types, too deep: ``events.sanitize``) are
+    skipped and counted in ``skipped``. A path that is not a regular file (a FIFO, a device) is never
+    read: ``error`` says why and ``poll()`` returns nothing.
     """
 
     def __init__(self, path: str | Path, start: int = 0):
