@@ -4,6 +4,7 @@ EventAccumulator; the live sink's purge on resume, its non-blocking queue and a 
 from __future__ import annotations
 
 import csv
+import io
 import math
 import subprocess
 import sys
@@ -63,7 +64,7 @@ def fake_run(root: Path, name: str = "fake-1") -> Path:
         w.write("sample", step=4, prompt="The", text=" cat ```sat``` on\nthe mat")
         w.write("log", level="info", message="resumed")
         w.write("run_start", run_id=name, versions={}, device="cpu", params=100, world_size=1, max_steps=8,
-                tokens_per_step=64, corpus={}, pid=2, step=4, resumed=True)
+                tokens_per_step=64, corpus={}, pid=2, step=4, resumed=True, flops_per_token=600)  # as the trainer does
         for s in range(5, 9):
             w.write("train", step=s, tokens=64 * s, loss=3.0 - 0.1 * s, lr=5e-4, grad_norm=2.0, tokens_per_s=2000.0 + s,
                     dt_ms=9.0, flops_per_s=600 * (2000.0 + s), rss_gib=0.5, cpu_pct=101.0)
@@ -284,3 +285,42 @@ def test_runs_show_system_figures(tmp_path):
     rows = dict(system_figures(run_dir))
     assert rows["MFU"] == "50.0%" and rows["GPU utilisation"] == "100 %"
     assert rows["GPU memory (max)"] == "21.00 GiB of 80.00 GiB" and rows["GPU temperature (max)"] == "71 °C"
+
+
+def _shown(run_dir: Path) -> str:
+    from rich.console import Console
+
+    from tuiLM.report import print_run
+
+    out = Console(file=io.StringIO(), width=120, color_system=None)
+    print_run(run_dir, out)
+    return out.file.getvalue()
+
+
+def test_runs_show_reads_the_resumed_history_once_through_the_reader(tmp_path):
+    run_dir = fake_run(tmp_path / "runs")
+    with EventWriter(run_dir / EVENTS) as w:  # a sample the resume below supersedes
+        w.write("sample", step=7, prompt="Lost", text=" attempt")
+        w.write("run_start", run_id="fake-1", versions={}, device="cpu", params=100, world_size=1, max_steps=8,
+                tokens_per_step=64, corpus={}, pid=3, step=6)
+        w.write("train", step=7, tokens=448, loss=0.5, lr=1e-4, grad_norm=1.0, tokens_per_s=3000.0, dt_ms=1.0)
+    shown = _shown(run_dir)
+    rows = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in shown.splitlines()
+            if line.count("│") == 3}
+    # the newest attempt's loss; tokens/s the median of 1002, 1003, 1004, 2005, 2006 and 3000 (the
+    # first window and the superseded steps left out); the last sample is step 4's, not step 7's
+    assert rows["steps"] == "7/8" and rows["last loss"] == "0.5000" and rows["tokens/s"] == "1,504", rows
+    assert "last sample @ step 4" in shown and "Lost" not in shown
+
+
+def test_runs_show_of_a_long_run_leaves_a_column_cache_and_shows_the_same_from_it(tmp_path):
+    from tuiLM.reader import CACHE
+
+    from .fixtures.fixture_runs import write_big_events
+
+    run_dir = tmp_path / "runs" / "long"
+    run_dir.mkdir(parents=True)
+    assert write_big_events(run_dir / EVENTS, 30_000) > 4 << 20
+    first = _shown(run_dir)
+    assert (run_dir / CACHE).is_file()  # the next show (and the app) starts from it
+    assert _shown(run_dir) == first and "30,000" in first

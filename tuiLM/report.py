@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from rich import box
 from rich.console import Console
@@ -63,72 +64,75 @@ def _fmt(value: object, digits: int = 4) -> str:
     return str(value)
 
 
-def _run_metrics(run_dir: Path) -> dict[str, object]:
-    """Headline figures of a run from its events (the resumed history, see events.effective_events)."""
+def _read(run_dir: Path) -> Any:
+    """The run read to the end through reader.RunReader (its column cache; the resume rule applied)."""
+    from .reader import RunReader
+
+    reader = RunReader(run_dir)
+    reader.poll()
+    reader.save_cache()  # a long run read without a cache (a trainer killed early) shows fast next time
+    return reader
+
+
+def _train_values(reader: Any, key: str, steady: bool = True) -> Any:
+    """A train column's finite values; ``steady`` leaves out the run's first window (its warm-up:
+    allocation, compile)."""
+    import numpy as np
+
+    col = reader.tables["train"].col(key)
+    if col is None:
+        return np.empty(0)
+    col = col[1:] if steady and col.size > 1 else col
+    return col[np.isfinite(col)]
+
+
+def _number(value: object) -> float | None:
     from .events import to_float
-    from .reader import effective_events, iter_kind, read_events
-    from .runs import EVENTS
-    from .reader import summarize
 
-    s = summarize(run_dir)
-    events = effective_events(read_events(Path(run_dir) / EVENTS))
-    start = next(iter_kind(events, "run_start"), {})
-    end = next((e for e in reversed(events) if e.get("kind") == "run_end"), {})
-    trains = list(iter_kind(events, "train"))
-    evals = list(iter_kind(events, "eval"))
+    try:
+        return to_float(value)
+    except (TypeError, ValueError):
+        return None
 
-    def num(ev: dict, key: str) -> float | None:
-        try:
-            return to_float(ev[key])
-        except (KeyError, TypeError, ValueError):
-            return None
 
-    tps = [v for v in (num(e, "tokens_per_s") for e in trains[1:] or trains) if v is not None]
+def _run_metrics(reader: Any) -> dict[str, object]:
+    """Headline figures of a run (``_read``: the resumed history)."""
+    import numpy as np
+
+    s = reader.summary()
+    start, end = reader.run_start or {}, reader.run_end or {}
+    tps = _train_values(reader, "tokens_per_s")
+    bpb = reader.tables["eval"].col("val_bpb")
     return {
-        "state": s.state, "arch": s.arch or start.get("arch", ""), "preset": s.preset_name,
+        "state": s.state, "arch": s.arch, "preset": s.preset_name,
         "params": start.get("params"), "steps": f"{s.step:,}/{s.max_steps:,}" if s.max_steps else f"{s.step:,}",
-        "tokens": s.tokens, "last loss": s.last_loss, "last val_bpb": num(evals[-1], "val_bpb") if evals else None,
+        "tokens": s.tokens, "last loss": s.last_loss,
+        "last val_bpb": float(bpb[-1]) if bpb is not None and bpb.size else None,
         "best val_bpb": s.best_val_bpb, "best val_loss": s.best_val_loss,
-        "tokens/s": round(sorted(tps)[len(tps) // 2]) if tps else None, "artifact bytes": s.artifact_bytes,
-        "elapsed": _duration(num(end, "elapsed_s")), "device": start.get("device", ""),
-        "corpus": (start.get("corpus") or {}).get("fingerprint", ""), "reason": s.reason,
+        "tokens/s": round(float(np.median(tps))) if tps.size else None,
+        "artifact bytes": s.artifact_bytes, "elapsed": _duration(_number(end.get("elapsed_s"))),
+        "device": start.get("device", ""), "corpus": (start.get("corpus") or {}).get("fingerprint", ""),
+        "reason": s.reason,
     }
 
 
-def system_figures(run_dir: Path) -> list[tuple[str, str]]:
-    """(label, text) rows of a run's throughput and hardware figures; only the measured ones."""
-    import statistics
+def system_figures(run: Path | Any) -> list[tuple[str, str]]:
+    """(label, text) rows of a run's throughput and hardware figures; only the measured ones.
+    ``run``: a run directory, or a run already read (``_read``)."""
+    import numpy as np
 
-    from .events import to_float
-    from .reader import effective_events, iter_kind, read_events
-    from .runs import EVENTS
     from .units import fmt_flops
 
-    events = effective_events(read_events(Path(run_dir) / EVENTS))
-    start: dict = {}
-    for e in iter_kind(events, "run_start"):  # the latest attempt's figures win
-        start.update(e)
-    trains = list(iter_kind(events, "train"))
-    steady = trains[1:] or trains  # the first window includes warm-up (allocation, compile)
-
-    def col(key: str, rows: list[dict] = steady) -> list[float]:
-        out = []
-        for e in rows:
-            try:
-                v = to_float(e[key])
-            except (KeyError, TypeError, ValueError):
-                continue
-            if v == v:
-                out.append(v)
-        return out
+    reader = _read(Path(run)) if isinstance(run, (str, Path)) else run
+    start = reader.run_start or {}  # the latest attempt's
 
     def med(key: str) -> float | None:
-        v = col(key)
-        return statistics.median(v) if v else None
+        v = _train_values(reader, key)
+        return float(np.median(v)) if v.size else None
 
     def peak(key: str) -> float | None:
-        v = col(key, trains)
-        return max(v) if v else None
+        v = _train_values(reader, key, steady=False)
+        return float(v.max()) if v.size else None
 
     rows: list[tuple[str, str]] = []
 
@@ -234,11 +238,10 @@ def _print_seed_groups(runs: list[Path], summaries: dict, console: Console) -> N
 
 def print_run(run_dir: Path, console: Console) -> None:
     from .config.schema import FIELDS
-    from .reader import iter_kind, read_events
-    from .runs import EVENTS
 
     run_dir = Path(run_dir)
-    m = _run_metrics(run_dir)
+    reader = _read(run_dir)  # one read (through the column cache) for every figure below
+    m = _run_metrics(reader)
     table = Table(title=run_dir.name, show_header=False)
     table.add_column("metric", style="bold")
     table.add_column("value")
@@ -248,7 +251,7 @@ def print_run(run_dir: Path, console: Console) -> None:
         if value not in (None, ""):
             table.add_row(key, _fmt(value))
     console.print(table)
-    system = system_figures(run_dir)
+    system = system_figures(reader)
     if system:
         st = Table(title="system (median over train events unless stated)", show_header=False)
         st.add_column("metric", style="bold")
@@ -266,18 +269,17 @@ def print_run(run_dir: Path, console: Console) -> None:
             if v != f.default:
                 hp.add_row(f.path, repr(v), repr(f.default))
         console.print(hp)
-    samples = list(iter_kind(read_events(run_dir / EVENTS), "sample"))
-    if samples:
-        last = samples[-1]
-        console.print(f"[dim]last sample @ step {last.get('step')}:[/]")
-        console.print(f"{last.get('prompt', '')}{last.get('text', '')}", markup=False, highlight=False)
+    if reader.samples:
+        last = reader.samples[-1]
+        console.print(f"[dim]last sample @ step {last.step}:[/]")
+        console.print(f"{last.prompt}{last.text}", markup=False, highlight=False)
 
 
 def print_compare(run_dirs: list[Path], console: Console) -> None:
     from .config.schema import FIELDS
 
     run_dirs = [Path(d) for d in run_dirs]
-    metrics = [_run_metrics(d) for d in run_dirs]
+    metrics = [_run_metrics(_read(d)) for d in run_dirs]
     table = Table(title="runs compared")
     table.add_column("metric", style="bold")
     for d in run_dirs:
