@@ -337,3 +337,30 @@ def test_death_reason_for_sigkill_gives_both_figures(tmp_path, monkeypatch):
     reason = launch.death_reason(run_dir, -9)
     assert reason.startswith("killed (likely out of memory: estimate ") and "machine 24.0 GiB" in reason
     assert launch.death_reason(run_dir, 3) == "the trainer exited with code 3 without writing run_end"
+
+
+def test_record_death_ends_the_latest_attempt_at_the_step_it_reached(tmp_path):
+    from tuiLM.ownership import record_death
+
+    start = dict(run_id="r", versions={}, device="cpu", params=1, world_size=1, max_steps=99, tokens_per_step=1,
+                 corpus={}, pid=1)
+
+    def train(w, steps):
+        for s in steps:
+            w.write("train", step=s, tokens=s, loss=1.0, lr=1e-3, grad_norm=1.0, tokens_per_s=1.0, dt_ms=1.0)
+
+    cases = {}
+    for name, resumed_steps in (("went-on", range(9, 13)), ("died-at-once", ())):
+        run_dir = tmp_path / name
+        run_dir.mkdir()
+        with EventWriter(run_dir / EVENTS) as w:
+            w.write("run_start", step=0, **start)
+            train(w, range(1, 16))  # the first attempt reached 15, its last checkpoint was 8
+            w.write("checkpoint", step=8, path="checkpoints/step-0000008.pt")
+            w.write("run_start", step=8, **start)
+            train(w, resumed_steps)
+        assert record_death(run_dir, "killed by SIGKILL")
+        assert not record_death(run_dir, "twice")  # the attempt has its run_end now
+        cases[name] = [e for e in read_events(run_dir / EVENTS) if e["kind"] == "run_end"]
+    assert [(e["step"], e["status"], e["reason"]) for e in cases["went-on"]] == [(12, "failed", "killed by SIGKILL")]
+    assert [e["step"] for e in cases["died-at-once"]] == [8]  # not the superseded 15

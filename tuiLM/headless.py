@@ -47,7 +47,8 @@ def resume_run(run_dir: str | Path, nproc: int = 1, console: Any = None) -> int:
     console.print(f"resuming [bold]{run_dir.name}[/] from "
                   f"{ckpts[-1].name if ckpts else 'the start (no checkpoint yet)'}", highlight=False)
     tail = EventTail(run_dir / EVENTS)
-    tail.poll()  # only what the resumed trainer writes counts
+    while tail.poll_bytes():  # only what the resumed trainer writes counts: skip the rest undecoded
+        pass
     return watch_run(run_dir, spawn_trainer(run_dir, nproc=nproc, resume=True), console, tail=tail)
 
 

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError
-from .runs import EVENTS, LOCKFILE, PIDFILE, PRESET, STDOUT, STOP_REQUEST, check_run_name, new_run_dir, write_error_message, write_stop_request
+from .runs import LOCKFILE, PIDFILE, PRESET, STDOUT, STOP_REQUEST, check_run_name, new_run_dir, write_error_message, write_stop_request
 from .ownership import acquire_run_lock, identity_of, proven_trainer, record_identity, trainer_running
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
@@ -296,13 +296,10 @@ def death_reason(run_dir: str | Path, code: int | None) -> str:
 def memory_figures(run_dir: str | Path) -> tuple[float | None, float | None]:
     """(estimated peak GiB, machine memory GiB) of a run: what its run_start recorded, else computed
     from the frozen preset and this machine."""
-    from .reader import read_events
+    from .reader import read_run
     from .machine import device_memory, resolve_device
 
-    start: dict[str, Any] = {}
-    for ev in read_events(Path(run_dir) / EVENTS):
-        if ev.get("kind") == "run_start":
-            start = ev
+    start = read_run(run_dir).run_start or {}  # the latest attempt's
     est = _number((start.get("estimate") or {}).get("total_bytes"))
     machine = _number(start.get("machine_mem_gib"))
     est_gib = est / 2**30 if est else None

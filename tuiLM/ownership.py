@@ -173,20 +173,16 @@ def record_death(run_dir: str | Path, reason: str) -> bool:
     except RunError:
         return False
     try:
-        from .reader import read_events
+        import numpy as np
 
-        events = read_events(run_dir / EVENTS)
-        last_start = max((i for i, e in enumerate(events) if e.get("kind") == "run_start"), default=-1)
-        if any(e.get("kind") == "run_end" for e in events[last_start + 1:]):
+        from .reader import read_run
+
+        reader = read_run(run_dir)  # the resume rule applied: what the latest attempt reached
+        if reader.run_end is not None:
             return False
-        if last_start < 0 and any(e.get("kind") == "run_end" for e in events):
-            return False
-        step = 0
-        for e in events[last_start + 1 if last_start >= 0 else 0:]:
-            if e.get("kind") in ("train", "checkpoint") and isinstance(e.get("step"), int):
-                step = max(step, e["step"])
-        if last_start >= 0:
-            step = max(step, events[last_start].get("step", 0))
+        steps = reader.tables["train"].col("step")
+        steps = [] if steps is None else steps[np.isfinite(steps)].tolist()
+        step = int(max([0, (reader.run_start or {}).get("step", 0), *reader.checkpoints, *steps]))
         with EventWriter(run_dir / EVENTS) as w:
             w.write("run_end", status="failed", step=step, reason=reason, source="launcher")
         return True

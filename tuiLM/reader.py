@@ -572,11 +572,16 @@ def _nan_if_none(x: float | None) -> float:
     return _NAN if x is None else x
 
 
-def summarize(path: str | Path) -> RunSummary:
-    """A run's summary, read to the end (through the column cache where there is one)."""
+def read_run(path: str | Path) -> RunReader:
+    """A run read to the end (through the column cache where there is one)."""
     reader = RunReader(path)
     reader.poll()
-    return reader.summary()
+    return reader
+
+
+def summarize(path: str | Path) -> RunSummary:
+    """A run's summary, read to the end (through the column cache where there is one)."""
+    return read_run(path).summary()
 
 
 def refresh_cache(run_dir: str | Path) -> bool:

@@ -66,10 +66,9 @@ def _fmt(value: object, digits: int = 4) -> str:
 
 def _read(run_dir: Path) -> Any:
     """The run read to the end through reader.RunReader (its column cache; the resume rule applied)."""
-    from .reader import RunReader
+    from .reader import read_run
 
-    reader = RunReader(run_dir)
-    reader.poll()
+    reader = read_run(run_dir)
     reader.save_cache()  # a long run read without a cache (a trainer killed early) shows fast next time
     return reader
 

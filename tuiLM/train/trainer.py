@@ -62,7 +62,7 @@ from .. import __version__
 from ..config.load import Preset, load
 from ..errors import UserError
 from ..events import EventWriter
-from ..reader import iter_kind, read_events, refresh_cache
+from ..reader import read_run, refresh_cache
 from ..runs import CHECKPOINTS, EVENTS, LOCKFILE, PIDFILE, PRESET, RunError, clear_stop_request, read_stop_request, read_study_info, write_error_message
 from ..ownership import acquire_run_lock, identity_of, lock_held, record_identity
 from .artifact import artifact_size
@@ -293,8 +293,8 @@ class Trainer:
             self.log("no checkpoint to resume from: starting at step 0", "warning")
             return
         state = load_checkpoint(path)
-        first = next(iter_kind(read_events(self.run_dir / EVENTS), "run_start"), None)
-        was = (first or {}).get("corpus", {}).get("fingerprint")
+        latest = read_run(self.run_dir).run_start  # every attempt checked it: the first one's corpus
+        was = ((latest or {}).get("corpus") or {}).get("fingerprint")
         if was and was != self.corpus.info["fingerprint"]:
             raise UserError(f"the corpus changed since this run started (fingerprint {was}, now "
                             f"{self.corpus.info['fingerprint']}): resuming would not continue the same curve")
@@ -609,17 +609,11 @@ CLEAN_ENDS = ("completed", "stopped", "pruned")
 
 def _last_end(run_dir: Path) -> dict[str, Any] | None:
     """The run_end of the run's latest attempt, or None when it has none (new, or died)."""
-    last: dict[str, Any] | None = None
-    for ev in read_events(run_dir / EVENTS):
-        if ev.get("kind") == "run_start":
-            last = None
-        elif ev.get("kind") == "run_end":
-            last = ev
-    return last
+    return read_run(run_dir).run_end
 
 
 def _has_started(run_dir: Path) -> bool:
-    return any(True for _ in iter_kind(read_events(run_dir / EVENTS), "run_start"))
+    return read_run(run_dir).run_start is not None
 
 
 LOCK_FD_ENV = "TUILM_RUN_LOCK_FD"  # launch.spawn_trainer hands the locked trainer.lock over as this fd
