@@ -143,19 +143,26 @@ def test_full_disk_fails_clearly_and_leaves_no_corrupt_checkpoint(tmp_path, smal
 def test_read_only_checkpoints_fail_clearly_and_keep_earlier_checkpoints(tmp_path, small_disk):
     """The checkpoint folder turns read-only mid-run: the trainer ends failed, naming the problem,
     and the checkpoints written before stay loadable."""
-    run_dir = create_run(make_preset({**FAULT_PRESET, "train.max_steps": 400, "checkpoint.every": 3}),
+    # max_steps far beyond reach: this trainer does ~100 steps/s, so a run of 400 could end before a
+    # loaded machine got the remount through (it did once); it fails at its next checkpoint instead
+    run_dir = create_run(make_preset({**FAULT_PRESET, "train.max_steps": 1_000_000, "checkpoint.every": 3}),
                          name="ro", root=tmp_path)
     ckpts = small_disk(run_dir / CHECKPOINTS, "64m")
     proc = spawn_trainer(run_dir)
-    wait_for_step(run_dir, proc, 4)
-    # a remount fails with "busy" while a checkpoint is being written (a file open for writing): retry
-    for _ in range(100):
-        if subprocess.run(["mount", "-o", "remount,ro", str(ckpts)], capture_output=True).returncode == 0:
-            break
-        time.sleep(0.05)
-    else:
-        pytest.fail("could not remount the checkpoint folder read-only")
-    assert proc.wait(timeout=300) == 1, log_tail(run_dir)
+    try:
+        wait_for_step(run_dir, proc, 4)
+        # a remount fails with "busy" while a checkpoint is being written (a file open for writing): retry
+        for _ in range(200):
+            if subprocess.run(["mount", "-o", "remount,ro", str(ckpts)], capture_output=True).returncode == 0:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("could not remount the checkpoint folder read-only")
+        assert proc.wait(timeout=300) == 1, log_tail(run_dir)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     end = [e for e in read_events(run_dir / EVENTS) if e["kind"] == "run_end"][-1]
     assert end["status"] == "failed" and "Read-only file system" in end["reason"], end
     _checkpoints_are_whole(run_dir)
@@ -379,13 +386,19 @@ def test_two_trainers_started_by_hand_on_one_run_train_once(tmp_path):
 def test_stop_command_stops_the_proven_trainer(tmp_path, capsys):
     from tuiLM.cli import main
 
-    run_dir = create_run(make_preset({**FAULT_PRESET, "train.max_steps": 400}), name="stopme", root=tmp_path)
+    # never reaches max_steps (at ~100 steps/s a run of 400 could end before a loaded machine stops it)
+    run_dir = create_run(make_preset({**FAULT_PRESET, "train.max_steps": 1_000_000}), name="stopme", root=tmp_path)
     proc = spawn_trainer(run_dir)
-    wait_for_step(run_dir, proc, 2)
-    with pytest.raises(SystemExit) as e:
-        main(["stop", str(run_dir), "--wait", "120"])
-    assert e.value.code == 0, capsys.readouterr()
-    assert proc.wait(timeout=60) == 0
+    try:
+        wait_for_step(run_dir, proc, 2)
+        with pytest.raises(SystemExit) as e:
+            main(["stop", str(run_dir), "--wait", "120"])
+        assert e.value.code == 0, capsys.readouterr()
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
     end = [e for e in read_events(run_dir / EVENTS) if e["kind"] == "run_end"][-1]
     assert end["status"] == "stopped"
 
@@ -475,7 +488,7 @@ def test_the_app_records_the_death_of_a_trainer_it_started(tmp_path):
     not, with the same reason as the headless watcher, and the run shows as failed."""
     from tuiLM.tui.rundata import RunData
 
-    run_dir = create_run(make_preset({**FAULT_PRESET, "train.max_steps": 400}), name="appdeath", root=tmp_path)
+    run_dir = create_run(make_preset({**FAULT_PRESET, "train.max_steps": 1_000_000}), name="appdeath", root=tmp_path)
     proc = spawn_trainer(run_dir)
     wait_for_step(run_dir, proc, 2)
     rd = RunData(run_dir, proc)
