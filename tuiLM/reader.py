@@ -26,7 +26,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -131,10 +131,6 @@ class EventTail:
 def read_events(path: str | Path) -> list[dict[str, Any]]:
     """All complete events of a file (a torn last line is ignored)."""
     return EventTail(path).poll()
-
-
-def iter_kind(events: list[dict[str, Any]], kind: str) -> Iterator[dict[str, Any]]:
-    return (e for e in events if e.get("kind") == kind)
 
 
 def effective_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
