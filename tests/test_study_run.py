@@ -161,21 +161,21 @@ def _train_steps(run_dir: Path) -> list[int]:
 
 def test_sigkill_of_the_study_then_run_again_resumes_every_trial_exactly_once(tmp_path):
     f = write_study(tmp_path, "crash", '"optim.weight_decay" = { range = [0.0, 0.2] }', trials=2,
-                    base={"train.max_steps": 200, "checkpoint.every": 10, "eval.every": 50, "train.log_every": 1})
+                    base={"train.max_steps": 400, "checkpoint.every": 10, "eval.every": 100, "train.log_every": 1})
     proc = spawn(tmp_path, "study", "run", str(f))
     runs_dir = tmp_path / "runs"
     wait_for(lambda: any(max(_train_steps(r), default=0) >= 13 for r in list_runs(runs_dir)), 300,
              "trial 0 past its first checkpoint", proc)
+    (victim,) = list_runs(runs_dir)
+    _paused_trainer(victim)  # (it does ~150 steps/s: a run of 40 once ended before the kill below)
     proc.kill()  # the controller dies without a word ...
     proc.wait()
-    (victim,) = list_runs(runs_dir)
     _kill_trainer(victim)  # ... and so does its trainer (a machine that went down)
-    # the trainer may have passed more checkpoints between the check above and the kill (a quiet
-    # machine is fast, a loaded one may not run this test for a while; 200 steps leave room for both):
-    # the resume starts from the last complete one (its .pt and its meta) left behind
+    # the trainer may have passed more checkpoints between the check above and the pause: the
+    # resume starts from the last complete one (its .pt and its meta) left behind
     kept = [int(p.stem.split("-")[1]) for p in (victim / "checkpoints").glob("step-*.pt")
             if p.with_suffix(".json").exists()]
-    assert kept and 10 <= max(kept) < 200, kept
+    assert kept and 10 <= max(kept) < 400, kept
     out = tuilm(tmp_path, "study", "run", str(f))
     assert out.returncode == 0, out.stdout + out.stderr
     assert "resuming" in out.stdout and "study crash finished: 2 done" in out.stdout
@@ -188,23 +188,56 @@ def test_sigkill_of_the_study_then_run_again_resumes_every_trial_exactly_once(tm
     starts = [e for e in events if e["kind"] == "run_start"]
     assert len(starts) == 2 and starts[1]["step"] == max(kept)  # one resume, from the last checkpoint
     steps = [e["step"] for e in effective_events(events) if e["kind"] == "train"]
-    assert steps == list(range(1, 201))  # the curve is continuous: no gap, no duplicate step
+    assert steps == list(range(1, 401))  # the curve is continuous: no gap, no duplicate step
     assert summary["trials"][0]["value"] == pytest.approx(final_value(victim))
 
 
+def _paused_trainer(run_dir: Path) -> int:
+    """SIGSTOP the run's trainer (a tiny one does ~100 steps/s: on a loaded machine it could reach
+    max_steps before the test's next move arrives) and return its pid; SIGCONT resumes it."""
+    pid = int((run_dir / PIDFILE).read_text())
+    os.kill(pid, signal.SIGSTOP)
+    return pid
+
+
+def _pending(pid: int, sig: int) -> bool:
+    """Whether ``sig`` waits for the stopped process ``pid`` (Linux: /proc/PID/status)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(("SigPnd:", "ShdPnd:")) and int(line.split()[1], 16) >> (sig - 1) & 1:
+            return True
+    return False
+
+
 def test_a_live_trainer_is_reattached_not_restarted(tmp_path):
+    import threading
+
     f = write_study(tmp_path, "attach", '"optim.weight_decay" = { range = [0.0, 0.2] }', trials=1,
                     base={"train.max_steps": 400, "eval.every": 200, "train.log_every": 1})
     proc = spawn(tmp_path, "study", "run", str(f))
     runs_dir = tmp_path / "runs"
     wait_for(lambda: any(max(_train_steps(r), default=0) >= 3 for r in list_runs(runs_dir)), 300,
              "the trainer to start", proc)
-    proc.kill()
-    proc.wait()
-    out = tuilm(tmp_path, "study", "run", str(f))
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert "re-attached" in out.stdout
     (run,) = list_runs(runs_dir)
+    pid = _paused_trainer(run)  # still alive when the new controller looks, however slow it starts
+    try:
+        proc.kill()
+        proc.wait()
+        again = spawn(tmp_path, "study", "run", str(f))
+        lines: list[str] = []
+
+        def pump() -> None:
+            for line in again.stdout:
+                lines.append(line)
+
+        pumping = threading.Thread(target=pump, daemon=True)
+        pumping.start()
+        wait_for(lambda: any("re-attached" in x for x in lines) or again.poll() is not None, 300,
+                 "the new controller to decide")
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert again.wait(timeout=300) == 0, "".join(lines)
+    pumping.join(timeout=30)
+    assert any("re-attached" in x for x in lines), "".join(lines)
     assert len([e for e in read_events(run / EVENTS) if e["kind"] == "run_start"]) == 1
     assert show_json(tmp_path, "attach")["trials"][0]["state"] == "complete"
 
@@ -216,8 +249,14 @@ def test_study_stop_ends_running_trials_cleanly_and_run_continues_them(tmp_path)
     runs_dir = tmp_path / "runs"
     wait_for(lambda: any(max(_train_steps(r), default=0) >= 3 for r in list_runs(runs_dir)), 300,
              "the trainer to start", proc)
-    stop = tuilm(tmp_path, "study", "stop", "halt")
-    assert stop.returncode == 0 and "asked study halt to stop" in stop.stdout
+    (run,) = list_runs(runs_dir)
+    pid = _paused_trainer(run)  # it cannot reach max_steps before the stop arrives
+    try:
+        stop = tuilm(tmp_path, "study", "stop", "halt")
+        assert stop.returncode == 0 and "asked study halt to stop" in stop.stdout
+        wait_for(lambda: _pending(pid, signal.SIGTERM), 300, "the controller to signal the trainer", proc)
+    finally:
+        os.kill(pid, signal.SIGCONT)
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0 and "study halt stopped" in out, out
     (run,) = list_runs(runs_dir)
