@@ -13,15 +13,50 @@ from typing import Any
 from ...groups import GroupValue, SeedGroup, counted, group_value
 from ...runs import EVENTS, PRESET
 from ...reader import RunSummary
-from ...units import fmt_count
+from ...units import fmt_duration
 from ..metrics import can_freeze, frozen_check
 
 
 _SOURCE_RE = re.compile(r"^#\s*source:\s*(.+)$", re.M)
 
 
-def _count(n: int) -> str:
-    return fmt_count(n) if n >= 10000 else str(n)
+STEPS_W, TIME_W = 9, 7  # the runs list's steps and time columns (cells have no padding)
+
+
+def _short(n: int, digits: int, floor: bool = False) -> str:
+    """12_345 -> '12.3K' (digits=3) or '12K' (digits=2); below 1,000 as it is. ``floor`` rounds
+    down (a step of 999,999 is not '1M')."""
+    if n < 1000:
+        return str(n)
+    for div, suffix in ((10**3, "K"), (10**6, "M"), (10**9, "B"), (10**12, "T")):
+        places = max(0, digits - len(str(n // div)))
+        q = 10**places
+        x = (n * q // div if floor else round(n * q / div)) / q
+        if x < 1000:
+            return (f"{x:.{places}f}".rstrip("0").rstrip(".") if places else str(int(x))) + suffix
+    return str(n)
+
+
+def steps_text(step: int, max_steps: int, width: int = STEPS_W) -> str:
+    """'1234/5000', else '12.3K/20K', else '12K/20K', else the step alone: the most exact that fits."""
+    for digits, with_max in ((0, True), (3, True), (2, True), (3, False)):
+        text = _short(step, digits, floor=True) if digits else str(step)
+        if max_steps and with_max:
+            text += "/" + (_short(max_steps, digits) if digits else str(max_steps))
+        if len(text) <= width:
+            break
+    return text
+
+
+def duration_text(seconds: float, width: int = TIME_W) -> str:
+    """fmt_duration, or '27h46m' / '41d16h' where h:mm:ss would not fit the column."""
+    text = fmt_duration(seconds)
+    if len(text) > width:
+        h, m = divmod(max(0, int(seconds)) // 60, 60)
+        for text in (f"{h}h{m:02d}m", f"{h // 24}d{h % 24:02d}h", f"{h // 24}d"):
+            if len(text) <= width:
+                break
+    return text
 
 
 def preset_name(run: Path, summary: RunSummary) -> str:

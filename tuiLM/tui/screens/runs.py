@@ -29,13 +29,12 @@ from textual.worker import get_current_worker
 from ...groups import Membership, SeedGroup, group_runs, group_state, membership
 from ...reader import TREND_POINTS, RunReader, RunSummary
 from ...runs import list_runs, runs_root
-from ...units import fmt_duration
 from ..widgets.cursortable import CursorTable
 from ..widgets.status import STATE_ICON
 from .dialogs import ConfirmScreen
 from .live import Refreshing
-from .runrows import (GroupRow, RunRow, _count, _frozen, _model_from_preset, _size, _took, make_group_row,
-                      preset_name, sparkline)
+from .runrows import (STEPS_W, TIME_W, GroupRow, RunRow, _frozen, _model_from_preset, _size, _took, make_group_row,
+                      duration_text, preset_name, sparkline, steps_text)
 
 REFRESH_S = 2.0
 STATE_STYLE = {"running": "bold green", "completed": "cyan", "stopped": "yellow", "pruned": "magenta",
@@ -110,7 +109,7 @@ class RunsScreen(Refreshing, Screen):
         table.clear(columns=True)
         # no cell padding (it would cost 2 cells a column): numbers are right-aligned in columns a
         # little wider than they are, and the state starts with a space
-        fixed = 1 + 12 + BPB_W + 7 + 9 + 7 + TREND_W + 1 + 7 + (8 + 12 + 6 if wide else 0)
+        fixed = 1 + 12 + BPB_W + 7 + STEPS_W + TIME_W + TREND_W + 1 + 7 + (8 + 12 + 6 if wide else 0)
         run_w = max(12, min(40, self.app.size.width - fixed - 1))
         table.add_column(" ", key="mark", width=1)
         table.add_column("run", key="run", width=run_w)
@@ -120,8 +119,8 @@ class RunsScreen(Refreshing, Screen):
             table.add_column(" preset", key="preset", width=12)
         table.add_column(Text("bpb", justify="right"), key="bpb", width=BPB_W)
         table.add_column(Text("loss", justify="right"), key="loss", width=7)
-        table.add_column(Text("steps", justify="right"), key="step", width=9)
-        table.add_column(Text("time", justify="right"), key="time", width=7)
+        table.add_column(Text("steps", justify="right"), key="step", width=STEPS_W)
+        table.add_column(Text("time", justify="right"), key="time", width=TIME_W)
         table.add_column(" loss trend", key="trend", width=TREND_W + 1)
         table.add_column(" flag", key="flag", width=7)
         if wide:
@@ -249,7 +248,7 @@ class RunsScreen(Refreshing, Screen):
         trend = ([sum(col) / len(col) for col in zip(*trends)] if trends and len({len(t) for t in trends}) == 1
                  else (trends[0] if trends else []))
         low = min(ms, key=lambda s: s.step)
-        steps = f"{_count(low.step)}/{_count(low.max_steps)}" if low.max_steps else _count(low.step)
+        steps = steps_text(low.step, low.max_steps)
         flag = (Text(" lucky", style="bold yellow") if g.lucky
                 else Text.assemble(" ", ("FROZEN", "bold white on red")) if any(m.frozen for m in g.members)
                 else Text(" pruned", style="magenta") if any(s.state == "pruned" for s in ms) else "")
@@ -263,7 +262,7 @@ class RunsScreen(Refreshing, Screen):
             "bpb": Text(g.value.text(), justify="right"),
             "loss": Text(f"{sum(losses) / len(losses):.4f}" if losses else "—", justify="right"),
             "step": Text(steps, justify="right"),
-            "time": Text(fmt_duration(sum(took)) if took else "—", justify="right"),
+            "time": Text(duration_text(sum(took)) if took else "—", justify="right"),
             "trend": Text(" " + sparkline(trend, TREND_W), style="cyan"),
             "flag": flag,
             "age": Text(fmt_age(now - max((s.started or 0.0) for s in ms)), justify="right"),
@@ -276,7 +275,7 @@ class RunsScreen(Refreshing, Screen):
     def _cells(self, row: RunRow, key: str, now: float) -> dict[str, Any]:
         s = row.summary
         state = s.state
-        steps = (f"{_count(s.step)}/{_count(s.max_steps)}" if s.max_steps else _count(s.step))
+        steps = steps_text(s.step, s.max_steps)
         took = _took(s)
         flag = (Text.assemble(" ", ("FROZEN", "bold white on red")) if row.frozen
                 else Text(" pruned", style="magenta") if state == "pruned" else "")
@@ -289,7 +288,7 @@ class RunsScreen(Refreshing, Screen):
             "bpb": Text(f"{s.best_val_bpb:.4f}" if s.best_val_bpb is not None else "—", justify="right"),
             "loss": Text(f"{s.last_loss:.4f}" if s.last_loss is not None else "—", justify="right"),
             "step": Text(steps, justify="right"),
-            "time": Text(fmt_duration(took) if took is not None else "—", justify="right"),
+            "time": Text(duration_text(took) if took is not None else "—", justify="right"),
             "trend": Text(" " + sparkline(row.trend, TREND_W), style="cyan"),
             "flag": flag,
             "age": Text(fmt_age(now - (s.started or row.path.stat().st_mtime)) if row.path.exists() else "",
