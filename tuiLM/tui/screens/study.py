@@ -234,7 +234,7 @@ class StudyScreen(Refreshing, Screen):
         y = np.array([p[1] for p in pts], dtype=float)
         best = sign * np.minimum.accumulate(sign * y)
         panel.border_subtitle = f"trial → best {s.objective}"
-        panel.set_frame(Frame([Trace(x, y, "#5c6370", "trial", dim=True), Trace(x, best, "#7bd389", "best")],
+        panel.set_frame(Frame([Trace(x, y, "#5c6370", "trial", dim=True, markers=True), Trace(x, best, "#7bd389", "best")],
                               message=""))
 
     def _draw_curves(self) -> None:
