@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from .events import MAX_LINE, decode_event, open_regular, to_float
+from .files import temp_beside
 from .lineparse import CHUNK, Chunk, Signature, parse_chunk
 from .runs import EVENTS, PIDFILE
 from .ownership import lock_held, read_identity
@@ -539,8 +539,7 @@ class RunReader:
             with open_regular(self.tail.path) as fh:
                 meta["fingerprint"] = self._fingerprint(fh, offset)
             head = json.dumps(meta).encode()
-            fd, name = tempfile.mkstemp(prefix=f".{CACHE}.", suffix=".tmp", dir=self.path)  # one per writer
-            tmp = Path(name)
+            fd, tmp = temp_beside(self.path / CACHE)  # one per writer
             with os.fdopen(fd, "wb") as out:
                 out.write(_MAGIC + len(head).to_bytes(8, "little") + head)
                 out.write(b"\0" * (-out.tell() % 8))

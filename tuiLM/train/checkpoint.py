@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import torch
 
 from ..config.write import atomic_write_text
 from ..errors import UserError
+from ..files import temp_beside
 from ..runs import write_error_message
 
 _NAME_RE = re.compile(r"^step-(\d+)\.pt$")
@@ -90,7 +90,7 @@ def save_checkpoint(ckpt_dir: Path, step: int, state: dict[str, Any], meta: dict
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     path = checkpoint_path(ckpt_dir, step)
     try:
-        fd, tmp = tempfile.mkstemp(dir=ckpt_dir, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = temp_beside(path)
     except OSError as e:
         raise CheckpointError(f"cannot write checkpoint {path}: {e.strerror or e}") from None
     sink: _Sink | None = None
@@ -100,9 +100,6 @@ def save_checkpoint(ckpt_dir: Path, step: int, state: dict[str, Any], meta: dict
             torch.save(state, sink)
             fh.flush()
             os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; checkpoints are as readable as other files
         os.replace(tmp, path)
     except BaseException as e:
         try:
