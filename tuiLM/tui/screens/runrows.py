@@ -37,15 +37,17 @@ def _short(n: int, digits: int, floor: bool = False) -> str:
     return str(n)
 
 
-def steps_text(step: int, max_steps: int, width: int = STEPS_W) -> str:
-    """'1234/5000', else '12.3K/20K', else '12K/20K', else the step alone: the most exact that fits."""
-    for digits, with_max in ((0, True), (3, True), (2, True), (3, False)):
-        text = _short(step, digits, floor=True) if digits else str(step)
-        if max_steps and with_max:
-            text += "/" + (_short(max_steps, digits) if digits else str(max_steps))
-        if len(text) <= width:
-            break
-    return text
+def steps_text(step: int, max_steps: int, width: int = STEPS_W - 1) -> str:
+    """The most exact text that fits ``width`` (one cell less than the column, so it never runs into
+    the loss): '400/400', '1234/5K', '12.3K/20K', '12K/20K', then the step and its percentage
+    ('1250 83%', '123K 10%'); a step is rounded down (999,999 of 1M is '999K/1M')."""
+    steps = [str(step), _short(step, 3, floor=True), _short(step, 2, floor=True)]
+    if not max_steps:
+        return next((s for s in steps if len(s) <= width), steps[-1])
+    pct = f"{min(100, 100 * step // max_steps)}%"
+    tries = [f"{steps[0]}/{max_steps}", f"{steps[0]}/{_short(max_steps, 3)}", f"{steps[1]}/{_short(max_steps, 3)}",
+             f"{steps[2]}/{_short(max_steps, 2)}", *(f"{s} {pct}" for s in steps)]
+    return next((t for t in tries if len(t) <= width), steps[-1])
 
 
 def duration_text(seconds: float, width: int = TIME_W) -> str:
