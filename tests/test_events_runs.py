@@ -195,3 +195,10 @@ def test_summarize_applies_the_resume_rule(runs_dir):
             ("run_end", {"status": "completed", "step": 8, "reason": ""}))
     s = summarize(d)
     assert (s.state, s.best_val_bpb, s.step) == ("completed", 2.8, 8)
+
+
+def test_float_or_none_reads_number_fields_and_refuses_the_rest():
+    from tuiLM.events import float_or_none
+
+    assert float_or_none(3) == 3.0 and float_or_none("inf") == float("inf") and float_or_none(2.5) == 2.5
+    assert [float_or_none(v) for v in (None, "7", True, "nan", float("nan"), [1])] == [None] * 6

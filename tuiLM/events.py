@@ -152,6 +152,15 @@ def to_float(value: Any) -> float:
     return float(value)
 
 
+def float_or_none(value: Any) -> float | None:
+    """A number field as a float (the "nan"/"inf" strings too); None when absent, not a number or NaN."""
+    try:
+        x = to_float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(x) else x
+
+
 def validate_event(event: dict[str, Any]) -> list[str]:
     """Problems with one event against the contract (empty list = valid)."""
     out = []

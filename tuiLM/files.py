@@ -26,8 +26,6 @@ def temp_beside(path: str | Path) -> tuple[int, Path]:
             continue
     try:
         os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))  # replacing a file keeps its mode
-    except FileNotFoundError:
-        pass
-    except OSError:  # a mode we may not set: the umask's default stands
+    except OSError:  # no such file yet (or a mode we may not set): the umask's default stands
         pass
     return fd, tmp

@@ -296,12 +296,13 @@ def death_reason(run_dir: str | Path, code: int | None) -> str:
 def memory_figures(run_dir: str | Path) -> tuple[float | None, float | None]:
     """(estimated peak GiB, machine memory GiB) of a run: what its run_start recorded, else computed
     from the frozen preset and this machine."""
+    from .events import float_or_none
     from .reader import read_run
     from .machine import device_memory, resolve_device
 
     start = read_run(run_dir).run_start or {}  # the latest attempt's
-    est = _number((start.get("estimate") or {}).get("total_bytes"))
-    machine = _number(start.get("machine_mem_gib"))
+    est = float_or_none((start.get("estimate") or {}).get("total_bytes"))
+    machine = float_or_none(start.get("machine_mem_gib"))
     est_gib = est / 2**30 if est else None
     if est_gib is None or machine is None:
         try:
@@ -319,14 +320,6 @@ def memory_figures(run_dir: str | Path) -> tuple[float | None, float | None]:
             pass
     return est_gib, machine
 
-
-def _number(value: Any) -> float | None:
-    from .events import to_float
-
-    try:
-        return to_float(value)
-    except (TypeError, ValueError):
-        return None
 
 
 __all__ = ["create_run", "death_reason", "spawn_trainer", "stop_trainer", "trainer_alive", "trainer_command"]

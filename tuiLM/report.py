@@ -85,18 +85,11 @@ def _train_values(reader: Any, key: str, steady: bool = True) -> Any:
     return col[np.isfinite(col)]
 
 
-def _number(value: object) -> float | None:
-    from .events import to_float
-
-    try:
-        return to_float(value)
-    except (TypeError, ValueError):
-        return None
-
-
 def _run_metrics(reader: Any) -> dict[str, object]:
     """Headline figures of a run (``_read``: the resumed history)."""
     import numpy as np
+
+    from .events import float_or_none
 
     s = reader.summary()
     start, end = reader.run_start or {}, reader.run_end or {}
@@ -109,7 +102,7 @@ def _run_metrics(reader: Any) -> dict[str, object]:
         "last val_bpb": float(bpb[-1]) if bpb is not None and bpb.size else None,
         "best val_bpb": s.best_val_bpb, "best val_loss": s.best_val_loss,
         "tokens/s": round(float(np.median(tps))) if tps.size else None,
-        "artifact bytes": s.artifact_bytes, "elapsed": _duration(_number(end.get("elapsed_s"))),
+        "artifact bytes": s.artifact_bytes, "elapsed": _duration(float_or_none(end.get("elapsed_s"))),
         "device": start.get("device", ""), "corpus": (start.get("corpus") or {}).get("fingerprint", ""),
         "reason": s.reason,
     }

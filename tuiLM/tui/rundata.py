@@ -20,7 +20,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..events import to_float
+from ..events import float_or_none
 from ..reader import TABLE_KINDS, EventTail, RunReader, Sample, live_state
 from ..runs import PRESET, STDOUT
 from .series import SeriesCache
@@ -144,32 +144,24 @@ class RunSnapshot:
         earlier attempts' time (run_start's elapsed_before_s) plus run_start to the latest event."""
         if self.run_start is None:
             return None
-        total = _float_or_none((self.run_end or {}).get("elapsed_s"))
+        total = float_or_none((self.run_end or {}).get("elapsed_s"))
         if total is not None:
             return total
         end = (self.run_end or {}).get("time")
         stop = end if isinstance(end, (int, float)) else self.last("train", "time")
         start = self.run_start.get("time")
         if isinstance(stop, (int, float)) and isinstance(start, (int, float)):
-            before = _float_or_none(self.run_start.get("elapsed_before_s")) or 0.0
+            before = float_or_none(self.run_start.get("elapsed_before_s")) or 0.0
             return before + max(0.0, float(stop) - float(start))
         return None
 
     def mean_tokens_per_s(self) -> float | None:
         """A finished run's throughput: tokens over its training time, every attempt counted."""
-        tokens = _float_or_none((self.run_end or {}).get("tokens"))
+        tokens = float_or_none((self.run_end or {}).get("tokens"))
         elapsed = self.elapsed_s()
         if self.run_end is None or not tokens or not elapsed:
             return None
         return tokens / elapsed
-
-
-def _float_or_none(value: Any) -> float | None:
-    try:
-        x = to_float(value)
-    except (TypeError, ValueError):
-        return None
-    return x if x == x else None
 
 
 def _frozen(view: np.ndarray) -> np.ndarray:
