@@ -202,3 +202,21 @@ def test_float_or_none_reads_number_fields_and_refuses_the_rest():
 
     assert float_or_none(3) == 3.0 and float_or_none("inf") == float("inf") and float_or_none(2.5) == 2.5
     assert [float_or_none(v) for v in (None, "7", True, "nan", float("nan"), [1])] == [None] * 6
+
+
+def test_a_tail_holding_a_torn_fragment_reads_on_after_a_writer_cuts_it(tmp_path):
+    """`tuilm resume` watches from the end of the file while the resumed trainer's EventWriter cuts a
+    torn fragment and appends: the tail must read the new lines whole, not from past the cut."""
+    path = tmp_path / EVENTS
+    with EventWriter(path) as w:
+        w.write("log", level="info", message="before")
+    with open(path, "a") as fh:
+        fh.write('{"v":1,"kind":"train","step":12,"tok')  # the old trainer died mid-line
+    tail = EventTail(path)
+    while tail.poll_bytes():  # as the headless resume skips what is already there
+        pass
+    with EventWriter(path) as w:  # the new trainer: cuts the fragment, then writes (before the next poll)
+        w.write("log", level="info", message="after the resume with a long enough message")
+        w.write("log", level="info", message="and one more")
+    assert [e["message"] for e in tail.poll()] == ["after the resume with a long enough message", "and one more"]
+    assert tail.skipped == 0

@@ -83,7 +83,10 @@ class EventTail:
 
     def poll_bytes(self, max_bytes: int | None = CHUNK) -> bytes:
         """The complete lines appended since the last call (a torn last line waits). A line longer
-        than ``max_bytes`` is read on until its newline; one longer than MAX_LINE is dropped whole."""
+        than ``max_bytes`` is read on until its newline; one longer than MAX_LINE is dropped whole.
+        A torn line held back is read again from the file: a writer reopening it cuts the fragment
+        (``EventWriter``) and appends whole lines in its place."""
+        self.offset, self.partial = self.offset - len(self.partial), b""
         while True:
             data = self.read_bytes(max_bytes)
             if not data:
