@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import random
 import subprocess
 import sys
 import threading
@@ -16,10 +17,11 @@ import pytest
 from tuiLM.config.write import atomic_write_text, dumps_resolved
 from tuiLM.events import EventWriter
 from tuiLM.reader import effective_events, read_events
-from tuiLM.export import TensorBoardSink, export_csv, export_tensorboard, wide_rows
+from tuiLM.export import TensorBoardSink, export_csv, export_tensorboard
 from tuiLM.runs import EVENTS, PRESET
 
 from .conftest import ROOT, TINY_GPT, make_preset
+from .fixtures.reference_csv import reference_csv
 
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
 
@@ -111,11 +113,84 @@ def test_csv_round_trip_one_row_per_step_with_the_resume_rule(tmp_path):
     assert rows[3]["tokens"] == "256"
 
 
-def test_wide_rows_keep_colliding_fields_apart():
-    events = [{"kind": "train", "step": 1, "x": 1.0, "tokens": 10}, {"kind": "eval", "step": 1, "x": 2.0, "tokens": 10}]
-    columns, rows = wide_rows(events)
-    assert columns == ["step", "tokens", "time", "x", "eval.x"]
-    assert rows == [{"step": 1.0, "tokens": 10.0, "x": 1.0, "eval.x": 2.0}]
+def test_csv_from_columns_equals_the_per_event_export(tmp_path):
+    """The columnar export writes the very text the old per-event one did (tests/fixtures/reference_csv)."""
+    run_dir = fake_run(tmp_path / "runs")
+    assert export_csv(run_dir, tmp_path / "csv").read_text() == reference_csv(run_dir)
+
+
+def random_run(root: Path, seed: int) -> Path:
+    """Fields that come and go, NaN / inf, a field two kinds carry, two diag rows at one step, an eval at
+    a step with no train row, lines the fast path takes and lines it cannot, and resumes."""
+    rng = random.Random(seed)
+    run_dir = root / f"r{seed}"
+    run_dir.mkdir(parents=True)
+    with EventWriter(run_dir / EVENTS) as w:
+        step = 0
+        for attempt in range(3):
+            w.write("run_start", run_id="r", versions={}, device="cpu", params=1, world_size=1, max_steps=99,
+                    tokens_per_step=8, corpus={}, pid=1, step=step)
+            first = attempt == 0
+            for _ in range(rng.randint(20, 60)):
+                step += 1
+                fields = {"loss": rng.choice([rng.random(), float("nan"), float("inf")]), "lr": 1e-3,
+                          "x": rng.random()}
+                if first or rng.random() < 0.3:
+                    fields["extra"] = rng.random()
+                w.write("train", step=step, tokens=8 * step, **fields)
+                if first or step % 11 == 0:  # eval before diag, as the trainer writes them
+                    at = step + (step % 3 == 0)
+                    w.write("eval", step=at, tokens=8 * at, val_loss=rng.random(), val_bpb=rng.random())
+                if first or step % 7 == 0:
+                    for _ in range(1 if step % 2 else 2):
+                        w.write("diag", step=step, gate_value=rng.random(), x=rng.random())
+                first = False
+            step = max(1, step - rng.randint(0, 10))  # the next attempt resumes from an earlier checkpoint
+    return run_dir
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_csv_equals_the_per_event_export_on_random_runs_with_and_without_the_cache(tmp_path, seed, monkeypatch):
+    from tuiLM import reader
+
+    run_dir = random_run(tmp_path, seed)
+    want = reference_csv(run_dir)
+    assert export_csv(run_dir, tmp_path / "a").read_text() == want
+    monkeypatch.setattr(reader, "CACHE_MIN_BYTES", 0)
+    r = reader.RunReader(run_dir)
+    r.poll()
+    assert r.save_cache(min_new=1)
+    loaded = []
+    real = reader.RunReader._load_cache
+    monkeypatch.setattr(reader.RunReader, "_load_cache", lambda self: loaded.append(real(self)) or loaded[-1])
+    assert export_csv(run_dir, tmp_path / "b").read_text() == want  # absent cells survive the cache
+    assert loaded == [True]
+
+
+def test_csv_tells_a_written_nan_from_a_field_the_event_did_not_carry(tmp_path):
+    run_dir = tmp_path / "r"
+    run_dir.mkdir()
+    with EventWriter(run_dir / EVENTS) as w:
+        w.write("train", step=1, tokens=8, loss=float("nan"), lr=1.0, extra=2.0)
+        w.write("train", step=2, tokens=16, loss=1.5, lr=1.0)
+        w.write("eval", step=2, tokens=16, val_loss=float("nan"), loss=3.0)
+    with open(export_csv(run_dir, tmp_path / "out"), newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == ["step", "tokens", "time", "loss", "lr", "extra", "val_loss", "eval.loss"]
+    assert [r["loss"] for r in rows] == ["nan", "1.5"] and [r["extra"] for r in rows] == ["2.0", ""]
+    assert [r["val_loss"] for r in rows] == ["", "nan"] and [r["eval.loss"] for r in rows] == ["", "3.0"]
+
+
+def test_csv_export_reports_progress_by_block(tmp_path, monkeypatch):
+    from tuiLM import export
+
+    run_dir = random_run(tmp_path, 0)
+    monkeypatch.setattr(export, "CSV_BLOCK_ROWS", 7)
+    seen: list[tuple[int, int]] = []
+    path = export_csv(run_dir, tmp_path / "out", progress=lambda done, total: seen.append((done, total)))
+    total = len(path.read_text().splitlines()) - 1
+    assert seen[-1] == (total, total) and [d for d, _ in seen] == sorted({min(total, d) for d in range(7, total + 7, 7)})
+    assert path.read_text() == reference_csv(run_dir)  # blocks join without a seam
 
 
 def test_tensorboard_round_trip_scalars_text_and_hparams(tmp_path):

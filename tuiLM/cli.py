@@ -230,8 +230,7 @@ def export(run_refs: List[str] = typer.Argument(..., metavar="RUN...", help="Run
     from .runs import find_run
 
     fmt, out = to
-    writers = {"tensorboard": export_tensorboard, "csv": export_csv}
-    if fmt not in writers:
+    if fmt not in ("tensorboard", "csv"):
         raise UserError(f"--to {fmt!r}: choose tensorboard or csv (e.g. --to tensorboard tb/)", exit_code=2)
     if out.exists() and not out.is_dir():
         raise UserError(f"--to {fmt} {out}: exists and is not a folder", exit_code=2)
@@ -242,9 +241,18 @@ def export(run_refs: List[str] = typer.Argument(..., metavar="RUN...", help="Run
         require_tensorboardx()
         for run_dir in dirs:  # refuse before writing anything
             tensorboard_target(run_dir, out)
-    for run_dir in dirs:
-        target = writers[fmt](run_dir, out)
-        console.print(f"{run_dir.name} -> {target}", highlight=False)
+    from rich.progress import Progress
+
+    with Progress(console=console, transient=True) as bar:  # drawn on a terminal only
+        for run_dir in dirs:
+            if fmt == "csv":
+                task = bar.add_task(f"{run_dir.name}: rows", total=None)
+                target = export_csv(run_dir, out, progress=lambda done, total, t=task: bar.update(
+                    t, completed=done, total=total))
+                bar.remove_task(task)
+            else:
+                target = export_tensorboard(run_dir, out)
+            console.print(f"{run_dir.name} -> {target}", highlight=False)
     if fmt == "tensorboard":
         console.print(f"view: tensorboard --logdir {out}", highlight=False)
 

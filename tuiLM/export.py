@@ -4,8 +4,9 @@
 every numeric field of the train, eval and diag events at its step and wall time, the samples as text
 (``sample``), and the hyperparameters of ``preset.toml`` with the final metrics (``hparam/...``) for
 TensorBoard's HParams tab. ``export_csv(run_dir, out_dir)`` writes ``out_dir/<run-id>.csv``: one row per
-step, one column per numeric field. Both read the run's effective history (the resume rule of
-``events.effective_events``), so a resumed run exports one curve.
+step, one column per numeric field, from the run's columns (``reader.RunReader``: a long run's column
+cache makes it fast, and memory stays that of the columns). Both read the run's effective history
+(the resume rule of ``reader.effective_events``), so a resumed run exports one curve.
 
 ``TensorBoardSink`` is the live mirror: the trainer hands it each event it writes to events.jsonl; a
 background thread writes TensorBoard files. ``put`` never blocks (a full queue drops the event and
@@ -14,21 +15,23 @@ reported once; the run itself never notices. TensorBoard records are length- and
 trainer killed mid-write leaves a file whose complete records TensorBoard still reads; a resumed run
 writes a purge marker so TensorBoard drops the steps the dead attempt wrote after the checkpoint.
 
-Stdlib only at module level; tensorboardX is imported when something is written.
+Stdlib and numpy at module level; tensorboardX is imported when something is written.
 """
 
 from __future__ import annotations
 
 import csv
-import io
 import math
+import os
 import queue
 import statistics
 import threading
 import time
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Mapping
+
+import numpy as np
 
 from .errors import UserError
 from .reader import effective_events, read_events
@@ -192,48 +195,106 @@ def export_tensorboard(run_dir: str | Path, out_dir: str | Path) -> Path:
 
 # -- CSV -----------------------------------------------------------------------------------------
 
-def wide_rows(events: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, float]]]:
-    """(columns, rows): one row per step over the train, eval and diag events, by step.
+CSV_BLOCK_ROWS = 20_000  # rows formatted and written at a time: memory stays flat for any run length
 
-    ``step``, ``tokens`` and ``time`` are shared by every kind; another field that two kinds both carry
-    gets the later kind's name as a prefix (``eval.x``) so no value overwrites another.
+
+def wide_columns(tables: Mapping[str, Any]) -> tuple[list[str], list[np.ndarray]]:
+    """(names, columns): one row per step over the train, eval and diag tables of a ``reader.RunReader``
+    (the resume rule already applied), cells the reader did not see are ``reader.ABSENT``.
+
+    ``step``, ``tokens`` and ``time`` are shared by every kind (``tokens``: the first kind's that has
+    it, ``time``: the earliest); another field that two kinds both carry gets the later kind's name as
+    a prefix (``eval.x``) so no value overwrites another. Kinds come in the order of their first row (by
+    step, then time: as they appear in the file); where a kind has several rows at one step, the last
+    value of each field wins.
     """
-    columns: list[str] = ["step", "tokens", "time"]
-    owner: dict[str, str] = {}  # plain column name -> the kind that owns it
-    rows: dict[int, dict[str, float]] = {}
-    for ev in events:
-        kind = ev.get("kind")
-        step = ev.get("step")
-        if kind not in SERIES_KINDS or not isinstance(step, int):
-            continue
-        row = rows.setdefault(step, {"step": float(step)})
-        if isinstance(ev.get("time"), (int, float)) and "time" not in row:
-            row["time"] = float(ev["time"])
-        for key, value in numeric_fields(ev).items():
-            if key == "tokens":
-                row["tokens"] = value
+    from .reader import ABSENT, absent
+
+    def first(kind: str) -> tuple[float, float]:
+        step, t = tables[kind].col("step"), tables[kind].col("time")
+        i = int(np.nanargmin(step))
+        return float(step[i]), float(t[i]) if t is not None and np.isfinite(t[i]) else math.inf
+
+    kinds = [(*first(k), i, k) for i, k in enumerate(SERIES_KINDS)
+             if (st := tables[k].col("step")) is not None and np.isfinite(st).any()]
+    steps = {k: tables[k].col("step") for *_, k in kinds}
+    rows = np.unique(np.concatenate([s[np.isfinite(s)] for s in steps.values()])) if kinds else np.zeros(0)
+    cols: dict[str, np.ndarray] = {"step": rows, "tokens": np.full(rows.size, ABSENT), "time": np.full(rows.size, ABSENT)}
+    owner: dict[str, str] = {}
+    for *_, kind in sorted(kinds):
+        ok = np.isfinite(steps[kind])
+        at = np.searchsorted(rows, steps[kind][ok])
+        for key, col in tables[kind].cols.items():
+            if key in ("step", "v"):
                 continue
-            name = key if owner.setdefault(key, kind) == kind else f"{kind}.{key}"
-            if name not in columns:
-                columns.append(name)
-            row[name] = value
-    return columns, [rows[s] for s in sorted(rows)]
+            values = col[: tables[kind].n][ok]
+            have = ~absent(values)
+            where, values = at[have], values[have]
+            if key == "time":  # this kind's first row at each step; the earliest over the kinds
+                where, i = np.unique(where, return_index=True)
+                values, now = values[i], cols["time"][where]
+                take = absent(now) | (values < now)
+                cols["time"][where[take]] = values[take]
+                continue
+            name = key if key == "tokens" or owner.setdefault(key, kind) == kind else f"{kind}.{key}"
+            target = cols.setdefault(name, np.full(rows.size, ABSENT))
+            where, i = np.unique(where[::-1], return_index=True)  # this kind's last row at each step
+            values = values[::-1][i]
+            if key == "tokens":
+                keep = absent(target[where])
+                where, values = where[keep], values[keep]
+            target[where] = values
+    return list(cols), list(cols.values())
 
 
-def export_csv(run_dir: str | Path, out_dir: str | Path) -> Path:
-    from .config.write import atomic_write_text
+def _csv_cells(name: str, col: np.ndarray) -> list[str]:
+    """A column's cells: '' where absent, whole steps and token counts as integers, else repr."""
+    from .reader import absent
+
+    fmt = (lambda x: str(int(x)) if x.is_integer() else repr(x)) if name in ("step", "tokens") else repr
+    have = np.flatnonzero(~absent(col))
+    if have.size == col.size:
+        return [fmt(x) for x in col.tolist()]
+    cells = [""] * col.size  # a sparse column (diag, eval) formats only its cells with a value
+    for i, x in zip(have.tolist(), col[have].tolist()):
+        cells[i] = fmt(x)
+    return cells
+
+
+def export_csv(run_dir: str | Path, out_dir: str | Path, progress: Callable[[int, int], None] | None = None) -> Path:
+    """``out_dir/<run-id>.csv`` from the run's columns (read through its column cache where it has one),
+    written block by block to a temp file that replaces the target at the end. ``progress(rows, total)``
+    is called after each block."""
+    from .files import temp_beside
+    from .reader import RunReader
 
     run_dir = Path(run_dir)
-    columns, rows = wide_rows(_events(run_dir))
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, restval="", lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: (int(v) if k == "step" or (k == "tokens" and v.is_integer()) else repr(v))
-                         for k, v in row.items()})
+    if not (run_dir / EVENTS).is_file():
+        raise UserError(f"{run_dir}: no {EVENTS} to export")
+    reader = RunReader(run_dir)
+    reader.poll()
+    if reader.error:
+        raise UserError(f"cannot export {run_dir.name}: {reader.error}")
+    reader.save_cache()  # a long run read without its cache re-opens from one next time
+    names, cols = wide_columns(reader.tables)
+    total = cols[0].size
     target = Path(out_dir) / f"{run_dir.name}.csv"
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    atomic_write_text(target, buf.getvalue())
+    fd, tmp = temp_beside(target)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            writer = csv.writer(fh, lineterminator="\n")
+            writer.writerow(names)
+            for lo in range(0, total, CSV_BLOCK_ROWS):
+                writer.writerows(zip(*(_csv_cells(n, c[lo: lo + CSV_BLOCK_ROWS]) for n, c in zip(names, cols))))
+                if progress is not None:
+                    progress(min(total, lo + CSV_BLOCK_ROWS), total)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return target
 
 
@@ -341,4 +402,4 @@ class MirroredWriter:
 
 
 __all__ = ["FinalMetrics", "MirroredWriter", "TBWriter", "TensorBoardSink", "export_csv", "export_tensorboard",
-           "numeric_fields", "preset_hparams", "wide_rows"]
+           "numeric_fields", "preset_hparams", "wide_columns"]

@@ -43,7 +43,10 @@ TABLE_KINDS = ("train", "eval", "diag")
 STALE_TMP_S = 600.0  # a cache temp file this old belongs to no live writer
 TREND_POINTS = 10  # train losses a summary keeps for the runs list's sparkline
 DIAG_FIELDS = ("step", "H_res_diag_mean", "gate_value")  # what the runs list's FROZEN flag reads
-_NAN = float("nan")
+# A cell of a column whose event did not carry the field: a NaN of its own (R's NA does the same), so
+# every NaN test treats it as missing while ``absent`` still tells it from a "nan" the trainer wrote.
+ABSENT_BITS = 0x7FF80000000007A2
+ABSENT = float(np.array(ABSENT_BITS, dtype=np.uint64).view(np.float64))
 
 
 # -- the tail --------------------------------------------------------------------------------------
@@ -197,19 +200,19 @@ class Table:
                 self.cols[name] = new
 
     def append(self, names: list[str], values: np.ndarray) -> None:
-        """Append rows: ``values`` has shape (m, len(names)); absent columns get NaN."""
+        """Append rows: ``values`` has shape (m, len(names)); absent columns get ABSENT."""
         m = values.shape[0]
         if m == 0:
             return
         self._reserve(self.n + m)
         for name in names:
             if name not in self.cols:
-                self.cols[name] = np.full(self.cap, _NAN)
+                self.cols[name] = np.full(self.cap, ABSENT)
         lo, hi = self.n, self.n + m
         for j, name in enumerate(names):
             self.cols[name][lo:hi] = values[:, j]
         for name in self.cols.keys() - set(names):
-            self.cols[name][lo:hi] = _NAN
+            self.cols[name][lo:hi] = ABSENT
         self.n = hi
         self.version += 1
 
@@ -372,7 +375,7 @@ class RunReader:
             else:  # fast and slow rows of one kind interleave: merge in file order
                 names = list(dict.fromkeys(n for _, ns, _ in pieces for n in ns))
                 lines = np.concatenate([p[0] for p in pieces])
-                values = np.full((lines.size, len(names)), _NAN)
+                values = np.full((lines.size, len(names)), ABSENT)
                 r = 0
                 for _, ns, vals in pieces:
                     values[r: r + vals.shape[0], [names.index(n) for n in ns]] = vals
@@ -445,7 +448,7 @@ class RunReader:
         ev = self.tables["eval"]
         steps, bpb, vloss = (ev.col(k) for k in ("step", "val_bpb", "val_loss"))
         if ev.n and steps is not None and bpb is not None:
-            vloss = vloss if vloss is not None else np.full(ev.n, _NAN)
+            vloss = vloss if vloss is not None else np.full(ev.n, ABSENT)
             ok = ~np.isnan(bpb) & np.isfinite(steps)
             s.evals = [(int(a), float(b), float(c)) for a, b, c in zip(steps[ok], bpb[ok], vloss[ok])]
             if s.evals:
@@ -566,8 +569,13 @@ class RunReader:
         return True
 
 
+def absent(col: np.ndarray) -> np.ndarray:
+    """Where a column holds ABSENT (the row's event had no such field), as bools."""
+    return np.ascontiguousarray(col, dtype=np.float64).view(np.uint64) == ABSENT_BITS
+
+
 def _nan_if_none(x: float | None) -> float:
-    return _NAN if x is None else x
+    return ABSENT if x is None else x
 
 
 def read_run(path: str | Path) -> RunReader:
