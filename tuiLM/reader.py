@@ -36,7 +36,7 @@ from .runs import EVENTS, PIDFILE
 from .ownership import lock_held, read_identity
 
 CACHE = "events.cache"
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: absent cells are ABSENT, no longer a plain NaN (a format-1 cache is rebuilt)
 _MAGIC = b"tuiLM events.cache\n"
 CACHE_MIN_BYTES = 4 << 20  # below this a full read takes well under 0.1 s: no cache is written
 TABLE_KINDS = ("train", "eval", "diag")
