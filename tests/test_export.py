@@ -21,7 +21,7 @@ from tuiLM.export import TensorBoardSink, export_csv, export_tensorboard
 from tuiLM.runs import EVENTS, PRESET
 
 from .conftest import ROOT, TINY_GPT, make_preset
-from .fixtures.reference_csv import reference_csv
+from .fixtures.reference_export import reference_csv
 
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
 
@@ -165,6 +165,45 @@ def test_csv_equals_the_per_event_export_on_random_runs_with_and_without_the_cac
     monkeypatch.setattr(reader.RunReader, "_load_cache", lambda self: loaded.append(real(self)) or loaded[-1])
     assert export_csv(run_dir, tmp_path / "b").read_text() == want  # absent cells survive the cache
     assert loaded == [True]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_streamed_resume_rule_equals_the_list_one(tmp_path, seed):
+    from tuiLM.reader import iter_effective
+
+    run_dir = random_run(tmp_path, seed)
+    with open(run_dir / EVENTS, "a") as fh:  # a run_end, blank and bad lines, then one more attempt
+        fh.write('{"v":1,"kind":"run_end","time":1,"status":"failed","step":3,"reason":""}\n\nnot json\n[1]\n'
+                 '{"v":1,"kind":"run_start","time":2,"step":2}\n{"v":1,"kind":"train","time":3,"step":3}\n{"v":1,"ki')
+    want = effective_events(read_events(run_dir / EVENTS))
+    seen: list[tuple[int, int]] = []
+    assert list(iter_effective(run_dir / EVENTS, progress=lambda a, b: seen.append((a, b)))) == want
+    assert seen and seen[-1][0] == seen[-1][1] == (run_dir / EVENTS).stat().st_size - len('{"v":1,"ki')
+    assert [e["step"] for e in want if e["kind"] == "train"][-2:] == [2, 3]
+
+
+@pytest.mark.parametrize("seed", [None, 0, 1])
+def test_tensorboard_export_reads_back_as_the_per_scalar_export_did(tmp_path, seed):
+    """One record per event with all its scalars reads back in TensorBoard exactly as one add_scalar per
+    field did: the same tags (a field name TensorBoard cannot take cleaned the same way), steps, wall
+    times and values; the same texts and hparams."""
+    from tests.fixtures.reference_export import reference_tensorboard
+
+    run_dir = fake_run(tmp_path / "runs") if seed is None else random_run(tmp_path, seed)
+    with EventWriter(run_dir / EVENTS) as w:
+        w.write("diag", step=1, **{"odd name (x)": 1.5})
+    new, old = accumulate(export_tensorboard(run_dir, tmp_path / "new")), accumulate(reference_tensorboard(run_dir, tmp_path / "old"))
+    assert new.Tags()["scalars"] and sorted(new.Tags()["scalars"]) == sorted(old.Tags()["scalars"])
+    assert "diag/odd_name__x_" in new.Tags()["scalars"]
+    def points(acc, tag):
+        return [(s.step, s.wall_time, "nan" if math.isnan(s.value) else s.value) for s in acc.Scalars(tag)]
+
+    for tag in old.Tags()["scalars"]:
+        assert points(new, tag) == points(old, tag), tag
+    assert sorted(new.Tags()["tensors"]) == sorted(old.Tags()["tensors"])
+    for tag in old.Tags()["tensors"]:
+        assert [(t.step, t.tensor_proto.SerializeToString()) for t in new.Tensors(tag)] == \
+            [(t.step, t.tensor_proto.SerializeToString()) for t in old.Tensors(tag)], tag
 
 
 def test_csv_tells_a_written_nan_from_a_field_the_event_did_not_carry(tmp_path):

@@ -245,13 +245,10 @@ def export(run_refs: List[str] = typer.Argument(..., metavar="RUN...", help="Run
 
     with Progress(console=console, transient=True) as bar:  # drawn on a terminal only
         for run_dir in dirs:
-            if fmt == "csv":
-                task = bar.add_task(f"{run_dir.name}: rows", total=None)
-                target = export_csv(run_dir, out, progress=lambda done, total, t=task: bar.update(
-                    t, completed=done, total=total))
-                bar.remove_task(task)
-            else:
-                target = export_tensorboard(run_dir, out)
+            task = bar.add_task(f"{run_dir.name}: {'rows' if fmt == 'csv' else 'events'}", total=None)
+            write = export_csv if fmt == "csv" else export_tensorboard
+            target = write(run_dir, out, progress=lambda done, total, t=task: bar.update(t, completed=done, total=total))
+            bar.remove_task(task)
             console.print(f"{run_dir.name} -> {target}", highlight=False)
     if fmt == "tensorboard":
         console.print(f"view: tensorboard --logdir {out}", highlight=False)

@@ -18,18 +18,20 @@
 
 from __future__ import annotations
 
+import bisect
 import hashlib
+import itertools
 import json
 import os
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
-from .events import MAX_LINE, decode_event, open_regular, to_float
+from .events import MAX_LINE, EventsFileError, decode_event, open_regular, to_float
 from .files import temp_beside
 from .lineparse import CHUNK, Chunk, Signature, parse_chunk
 from .runs import EVENTS, PIDFILE
@@ -142,14 +144,47 @@ def read_events(path: str | Path) -> list[dict[str, Any]]:
 def effective_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The resume rule on a list: a ``run_start`` at step s drops every earlier step-carrying event
     with step > s (and an earlier ``run_end``). Events without a step (log) are kept."""
-    out: list[dict[str, Any]] = []
-    for ev in events:
-        if ev.get("kind") == "run_start" and out:
-            s = ev.get("step", 0)
-            out = [e for e in out if e.get("kind") != "run_end"
-                   and not (isinstance(e.get("step"), int) and e["step"] > s and e.get("kind") != "run_start")]
-        out.append(ev)
-    return out
+    starts = [(i, ev.get("step", 0)) for i, ev in enumerate(events) if ev.get("kind") == "run_start"]
+    return list(_resume_rule(enumerate(events), starts))
+
+
+def iter_effective(path: str | Path, progress: Callable[[int, int], None] | None = None) -> Iterator[dict[str, Any]]:
+    """A file's events under the resume rule, streamed in two passes (where the run_starts are, then
+    every event), so memory stays flat for any length. ``progress(bytes, total)`` during the second."""
+    from orjson import loads
+
+    tail, starts, n = EventTail(path), [], 0
+    while buf := tail.poll_bytes():
+        for line in buf.split(b"\n")[:-1]:
+            if b"run_start" in line and (ev := decode_event(line, loads)) and ev["kind"] == "run_start":
+                starts.append((n, ev.get("step", 0)))
+            n += 1
+    if tail.error:
+        raise EventsFileError(tail.error)
+
+    def lines() -> Iterator[tuple[int, dict[str, Any]]]:
+        again, i = EventTail(path), 0
+        while i < n and (buf := again.poll_bytes()):
+            for line in buf.split(b"\n")[:-1][: n - i]:
+                if (ev := decode_event(line, loads)) is not None:
+                    yield i, ev
+                i += 1
+            if progress is not None:
+                progress(again.done, tail.done)
+
+    return _resume_rule(lines(), starts)
+
+
+def _resume_rule(events: Iterable[tuple[int, dict[str, Any]]], starts: list[tuple[int, int]]) -> Iterator[dict[str, Any]]:
+    """(index, event) in file order, less what a later run_start (``starts``: index, step) supersedes."""
+    at = [i for i, _ in starts]
+    cut = list(itertools.accumulate(reversed([s for _, s in starts]), min))[::-1]  # least step from k on
+    for i, ev in events:
+        k = bisect.bisect_right(at, i)
+        if k < len(at) and (ev.get("kind") == "run_end" or (ev.get("kind") != "run_start" and isinstance(
+                ev.get("step"), int) and ev["step"] > cut[k])):
+            continue
+        yield ev
 
 
 # -- liveness --------------------------------------------------------------------------------------
