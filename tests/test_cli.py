@@ -59,7 +59,7 @@ def test_parse_size_units(text, bare, expected):
     assert parse_size(text, bare=bare) == expected
 
 
-@pytest.mark.parametrize("text", ["", "GiB", "14 GiBs", "1x", "-3", "14PB"])
+@pytest.mark.parametrize("text", ["", "GiB", "14 GiBs", "1x", "-3", "14PB", "1e400", "1e308TB"])
 def test_parse_size_rejects_what_it_cannot_read(text):
     with pytest.raises(UserError) as e:
         parse_size(text, bare="GiB")

@@ -364,3 +364,18 @@ def test_record_death_ends_the_latest_attempt_at_the_step_it_reached(tmp_path):
         cases[name] = [e for e in read_events(run_dir / EVENTS) if e["kind"] == "run_end"]
     assert [(e["step"], e["status"], e["reason"]) for e in cases["went-on"]] == [(12, "failed", "killed by SIGKILL")]
     assert [e["step"] for e in cases["died-at-once"]] == [8]  # not the superseded 15
+
+
+def test_a_fifo_where_a_run_keeps_a_file_is_refused_not_waited_on(tmp_path):
+    """A FIFO in place of tokenizer.json or preset.toml would block `tuilm sample`, `runs list` and the
+    exports forever: each is refused or read as missing."""
+    from tuiLM.errors import UserError
+    from tuiLM.export import preset_hparams
+    from tuiLM.runs import read_preset, read_preset_text
+    from tuiLM.train.tokenizers import load_tokenizer
+
+    os.mkfifo(tmp_path / "tokenizer.json")
+    os.mkfifo(tmp_path / "preset.toml")
+    with pytest.raises(UserError, match="not a regular file"):
+        load_tokenizer(tmp_path)
+    assert read_preset_text(tmp_path) == "" and read_preset(tmp_path) == {} and preset_hparams(tmp_path) == {}

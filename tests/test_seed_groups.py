@@ -55,6 +55,29 @@ def test_plain_runs_group_by_configuration_and_each_seed_once(tmp_path):
     assert membership(run).key != membership(root / "base-s0").key
 
 
+def test_runs_whose_preset_cannot_be_read_are_never_grouped(tmp_path):
+    """A missing, empty, cut-short or FIFO preset.toml says nothing of the configuration: such runs are
+    each a group of their own (they once formed one group of three with one 'mean')."""
+    import os
+
+    from tuiLM.runs import list_runs
+
+    root = _runs(tmp_path)
+    for name, how in (("repeat", "missing"), ("hot-s0", "empty"), ("hot-s1", "cut"), ("hot-s2", "fifo")):
+        preset = root / name / "preset.toml"
+        text = preset.read_text()
+        preset.unlink()
+        if how == "empty":
+            preset.write_text("")
+        elif how == "cut":
+            preset.write_text(text[: len(text) // 2] + "[[[")
+        elif how == "fifo":
+            os.mkfifo(preset)  # a reader that opened it would block forever
+    paths = list_runs(root)
+    groups = group_runs(paths, {p: membership(p) for p in paths})
+    assert sorted(g.k for g in groups) == [1, 1, 1, 1, 3]
+
+
 def test_study_runs_group_by_trial(tmp_path):
     root = _runs(tmp_path)
     for i, name in enumerate(["base-s0", "base-s1"]):

@@ -28,7 +28,6 @@ import queue
 import statistics
 import threading
 import time
-import tomllib
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -37,7 +36,7 @@ import numpy as np
 from .errors import UserError
 from .events import EventsFileError
 from .reader import iter_effective
-from .runs import EVENTS, PRESET
+from .runs import EVENTS, read_preset
 
 SERIES_KINDS = ("train", "eval", "diag")
 _SKIP = ("v", "kind", "time", "step")
@@ -81,13 +80,8 @@ def import_tensorboardx() -> Any:
 
 def preset_hparams(run_dir: str | Path) -> dict[str, Any]:
     """The frozen preset of a run, flattened to ``section.key`` -> value (empty if unreadable)."""
-    try:
-        with open(Path(run_dir) / PRESET, "rb") as fh:
-            doc = tomllib.load(fh)
-    except (OSError, tomllib.TOMLDecodeError):
-        return {}
     out: dict[str, Any] = {}
-    for section, table in doc.items():
+    for section, table in read_preset(run_dir).items():
         if isinstance(table, dict):
             for key, value in table.items():
                 if isinstance(value, (bool, int, float, str)):

@@ -5,7 +5,7 @@ study of its own, so its fresh seeds form a new group). Plain runs group when th
 agree on every setting that can change the numbers: the seed, labels, output cadences and machine
 knobs (threads, budgets, mirrors) are left out of the comparison.
 
-Pure Python (tomllib, hashlib): the runs list's worker thread and the CLI use it; no torch.
+Pure Python (hashlib): the runs list's worker thread and the CLI use it; no torch.
 """
 
 from __future__ import annotations
@@ -13,12 +13,11 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from .runs import PRESET, read_study_info
+from .runs import read_preset, read_study_info
 
 # settings that do not change what a run computes (or say which seed it is)
 NOT_CONFIGURATION = {"run.seed", "run.name", "run.notes", "eval.target_bpb", "diag.every", "system.threads",
@@ -47,14 +46,6 @@ class SeedGroup:
         return len(self.members)
 
 
-def read_preset(run_dir: Path) -> dict[str, Any]:
-    try:
-        data = tomllib.loads((Path(run_dir) / PRESET).read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def configuration(preset: dict[str, Any]) -> dict[str, Any]:
     """The settings that define a configuration (the preset less seed, labels, cadences, machine knobs)."""
     out: dict[str, Any] = {}
@@ -74,6 +65,8 @@ def membership(run_dir: Path, preset: dict[str, Any] | None = None) -> Membershi
     info = read_study_info(run_dir)
     if "study" in info and "trial" in info:
         return Membership(f"study:{info['study']}#{info['trial']}", f"#{info['trial']} {info['study']}", seed)
+    if not configuration(preset):  # no preset to read (missing, empty, cut short): a group of its own
+        return Membership(f"run:{Path(run_dir).resolve()}", Path(run_dir).name, seed)
     blob = json.dumps(configuration(preset), sort_keys=True, default=str).encode()
     name = run.get("name") if isinstance(run.get("name"), str) and run.get("name") else Path(run_dir).name
     return Membership("config:" + hashlib.sha1(blob).hexdigest()[:16], name, seed)

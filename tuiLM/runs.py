@@ -96,6 +96,32 @@ def list_runs(root: str | Path | None = None) -> list[Path]:
     return sorted(runs, key=lambda p: p.stat().st_mtime, reverse=True)
 
 
+MAX_PRESET_BYTES = 1 << 20  # a frozen preset is a few KB; anything this large is not one
+
+
+def read_preset_text(run_dir: str | Path) -> str:
+    """A run's frozen ``preset.toml`` as text; "" when missing, unreadable or not a regular file (a FIFO
+    would block the runs list forever)."""
+    from .events import open_regular
+
+    try:
+        with open_regular(Path(run_dir) / PRESET) as fh:
+            return fh.read(MAX_PRESET_BYTES + 1)[:MAX_PRESET_BYTES].decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
+def read_preset(run_dir: str | Path) -> dict[str, Any]:
+    """A run's frozen preset as tables ({} when it cannot be read: see ``read_preset_text``)."""
+    import tomllib
+
+    try:
+        data = tomllib.loads(read_preset_text(run_dir))
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def write_error_message(e: OSError, path: str | Path | None = None) -> str:
     """One wording for a failed write: 'No space left on device while writing PATH' (and the same for
     a read-only file system), else 'cannot write PATH: reason'."""

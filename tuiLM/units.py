@@ -24,7 +24,10 @@ def parse_size(text: str, bare: str = "B") -> int:
     if unit not in _MULT:
         raise UserError(f"unknown size unit in {text!r}: use B, KiB, MiB, GiB, TiB, KB, MB, GB, TB",
                         exit_code=2)
-    return int(float(m.group(1)) * _MULT[unit])
+    value = float(m.group(1)) * _MULT[unit]
+    if not value < 2**80:  # (inf from 1e400 too) no machine has a yobibyte
+        raise UserError(f"size {text!r} is too large to be a memory size", exit_code=2)
+    return int(value)
 
 
 def fmt_bytes(n: float) -> str:

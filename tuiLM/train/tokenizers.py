@@ -263,8 +263,11 @@ def save_tokenizer(tok: Tokenizer, run_dir: Path) -> None:
 
 def load_tokenizer(run_dir: Path) -> Tokenizer:
     path = Path(run_dir) / TOKENIZER_FILE
+    from ..events import open_regular
+
     try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
+        with open_regular(path) as fh:  # a FIFO would block sampling forever
+            obj = json.loads(fh.read().decode("utf-8"))
     except FileNotFoundError:
         raise UserError(f"{path}: missing (the run never got past loading its data)") from None
     except (OSError, ValueError) as e:

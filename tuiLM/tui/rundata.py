@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import subprocess
 import time
-import tomllib
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,15 +21,8 @@ import numpy as np
 
 from ..events import float_or_none
 from ..reader import TABLE_KINDS, EventTail, RunReader, Sample, live_state
-from ..runs import PRESET, STDOUT
+from ..runs import STDOUT, read_preset
 from .series import SeriesCache
-
-
-def read_preset(path: Path) -> dict[str, dict[str, Any]]:
-    try:
-        return tomllib.loads((path / PRESET).read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
-        return {}
 
 
 @dataclass(frozen=True, eq=False)

@@ -5,13 +5,12 @@ list's worker thread; the screen only lays them out."""
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ...groups import GroupValue, SeedGroup, counted, group_value
-from ...runs import EVENTS, PRESET
+from ...runs import EVENTS, read_preset, read_preset_text
 from ...reader import RunSummary
 from ...units import fmt_duration
 from ..metrics import can_freeze, frozen_check
@@ -64,11 +63,7 @@ def duration_text(seconds: float, width: int = TIME_W) -> str:
 def preset_name(run: Path, summary: RunSummary) -> str:
     if summary.preset_name:
         return summary.preset_name
-    try:
-        head = (run / PRESET).read_text(encoding="utf-8")[:2000]
-    except OSError:
-        return ""
-    m = _SOURCE_RE.search(head)
+    m = _SOURCE_RE.search(read_preset_text(run)[:2000])
     return Path(m.group(1).strip()).stem if m else ""
 
 
@@ -114,10 +109,8 @@ def _took(s: RunSummary) -> float | None:
 
 
 def _model_from_preset(run: Path) -> dict[str, Any]:
-    try:
-        return dict(tomllib.loads((run / PRESET).read_text(encoding="utf-8")).get("model", {}))
-    except Exception:  # an unreadable preset just leaves the arch empty and no flag
-        return {}
+    model = read_preset(run).get("model")  # an unreadable preset leaves the arch empty and no flag
+    return dict(model) if isinstance(model, dict) else {}
 
 
 def _size(run: Path) -> int | None:
