@@ -120,6 +120,19 @@ def test_find_run_by_id_prefix_and_path(runs_dir):
     with pytest.raises(RunError, match="no run"):
         find_run("gamma")
     assert set(list_runs()) == {a, b}
+    (runs_dir / "studies").mkdir()  # a folder under runs/ that is not a run: neither found nor listed
+    (runs_dir / "alpha-notes").mkdir()
+    with pytest.raises(RunError, match="no run 'studies'"):
+        find_run("studies")
+    assert find_run("alph") == a and set(list_runs()) == {a, b}
+    with pytest.raises(RunError, match="is not a run directory"):
+        find_run(str(runs_dir))  # a path to a folder: said so, not 'bad run name'
+    with pytest.raises(RunError, match="does not exist"):
+        find_run(str(runs_dir / "nope"))
+    for i in range(7):
+        (new_run_dir("many") / PRESET).write_text("")
+    with pytest.raises(RunError, match="and 2 more"):
+        find_run("many")
 
 
 def _events(path, *events):

@@ -69,30 +69,36 @@ def new_run_dir(name: str, root: str | Path | None = None) -> Path:
     raise RunError(f"could not create a run directory for {name!r} in {base}")
 
 
+def is_run_dir(p: Path) -> bool:
+    return p.is_dir() and ((p / PRESET).exists() or (p / EVENTS).exists())
+
+
 def find_run(ref: str | Path, root: str | Path | None = None) -> Path:
     """A run by path, by id under runs/, or by unique prefix of an id."""
     p = Path(ref)
-    if (p / PRESET).exists() or (p / EVENTS).exists():
+    if is_run_dir(p):
         return p
     base = runs_root(root)
-    if isinstance(ref, str):
-        check_run_name(ref)
-        if (base / ref).is_dir():
-            return base / ref
-        matches = sorted(q for q in base.glob(f"{ref}*") if q.is_dir()) if base.is_dir() else []
-        if len(matches) == 1:
-            return matches[0]
-        if len(matches) > 1:
-            names = ", ".join(m.name for m in matches[:5])
-            raise RunError(f"{ref!r} matches several runs: {names}")
-    raise RunError(f"no run {str(ref)!r} (looked in {base}/)")
+    if isinstance(ref, str) and ("/" in ref or ref in (".", "..")) or not isinstance(ref, str):
+        what = "is not a run directory (no preset.toml or events.jsonl)" if p.is_dir() else "does not exist"
+        raise RunError(f"{str(ref)!r} {what}")
+    check_run_name(ref)
+    if is_run_dir(base / ref):
+        return base / ref
+    matches = sorted(q for q in base.glob(f"{ref}*") if is_run_dir(q)) if base.is_dir() else []
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        more = f" and {len(matches) - 5} more" if len(matches) > 5 else ""
+        raise RunError(f"{ref!r} matches several runs: {', '.join(m.name for m in matches[:5])}{more}")
+    raise RunError(f"no run {ref!r} (looked in {base}/)")
 
 
 def list_runs(root: str | Path | None = None) -> list[Path]:
     base = runs_root(root)
     if not base.is_dir():
         return []
-    runs = [p for p in base.iterdir() if p.is_dir() and ((p / EVENTS).exists() or (p / PRESET).exists())]
+    runs = [p for p in base.iterdir() if is_run_dir(p)]
     return sorted(runs, key=lambda p: p.stat().st_mtime, reverse=True)
 
 
