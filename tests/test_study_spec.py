@@ -214,6 +214,24 @@ def test_cli_study_commands_on_a_missing_study_say_so(tmp_path, monkeypatch, cap
     with pytest.raises(SystemExit) as e:
         main(["study", "show", "x", "--storage", "nonsense"])
     assert e.value.code == 2 and "expected a database URL" in capsys.readouterr().err
+    # SQLite files a reading command would have created empty (Optuna then reports an internal error)
+    (tmp_path / "afolder").mkdir()
+    for db, why in (("new.db", "no such file"), ("nodir/x.db", "no such folder"), ("afolder", "is a folder")):
+        with pytest.raises(SystemExit) as e:
+            main(["study", "list", "--storage", f"sqlite:///{tmp_path / db}"])
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and why in err and "Traceback" not in err, db
+    assert not (tmp_path / "new.db").exists()
+
+
+def test_a_postgresql_url_without_its_driver_says_which_to_install(tmp_path, monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "psycopg2", None)  # as on a machine without it: import fails
+    with pytest.raises(SystemExit) as e:
+        main(["study", "list", "--storage", "postgresql://u:secret@nohost/db"])
+    err = capsys.readouterr().err
+    assert e.value.code == 1 and "pip install psycopg2-binary" in err and "secret" not in err, err
 
 
 def test_readme_study_reference_is_in_sync():

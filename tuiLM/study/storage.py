@@ -66,6 +66,11 @@ def open_storage(name: str, url: str | None = None, root: str | Path | None = No
     if "://" not in url:
         raise UserError(f"--storage {url!r}: expected a database URL (postgresql://..., sqlite:///...) or a "
                         "journal file (journal:PATH)", exit_code=2)
+    if url.startswith("sqlite:///"):  # Optuna's own error for a file it cannot open is an internal one
+        db = Path(url[len("sqlite:///"):].split("?", 1)[0])
+        if db.is_dir() or (not create and not db.is_file()) or not db.parent.is_dir():
+            why = "is a folder" if db.is_dir() else ("no such folder" if not db.parent.is_dir() else "no such file")
+            raise UserError(f"--storage {url!r}: {db}: {why}", exit_code=2)
     from optuna.storages import RDBStorage
 
     try:
@@ -78,7 +83,10 @@ def open_storage(name: str, url: str | None = None, root: str | Path | None = No
                 if not create or attempt == 2 or "UniqueViolation" not in f"{type(e).__name__}{e}":
                     raise
                 time.sleep(0.5 + attempt)  # another process is creating the same tables: they will be there
-    except Exception as e:  # a wrong URL, a server that is down, a missing driver
+    except ImportError:  # SQLAlchemy has no driver for the URL's database
+        hint = "pip install psycopg2-binary" if url.startswith("postgres") else "install its Python driver"
+        raise UserError(f"cannot open the storage {_redact(url)}: no database driver for it ({hint})") from None
+    except Exception as e:  # a wrong URL, a server that is down
         raise UserError(f"cannot open the storage {_redact(url)}: {type(e).__name__}: {str(e).splitlines()[0]}") \
             from None
 
