@@ -68,6 +68,19 @@ def test_missing_text_path_is_named():
         load_corpus(data_cfg(source="text", path="/nonexistent/no-such-file.txt"))
 
 
+def test_an_empty_corpus_and_a_device_as_data_are_named_for_what_they_are(tmp_path):
+    (tmp_path / "empty.txt").write_text("")
+    with pytest.raises(DataError, match=r"empty\.txt: the corpus is empty$"):
+        load_corpus(data_cfg(source="text", path=str(tmp_path / "empty.txt")))
+    (tmp_path / "d").mkdir()
+    for name in ("a", "b"):
+        (tmp_path / "d" / name).write_text("")
+    with pytest.raises(DataError, match=r"/d: the corpus is empty \(2 files, none with text\)"):
+        load_corpus(data_cfg(source="text", path=str(tmp_path / "d")))
+    with pytest.raises(DataError, match="'/dev/null': not a file or a folder"):
+        load_corpus(data_cfg(source="text", path="/dev/null"))
+
+
 # -- nanoGPT -------------------------------------------------------------------------------------
 
 def test_nanogpt_folder_with_meta(tmp_path):

@@ -109,6 +109,8 @@ def text_files(path: str) -> tuple[Path, list[Path]]:
         if not files:
             raise DataError(f"data.path {path!r}: the folder holds no files")
         return p, files
+    if p.exists():  # a device, a FIFO, a socket: nothing to train on
+        raise DataError(f"data.path {path!r}: not a file or a folder")
     raise DataError(f"data.path {path!r}: no such file or folder")
 
 
@@ -135,7 +137,8 @@ def read_files(root: Path, files: list[Path], max_bytes: int, utf8_only: bool = 
         if max_bytes and total >= max_bytes:
             break
     if total == 0:
-        raise DataError(f"{root}: the corpus is empty")
+        raise DataError(f"{files[0] if len(files) == 1 else root}: the corpus is empty"
+                        + (f" ({len(files)} files, none with text)" if len(files) > 1 else ""))
     return chunks, entries
 
 
