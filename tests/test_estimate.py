@@ -299,6 +299,32 @@ def test_fit_suggestions_fit_and_validate(name, changes, budget, lever):
         assert estimate(bigger).total_bytes > budget
 
 
+@pytest.mark.parametrize("changes,budget", [
+    ({"model.d_model": 1024, "model.n_heads": 8, "model.n_layers": 8}, 2 * GiB),
+    ({"model.d_model": 65536, "model.n_heads": 8, "model.n_layers": 512}, 14 * GiB),
+    ({"model.arch": "bdh", "model.d_model": 4096, "model.n_heads": 4, "model.bdh_mult": 128}, 3 * GiB),
+])
+def test_fit_finds_the_widest_width_that_fits_by_bisection(changes, budget):
+    """The width lever keeps the widest width at which anything fits (the next wider one does not fit even
+    at its shortest context and batch 1), without estimating every width one by one (a 65536-wide model
+    has 1,024 smaller widths: that took minutes)."""
+    from tuiLM.estimate.fit import _widths
+
+    p = make_preset(changes)
+    r = fit(p, budget)
+    assert r.fits and "model.d_model" in r.values, r.reason
+    widths = _widths(p)
+    i = widths.index(r.values["model.d_model"])
+    assert r.tried < 200
+    if i > 0:  # the next wider width at its smallest: shortest context the step allows, batch 1
+        t0, b0 = p.data.seq_len, p.train.device_batch_size
+        tokens = p.train.total_batch_size or t0 * b0
+        shortest = min(t for t in (t0 >> k for k in range(12)) if t >= min(t0, 64) and tokens % t == 0)
+        wider = p.with_values({"model.d_model": widths[i - 1], "data.seq_len": shortest,
+                               "train.device_batch_size": 1, "train.total_batch_size": tokens})
+        assert estimate(wider).total_bytes > budget
+
+
 def test_fit_keeps_an_explicit_total_batch_size_and_sets_an_implicit_one():
     p = make_preset({**BDH_DEFAULT, "train.total_batch_size": 65536})
     r = fit(p, 14 * GiB)

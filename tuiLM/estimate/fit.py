@@ -136,7 +136,18 @@ def fit(preset: Any, budget_bytes: int | float, *, vocab_size: int | None = None
                     changes["train.total_batch_size"] = tokens
                 yield changes
 
-    for width in [None] + _widths(preset):
+    widths = _widths(preset)
+    # Memory grows with the width at any context and batch, so the widths whose smallest configuration
+    # (shortest context, batch 1) does not fit are skipped by bisection: a 65536-wide model has 1,024
+    # widths below it, 8,000 configurations that took minutes to estimate one by one.
+    lo, hi = 0, len(widths)  # widths[:lo] are known not to fit
+    while lo < hi:
+        mid = (lo + hi) // 2
+        e = est(preset.with_values(list(candidates(widths[mid]))[-1]))
+        tried += 1
+        smallest = e if e.total_bytes < smallest.total_bytes else smallest
+        lo, hi = (lo, mid) if e.fits(budget) else (mid + 1, hi)
+    for width in [None] + widths[lo:]:
         for changes in candidates(width):
             if not changes:
                 continue
