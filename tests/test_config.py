@@ -142,10 +142,26 @@ def test_precedence_defaults_file_overrides(tmp_path):
     f.write_text("[model]\nd_model = 512\nn_heads = 8\n[train]\nmax_steps = 50\n")
     p, probs = load(f)
     assert (p.model.d_model, p.model.n_layers, p.train.max_steps) == (512, 4, 50)  # file over defaults
-    p, probs = load(f, ["model.d_model=384", "train.max_steps=7", "optim.lr=1e-3", "run.name=x y"])
-    assert (p.model.d_model, p.train.max_steps, p.optim.lr, p.run.name) == (384, 7, 1e-3, "x y")
+    p, probs = load(f, ["model.d_model=384", "train.max_steps=7", "optim.lr=1e-3", "run.name=x_y"])
+    assert (p.model.d_model, p.train.max_steps, p.optim.lr, p.run.name) == (384, 7, 1e-3, "x_y")
     assert p.model.n_heads == 8  # file value survives where no override
     assert not [x for x in probs if x.is_error]
+
+
+def test_a_run_name_that_run_would_refuse_is_an_error_and_a_missing_data_path_a_warning(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "corpus.txt").write_text("hello")
+    f = tmp_path / "p.toml"
+    f.write_text("[data]\nsource = 'text'\npath = 'corpus.txt'\n")
+    _, probs = load(f, ["run.name=a b"])
+    assert [(x.level, x.path) for x in probs] == [("error", "run.name")] and "letters, digits" in probs[0].message
+    _, probs = load(f, ["data.path=nope/*.txt", "data.val_path=/nonexistent/val.txt"])
+    assert sorted((x.level, x.path) for x in probs) == [("warning", "data.path"), ("warning", "data.val_path")]
+    assert "nope/*.txt: no such file or folder on this machine" in str(probs)
+    elsewhere = tmp_path / "other"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # a relative path is also looked up beside the preset, as `run` does
+    assert load(f)[1] == []
 
 
 def test_override_types():

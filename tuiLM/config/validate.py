@@ -6,9 +6,13 @@
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 from typing import Any, Callable
 
+from ..errors import UserError
 from ..models.registry import family
+from ..runs import check_run_name
 from .load import Preset, Problem
 from .schema import BY_PATH, FIELDS, Field
 
@@ -40,6 +44,22 @@ def frozen_ratio(model: Any) -> float:
     return abs(model.mhc_h_res_init) / model.mhc_tau
 
 
+def missing_path(preset: Preset, key: str) -> str | None:
+    """The value of a path setting that names nothing here (neither from the working directory nor
+    from the preset's folder, as ``launch`` resolves it; a glob that matches nothing), else None."""
+    import glob
+
+    value = str(preset.get(key) or "").strip()
+    if not value:
+        return None
+    bases = [Path.cwd()] + ([Path(preset.source).resolve().parent] if preset.source is not None else [])
+    for base in bases:
+        candidate = os.path.expanduser(str(base / Path(value).expanduser()))
+        if os.path.exists(candidate) or (any(c in value for c in "*?[") and glob.glob(candidate, recursive=True)):
+            return None
+    return value
+
+
 def validate(preset: Preset, *, with_budget: bool = True) -> list[Problem]:
     out: list[Problem] = []
     lines = preset.lines
@@ -67,9 +87,19 @@ def validate(preset: Preset, *, with_budget: bool = True) -> list[Problem]:
     # -- model -----------------------------------------------------------------------------------
     fam.rules(preset, ok, err, warn)
 
+    if ok("run.name"):
+        try:
+            check_run_name(preset.run.name)
+        except UserError as e:
+            err("run.name", str(e).replace(f"bad run name {preset.run.name!r}: ", ""))
+
     # -- data ------------------------------------------------------------------------------------
     if ok("data.source") and d.source != "builtin" and not d.path.strip():
         err("data.path", f"data.source = {d.source!r} needs data.path")
+    for key in ("data.path", "data.val_path", "data.tokenizer_model"):
+        where = missing_path(preset, key) if ok(key) and (d.source != "builtin" or key != "data.path") else None
+        if where:
+            warn(key, f"{where}: no such file or folder on this machine")
     if ok("data.tokenizer") and d.tokenizer == "sentencepiece" and not d.tokenizer_model.strip():
         if not (d.source in ("shards", "nanogpt") and d.vocab_size > 0):
             err("data.tokenizer_model", "tokenizer = 'sentencepiece' needs data.tokenizer_model (a .model file)")
