@@ -230,6 +230,16 @@ def test_unreadable_files(tmp_path):
     (tmp_path / "bin.toml").write_bytes(b"\xff\xfe\x00")
     with pytest.raises(PresetError, match="UTF-8"):
         load(tmp_path / "bin.toml")
+    (tmp_path / "loop.toml").symlink_to(tmp_path / "loop.toml")
+    with pytest.raises(PresetError, match="symbolic link to nothing"):
+        load(tmp_path / "loop.toml")
+
+
+def test_a_byte_order_mark_from_a_windows_editor_is_not_a_syntax_error(tmp_path):
+    f = tmp_path / "bom.toml"
+    f.write_bytes(b"\xef\xbb\xbf[model]\nd_model = 256\n")
+    p, problems = load(f)
+    assert p.model.d_model == 256 and not [x for x in problems if x.is_error]
 
 
 # -- shipped presets -------------------------------------------------------------------------------

@@ -131,7 +131,7 @@ def read_preset_text(path: str | Path) -> str:
 
     p = Path(path)
     if not p.exists():
-        raise PresetError(f"{p}: no such preset file")
+        raise PresetError(f"{p}: " + ("a symbolic link to nothing (or a loop)" if p.is_symlink() else "no such preset file"))
     if p.is_dir():
         raise PresetError(f"{p}: is a folder, not a preset file")
     try:
@@ -142,7 +142,7 @@ def read_preset_text(path: str | Path) -> str:
             data = fh.read(MAX_PRESET_BYTES + 1)
         if len(data) > MAX_PRESET_BYTES:
             raise PresetError(f"{p}: larger than {MAX_PRESET_BYTES // 1024} KiB: not a preset file")
-        return data.decode("utf-8")
+        return data.decode("utf-8-sig")  # (a byte-order mark, as some Windows editors write, is dropped)
     except UnicodeDecodeError:
         raise PresetError(f"{p}: not UTF-8 text") from None
     except OSError as e:
