@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tuiLM.config.write import atomic_write_text, dumps_resolved
+from tuiLM.errors import UserError
 from tuiLM.events import EventWriter
 from tuiLM.reader import effective_events, read_events
 from tuiLM.export import TensorBoardSink, export_csv, export_tensorboard
@@ -438,3 +439,16 @@ def test_runs_show_of_a_long_run_leaves_a_column_cache_and_shows_the_same_from_i
     first = _shown(run_dir)
     assert (run_dir / CACHE).is_file()  # the next show (and the app) starts from it
     assert _shown(run_dir) == first and "30,000" in first
+
+
+def test_a_run_with_no_readable_event_is_refused_and_leaves_nothing(tmp_path):
+    run_dir = tmp_path / "runs" / "junk-1"
+    run_dir.mkdir(parents=True)
+    (run_dir / EVENTS).write_text("not json\n{\"kind\": 5}\n[1, 2]\n")
+    with pytest.raises(UserError, match="none of the 3 lines"):
+        export_csv(run_dir, tmp_path / "csv")
+    with pytest.raises(UserError, match="no line of its events.jsonl"):
+        export_tensorboard(run_dir, tmp_path / "tb")
+    assert not (tmp_path / "csv" / "junk-1.csv").exists() and not (tmp_path / "tb" / "junk-1").exists()
+    (run_dir / EVENTS).write_text("")  # a run that has not written anything yet: an empty export
+    assert export_csv(run_dir, tmp_path / "csv").read_text() == "step,tokens,time\n"

@@ -192,18 +192,26 @@ def export_tensorboard(run_dir: str | Path, out_dir: str | Path,
     if not (run_dir / EVENTS).is_file():
         raise UserError(f"{run_dir}: no {EVENTS} to export")
     target = tensorboard_target(run_dir, out_dir)
+    existed = target.exists()
     SummaryWriter = import_tensorboardx()
     w = SummaryWriter(logdir=str(target), flush_secs=3600, max_queue=1000)
-    ended = False
+    ended, read = False, 0
     try:
         tb = TBWriter(w, preset_hparams(run_dir))
         for ev in iter_effective(run_dir / EVENTS, progress):
             tb.write(ev)
-            ended = ended or ev.get("kind") == "run_end"
+            ended, read = ended or ev.get("kind") == "run_end", read + 1
+        if not read and (run_dir / EVENTS).stat().st_size:
+            raise UserError(f"cannot export {run_dir.name}: no line of its {EVENTS} is an event tuiLM can read")
         if not ended:
             tb.write_hparams()  # a run still going (or killed): its metrics so far
-    except EventsFileError as e:
-        raise UserError(f"cannot export {run_dir.name}: {e}") from None
+    except (UserError, EventsFileError) as e:
+        w.close()
+        if not existed:  # nothing half-written is left to block the next try
+            import shutil
+
+            shutil.rmtree(target, ignore_errors=True)
+        raise e if isinstance(e, UserError) else UserError(f"cannot export {run_dir.name}: {e}") from None
     finally:
         w.close()
     return target
@@ -291,6 +299,9 @@ def export_csv(run_dir: str | Path, out_dir: str | Path, progress: Callable[[int
     reader.poll()
     if reader.error:
         raise UserError(f"cannot export {run_dir.name}: {reader.error}")
+    if reader.skipped and reader.run_start is None and not any(t.n for t in reader.tables.values()):
+        raise UserError(f"cannot export {run_dir.name}: none of the {reader.skipped:,} lines of its {EVENTS} "
+                        f"is an event tuiLM can read")
     reader.save_cache()  # a long run read without its cache re-opens from one next time
     names, cols = wide_columns(reader.tables)
     total = cols[0].size
