@@ -392,3 +392,10 @@ def test_cli_commands_do_not_import_torch(argv):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_an_out_of_range_max_steps_is_one_error_without_cadence_warnings_about_it(tmp_path):
+    f = tmp_path / "p.toml"
+    f.write_text("[train]\nmax_steps = 0\n")
+    _, probs = load(f)
+    assert [(x.level, x.path) for x in probs] == [("error", "train.max_steps")]

@@ -138,7 +138,7 @@ def validate(preset: Preset, *, with_budget: bool = True) -> list[Problem]:
         if path == "diag.every" and not fam.diagnostics:  # no diagnostics to miss
             continue
         v = preset.get(path)
-        if ok(path) and v > t.max_steps:
+        if ok(path, "train.max_steps") and v > t.max_steps:
             warn(path, f"{path} = {v} is more than max_steps ({t.max_steps}): it only happens at the end"
                  if path in ("eval.every", "checkpoint.every", "sample.every") else
                  f"{path} = {v} is more than max_steps ({t.max_steps}): diagnostics never run")
