@@ -233,3 +233,10 @@ def test_a_tail_holding_a_torn_fragment_reads_on_after_a_writer_cuts_it(tmp_path
         w.write("log", level="info", message="and one more")
     assert [e["message"] for e in tail.poll()] == ["after the resume with a long enough message", "and one more"]
     assert tail.skipped == 0
+
+
+def test_a_runs_folder_that_is_a_file_is_named(tmp_path, monkeypatch):
+    (tmp_path / "afile").write_text("")
+    monkeypatch.setenv("TUILM_RUNS_DIR", str(tmp_path / "afile"))
+    with pytest.raises(RunError, match=r"afile \(TUILM_RUNS_DIR\) is a file, not a folder"):
+        new_run_dir("x")

@@ -52,6 +52,9 @@ def new_run_dir(name: str, root: str | Path | None = None) -> Path:
     """Create ``runs/<name>-<YYYYmmdd-HHMMSS>`` (suffixed if taken) and return it."""
     check_run_name(name)
     base = runs_root(root)
+    if base.exists() and not base.is_dir():
+        env = " (TUILM_RUNS_DIR)" if root is None and os.environ.get("TUILM_RUNS_DIR") else ""
+        raise RunError(f"the runs folder {base}{env} is a file, not a folder")
     stamp = time.strftime("%Y%m%d-%H%M%S")
     try:
         base.mkdir(parents=True, exist_ok=True)
