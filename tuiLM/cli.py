@@ -12,6 +12,7 @@ from typing import List, Optional, Tuple
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from .errors import UserError
 
@@ -83,7 +84,8 @@ def validate(preset: str = typer.Argument(..., help="Preset file or name."), set
     """Check a preset: errors block a run, warnings do not. Exit 0 ok, 1 invalid."""
     p, problems = _load(preset, sets, machine=True)
     n_warn = sum(1 for x in problems if not x.is_error)
-    console.print(f"[green]ok[/]: {p.source} ({p.model.arch}, {n_warn} warning{'s' if n_warn != 1 else ''})")
+    console.print(f"[green]ok[/]: {escape(str(p.source))} ({escape(p.model.arch)}, "
+                  f"{n_warn} warning{'s' if n_warn != 1 else ''})")
 
 
 @app.command()
@@ -245,13 +247,13 @@ def export(run_refs: List[str] = typer.Argument(..., metavar="RUN...", help="Run
 
     with Progress(console=console, transient=True) as bar:  # drawn on a terminal only
         for run_dir in dirs:
-            task = bar.add_task(f"{run_dir.name}: {'rows' if fmt == 'csv' else 'events'}", total=None)
+            task = bar.add_task(f"{escape(run_dir.name)}: {'rows' if fmt == 'csv' else 'events'}", total=None)
             write = export_csv if fmt == "csv" else export_tensorboard
             target = write(run_dir, out, progress=lambda done, total, t=task: bar.update(t, completed=done, total=total))
             bar.remove_task(task)
-            console.print(f"{run_dir.name} -> {target}", highlight=False)
+            console.print(f"{escape(run_dir.name)} -> {escape(str(target))}", highlight=False)
     if fmt == "tensorboard":
-        console.print(f"view: tensorboard --logdir {out}", highlight=False)
+        console.print(f"view: tensorboard --logdir {escape(str(out))}", highlight=False)
 
 
 @preset_app.command("list")
@@ -276,7 +278,7 @@ def _write_json(obj: object, out: Optional[Path]) -> None:
     text = json.dumps(obj, indent=2) + "\n"
     if out:
         out.write_text(text)
-        console.print(f"wrote {out}")
+        console.print(f"wrote {escape(str(out))}")
     else:
         sys.stdout.write(text)
 
@@ -416,7 +418,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     try:
         app(args=argv, prog_name="tuilm")
     except UserError as e:
-        err_console.print(f"[bold red]error[/]: {e}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error[/]: {escape(str(e))}", highlight=False, soft_wrap=True)
         sys.exit(e.exit_code)
     except OSError as e:  # the environment said no (disk full, read-only, permissions): not a bug
         import errno
@@ -427,7 +429,7 @@ def main(argv: Optional[List[str]] = None) -> None:
             text = write_error_message(e)
         else:
             text = f"{e.filename}: {e.strerror or e}" if e.filename else f"{e.strerror or e}"
-        err_console.print(f"[bold red]error[/]: {text}", highlight=False, soft_wrap=True, markup=False)
+        err_console.print(f"[bold red]error[/]: {escape(text)}", highlight=False, soft_wrap=True)
         sys.exit(1)
 
 

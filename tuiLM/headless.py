@@ -32,20 +32,24 @@ PLAIN_EVERY_S = 30.0  # the longest a piped headless run stays silent while it m
 
 
 def start_run(preset: Any, name: str | None = None, nproc: int = 1, console: Any = None) -> int:
+    from rich.markup import escape
+
     console = _console(console)
     run_dir = create_run(preset, name=name)
-    console.print(f"run [bold]{run_dir.name}[/]  ({run_dir})", highlight=False)
+    console.print(f"run [bold]{escape(run_dir.name)}[/]  ({escape(str(run_dir))})", highlight=False)
     return watch_run(run_dir, spawn_trainer(run_dir, nproc=nproc), console)
 
 
 def resume_run(run_dir: str | Path, nproc: int = 1, console: Any = None) -> int:
+    from rich.markup import escape
+
     console = _console(console)
     run_dir = Path(run_dir)
     if not (run_dir / PRESET).is_file():
         raise UserError(f"{run_dir}: not a run directory (no {PRESET})")
     ckpts = sorted((run_dir / CHECKPOINTS).glob("step-*.pt"))
-    console.print(f"resuming [bold]{run_dir.name}[/] from "
-                  f"{ckpts[-1].name if ckpts else 'the start (no checkpoint yet)'}", highlight=False)
+    console.print(f"resuming [bold]{escape(run_dir.name)}[/] from "
+                  f"{escape(ckpts[-1].name) if ckpts else 'the start (no checkpoint yet)'}", highlight=False)
     tail = EventTail(run_dir / EVENTS)
     while tail.poll_bytes():  # only what the resumed trainer writes counts: skip the rest undecoded
         pass
@@ -239,6 +243,8 @@ def _fold(ev: dict[str, Any], state: dict[str, Any], console: Any) -> None:
 
 
 def _final(run_dir: Path, state: dict[str, Any], code: int, console: Any) -> int:
+    from rich.markup import escape
+
     from .units import fmt_bytes, fmt_duration, fmt_flops
 
     end = state["end"]
@@ -254,7 +260,7 @@ def _final(run_dir: Path, state: dict[str, Any], code: int, console: Any) -> int
     else:
         status, reason = end.get("status", "failed"), end.get("reason", "")
     colour = {"completed": "green", "stopped": "yellow", "pruned": "magenta"}.get(status, "red")
-    parts = [f"[bold {colour}]{status}[/] at step {state['step']}/{state['max_steps']}"]
+    parts = [f"[bold {colour}]{escape(str(status))}[/] at step {state['step']}/{state['max_steps']}"]
     best = _num((end or {}).get("best_val_bpb"))
     best = best if _finite(best) else state["best_bpb"]
     best_loss = _num((end or {}).get("best_val_loss"))
@@ -285,10 +291,10 @@ def _final(run_dir: Path, state: dict[str, Any], code: int, console: Any) -> int
     if reason:
         console.print(f"reason: {reason}", highlight=False, markup=False, soft_wrap=True)
     if status == "failed":
-        console.print(f"last lines of {run_dir / STDOUT}:", highlight=False, soft_wrap=True)
+        console.print(f"last lines of {run_dir / STDOUT}:", highlight=False, markup=False, soft_wrap=True)
         console.print(_tail_text(run_dir / STDOUT, 20), highlight=False, markup=False)
         return 1
-    console.print(f"run directory: {run_dir}", highlight=False, soft_wrap=True)
+    console.print(f"run directory: {run_dir}", highlight=False, markup=False, soft_wrap=True)
     console.print(f"next: tuilm open {run_dir.name} · tuilm runs list · tuilm sample {run_dir.name}",
                   highlight=False, markup=False, soft_wrap=True)
     return 0

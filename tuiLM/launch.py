@@ -236,7 +236,7 @@ def stop_command(run_dir: Path, wait: float, console: Any) -> int:
     if not stop_trainer(run_dir, wait=wait):
         raise UserError(f"{run_dir.name}: the trainer exited before it could be stopped")
     console.print(f"stopping {run_dir.name} (pid {ident.pid}): it finishes its step and writes a checkpoint",
-                  highlight=False)
+                  highlight=False, markup=False)
     if wait > 0:
         if trainer_running(run_dir):
             console.print(f"still running after {wait:g} s", highlight=False)

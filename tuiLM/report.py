@@ -7,6 +7,7 @@ from typing import Any
 
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .config.load import Problem
@@ -16,7 +17,7 @@ def print_problems(problems: list[Problem], console: Console, source: str = "") 
     for p in sorted(problems, key=lambda p: (not p.is_error, p.line or 0)):
         colour = "red" if p.is_error else "yellow"
         where = f"{source}:{p.line}: " if source and p.line else (f"{source}: " if source else "")
-        console.print(f"[bold {colour}]{p.level}[/] {where}[bold]{p.path}[/]: {p.message}",
+        console.print(f"[bold {colour}]{p.level}[/] {escape(where)}[bold]{escape(p.path)}[/]: {escape(p.message)}",
                       highlight=False, soft_wrap=True)
 
 
@@ -32,7 +33,7 @@ def print_preset_list(extra: list[Path], console: Console) -> None:
         try:
             preset, problems = load(path)
         except UserError as e:
-            table.add_row(path.stem, "?", "", "[red]unreadable[/]", str(e))
+            table.add_row(escape(path.stem), "?", "", "[red]unreadable[/]", escape(str(e)))
             continue
         n_err = sum(p.is_error for p in problems)
         n_warn = len(problems) - n_err
@@ -44,7 +45,7 @@ def print_preset_list(extra: list[Path], console: Console) -> None:
             params = fmt_count(estimate(preset).params) if not n_err else ""
         except Exception:
             params = ""
-        table.add_row(path.stem, preset.model.arch, params, status, preset.run.notes)
+        table.add_row(escape(path.stem), escape(preset.model.arch), params, status, escape(preset.run.notes))
     console.print(table)
 
 
@@ -197,7 +198,8 @@ def print_runs_list(console: Console, root: Path | None = None) -> None:
     for path in runs:
         s = summarize(path)
         style = _STATE_STYLE.get(s.state, "default")
-        cells = {"run": path.name, "state": f"[{style}]{s.state}[/]", "arch": s.arch, "preset": s.preset_name,
+        cells = {"run": escape(path.name), "state": f"[{style}]{escape(str(s.state))}[/]", "arch": escape(str(s.arch)),
+                 "preset": escape(str(s.preset_name)),
                  "step": f"{s.step:,}/{s.max_steps:,}" if s.max_steps else f"{s.step:,}",
                  "tokens": fmt_count(s.tokens), "loss": _fmt(s.last_loss), "best bpb": _fmt(s.best_val_bpb),
                  "age": fmt_duration(s.age_s)}
@@ -224,7 +226,8 @@ def _print_seed_groups(runs: list[Path], summaries: dict, console: Console) -> N
         v = group_value(values)
         counted_seeds = [sd for sd, x in zip(g.seeds, values) if x is not None]
         lucky = " ".join(f"seed {counted_seeds[i]}" for i in v.lucky)
-        table.add_row(g.label, " ".join(str(x) for x in g.seeds), v.text(), str(v.k), f"[yellow]{lucky}[/]" if lucky else "")
+        table.add_row(escape(g.label), " ".join(str(x) for x in g.seeds), v.text(), str(v.k),
+                      f"[yellow]{lucky}[/]" if lucky else "")
     console.print(table)
 
 
@@ -234,14 +237,14 @@ def print_run(run_dir: Path, console: Console) -> None:
     run_dir = Path(run_dir)
     reader = _read(run_dir)  # one read (through the column cache) for every figure below
     m = _run_metrics(reader)
-    table = Table(title=run_dir.name, show_header=False)
+    table = Table(title=escape(run_dir.name), show_header=False)
     table.add_column("metric", style="bold")
     table.add_column("value")
     for key, value in m.items():
         if key == "state":
-            value = f"[{_STATE_STYLE.get(str(value), 'default')}]{value}[/]"
-        if value not in (None, ""):
-            table.add_row(key, _fmt(value))
+            table.add_row(key, f"[{_STATE_STYLE.get(str(value), 'default')}]{escape(str(value))}[/]")
+        elif value not in (None, ""):
+            table.add_row(key, escape(_fmt(value)))
     console.print(table)
     system = system_figures(reader)
     if system:
@@ -249,7 +252,7 @@ def print_run(run_dir: Path, console: Console) -> None:
         st.add_column("metric", style="bold")
         st.add_column("value")
         for key, value in system:
-            st.add_row(key, value)
+            st.add_row(key, escape(value))
         console.print(st)
     preset = _run_preset(run_dir)
     if preset is not None:
@@ -259,7 +262,7 @@ def print_run(run_dir: Path, console: Console) -> None:
         for f in FIELDS:
             v = preset.get(f.path)
             if v != f.default:
-                hp.add_row(f.path, repr(v), repr(f.default))
+                hp.add_row(f.path, escape(repr(v)), escape(repr(f.default)))
         console.print(hp)
     if reader.samples:
         last = reader.samples[-1]
@@ -275,27 +278,27 @@ def print_compare(run_dirs: list[Path], console: Console) -> None:
     table = Table(title="runs compared")
     table.add_column("metric", style="bold")
     for d in run_dirs:
-        table.add_column(d.name, justify="right")
+        table.add_column(escape(d.name), justify="right")
     for key in metrics[0]:
         values = [m[key] for m in metrics]
         if all(v in (None, "") for v in values):
             continue
-        table.add_row(key, *(_fmt(v) for v in values))
+        table.add_row(key, *(escape(_fmt(v)) for v in values))
     console.print(table)
     presets = [_run_preset(d) for d in run_dirs]
     if any(p is None for p in presets):
-        missing = ", ".join(d.name for d, p in zip(run_dirs, presets) if p is None)
+        missing = ", ".join(escape(d.name) for d, p in zip(run_dirs, presets) if p is None)
         console.print(f"[yellow]no readable preset.toml for {missing}: hyperparameters not compared[/]")
         return
     diff = Table(title="hyperparameters that differ")
     diff.add_column("key", style="bold")
     for d in run_dirs:
-        diff.add_column(d.name)
+        diff.add_column(escape(d.name))
     rows = 0
     for f in FIELDS:
         values = [p.get(f.path) for p in presets]
         if any(v != values[0] for v in values[1:]):
-            diff.add_row(f.path, *(repr(v) for v in values))
+            diff.add_row(f.path, *(escape(repr(v)) for v in values))
             rows += 1
     if rows:
         console.print(diff)

@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 from rich.console import Console, Group
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -65,7 +66,7 @@ def vram_command(preset: Any, *, budget_bytes: int | None, fit: bool, as_json: b
     code = 0 if (fits is None or fits or (fit_result is not None and fit_result.fits)) else 1
     reason = _over_reason(preset, est, budget, fit, fit_result) if code else None
     if reason and err_console is not None:
-        err_console.print(f"[bold red]does not fit[/]: {reason}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]does not fit[/]: {escape(reason)}", highlight=False, soft_wrap=True)
 
     if as_json:
         obj = {

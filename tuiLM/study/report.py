@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ..errors import UserError
@@ -48,7 +49,7 @@ def validate_command(path: str, sets: list[str], console: Console, err: Console)
     spec, base, problems = load_checked(path, sets, err)
     n_warn = sum(1 for p in problems if not p.is_error)
     runs = spec.trials * spec.seeds
-    console.print(f"[green]ok[/]: {path} (study {spec.name}: {len(spec.space)} dimension"
+    console.print(f"[green]ok[/]: {escape(str(path))} (study {escape(spec.name)}: {len(spec.space)} dimension"
                   f"{'s' if len(spec.space) != 1 else ''}, {spec.trials} trials x {spec.seeds} seed"
                   f"{'s' if spec.seeds != 1 else ''} = up to {runs} runs, {spec.sampler} + {spec.pruner}, "
                   f"{n_warn} warning{'s' if n_warn != 1 else ''})", highlight=False)
@@ -115,9 +116,9 @@ def run_engine(engine: Any, console: Console, create: bool = True) -> int:
     spec = engine.spec
     engine.open(create=create)
     where = engine.storage_url and st._redact(engine.storage_url) or str(st.study_dir(engine.name, engine.root) / st.JOURNAL)
-    console.print(f"study [bold]{engine.name}[/] · {engine.target} trials x {spec.seeds} seed"
+    console.print(f"study [bold]{escape(engine.name)}[/] · {engine.target} trials x {spec.seeds} seed"
                   f"{'s' if spec.seeds != 1 else ''} · {spec.sampler} + {spec.pruner} · parallel {engine.parallel} · "
-                  f"{spec.objective} · storage {where}", highlight=False, soft_wrap=True)
+                  f"{spec.objective} · storage {escape(where)}", highlight=False, soft_wrap=True)
     progress = Progress(console, engine.target, spec.objective)
     engine._say = progress.say
     try:
@@ -130,12 +131,13 @@ def run_engine(engine: Any, console: Console, create: bool = True) -> int:
     best = f"best {spec.objective} {counts.best:.4f} (trial {counts.best_trial})" if counts.best is not None else \
         "no trial completed"
     state = "stopped" if engine.stopping else "finished"
-    console.print(f"study {engine.name} {state}: {counts.complete} done · {counts.pruned} pruned · "
+    console.print(f"study {escape(engine.name)} {state}: {counts.complete} done · {counts.pruned} pruned · "
                   f"{counts.failed} failed · {counts.running} running · {best}", highlight=False, soft_wrap=True)
     if engine.stopping:
         console.print("continue it with the same `tuilm study run` (or `tuilm study worker`)", highlight=False)
     console.print(f"details: tuilm study show {engine.name}"
-                  + (f" --storage {st._redact(engine.storage_url)}" if engine.storage_url else ""), highlight=False)
+                  + (f" --storage {st._redact(engine.storage_url)}" if engine.storage_url else ""), highlight=False,
+                  markup=False)
     return 1 if counts.complete == 0 and counts.failed > 0 and not engine.stopping else 0
 
 
@@ -348,21 +350,21 @@ def show_command(name: str, storage_url: str | None, console: Console, as_json: 
         sys.stdout.write(buf.getvalue())
         return
     c = summary["counts"]
-    console.print(f"study [bold]{name}[/] · {summary['objective']} ({summary['direction']}) · "
+    console.print(f"study [bold]{escape(name)}[/] · {summary['objective']} ({summary['direction']}) · "
                   f"{c['complete']} done · {c['running']} running · {c['pruned']} pruned · {c['fail']} failed · "
-                  f"storage {summary['storage']}", highlight=False)
+                  f"storage {escape(summary['storage'])}", highlight=False)
     table = Table(show_lines=False, pad_edge=False, box=None, header_style="bold")
     short = {k: k.split(".", 1)[1] if sum(1 for x in keys if x.split(".", 1)[1] == k.split(".", 1)[1]) == 1 else k
              for k in keys}  # "lr" for optim.lr unless two sections share the key name
     for col in ("#", "state", *[short[k] for k in keys], summary["objective"], "± SE", "k", "steps", "vs best"):
-        table.add_column(col, overflow="ellipsis", no_wrap=True,
+        table.add_column(escape(col), overflow="ellipsis", no_wrap=True,
                          justify="left" if col in ("state",) else "right")
     style = {"complete": "green", "pruned": "magenta", "fail": "red", "running": "cyan"}
     best_n = summary["best"]["number"] if summary["best"] else None
     for r in summary["trials"]:
         table.add_row(str(r["number"]) + (" *" if r["number"] == best_n else ""),
                       f"[{style.get(r['state'], 'dim')}]{r['state']}[/]",
-                      *[_fmt_v(r["params"].get(k)) for k in keys],
+                      *[escape(_fmt_v(r["params"].get(k))) for k in keys],
                       "-" if r["value"] is None else f"{r['value']:.4f}",
                       "-" if r["value_se"] is None else f"{r['value_se']:.4f}", str(r["k"]),
                       "-" if r["steps"] is None else str(r["steps"]), _short_cmp(r) + (" lucky?" if r["lucky"] else ""))
@@ -371,8 +373,8 @@ def show_command(name: str, storage_url: str | None, console: Console, as_json: 
         b = summary["best"]
         se = f" ± {b['value_se']:.4f}" if b["value_se"] is not None else ""
         console.print(f"best: trial {b['number']}: {summary['objective']} {b['value']:.4f}{se} (k={b['k']}) "
-                      + " ".join(f"{k}={_fmt_v(v)}" for k, v in b["params"].items()), highlight=False)
-        console.print(f"runs: {' '.join(b['runs'])}", highlight=False)
+                      + " ".join(f"{k}={_fmt_v(v)}" for k, v in b["params"].items()), highlight=False, markup=False)
+        console.print(f"runs: {' '.join(b['runs'])}", highlight=False, markup=False)
         if summary.get("best_vs_runner_up"):
             c = summary["best_vs_runner_up"]
             console.print(f"best vs runner-up (trial {c['runner_up']}): {c['verdict']}", highlight=False)
@@ -384,29 +386,29 @@ def show_command(name: str, storage_url: str | None, console: Console, as_json: 
             others = [v for j, v in enumerate(r["values"]) if j != i]
             console.print(f"[yellow]possible lucky run[/]: trial {r['number']} seed {r['seeds'][i]} "
                           f"{summary['objective']} {r['values'][i]:.4f}, its siblings {sum(others) / len(others):.4f} "
-                          f"(confirm it: tuilm study confirm {name} --top K)", highlight=False)
+                          f"(confirm it: tuilm study confirm {escape(name)} --top K)", highlight=False)
     if summary["importance"]:
         console.print("importance: " + " · ".join(f"{k} {v:.2f}" for k, v in summary["importance"].items()),
                       highlight=False)
     if summary.get("confirm_of"):
         of = summary["confirm_of"]
         console.print(f"a confirmation of study {of.get('study')} (trials {', '.join(map(str, of.get('trials', [])))}) "
-                      "with fresh seeds", highlight=False)
+                      "with fresh seeds", highlight=False, markup=False)
     for rk in summary.get("confirms", []):
         print_ranking(rk, summary["objective"], console)
     failed = [r for r in summary["trials"] if r["state"] == "fail" and r["reason"]]
     for r in failed[:5]:
-        console.print(f"[red]trial {r['number']} failed[/]: {r['reason']}", highlight=False)
+        console.print(f"[red]trial {r['number']} failed[/]: {escape(str(r['reason']))}", highlight=False)
 
 
 def print_ranking(rk: dict[str, Any], objective: str, console: Console) -> None:
     """A confirmation's table: original rank and value against the fresh-seed value and rank."""
     from .confirm import fmt_value
 
-    console.print(f"[bold]confirmation {rk['study']}[/]: {rk['verdict']}", highlight=False)
+    console.print(f"[bold]confirmation {escape(rk['study'])}[/]: {rk['verdict']}", highlight=False)
     table = Table(pad_edge=False, box=None, header_style="bold")
     for col in ("rank", "trial", f"{objective} (study)", "k", "fresh seeds", "k ", "new rank", "state"):
-        table.add_column(col, no_wrap=True, justify="left" if col == "state" else "right")
+        table.add_column(escape(col), no_wrap=True, justify="left" if col == "state" else "right")
     for r in rk["rows"]:
         table.add_row(str(r["rank"]), str(r["trial"]), fmt_value(r["value"], r["value_se"]), str(r["k"]),
                       fmt_value(r["confirm_value"], r["confirm_se"]), str(r["confirm_k"]),
@@ -458,7 +460,7 @@ def list_command(storage_url: str | None, console: Console) -> None:
         names = [(p.name, None) for p in st.list_local_studies()]
     if not names:
         where = st._redact(storage_url) if storage_url else f"{st.studies_root()}/"
-        console.print(f"no studies in {where}", highlight=False)
+        console.print(f"no studies in {where}", highlight=False, markup=False)
         return
     table = Table(pad_edge=False, box=None, header_style="bold")
     for col in ("study", "state", "trials", "best", "best params", "last activity"):
@@ -467,7 +469,7 @@ def list_command(storage_url: str | None, console: Console) -> None:
         try:
             s = study_summary(name, url)
         except UserError as e:
-            table.add_row(name, "[red]unreadable[/]", "", "", str(e), "")
+            table.add_row(escape(name), "[red]unreadable[/]", "", "", escape(str(e)), "")
             continue
         c = s["counts"]
         last = max((r["finished"] or r["started"] or 0 for r in s["trials"]), default=0)
@@ -475,9 +477,9 @@ def list_command(storage_url: str | None, console: Console) -> None:
         best = s["best"]
         trials = " ".join(f"{n} {label}" for n, label in ((c["complete"], "done"), (c["running"], "running"),
                                                           (c["pruned"], "pruned"), (c["fail"], "failed")) if n)
-        table.add_row(name, state, trials or "none",
+        table.add_row(escape(name), state, trials or "none",
                       "-" if not best else f"{best['value']:.4f}",
-                      "" if not best else " ".join(f"{k}={_fmt_v(v)}" for k, v in best["params"].items()),
+                      "" if not best else escape(" ".join(f"{k}={_fmt_v(v)}" for k, v in best["params"].items())),
                       time.strftime("%Y-%m-%d %H:%M", time.localtime(last)) if last else "-")
     console.print(table)
 
@@ -493,4 +495,4 @@ def stop_command(name: str, storage_url: str | None, console: Console) -> None:
     atomic_write_text(sdir / st.STOP_FILE, f"{time.time()}\n")
     study.set_user_attr(st.STOP_ATTR, time.time())
     console.print(f"asked study {name} to stop: running trials checkpoint and end stopped; "
-                  f"`tuilm study run` continues it", highlight=False)
+                  f"`tuilm study run` continues it", highlight=False, markup=False)
