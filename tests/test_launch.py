@@ -59,6 +59,16 @@ def test_create_run_rejects_an_invalid_preset(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
+def test_create_run_refuses_data_that_is_not_there_before_making_a_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for changes in ({"data.source": "text", "data.path": "nope.txt"},
+                    {"data.source": "text", "data.path": "/nonexistent/*.txt"},
+                    {"data.val_path": str(tmp_path / "val.txt")}):
+        with pytest.raises(UserError, match="no such file or folder here: nothing was started"):
+            create_run(make_preset({**TINY_GPT, **changes}), root=tmp_path / "runs")
+    assert not (tmp_path / "runs").exists()  # no failed run left behind (a study does not burn trials)
+
+
 def test_trainer_command():
     run = Path("runs/x")
     assert trainer_command(run) == [sys.executable, "-m", "tuiLM.train", "runs/x"]
