@@ -204,3 +204,21 @@ def test_piped_headless_run_prints_progress_lines_while_it_trains(tmp_path):
                 pass
     assert proc.returncode == 0, "".join(lines) + rest
     assert "stopped at step" in rest and "run directory:" in rest
+
+
+def test_without_a_terminal_run_goes_headless_and_the_app_commands_say_why_they_cannot(tmp_path):
+    """`tuilm run PRESET | cat` (a script, cron) drew the full-screen app into the pipe."""
+    sets = [f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in
+            {**TINY_GPT, "train.max_steps": 3, "schedule.warmup_steps": 0, "schedule.warmdown_steps": 0,
+             "eval.every": 0, "checkpoint.every": 0, "diag.every": 0, "sample.every": 0}.items()]
+    env = {**os.environ, "TUILM_RUNS_DIR": str(tmp_path / "runs"), "COLUMNS": "100"}
+    argv = [sys.executable, "-m", "tuiLM.cli", "run", QUICK] + [x for s in sets for x in ("--set", s)]
+    r = subprocess.run(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "no terminal for the app: running headless" in r.stderr and "completed at step 3/3" in r.stdout
+    assert "\x1b[" not in r.stdout
+    run = next((tmp_path / "runs").iterdir()).name
+    for args, hint in ((["open", run], f"tuilm runs show {run}"), (["resume", run, "--app"], "--headless"), ([], "--help")):
+        r = subprocess.run([sys.executable, "-m", "tuiLM.cli", *args], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 1 and "the app needs a terminal" in r.stderr and hint in r.stderr, (args, r.stderr)

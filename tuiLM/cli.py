@@ -76,6 +76,7 @@ def _root(ctx: typer.Context,
         for folder in presets or []:
             if not folder.is_dir():
                 raise UserError(f"--presets {folder}: no such folder", exit_code=2)
+        _app_needs_a_terminal("see tuilm --help for the commands that run without it")
         run_app(preset_dirs=presets or [])
 
 
@@ -155,6 +156,9 @@ def run(preset: str = typer.Argument(..., help="Preset file or name."),
     if not force and any(x.path == "system.device" and "exceeds this machine" in x.message for x in problems):
         raise UserError("not started: the memory estimate exceeds this machine's memory (see the warning "
                         "above); shrink the preset or pass --force")
+    if not headless and not _has_terminal():  # piped or run by a script: the app would draw into the pipe
+        err_console.print("no terminal for the app: running headless", highlight=False)
+        headless = True
     if headless:
         from .headless import start_run
 
@@ -162,6 +166,15 @@ def run(preset: str = typer.Argument(..., help="Preset file or name."),
     from .tui.app import run_app
 
     run_app(preset_path=p.source, launch=True, overrides=sets or [], run_name=name)
+
+
+def _has_terminal() -> bool:
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def _app_needs_a_terminal(alternative: str) -> None:
+    if not _has_terminal():
+        raise UserError(f"the app needs a terminal (stdin and stdout are not one here): {alternative}")
 
 
 @app.command()
@@ -178,6 +191,7 @@ def resume(run_ref: str = typer.Argument(..., metavar="RUN", help="Run directory
         raise typer.Exit(resume_run(run_dir, nproc=nproc, console=console))
     from .tui.app import run_app
 
+    _app_needs_a_terminal(f"tuilm resume {run_ref} --headless")
     run_app(run_dir=run_dir, resume=True)
 
 
@@ -203,6 +217,7 @@ def open_run(run_refs: List[str] = typer.Argument(..., metavar="RUN...", help="R
     from .tui.app import run_app
 
     dirs = [find_run(r) for r in run_refs]
+    _app_needs_a_terminal(f"tuilm runs {'show' if len(dirs) == 1 else 'compare'} {' '.join(run_refs)}")
     run_app(run_dir=dirs[0] if len(dirs) == 1 else dirs)
 
 
