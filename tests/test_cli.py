@@ -204,6 +204,7 @@ def test_piped_headless_run_prints_progress_lines_while_it_trains(tmp_path):
                 pass
     assert proc.returncode == 0, "".join(lines) + rest
     assert "stopped at step" in rest and "run directory:" in rest
+    assert "reason: Ctrl-C in the terminal watching it" in rest  # not 'stopped by SIGTERM', which nobody sent
 
 
 def test_without_a_terminal_run_goes_headless_and_the_app_commands_say_why_they_cannot(tmp_path):

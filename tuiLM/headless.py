@@ -93,7 +93,7 @@ def watch_run(run_dir: str | Path, proc: subprocess.Popen, console: Any, tail: E
                 stopping = True
                 display.console.print("stopping: the trainer finishes its step and writes a checkpoint "
                                       "(Ctrl-C again to kill it)")
-                stop_trainer(proc)
+                stop_trainer(proc, reason="Ctrl-C in the terminal watching it", run_dir=run_dir)
     try:
         code = proc.wait(timeout=60)
     except subprocess.TimeoutExpired:

@@ -212,7 +212,8 @@ def stop_trainer(target: str | Path | subprocess.Popen, wait: float = 0.0, statu
         try:
             write_stop_request(run_dir, status, reason)
         except OSError as e:  # the trainer would end with the wrong status: say so, signal nothing
-            raise UserError(write_error_message(e, run_dir / STOP_REQUEST)) from None
+            if status != "stopped":  # (a plain stop's reason is only words: stop it all the same)
+                raise UserError(write_error_message(e, run_dir / STOP_REQUEST)) from None
     try:
         for target_pid in _trainer_pids(pid):
             os.kill(target_pid, signal.SIGTERM)
@@ -238,7 +239,7 @@ def stop_command(run_dir: Path, wait: float, console: Any) -> int:
         raise UserError(f"{run_dir.name}: no running trainer to stop" if not held else
                         f"{run_dir.name}: the lock is held but its holder cannot be proved to be this run's "
                         f"trainer (another host, or an unreadable {LOCKFILE}); nothing was signalled")
-    if not stop_trainer(run_dir, wait=wait):
+    if not stop_trainer(run_dir, wait=wait, reason="tuilm stop"):
         raise UserError(f"{run_dir.name}: the trainer exited before it could be stopped")
     console.print(f"stopping {run_dir.name} (pid {ident.pid}): it finishes its step and writes a checkpoint",
                   highlight=False, markup=False)

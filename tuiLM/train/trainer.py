@@ -686,8 +686,8 @@ def main(run_dir: str | Path, resume: bool = False) -> int:
         else:
             status = trainer.train()
             reason = ("" if status == "completed" else
-                      read_stop_request(run_dir)[1] if status != "stopped" else
-                      f"stopped by {signal.Signals(stop.signal).name}" if stop.signal else "stopped by another rank")
+                      read_stop_request(run_dir)[1] if status != "stopped" else read_stop_request(run_dir)[1] or
+                      (f"stopped by {signal.Signals(stop.signal).name}" if stop.signal else "stopped by another rank"))
         end = trainer.summary(status, reason, trainer.elapsed_before + time.monotonic() - t_start)
         if writer is not None:
             writer.write("run_end", **end)

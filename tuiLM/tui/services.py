@@ -91,7 +91,7 @@ def resume_run(run_dir: Path, nproc: int = 1) -> subprocess.Popen:
 
 def stop_run(target: Path | subprocess.Popen) -> bool:
     """SIGTERM: the trainer checkpoints and writes run_end(stopped). Returns False if none was live."""
-    return bool(_launch_module().stop_trainer(target))
+    return bool(_launch_module().stop_trainer(target, reason="stopped from the app"))
 
 
 def spawn_study(args: list[str], root: Path | None = None) -> tuple[subprocess.Popen, Path]:
