@@ -223,3 +223,15 @@ def test_without_a_terminal_run_goes_headless_and_the_app_commands_say_why_they_
         r = subprocess.run([sys.executable, "-m", "tuiLM.cli", *args], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
                            capture_output=True, text=True, timeout=120)
         assert r.returncode == 1 and "the app needs a terminal" in r.stderr and hint in r.stderr, (args, r.stderr)
+
+
+def test_preset_list_refuses_a_folder_that_is_not_there_and_leaves_study_files_out(tmp_path, capsys):
+    from tuiLM.config.presets import list_presets
+
+    (tmp_path / "mine.toml").write_text("[model]\nd_model = 128\n")
+    (tmp_path / "search.toml").write_text("# a study\n[study]\nname = 's'\n[space]\n")
+    assert [p.name for p in list_presets([tmp_path]) if p.parent == tmp_path] == ["mine.toml"]
+    for folder, why in ((tmp_path / "nope", "no such folder"), (tmp_path / "mine.toml", "not a folder")):
+        with pytest.raises(SystemExit) as e:
+            main(["preset", "list", str(folder)])
+        assert e.value.code == 2 and why in capsys.readouterr().err

@@ -276,6 +276,8 @@ def preset_list(folder: Optional[Path] = typer.Argument(None, help="Extra folder
     """Presets in ./presets, the shipped folder, and FOLDER."""
     from .report import print_preset_list
 
+    if folder is not None and not folder.is_dir():
+        raise UserError(f"{folder}: {'not a folder' if folder.exists() else 'no such folder'}", exit_code=2)
     print_preset_list([folder] if folder else [], console)
 
 

@@ -24,8 +24,21 @@ def list_presets(extra: list[Path] | None = None) -> list[Path]:
     out: dict[str, Path] = {}
     for d in preset_dirs(extra):
         for p in sorted(d.glob("*.toml")):
-            out.setdefault(p.stem, p)
+            if not _is_study_file(p):  # study files (tuilm study run) sit beside presets in users' folders
+                out.setdefault(p.stem, p)
     return sorted(out.values(), key=lambda p: p.stem)
+
+
+def _is_study_file(p: Path) -> bool:
+    import re
+
+    if not p.is_file():  # (open() on a FIFO would block)
+        return False
+    try:
+        with open(p, "rb") as fh:
+            return re.search(rb"(?m)^\s*\[study\]", fh.read(65536)) is not None
+    except OSError:
+        return False
 
 
 def find_preset(ref: str | Path) -> Path:
