@@ -235,3 +235,21 @@ def test_preset_list_refuses_a_folder_that_is_not_there_and_leaves_study_files_o
         with pytest.raises(SystemExit) as e:
             main(["preset", "list", str(folder)])
         assert e.value.code == 2 and why in capsys.readouterr().err
+
+
+def test_runs_show_says_what_it_could_not_read(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    run = tmp_path / "runs" / "broken-1"
+    run.mkdir(parents=True)
+    (run / "preset.toml").write_text("")
+    (run / "events.jsonl").write_text('not json\n{"kind": 5}\n{"v":1,"kind":"log","time":1,"level":"info","message":"hi"}\n')
+    with pytest.raises(SystemExit) as e:
+        main(["runs", "show", str(run)])
+    out = capsys.readouterr().out
+    assert e.value.code == 0
+    assert "hyperparameters not shown" in out and "preset.toml: empty" in out
+    assert "unreadable lines" in out and "│ 2 " in out.replace("  ", " ")
+    (run / "preset.toml").write_text("[model\n")
+    with pytest.raises(SystemExit):
+        main(["runs", "show", str(run)])
+    assert "TOML syntax error" in capsys.readouterr().out

@@ -105,7 +105,7 @@ def _run_metrics(reader: Any) -> dict[str, object]:
         "tokens/s": round(float(np.median(tps))) if tps.size else None,
         "artifact bytes": s.artifact_bytes, "elapsed": _duration(float_or_none(end.get("elapsed_s"))),
         "device": start.get("device", ""), "corpus": (start.get("corpus") or {}).get("fingerprint", ""),
-        "reason": s.reason,
+        "reason": s.reason, "unreadable lines": reader.skipped or None,
     }
 
 
@@ -165,15 +165,22 @@ def _duration(seconds: float | None) -> str | None:
     return None if seconds is None else fmt_duration(seconds)
 
 
-def _run_preset(run_dir: Path):
+def _run_preset(run_dir: Path, why: list[str] | None = None):
+    """The run's frozen preset, or None (then ``why`` gets the reason: an empty file counts, since the
+    trainer never writes one and its defaults would pass for the run's settings)."""
     from .config.load import load
     from .errors import UserError
-    from .runs import PRESET
+    from .runs import PRESET, read_preset
 
     try:
-        return load(Path(run_dir) / PRESET)[0]
-    except UserError:
+        preset = load(Path(run_dir) / PRESET)[0]
+    except UserError as e:
+        (why if why is not None else []).append(str(e))
         return None
+    if not read_preset(run_dir):
+        (why if why is not None else []).append(f"{Path(run_dir) / PRESET}: empty")
+        return None
+    return preset
 
 
 def print_runs_list(console: Console, root: Path | None = None) -> None:
@@ -254,8 +261,11 @@ def print_run(run_dir: Path, console: Console) -> None:
         for key, value in system:
             st.add_row(key, escape(value))
         console.print(st)
-    preset = _run_preset(run_dir)
-    if preset is not None:
+    why: list[str] = []
+    preset = _run_preset(run_dir, why)
+    if preset is None:
+        console.print(f"[yellow]hyperparameters not shown: {escape(why[0])}[/]", highlight=False, soft_wrap=True)
+    else:
         hp = Table(title="hyperparameters (different from the defaults)")
         for col in ("key", "value", "default"):
             hp.add_column(col)
