@@ -101,3 +101,22 @@ def test_spawn_writes_pid_and_log_and_stop_reaches_the_process_group(tmp_path, m
     assert proc.wait(timeout=10) == 0
     assert "got SIGTERM" in (run_dir / STDOUT).read_text()
     assert not trainer_alive(run_dir) and stop_trainer(proc) is False
+
+
+def test_resume_of_a_run_that_is_running_refuses_before_saying_it_resumes(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from tuiLM.headless import resume_run
+    from tuiLM.ownership import acquire_run_lock
+
+    run_dir = create_run(make_preset(TINY_GPT), root=tmp_path)
+    fd = acquire_run_lock(run_dir)  # as the running trainer holds it
+    try:
+        out = io.StringIO()
+        with pytest.raises(UserError, match="a trainer is already running"):
+            resume_run(run_dir, console=Console(file=out))
+        assert "resuming" not in out.getvalue()
+    finally:
+        os.close(fd)

@@ -25,7 +25,7 @@ from .events import to_float
 from .reader import EventTail
 from .launch import _kill_group, create_run, death_reason, spawn_trainer, stop_trainer
 from .runs import CHECKPOINTS, EVENTS, PRESET, STDOUT
-from .ownership import record_death
+from .ownership import acquire_run_lock, record_death
 
 _POLL_S = 0.2
 PLAIN_EVERY_S = 30.0  # the longest a piped headless run stays silent while it makes progress
@@ -47,6 +47,7 @@ def resume_run(run_dir: str | Path, nproc: int = 1, console: Any = None) -> int:
     run_dir = Path(run_dir)
     if not (run_dir / PRESET).is_file():
         raise UserError(f"{run_dir}: not a run directory (no {PRESET})")
+    os.close(acquire_run_lock(run_dir))  # one already running: say so (RunBusy) before anything else
     ckpts = sorted((run_dir / CHECKPOINTS).glob("step-*.pt"))
     console.print(f"resuming [bold]{escape(run_dir.name)}[/] from "
                   f"{escape(ckpts[-1].name) if ckpts else 'the start (no checkpoint yet)'}", highlight=False)
