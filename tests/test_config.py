@@ -399,3 +399,16 @@ def test_an_out_of_range_max_steps_is_one_error_without_cadence_warnings_about_i
     f.write_text("[train]\nmax_steps = 0\n")
     _, probs = load(f)
     assert [(x.level, x.path) for x in probs] == [("error", "train.max_steps")]
+
+
+def test_the_machine_check_counts_every_cpu_process_against_host_ram(monkeypatch):
+    from tuiLM import machine
+    from tuiLM.config.validate import machine_problems
+    from tuiLM.estimate import estimate
+
+    p = make_preset({"system.device": "cpu"})
+    need = estimate(p, world_size=1, device="cpu").total_bytes
+    monkeypatch.setattr(machine, "device_memory", lambda device: machine.DeviceMemory("cpu", int(need * 1.5), "host RAM"))
+    assert machine_problems(p, world_size=1) == []
+    (w,) = machine_problems(p, world_size=2)  # two processes of the same size share the host's RAM
+    assert "2 processes x" in w.message and "host RAM" in w.message

@@ -252,11 +252,13 @@ def machine_problems(preset: Preset, world_size: int = 1) -> list[Problem]:
         est = estimate(preset, world_size=world_size, device=device)
     except Exception:  # the estimate is advice; validate() already reports bad values
         return []
-    if est.total_bytes <= mem.total_bytes:
+    procs = max(1, world_size) if device == "cpu" else 1  # CPU processes share the host's RAM; GPUs are one each
+    if est.total_bytes * procs <= mem.total_bytes:
         return []
     where = "host RAM" if device == "cpu" else f"{mem.label}"
+    each = f" ({procs} processes x {est.total_bytes / 2**30:.1f} GiB)" if procs > 1 else ""
     return [Problem("warning", "system.device",
-                    f"estimated peak {est.total_bytes / 2**30:.1f} GiB exceeds this machine's {where} "
+                    f"estimated peak {est.total_bytes * procs / 2**30:.1f} GiB{each} exceeds this machine's {where} "
                     f"({mem.gib:.1f} GiB) on {device}: the run would likely be killed for memory "
                     f"(`tuilm vram PRESET --fit` proposes overrides that fit; `tuilm run --force` starts it anyway)",
                     preset.lines.get("system.device"))]
