@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
 
 
 @torch.no_grad()
 def generate(model: nn.Module, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
-             top_k: int = 0, seed: int | None = None, vocab_limit: int | None = None) -> torch.Tensor:
+             top_k: int = 0, seed: int | None = None, vocab_limit: int | None = None,
+             on_token: Callable[[int], None] | None = None) -> torch.Tensor:
     """Append ``max_new_tokens`` sampled tokens to ``idx`` (B, T); returns (B, T + max_new_tokens).
 
     The context is cropped to the model's ``max_seq_len`` (learned positions cannot go further; for
@@ -16,6 +19,7 @@ def generate(model: nn.Module, idx: torch.Tensor, max_new_tokens: int, temperatu
     the most likely token. ``seed`` makes the draw reproducible without touching the global RNG.
     The model is run in eval mode and put back in the mode it was in. ``vocab_limit``: ids at or above
     it are never drawn (a model padded beyond its tokenizer's vocabulary has outputs no text maps to).
+    ``on_token`` gets each drawn id of the first sequence as it is drawn (``tuilm sample`` streams).
     """
     gen = torch.Generator(device=idx.device)
     if seed is not None:
@@ -45,6 +49,8 @@ def generate(model: nn.Module, idx: torch.Tensor, max_new_tokens: int, temperatu
                 probs = torch.softmax(logits, dim=-1)
                 nxt = torch.multinomial(probs, num_samples=1, generator=gen)  # (B, 1)
             idx = torch.cat((idx, nxt), dim=1)
+            if on_token is not None:
+                on_token(int(nxt[0, 0]))
     finally:
         model.train(was_training)
     return idx

@@ -9,7 +9,7 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from rich.console import Console
 from rich.markup import escape
@@ -17,6 +17,7 @@ from rich.table import Table
 
 from ..errors import UserError
 from ..report import print_problems
+from ..units import fmt_duration
 from . import storage as st
 from .spec import StudySpec, load_study, parse
 
@@ -58,15 +59,21 @@ def validate_command(path: str, sets: list[str], console: Console, err: Console)
 # -- run / worker ----------------------------------------------------------------------------------
 
 class Progress:
-    """Rich progress on a terminal; a plain line every PLAIN_EVERY_S seconds otherwise."""
+    """Rich progress on a terminal. Otherwise (piped, a log file) plain lines: one whenever the counts
+    or the best value change, and one at least every PLAIN_EVERY_S seconds in between (a heartbeat
+    with the elapsed time and ETA, so a log never goes silent while long trials run). ``clock``:
+    seconds, monotonic (tests pass a fake one)."""
 
-    def __init__(self, console: Console, target: int, objective: str):
+    def __init__(self, console: Console, target: int, objective: str, clock: Callable[[], float] = time.monotonic):
         self.console = console
         self.target = target
         self.objective = objective
+        self.clock = clock
         self.rich = None
-        self._last_plain = 0.0
+        self._last_plain: float | None = None
         self._last_line = ""
+        self._start: float | None = None  # first update: the ETA counts what this session finished
+        self._finished0 = 0
         if console.is_terminal:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress as RP, TextColumn, TimeElapsedColumn, \
                 TimeRemainingColumn
@@ -97,10 +104,22 @@ class Progress:
         if self.rich is not None:
             self.rich.update(self.task, completed=finished, info=info)
             return
-        now = time.monotonic()
-        if now - self._last_plain >= PLAIN_EVERY_S and info != self._last_line:
+        now = self.clock()
+        if self._start is None:
+            self._start, self._finished0 = now, finished
+        if info != self._last_line or self._last_plain is None or now - self._last_plain >= PLAIN_EVERY_S:
             self._last_plain, self._last_line = now, info
-            self.say(f"{time.strftime('%H:%M:%S')} trials {finished}/{self.target} · {info}")
+            self.say(f"{time.strftime('%H:%M:%S')} trials {finished}/{self.target} · {info} · "
+                     f"elapsed {fmt_duration(now - self._start)} · eta {self.eta(finished, now)}")
+
+    def eta(self, finished: int, now: float) -> str:
+        """Time left at the pace of the trials finished since this session started; '-' before the first."""
+        if finished >= self.target:
+            return fmt_duration(0)
+        done_here = finished - self._finished0
+        if self._start is None or done_here <= 0:
+            return "-"
+        return fmt_duration((now - self._start) / done_here * (self.target - finished))
 
     def __enter__(self) -> "Progress":
         if self.rich is not None:

@@ -1,0 +1,97 @@
+"""``tuilm study run`` with its output piped: a plain line whenever the counts change and at least every
+PLAIN_EVERY_S seconds in between, with done / running / pruned / failed, the best value and an ETA.
+Driven by a fake clock and a fake engine (no trainers)."""
+
+from __future__ import annotations
+
+import io
+import re
+from types import SimpleNamespace
+
+from rich.console import Console
+
+from tuiLM.study import report
+from tuiLM.study.engine import Counts
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def piped() -> Console:
+    return Console(file=io.StringIO(), width=200, force_terminal=False)
+
+
+def lines(console: Console) -> list[str]:
+    return [line for line in console.file.getvalue().splitlines() if re.match(r"\d\d:\d\d:\d\d trials ", line)]
+
+
+def test_a_plain_line_every_interval_while_nothing_changes():
+    out, clock = piped(), Clock()
+    progress = report.Progress(out, 4, "val_bpb", clock=clock)
+    engine = SimpleNamespace(counts=Counts(running=2))
+    for second in range(0, 35):  # the engine polls often; the counts stay the same for 35 s
+        clock.t = 1000.0 + second
+        progress(engine)
+    shown = lines(out)
+    assert len(shown) == 4  # at 0, 10, 20 and 30 s
+    assert all("trials 0/4" in s and "done 0 · running 2 · pruned 0 · failed 0 · best -" in s and "eta -" in s
+               for s in shown)
+    assert [s.split(" · elapsed ")[1].split(" ")[0] for s in shown] == ["0:00", "0:10", "0:20", "0:30"]
+
+
+def test_a_change_is_printed_at_once_with_the_best_value_and_an_eta():
+    out, clock = piped(), Clock()
+    progress = report.Progress(out, 4, "val_bpb", clock=clock)
+    progress(SimpleNamespace(counts=Counts(running=2)))
+    clock.t += 100
+    progress(SimpleNamespace(counts=Counts(complete=1, running=1, best=1.23456, best_trial=0)))
+    clock.t += 1  # a change one second later: printed too
+    progress(SimpleNamespace(counts=Counts(complete=1, pruned=1, running=1, best=1.23456, best_trial=0)))
+    shown = lines(out)
+    assert len(shown) == 3
+    assert "trials 1/4 · done 1 · running 1 · pruned 0 · failed 0 · best 1.2346 (trial 0)" in shown[1]
+    assert shown[1].endswith("elapsed 1:40 · eta 5:00")  # 100 s for 1 trial, 3 to go
+    assert "trials 2/4" in shown[2] and shown[2].endswith("elapsed 1:41 · eta 1:41")  # 101 s for 2, 2 to go
+
+
+def test_the_eta_counts_only_trials_finished_in_this_session():
+    """A continued study starts with trials done before: they took no time of this session."""
+    out, clock = piped(), Clock()
+    progress = report.Progress(out, 10, "val_bpb", clock=clock)
+    progress(SimpleNamespace(counts=Counts(complete=6, running=1, best=1.0, best_trial=2)))
+    clock.t += 60
+    progress(SimpleNamespace(counts=Counts(complete=7, running=1, best=1.0, best_trial=2)))
+    shown = lines(out)
+    assert shown[0].endswith("eta -") and shown[1].endswith("elapsed 1:00 · eta 3:00")
+
+
+def test_run_engine_prints_the_heartbeat_when_piped(monkeypatch):
+    """Through run_engine (what `tuilm study run` calls), with the interval lowered: a line per poll."""
+    monkeypatch.setattr(report, "PLAIN_EVERY_S", 0.0)
+
+    class Engine:
+        spec = SimpleNamespace(seeds=1, sampler="random", pruner="none", objective="val_bpb")
+        name, target, parallel, storage_url, stopping = "fake", 3, 1, "sqlite:///fake.db", False
+        counts = Counts(running=1)
+
+        def open(self, create: bool = True) -> None:
+            pass
+
+        def run(self, progress):
+            for _ in range(5):  # five polls while one long trial runs
+                progress(self)
+            self.counts = Counts(complete=3, best=0.5, best_trial=1)
+            progress(self)
+            return self.counts
+
+    out = piped()
+    assert report.run_engine(Engine(), out) == 0
+    shown = lines(out)
+    assert len(shown) == 6 and all("trials 0/3 · done 0 · running 1" in s for s in shown[:5])
+    assert "trials 3/3" in shown[5] and shown[5].endswith("eta 0:00")
+    assert "study fake finished: 3 done" in out.file.getvalue()
