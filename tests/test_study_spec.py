@@ -292,3 +292,17 @@ def test_pruners_start_at_the_first_eval_or_after_prune_after():
         assert p._min_resource == want, (pruner, after)
     spec, _ = parse(GOOD.replace("trials = 4", 'trials = 4\npruner = "median"\nprune_after = 60'))
     assert make_pruner(spec, base)._n_warmup_steps == 60
+
+
+def test_a_study_whose_data_is_not_here_starts_no_trial(tmp_path, monkeypatch, capsys):
+    """Every trial would fail at its first step (a reviewer's study burned all of them)."""
+    from .conftest import PRESETS
+
+    monkeypatch.setenv("TUILM_RUNS_DIR", str(tmp_path / "runs"))
+    study = PRESETS / "studies" / "quickstart-lr.toml"
+    with pytest.raises(SystemExit) as e:
+        main(["study", "run", str(study), "--name", "nodata", "--set", "data.source=text",
+              "--set", "data.path=/nonexistent/corpus.txt"])
+    err = capsys.readouterr().err
+    assert e.value.code == 1 and "no such file or folder here: no trial was started" in err, err
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").glob("*/preset.toml"))

@@ -361,7 +361,10 @@ def study_run(file: str = typer.Argument(..., metavar="FILE", help="Study file (
     from .study.engine import StudyEngine
     from .study.report import load_checked, run_engine
 
+    from .launch import require_data
+
     spec, base, _ = load_checked(file, sets or [], err_console, name=name)
+    require_data(base, "no trial was started")  # else every trial would fail at its first step
     engine = StudyEngine(spec, base, storage_url=storage, trials=trials, parallel=parallel, console=console)
     raise typer.Exit(run_engine(engine, console))
 
@@ -376,7 +379,10 @@ def study_worker(name: str = typer.Argument(..., metavar="NAME", help="Study nam
     from .study.engine import StudyEngine
     from .study.report import run_engine, worker_spec
 
+    from .launch import require_data
+
     spec, base = worker_spec(name, storage)
+    require_data(base, "this worker started no trial")
     engine = StudyEngine(spec, base, storage_url=storage, trials=trials, parallel=parallel, console=console)
     raise typer.Exit(run_engine(engine, console, create=False))
 

@@ -60,11 +60,7 @@ def create_run(preset: Any, name: str | None = None, root: str | Path | None = N
     if problems:
         raise UserError("the preset has errors:\n" + "\n".join(f"  {p}" for p in problems))
     run_name = check_run_name(preset.run.name if name is None else name)
-    from .config.validate import missing_path
-
-    for key in PATH_FIELDS:  # (a warning in validate: a preset may be meant for another machine)
-        if (key != "data.path" or preset.data.source != "builtin") and missing_path(preset, key):
-            raise UserError(f"{key} {preset.get(key)!r}: no such file or folder here: nothing was started")
+    require_data(preset)
     preset = _record_tokenizer(_absolute_paths(preset))
     run_dir = new_run_dir(run_name, root)
     header = "Frozen, fully resolved preset of this run (written at start; reproduces it)."
@@ -75,6 +71,16 @@ def create_run(preset: Any, name: str | None = None, root: str | Path | None = N
 
 
 PATH_FIELDS = ("data.path", "data.val_path", "data.tokenizer_model")
+
+
+def require_data(preset: Any, what: str = "nothing was started") -> None:
+    """A UserError when a path setting names nothing on this machine (a warning in validate: a preset
+    may be meant for another machine; a run or a study here would only fail at its first step)."""
+    from .config.validate import missing_path
+
+    for key in PATH_FIELDS if preset is not None else ():
+        if (key != "data.path" or preset.data.source != "builtin") and missing_path(preset, key):
+            raise UserError(f"{key} {preset.get(key)!r}: no such file or folder here: {what}")
 
 
 def _absolute_paths(preset: Any) -> Any:
