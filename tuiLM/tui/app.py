@@ -115,7 +115,7 @@ class TuiLMApp(App):
         try:
             editor = PresetEditor(path, tuple(overrides), run_name=run_name)
         except (PresetError, OSError) as e:
-            self.notify(str(e), severity="error", timeout=10)
+            self.notify(str(e), severity="error", timeout=10, markup=False)
             return None
         self.push_screen(editor)
         return editor
@@ -155,7 +155,7 @@ class TuiLMApp(App):
         try:
             ok = services.stop_run(self.watcher.proc_of(path) or path)
         except Exception as e:  # a launcher problem must not take the console down
-            self.notify(f"Stop failed: {e}", severity="error")
+            self.notify(f"Stop failed: {e}", severity="error", markup=False)
             return
         self.notify("Stopping: the trainer writes a checkpoint first" if ok else "No live trainer found",
                     severity="information" if ok else "warning")
@@ -166,11 +166,11 @@ class TuiLMApp(App):
         try:
             proc = services.resume_run(path)
         except Exception as e:  # a launcher problem must not take the console down
-            self.notify(f"Resume failed: {e}", severity="error", timeout=8)
+            self.notify(f"Resume failed: {e}", severity="error", timeout=8, markup=False)
             return
         run = self.watcher.get(path, proc=proc)
         self.watcher.wake(run)
-        self.notify(f"Resuming {path.name}", timeout=2)
+        self.notify(f"Resuming {path.name}", timeout=2, markup=False)
 
     # -- study control -------------------------------------------------------------------------------
 
@@ -181,10 +181,11 @@ class TuiLMApp(App):
         try:
             proc, log = services.spawn_study(args, self._runs_root)
         except Exception as e:  # a launcher problem must not take the console down
-            self.notify(f"Could not start `tuilm study {' '.join(args)}`: {e}", severity="error", timeout=8)
+            self.notify(f"Could not start `tuilm study {' '.join(args)}`: {e}", severity="error", timeout=8,
+                        markup=False)
             return None
         self.study_procs.append(proc)
-        self.notify(f"Started `tuilm study {' '.join(args)}` (log: {log})", timeout=4)
+        self.notify(f"Started `tuilm study {' '.join(args)}` (log: {log})", timeout=4, markup=False)
         return proc
 
     def stop_study(self, name: str) -> None:
@@ -193,9 +194,9 @@ class TuiLMApp(App):
         try:
             services.stop_study(name, self._runs_root)
         except Exception as e:
-            self.notify(f"Stop failed: {e}", severity="error")
+            self.notify(f"Stop failed: {e}", severity="error", markup=False)
             return
-        self.notify(f"Asked study {name} to stop: running trials checkpoint first", timeout=4)
+        self.notify(f"Asked study {name} to stop: running trials checkpoint first", timeout=4, markup=False)
 
     def stop_trial(self, run_dir: Path) -> None:
         from . import services
@@ -203,10 +204,10 @@ class TuiLMApp(App):
         try:
             ok = services.stop_trial(run_dir)
         except Exception as e:
-            self.notify(f"Stop failed: {e}", severity="error")
+            self.notify(f"Stop failed: {e}", severity="error", markup=False)
             return
         self.notify(f"Stopping {run_dir.name}: the trial ends pruned" if ok else "No live trainer found",
-                    severity="information" if ok else "warning")
+                    severity="information" if ok else "warning", markup=False)
 
     # -- quitting ------------------------------------------------------------------------------------
 

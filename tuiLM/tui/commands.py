@@ -6,9 +6,23 @@ from functools import partial
 from typing import Any, Callable
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.content import Content
+from textual.fuzzy import Matcher
 
 from ..config.presets import list_presets
 from ..runs import list_runs
+
+
+def highlight(matcher: Matcher, candidate: str) -> Content:
+    """``matcher.highlight`` for text shown literally: Textual's reads the candidate as markup, and a
+    preset or run name may hold square brackets (``a[x].toml``) that it would drop or fail on."""
+    content = Content(candidate)
+    score, offsets = matcher.fuzzy_search.match(matcher.query, candidate)
+    if score:
+        for offset in offsets:
+            if not candidate[offset].isspace():
+                content = content.stylize(matcher.match_style, offset, offset + 1)
+    return content
 
 
 class TuiLMCommands(Provider):
@@ -31,11 +45,13 @@ class TuiLMCommands(Provider):
 
     async def discover(self) -> Hits:
         for name, help_text, callback in self._commands()[:12]:
-            yield DiscoveryHit(name, callback, help=help_text)
+            # Content, not str: the palette reads a str prompt and help as markup (names and paths are literal)
+            yield DiscoveryHit(Content(name), callback, text=name, help=Content(help_text))  # type: ignore[arg-type]
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
         for name, help_text, callback in self._commands():
             score = matcher.match(name)
             if score > 0:
-                yield Hit(score, matcher.highlight(name), callback, help=help_text)
+                yield Hit(score, highlight(matcher, name), callback, text=name,
+                          help=Content(help_text))  # type: ignore[arg-type]

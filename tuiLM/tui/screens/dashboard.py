@@ -415,7 +415,7 @@ class DashboardScreen(Screen):
         try:
             ok = services.stop_run(self.app.watcher.proc_of(run.path) or run.path)
         except Exception as e:  # show launcher problems, keep the dashboard up
-            self.app.call_from_thread(self.notify, f"Stop failed: {e}", severity="error")
+            self.app.call_from_thread(self.notify, f"Stop failed: {e}", severity="error", markup=False)
             return
         if not ok:
             self.app.call_from_thread(self.notify, "No live trainer found for this run", severity="warning")

@@ -23,7 +23,7 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Static(self.question, classes="dialog-question")
+            yield Static(self.question, classes="dialog-question", markup=False)
             with Horizontal(classes="dialog-buttons"):
                 yield Button(f"{self.yes} (y)", variant="error", id="yes")
                 yield Button(f"{self.no} (n)", id="no")
@@ -52,7 +52,7 @@ class SaveAsScreen(ModalScreen["Path | None"]):
         with Vertical(classes="dialog"):
             yield Label("Save preset as", classes="dialog-question")
             yield Input(str(self.default), id="save-path")
-            yield Static("", id="save-error", classes="dialog-error")
+            yield Static("", id="save-error", classes="dialog-error", markup=False)
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Save (enter)", variant="primary", id="save")
                 yield Button("Cancel (esc)", id="cancel")

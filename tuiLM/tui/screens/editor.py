@@ -287,7 +287,7 @@ class PresetEditor(Screen):
             self.notify("Focus a field first, then F6 adds it to a study", severity="warning")
             return
         if key in self.type_errors:
-            self.notify(f"{key} cannot be read: fix the value first", severity="error")
+            self.notify(f"{key} cannot be read: fix the value first", severity="error", markup=False)
             return
         default = default_study_path(self.path, self.study_file)
 
@@ -303,17 +303,17 @@ class PresetEditor(Screen):
         try:
             self.study_file, said = add_field_to_study(study_path, self.path, key, self.values[key])
         except UserError as e:
-            self.notify(str(e), severity="error", timeout=8)
+            self.notify(str(e), severity="error", timeout=8, markup=False)
             return
         self.notify(said + (" (save the preset too: the study starts from the file)" if self.has_unsaved() else ""),
-                    timeout=6)
+                    timeout=6, markup=False)
 
     # -- saving --------------------------------------------------------------------------------------
 
     def _blocked(self) -> bool:
         if self.type_errors:
             paths = ", ".join(self.type_errors)
-            self.notify(f"Cannot save: {paths} cannot be read (fix the value first)", severity="error")
+            self.notify(f"Cannot save: {paths} cannot be read (fix the value first)", severity="error", markup=False)
             self.call_later(self.query_one(PresetForm).reveal, next(iter(self.type_errors)))
             return True
         return False
@@ -342,17 +342,18 @@ class PresetEditor(Screen):
         try:
             text, raw = write_preset(path, self.original_text, changes)
         except OSError as e:
-            self.notify(f"Cannot write {path}: {e.strerror or e}", severity="error")
+            self.notify(f"Cannot write {path}: {e.strerror or e}", severity="error", markup=False)
             return
         except PresetError as e:  # cannot happen with tomlkit output, but never lose the user's work
-            self.notify(str(e), severity="error")
+            self.notify(str(e), severity="error", markup=False)
             return
         self.path = path
         self.original_text = text
         self.base, self.load_problems = resolve(raw, (), source=path, lines=locate_keys(text))
         n = len(changes)
         errors = sum(p.is_error for p in self.problems)
-        self.notify(saved_message(path, n, errors), severity="warning" if errors else "information", timeout=3)
+        self.notify(saved_message(path, n, errors), severity="warning" if errors else "information", timeout=3,
+                    markup=False)
         self.revalidate()
         refresh = getattr(self.app, "presets_changed", None)
         if refresh:
@@ -363,7 +364,7 @@ class PresetEditor(Screen):
     def action_launch(self) -> None:
         errors = [p for p in self.problems if p.is_error]
         if errors:
-            self.notify(cannot_start_message(errors), severity="error")
+            self.notify(cannot_start_message(errors), severity="error", markup=False)
             return
         self.notify("Starting the trainer…", timeout=2)
         self._launch(self.current())
@@ -394,7 +395,7 @@ class PresetEditor(Screen):
     @on(Launched)
     def _launched(self, msg: Launched) -> None:
         if msg.run_dir is None:
-            self.notify(f"Could not start: {msg.error}", severity="error", timeout=8)
+            self.notify(f"Could not start: {msg.error}", severity="error", timeout=8, markup=False)
             return
         self.app.open_runs([msg.run_dir], proc=msg.proc)
 

@@ -17,6 +17,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from ...config.presets import list_presets
 from ..widgets.cursortable import CursorTable
+from ..widgets.literal import cell
 
 
 def preset_info(path: Path) -> dict[str, Any]:
@@ -65,7 +66,7 @@ class PresetsScreen(Screen):
             info = preset_info(p)
             notes = info["notes"]
             notes = notes if len(notes) <= 64 else notes[:63] + "…"
-            table.add_row(Text(p.stem, style="bold"), info["arch"], info["shape"], Text(notes, style="dim"),
+            table.add_row(Text(p.stem, style="bold"), cell(info["arch"]), cell(info["shape"]), Text(notes, style="dim"),
                           key=str(p))
         dirs = ", ".join(f"{d}/" for d in self.app.preset_dirs()) or "no preset folder found"
         self.query_one("#presets-title", Static).update(

@@ -25,6 +25,7 @@ from textual.widgets import Button, DataTable, Footer, Input, Label, Static
 from textual.worker import get_current_worker
 
 from ..studydata import StudyReader, StudyRow
+from ..widgets.literal import cell
 from .dialogs import ConfirmScreen
 from .live import Refreshing
 
@@ -64,7 +65,7 @@ class AskScreen(ModalScreen["str | None"]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(self.question, classes="dialog-question")
+            yield Label(self.question, classes="dialog-question", markup=False)
             yield Input(self.default, id="ask-input")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("OK (enter)", variant="primary", id="ok")
@@ -144,12 +145,13 @@ class StudiesScreen(Refreshing, Screen):
                 "study": Text(row.name, style="bold") + (Text(f" (confirms {row.confirm_of})", style="dim")
                                                           if row.confirm_of else Text("")),
                 "state": Text(row.state, style=STATE_STYLE.get(row.state, "")),
-                "trials": f"{row.complete}{target} / {row.running} / {row.pruned} / {row.failed}",
-                "best": best if not row.error else Text(row.error, style="red"),
-                "params": " ".join(f"{short_key(k, [x for x, _ in row.best_params])}={_fmt_param(v)}"
-                                   for k, v in row.best_params),
-                "storage": Path(row.storage).name if row.storage.endswith(".log") else row.storage,
-                "last": time.strftime("%m-%d %H:%M", time.localtime(row.last_activity)) if row.last_activity else "—",
+                "trials": cell(f"{row.complete}{target} / {row.running} / {row.pruned} / {row.failed}"),
+                "best": cell(best) if not row.error else Text(row.error, style="red"),
+                "params": cell(" ".join(f"{short_key(k, [x for x, _ in row.best_params])}={_fmt_param(v)}"
+                                        for k, v in row.best_params)),
+                "storage": cell(Path(row.storage).name if row.storage.endswith(".log") else row.storage),
+                "last": cell(time.strftime("%m-%d %H:%M", time.localtime(row.last_activity))
+                             if row.last_activity else "—"),
             }
             if row.name in self.rows and row.name in table.rows:
                 for col, value in cells.items():

@@ -17,6 +17,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal
+from textual.content import Content
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Static
@@ -233,7 +234,7 @@ class StudyScreen(Refreshing, Screen):
         x = np.array([p[0] for p in pts], dtype=float)
         y = np.array([p[1] for p in pts], dtype=float)
         best = sign * np.minimum.accumulate(sign * y)
-        panel.border_subtitle = f"trial → best {s.objective}"
+        panel.border_subtitle = Content(f"trial → best {s.objective}")
         panel.set_frame(Frame([Trace(x, y, "#5c6370", "trial", dim=True, markers=True), Trace(x, best, "#7bd389", "best")],
                               message=""))
 
@@ -262,7 +263,7 @@ class StudyScreen(Refreshing, Screen):
                 ok = np.isfinite(y)
                 traces.append(Trace(x[ok], y[ok], "#8a6d8f", f"t{c.number}", dim=True))
         panel = self.query_one("#study-curves", PlotPanel)
-        panel.border_title = f"top-{min(TOP_K, len(done))} {s.objective} over seeds"
+        panel.border_title = Content(f"top-{min(TOP_K, len(done))} {s.objective} over seeds")
         panel.border_subtitle = ("min–max" if self.band == "minmax" else "± SE") + " band (b) · dim: pruned"
         panel.set_frame(Frame(traces, message="no curves yet", fills=tuple(fills)))
 
@@ -286,7 +287,8 @@ class StudyScreen(Refreshing, Screen):
         w, h = max(10, widget.size.width - 2), max(3, widget.size.height - 2)
         if self._same("scatter", (key, kind, tuple(pts), w, h, s.objective)):
             return
-        widget.border_title = f"{s.objective} vs {short_key(key, s.keys)} (p)" + (" · log x" if kind == "log" else "")
+        widget.border_title = Content(f"{s.objective} vs {short_key(key, s.keys)} (p)"
+                                      + (" · log x" if kind == "log" else ""))
         widget.update(scatter_text(pts, w, h, log_x=kind == "log", choices=kind == "choice"))
 
     def _draw_importance(self) -> None:
@@ -412,7 +414,8 @@ class StudyScreen(Refreshing, Screen):
                 if k < 1:
                     raise ValueError
             except ValueError:
-                self.notify(f"{answer!r}: enter how many of the best trials to re-run (1 or more)", severity="error")
+                self.notify(f"{answer!r}: enter how many of the best trials to re-run (1 or more)", severity="error",
+                            markup=False)
                 return
             self.app.start_study(["confirm", self.study_name, "--top", str(k)])
 

@@ -15,6 +15,7 @@ from ...groups import group_value
 from ..panels import RUN_COLORS, best_bpb, diff_rows, fmt, frozen_of
 from ..rundata import RunSnapshot
 from ..seedgroup import SeedGroupData
+from .literal import cell
 from .status import STATE_ICON
 
 SUMMARY_ROWS = ("best bpb", "loss", "step", "flag", "seeds", "per seed", "lucky", "vs first")
@@ -108,5 +109,5 @@ class DiffTable(DataTable):
             self.add_column(Text(cut(name, col_w), style=f"bold {RUN_COLORS[i % len(RUN_COLORS)]}"), width=col_w)
         for k, values in rows:
             self.add_row(Text(cut(k, label_w), style="dim" if k in SUMMARY_ROWS else ""),
-                         *(cut(v, col_w) for v in values))
+                         *(cell(cut(v, col_w)) for v in values))
         return True
