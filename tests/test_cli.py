@@ -253,3 +253,16 @@ def test_runs_show_says_what_it_could_not_read(tmp_path, capsys, monkeypatch):
     with pytest.raises(SystemExit):
         main(["runs", "show", str(run)])
     assert "TOML syntax error" in capsys.readouterr().out
+
+
+def test_an_ascii_terminal_gets_question_marks_not_a_traceback(tmp_path):
+    """'·' and '…' on an ASCII (or Latin-1) stdout: a UnicodeEncodeError used to end `runs list`,
+    `vram` and, worse, a headless watcher whose trainer then ran on unwatched."""
+    env = {**os.environ, "PYTHONIOENCODING": "ascii", "TUILM_RUNS_DIR": str(tmp_path / "runs"), "COLUMNS": "100"}
+    from .fixtures.fixture_runs import write_run
+
+    write_run(tmp_path / "runs", "a-run-with-a-rather-long-name-for-the-column", "gpt", seed=1)
+    for args in (["vram", QUICK], ["runs", "list"]):
+        r = subprocess.run([sys.executable, "-m", "tuiLM.cli", *args], cwd=ROOT, env=env, capture_output=True,
+                           text=True, encoding="ascii", errors="strict", timeout=120)
+        assert r.returncode == 0 and "Traceback" not in r.stderr, (args, r.stderr)

@@ -438,6 +438,11 @@ def study_schema(out: Optional[Path] = typer.Option(None, "--out", "-o", help="W
 
 def main(argv: Optional[List[str]] = None) -> None:
     """Entry point: Typer handles usage errors (exit 2); UserError is the one handler for bad input."""
+    for stream in (sys.stdout, sys.stderr):  # an ASCII or Latin-1 terminal shows '?' for '·' and '…', not a traceback
+        try:
+            stream.reconfigure(errors="replace")  # type: ignore[union-attr]
+        except (AttributeError, ValueError):
+            pass
     try:
         app(args=argv, prog_name="tuilm")
     except UserError as e:

@@ -66,6 +66,14 @@ def _console(console: Any) -> Any:
 
 
 def watch_run(run_dir: str | Path, proc: subprocess.Popen, console: Any, tail: EventTail | None = None) -> int:
+    try:
+        return _watch_run(run_dir, proc, console, tail)
+    except Exception:  # a watcher that dies must not leave its trainer running unwatched: stop it cleanly
+        stop_trainer(proc, reason="the terminal watching it failed", run_dir=run_dir)
+        raise
+
+
+def _watch_run(run_dir: str | Path, proc: subprocess.Popen, console: Any, tail: EventTail | None = None) -> int:
     run_dir = Path(run_dir)
     tail = tail or EventTail(run_dir / EVENTS)
     state = watch_state()
