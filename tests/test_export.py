@@ -452,3 +452,34 @@ def test_a_run_with_no_readable_event_is_refused_and_leaves_nothing(tmp_path):
     assert not (tmp_path / "csv" / "junk-1.csv").exists() and not (tmp_path / "tb" / "junk-1").exists()
     (run_dir / EVENTS).write_text("")  # a run that has not written anything yet: an empty export
     assert export_csv(run_dir, tmp_path / "csv").read_text() == "step,tokens,time\n"
+
+
+def test_a_full_disk_during_a_tensorboard_export_is_one_message_and_leaves_nothing(tmp_path, monkeypatch):
+    import errno
+
+    run_dir = fake_run(tmp_path / "runs")
+    from tuiLM import export
+
+    real = export.TBWriter.write
+
+    def full(self, ev):
+        if ev.get("kind") == "eval":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, ev)
+
+    monkeypatch.setattr(export.TBWriter, "write", full)
+    with pytest.raises(UserError, match=r"No space left on device while writing .*tb/fake-1"):
+        export_tensorboard(run_dir, tmp_path / "tb")
+    assert not (tmp_path / "tb" / "fake-1").exists()  # the retry is not blocked by a half-written folder
+    monkeypatch.undo()
+    assert export_tensorboard(run_dir, tmp_path / "tb").is_dir()
+
+
+def test_an_error_on_a_temp_file_names_the_file_it_was_for():
+    import errno
+
+    from tuiLM.runs import write_error_message
+
+    e = OSError(errno.EROFS, "Read-only file system")
+    e.filename = "out/.run-1.csv.d25a18d93ecc.tmp"
+    assert write_error_message(e) == "Read-only file system while writing out/run-1.csv"

@@ -456,7 +456,9 @@ def main(argv: Optional[List[str]] = None) -> None:
 
             text = write_error_message(e)
         else:
-            text = f"{e.filename}: {e.strerror or e}" if e.filename else f"{e.strerror or e}"
+            from .runs import shown_path
+
+            text = f"{shown_path(e.filename)}: {e.strerror or e}" if e.filename else f"{e.strerror or e}"
         err_console.print(f"[bold red]error[/]: {escape(text)}", highlight=False, soft_wrap=True)
         sys.exit(1)
 

@@ -205,15 +205,22 @@ def export_tensorboard(run_dir: str | Path, out_dir: str | Path,
             raise UserError(f"cannot export {run_dir.name}: no line of its {EVENTS} is an event tuiLM can read")
         if not ended:
             tb.write_hparams()  # a run still going (or killed): its metrics so far
-    except (UserError, EventsFileError) as e:
-        w.close()
+    except (UserError, OSError) as e:  # (EventsFileError is an OSError too)
+        try:
+            w.close()
+        except OSError:  # the same full disk, once more
+            pass
         if not existed:  # nothing half-written is left to block the next try
             import shutil
 
             shutil.rmtree(target, ignore_errors=True)
-        raise e if isinstance(e, UserError) else UserError(f"cannot export {run_dir.name}: {e}") from None
-    finally:
-        w.close()
+        if isinstance(e, UserError):
+            raise
+        from .runs import write_error_message
+
+        why = str(e) if isinstance(e, EventsFileError) else write_error_message(e, target)
+        raise UserError(f"cannot export {run_dir.name}: {why}") from None
+    w.close()
     return target
 
 

@@ -131,10 +131,16 @@ def read_preset(run_dir: str | Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def shown_path(path: str | Path) -> str:
+    """A path for a message: a temp file of ``files.temp_beside`` is named by the file it was for."""
+    m = re.fullmatch(r"(.*/)?\.(.+)\.[0-9a-f]{12}\.tmp", str(path))
+    return f"{m.group(1) or ''}{m.group(2)}" if m else str(path)
+
+
 def write_error_message(e: OSError, path: str | Path | None = None) -> str:
     """One wording for a failed write: 'No space left on device while writing PATH' (and the same for
     a read-only file system), else 'cannot write PATH: reason'."""
-    where = path if path is not None else (e.filename or "a file")
+    where = shown_path(path if path is not None else (e.filename or "a file"))
     if e.errno in (errno.ENOSPC, errno.EDQUOT):
         return f"No space left on device while writing {where}"
     if e.errno == errno.EROFS:
