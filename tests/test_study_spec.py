@@ -306,3 +306,21 @@ def test_a_study_whose_data_is_not_here_starts_no_trial(tmp_path, monkeypatch, c
     err = capsys.readouterr().err
     assert e.value.code == 1 and "no such file or folder here: no trial was started" in err, err
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").glob("*/preset.toml"))
+
+
+def test_validate_points_a_study_file_to_study_validate_which_warns_of_missing_data(tmp_path, capsys, monkeypatch):
+    from .conftest import PRESETS
+
+    study = PRESETS / "studies" / "quickstart-lr.toml"
+    with pytest.raises(SystemExit) as e:
+        main(["validate", str(study)])
+    assert e.value.code == 1 and "is a study file: tuilm study validate" in capsys.readouterr().err
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        main(["study", "validate", str(study), "--set", "data.val_path=nowhere.txt"])
+    out, err = capsys.readouterr()
+    assert "data.val_path: nowhere.txt: no such file or folder on this machine" in err
+    assert "12 trials x 1 seed = up to 12 runs" in out.replace("\n", " ") and "1 warning)" in out
+    with pytest.raises(SystemExit):
+        main(["study", "show", "a b"])
+    assert "bad study name 'a b'" in capsys.readouterr().err

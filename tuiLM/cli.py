@@ -48,6 +48,10 @@ def _load(preset: str, sets: Optional[List[str]], machine: bool = False, nproc: 
     from .report import print_problems
 
     path = find_preset(preset)
+    from .config.presets import _is_study_file
+
+    if _is_study_file(path):
+        raise UserError(f"{path} is a study file: tuilm study validate {path} (or study run)")
     p, problems = load(path, sets or [])
     if machine and not any(x.is_error for x in problems):
         from .config.validate import machine_problems

@@ -41,9 +41,9 @@ def runs_root(root: str | Path | None = None) -> Path:
     return Path(root or os.environ.get("TUILM_RUNS_DIR") or "runs")
 
 
-def check_run_name(name: str) -> str:
+def check_run_name(name: str, what: str = "run") -> str:
     if not name or "/" in name or "\\" in name or ".." in name or not _NAME_RE.match(name):
-        raise RunError(f"bad run name {name!r}: use letters, digits, '.', '_' and '-' "
+        raise RunError(f"bad {what} name {name!r}: use ASCII letters, digits, '.', '_' and '-' "
                        f"(no path separators, no '..', at most 100 characters)")
     return name
 

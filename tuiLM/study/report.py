@@ -29,6 +29,15 @@ PLAIN_EVERY_S = 10.0
 def load_checked(path: str | Path, sets: list[str], console: Console, name: str | None = None):
     """Load a study file and its base preset; print every problem; raise exit 1 on errors."""
     spec, base, problems = load_study(path, sets)
+    if base is not None and not any(p.is_error for p in problems):  # `study run` refuses to start on these
+        from ..config.load import Problem
+        from ..config.validate import missing_path
+        from ..launch import PATH_FIELDS
+
+        problems = problems + [Problem("warning", key, f"{where}: no such file or folder on this machine "
+                                       "(study run would start no trial here)")
+                               for key in PATH_FIELDS if (key != "data.path" or base.data.source != "builtin")
+                               and (where := missing_path(base, key))]
     print_problems(problems, console, source=str(path))
     if any(p.is_error for p in problems):
         raise UserError(f"{path}: the study file has errors (see above)")
@@ -36,7 +45,7 @@ def load_checked(path: str | Path, sets: list[str], console: Console, name: str 
         from ..runs import RunError, check_run_name
 
         try:
-            check_run_name(name)
+            check_run_name(name, "study")
         except RunError as e:
             raise UserError(f"--name: {e}", exit_code=2) from None
         spec.settings["name"] = name
@@ -51,8 +60,9 @@ def validate_command(path: str, sets: list[str], console: Console, err: Console)
     n_warn = sum(1 for p in problems if not p.is_error)
     runs = spec.trials * spec.seeds
     console.print(f"[green]ok[/]: {escape(str(path))} (study {escape(spec.name)}: {len(spec.space)} dimension"
-                  f"{'s' if len(spec.space) != 1 else ''}, {spec.trials} trials x {spec.seeds} seed"
-                  f"{'s' if spec.seeds != 1 else ''} = up to {runs} runs, {spec.sampler} + {spec.pruner}, "
+                  f"{'s' if len(spec.space) != 1 else ''}, {spec.trials} trial"
+                  f"{'s' if spec.trials != 1 else ''} x {spec.seeds} seed{'s' if spec.seeds != 1 else ''} = up to "
+                  f"{runs} run{'s' if runs != 1 else ''}, {spec.sampler} + {spec.pruner}, "
                   f"{n_warn} warning{'s' if n_warn != 1 else ''})", highlight=False)
 
 
@@ -135,7 +145,7 @@ def run_engine(engine: Any, console: Console, create: bool = True) -> int:
     spec = engine.spec
     engine.open(create=create)
     where = engine.storage_url and st._redact(engine.storage_url) or str(st.study_dir(engine.name, engine.root) / st.JOURNAL)
-    console.print(f"study [bold]{escape(engine.name)}[/] · {engine.target} trials x {spec.seeds} seed"
+    console.print(f"study [bold]{escape(engine.name)}[/] · {engine.target} trial{'s' if engine.target != 1 else ''} x {spec.seeds} seed"
                   f"{'s' if spec.seeds != 1 else ''} · {spec.sampler} + {spec.pruner} · parallel {engine.parallel} · "
                   f"{spec.objective} · storage {escape(where)}", highlight=False, soft_wrap=True)
     progress = Progress(console, engine.target, spec.objective)

@@ -273,7 +273,7 @@ def parse(text: str, source: Path | None = None) -> tuple[StudySpec, list[Proble
     from ..runs import RunError, check_run_name
 
     try:
-        check_run_name(settings["name"])
+        check_run_name(settings["name"], "study")
     except RunError:
         problems.append(Problem("error", "study.name", f"bad study name {settings['name']!r}: use letters, digits, "
                                 "'.', '_' and '-' (at most 100 characters)", lines.get("study.name")))

@@ -30,7 +30,7 @@ def studies_root(root: str | Path | None = None) -> Path:
 
 
 def study_dir(name: str, root: str | Path | None = None) -> Path:
-    return studies_root(root) / check_run_name(name)
+    return studies_root(root) / check_run_name(name, "study")
 
 
 def quiet_optuna() -> None:
