@@ -266,3 +266,15 @@ def test_an_ascii_terminal_gets_question_marks_not_a_traceback(tmp_path):
         r = subprocess.run([sys.executable, "-m", "tuiLM.cli", *args], cwd=ROOT, env=env, capture_output=True,
                            text=True, encoding="ascii", errors="strict", timeout=120)
         assert r.returncode == 0 and "Traceback" not in r.stderr, (args, r.stderr)
+
+
+def test_runs_list_names_the_folder_it_looked_in(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("TUILM_RUNS_DIR", str(tmp_path / "typo"))
+    with pytest.raises(SystemExit) as e:
+        main(["runs", "list"])
+    assert e.value.code == 0 and f"no runs yet in {tmp_path / 'typo'}/" in capsys.readouterr().out.replace("\n", "")
+    (tmp_path / "afile").write_text("")
+    monkeypatch.setenv("TUILM_RUNS_DIR", str(tmp_path / "afile"))
+    with pytest.raises(SystemExit) as e:
+        main(["runs", "list"])
+    assert e.value.code == 1 and "is a file, not a folder (TUILM_RUNS_DIR)" in capsys.readouterr().err

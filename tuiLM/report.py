@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -184,13 +185,19 @@ def _run_preset(run_dir: Path, why: list[str] | None = None):
 
 
 def print_runs_list(console: Console, root: Path | None = None) -> None:
-    from .runs import list_runs
+    from .errors import UserError
+    from .runs import list_runs, runs_root
     from .reader import summarize
     from .units import fmt_count, fmt_duration
 
+    base = runs_root(root)
+    if base.exists() and not base.is_dir():
+        raise UserError(f"the runs folder {base} is a file, not a folder" + (" (TUILM_RUNS_DIR)" if os.environ.get(
+            "TUILM_RUNS_DIR") and root is None else ""))
     runs = list_runs(root)
     if not runs:
-        console.print("no runs yet (start one: tuilm run presets/quickstart.toml --headless)")
+        console.print(f"no runs yet in {escape(str(base))}/ (start one: tuilm run presets/quickstart.toml --headless)",
+                      highlight=False)
         return
     # The run id and state are what a user acts on: never cut them; on a narrow terminal (80 columns
     # over SSH) drop the columns that can be read from the id or `runs show` instead.
