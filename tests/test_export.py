@@ -424,7 +424,7 @@ def test_runs_show_reads_the_resumed_history_once_through_the_reader(tmp_path):
             if line.count("│") == 3}
     # the newest attempt's loss; tokens/s the median of 1002, 1003, 1004, 2005, 2006 and 3000 (the
     # first window and the superseded steps left out); the last sample is step 4's, not step 7's
-    assert rows["steps"] == "7/8" and rows["last loss"] == "0.5000" and rows["tokens/s"] == "1,504", rows
+    assert rows["steps"] == "7/8" and rows["last loss"] == "0.5000" and rows["tokens/s (training)"] == "1,504", rows
     assert "last sample @ step 4" in shown and "Lost" not in shown
 
 

@@ -286,14 +286,14 @@ def _final(run_dir: Path, state: dict[str, Any], code: int, console: Any) -> int
         elapsed = state["elapsed_before"] + time.monotonic() - state["t0"]
     tokens = (end or {}).get("tokens")
     if isinstance(tokens, int) and tokens > 0 and elapsed > 0:
-        parts.append(f"mean {tokens / elapsed:,.0f} tok/s")
+        parts.append(f"mean {tokens / elapsed:,.0f} tok/s overall")  # start-up, evals and checkpoints included
     parts.append(f"time {fmt_duration(elapsed)}")
     perf = [p for p in state["perf"] if not p[0]] or state["perf"]
     mfus, flops = [p[1] for p in perf if p[1] is not None], [p[2] for p in perf if p[2] is not None]
-    if mfus:
-        parts.append(f"MFU {_median(mfus):.1%}")
+    if mfus:  # the median train window: training alone (the tok/s above counts everything)
+        parts.append(f"MFU {_median(mfus):.1%} while training")
     elif flops:
-        parts.append(fmt_flops(_median(flops)))
+        parts.append(f"{fmt_flops(_median(flops))} while training")
     if isinstance((end or {}).get("artifact_bytes"), int):
         parts.append(f"artifact {end['artifact_bytes']:,} bytes ({fmt_bytes(end['artifact_bytes'])})")
     console.print(" · ".join(parts), highlight=False, soft_wrap=True)

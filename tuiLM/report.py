@@ -103,7 +103,7 @@ def _run_metrics(reader: Any) -> dict[str, object]:
         "tokens": s.tokens, "last loss": s.last_loss,
         "last val_bpb": float(bpb[-1]) if bpb is not None and bpb.size else None,
         "best val_bpb": s.best_val_bpb, "best val_loss": s.best_val_loss,
-        "tokens/s": round(float(np.median(tps))) if tps.size else None,
+        "tokens/s (training)": round(float(np.median(tps))) if tps.size else None,
         "artifact bytes": s.artifact_bytes, "elapsed": _duration(float_or_none(end.get("elapsed_s"))),
         "device": start.get("device", ""), "corpus": (start.get("corpus") or {}).get("fingerprint", ""),
         "reason": s.reason, "unreadable lines": reader.skipped or None,
