@@ -278,3 +278,19 @@ def test_runs_list_names_the_folder_it_looked_in(tmp_path, capsys, monkeypatch):
     with pytest.raises(SystemExit) as e:
         main(["runs", "list"])
     assert e.value.code == 1 and "is a file, not a folder (TUILM_RUNS_DIR)" in capsys.readouterr().err
+
+
+def test_runs_compare_lists_settings_not_labels_nor_settings_the_models_do_not_read(tmp_path, capsys, monkeypatch):
+    from .fixtures.fixture_runs import write_run
+
+    monkeypatch.setenv("COLUMNS", "200")
+    a = write_run(tmp_path / "runs", "cmp-a", "gpt", seed=1)
+    b = write_run(tmp_path / "runs", "cmp-b", "gpt", seed=1, lr=6e-3)
+    text = (b / "preset.toml").read_text()
+    assert "bdh_mult = 128" in text
+    (b / "preset.toml").write_text(text.replace("bdh_mult = 128", "bdh_mult = 64")
+                                   .replace('name = "gpt-small"', 'name = "gpt-renamed"'))
+    with pytest.raises(SystemExit):
+        main(["runs", "compare", str(a), str(b)])
+    out = capsys.readouterr().out
+    assert "optim.lr" in out and "model.bdh_mult" not in out and "run.name" not in out

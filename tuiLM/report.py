@@ -276,9 +276,11 @@ def print_run(run_dir: Path, console: Console) -> None:
         hp = Table(title="hyperparameters (different from the defaults)")
         for col in ("key", "value", "default"):
             hp.add_column(col)
+        from .config.schema import applies
+
         for f in FIELDS:
             v = preset.get(f.path)
-            if v != f.default:
+            if v != f.default and applies(f, preset.model.arch):
                 hp.add_row(f.path, escape(repr(v)), escape(repr(f.default)))
         console.print(hp)
     if reader.samples:
@@ -312,7 +314,11 @@ def print_compare(run_dirs: list[Path], console: Console) -> None:
     for d in run_dirs:
         diff.add_column(escape(d.name))
     rows = 0
+    from .config.schema import applies
+
     for f in FIELDS:
+        if f.path in ("run.name", "run.notes") or not any(applies(f, p.model.arch) for p in presets):
+            continue  # labels, and settings none of these models reads (bdh_mult between two GPTs)
         values = [p.get(f.path) for p in presets]
         if any(v != values[0] for v in values[1:]):
             diff.add_row(f.path, *(escape(repr(v)) for v in values))
