@@ -294,3 +294,17 @@ def test_runs_compare_lists_settings_not_labels_nor_settings_the_models_do_not_r
         main(["runs", "compare", str(a), str(b)])
     out = capsys.readouterr().out
     assert "optim.lr" in out and "model.bdh_mult" not in out and "run.name" not in out
+
+
+def test_runs_list_at_80_columns_keeps_ids_states_and_figures_whole(tmp_path):
+    """Rich shrank every column to fit 80 columns: ids, states and losses came out as 'ok-confirm1-t0…',
+    'complet…', '4.2…'. Columns that can be read elsewhere go first; what is left is whole."""
+    from .fixtures.fixture_runs import write_run
+
+    names = [write_run(tmp_path / "runs", f"a-rather-long-study-trial-name-{i}", "gpt", seed=i).name for i in range(3)]
+    env = {**os.environ, "TUILM_RUNS_DIR": str(tmp_path / "runs"), "COLUMNS": "80"}
+    r = subprocess.run([sys.executable, "-m", "tuiLM.cli", "runs", "list"], cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "…" not in r.stdout and all(n in r.stdout for n in names) and "completed" in r.stdout
+    assert max(len(line) for line in r.stdout.splitlines()) <= 80

@@ -199,26 +199,29 @@ def print_runs_list(console: Console, root: Path | None = None) -> None:
         console.print(f"no runs yet in {escape(str(base))}/ (start one: tuilm run presets/quickstart.toml --headless)",
                       highlight=False)
         return
-    # The run id and state are what a user acts on: never cut them; on a narrow terminal (80 columns
-    # over SSH) drop the columns that can be read from the id or `runs show` instead.
-    wide = console.width >= 120
-    cols = ["run", "state", "arch"] + (["preset"] if wide else []) + ["step"] + (["tokens"] if wide else []) \
-        + ["loss", "best bpb", "age"]
-    table = Table(title=f"runs ({len(runs)})", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
-    summaries = {}
-    for col in cols:
-        table.add_column(col, no_wrap=True, overflow="ellipsis",
-                         justify="right" if col in ("step", "tokens", "loss", "best bpb", "age") else "left")
+    # The run id and state are what a user acts on: never cut them. Columns that can be read from the id
+    # or from `runs show` go, in this order, until the rest fits whole (80 columns over SSH).
+    rows, summaries = [], {}
     for path in runs:
         s = summarize(path)
-        style = _STATE_STYLE.get(s.state, "default")
-        cells = {"run": escape(path.name), "state": f"[{style}]{escape(str(s.state))}[/]", "arch": escape(str(s.arch)),
-                 "preset": escape(str(s.preset_name)),
-                 "step": f"{s.step:,}/{s.max_steps:,}" if s.max_steps else f"{s.step:,}",
-                 "tokens": fmt_count(s.tokens), "loss": _fmt(s.last_loss), "best bpb": _fmt(s.best_val_bpb),
-                 "age": fmt_duration(s.age_s)}
-        table.add_row(*(cells[c] for c in cols))
         summaries[path] = s
+        rows.append((s, {"run": path.name, "state": str(s.state), "arch": str(s.arch), "preset": str(s.preset_name),
+                         "step": f"{s.step:,}/{s.max_steps:,}" if s.max_steps else f"{s.step:,}",
+                         "tokens": fmt_count(s.tokens), "loss": _fmt(s.last_loss), "best bpb": _fmt(s.best_val_bpb),
+                         "age": fmt_duration(s.age_s)}))
+    cols = ["run", "state", "arch", "preset", "step", "tokens", "loss", "best bpb", "age"]
+    width = {c: max([len(c)] + [len(cells[c]) for _, cells in rows]) for c in cols}
+    for optional in ("tokens", "preset", "arch", "age", "best bpb", "step"):
+        if sum(width[c] for c in cols) + 2 * (len(cols) - 1) <= console.width:
+            break
+        cols.remove(optional)
+    table = Table(title=f"runs ({len(runs)})", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for col in cols:
+        table.add_column(col, no_wrap=True, overflow="ellipsis", min_width=width[col] if col in ("run", "state") else None,
+                         justify="right" if col in ("step", "tokens", "loss", "best bpb", "age") else "left")
+    for s, cells in rows:
+        style = _STATE_STYLE.get(s.state, "default")
+        table.add_row(*(f"[{style}]{escape(cells[c])}[/]" if c == "state" else escape(cells[c]) for c in cols))
     console.print(table)
     _print_seed_groups(runs, summaries, console)
 
