@@ -258,11 +258,15 @@ def test_study_stop_ends_running_trials_cleanly_and_run_continues_them(tmp_path)
     finally:
         os.kill(pid, signal.SIGCONT)
     out, _ = proc.communicate(timeout=300)
-    assert proc.returncode == 0 and "study halt stopped" in out, out
+    assert proc.returncode == 0 and "study halt stopped" in out and "1 stopped" in out, out
     (run,) = list_runs(runs_dir)
     s = summarize(run)
     assert s.state == "stopped" and s.step < 400 and list((run / "checkpoints").glob("step-*.pt"))
-    assert show_json(tmp_path, "halt")["trials"][0]["state"] == "running"  # resumable, not lost
+    shown = show_json(tmp_path, "halt")
+    assert shown["trials"][0]["state"] == "running"  # resumable in Optuna, not lost
+    assert shown["trials"][0]["stopped"] and shown["counts"]["stopped"] == 1 and shown["counts"]["running"] == 0
+    listing = tuilm(tmp_path, "study", "list")
+    assert "stopped" in listing.stdout and "1 stopped" in listing.stdout, listing.stdout  # not 'running' for good
     again = tuilm(tmp_path, "study", "run", str(f))
     assert again.returncode == 0 and "study halt finished: 1 done" in again.stdout, again.stdout + again.stderr
     events = read_events(run / EVENTS)

@@ -161,7 +161,8 @@ def run_engine(engine: Any, console: Console, create: bool = True) -> int:
         "no trial completed"
     state = "stopped" if engine.stopping else "finished"
     console.print(f"study {escape(engine.name)} {state}: {counts.complete} done · {counts.pruned} pruned · "
-                  f"{counts.failed} failed · {counts.running} running · {best}", highlight=False, soft_wrap=True)
+                  f"{counts.failed} failed · {counts.running} {'stopped' if engine.stopping else 'running'} · {best}",
+                  highlight=False, soft_wrap=True)
     if engine.stopping:
         console.print("continue it with the same `tuilm study run` (or `tuilm study worker`)", highlight=False)
     console.print(f"details: tuilm study show {engine.name}"
@@ -203,8 +204,10 @@ def base_seed(study: Any) -> int:
     return seed if isinstance(seed, int) else 0
 
 
-def trial_rows(study: Any) -> list[dict[str, Any]]:
-    """Every trial as a plain dict (what --json prints under "trials")."""
+def trial_rows(study: Any, root: str | Path | None = None) -> list[dict[str, Any]]:
+    """Every trial as a plain dict (what --json prints under "trials"). A running trial whose latest
+    run here ended ``stopped`` (study stop, Ctrl-C: it resumes when the study is run again) says
+    ``"stopped": true``."""
     rows = []
     seed0 = base_seed(study)
     for t in study.get_trials(deepcopy=False):
@@ -230,8 +233,17 @@ def trial_rows(study: Any) -> list[dict[str, Any]]:
             "intermediate": {str(k): v for k, v in sorted(t.intermediate_values.items())},
             "started": t.datetime_start.timestamp() if t.datetime_start else None,
             "finished": t.datetime_complete.timestamp() if t.datetime_complete else None,
+            "stopped": t.state.name == "RUNNING" and _stopped_here(a.get("runs") or [], root),
         })
     return rows
+
+
+def _stopped_here(run_ids: list[str], root: str | Path | None) -> bool:
+    from ..reader import summarize
+    from ..runs import runs_root
+
+    path = runs_root(root) / run_ids[-1] if run_ids else None
+    return path is not None and path.is_dir() and summarize(path).state == "stopped"
 
 
 def _finite(x: Any) -> float | None:
@@ -270,7 +282,7 @@ def summarize_study(study: Any, name: str, storage_label: str, storage_url: str 
                     root: str | Path | None = None, with_confirms: bool = True) -> dict[str, Any]:
     """study_summary of an open Optuna study (the app keeps its storage open and re-reads only what was
     appended)."""
-    rows = trial_rows(study)
+    rows = trial_rows(study, root)
     done = [r for r in rows if r["state"] == "complete" and r["value"] is not None]
     sign = 1 if study.direction.name == "MINIMIZE" else -1
     best = min(done, key=lambda r: sign * r["value"]) if done else None
@@ -281,7 +293,9 @@ def summarize_study(study: Any, name: str, storage_label: str, storage_url: str 
             objective = parse(spec_text)[0].objective
         except UserError:
             pass
-    counts = {s: sum(1 for r in rows if r["state"] == s) for s in ("complete", "running", "pruned", "fail", "waiting")}
+    counts = {s: sum(1 for r in rows if r["state"] == s and not r["stopped"])
+              for s in ("complete", "running", "pruned", "fail", "waiting")}
+    counts["stopped"] = sum(1 for r in rows if r["stopped"])  # running in Optuna, no trainer: resumes on study run
     judged = judge(rows, best, study.direction.name.lower())
     summary = {**judged, "name": name, "target": _target(spec_text),
                "distributions": {k: _dist_kind(d) for k, d in _dists(study).items()}, "direction": study.direction.name.lower(), "objective": objective,
@@ -380,7 +394,8 @@ def show_command(name: str, storage_url: str | None, console: Console, as_json: 
         return
     c = summary["counts"]
     console.print(f"study [bold]{escape(name)}[/] · {summary['objective']} ({summary['direction']}) · "
-                  f"{c['complete']} done · {c['running']} running · {c['pruned']} pruned · {c['fail']} failed · "
+                  f"{c['complete']} done · {c['running']} running · {c['stopped']} stopped · {c['pruned']} pruned · "
+                  f"{c['fail']} failed · "
                   f"storage {escape(summary['storage'])}", highlight=False)
     table = Table(show_lines=False, pad_edge=False, box=None, header_style="bold")
     short = {k: k.split(".", 1)[1] if sum(1 for x in keys if x.split(".", 1)[1] == k.split(".", 1)[1]) == 1 else k
@@ -388,11 +403,11 @@ def show_command(name: str, storage_url: str | None, console: Console, as_json: 
     for col in ("#", "state", *[short[k] for k in keys], summary["objective"], "± SE", "k", "steps", "vs best"):
         table.add_column(escape(col), overflow="ellipsis", no_wrap=True,
                          justify="left" if col in ("state",) else "right")
-    style = {"complete": "green", "pruned": "magenta", "fail": "red", "running": "cyan"}
+    style = {"complete": "green", "pruned": "magenta", "fail": "red", "running": "cyan", "stopped": "yellow"}
     best_n = summary["best"]["number"] if summary["best"] else None
     for r in summary["trials"]:
         table.add_row(str(r["number"]) + (" *" if r["number"] == best_n else ""),
-                      f"[{style.get(r['state'], 'dim')}]{r['state']}[/]",
+                      f"[{style.get(state, 'dim')}]{state}[/]" if (state := "stopped" if r["stopped"] else r["state"]) else "",
                       *[escape(_fmt_v(r["params"].get(k))) for k in keys],
                       "-" if r["value"] is None else f"{r['value']:.4f}",
                       "-" if r["value_se"] is None else f"{r['value_se']:.4f}", str(r["k"]),
@@ -502,9 +517,10 @@ def list_command(storage_url: str | None, console: Console) -> None:
             continue
         c = s["counts"]
         last = max((r["finished"] or r["started"] or 0 for r in s["trials"]), default=0)
-        state = "running" if c["running"] else "idle"
+        state = "running" if c["running"] else ("stopped" if c["stopped"] else "idle")
         best = s["best"]
         trials = " ".join(f"{n} {label}" for n, label in ((c["complete"], "done"), (c["running"], "running"),
+                                                          (c["stopped"], "stopped"),
                                                           (c["pruned"], "pruned"), (c["fail"], "failed")) if n)
         table.add_row(escape(name), state, trials or "none",
                       "-" if not best else f"{best['value']:.4f}",
