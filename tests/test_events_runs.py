@@ -240,3 +240,12 @@ def test_a_runs_folder_that_is_a_file_is_named(tmp_path, monkeypatch):
     monkeypatch.setenv("TUILM_RUNS_DIR", str(tmp_path / "afile"))
     with pytest.raises(RunError, match=r"afile \(TUILM_RUNS_DIR\) is a file, not a folder"):
         new_run_dir("x")
+
+
+def test_a_run_folder_made_by_hand_with_a_non_ascii_name_is_found_as_listed(runs_dir):
+    odd = runs_dir / "tq-ü"
+    odd.mkdir()
+    (odd / PRESET).write_text("")
+    assert odd in list_runs() and find_run("tq-ü") == odd  # `runs list` shows it, so `runs show` finds it
+    with pytest.raises(RunError):
+        find_run("..")

@@ -264,12 +264,19 @@ def export(run_refs: List[str] = typer.Argument(..., metavar="RUN...", help="Run
             tensorboard_target(run_dir, out)
     from rich.progress import Progress
 
-    with Progress(console=console, transient=True) as bar:  # drawn on a terminal only
+    import contextlib
+
+    bar = Progress(console=console, transient=True) if console.is_terminal else None  # (piped: no blank line)
+    with bar or contextlib.nullcontext():
         for run_dir in dirs:
-            task = bar.add_task(f"{escape(run_dir.name)}: {'rows' if fmt == 'csv' else 'events'}", total=None)
             write = export_csv if fmt == "csv" else export_tensorboard
-            target = write(run_dir, out, progress=lambda done, total, t=task: bar.update(t, completed=done, total=total))
-            bar.remove_task(task)
+            if bar is None:
+                target = write(run_dir, out)
+            else:
+                task = bar.add_task(f"{escape(run_dir.name)}: {'rows' if fmt == 'csv' else 'events'}", total=None)
+                target = write(run_dir, out, progress=lambda done, total, t=task: bar.update(t, completed=done,
+                                                                                            total=total))
+                bar.remove_task(task)
             console.print(f"{escape(run_dir.name)} -> {escape(str(target))}", highlight=False)
     if fmt == "tensorboard":
         console.print(f"view: tensorboard --logdir {escape(str(out))}", highlight=False)

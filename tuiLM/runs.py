@@ -85,6 +85,8 @@ def find_run(ref: str | Path, root: str | Path | None = None) -> Path:
     if isinstance(ref, str) and ("/" in ref or ref in (".", "..")) or not isinstance(ref, str):
         what = "is not a run directory (no preset.toml or events.jsonl)" if p.is_dir() else "does not exist"
         raise RunError(f"{str(ref)!r} {what}")
+    if ".." not in ref and "\\" not in ref and is_run_dir(base / ref):  # a run folder made by hand: 'tq-ü'
+        return base / ref
     check_run_name(ref)
     if is_run_dir(base / ref):
         return base / ref
