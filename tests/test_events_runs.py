@@ -244,7 +244,7 @@ def test_a_runs_folder_that_is_a_file_is_named(tmp_path, monkeypatch):
 
 def test_a_run_folder_made_by_hand_with_a_non_ascii_name_is_found_as_listed(runs_dir):
     odd = runs_dir / "tq-ü"
-    odd.mkdir()
+    odd.mkdir(parents=True)
     (odd / PRESET).write_text("")
     assert odd in list_runs() and find_run("tq-ü") == odd  # `runs list` shows it, so `runs show` finds it
     with pytest.raises(RunError):
