@@ -176,3 +176,12 @@ def test_study_curves_follow_the_resume_rule_and_read_only_what_grew(tmp_path):
     assert reader._evals(run, "val_bpb")[-1] == (400, 1.2)
     assert run / "events.jsonl" not in reader._readers  # ended: only its curve is kept
     assert reader._evals(run, "val_loss")[-1] == (400, 1.6)  # curves are kept per objective
+
+
+def test_a_study_whose_trials_were_stopped_reads_stopped_not_idle_or_running():
+    from tuiLM.tui.studydata import _state
+
+    counts = {"complete": 1, "running": 0, "stopped": 1, "pruned": 0, "fail": 0, "waiting": 0}
+    assert _state({"counts": counts, "target": 4}, None) == "stopped"
+    assert _state({"counts": {**counts, "running": 1}, "target": 4}, None) == "running"
+    assert _state({"counts": {**counts, "stopped": 0}, "target": 4}, None) == "idle"

@@ -25,7 +25,7 @@ class StudyRow:
     """One line of the studies list."""
 
     name: str
-    state: str  # running | stopping | finished | idle | unreadable
+    state: str  # running | stopping | stopped | finished | idle | unreadable
     complete: int = 0
     running: int = 0
     pruned: int = 0
@@ -117,6 +117,8 @@ def _state(summary: dict[str, Any], sdir: Path | None) -> str:
     stopping = sdir is not None and (sdir / "stop_request").exists()
     if c["running"]:
         return "stopping" if stopping else "running"
+    if c.get("stopped"):  # stopped trials, no trainer: the next study run resumes them
+        return "stopped"
     target = summary.get("target")
     if target is not None and c["complete"] + c["pruned"] + c["fail"] >= target:
         return "finished"
@@ -184,7 +186,7 @@ class StudyReader:
         s = self.summary(name, with_confirms=True)
         best_n = s["best"]["number"] if s["best"] else None
         trials = tuple(TrialView(
-            r["number"], r["state"], tuple(r["params"].items()), r["value"], r["value_se"], r["k"],
+            r["number"], "stopped" if r.get("stopped") else r["state"], tuple(r["params"].items()), r["value"], r["value_se"], r["k"],
             tuple(r["values"]), tuple(r["seeds"]), r["steps"], r["host"] or "", tuple(r["runs"]), tuple(r["lucky"]),
             r["baseline"], short_cmp(r["vs_best"], r["number"] == best_n and r["state"] == "complete"),
             r["reason"], tuple((int(k), float(v)) for k, v in r["intermediate"].items()))
@@ -213,7 +215,7 @@ class StudyReader:
         """The top-k complete trials over all their seeds, then running/pruned trials' curves (truncated)."""
         sign = 1 if direction == "minimize" else -1
         done = sorted((t for t in trials if t.state == "complete" and t.value is not None), key=lambda t: sign * t.value)
-        others = [t for t in trials if t.state in ("pruned", "running")][-top_k:]  # the most recent
+        others = [t for t in trials if t.state in ("pruned", "running", "stopped")][-top_k:]  # the most recent
         pick = done[:top_k] + others
         out = []
         for t in pick:

@@ -30,7 +30,7 @@ from .dialogs import ConfirmScreen
 from .live import Refreshing
 
 REFRESH_S = 2.0
-STATE_STYLE = {"running": "bold green", "stopping": "yellow", "finished": "cyan", "idle": "dim",
+STATE_STYLE = {"running": "bold green", "stopping": "yellow", "stopped": "yellow", "finished": "cyan", "idle": "dim",
                "unreadable": "bold red", "complete": "green", "pruned": "magenta", "fail": "red",
                "waiting": "dim"}
 
