@@ -88,8 +88,6 @@ def find_run(ref: str | Path, root: str | Path | None = None) -> Path:
     if ".." not in ref and "\\" not in ref and is_run_dir(base / ref):  # a run folder made by hand: 'tq-ü'
         return base / ref
     check_run_name(ref)
-    if is_run_dir(base / ref):
-        return base / ref
     matches = sorted(q for q in base.glob(f"{ref}*") if is_run_dir(q)) if base.is_dir() else []
     if len(matches) == 1:
         return matches[0]
