@@ -48,9 +48,9 @@ def _load(preset: str, sets: Optional[List[str]], machine: bool = False, nproc: 
     from .report import print_problems
 
     path = find_preset(preset)
-    from .config.presets import _is_study_file
+    from .config.presets import is_study_file
 
-    if _is_study_file(path):
+    if is_study_file(path):
         raise UserError(f"{path} is a study file: tuilm study validate {path} (or study run)")
     p, problems = load(path, sets or [])
     if machine and not any(x.is_error for x in problems):
@@ -262,9 +262,9 @@ def export(run_refs: List[str] = typer.Argument(..., metavar="RUN...", help="Run
         require_tensorboardx()
         for run_dir in dirs:  # refuse before writing anything
             tensorboard_target(run_dir, out)
-    from rich.progress import Progress
-
     import contextlib
+
+    from rich.progress import Progress
 
     bar = Progress(console=console, transient=True) if console.is_terminal else None  # (piped: no blank line)
     with bar or contextlib.nullcontext():

@@ -24,12 +24,12 @@ def list_presets(extra: list[Path] | None = None) -> list[Path]:
     out: dict[str, Path] = {}
     for d in preset_dirs(extra):
         for p in sorted(d.glob("*.toml")):
-            if not _is_study_file(p):  # study files (tuilm study run) sit beside presets in users' folders
+            if not is_study_file(p):  # study files (tuilm study run) sit beside presets in users' folders
                 out.setdefault(p.stem, p)
     return sorted(out.values(), key=lambda p: p.stem)
 
 
-def _is_study_file(p: Path) -> bool:
+def is_study_file(p: Path) -> bool:
     import re
 
     if not p.is_file():  # (open() on a FIFO would block)
