@@ -35,3 +35,31 @@ def runs_dir(tmp_path, monkeypatch) -> Path:
     d = tmp_path / "runs"
     monkeypatch.setenv("TUILM_RUNS_DIR", str(d))
     return d
+
+
+class Result:
+    """What ``tuilm ARGS`` did; unpacks as (exit code, stdout, stderr)."""
+
+    def __init__(self, code: int, stdout: str, stderr: str) -> None:
+        self.exit_code, self.stdout, self.stderr = code, stdout, stderr
+        self.output = stdout + stderr
+
+    def __iter__(self):
+        return iter((self.exit_code, self.stdout, self.stderr))
+
+
+@pytest.fixture
+def tuilm(capsys):
+    """``tuilm ARGS`` in this process through the real entry point (its one error handler)."""
+    from tuiLM.cli import main
+
+    def invoke(*args: str) -> Result:
+        capsys.readouterr()
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        out = capsys.readouterr()
+        return Result(code, out.out, out.err)
+    return invoke

@@ -26,25 +26,6 @@ from .conftest import PRESETS, ROOT, TINY_GPT
 QUICK = str(PRESETS / "quickstart.toml")
 
 
-class Result:
-    def __init__(self, code: int, stdout: str, stderr: str) -> None:
-        self.exit_code, self.stdout, self.stderr = code, stdout, stderr
-        self.output = stdout + stderr
-
-
-@pytest.fixture
-def tuilm(capsys):
-    """``tuilm ARGS`` in this process through the real entry point (its one error handler)."""
-    def invoke(*args: str) -> Result:
-        capsys.readouterr()
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-        out = capsys.readouterr()
-        return Result(code, out.out, out.err)
-    return invoke
 
 
 # -- sizes and the vram budget -------------------------------------------------------------------

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 
-from tuiLM.cli import main
 from tuiLM.config.write import atomic_write_text, dumps_resolved
 from tuiLM.events import EventWriter
 from tuiLM.runs import EVENTS, PRESET
@@ -17,21 +16,15 @@ QUICK = str(PRESETS / "quickstart.toml")
 
 
 @pytest.fixture
-def tuilm(capsys, tmp_path, monkeypatch):
-    """``tuilm ARGS`` in this process through the real entry point; returns (exit code, stdout, stderr)."""
+def tuilm(tuilm, tmp_path, monkeypatch):
+    """conftest's ``tuilm`` run in tmp_path with its own runs/, asserting no traceback each time."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("TUILM_RUNS_DIR", str(tmp_path / "runs"))
 
     def invoke(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-        out = capsys.readouterr()
-        assert "Traceback" not in out.err and "MarkupError" not in out.err, out.err
-        return code, out.out, out.err
+        code, out, err = tuilm(*args)
+        assert "Traceback" not in err and "MarkupError" not in err, err
+        return code, out, err
     return invoke
 
 
