@@ -65,9 +65,10 @@ def membership(run_dir: Path, preset: dict[str, Any] | None = None) -> Membershi
     info = read_study_info(run_dir)
     if "study" in info and "trial" in info:
         return Membership(f"study:{info['study']}#{info['trial']}", f"#{info['trial']} {info['study']}", seed)
-    if not configuration(preset):  # no preset to read (missing, empty, cut short): a group of its own
+    config = configuration(preset)
+    if not config:  # no preset to read (missing, empty, cut short): a group of its own
         return Membership(f"run:{Path(run_dir).resolve()}", Path(run_dir).name, seed)
-    blob = json.dumps(configuration(preset), sort_keys=True, default=str).encode()
+    blob = json.dumps(config, sort_keys=True, default=str).encode()
     name = run.get("name") if isinstance(run.get("name"), str) and run.get("name") else Path(run_dir).name
     return Membership("config:" + hashlib.sha1(blob).hexdigest()[:16], name, seed)
 

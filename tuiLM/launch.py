@@ -44,6 +44,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .config.validate import PATH_FIELDS
 from .errors import UserError
 from .runs import LOCKFILE, PIDFILE, PRESET, STDOUT, STOP_REQUEST, check_run_name, new_run_dir, write_error_message, write_stop_request
 from .ownership import acquire_run_lock, identity_of, proven_trainer, record_identity, trainer_running
@@ -70,17 +71,13 @@ def create_run(preset: Any, name: str | None = None, root: str | Path | None = N
     return run_dir
 
 
-PATH_FIELDS = ("data.path", "data.val_path", "data.tokenizer_model")
-
-
 def require_data(preset: Any, what: str = "nothing was started") -> None:
     """A UserError when a path setting names nothing on this machine (a warning in validate: a preset
     may be meant for another machine; a run or a study here would only fail at its first step)."""
-    from .config.validate import missing_path
+    from .config.validate import missing_paths
 
-    for key in PATH_FIELDS if preset is not None else ():
-        if (key != "data.path" or preset.data.source != "builtin") and missing_path(preset, key):
-            raise UserError(f"{key} {preset.get(key)!r}: no such file or folder here: {what}")
+    for key, value in missing_paths(preset)[:1] if preset is not None else ():
+        raise UserError(f"{key} {value!r}: no such file or folder here: {what}")
 
 
 def _absolute_paths(preset: Any) -> Any:

@@ -105,18 +105,14 @@ def list_runs(root: str | Path | None = None) -> list[Path]:
     return sorted(runs, key=lambda p: p.stat().st_mtime, reverse=True)
 
 
-MAX_PRESET_BYTES = 1 << 20  # a frozen preset is a few KB; anything this large is not one
-
-
 def read_preset_text(run_dir: str | Path) -> str:
-    """A run's frozen ``preset.toml`` as text; "" when missing, unreadable or not a regular file (a FIFO
-    would block the runs list forever)."""
-    from .events import open_regular
+    """A run's frozen ``preset.toml`` as text; "" when it cannot be read as a preset file (missing, not
+    UTF-8, too large, or not a regular file: a FIFO would block the runs list forever)."""
+    from .config.load import PresetError, read_preset_text as read_text
 
     try:
-        with open_regular(Path(run_dir) / PRESET) as fh:
-            return fh.read(MAX_PRESET_BYTES + 1)[:MAX_PRESET_BYTES].decode("utf-8")
-    except (OSError, UnicodeDecodeError):
+        return read_text(Path(run_dir) / PRESET)
+    except PresetError:
         return ""
 
 

@@ -44,20 +44,25 @@ def frozen_ratio(model: Any) -> float:
     return abs(model.mhc_h_res_init) / model.mhc_tau
 
 
-def missing_path(preset: Preset, key: str) -> str | None:
-    """The value of a path setting that names nothing here (neither from the working directory nor
-    from the preset's folder, as ``launch`` resolves it; a glob that matches nothing), else None."""
+PATH_FIELDS = ("data.path", "data.val_path", "data.tokenizer_model")
+
+
+def missing_paths(preset: Preset, keys: tuple[str, ...] = PATH_FIELDS) -> list[tuple[str, str]]:
+    """(key, value) of the path settings that name nothing here (neither from the working directory
+    nor from the preset's folder, as ``launch`` resolves them; a glob that matches nothing). The
+    built-in corpus reads no data.path."""
     import glob
 
-    value = str(preset.get(key) or "").strip()
-    if not value:
-        return None
-    bases = [Path.cwd()] + ([Path(preset.source).resolve().parent] if preset.source is not None else [])
-    for base in bases:
-        candidate = os.path.expanduser(str(base / Path(value).expanduser()))
-        if os.path.exists(candidate) or (any(c in value for c in "*?[") and glob.glob(candidate, recursive=True)):
-            return None
-    return value
+    out = []
+    for key in keys:
+        value = str(preset.get(key) or "").strip()
+        if not value or (key == "data.path" and preset.data.source == "builtin"):
+            continue
+        bases = [Path.cwd()] + ([Path(preset.source).resolve().parent] if preset.source is not None else [])
+        if not any(os.path.exists(c := os.path.expanduser(str(base / Path(value).expanduser())))
+                   or (any(ch in value for ch in "*?[") and glob.glob(c, recursive=True)) for base in bases):
+            out.append((key, value))
+    return out
 
 
 def validate(preset: Preset, *, with_budget: bool = True) -> list[Problem]:
@@ -96,10 +101,8 @@ def validate(preset: Preset, *, with_budget: bool = True) -> list[Problem]:
     # -- data ------------------------------------------------------------------------------------
     if ok("data.source") and d.source != "builtin" and not d.path.strip():
         err("data.path", f"data.source = {d.source!r} needs data.path")
-    for key in ("data.path", "data.val_path", "data.tokenizer_model"):
-        where = missing_path(preset, key) if ok(key) and (d.source != "builtin" or key != "data.path") else None
-        if where:
-            warn(key, f"{where}: no such file or folder on this machine")
+    for key, where in missing_paths(preset, tuple(k for k in PATH_FIELDS if ok(k, "data.source"))):
+        warn(key, f"{where}: no such file or folder on this machine")
     if ok("data.tokenizer") and d.tokenizer == "sentencepiece" and not d.tokenizer_model.strip():
         if not (d.source in ("shards", "nanogpt") and d.vocab_size > 0):
             err("data.tokenizer_model", "tokenizer = 'sentencepiece' needs data.tokenizer_model (a .model file)")

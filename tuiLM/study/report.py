@@ -31,13 +31,10 @@ def load_checked(path: str | Path, sets: list[str], console: Console, name: str 
     spec, base, problems = load_study(path, sets)
     if base is not None and not any(p.is_error for p in problems):  # `study run` refuses to start on these
         from ..config.load import Problem
-        from ..config.validate import missing_path
-        from ..launch import PATH_FIELDS
+        from ..config.validate import missing_paths
 
         problems = problems + [Problem("warning", key, f"{where}: no such file or folder on this machine "
-                                       "(study run would start no trial here)")
-                               for key in PATH_FIELDS if (key != "data.path" or base.data.source != "builtin")
-                               and (where := missing_path(base, key))]
+                                       "(study run would start no trial here)") for key, where in missing_paths(base)]
     print_problems(problems, console, source=str(path))
     if any(p.is_error for p in problems):
         raise UserError(f"{path}: the study file has errors (see above)")
@@ -239,11 +236,12 @@ def trial_rows(study: Any, root: str | Path | None = None) -> list[dict[str, Any
 
 
 def _stopped_here(run_ids: list[str], root: str | Path | None) -> bool:
+    from ..ownership import trainer_running
     from ..reader import summarize
     from ..runs import runs_root
 
-    path = runs_root(root) / run_ids[-1] if run_ids else None
-    return path is not None and path.is_dir() and summarize(path).state == "stopped"
+    path = runs_root(root) / run_ids[-1] if run_ids else None  # (a live trainer's run is not read at all)
+    return path is not None and path.is_dir() and not trainer_running(path) and summarize(path).state == "stopped"
 
 
 def _finite(x: Any) -> float | None:

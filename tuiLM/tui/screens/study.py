@@ -155,7 +155,8 @@ class StudyScreen(Refreshing, Screen):
         target = f"/{s.target}" if s.target else ""
         title = Text.assemble(
             (f"{s.name} ", "bold"), (s.state, STATE_STYLE.get(s.state, "")),
-            f" · {s.count('complete')}{target} done {s.count('running')} run {s.count('pruned')} pruned "
+            f" · {s.count('complete')}{target} done {s.count('running')} run "
+            + (f"{s.count('stopped')} stopped " if s.count("stopped") else "") + f"{s.count('pruned')} pruned "
             f"{s.count('fail')} failed · ", (best_text, "bold"),
             (f" · sort {self.sort_key}{' desc' if self.sort_reverse else ''}", "dim"), no_wrap=True, overflow="ellipsis")
         if not self._same("title", title.markup):
