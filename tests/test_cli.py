@@ -7,6 +7,7 @@ import io
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -289,3 +290,20 @@ def test_runs_list_at_80_columns_keeps_ids_states_and_figures_whole(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "…" not in r.stdout and all(n in r.stdout for n in names) and "completed" in r.stdout
     assert max(len(line) for line in r.stdout.splitlines()) <= 80
+
+
+def test_runs_list_age_reads_as_time_since_start_not_a_duration(tmp_path):
+    """The 'age' column said '1:46' (minutes:seconds, read as how long the run took); it says '1m' now,
+    as `kubectl get` and the app's runs list do."""
+    from tuiLM.units import fmt_age
+
+    from .fixtures.fixture_runs import write_run
+
+    assert [fmt_age(x) for x in (-3, 45, 125, 7300, 3 * 86400 + 5)] == ["0s", "45s", "2m", "2h", "3d"]
+    write_run(tmp_path / "runs", "aged", "gpt", seed=0)
+    env = {**os.environ, "TUILM_RUNS_DIR": str(tmp_path / "runs"), "COLUMNS": "160"}
+    r = subprocess.run([sys.executable, "-m", "tuiLM.cli", "runs", "list"], cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=120)
+    row = next(line for line in r.stdout.splitlines() if "aged" in line)
+    assert r.returncode == 0 and re.search(r" \d+[smhd]$", row.rstrip()) and ":" not in row.split()[-1], r.stdout
+

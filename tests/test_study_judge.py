@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import pytest
 from tuiLM.reader import effective_events, read_events
 from tuiLM.runs import EVENTS, PRESET, list_runs
 
-from .test_study_run import show_json, tuilm
+from .test_study_run import env_for, show_json, tuilm
 
 FIXTURE = Path(__file__).parent / "fixtures" / "study" / "runs"
 
@@ -57,6 +59,31 @@ def test_show_judges_every_trial_against_the_best_and_the_baseline(tmp_path):
     assert "vs best" in text.stdout and "best vs runner-up" in text.stdout
     if best["number"] != 0:
         assert "best vs baseline (trial 0)" in text.stdout
+    marks = {line.split()[0].rstrip("*b"): line.split()[0] for line in text.stdout.splitlines() if line[:1].isdigit()}
+    assert marks[str(best["number"])].startswith(f"{best['number']}*") and marks["0"].endswith("b")  # as the app marks them
+    assert sum("*" in m for m in marks.values()) == 1 and len(marks) == len(s["trials"])
+    # at 80 columns (SSH) nothing compared is cut: every value, SE and verdict whole; only names shorten
+    env = {**env_for(tmp_path), "COLUMNS": "80"}
+    narrow = subprocess.run([sys.executable, "-m", "tuiLM.cli", "study", "show", "fixture"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=300).stdout
+    lines = narrow.splitlines()
+    table = [line for line in lines if line[:1].isdigit()]
+    assert max(len(line) for line in lines) <= 80 and len(table) == len(s["trials"]), narrow
+    for r in s["trials"]:
+        line = next(x for x in table if x.split()[0].rstrip("*b") == str(r["number"]))
+        assert r["state"] in line and (r["value"] is None or f"{r['value']:.4f}" in line), line
+        assert r["value_se"] is None or f"{r['value_se']:.4f}" in line
+        assert bool(r["lucky"]) == ("lucky?" in line) and "…" not in line
+
+
+def test_stop_on_a_study_with_no_running_trial_says_so_and_asks_nothing(tmp_path):
+    copy_fixture(tmp_path)
+    out = tuilm(tmp_path, "study", "stop", "fixture")
+    assert out.returncode == 1 and "no running trial: nothing to stop" in out.stdout, out.stdout + out.stderr
+    assert not (tmp_path / "runs" / "studies" / "fixture" / "stop_request").exists()
+    (tmp_path / "runs" / "studies" / "gone").mkdir()
+    out = tuilm(tmp_path, "study", "show", "gone")
+    assert out.returncode == 1 and "has no journal.log" in out.stderr and "Traceback" not in out.stderr
 
 
 @pytest.mark.slow

@@ -265,6 +265,7 @@ def test_study_stop_ends_running_trials_cleanly_and_run_continues_them(tmp_path)
     shown = show_json(tmp_path, "halt")
     assert shown["trials"][0]["state"] == "running"  # resumable in Optuna, not lost
     assert shown["trials"][0]["stopped"] and shown["counts"]["stopped"] == 1 and shown["counts"]["running"] == 0
+    assert shown["trials"][0]["steps"] == s.step  # a trial not finished shows how far its runs got, not "-"
     listing = tuilm(tmp_path, "study", "list")
     assert "stopped" in listing.stdout and "1 stopped" in listing.stdout, listing.stdout  # not 'running' for good
     again = tuilm(tmp_path, "study", "run", str(f))

@@ -433,10 +433,12 @@ def study_confirm(name: str = typer.Argument(..., metavar="NAME"),
 
 @study_app.command("stop")
 def study_stop(name: str = typer.Argument(..., metavar="NAME"), storage: Optional[str] = StorageOpt) -> None:
-    """Stop a study cleanly: running trials checkpoint and end stopped; `study run` continues it."""
+    """Stop a study cleanly: running trials checkpoint and end stopped; `study run` continues it.
+
+    Exit 0 when it was asked to stop; 1 when no trial of it is running."""
     from .study.report import stop_command
 
-    stop_command(name, storage, console)
+    raise typer.Exit(stop_command(name, storage, console))
 
 
 @study_app.command("schema")

@@ -188,7 +188,7 @@ def print_runs_list(console: Console, root: Path | None = None) -> None:
     from .errors import UserError
     from .runs import list_runs, runs_root
     from .reader import summarize
-    from .units import fmt_count, fmt_duration
+    from .units import fmt_age, fmt_count
 
     base = runs_root(root)
     if base.exists() and not base.is_dir():
@@ -208,7 +208,7 @@ def print_runs_list(console: Console, root: Path | None = None) -> None:
         rows.append((s, {"run": path.name, "state": str(s.state), "arch": str(s.arch), "preset": str(s.preset_name),
                          "step": f"{s.step:,}/{s.max_steps:,}" if s.max_steps else f"{s.step:,}",
                          "tokens": fmt_count(s.tokens), "loss": _fmt(s.last_loss), "best bpb": _fmt(s.best_val_bpb),
-                         "age": fmt_duration(s.age_s)}))
+                         "age": fmt_age(s.age_s)}))
     cols = ["run", "state", "arch", "preset", "step", "tokens", "loss", "best bpb", "age"]
     width = {c: max([len(c)] + [len(cells[c]) for _, cells in rows]) for c in cols}
     for optional in ("tokens", "preset", "arch", "age", "best bpb", "step"):

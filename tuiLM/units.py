@@ -55,6 +55,15 @@ def fmt_duration(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
+def fmt_age(seconds: float) -> str:
+    """How long ago, in its largest whole unit ("45s", "12m", "3h", "2d"), as ``kubectl get`` shows an AGE."""
+    s = max(0, int(seconds))
+    for div, unit in ((86400, "d"), (3600, "h"), (60, "m")):
+        if s >= div:
+            return f"{s // div}{unit}"
+    return f"{s}s"
+
+
 def fmt_flops(flops_per_s: float) -> str:
     """Achieved FLOP/s: TFLOP/s on a GPU, GFLOP/s on a CPU (0.002 TFLOP/s reads badly)."""
     if flops_per_s >= 1e11:

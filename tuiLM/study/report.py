@@ -212,6 +212,7 @@ def trial_rows(study: Any, root: str | Path | None = None) -> list[dict[str, Any
         if a.get("surplus"):
             continue
         values = a.get("values", [])
+        stopped, steps = _running_here(a.get("runs") or [], root) if t.state.name == "RUNNING" else (False, None)
         rows.append({
             "number": t.number,
             "state": t.state.name.lower(),
@@ -221,7 +222,7 @@ def trial_rows(study: Any, root: str | Path | None = None) -> list[dict[str, Any
             "k": len(values),
             "values": values,
             "seeds": list(a.get("seeds") or [seed0 + i for i in range(len(values))]),
-            "steps": a.get("steps"),
+            "steps": a.get("steps") if a.get("steps") is not None else steps,
             "runs": list(a.get("runs", [])),
             "host": a.get("host"),
             "reason": a.get("fail_reason") or a.get("prune_reason") or "",
@@ -230,18 +231,22 @@ def trial_rows(study: Any, root: str | Path | None = None) -> list[dict[str, Any
             "intermediate": {str(k): v for k, v in sorted(t.intermediate_values.items())},
             "started": t.datetime_start.timestamp() if t.datetime_start else None,
             "finished": t.datetime_complete.timestamp() if t.datetime_complete else None,
-            "stopped": t.state.name == "RUNNING" and _stopped_here(a.get("runs") or [], root),
+            "stopped": stopped,
         })
     return rows
 
 
-def _stopped_here(run_ids: list[str], root: str | Path | None) -> bool:
-    from ..ownership import trainer_running
+def _running_here(run_ids: list[str], root: str | Path | None) -> tuple[bool, int | None]:
+    """A running trial as its runs here tell it: (its latest run ended ``stopped``, the furthest step
+    its runs reached so far; None when none of them is here). Each run is read through its column
+    cache, so a long live run costs only the events since its last checkpoint."""
     from ..reader import summarize
     from ..runs import runs_root
 
-    path = runs_root(root) / run_ids[-1] if run_ids else None  # (a live trainer's run is not read at all)
-    return path is not None and path.is_dir() and not trainer_running(path) and summarize(path).state == "stopped"
+    summaries = [summarize(p) for p in (runs_root(root) / r for r in run_ids) if p.is_dir()]
+    steps = max((s.step for s in summaries), default=None)
+    return bool(run_ids) and bool(summaries) and summaries[-1].path.name == run_ids[-1] and \
+        summaries[-1].state == "stopped", steps
 
 
 def _finite(x: Any) -> float | None:
@@ -391,26 +396,12 @@ def show_command(name: str, storage_url: str | None, console: Console, as_json: 
         sys.stdout.write(buf.getvalue())
         return
     c = summary["counts"]
+    counts = [f"{c['complete']} done"] + [f"{c[k]} {word}" for k, word in (
+        ("running", "running"), ("stopped", "stopped"), ("pruned", "pruned"), ("fail", "failed")) if c[k]]
     console.print(f"study [bold]{escape(name)}[/] · {summary['objective']} ({summary['direction']}) · "
-                  f"{c['complete']} done · {c['running']} running · {c['stopped']} stopped · {c['pruned']} pruned · "
-                  f"{c['fail']} failed · "
-                  f"storage {escape(summary['storage'])}", highlight=False)
-    table = Table(show_lines=False, pad_edge=False, box=None, header_style="bold")
-    short = {k: k.split(".", 1)[1] if sum(1 for x in keys if x.split(".", 1)[1] == k.split(".", 1)[1]) == 1 else k
-             for k in keys}  # "lr" for optim.lr unless two sections share the key name
-    for col in ("#", "state", *[short[k] for k in keys], summary["objective"], "± SE", "k", "steps", "vs best"):
-        table.add_column(escape(col), overflow="ellipsis", no_wrap=True,
-                         justify="left" if col in ("state",) else "right")
-    style = {"complete": "green", "pruned": "magenta", "fail": "red", "running": "cyan", "stopped": "yellow"}
-    best_n = summary["best"]["number"] if summary["best"] else None
-    for r in summary["trials"]:
-        table.add_row(str(r["number"]) + (" *" if r["number"] == best_n else ""),
-                      f"[{style.get(state, 'dim')}]{state}[/]" if (state := "stopped" if r["stopped"] else r["state"]) else "",
-                      *[escape(_fmt_v(r["params"].get(k))) for k in keys],
-                      "-" if r["value"] is None else f"{r['value']:.4f}",
-                      "-" if r["value_se"] is None else f"{r['value_se']:.4f}", str(r["k"]),
-                      "-" if r["steps"] is None else str(r["steps"]), _short_cmp(r) + (" lucky?" if r["lucky"] else ""))
-    console.print(table)
+                  + " · ".join(counts), highlight=False)
+    console.print(f"storage: {escape(summary['storage'])}", highlight=False)
+    console.print(_trials_table(summary, keys, console.width))
     if summary["best"]:
         b = summary["best"]
         se = f" ± {b['value_se']:.4f}" if b["value_se"] is not None else ""
@@ -474,6 +465,49 @@ def confirm_command(name: str, storage_url: str | None, top: int, seeds: int | N
     return rc
 
 
+def _trials_table(summary: dict[str, Any], keys: list[str], width: int) -> Table:
+    """The trials as `study show` prints them. Nothing a reader compares is ever cut: where the table is
+    wider than the terminal, ``steps`` and ``k`` go first, then parameter *names* are shortened (their
+    values stay whole). '#' carries the marks the app shows: * the best trial, b the baseline."""
+    short = {k: k.split(".", 1)[1] if sum(1 for x in keys if x.split(".", 1)[1] == k.split(".", 1)[1]) == 1 else k
+             for k in keys}  # "lr" for optim.lr unless two sections share the key name
+    best_n = summary["best"]["number"] if summary["best"] else None
+    rows = []
+    for r in summary["trials"]:
+        state = "stopped" if r["stopped"] else r["state"]
+        rows.append((state, {
+            "#": f"{r['number']}{'*' if r['number'] == best_n else ''}{'b' if r.get('baseline') else ''}",
+            "state": state, **{short[k]: _fmt_v(r["params"].get(k)) for k in keys},
+            summary["objective"]: "-" if r["value"] is None else f"{r['value']:.4f}",
+            "± SE": "-" if r["value_se"] is None else f"{r['value_se']:.4f}", "k": str(r["k"]),
+            "steps": "-" if r["steps"] is None else str(r["steps"]),
+            "vs best": _short_cmp(r) + (" lucky?" if r["lucky"] else "")}))
+    cols = ["#", "state", *[short[k] for k in keys], summary["objective"], "± SE", "k", "steps", "vs best"]
+    cells = {c: max((len(cells[c]) for _, cells in rows), default=0) for c in cols}
+    full = {c: max(len(c), cells[c]) for c in cols}
+    for optional in ("steps", "k"):
+        if sum(full[c] for c in cols) + 2 * (len(cols) - 1) <= width:
+            break
+        cols.remove(optional)
+    over = sum(full[c] for c in cols) + 2 * (len(cols) - 1) - width
+    while over > 0:  # shorten the longest parameter name that is wider than its values, a cell at a time
+        name = max((c for c in cols if c in short.values() and full[c] > max(cells[c], 3)), key=full.get, default=None)
+        if name is None:
+            break
+        full[name] -= 1
+        over -= 1
+    table = Table(show_lines=False, pad_edge=False, box=None, header_style="bold")
+    for col in cols:
+        head = col if len(col) <= full[col] else col[: full[col] - 1] + "…"
+        table.add_column(escape(head), overflow="ellipsis", no_wrap=True, width=full[col],
+                         justify="left" if col in ("#", "state") else "right")
+    style = {"complete": "green", "pruned": "magenta", "fail": "red", "running": "cyan", "stopped": "yellow"}
+    for state, cells_ in rows:
+        table.add_row(*(f"[{style.get(state, 'dim')}]{escape(cells_[c])}[/]" if c == "state" else escape(cells_[c])
+                        for c in cols))
+    return table
+
+
 def _short_cmp(r: dict[str, Any]) -> str:
     """The trial against the best in a table cell: the gain (negative: worse) and p, or 'noise'."""
     c = r.get("vs_best")
@@ -484,7 +518,7 @@ def _short_cmp(r: dict[str, Any]) -> str:
     if not c["significant"]:
         return f"{c['gain']:+.4f} noise"
     p = c["p"]
-    return f"{c['gain']:+.4f} p={'<0.001' if p < 0.001 else f'{p:.2g}'}"
+    return f"{c['gain']:+.4f} p{'<0.001' if p < 0.001 else f'={p:.2g}'}"
 
 
 def _csv(x: Any) -> str:
@@ -527,15 +561,23 @@ def list_command(storage_url: str | None, console: Console) -> None:
     console.print(table)
 
 
-def stop_command(name: str, storage_url: str | None, console: Console) -> None:
-    """Ask every controller of the study to stop cleanly (running trials checkpoint and end stopped)."""
+def stop_command(name: str, storage_url: str | None, console: Console) -> int:
+    """Ask every controller of the study to stop cleanly (running trials checkpoint and end stopped).
+    Exit 1, asking nothing, when no trial of it is running (as `tuilm stop` on a run that is not)."""
     from ..config.write import atomic_write_text
 
     storage = st.open_storage(name, storage_url)
     study = st.load_study(name, storage)
+    running = [r for r in trial_rows(study) if r["state"] == "running"]
+    if not any(not r["stopped"] for r in running):
+        more = (f"; its {len(running)} stopped trial{'s' if len(running) != 1 else ''} resume on "
+                f"`tuilm study run`") if running else ""
+        console.print(f"study {name} has no running trial: nothing to stop{more}", highlight=False, markup=False)
+        return 1
     sdir = st.study_dir(name)
     sdir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(sdir / st.STOP_FILE, f"{time.time()}\n")
     study.set_user_attr(st.STOP_ATTR, time.time())
     console.print(f"asked study {name} to stop: running trials checkpoint and end stopped; "
                   f"`tuilm study run` continues it", highlight=False, markup=False)
+    return 0

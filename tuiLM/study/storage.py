@@ -56,6 +56,8 @@ def open_storage(name: str, url: str | None = None, root: str | Path | None = No
                 known = [p.name for p in list_local_studies(root)]
                 close = difflib.get_close_matches(name, known, n=1)
                 hint = f" (did you mean {close[0]}?)" if close else ""
+                if path.parent.is_dir():  # a folder of that name, but its journal is gone
+                    raise UserError(f"no study {name!r}: {path.parent}/ has no {JOURNAL} (the study's storage)")
                 raise UserError(f"no study {name!r} in {studies_root(root)}/{hint}")
             raise UserError(f"no journal file {path}")
         try:

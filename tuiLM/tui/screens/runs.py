@@ -29,6 +29,7 @@ from textual.worker import get_current_worker
 from ...groups import Membership, SeedGroup, group_runs, group_state, membership
 from ...reader import TREND_POINTS, RunReader, RunSummary
 from ...runs import list_runs, runs_root
+from ...units import fmt_age
 from ..widgets.cursortable import CursorTable
 from ..widgets.status import STATE_ICON
 from .dialogs import ConfirmScreen
@@ -42,14 +43,6 @@ STATE_STYLE = {"running": "bold green", "completed": "cyan", "stopped": "yellow"
 WIDE = 110  # from this width on: arch, preset and age columns too
 TREND_W = TREND_POINTS
 BPB_W = 13  # "1.2345±.0021" and a space: a group's mean ± SE
-
-
-def fmt_age(seconds: float) -> str:
-    s = max(0, int(seconds))
-    for div, unit in ((86400, "d"), (3600, "h"), (60, "m")):
-        if s >= div:
-            return f"{s // div}{unit}"
-    return f"{s}s"
 
 
 class RunsUpdated(Message):
