@@ -458,6 +458,42 @@ def test_a_failed_resume_leaves_a_completed_run_completed(reference, tmp_path):
     assert last["kind"] == "log" and last["level"] == "error" and ckpt.name in last["message"]
 
 
+def _crashed(run_dir: Path) -> None:
+    """The run as a trainer killed before its end leaves it: no run_end."""
+    lines = (run_dir / EVENTS).read_bytes().splitlines(keepends=True)
+    (run_dir / EVENTS).write_bytes(b"".join(x for x in lines if b'"run_end"' not in x))
+
+
+def test_resume_refuses_a_completed_run_and_a_failed_resume_shows_only_its_own_output(reference, tmp_path):
+    """`tuilm resume` of a completed run started a trainer that loaded everything to say 'already at
+    max_steps'; it is refused up front. A resume that fails showed the earlier attempt's last lines of
+    stdout.log (appended to, so the old output came first); it shows what the resumed trainer wrote."""
+    import shutil
+
+    from tuiLM.headless import resume_run
+    from tuiLM.reader import summarize
+    from tuiLM.train.checkpoint import latest_checkpoint
+
+    run_dir = tmp_path / reference.name
+    shutil.copytree(reference, run_dir)
+    events = (run_dir / EVENTS).read_bytes()
+    r = subprocess.run([sys.executable, "-m", "tuiLM.cli", "resume", str(run_dir)], capture_output=True, text=True,
+                       timeout=120, stdin=subprocess.DEVNULL)
+    assert r.returncode == 1 and "completed at step 16/16: there is nothing to resume" in r.stderr, r.stderr
+    assert (run_dir / EVENTS).read_bytes() == events and "Traceback" not in r.stderr
+    _crashed(run_dir)
+    assert summarize(run_dir).state == "dead"
+    ckpt = latest_checkpoint(run_dir / CHECKPOINTS)
+    ckpt.write_bytes(ckpt.read_bytes()[:1000])
+    with open(run_dir / STDOUT, "a") as fh:
+        fh.write("an earlier attempt said this\n" * 30)
+    out = io.StringIO()
+    assert resume_run(run_dir, console=Console(file=out, width=200)) == 1
+    text = out.getvalue()
+    tail = text[text.index("last lines of"):]
+    assert "an earlier attempt said this" not in tail and ckpt.name in tail, text
+
+
 def test_resume_on_a_full_disk_names_the_file_and_leaves_nothing_running(reference, tmp_path, small_disk, capsys):
     import shutil
 
@@ -467,6 +503,7 @@ def test_resume_on_a_full_disk_names_the_file_and_leaves_nothing_running(referen
     disk = small_disk(tmp_path / "disk", "2m")
     run_dir = disk / reference.name
     shutil.copytree(reference, run_dir, ignore=shutil.ignore_patterns("*.pt"))
+    _crashed(run_dir)  # (a completed run is not resumed at all)
     with open(disk / "filler", "wb", buffering=0) as fh:  # fill the file system to the last block
         try:
             while True:

@@ -193,8 +193,10 @@ def resume(run_ref: str = typer.Argument(..., metavar="RUN", help="Run directory
         from .headless import resume_run
 
         raise typer.Exit(resume_run(run_dir, nproc=nproc, console=console))
+    from .headless import refuse_completed
     from .tui.app import run_app
 
+    refuse_completed(run_dir)
     _app_needs_a_terminal(f"tuilm resume {run_ref} --headless")
     run_app(run_dir=run_dir, resume=True)
 

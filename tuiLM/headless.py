@@ -22,7 +22,7 @@ from typing import Any
 
 from .errors import UserError
 from .events import to_float
-from .reader import EventTail
+from .reader import EventTail, summarize
 from .launch import _kill_group, create_run, death_reason, spawn_trainer, stop_trainer
 from .runs import CHECKPOINTS, EVENTS, PRESET, STDOUT
 from .ownership import acquire_run_lock, record_death
@@ -48,13 +48,27 @@ def resume_run(run_dir: str | Path, nproc: int = 1, console: Any = None) -> int:
     if not (run_dir / PRESET).is_file():
         raise UserError(f"{run_dir}: not a run directory (no {PRESET})")
     os.close(acquire_run_lock(run_dir))  # one already running: say so (RunBusy) before anything else
+    refuse_completed(run_dir)
     ckpts = sorted((run_dir / CHECKPOINTS).glob("step-*.pt"))
     console.print(f"resuming [bold]{escape(run_dir.name)}[/] from "
                   f"{escape(ckpts[-1].name) if ckpts else 'the start (no checkpoint yet)'}", highlight=False)
     tail = EventTail(run_dir / EVENTS)
     while tail.poll_bytes():  # only what the resumed trainer writes counts: skip the rest undecoded
         pass
-    return watch_run(run_dir, spawn_trainer(run_dir, nproc=nproc, resume=True), console, tail=tail)
+    try:  # a failure shows the resumed trainer's output, not the earlier attempt's
+        stdout_from = os.stat(run_dir / STDOUT).st_size
+    except OSError:
+        stdout_from = 0
+    return watch_run(run_dir, spawn_trainer(run_dir, nproc=nproc, resume=True), console, tail=tail,
+                     stdout_from=stdout_from)
+
+
+def refuse_completed(run_dir: Path) -> None:
+    """A completed run has nothing to resume: say so before a trainer loads everything to find out."""
+    s = summarize(run_dir)
+    if s.state == "completed":
+        raise UserError(f"{run_dir.name} completed at step {s.step:,}"
+                        + (f"/{s.max_steps:,}" if s.max_steps else "") + ": there is nothing to resume")
 
 
 def _console(console: Any) -> Any:
@@ -65,18 +79,22 @@ def _console(console: Any) -> Any:
     return console
 
 
-def watch_run(run_dir: str | Path, proc: subprocess.Popen, console: Any, tail: EventTail | None = None) -> int:
+def watch_run(run_dir: str | Path, proc: subprocess.Popen, console: Any, tail: EventTail | None = None,
+              stdout_from: int = 0) -> int:
+    """Follow the trainer to its end; ``stdout_from``: where in stdout.log this trainer's output starts."""
     try:
-        return _watch_run(run_dir, proc, console, tail)
+        return _watch_run(run_dir, proc, console, tail, stdout_from)
     except Exception:  # a watcher that dies must not leave its trainer running unwatched: stop it cleanly
         stop_trainer(proc, reason="the terminal watching it failed", run_dir=run_dir)
         raise
 
 
-def _watch_run(run_dir: str | Path, proc: subprocess.Popen, console: Any, tail: EventTail | None = None) -> int:
+def _watch_run(run_dir: str | Path, proc: subprocess.Popen, console: Any, tail: EventTail | None,
+               stdout_from: int) -> int:
     run_dir = Path(run_dir)
     tail = tail or EventTail(run_dir / EVENTS)
     state = watch_state()
+    state["stdout_from"] = stdout_from
     # Rich's live bar only draws on a terminal: piped to a file or a CI log it would show nothing
     # until the end, so there the same figures go out as plain lines.
     display = _LiveProgress(console) if console.is_terminal else _PlainProgress(console)
@@ -301,7 +319,7 @@ def _final(run_dir: Path, state: dict[str, Any], code: int, console: Any) -> int
         console.print(f"reason: {reason}", highlight=False, markup=False, soft_wrap=True)
     if status == "failed":
         console.print(f"last lines of {run_dir / STDOUT}:", highlight=False, markup=False, soft_wrap=True)
-        console.print(_tail_text(run_dir / STDOUT, 20), highlight=False, markup=False)
+        console.print(_tail_text(run_dir / STDOUT, 20, state.get("stdout_from", 0)), highlight=False, markup=False)
         return 1
     console.print(f"run directory: {run_dir}", highlight=False, markup=False, soft_wrap=True)
     console.print(f"next: tuilm open {run_dir.name} · tuilm runs list · tuilm sample {run_dir.name}",
@@ -315,11 +333,12 @@ def _median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def _tail_text(path: Path, lines: int) -> str:
+def _tail_text(path: Path, lines: int, start: int = 0) -> str:
+    """The last ``lines`` lines of ``path`` written from byte ``start`` on."""
     try:
         with open(path, "rb") as fh:
             fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, fh.tell() - 16384))
+            fh.seek(max(start, fh.tell() - 16384))
             data = fh.read().decode("utf-8", "replace")
     except OSError:
         return "(no output)"
