@@ -122,6 +122,23 @@ def test_scatter_draws_every_point():
     assert "1.0e-3" in plain and "0.01" in plain
 
 
+@aio
+async def test_stopping_a_study_with_no_running_trial_says_so_and_asks_nothing(tmp_path):
+    """The app wrote a stop request for an idle study (it lingered until the next run); it now says
+    there is nothing to stop, as `tuilm study stop` does."""
+    runs = copy_fixture(tmp_path)
+    app = make_app(runs_root=runs)
+    said = []
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_study(app, pilot)
+        app.notify = lambda message, **kw: said.append((message, kw.get("severity")))
+        await pilot.press("S")
+        await pilot.press("enter")  # the confirm dialog: Stop
+        await wait_for(pilot, lambda: said, "the answer")
+    assert said == [("Study fixture has no running trial: nothing to stop", "warning")], said
+    assert not (runs / "studies" / "fixture" / "stop_request").exists()
+
+
 @pytest.mark.slow
 @aio
 async def test_confirm_top_k_from_the_study_view_starts_runs(tmp_path, monkeypatch):

@@ -561,23 +561,32 @@ def list_command(storage_url: str | None, console: Console) -> None:
     console.print(table)
 
 
-def stop_command(name: str, storage_url: str | None, console: Console) -> int:
-    """Ask every controller of the study to stop cleanly (running trials checkpoint and end stopped).
-    Exit 1, asking nothing, when no trial of it is running (as `tuilm stop` on a run that is not)."""
+def request_stop(name: str, storage_url: str | None, root: str | Path | None = None) -> str | None:
+    """Ask every controller of the study to stop cleanly (running trials checkpoint and end stopped):
+    a request file beside its journal and an attribute in its storage (for other machines). None when
+    asked; when no trial of it is running, nothing is asked and the return says so."""
     from ..config.write import atomic_write_text
 
-    storage = st.open_storage(name, storage_url)
+    storage = st.open_storage(name, storage_url, root)
     study = st.load_study(name, storage)
-    running = [r for r in trial_rows(study) if r["state"] == "running"]
+    running = [r for r in trial_rows(study, root) if r["state"] == "running"]
     if not any(not r["stopped"] for r in running):
         more = (f"; its {len(running)} stopped trial{'s' if len(running) != 1 else ''} resume on "
                 f"`tuilm study run`") if running else ""
-        console.print(f"study {name} has no running trial: nothing to stop{more}", highlight=False, markup=False)
-        return 1
-    sdir = st.study_dir(name)
+        return f"study {name} has no running trial: nothing to stop{more}"
+    sdir = st.study_dir(name, root)
     sdir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(sdir / st.STOP_FILE, f"{time.time()}\n")
     study.set_user_attr(st.STOP_ATTR, time.time())
+    return None
+
+
+def stop_command(name: str, storage_url: str | None, console: Console) -> int:
+    """`tuilm study stop`: exit 1, asking nothing, when no trial is running (as `tuilm stop` on a run)."""
+    refused = request_stop(name, storage_url)
+    if refused:
+        console.print(refused, highlight=False, markup=False)
+        return 1
     console.print(f"asked study {name} to stop: running trials checkpoint and end stopped; "
                   f"`tuilm study run` continues it", highlight=False, markup=False)
     return 0

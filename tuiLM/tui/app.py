@@ -192,9 +192,12 @@ class TuiLMApp(App):
         from . import services
 
         try:
-            services.stop_study(name, self._runs_root)
+            refused = services.stop_study(name, self._runs_root)
         except Exception as e:
             self.notify(f"Stop failed: {e}", severity="error", markup=False)
+            return
+        if refused:
+            self.notify(refused[:1].upper() + refused[1:], severity="warning", timeout=4, markup=False)
             return
         self.notify(f"Asked study {name} to stop: running trials checkpoint first", timeout=4, markup=False)
 

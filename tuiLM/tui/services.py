@@ -118,17 +118,12 @@ def spawn_study(args: list[str], root: Path | None = None) -> tuple[subprocess.P
     return proc, log
 
 
-def stop_study(name: str, root: Path | None = None) -> None:
-    """The stop request `tuilm study stop` writes: every controller stops its trials cleanly."""
-    import time
+def stop_study(name: str, root: Path | None = None) -> str | None:
+    """`tuilm study stop`'s request: every controller stops its trials cleanly. None when asked, else
+    why nothing was asked (no trial is running)."""
+    from ..study.report import request_stop
 
-    from ..config.write import atomic_write_text
-    from ..study import storage as st
-
-    sdir = st.study_dir(name, root)
-    if not (sdir / st.JOURNAL).is_file():
-        raise UserError(f"no study {name!r} in {st.studies_root(root)}/")
-    atomic_write_text(sdir / st.STOP_FILE, f"{time.time()}\n")
+    return request_stop(name, None, root)
 
 
 def stop_trial(run_dir: Path) -> bool:
