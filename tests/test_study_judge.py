@@ -117,3 +117,34 @@ def test_confirm_without_a_completed_trial_is_a_clear_error(tmp_path):
     out = tuilm(tmp_path, "study", "confirm", "nope", "--top", "2")
     assert out.returncode != 0 and "no study 'nope'" in out.stdout + out.stderr
     assert "Traceback" not in out.stdout + out.stderr
+
+
+def test_runs_show_of_a_trial_run_names_its_trial_and_its_seed_group(tmp_path):
+    """One seed is one draw: `runs show` of a trial's run says which study trial it is and shows its
+    best val_bpb beside the group's mean ± SE over its sibling seeds."""
+    from tuiLM.groups import group_value
+    from tuiLM.reader import summarize
+
+    runs = copy_fixture(tmp_path)
+    s = show_json(tmp_path, "fixture")
+    best = next(r for r in s["trials"] if r["number"] == s["best"]["number"])
+    run = best["runs"][1]
+    out = tuilm(tmp_path, "runs", "show", run)
+    assert out.returncode == 0, out.stderr
+    text = out.stdout.replace("\n", " ")
+    seeds = " ".join(str(x) for x in best["seeds"])
+    v = group_value([summarize(runs / r).best_val_bpb for r in best["runs"]])
+    assert f"study fixture · trial {best['number']} · seed {best['seeds'][1]}" in text, text
+    assert f"3 runs, seeds {seeds} · best val_bpb {v.text()} (mean ± SE, k=3)" in text, text
+    assert f"this seed {summarize(runs / run).best_val_bpb:.4f}" in text
+    assert all(r in text for r in best["runs"] if r != run)
+    from .fixtures.fixture_runs import write_run
+
+    solo = write_run(tmp_path / "elsewhere", "solo", "gpt", seed=0)  # a run of its own: no study, no group
+    alone = tuilm(tmp_path, "runs", "show", str(solo))
+    assert alone.returncode == 0 and "seed group" not in alone.stdout and "study " not in alone.stdout, alone.stdout
+    for i in (1, 2):  # plain runs of one configuration, seeds 5 and 6: a group by their frozen presets
+        write_run(tmp_path / "pairs", f"pair-{i}", "gpt", seed=i, run_seed=4 + i)
+    pair = tuilm(tmp_path, "runs", "show", str(tmp_path / "pairs" / "pair-1")).stdout.replace("\n", " ")
+    assert "2 runs, seeds 5 6" in pair and "siblings: pair-2" in pair and "study " not in pair, pair
+

@@ -263,6 +263,7 @@ def print_run(run_dir: Path, console: Console) -> None:
         elif value not in (None, ""):
             table.add_row(key, escape(_fmt(value)))
     console.print(table)
+    _print_membership(run_dir, m.get("best val_bpb"), console)
     system = system_figures(reader)
     if system:
         st = Table(title="system (median over train events unless stated)", show_header=False)
@@ -290,6 +291,37 @@ def print_run(run_dir: Path, console: Console) -> None:
         last = reader.samples[-1]
         console.print(f"[dim]last sample @ step {last.step}:[/]")
         console.print(f"{last.prompt}{last.text}", markup=False, highlight=False)
+
+
+def _print_membership(run_dir: Path, best: Any, console: Console) -> None:
+    """Which study trial the run is, and its seed group: one seed is one draw, so its best val_bpb is
+    shown beside the group's mean ± SE over the siblings in the same runs folder (groups.py)."""
+    from .groups import counted, group_runs, group_value, membership
+    from .reader import summarize
+    from .runs import list_runs, read_study_info
+
+    info, me = read_study_info(run_dir), membership(run_dir)
+    if "study" in info:
+        seed = f" · seed {me.seed}" if me.seed is not None else ""
+        console.print(f"study {info['study']} · trial {info.get('trial', '?')}{seed}", highlight=False, markup=False)
+    try:
+        runs = list_runs(run_dir.parent)
+    except OSError:
+        return
+    members = {p: membership(p) for p in runs}
+    members[run_dir] = me
+    group = next((g for g in group_runs([p for p in runs if members[p].key == me.key], members)
+                  if any(p.resolve() == run_dir.resolve() for p in g.members)), None)
+    if group is None or group.k < 2:
+        return
+    ss = [summarize(p) for p in group.members]
+    v = group_value(counted([s.state for s in ss], [s.best_val_bpb for s in ss]))
+    own = f"this seed {best:.4f}" if isinstance(best, float) else "this seed has no val_bpb yet"
+    console.print(f"seed group {group.label}: {group.k} runs, seeds {' '.join(str(x) for x in group.seeds)} · "
+                  f"best val_bpb {v.text()} (mean ± SE, k={v.k}) · {own}", highlight=False, markup=False,
+                  soft_wrap=True)
+    others = [p.name for p in group.members if p.resolve() != run_dir.resolve()]
+    console.print(f"siblings: {' '.join(others)}", highlight=False, markup=False, soft_wrap=True)
 
 
 def print_compare(run_dirs: list[Path], console: Console) -> None:
