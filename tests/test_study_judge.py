@@ -148,3 +148,25 @@ def test_runs_show_of_a_trial_run_names_its_trial_and_its_seed_group(tmp_path):
     pair = tuilm(tmp_path, "runs", "show", str(tmp_path / "pairs" / "pair-1")).stdout.replace("\n", " ")
     assert "2 runs, seeds 5 6" in pair and "siblings: pair-2" in pair and "study " not in pair, pair
 
+
+def test_a_lucky_flag_names_the_confirm_that_would_rerun_that_trial(tmp_path, monkeypatch, capsys):
+    """`study confirm --top K` re-runs the K best: the hint for a flagged trial gives its rank, not 'K'
+    (the old hint for the worst trial could not confirm it at all)."""
+    from tuiLM.cli import main
+    from tuiLM.study import stats
+
+    runs = copy_fixture(tmp_path)
+    monkeypatch.setenv("TUILM_RUNS_DIR", str(runs))
+    monkeypatch.setattr(stats, "lucky_seeds", lambda values, direction="minimize": [0] if len(values) > 1 else [])
+    s = show_json(tmp_path, "fixture")
+    done = sorted((r for r in s["trials"] if r["state"] == "complete"), key=lambda r: r["value"])
+    with pytest.raises(SystemExit) as e:
+        main(["study", "show", "fixture"])
+    out = capsys.readouterr().out.replace("\n", " ")
+    assert e.value.code == 0
+    said = {part.split()[1]: part for part in out.split("possible lucky run: ")[1:]}
+    assert len(said) == len(done), out
+    for rank, r in enumerate(done, 1):
+        part = said[str(r["number"])]
+        assert part.startswith(f"trial {r['number']} seed {r['seeds'][0]} ") and f"--top {rank})" in part, part
+

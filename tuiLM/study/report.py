@@ -342,7 +342,7 @@ def _dist_kind(d: Any) -> str:
 
 def judge(rows: list[dict[str, Any]], best: dict[str, Any] | None, direction: str) -> dict[str, Any]:
     """Seed-noise judgement (specs/studies.md "Judging results"), written into the rows: ``lucky`` (seed
-    indices that beat their siblings by > 2 sd), ``vs_best`` and ``vs_baseline`` (stats.compare of the
+    index of a best seed beyond seed noise: stats.lucky_seeds), ``vs_best`` and ``vs_baseline`` (stats.compare of the
     trial's per-seed values against the best / the baseline trial, paired over shared seeds). Returns the
     study-level figures: the best against the baseline and against the runner-up."""
     from .stats import compare, lucky_seeds
@@ -414,12 +414,17 @@ def show_command(name: str, storage_url: str | None, console: Console, as_json: 
         if summary.get("best_vs_baseline"):
             console.print(f"best vs baseline (trial {summary['baseline']}): {summary['best_vs_baseline']['verdict']}",
                           highlight=False)
+    sign = -1 if summary["direction"] == "maximize" else 1
+    ranked = [r["number"] for r in sorted((r for r in summary["trials"] if r["state"] == "complete"
+                                           and r["value"] is not None), key=lambda r: sign * r["value"])]
     for r in summary["trials"]:
         for i in r.get("lucky", []):
             others = [v for j, v in enumerate(r["values"]) if j != i]
+            top = ranked.index(r["number"]) + 1 if r["number"] in ranked else None  # confirm re-runs the top K
+            how = f"; confirm it: tuilm study confirm {escape(name)} --top {top}" if top else ""
             console.print(f"[yellow]possible lucky run[/]: trial {r['number']} seed {r['seeds'][i]} "
                           f"{summary['objective']} {r['values'][i]:.4f}, its siblings {sum(others) / len(others):.4f} "
-                          f"(confirm it: tuilm study confirm {escape(name)} --top K)", highlight=False)
+                          f"(beyond seed noise at 5 %{how})", highlight=False)
     if summary["importance"]:
         console.print("importance: " + " · ".join(f"{k} {v:.2f}" for k, v in summary["importance"].items()),
                       highlight=False)
