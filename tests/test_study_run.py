@@ -242,6 +242,25 @@ def test_a_live_trainer_is_reattached_not_restarted(tmp_path):
     assert show_json(tmp_path, "attach")["trials"][0]["state"] == "complete"
 
 
+def test_a_study_trial_trains_under_torchrun_with_nproc(tmp_path):
+    """specs/studies.md: DDP trials (--nproc) work as single runs do; only rank 0 reports."""
+    f = write_study(tmp_path, "ddp", '"optim.weight_decay" = { range = [0.0, 0.2] }', trials=1,
+                    base={"train.max_steps": 6, "eval.every": 3, "checkpoint.every": 0, "diag.every": 0,
+                          "train.total_batch_size": 2 * 4 * 32, "data.max_bytes": 60_000, "train.log_every": 1})
+    out = tuilm(tmp_path, "study", "run", str(f), "--nproc", "2")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "parallel 1 x 2 processes (DDP)" in out.stdout and "study ddp finished: 1 done" in out.stdout, out.stdout
+    (run,) = study_runs(tmp_path)
+    events = read_events(run / EVENTS)
+    start = next(e for e in events if e["kind"] == "run_start")
+    assert (start["world_size"], start["grad_accum"]) == (2, 1)
+    assert sum(e["kind"] == "run_start" for e in events) == 1  # rank 0 alone writes
+    assert [e["step"] for e in events if e["kind"] == "train"] == list(range(1, 7))
+    (trial,) = show_json(tmp_path, "ddp")["trials"]
+    evals = [e["val_bpb"] for e in events if e["kind"] == "eval"]
+    assert trial["state"] == "complete" and trial["value"] == pytest.approx(evals[-1]) and trial["steps"] == 6
+
+
 def test_study_stop_ends_running_trials_cleanly_and_run_continues_them(tmp_path):
     f = write_study(tmp_path, "halt", '"optim.weight_decay" = { range = [0.0, 0.2] }', trials=1,
                     base={"train.max_steps": 400, "eval.every": 200, "checkpoint.every": 0, "train.log_every": 1})

@@ -362,11 +362,16 @@ def study_validate(file: str = typer.Argument(..., metavar="FILE", help="Study f
     validate_command(file, sets or [], console, err_console)
 
 
+NprocOpt = typer.Option(1, "--nproc", min=1, help="Processes per trial's trainer (DDP through torchrun; "
+                        "rank 0 reports). With GPUs each trial gets this many of its own.")
+
+
 @study_app.command("run")
 def study_run(file: str = typer.Argument(..., metavar="FILE", help="Study file (TOML)."),
               name: Optional[str] = typer.Option(None, "--name", help="Study name (default: study.name)."),
               trials: Optional[int] = typer.Option(None, "--trials", min=1, help="Trials in all (default: study.trials)."),
               parallel: Optional[int] = typer.Option(None, "--parallel", min=1, help="Trials at once on this machine."),
+              nproc: int = NprocOpt,
               storage: Optional[str] = StorageOpt,
               sets: Optional[List[str]] = typer.Option(None, "--set", "-s", metavar="SECTION.KEY=VALUE",
                                                        help="Override the base preset for every trial (repeatable).")) -> None:
@@ -378,7 +383,8 @@ def study_run(file: str = typer.Argument(..., metavar="FILE", help="Study file (
 
     spec, base, _ = load_checked(file, sets or [], err_console, name=name)
     require_data(base, "no trial was started")  # else every trial would fail at its first step
-    engine = StudyEngine(spec, base, storage_url=storage, trials=trials, parallel=parallel, console=console)
+    engine = StudyEngine(spec, base, storage_url=storage, trials=trials, parallel=parallel, nproc=nproc,
+                         console=console)
     raise typer.Exit(run_engine(engine, console))
 
 
@@ -386,6 +392,7 @@ def study_run(file: str = typer.Argument(..., metavar="FILE", help="Study file (
 def study_worker(name: str = typer.Argument(..., metavar="NAME", help="Study name."),
                  storage: Optional[str] = StorageOpt,
                  parallel: Optional[int] = typer.Option(None, "--parallel", min=1, help="Trials at once on this machine."),
+                 nproc: int = NprocOpt,
                  trials: Optional[int] = typer.Option(None, "--trials", min=1, help="Trials in all (default: study.trials).")
                  ) -> None:
     """Join a study from another machine (or process): ask for trials, run them here, tell the results."""
@@ -396,7 +403,8 @@ def study_worker(name: str = typer.Argument(..., metavar="NAME", help="Study nam
 
     spec, base = worker_spec(name, storage)
     require_data(base, "this worker started no trial")
-    engine = StudyEngine(spec, base, storage_url=storage, trials=trials, parallel=parallel, console=console)
+    engine = StudyEngine(spec, base, storage_url=storage, trials=trials, parallel=parallel, nproc=nproc,
+                         console=console)
     raise typer.Exit(run_engine(engine, console, create=False))
 
 
@@ -426,11 +434,12 @@ def study_confirm(name: str = typer.Argument(..., metavar="NAME"),
                   seeds: Optional[int] = typer.Option(None, "--seeds", min=1, max=100,
                                                       help="Fresh seeds per trial (default: the study's, at least 3)."),
                   parallel: Optional[int] = typer.Option(None, "--parallel", min=1, help="Trials at once on this machine."),
+                  nproc: int = NprocOpt,
                   storage: Optional[str] = StorageOpt) -> None:
     """Re-run the best trials with fresh seeds as a new study NAME-confirmN; shows whether the ranking held."""
     from .study.report import confirm_command
 
-    raise typer.Exit(confirm_command(name, storage, top, seeds, parallel, console))
+    raise typer.Exit(confirm_command(name, storage, top, seeds, parallel, console, nproc=nproc))
 
 
 @study_app.command("stop")

@@ -67,12 +67,13 @@ def prepare(name: str, storage_url: str | None, top: int, seeds: int | None = No
 
 
 def start(name: str, storage_url: str | None, top: int, seeds: int | None = None, parallel: int | None = None,
-          root: str | Path | None = None, console: Any = None) -> Any:
+          root: str | Path | None = None, console: Any = None, nproc: int = 1) -> Any:
     """Create the confirmation study and enqueue its trials; returns the engine, ready to run."""
     from .engine import StudyEngine
 
     spec, base, chosen = prepare(name, storage_url, top, seeds, root)
-    engine = StudyEngine(spec, base, storage_url=storage_url, root=root, parallel=parallel, console=console)
+    engine = StudyEngine(spec, base, storage_url=storage_url, root=root, parallel=parallel, nproc=nproc,
+                         console=console)
     study = engine.open(create=True)
     study.set_user_attr(CONFIRM_OF_ATTR, {"study": name, "trials": [r["number"] for r in chosen]})
     for r in chosen:

@@ -194,7 +194,8 @@ class StudyEngine:
 
     def __init__(self, spec: StudySpec, base: Preset, *, storage_url: str | None = None,
                  root: str | Path | None = None, trials: int | None = None, parallel: int | None = None,
-                 console: Any = None, poll_s: float = POLL_S, say: Callable[[str], None] | None = None):
+                 nproc: int = 1, console: Any = None, poll_s: float = POLL_S,
+                 say: Callable[[str], None] | None = None):
         self.spec, self.base = spec, base
         self.name = spec.name
         self.root = root
@@ -203,6 +204,7 @@ class StudyEngine:
         if spec.sampler == "grid":  # each grid point once (Optuna's GridSampler repeats points once all started)
             self.target = min(self.target, spec.grid_size())
         self.parallel = parallel or spec.parallel
+        self.nproc = max(1, nproc)  # processes per trainer (DDP through torchrun; rank 0 reports)
         self.console = console
         self.poll_s = poll_s
         self._say = say
@@ -397,10 +399,12 @@ class StudyEngine:
         if not self.jobs:
             return True
         need = self._estimate_bytes(self.base)
-        if self.gpus:
-            free = gpu_free_bytes(self.gpus[self._gpu_turn % len(self.gpus)])
+        if self.gpus:  # each of the next trial's GPUs holds one process
+            free = min((gpu_free_bytes(self.gpus[(self._gpu_turn + i) % len(self.gpus)]) for i in range(self.nproc)),
+                       key=lambda b: float("inf") if b is None else b)
         else:
             free = available_memory_bytes()
+            need = None if need is None else need * self.nproc
         return need is None or free is None or need <= free
 
     def _estimate_bytes(self, preset: Preset, device: str | None = "here") -> int | None:
@@ -437,18 +441,18 @@ class StudyEngine:
             self.say(f"trial {trial.number}: failed before training: {reason}")
             return True
         job = Job(trial, params)
-        if self.gpus:
-            job.gpu = self.gpus[self._gpu_turn % len(self.gpus)]
-            self._gpu_turn += 1
+        if self.gpus:  # a DDP trial gets nproc GPUs of its own
+            job.gpu = ",".join(self.gpus[(self._gpu_turn + i) % len(self.gpus)] for i in range(self.nproc))
+            self._gpu_turn += self.nproc
         self.jobs.append(job)
         self._next_seed(job)
         return True
 
     def _seed_preset(self, params: dict[str, Any], k: int, trial: int) -> Preset:
         p = trial_preset(self.base, params, k, run_name(self.name, trial, k))
-        if self.parallel > 1 and not self.gpus and p.system.threads == 0:
-            # CPU threads divided between the trials that run at once
-            p = p.with_values({"system.threads": max(1, (os.cpu_count() or 1) // self.parallel)})
+        if self.parallel * self.nproc > 1 and not self.gpus and p.system.threads == 0:
+            # CPU threads divided between the trainer processes that run at once
+            p = p.with_values({"system.threads": max(1, (os.cpu_count() or 1) // (self.parallel * self.nproc))})
         return p
 
     def _check_config(self, params: dict[str, Any]) -> str:
@@ -471,8 +475,10 @@ class StudyEngine:
                 total = psutil.virtual_memory().total
             except Exception:
                 total = None
-            if total and need > total:
-                return f"does not fit this machine: estimate {need / 2**30:.2f} GiB > {total / 2**30:.1f} GiB of memory"
+            if total and need * self.nproc > total:
+                each = f" ({self.nproc} processes x {need / 2**30:.2f} GiB)" if self.nproc > 1 else ""
+                return (f"does not fit this machine: estimate {need * self.nproc / 2**30:.2f} GiB{each} > "
+                        f"{total / 2**30:.1f} GiB of memory")
         return ""
 
     def _next_seed(self, job: Job) -> None:
@@ -503,7 +509,7 @@ class StudyEngine:
         else:
             resume = True
         env = {"CUDA_VISIBLE_DEVICES": job.gpu} if job.gpu is not None else None
-        proc = spawn_trainer(run_dir, resume=resume, env_extra=env)
+        proc = spawn_trainer(run_dir, nproc=self.nproc, resume=resume, env_extra=env)
         if k == 0 and not resume:
             job.trial.set_user_attr("spawned_at", time.time())  # ask -> spawn: the scheduler's own time
         job.current = SeedRun(k, run_dir, proc, EventTail(run_dir / EVENTS))
@@ -596,7 +602,7 @@ class StudyEngine:
             return
         self.say(f"trial {job.number}: the trainer of {run.run_dir.name} died; resuming from its last checkpoint")
         env = {"CUDA_VISIBLE_DEVICES": job.gpu} if job.gpu is not None else None
-        run.proc = spawn_trainer(run.run_dir, resume=True, env_extra=env)
+        run.proc = spawn_trainer(run.run_dir, nproc=self.nproc, resume=True, env_extra=env)
         run.resumes += 1
 
     def _fail(self, job: Job, reason: str) -> None:

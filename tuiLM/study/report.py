@@ -142,8 +142,9 @@ def run_engine(engine: Any, console: Console, create: bool = True) -> int:
     spec = engine.spec
     engine.open(create=create)
     where = engine.storage_url and st._redact(engine.storage_url) or str(st.study_dir(engine.name, engine.root) / st.JOURNAL)
+    ddp = f" x {engine.nproc} processes (DDP)" if engine.nproc > 1 else ""
     console.print(f"study [bold]{escape(engine.name)}[/] · {engine.target} trial{'s' if engine.target != 1 else ''} x {spec.seeds} seed"
-                  f"{'s' if spec.seeds != 1 else ''} · {spec.sampler} + {spec.pruner} · parallel {engine.parallel} · "
+                  f"{'s' if spec.seeds != 1 else ''} · {spec.sampler} + {spec.pruner} · parallel {engine.parallel}{ddp} · "
                   f"{spec.objective} · storage {escape(where)}", highlight=False, soft_wrap=True)
     progress = Progress(console, engine.target, spec.objective)
     engine._say = progress.say
@@ -459,10 +460,10 @@ def print_ranking(rk: dict[str, Any], objective: str, console: Console) -> None:
 
 
 def confirm_command(name: str, storage_url: str | None, top: int, seeds: int | None, parallel: int | None,
-                    console: Console) -> int:
+                    console: Console, nproc: int = 1) -> int:
     from .confirm import ranking, start
 
-    engine = start(name, storage_url, top, seeds, parallel, console=console)
+    engine = start(name, storage_url, top, seeds, parallel, console=console, nproc=nproc)
     rc = run_engine(engine, console, create=False)
     original = study_summary(name, storage_url, with_confirms=False)
     rk = ranking(original, study_summary(engine.name, storage_url, with_confirms=False))
