@@ -170,3 +170,28 @@ def test_a_lucky_flag_names_the_confirm_that_would_rerun_that_trial(tmp_path, mo
         part = said[str(r["number"])]
         assert part.startswith(f"trial {r['number']} seed {r['seeds'][0]} ") and f"--top {rank})" in part, part
 
+
+def test_csv_carries_what_the_table_and_json_show(tmp_path):
+    """`study show --csv` had no host, seeds, per-seed values, lucky seeds or verdict against the best."""
+    import csv
+    import io
+
+    copy_fixture(tmp_path)
+    s = show_json(tmp_path, "fixture")
+    out = tuilm(tmp_path, "study", "show", "fixture", "--csv")
+    assert out.returncode == 0, out.stderr
+    rows = {int(r["number"]): r for r in csv.DictReader(io.StringIO(out.stdout))}
+    assert len(rows) == len(s["trials"])
+    for t in s["trials"]:
+        r = rows[t["number"]]
+        assert r["host"] == (t["host"] or "") and r["seeds"] == " ".join(map(str, t["seeds"]))
+        assert [float(x) for x in r["values"].split()] == pytest.approx(t["values"])
+        assert r["lucky_seeds"] == " ".join(str(t["seeds"][i]) for i in t["lucky"])
+        c = t["vs_best"]
+        if c is None:
+            assert r["vs_best_gain"] == r["vs_best_p"] == r["vs_best"] == ""
+        else:
+            assert float(r["vs_best_gain"]) == pytest.approx(c["gain"]) and r["vs_best"] == c["verdict"]
+            assert (r["vs_best_p"] == "") == (c["p"] is None)
+    assert any(t["vs_best"] for t in s["trials"]) and any(t["host"] for t in s["trials"])
+

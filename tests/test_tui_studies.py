@@ -3,7 +3,10 @@ engine): the list, the study view, opening a trial's runs, and confirm top-k sta
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -195,10 +198,18 @@ def test_study_curves_follow_the_resume_rule_and_read_only_what_grew(tmp_path):
     assert reader._evals(run, "val_loss")[-1] == (400, 1.6)  # curves are kept per objective
 
 
-def test_a_study_whose_trials_were_stopped_reads_stopped_not_idle_or_running():
-    from tuiLM.tui.studydata import _state
+def test_a_study_whose_trials_were_stopped_reads_stopped_not_idle_or_running(tmp_path):
+    """One wording for the app and `study list` (the CLI said 'idle' where the app said 'finished')."""
+    from tuiLM.study.report import study_state as _state
 
     counts = {"complete": 1, "running": 0, "stopped": 1, "pruned": 0, "fail": 0, "waiting": 0}
     assert _state({"counts": counts, "target": 4}, None) == "stopped"
     assert _state({"counts": {**counts, "running": 1}, "target": 4}, None) == "running"
     assert _state({"counts": {**counts, "stopped": 0}, "target": 4}, None) == "idle"
+    assert _state({"counts": {**counts, "stopped": 0, "complete": 4}, "target": 4}, None) == "finished"
+    (tmp_path / "stop_request").write_text("1\n")
+    assert _state({"counts": {**counts, "running": 1}, "target": 4}, tmp_path) == "stopping"
+    runs = copy_fixture(tmp_path)
+    listing = subprocess.run([sys.executable, "-m", "tuiLM.cli", "study", "list"], capture_output=True, text=True,
+                             env={**os.environ, "TUILM_RUNS_DIR": str(runs)}, timeout=120)
+    assert listing.returncode == 0 and "fixture  finished" in listing.stdout, listing.stdout

@@ -389,11 +389,15 @@ def show_command(name: str, storage_url: str | None, console: Console, as_json: 
     if as_csv:
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["number", "state", *keys, "value", "value_se", "k", "steps", "runs", "reason"])
+        w.writerow(["number", "state", *keys, "value", "value_se", "k", "steps", "runs", "reason", "host", "seeds",
+                    "values", "lucky_seeds", "vs_best_gain", "vs_best_p", "vs_best"])
         for r in summary["trials"]:
-            w.writerow([r["number"], r["state"], *[r["params"].get(k, "") for k in keys], _csv(r["value"]),
-                        _csv(r["value_se"]), r["k"], r["steps"] if r["steps"] is not None else "",
-                        " ".join(r["runs"]), r["reason"]])
+            c = r.get("vs_best") or {}
+            w.writerow([r["number"], "stopped" if r["stopped"] else r["state"], *[r["params"].get(k, "") for k in keys],
+                        _csv(r["value"]), _csv(r["value_se"]), r["k"], r["steps"] if r["steps"] is not None else "",
+                        " ".join(r["runs"]), r["reason"], r["host"] or "", " ".join(map(str, r["seeds"])),
+                        " ".join(map(_csv, r["values"])), " ".join(str(r["seeds"][i]) for i in r.get("lucky", [])),
+                        _csv(c.get("gain")), _csv(c.get("p")), c.get("verdict", "")])
         sys.stdout.write(buf.getvalue())
         return
     c = summary["counts"]
@@ -531,6 +535,20 @@ def _csv(x: Any) -> str:
     return "" if x is None else repr(x) if isinstance(x, float) else str(x)
 
 
+def study_state(summary: dict[str, Any], sdir: Path | None) -> str:
+    """running | stopping | stopped | finished | idle: one wording for `study list` and the app."""
+    c = summary["counts"]
+    stopping = sdir is not None and (sdir / st.STOP_FILE).exists()
+    if c["running"]:
+        return "stopping" if stopping else "running"
+    if c.get("stopped"):  # stopped trials, no trainer: the next study run resumes them
+        return "stopped"
+    target = summary.get("target")
+    if target is not None and c["complete"] + c["pruned"] + c["fail"] >= target:
+        return "finished"
+    return "idle"
+
+
 def list_command(storage_url: str | None, console: Console) -> None:
     import optuna
 
@@ -555,7 +573,7 @@ def list_command(storage_url: str | None, console: Console) -> None:
             continue
         c = s["counts"]
         last = max((r["finished"] or r["started"] or 0 for r in s["trials"]), default=0)
-        state = "running" if c["running"] else ("stopped" if c["stopped"] else "idle")
+        state = study_state(s, None if url else st.study_dir(name))
         best = s["best"]
         trials = " ".join(f"{n} {label}" for n, label in ((c["complete"], "done"), (c["running"], "running"),
                                                           (c["stopped"], "stopped"),

@@ -112,19 +112,6 @@ def short_cmp(c: dict[str, Any] | None, is_best: bool) -> str:
     return f"{c['gain']:+.4f} p{'<0.001' if p < 0.001 else f'={p:.2g}'}"
 
 
-def _state(summary: dict[str, Any], sdir: Path | None) -> str:
-    c = summary["counts"]
-    stopping = sdir is not None and (sdir / "stop_request").exists()
-    if c["running"]:
-        return "stopping" if stopping else "running"
-    if c.get("stopped"):  # stopped trials, no trainer: the next study run resumes them
-        return "stopped"
-    target = summary.get("target")
-    if target is not None and c["complete"] + c["pruned"] + c["fail"] >= target:
-        return "finished"
-    return "idle"
-
-
 class StudyReader:
     """Keeps each study's storage open between refreshes (journal storages read only what was appended)."""
 
@@ -160,6 +147,7 @@ class StudyReader:
 
     def rows(self) -> list[StudyRow]:
         from ..study import storage as st
+        from ..study.report import study_state
 
         out = []
         for sdir in st.list_local_studies(self.root):
@@ -174,7 +162,7 @@ class StudyReader:
             b = s["best"]
             of = s.get("confirm_of") or {}
             out.append(StudyRow(
-                name, _state(s, sdir), c["complete"], c["running"], c["pruned"], c["fail"], s.get("target"),
+                name, study_state(s, sdir), c["complete"], c["running"], c["pruned"], c["fail"], s.get("target"),
                 b["value"] if b else None, b["value_se"] if b else None, b["k"] if b else 0,
                 tuple(b["params"].items()) if b else (), s["objective"], s["storage"], last,
                 of.get("study") if isinstance(of, dict) else None))
@@ -182,6 +170,7 @@ class StudyReader:
 
     def snapshot(self, name: str, top_k: int = TOP_K) -> StudySnapshot:
         from ..study import storage as st
+        from ..study.report import study_state
 
         s = self.summary(name, with_confirms=True)
         best_n = s["best"]["number"] if s["best"] else None
@@ -206,7 +195,7 @@ class StudyReader:
             verdicts.append(f"confirmation {rk['study']}: {rk['verdict']}")
         keys = tuple(sorted({k for r in s["trials"] for k in r["params"]}))
         return StudySnapshot(
-            name, s["objective"], s["direction"], _state(s, st.study_dir(name, self.root)), s["storage"],
+            name, s["objective"], s["direction"], study_state(s, st.study_dir(name, self.root)), s["storage"],
             tuple(s["counts"].items()), s.get("target"), trials, keys, tuple(s["distributions"].items()),
             tuple(s["importance"].items()), best_n, s.get("baseline"), tuple(verdicts),
             self.curves(trials, s["direction"], s["objective"], top_k), time.monotonic())
