@@ -58,7 +58,8 @@ STUDY_FIELDS: tuple[Field, ...] = (
     F("study", "prune_after", int, 0, "No pruning before this step (e.g. the longest learning-rate warm-up in "
       "the space: a trial in warm-up looks worse than it is) [steps]; 0 = from the first eval", unit="steps",
       min=0, max=100_000_000),
-    F("study", "seed", int, 0, "Seed of the sampler (a resumed study recreates it with the same seed)", min=0,
+    F("study", "seed", int, 0, "Seed of the sampler (a resumed study recreates it from this seed and the trials "
+      "already asked: the same state, no replayed draws)", min=0,
       max=2**32 - 1),
     F("study", "budget_gib", float, 0.0, "Refuse a sampled configuration whose memory estimate exceeds this "
       "[GiB]; 0 = the base preset's system.vram_budget_gib", unit="GiB", min=0, max=1_000_000),
