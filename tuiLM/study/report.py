@@ -254,12 +254,18 @@ def _finite(x: Any) -> float | None:
     return x if isinstance(x, (int, float)) and math.isfinite(x) else None
 
 
+IMPORTANCE_MIN_TRIALS = 5  # fewer completed trials: any split of them "explains" the objective
+
+
 def importance(study: Any) -> dict[str, float]:
-    """optuna.importance.get_param_importances, or {} when there is too little to say."""
+    """optuna.importance.get_param_importances over the parameters that took more than one value among
+    the completed trials, or {} while fewer than IMPORTANCE_MIN_TRIALS have completed (with 2 trials a
+    parameter that never varied was given 11 %)."""
     from optuna.trial import TrialState
 
     done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
-    if len(done) < 2:
+    varied = sorted({k for t in done for k in t.params if len({repr(u.params.get(k)) for u in done}) > 1})
+    if len(done) < IMPORTANCE_MIN_TRIALS or not varied:
         return {}
     try:
         import warnings
@@ -269,7 +275,7 @@ def importance(study: Any) -> dict[str, float]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             # Optuna's default (PED-ANOVA) is deterministic and needs no scikit-learn
-            return {k: float(v) for k, v in optuna.importance.get_param_importances(study).items()}
+            return {k: float(v) for k, v in optuna.importance.get_param_importances(study, params=varied).items()}
     except Exception:  # e.g. a single distinct value per parameter
         return {}
 
@@ -431,8 +437,14 @@ def show_command(name: str, storage_url: str | None, console: Console, as_json: 
                           f"{summary['objective']} {r['values'][i]:.4f}, its siblings {sum(others) / len(others):.4f} "
                           f"(beyond seed noise at 5 %{how})", highlight=False)
     if summary["importance"]:
-        console.print("importance: " + " · ".join(f"{k} {v:.2f}" for k, v in summary["importance"].items()),
-                      highlight=False)
+        fixed = [k for k in keys if k not in summary["importance"]]
+        console.print("importance: " + " · ".join(f"{k} {v:.2f}" for k, v in summary["importance"].items())
+                      + (f" ({', '.join(fixed)} did not vary among the completed trials)" if fixed else ""),
+                      highlight=False, markup=False)
+    elif keys:
+        done = summary["counts"]["complete"]
+        console.print(f"importance: shown from {IMPORTANCE_MIN_TRIALS} completed trials on ({done} so far)", highlight=False,
+                      markup=False)
     if summary.get("confirm_of"):
         of = summary["confirm_of"]
         console.print(f"a confirmation of study {of.get('study')} (trials {', '.join(map(str, of.get('trials', [])))}) "
