@@ -60,7 +60,7 @@ def validate_command(path: str, sets: list[str], console: Console, err: Console)
                   f"{'s' if len(spec.space) != 1 else ''}, {spec.trials} trial"
                   f"{'s' if spec.trials != 1 else ''} x {spec.seeds} seed{'s' if spec.seeds != 1 else ''} = up to "
                   f"{runs} run{'s' if runs != 1 else ''}, {spec.sampler} + {spec.pruner}, "
-                  f"{n_warn} warning{'s' if n_warn != 1 else ''})", highlight=False)
+                  f"{n_warn} warning{'s' if n_warn != 1 else ''})", highlight=False, soft_wrap=True)
 
 
 # -- run / worker ----------------------------------------------------------------------------------
