@@ -261,6 +261,32 @@ def test_a_study_trial_trains_under_torchrun_with_nproc(tmp_path):
     assert trial["state"] == "complete" and trial["value"] == pytest.approx(evals[-1]) and trial["steps"] == 6
 
 
+def test_a_study_of_a_model_diagnostic_optimises_and_judges_it(tmp_path):
+    """objective = stream_similarity: each seed's value is its run's last diag event, the pruner is asked
+    at diag events, the study view's curves read them, and a re-attached study recomputes the same value."""
+    from tuiLM.study.engine import final_value
+    from tuiLM.tui.studydata import StudyReader
+
+    f = write_study(tmp_path, "diagobj", '"optim.weight_decay" = { range = [0.0, 0.2] }', trials=1, seeds=2,
+                    objective="stream_similarity", base={"model.arch": "mhc", "train.max_steps": 12, "eval.every": 6,
+                                                         "diag.every": 4, "checkpoint.every": 0})
+    out = tuilm(tmp_path, "study", "run", str(f))
+    assert out.returncode == 0 and "study diagobj finished: 1 done" in out.stdout, out.stdout + out.stderr
+    (trial,) = show_json(tmp_path, "diagobj")["trials"]
+    lasts = []
+    for run in sorted(study_runs(tmp_path)):
+        diags = [e for e in effective_events(read_events(run / EVENTS)) if e["kind"] == "diag"]
+        assert [e["step"] for e in diags][-1] == 12 and all("stream_similarity" in e for e in diags)
+        lasts.append(diags[-1]["stream_similarity"])
+        assert final_value(run, "stream_similarity") == pytest.approx(lasts[-1])
+    assert trial["state"] == "complete" and trial["values"] == pytest.approx(lasts)
+    assert trial["value"] == pytest.approx(sum(lasts) / 2)
+    snap = StudyReader(tmp_path / "runs").snapshot("diagobj")
+    assert snap.objective == "stream_similarity" and snap.direction == "minimize"
+    (curve,) = snap.curves
+    assert curve.steps == (4, 8, 12) and [row[-1] for row in curve.per_seed] == pytest.approx(lasts)
+
+
 def test_study_stop_ends_running_trials_cleanly_and_run_continues_them(tmp_path):
     f = write_study(tmp_path, "halt", '"optim.weight_decay" = { range = [0.0, 0.2] }', trials=1,
                     base={"train.max_steps": 400, "eval.every": 200, "checkpoint.every": 0, "train.log_every": 1})

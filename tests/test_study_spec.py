@@ -87,7 +87,9 @@ def test_bad_dimensions_name_key_and_line(line, message):
     ("trials = 2.5", "study.trials", "expected an integer"),
     ('sampler = "bayes"', "study.sampler", "must be one of tpe | random | grid | cmaes | gp"),
     ('pruner = "sha"', "study.pruner", "must be one of none | median | asha | hyperband"),
-    ('objective = "accuracy"', "study.objective", "must be one of val_bpb | val_loss"),
+    ('objective = "accuracy"', "study.direction", "'accuracy' has no known better direction"),
+    ('objective = "val bpb"', "study.objective", "is not a metric name"),
+    ('direction = "down"', "study.direction", "must be one of auto | minimize | maximize"),
     ('name = "../escape"', "study.name", "bad study name"),
 ])
 def test_bad_study_settings_name_key_and_line(line, path, message):
@@ -165,6 +167,9 @@ def test_shipped_studies_cover_the_three_documents():
     m = names["mhc-frozen"]
     assert m.seeds == 3 and {d.key for d in m.space} >= {"model.mhc_h_res_init", "model.mhc_tau", "model.mhc_gate",
                                                          "model.mhc_mode"}
+    lucky = names["mhc-lucky"]  # seed 000's lucky run: its own metric, enough seeds for the flag to mean something
+    assert (lucky.objective, lucky.direction, lucky.seeds) == ("stream_similarity", "minimize", 6)
+    assert {d.key for d in lucky.space} == {"model.mhc_h_res_init", "model.mhc_tau"}
     g = names["golf-lr-wd"]
     assert {d.key for d in g.space} == {"optim.matrix_lr", "optim.weight_decay", "train.total_batch_size",
                                         "model.n_layers"}
@@ -324,3 +329,27 @@ def test_validate_points_a_study_file_to_study_validate_which_warns_of_missing_d
     with pytest.raises(SystemExit):
         main(["study", "show", "a b"])
     assert "bad study name 'a b'" in capsys.readouterr().err
+
+
+def test_a_model_diagnostic_can_be_the_objective_where_the_model_writes_it(tmp_path):
+    """Seed 000's question is about stream_similarity: a study can optimise and judge it, with the
+    direction known for the mHC diagnostics and asked for others; a base that writes no diag events
+    (a plain GPT, or diag.every = 0) is an error, not a study whose every trial fails."""
+    f = tmp_path / "s.toml"
+    head = '[study]\nbase = "mhc-static"\n'
+    space = '\n[space]\n"optim.lr" = { log = [1e-4, 1e-2] }\n'
+    f.write_text(head + 'objective = "stream_similarity"\n' + space)
+    spec, _, problems = load_study(f)
+    assert [p for p in problems if p.is_error] == [] and spec.diagnostic and spec.direction == "minimize"
+    f.write_text(head + 'objective = "gate_value"\ndirection = "maximize"\n' + space)
+    spec, _, problems = load_study(f)
+    assert [p for p in problems if p.is_error] == [] and spec.direction == "maximize"
+    f.write_text(head.replace("mhc-static", "quickstart") + 'objective = "stream_similarity"\n' + space)
+    (err,) = [p for p in load_study(f)[2] if p.is_error]
+    assert err.path == "study.objective" and "gpt writes none" in err.message and err.line == 3
+    f.write_text(head + 'objective = "stream_similarity"\n' + space + '\n[set]\n"diag.every" = 0\n')
+    (err,) = [p for p in load_study(f)[2] if p.is_error]
+    assert "diag.every = 0" in err.message
+    spec, _ = parse(GOOD)
+    assert not spec.diagnostic and spec.direction == "minimize"
+

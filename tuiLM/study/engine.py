@@ -189,6 +189,24 @@ class StudyStopped(Exception):
     pass
 
 
+def final_value(run_dir: Path, objective: str) -> float | None:
+    """The last finite value of ``objective`` a run wrote (its eval, diag or train events, the resume
+    rule applied), or None."""
+    import numpy as np
+
+    from ..reader import read_run
+
+    last: tuple[float, float] | None = None
+    for table in read_run(run_dir).tables.values():
+        steps, values = table.col("step"), table.col(objective)
+        if steps is None or values is None:
+            continue
+        ok = np.flatnonzero(np.isfinite(steps) & np.isfinite(values))
+        if ok.size and (last is None or steps[ok[-1]] >= last[0]):
+            last = (float(steps[ok[-1]]), float(values[ok[-1]]))
+    return None if last is None else last[1]
+
+
 class StudyEngine:
     """Runs (or continues, or joins as a worker) one study until it has its trials or is stopped."""
 
@@ -524,7 +542,7 @@ class StudyEngine:
             kind = ev.get("kind")
             if kind == "run_start":
                 run.end = None
-            elif kind == "eval":
+            elif kind == ("diag" if self.spec.diagnostic else "eval"):
                 self._on_eval(job, run, ev)
             elif kind in ("train", "run_end"):
                 if isinstance(ev.get("step"), int):
@@ -540,7 +558,7 @@ class StudyEngine:
             for ev in run.tail.poll():  # the last events may have landed just before exit
                 if ev.get("kind") == "run_end":
                     run.end = ev
-                elif ev.get("kind") == "eval":
+                elif ev.get("kind") == ("diag" if self.spec.diagnostic else "eval"):
                     self._on_eval(job, run, ev)
             if run.end is not None:
                 self._on_end(job, run, run.end)
@@ -671,8 +689,9 @@ class StudyEngine:
                 if not run_dir.is_dir():
                     continue
                 s = summarize(run_dir)
-                if s.state == "completed" and s.evals:
-                    job.values[k] = s.evals[-1][1 if self.spec.objective == "val_bpb" else 2]
+                value = final_value(run_dir, self.spec.objective) if s.state == "completed" else None
+                if value is not None:
+                    job.values[k] = value
                     job.steps = max(job.steps, s.step)
             if "values" in attrs:
                 job.values.update({i: v for i, v in enumerate(attrs["values"]) if i not in job.values})

@@ -29,7 +29,12 @@ from ..config.load import (Preset, PresetError, Problem, coerce, locate_keys, pa
 from ..config.schema import BY_PATH, Field
 from ..errors import UserError
 
-OBJECTIVES = {"val_bpb": "minimize", "val_loss": "minimize"}
+OBJECTIVES = {"val_bpb": "minimize", "val_loss": "minimize"}  # eval metrics: the last eval of each run
+# Model diagnostics whose better direction is known (tui/metrics.py's bands, from the users' mHC table);
+# any other diagnostic can be the objective with an explicit study.direction.
+DIAG_DIRECTIONS = {"stream_similarity": "minimize", "stream_embed_similarity": "minimize",
+                   "sinkhorn_row_err": "minimize", "sinkhorn_col_err": "minimize"}
+DIRECTIONS = ("auto", "minimize", "maximize")
 SAMPLERS = ("tpe", "random", "grid", "cmaes", "gp")
 PRUNERS = ("none", "median", "asha", "hyperband")
 DIST_KINDS = ("log", "range", "int", "choice")
@@ -43,8 +48,10 @@ STUDY_FIELDS: tuple[Field, ...] = (
     F("study", "name", str, "", "Study name; its journal lives in runs/studies/<name>/ (default: the file name)"),
     F("study", "base", str, "", "Base preset every trial starts from (path relative to this file, or a "
       "shipped preset name)"),
-    F("study", "objective", str, "val_bpb", "Eval metric to optimise (the last eval of each run; lower is better)",
-      choices=tuple(OBJECTIVES)),
+    F("study", "objective", str, "val_bpb", "What to optimise: val_bpb or val_loss (the last eval of each run), "
+      "or a diagnostic the model writes in diag events (the last one of each run; e.g. stream_similarity)"),
+    F("study", "direction", str, "auto", "Minimize or maximize the objective; auto: minimize val_bpb, val_loss, "
+      "stream similarity and Sinkhorn errors (another diagnostic needs it said)", choices=DIRECTIONS),
     F("study", "trials", int, 20, "Configurations to try (each runs `seeds` times)", min=1, max=100_000),
     F("study", "seeds", int, 1, "Runs per configuration with seeds run.seed + 0..k-1; the value is their mean",
       min=1, max=100),
@@ -121,7 +128,13 @@ class StudySpec:
 
     @property
     def direction(self) -> str:
-        return OBJECTIVES[self.settings["objective"]]
+        d = self.settings.get("direction", "auto")
+        return d if d != "auto" else {**OBJECTIVES, **DIAG_DIRECTIONS}.get(self.settings["objective"], "minimize")
+
+    @property
+    def diagnostic(self) -> bool:
+        """The objective is a model diagnostic (diag events), not an eval metric."""
+        return self.settings["objective"] not in OBJECTIVES
 
     def distributions(self) -> dict[str, Any]:
         return {d.key: d.to_optuna() for d in self.space}
@@ -281,6 +294,14 @@ def parse(text: str, source: Path | None = None) -> tuple[StudySpec, list[Proble
     if not settings["base"]:
         problems.append(Problem("error", "study.base", "missing: the preset every trial starts from",
                                 lines.get("study.base") or lines.get("study")))
+    objective = settings["objective"]
+    if not (isinstance(objective, str) and objective.isidentifier() and objective.isascii()):
+        problems.append(Problem("error", "study.objective", f"{objective!r} is not a metric name (val_bpb, val_loss "
+                                "or a diagnostic such as stream_similarity)", lines.get("study.objective")))
+    elif settings["direction"] == "auto" and objective not in OBJECTIVES and objective not in DIAG_DIRECTIONS:
+        problems.append(Problem("error", "study.direction", f"is auto, but {objective!r} has no known better "
+                                "direction: set direction = \"minimize\" or \"maximize\"",
+                                lines.get("study.direction") or lines.get("study.objective")))
     space_raw = raw.get("space", {})
     space: list[Dimension] = []
     if not isinstance(space_raw, dict):
@@ -361,6 +382,7 @@ def load_study(path: str | Path, overrides: list[str] | None = None) -> tuple[St
                 if bp.is_error:
                     problems.append(Problem("error", "study.base", f"{base_path}: {bp}", spec.lines.get("study.base")))
             if base is not None:
+                problems += _objective_problems(spec, base)
                 arch = base.model.arch
                 for d in spec.space:
                     f = BY_PATH[d.key]
@@ -376,6 +398,25 @@ def load_study(path: str | Path, overrides: list[str] | None = None) -> tuple[St
                                                 f"not one of the choices: add it, or set baseline = false",
                                                 spec.lines.get(f"space.{d.key}")))
     return spec, base, problems
+
+
+def _objective_problems(spec: StudySpec, base: Preset) -> list[Problem]:
+    """A diagnostic objective needs diag events: a model family that writes them and diag.every > 0."""
+    if not spec.diagnostic:
+        return []
+    from ..models.registry import family
+
+    line = spec.lines.get("study.objective")
+    name = spec.settings["objective"]
+    archs = {base.model.arch} | {v for d in spec.space if d.key == "model.arch" for v in d.values}
+    silent = sorted(a for a in archs if not family(a).diagnostics)
+    if silent:
+        return [Problem("error", "study.objective", f"{name} is a model diagnostic, but {', '.join(silent)} writes "
+                        "none (diagnostics come from the mHC family)", line)]
+    if not base.diag.every:
+        return [Problem("error", "study.objective", f"{name} is a model diagnostic, but the base preset's "
+                        "diag.every = 0 writes none: set diag.every (in [set])", line)]
+    return []
 
 
 def _as_overrides(values: dict[str, Any]) -> list[str]:

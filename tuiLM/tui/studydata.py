@@ -232,7 +232,9 @@ class StudyReader:
             return hit[1]
         reader = self._readers.get(path) or self._readers.setdefault(path, RunReader(run_dir))
         reader.poll()  # only what was appended since the last refresh (the resume rule applied)
-        table = reader.tables["eval"]
+        # an eval metric, else a model diagnostic (diag events; some ride along in train events)
+        table = next((t for t in (reader.tables[k] for k in ("eval", "diag", "train")) if t.col(objective) is not None),
+                     reader.tables["eval"])
         steps, vals = table.col("step"), table.col(objective)
         pts = [] if steps is None or vals is None else [
             (int(a), float(b)) for a, b in zip(steps, vals) if np.isfinite(a) and np.isfinite(b)]
