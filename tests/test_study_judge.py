@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import io
 import shutil
 import subprocess
 import sys
@@ -212,4 +213,39 @@ def test_importance_waits_for_enough_trials_and_leaves_out_what_never_varied():
         study.add_trial(optuna.trial.create_trial(params={"lr": lr, "heads": 4}, distributions=dists, value=lr * 100))
     got = importance(study)
     assert set(got) == {"lr"} and got["lr"] == pytest.approx(1.0)  # heads was 4 in every completed trial
+
+
+def test_the_trials_table_names_hosts_when_several_ran_the_study_and_a_pruned_value_its_step(tmp_path):
+    """specs/studies.md: the trials table shows the host (a study of many machines); a pruned trial's
+    value is the one its pruner judged, at that step (its run went on to its stop)."""
+    import copy
+
+    from rich.console import Console
+
+    from tuiLM.study.report import _trials_table
+
+    copy_fixture(tmp_path)
+    s = show_json(tmp_path, "fixture")
+    keys = sorted({k for r in s["trials"] for k in r["params"]})
+
+    def render(summary) -> str:
+        console = Console(width=160, record=True, file=io.StringIO())
+        console.print(_trials_table(summary, keys, 160))
+        return console.export_text()
+
+    one = render(s)
+    assert "host" not in one.splitlines()[0]  # one machine: no column to read
+    pruned = [r for r in s["trials"] if r["state"] == "pruned"]
+    for r in pruned:
+        step = max(int(x) for x in r["intermediate"])
+        line = next(x for x in one.splitlines() if x.split()[0] == str(r["number"]))
+        assert line.rstrip().endswith(f"at step {step}") and f"{r['value']:.4f}" in line
+    two = copy.deepcopy(s)
+    for r in two["trials"]:
+        r["host"] = "gpu-a" if r["number"] % 2 else "gpu-b"
+    text = render(two)
+    assert text.splitlines()[0].split()[-1] == "host"
+    for r in two["trials"]:
+        line = next(x for x in text.splitlines() if x.split() and x.split()[0].rstrip("*b") == str(r["number"]))
+        assert line.rstrip().endswith(r["host"])
 

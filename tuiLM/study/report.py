@@ -503,11 +503,15 @@ def _trials_table(summary: dict[str, Any], keys: list[str], width: int) -> Table
             summary["objective"]: "-" if r["value"] is None else f"{r['value']:.4f}",
             "± SE": "-" if r["value_se"] is None else f"{r['value_se']:.4f}", "k": str(r["k"]),
             "steps": "-" if r["steps"] is None else str(r["steps"]),
+            "host": r["host"] or "",
             "vs best": _short_cmp(r) + (" lucky?" if r["lucky"] else "")}))
+    hosts = {cells["host"] for _, cells in rows} - {""}
     cols = ["#", "state", *[short[k] for k in keys], summary["objective"], "± SE", "k", "steps", "vs best"]
+    if len(hosts) > 1:  # a study of several machines: which ran each trial
+        cols.append("host")
     cells = {c: max((len(cells[c]) for _, cells in rows), default=0) for c in cols}
     full = {c: max(len(c), cells[c]) for c in cols}
-    for optional in ("steps", "k"):
+    for optional in ("host", "steps", "k")[0 if "host" in cols else 1:]:
         if sum(full[c] for c in cols) + 2 * (len(cols) - 1) <= width:
             break
         cols.remove(optional)
@@ -533,6 +537,9 @@ def _trials_table(summary: dict[str, Any], keys: list[str], width: int) -> Table
 def _short_cmp(r: dict[str, Any]) -> str:
     """The trial against the best in a table cell: the gain (negative: worse) and p, or 'noise'."""
     c = r.get("vs_best")
+    if r["state"] == "pruned" and r["value"] is not None and r.get("intermediate"):
+        # Optuna keeps the value the pruner judged; the run itself went on to its stop
+        return f"at step {max(int(s) for s in r['intermediate'])}"
     if not c:
         return "best" if r["state"] == "complete" and r["value"] is not None and r.get("k") else ""
     if c["method"] == "none":
