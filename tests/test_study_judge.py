@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import subprocess
 import sys
@@ -248,4 +249,27 @@ def test_the_trials_table_names_hosts_when_several_ran_the_study_and_a_pruned_va
     for r in two["trials"]:
         line = next(x for x in text.splitlines() if x.split() and x.split()[0].rstrip("*b") == str(r["number"]))
         assert line.rstrip().endswith(r["host"])
+
+
+def test_study_compare_judges_two_configurations_seed_by_seed(tmp_path):
+    """specs/studies.md: comparing two configurations (paired over their shared seeds) from the CLI."""
+    from tuiLM.study.stats import compare
+
+    copy_fixture(tmp_path)
+    s = show_json(tmp_path, "fixture")
+    done = [r for r in s["trials"] if r["state"] == "complete"]
+    a, b = done[0], done[-1]
+    expected = compare(a["values"], b["values"], a["seeds"], b["seeds"], "minimize")
+    out = tuilm(tmp_path, "study", "compare", "fixture", str(a["number"]), str(b["number"]))
+    assert out.returncode == 0, out.stderr
+    text = out.stdout.replace("\n", " ")
+    assert expected.verdict in text and f"trial {a['number']} vs trial {b['number']}" in text
+    for seed, x, y in zip(a["seeds"], a["values"], b["values"]):
+        assert f"{seed}   {x:.4f}   {y:.4f}  {x - y:+.4f}" in out.stdout, out.stdout
+    js = json.loads(tuilm(tmp_path, "study", "compare", "fixture", str(a["number"]), str(b["number"]), "--json").stdout)
+    assert js["method"] == "paired" and js["p"] == pytest.approx(expected.p) and js["verdict"] == expected.verdict
+    pruned = next(r for r in s["trials"] if r["state"] == "pruned")
+    for args, why in (([str(pruned["number"]), "0"], "has no finished seed"), (["0", "99"], "has no trial 99")):
+        bad = tuilm(tmp_path, "study", "compare", "fixture", *args)
+        assert bad.returncode == 1 and why in bad.stderr and "Traceback" not in bad.stderr
 

@@ -428,6 +428,19 @@ def study_show(name: str = typer.Argument(..., metavar="NAME"), storage: Optiona
     show_command(name, storage, console, as_json=as_json, as_csv=as_csv)
 
 
+@study_app.command("compare")
+def study_compare(name: str = typer.Argument(..., metavar="NAME"),
+                  a: int = typer.Argument(..., metavar="A", help="Trial number."),
+                  b: int = typer.Argument(..., metavar="B", help="Trial number to judge A against."),
+                  storage: Optional[str] = StorageOpt,
+                  as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+    """Judge trial A against trial B seed by seed: paired t-test and bootstrap interval (Welch when their
+    seeds differ); 'not distinguishable from seed noise' unless both say so."""
+    from .study.report import compare_command
+
+    raise typer.Exit(compare_command(name, storage, a, b, console, as_json=as_json))
+
+
 @study_app.command("confirm")
 def study_confirm(name: str = typer.Argument(..., metavar="NAME"),
                   top: int = typer.Option(3, "--top", min=1, help="How many of the best trials to re-run."),

@@ -604,6 +604,42 @@ def list_command(storage_url: str | None, console: Console) -> None:
     console.print(table)
 
 
+def compare_command(name: str, storage_url: str | None, a: int, b: int, console: Console,
+                    as_json: bool = False) -> int:
+    """Trial ``a`` against trial ``b`` of one study, seed by seed (specs/studies.md "Judging results"):
+    paired over the seeds both ran, Welch's t-test when they share fewer than 2."""
+    from .stats import compare
+
+    summary = study_summary(name, storage_url, with_confirms=False)
+    rows = {r["number"]: r for r in summary["trials"]}
+    for n in (a, b):
+        if n not in rows:
+            raise UserError(f"study {name} has no trial {n} (trials 0-{max(rows)})" if rows else
+                            f"study {name} has no trials yet")
+        if not rows[n]["values"]:
+            raise UserError(f"trial {n} of study {name} has no finished seed to compare ({rows[n]['state']})")
+    ra, rb = rows[a], rows[b]
+    c = compare(ra["values"], rb["values"], ra["seeds"], rb["seeds"], summary["direction"])
+    if as_json:
+        sys.stdout.write(json.dumps({"study": name, "a": a, "b": b, "objective": summary["objective"],
+                                     "direction": summary["direction"], **c.to_dict()}, indent=2) + "\n")
+        return 0
+    va, vb = dict(zip(ra["seeds"], ra["values"])), dict(zip(rb["seeds"], rb["values"]))
+    table = Table(pad_edge=False, box=None, header_style="bold")
+    for col in ("seed", f"trial {a}", f"trial {b}", "a - b"):
+        table.add_column(col, justify="right")
+    for seed in sorted(set(va) | set(vb)):
+        x, y = va.get(seed), vb.get(seed)
+        table.add_row(str(seed), "-" if x is None else f"{x:.4f}", "-" if y is None else f"{y:.4f}",
+                      "-" if x is None or y is None else f"{x - y:+.4f}")
+    console.print(f"study {name} · {summary['objective']} ({summary['direction']}): trial {a} vs trial {b}",
+                  highlight=False, markup=False)
+    console.print(table)
+    console.print(f"trial {a} is {c.verdict}" if c.significant else f"trial {a} vs {b}: {c.verdict}",
+                  highlight=False, markup=False, soft_wrap=True)
+    return 0
+
+
 def request_stop(name: str, storage_url: str | None, root: str | Path | None = None) -> str | None:
     """Ask every controller of the study to stop cleanly (running trials checkpoint and end stopped):
     a request file beside its journal and an attribute in its storage (for other machines). None when
