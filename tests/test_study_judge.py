@@ -273,3 +273,26 @@ def test_study_compare_judges_two_configurations_seed_by_seed(tmp_path):
         bad = tuilm(tmp_path, "study", "compare", "fixture", *args)
         assert bad.returncode == 1 and why in bad.stderr and "Traceback" not in bad.stderr
 
+
+def test_a_trial_over_the_artifact_limit_is_never_the_best_nor_confirmed():
+    """The best, the runner-up, confirm's top K and the lucky hint's K skip trials over the limit."""
+    import optuna
+
+    from tuiLM.study.confirm import top_trials
+    from tuiLM.study.report import summarize_study
+
+    dist = {"lr": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True)}
+    study = optuna.create_study()
+    spec = '[study]\nname = "g"\nbase = "quickstart"\nmax_artifact_bytes = 16000000\n[space]\n"optim.lr" = { log = [1e-4, 1e-2] }\n'
+    study.set_user_attr("tuilm_spec", spec)
+    for value, size in ((1.20, 16_500_000), (1.25, 15_900_000), (1.30, 15_000_000)):
+        study.add_trial(optuna.trial.create_trial(
+            params={"lr": value / 1000}, distributions=dist, value=value,
+            user_attrs={"values": [value - 0.01, value + 0.01], "seeds": [0, 1], "artifact_bytes": size,
+                        **({"over_limit": True} if size > 16_000_000 else {})}))
+    s = summarize_study(study, "g", "memory")
+    assert s["best"]["number"] == 1 and s["max_artifact_bytes"] == 16_000_000
+    assert s["best_vs_runner_up"]["runner_up"] == 2
+    assert [r["number"] for r in top_trials(s, 3)] == [1, 2]
+    assert [r["over_limit"] for r in s["trials"]] == [True, False, False]
+

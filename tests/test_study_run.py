@@ -287,6 +287,27 @@ def test_a_study_of_a_model_diagnostic_optimises_and_judges_it(tmp_path):
     assert curve.steps == (4, 8, 12) and [row[-1] for row in curve.per_seed] == pytest.approx(lasts)
 
 
+def test_an_artifact_limit_keeps_a_too_large_trial_from_being_the_best(tmp_path):
+    """Seed 003's 16 MB limit as a study constraint: every trial of these tiny models is over a 1,000-byte
+    limit, so each keeps its value and artifact size but none is the best (TPE gets the constraint)."""
+    f = write_study(tmp_path, "golfish", '"optim.weight_decay" = { range = [0.0, 0.2] }', trials=2,
+                    sampler="tpe", max_artifact_bytes=1000, base={"train.max_steps": 6, "eval.every": 3,
+                                                                 "checkpoint.every": 0})
+    out = tuilm(tmp_path, "study", "run", str(f))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.count("> limit 1,000: never the best") == 2, out.stdout
+    s = show_json(tmp_path, "golfish")
+    sizes = {}
+    for run in study_runs(tmp_path):
+        end = read_events(run / EVENTS)[-1]
+        sizes[run.name] = end["artifact_bytes"]
+    assert s["best"] is None and s["max_artifact_bytes"] == 1000
+    for t in s["trials"]:
+        assert t["over_limit"] and t["artifact_bytes"] == max(sizes[r] for r in t["runs"]) > 1000
+    text = tuilm(tmp_path, "study", "show", "golfish").stdout
+    assert "artifact limit 1,000 bytes: 2 completed trials over it" in text and text.count("artifact over limit") == 2
+
+
 def test_study_stop_ends_running_trials_cleanly_and_run_continues_them(tmp_path):
     f = write_study(tmp_path, "halt", '"optim.weight_decay" = { range = [0.0, 0.2] }', trials=1,
                     base={"train.max_steps": 400, "eval.every": 200, "checkpoint.every": 0, "train.log_every": 1})

@@ -24,7 +24,8 @@ CONFIRM_OF_ATTR = "tuilm_confirm_of"
 
 def top_trials(summary: dict[str, Any], k: int) -> list[dict[str, Any]]:
     sign = 1 if summary["direction"] == "minimize" else -1
-    done = [r for r in summary["trials"] if r["state"] == "complete" and r["value"] is not None]
+    done = [r for r in summary["trials"] if r["state"] == "complete" and r["value"] is not None
+            and not r.get("over_limit")]
     return sorted(done, key=lambda r: sign * r["value"])[:k]
 
 

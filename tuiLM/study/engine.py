@@ -56,9 +56,17 @@ def make_sampler(spec: StudySpec, asked: int = 0) -> Any:
     import optuna.samplers as S
 
     seed, name = (spec.seed + 1_000_003 * asked) % 2**32, spec.sampler
+    constraints = _artifact_constraint(spec.max_artifact_bytes) if spec.max_artifact_bytes else None
+    if name in ("tpe", "gp") and constraints is not None:
+        import warnings
+
+        from optuna.exceptions import ExperimentalWarning
+
+        warnings.simplefilter("ignore", ExperimentalWarning)  # constraints_func: stable in use since Optuna 3
     if name == "tpe":
         # Optuna's default is 10 random start-up trials; a small study would spend most of itself there
-        return S.TPESampler(seed=seed, n_startup_trials=max(3, min(10, spec.trials // 4)))
+        return S.TPESampler(seed=seed, n_startup_trials=max(3, min(10, spec.trials // 4)),
+                            constraints_func=constraints)
     if name == "random":
         return S.RandomSampler(seed=seed)
     if name == "grid":
@@ -66,8 +74,17 @@ def make_sampler(spec: StudySpec, asked: int = 0) -> Any:
     if name == "cmaes":
         return S.CmaEsSampler(seed=seed, warn_independent_sampling=False)
     if name == "gp":
-        return S.GPSampler(seed=seed)
+        return S.GPSampler(seed=seed, constraints_func=constraints)
     raise UserError(f"unknown sampler {name!r}")
+
+
+def _artifact_constraint(limit: int) -> Callable[[Any], list[float]]:
+    """Optuna's constraint (<= 0: feasible) from a finished trial's artifact_bytes attribute."""
+    def constraint(trial: Any) -> list[float]:
+        size = trial.user_attrs.get("artifact_bytes")
+        return [float(size - limit) if isinstance(size, (int, float)) else 0.0]
+
+    return constraint
 
 
 def _grid_sampler(grid: dict[str, list[Any]], seed: int) -> Any:
@@ -169,6 +186,7 @@ class Job:
     pruning: str = ""  # the reason, once the pruner said so
     steps: int = 0
     gpu: str | None = None
+    artifacts: dict[int, int] = field(default_factory=dict)  # seed index -> run_end's artifact_bytes
 
     @property
     def number(self) -> int:
@@ -602,6 +620,8 @@ class StudyEngine:
                 return
             job.values[run.index] = run.last_value
             job.trial.set_user_attr("values", [job.values[i] for i in sorted(job.values)])
+            if isinstance(end.get("artifact_bytes"), int):
+                job.artifacts[run.index] = end["artifact_bytes"]
             self._next_seed(job)
         elif status == "stopped":
             # someone stopped the run by hand (tuilm stop, the app): the trial stays RUNNING and is
@@ -645,10 +665,17 @@ class StudyEngine:
         mean, se = mean_se(vals)
         job.trial.set_user_attr("value_se", se)
         job.trial.set_user_attr("steps", job.steps)
+        over = ""
+        if job.artifacts:  # the constraint the sampler reads at tell: set before it
+            size = max(job.artifacts.values())
+            job.trial.set_user_attr("artifact_bytes", size)
+            if self.spec.max_artifact_bytes and size > self.spec.max_artifact_bytes:
+                job.trial.set_user_attr("over_limit", True)
+                over = f" · artifact {size:,} bytes > limit {self.spec.max_artifact_bytes:,}: never the best"
         self._tell(job, TrialState.COMPLETE, mean)
         se_text = f" ± {se:.4f}" if se == se else ""
         self.say(f"trial {job.number}: {self.spec.objective} {mean:.4f}{se_text} (k={len(vals)}) "
-                 f"{_fmt_params(job.params)}")
+                 f"{_fmt_params(job.params)}{over}")
 
     def _tell(self, job: Job, state: Any, value: float | None = None) -> None:
         self._dirty = True
@@ -693,6 +720,8 @@ class StudyEngine:
                 if value is not None:
                     job.values[k] = value
                     job.steps = max(job.steps, s.step)
+                    if isinstance(s.artifact_bytes, int):
+                        job.artifacts[k] = s.artifact_bytes
             if "values" in attrs:
                 job.values.update({i: v for i, v in enumerate(attrs["values"]) if i not in job.values})
             k = next((i for i in range(self.spec.seeds) if i not in job.values), None)
@@ -736,10 +765,12 @@ class StudyEngine:
         from optuna.trial import TrialState
 
         c = Counts()
+        sign = -1 if self.spec.direction == "maximize" else 1
         for t in self._counted(self._trials()):
             if t.state == TrialState.COMPLETE:
                 c.complete += 1
-                if t.value is not None and (c.best is None or t.value < c.best):
+                if t.value is not None and not t.user_attrs.get("over_limit") and (
+                        c.best is None or sign * t.value < sign * c.best):
                     c.best, c.best_trial = t.value, t.number
             elif t.state == TrialState.PRUNED:
                 c.pruned += 1

@@ -228,6 +228,8 @@ def trial_rows(study: Any, root: str | Path | None = None) -> list[dict[str, Any
             "host": a.get("host"),
             "reason": a.get("fail_reason") or a.get("prune_reason") or "",
             "baseline": bool(a.get("baseline")),
+            "artifact_bytes": a.get("artifact_bytes") if isinstance(a.get("artifact_bytes"), int) else None,
+            "over_limit": bool(a.get("over_limit")),  # artifact over study.max_artifact_bytes: never the best
             "confirm_of": a.get("confirm_of"),
             "intermediate": {str(k): v for k, v in sorted(t.intermediate_values.items())},
             "started": t.datetime_start.timestamp() if t.datetime_start else None,
@@ -293,14 +295,15 @@ def summarize_study(study: Any, name: str, storage_label: str, storage_url: str 
     """study_summary of an open Optuna study (the app keeps its storage open and re-reads only what was
     appended)."""
     rows = trial_rows(study, root)
-    done = [r for r in rows if r["state"] == "complete" and r["value"] is not None]
+    done = [r for r in rows if r["state"] == "complete" and r["value"] is not None and not r["over_limit"]]
     sign = 1 if study.direction.name == "MINIMIZE" else -1
     best = min(done, key=lambda r: sign * r["value"]) if done else None
     spec_text = study.user_attrs.get(st.SPEC_ATTR, "")
-    objective = "value"
+    objective, limit = "value", 0
     if spec_text:
         try:
-            objective = parse(spec_text)[0].objective
+            spec = parse(spec_text)[0]
+            objective, limit = spec.objective, spec.max_artifact_bytes
         except UserError:
             pass
     counts = {s: sum(1 for r in rows if r["state"] == s and not r["stopped"])
@@ -309,7 +312,7 @@ def summarize_study(study: Any, name: str, storage_label: str, storage_url: str 
     judged = judge(rows, best, study.direction.name.lower())
     summary = {**judged, "name": name, "target": _target(spec_text),
                "distributions": {k: _dist_kind(d) for k, d in _dists(study).items()}, "direction": study.direction.name.lower(), "objective": objective,
-            "storage": storage_label,
+            "storage": storage_label, "max_artifact_bytes": limit or None,
             "counts": counts, "trials": rows, "importance": importance(study),
             "best": None if best is None else {"number": best["number"], "value": best["value"],
                                                "value_se": best["value_se"], "k": best["k"],
@@ -370,7 +373,7 @@ def judge(rows: list[dict[str, Any]], best: dict[str, Any] | None, direction: st
     if best is not None:
         out["best_vs_baseline"] = best["vs_baseline"]
         sign = 1 if direction == "minimize" else -1
-        others = sorted((r for r in done if r is not best), key=lambda r: sign * r["value"])
+        others = sorted((r for r in done if r is not best and not r.get("over_limit")), key=lambda r: sign * r["value"])
         if others:
             c = compare(best["values"], others[0]["values"], best["seeds"], others[0]["seeds"], direction).to_dict()
             out["best_vs_runner_up"] = {**c, "runner_up": others[0]["number"]}
@@ -396,14 +399,15 @@ def show_command(name: str, storage_url: str | None, console: Console, as_json: 
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(["number", "state", *keys, "value", "value_se", "k", "steps", "runs", "reason", "host", "seeds",
-                    "values", "lucky_seeds", "vs_best_gain", "vs_best_p", "vs_best"])
+                    "values", "lucky_seeds", "vs_best_gain", "vs_best_p", "vs_best", "artifact_bytes", "over_limit"])
         for r in summary["trials"]:
             c = r.get("vs_best") or {}
             w.writerow([r["number"], "stopped" if r["stopped"] else r["state"], *[r["params"].get(k, "") for k in keys],
                         _csv(r["value"]), _csv(r["value_se"]), r["k"], r["steps"] if r["steps"] is not None else "",
                         " ".join(r["runs"]), r["reason"], r["host"] or "", " ".join(map(str, r["seeds"])),
                         " ".join(map(_csv, r["values"])), " ".join(str(r["seeds"][i]) for i in r.get("lucky", [])),
-                        _csv(c.get("gain")), _csv(c.get("p")), c.get("verdict", "")])
+                        _csv(c.get("gain")), _csv(c.get("p")), c.get("verdict", ""), _csv(r["artifact_bytes"]),
+                        "true" if r["over_limit"] else ""])
         sys.stdout.write(buf.getvalue())
         return
     c = summary["counts"]
@@ -412,6 +416,10 @@ def show_command(name: str, storage_url: str | None, console: Console, as_json: 
     console.print(f"study [bold]{escape(name)}[/] · {summary['objective']} ({summary['direction']}) · "
                   + " · ".join(counts), highlight=False)
     console.print(f"storage: {escape(summary['storage'])}", highlight=False)
+    if summary.get("max_artifact_bytes"):
+        over = sum(1 for r in summary["trials"] if r["over_limit"])
+        console.print(f"artifact limit {summary['max_artifact_bytes']:,} bytes: {over} completed trial"
+                      f"{'s' if over != 1 else ''} over it (never the best)", highlight=False, markup=False)
     console.print(_trials_table(summary, keys, console.width))
     if summary["best"]:
         b = summary["best"]
@@ -427,7 +435,8 @@ def show_command(name: str, storage_url: str | None, console: Console, as_json: 
                           highlight=False)
     sign = -1 if summary["direction"] == "maximize" else 1
     ranked = [r["number"] for r in sorted((r for r in summary["trials"] if r["state"] == "complete"
-                                           and r["value"] is not None), key=lambda r: sign * r["value"])]
+                                           and r["value"] is not None and not r["over_limit"]),
+                                          key=lambda r: sign * r["value"])]
     for r in summary["trials"]:
         for i in r.get("lucky", []):
             others = [v for j, v in enumerate(r["values"]) if j != i]
@@ -537,6 +546,8 @@ def _trials_table(summary: dict[str, Any], keys: list[str], width: int) -> Table
 def _short_cmp(r: dict[str, Any]) -> str:
     """The trial against the best in a table cell: the gain (negative: worse) and p, or 'noise'."""
     c = r.get("vs_best")
+    if r.get("over_limit"):
+        return "artifact over limit"
     if r["state"] == "pruned" and r["value"] is not None and r.get("intermediate"):
         # Optuna keeps the value the pruner judged; the run itself went on to its stop
         return f"at step {max(int(s) for s in r['intermediate'])}"

@@ -70,6 +70,10 @@ STUDY_FIELDS: tuple[Field, ...] = (
       max=2**32 - 1),
     F("study", "budget_gib", float, 0.0, "Refuse a sampled configuration whose memory estimate exceeds this "
       "[GiB]; 0 = the base preset's system.vram_budget_gib", unit="GiB", min=0, max=1_000_000),
+    F("study", "max_artifact_bytes", int, 0, "Parameter golf's limit: a trial whose int8+zlib artifact "
+      "(run_end's artifact_bytes, the largest of its seeds) exceeds it keeps its value but is never the best, and "
+      "the TPE and GP samplers steer away from it (Optuna constraints) [bytes]; 0 = no limit", unit="bytes",
+      min=0, max=10**13),
     F("study", "baseline", bool, False, "Run the base preset's own values as trial 0 (a reference to judge "
       "the others against)"),
 )
