@@ -76,7 +76,7 @@ def test_run_engine_prints_the_heartbeat_when_piped(monkeypatch):
 
     class Engine:
         spec = SimpleNamespace(seeds=1, sampler="random", pruner="none", objective="val_bpb")
-        name, target, parallel, storage_url, stopping = "fake", 3, 1, "sqlite:///fake.db", False
+        name, target, parallel, nproc, storage_url, stopping = "fake", 3, 1, 1, "sqlite:///fake.db", False
         counts = Counts(running=1)
 
         def open(self, create: bool = True) -> None:

@@ -196,8 +196,8 @@ def resume(run_ref: str = typer.Argument(..., metavar="RUN", help="Run directory
     from .headless import refuse_completed
     from .tui.app import run_app
 
-    refuse_completed(run_dir)
     _app_needs_a_terminal(f"tuilm resume {run_ref} --headless")
+    refuse_completed(run_dir)
     run_app(run_dir=run_dir, resume=True)
 
 
