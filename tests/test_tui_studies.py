@@ -109,6 +109,21 @@ async def test_study_view_from_the_fixture_study(tmp_path):
         assert screen.band == "se" and len(screen.query_one("#study-curves").frame.traces) == n_traces
         assert snap.importance and set(dict(snap.importance)) == set(snap.keys)
         assert any("vs runner-up" in v for v in snap.verdicts)
+        # a pruned trial's value is the one its pruner judged, at that step
+        pruned = next(r for r in expected["trials"] if r["state"] == "pruned")
+        row = [str(x) for x in table.get_row_at(table.get_row_index(str(pruned["number"])))]
+        assert row[-1] == f"at step {max(int(x) for x in pruned['intermediate'])}"
+        assert "host" not in screen._columns  # one machine ran it
+        # several machines: a host column (specs/studies.md), each trial's own
+        import dataclasses
+        screen.snapshot = dataclasses.replace(snap, trials=tuple(
+            dataclasses.replace(t, host=f"gpu-{t.number % 2}") for t in snap.trials), token=object())
+        screen._draw_table()
+        assert screen._columns[-1] == "host"
+        assert all(str(table.get_row_at(table.get_row_index(str(t.number)))[-1]) == f"gpu-{t.number % 2}"
+                   for t in snap.trials)
+        screen.snapshot = snap
+        screen._draw_table()
         # enter: the best trial's three seed runs open together, as one seed group (mean line and band)
         table.move_cursor(row=table.get_row_index(str(b["number"])))
         await pilot.press("enter")

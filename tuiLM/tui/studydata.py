@@ -178,6 +178,7 @@ class StudyReader:
             r["number"], "stopped" if r.get("stopped") else r["state"], tuple(r["params"].items()), r["value"], r["value_se"], r["k"],
             tuple(r["values"]), tuple(r["seeds"]), r["steps"], r["host"] or "", tuple(r["runs"]), tuple(r["lucky"]),
             r["baseline"], "artifact over limit" if r.get("over_limit") else
+            f"at step {max(map(int, r['intermediate']))}" if r["state"] == "pruned" and r["intermediate"] else
             short_cmp(r["vs_best"], r["number"] == best_n and r["state"] == "complete"),
             r["reason"], tuple((int(k), float(v)) for k, v in r["intermediate"].items()))
             for r in s["trials"])

@@ -50,9 +50,22 @@ class PresetsScreen(Screen):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        table.add_columns("preset", "arch", "shape", "notes")
+        table.add_columns("preset", "arch", "shape")
+        table.add_column("notes", key="notes")
         self.action_reload()
         table.focus()
+
+    def _notes_width(self, paths: list[Path]) -> int:
+        """What the notes column may take: the table's width less the other columns, the cell
+        padding and a scrollbar, so a long note ends in "…" instead of pushing the table sideways."""
+        width = self.query_one(DataTable).size.width or self.app.size.width
+        name_w = max([len(p.stem) for p in paths] + [6])
+        others = name_w + 4 + 10 + 4 * 2  # preset, arch, shape; 2 cells of padding a column
+        return max(12, min(96, width - others - 2))
+
+    def on_resize(self) -> None:
+        if self.is_mounted:
+            self.call_after_refresh(self.action_reload)
 
     def presets(self) -> list[Path]:
         return list_presets(self.app.extra_preset_dirs())
@@ -62,10 +75,11 @@ class PresetsScreen(Screen):
         keep = table.cursor_row
         table.clear()
         paths = self.presets()
+        notes_w = self._notes_width(paths)
         for p in paths:
             info = preset_info(p)
             notes = info["notes"]
-            notes = notes if len(notes) <= 64 else notes[:63] + "…"
+            notes = notes if len(notes) <= notes_w else notes[:notes_w - 1] + "…"
             table.add_row(Text(p.stem, style="bold"), cell(info["arch"]), cell(info["shape"]), Text(notes, style="dim"),
                           key=str(p))
         dirs = ", ".join(f"{d}/" for d in self.app.preset_dirs()) or "no preset folder found"

@@ -131,8 +131,13 @@ SPARK = "▁▂▃▄▅▆▇█"
 
 
 def sparkline(values: list[float], width: int) -> str:
-    """Block characters, low to high, of the last ``width`` values scaled to their own range."""
-    vals = [v for v in values if v == v and abs(v) != float("inf")][-width:]
+    """Block characters, low to high, of the values scaled to their own range; more values than
+    ``width``: every part of the run, thinned evenly (its first and last value kept)."""
+    vals = [v for v in values if v == v and abs(v) != float("inf")]
+    if len(vals) > width > 1:
+        vals = [vals[round(i * (len(vals) - 1) / (width - 1))] for i in range(width)]
+    elif len(vals) > width:
+        vals = vals[-width:]
     if not vals:
         return ""
     lo, hi = min(vals), max(vals)

@@ -42,6 +42,8 @@ STATE_STYLE = {"running": "bold green", "completed": "cyan", "stopped": "yellow"
                "failed": "bold red", "dead": "bold red", "new": "dim", "starting": "green", "unreadable": "bold red"}
 WIDE = 110  # from this width on: arch, preset and age columns too
 TREND_W = TREND_POINTS
+TREND_NARROW = 6  # the trend's cells below WIDE
+RUN_MAX = 64  # the run column's cap: the rest of a very wide terminal stays free
 BPB_W = 13  # "1.2345±.0021" and a space: a group's mean ± SE
 
 
@@ -62,8 +64,8 @@ class RunsScreen(Refreshing, Screen):
     BINDINGS = [
         Binding("enter", "open", "Open"),
         Binding("space", "mark", "Mark"),
-        Binding("c", "compare", "Compare marked"),
-        Binding("e", "expand", "Expand group"),
+        Binding("c", "compare", "Compare"),
+        Binding("e", "expand", "Expand"),
         Binding("s", "stop", "Stop"),
         Binding("r", "resume", "Resume"),
         Binding("f5", "refresh", "Refresh", show=False),
@@ -94,16 +96,24 @@ class RunsScreen(Refreshing, Screen):
 
     def _columns(self) -> None:
         """The columns for this width: what matters fits 80 columns, the rest comes when it can."""
-        wide = self.app.size.width >= WIDE
-        if getattr(self, "_wide", None) == wide:
+        width = self.app.size.width
+        wide = width >= WIDE
+        # at 80 columns a shorter loss trend leaves the run name room for what tells runs apart
+        # ("fixture-t007-s0…", not "fixture-t00…"); wider, the longest name shown, up to what the
+        # other columns leave (short names keep the numbers near them)
+        self._trend_w = TREND_W if wide else TREND_NARROW
+        fixed = 1 + 12 + BPB_W + 7 + STEPS_W + TIME_W + self._trend_w + 1 + 7 + (8 + 12 + 6 if wide else 0)
+        run_w = max(12, min(RUN_MAX, width - fixed - 1, getattr(self, "_need", 40)))
+        if getattr(self, "_layout_key", None) == (wide, run_w):
             return
+        self._layout_key = (wide, run_w)
         self._wide = wide
+        self._run_w = run_w
         table = self.query_one(DataTable)
+        self._keep_at = self._cursor_key()  # the row the cursor is on comes back with the rows
         table.clear(columns=True)
         # no cell padding (it would cost 2 cells a column): numbers are right-aligned in columns a
         # little wider than they are, and the state starts with a space
-        fixed = 1 + 12 + BPB_W + 7 + STEPS_W + TIME_W + TREND_W + 1 + 7 + (8 + 12 + 6 if wide else 0)
-        run_w = max(12, min(40, self.app.size.width - fixed - 1))
         table.add_column(" ", key="mark", width=1)
         table.add_column("run", key="run", width=run_w)
         table.add_column(" state", key="state", width=12)
@@ -114,7 +124,7 @@ class RunsScreen(Refreshing, Screen):
         table.add_column(Text("loss", justify="right"), key="loss", width=7)
         table.add_column(Text("steps", justify="right"), key="step", width=STEPS_W)
         table.add_column(Text("time", justify="right"), key="time", width=TIME_W)
-        table.add_column(" loss trend", key="trend", width=TREND_W + 1)
+        table.add_column(" loss trend" if self._trend_w >= 10 else " trend", key="trend", width=self._trend_w + 1)
         table.add_column(" flag", key="flag", width=7)
         if wide:
             table.add_column(Text("age", justify="right"), key="age", width=6)
@@ -180,6 +190,12 @@ class RunsScreen(Refreshing, Screen):
     @on(RunsUpdated)
     def _update(self, msg: RunsUpdated) -> None:
         by_path = {row.path: row for row in msg.rows}
+        need = max([len(by_path[g.members[0]].path.name) if g.k == 1 else len(g.label) + 2 for g in msg.groups]
+                   + [len(f"seed {seed} · {p.name}") + 2 for g in msg.groups if "group:" + g.key in self.expanded
+                      for p, seed in zip(g.members, g.seeds)] + [12])
+        if need != getattr(self, "_need", None):
+            self._need = need
+            self._columns()
         self._groups_seen = msg.groups
         self.rows = {str(row.path): row for row in msg.rows}
         self.groups = {}
@@ -193,13 +209,20 @@ class RunsScreen(Refreshing, Screen):
             self.groups[grow.key] = grow
             shown.append((grow.key, grow, None))
             if grow.key in self.expanded:
-                shown += [(str(m.path), m, f"seed {seed} · {m.path.name}" if seed is not None else m.path.name)
-                          for m, seed in zip(grow.members, g.seeds)]
+                shown += [(str(m.path), m, self._member_label(m, seed)) for m, seed in zip(grow.members, g.seeds)]
         self.marked &= set(self.rows) | set(self.groups)
         self.expanded &= set(self.groups)
         self._fill(shown)
         self.refreshes += 1
         self._title()
+
+    def _member_label(self, m: RunRow, seed: int | None) -> str:
+        """An expanded group's run: its seed, and its name where the column has room for it (a
+        name cut to a few letters tells nothing the group row above does not)."""
+        if seed is None:
+            return m.path.name
+        label = f"seed {seed} · {m.path.name}"
+        return label if len(label) + 2 <= getattr(self, "_run_w", 0) else f"seed {seed}"
 
     def _fill(self, shown: list[tuple[str, RunRow | GroupRow, str | None]]) -> None:
         """Update the cells in place when the rows are the same ones in the same order; otherwise
@@ -212,7 +235,7 @@ class RunsScreen(Refreshing, Screen):
                 for col, value in self._cells_of(row, key, now, member).items():
                     table.update_cell(key, col, value)
             return
-        at = self._cursor_key()
+        at = self._cursor_key() or getattr(self, "_keep_at", None)
         table.clear()
         for key, row, member in shown:
             table.add_row(*self._cells_of(row, key, now, member).values(), key=key)
@@ -256,7 +279,7 @@ class RunsScreen(Refreshing, Screen):
             "loss": Text(f"{sum(losses) / len(losses):.4f}" if losses else "—", justify="right"),
             "step": Text(steps, justify="right"),
             "time": Text(duration_text(sum(took)) if took else "—", justify="right"),
-            "trend": Text(" " + sparkline(trend, TREND_W), style="cyan"),
+            "trend": Text(" " + sparkline(trend, self._trend_w), style="cyan"),
             "flag": flag,
             "age": Text(fmt_age(now - max((s.started or 0.0) for s in ms)), justify="right"),
         }
@@ -282,7 +305,7 @@ class RunsScreen(Refreshing, Screen):
             "loss": Text(f"{s.last_loss:.4f}" if s.last_loss is not None else "—", justify="right"),
             "step": Text(steps, justify="right"),
             "time": Text(duration_text(took) if took is not None else "—", justify="right"),
-            "trend": Text(" " + sparkline(row.trend, TREND_W), style="cyan"),
+            "trend": Text(" " + sparkline(row.trend, self._trend_w), style="cyan"),
             "flag": flag,
             "age": Text(fmt_age(now - (s.started or row.path.stat().st_mtime)) if row.path.exists() else "",
                         justify="right"),

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -21,7 +22,8 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, DataTable, Footer, Input, Label, Static
+from textual.widgets import Button, DataTable, Footer, Input, Static
+from textual.widgets.data_table import ColumnKey
 from textual.worker import get_current_worker
 
 from ..studydata import StudyReader, StudyRow
@@ -30,6 +32,7 @@ from .dialogs import ConfirmScreen
 from .live import Refreshing
 
 REFRESH_S = 2.0
+NARROW = 110  # below this width the studies list leaves out storage and last activity
 STATE_STYLE = {"running": "bold green", "stopping": "yellow", "stopped": "yellow", "finished": "cyan", "idle": "dim",
                "unreadable": "bold red", "complete": "green", "pruned": "magenta", "fail": "red",
                "waiting": "dim"}
@@ -65,7 +68,7 @@ class AskScreen(ModalScreen["str | None"]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(self.question, classes="dialog-question", markup=False)
+            yield Static(self.question, classes="dialog-question", markup=False)  # wraps (a Label would cut it)
             yield Input(self.default, id="ask-input")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("OK (enter)", variant="primary", id="ok")
@@ -104,14 +107,29 @@ class StudiesScreen(Refreshing, Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        for key, label in (("study", "study"), ("state", "state"), ("trials", "done/run/prn/fail"),
-                           ("best", "best"), ("params", "best params"), ("storage", "storage"),
-                           ("last", "last activity")):
-            table.add_column(label, key=key)
-        table.focus()
+        self._columns()
+        self.query_one(DataTable).focus()
         self._title()
         self._refresh_loop()
+
+    def _columns(self) -> None:
+        """Below 110 columns the storage and the last activity stay out and the best parameters
+        end in "…" where the width ends: no sideways scrolling to reach a study's numbers."""
+        wide = self.app.size.width >= NARROW
+        if getattr(self, "_wide", None) == wide:
+            return
+        self._wide = wide
+        table = self.query_one(DataTable)
+        table.clear(columns=True)
+        cols = [("study", "study"), ("state", "state"), ("trials", "done/run/prn/fail"), ("best", "best"),
+                ("params", "best params")] + ([("storage", "storage"), ("last", "last activity")] if wide else [])
+        for key, label in cols:
+            table.add_column(label, key=key)
+
+    def on_resize(self) -> None:
+        if self.is_mounted:
+            self._columns()
+            self._wake.set()
 
     def _title(self) -> None:
         from ...study.storage import studies_root
@@ -135,30 +153,22 @@ class StudiesScreen(Refreshing, Screen):
     @on(StudiesUpdated)
     def _update(self, msg: StudiesUpdated) -> None:
         table = self.query_one(DataTable)
-        seen = set()
-        for row in msg.rows:
-            seen.add(row.name)
-            target = f"/{row.target}" if row.target else ""
-            best = "—" if row.best_value is None else f"{row.best_value:.4f}" + (
-                f" ± {row.best_se:.4f}" if row.best_se is not None else "") + f" k={row.best_k}"
-            cells = {
-                "study": Text(row.name, style="bold") + (Text(f" (confirms {row.confirm_of})", style="dim")
-                                                          if row.confirm_of else Text("")),
-                "state": Text(row.state, style=STATE_STYLE.get(row.state, "")),
-                "trials": cell(f"{row.complete}{target} / {row.running} / {row.pruned} / {row.failed}"),
-                "best": cell(best) if not row.error else Text(row.error, style="red"),
-                "params": cell(" ".join(f"{short_key(k, [x for x, _ in row.best_params])}={_fmt_param(v)}"
-                                        for k, v in row.best_params)),
-                "storage": cell(Path(row.storage).name if row.storage.endswith(".log") else row.storage),
-                "last": cell(time.strftime("%m-%d %H:%M", time.localtime(row.last_activity))
-                             if row.last_activity else "—"),
-            }
+        built = [(row, self._cells(row)) for row in msg.rows]
+        if not self._wide and built:  # the best parameters take what the other columns leave
+            used = sum(max(max(cell_len(c[k].plain if isinstance(c[k], Text) else c[k]) for _, c in built),
+                           cell_len(str(table.columns[ColumnKey(k)].label))) + 2
+                       for k in ("study", "state", "trials", "best"))
+            room = max(12, (table.size.width or self.app.size.width) - used - 2 - 2)
+            for _, c in built:
+                c["params"].truncate(room, overflow="ellipsis")
+        for row, cells in built:
             if row.name in self.rows and row.name in table.rows:
                 for col, value in cells.items():
                     table.update_cell(row.name, col, value)
             else:
                 table.add_row(*cells.values(), key=row.name)
             self.rows[row.name] = row
+        seen = {row.name for row in msg.rows}
         for name in list(self.rows):
             if name not in seen:
                 del self.rows[name]
@@ -166,6 +176,26 @@ class StudiesScreen(Refreshing, Screen):
                     table.remove_row(name)
         self.refreshes += 1
         self._title()
+
+    def _cells(self, row: StudyRow) -> dict[str, Any]:
+        target = f"/{row.target}" if row.target else ""
+        best = "—" if row.best_value is None else f"{row.best_value:.4f}" + (
+            f" ± {row.best_se:.4f}" if row.best_se is not None else "") + f" k={row.best_k}"
+        cells: dict[str, Any] = {
+            "study": Text(row.name, style="bold") + (Text(f" (confirms {row.confirm_of})", style="dim")
+                                                      if row.confirm_of else Text("")),
+            "state": Text(row.state, style=STATE_STYLE.get(row.state, "")),
+            "trials": cell(f"{row.complete}{target} / {row.running} / {row.pruned} / {row.failed}"),
+            "best": cell(best) if not row.error else Text(row.error, style="red"),
+            "params": Text(" ".join(f"{short_key(k, [x for x, _ in row.best_params])}={_fmt_param(v)}"
+                                    for k, v in row.best_params), no_wrap=True, end=""),
+            "storage": cell(Path(row.storage).name if row.storage.endswith(".log") else row.storage),
+            "last": cell(time.strftime("%m-%d %H:%M", time.localtime(row.last_activity))
+                         if row.last_activity else "—"),
+        }
+        if not self._wide:
+            del cells["storage"], cells["last"]
+        return cells
 
     def _cursor(self) -> str | None:
         table = self.query_one(DataTable)

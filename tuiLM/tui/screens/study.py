@@ -16,7 +16,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Grid, Horizontal
+from textual.containers import Grid, Vertical
 from textual.content import Content
 from textual.message import Message
 from textual.screen import Screen
@@ -27,7 +27,7 @@ from ..seedgroup import seed_band
 from ..studydata import TOP_K, StudyReader, StudySnapshot, TrialView
 from ..widgets.linetable import LineTable
 from ..widgets.plot import Fill, Frame, PlotPanel, Trace
-from ..widgets.scatter import scatter_text
+from ..widgets.scatter import importance_text, scatter_text
 from .dialogs import ConfirmScreen
 from .live import Refreshing
 from .studies import REFRESH_S, STATE_STYLE, AskScreen, _fmt_param, short_key
@@ -45,6 +45,7 @@ class StudyUpdated(Message):
         return isinstance(message, StudyUpdated)
 
 SORTS = ("value", "number", "state")
+NARROW = 110  # the app's -narrow breakpoint
 
 
 class StudyScreen(Refreshing, Screen):
@@ -55,7 +56,7 @@ class StudyScreen(Refreshing, Screen):
         Binding("O", "reverse", "Reverse", show=False),
         Binding("p", "next_param", "Param"),
         Binding("b", "band", "Band"),
-        Binding("g", "page", "Panels", show=False),
+        Binding("g", "page", "Panels"),
         Binding("x", "stop_trial", "Stop trial"),
         Binding("S", "stop_study", "Stop study"),
         Binding("c", "continue_study", "Continue"),
@@ -77,10 +78,11 @@ class StudyScreen(Refreshing, Screen):
         self._columns: list[str] = []
         self._cells: dict[int, tuple] = {}  # trial number -> (trial, is best, cells)
         self._drawn: dict[str, Any] = {}  # part -> the inputs it was last drawn from
+        self._table_height: int | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(id="study-title", classes="title-bar")
-        with Horizontal(id="study-body"):
+        with Vertical(id="study-body"):
             yield LineTable(id="study-table")
             with Grid(id="study-plots"):
                 yield PlotPanel("best so far", id="study-best")
@@ -143,7 +145,15 @@ class StudyScreen(Refreshing, Screen):
             self._draw_importance()
 
     def on_resize(self) -> None:
+        if self.snapshot is not None:
+            self._draw_table()  # 80 columns: compact cells; wider: the height follows the screen's
+        self.refresh_bindings()  # g pages the panels at 80 columns only
         self.call_after_refresh(self._redraw_text_panels)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "page":
+            return self._narrow()  # wider, every panel is on screen
+        return True
 
     def _draw_title(self) -> None:
         s = self.snapshot
@@ -153,12 +163,14 @@ class StudyScreen(Refreshing, Screen):
             f"best {best.value:.4f}" + (f" ± {best.se:.4f}" if best.se is not None else "") + \
             f" (t{best.number}, k={best.k})"
         target = f"/{s.target}" if s.target else ""
+        counts = ", ".join([f"{s.count('complete')}{target} done"] + [
+            f"{s.count(state)} {word}" for state, word in (("running", "running"), ("stopped", "stopped"),
+                                                          ("pruned", "pruned"), ("fail", "failed"))
+            if s.count(state)])  # the states no trial is in say nothing
         title = Text.assemble(
-            (f"{s.name} ", "bold"), (s.state, STATE_STYLE.get(s.state, "")),
-            f" · {s.count('complete')}{target} done {s.count('running')} run "
-            + (f"{s.count('stopped')} stopped " if s.count("stopped") else "") + f"{s.count('pruned')} pruned "
-            f"{s.count('fail')} failed · ", (best_text, "bold"),
-            (f" · sort {self.sort_key}{' desc' if self.sort_reverse else ''}", "dim"), no_wrap=True, overflow="ellipsis")
+            (f"{s.name} ", "bold"), (s.state, STATE_STYLE.get(s.state, "")), f" · {counts} · ", (best_text, "bold"),
+            (f" · sort {short_key(self.sort_key, s.keys)}{' desc' if self.sort_reverse else ''}", "dim"),
+            (" · # marks: * best, b baseline", "dim"), no_wrap=True, overflow="ellipsis")
         if not self._same("title", title.markup):
             self.query_one("#study-title", Static).update(title)
 
@@ -183,12 +195,21 @@ class StudyScreen(Refreshing, Screen):
     def _row_cells(self, t: TrialView) -> tuple:
         s = self.snapshot
         assert s is not None
-        value = "—" if t.value is None else f"{t.value:.4f}" + (f" ± {t.se:.4f}" if t.se is not None else "")
+        narrow = self._narrow()
+        se = "" if t.se is None else (f"±{t.se:.4f}".replace("±0.", "±.") if narrow else f" ± {t.se:.4f}")
+        value = "—" if t.value is None else f"{t.value:.4f}{se}"
         flags = ("*" if t.number == s.best else "") + ("b" if t.baseline else "")
+        seeds = () if narrow else (str(t.k), "—" if t.steps is None else str(t.steps))  # 80 columns: no room
         return (f"{t.number}{flags}", Text(t.state, style=STATE_STYLE.get(t.state, "")),
-                *[_fmt_param(t.param(k)) for k in s.keys], value, str(t.k), "—" if t.steps is None else str(t.steps),
+                *[_fmt_param(t.param(k)) for k in s.keys], value, *seeds,
                 Text(t.vs_best + (" lucky?" if t.lucky else ""), style="yellow" if t.lucky else
-                     "dim" if "noise" in t.vs_best else ""))
+                     "dim" if "noise" in t.vs_best else ""), *((t.host,) if self._hosts() else ()))
+
+    def _hosts(self) -> bool:  # several machines ran the study (and there is room): which ran each trial
+        return not self._narrow() and len({t.host for t in self.snapshot.trials} - {""}) > 1
+
+    def _narrow(self) -> bool:  # the table is compact, the panels page
+        return self.app.size.width < NARROW
 
     def _draw_table(self) -> None:
         """Rows in the sort order; a trial's cells are rebuilt only when the trial changed, and the
@@ -196,11 +217,19 @@ class StudyScreen(Refreshing, Screen):
         s = self.snapshot
         assert s is not None
         table = self.query_one(LineTable)
-        token = (s.token, self.sort_key, self.sort_reverse)
+        narrow = self._narrow()
+        token = (s.token, self.sort_key, self.sort_reverse, narrow)
+        # wider than 80 columns the table sits above the panels: as tall as its rows, at most a
+        # third of the screen (it scrolls), so the panels get the rest
+        height = None if narrow else max(2, min(len(s.trials) + 1 + (table.content_width > self.app.size.width - 2),
+                                                max(6, self.app.size.height // 3)))
+        if height != self._table_height:
+            self._table_height = table.styles.height = height
         if token == self._shown_token:
             return
         self._shown_token = token
-        cols = ["#", "state", *[short_key(k, s.keys) for k in s.keys], s.objective, "k", "steps", "vs best"]
+        cols = ["#", "state", *[short_key(k, s.keys) for k in s.keys], s.objective,
+                *(() if narrow else ("k", "steps")), "vs best", *(("host",) if self._hosts() else ())]
         if self._columns != cols:
             table.set_columns(cols)
             self._columns = cols
@@ -301,27 +330,13 @@ class StudyScreen(Refreshing, Screen):
         if not s.importance:
             widget.update(Text("needs 2+ completed trials", style="dim italic"))
             return
-        w = max(10, widget.size.width - 2)
-        names = [short_key(k, s.keys) for k, _ in s.importance]
-        label_w = min(max(len(n) for n in names), max(4, w // 3))
-        bar_w = max(1, w - label_w - 7)
-        lines = Text()
-        for (key, v), name in zip(s.importance, names):
-            n = v * bar_w
-            full = int(n)
-            part = " ▏▎▍▌▋▊▉"[int((n - full) * 8)] if full < bar_w else ""
-            lines.append(f"{name[:label_w]:<{label_w}} ", style="bold")
-            lines.append("█" * full + part.strip(), style="#4ea1ff")
-            lines.append(f" {v:.2f}\n", style="dim")
-        widget.update(lines)
+        widget.update(importance_text([(short_key(k, s.keys), v) for k, v in s.importance],
+                                      max(10, widget.size.width - 2)))
 
     # -- actions ---------------------------------------------------------------------------------
 
-    def _cursor_trial(self) -> str | None:
-        return self.query_one(LineTable).cursor_key
-
     def trial(self) -> TrialView | None:
-        key = self._cursor_trial()
+        key = self.query_one(LineTable).cursor_key
         if key is None or self.snapshot is None:
             return None
         return next((t for t in self.snapshot.trials if str(t.number) == key), None)
@@ -410,11 +425,8 @@ class StudyScreen(Refreshing, Screen):
         def done(answer: str | None) -> None:
             if not answer:
                 return
-            try:
-                k = int(answer)
-                if k < 1:
-                    raise ValueError
-            except ValueError:
+            k = int(answer) if answer.isdigit() else 0
+            if k < 1:
                 self.notify(f"{answer!r}: enter how many of the best trials to re-run (1 or more)", severity="error",
                             markup=False)
                 return

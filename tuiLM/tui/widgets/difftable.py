@@ -16,7 +16,7 @@ from ..panels import RUN_COLORS, best_bpb, diff_rows, fmt, frozen_of
 from ..rundata import RunSnapshot
 from ..seedgroup import SeedGroupData
 from .literal import cell
-from .status import STATE_ICON
+from .status import STATE_ICON, run_step
 
 SUMMARY_ROWS = ("best bpb", "loss", "step", "flag", "seeds", "per seed", "lucky", "vs first")
 MAX_ROWS_80x24 = 7  # the height cap on a small terminal (it scrolls): the plots stay on screen
@@ -77,7 +77,7 @@ def short_verdict(c: Any) -> str:
 def summary_rows(runs: list[RunSnapshot]) -> list[tuple[str, list[str]]]:
     rows = [("best bpb", [fmt(best_bpb(r)) for r in runs]),
             ("loss", [fmt(r.last("train", "loss")) for r in runs]),
-            ("step", [f"{int(s):,}" if (s := r.last("train", "step")) is not None else "—" for r in runs])]
+            ("step", [f"{int(s):,}" if (s := run_step(r)) is not None else "—" for r in runs])]
     flags = ["FROZEN" if frozen_of(r).frozen else ("pruned" if r.state == "pruned" else "") for r in runs]
     if any(flags):
         rows.append(("flag", flags))
@@ -93,7 +93,7 @@ class DiffTable(DataTable):
         grouped = any(isinstance(r, SeedGroupData) for r in runs)
         diffs = diff_rows((r.preset for r in runs), ignore_seed=grouped)
         rows = ((group_rows(runs) if grouped else summary_rows(runs))
-                + (diffs or [("(same hyperparameters)", ["" for _ in runs])]))
+                + (diffs or ([("(same hyperparameters)", ["" for _ in runs])] if len(runs) > 1 else [])))
         key = (tuple((k, tuple(v)) for k, v in rows), width, tuple(r.state for r in runs))
         if getattr(self, "_key", None) == key:
             return False
@@ -101,11 +101,14 @@ class DiffTable(DataTable):
         label_w = min(24, max(len(k) for k, _ in rows))
         # each column takes 2 cells of padding; 2 for the margins and 2 for a vertical scrollbar
         room = width - 4 - (label_w + 2)
-        col_w = max(MIN_COL, room // len(runs) - 2)
+        names = [f"{STATE_ICON.get(run.state, '?')} {run.run_id}" for run in runs]
+        # as wide as the widest name or value (a wide terminal does not spread two runs' values
+        # half a screen apart), at most an equal share of the room
+        widest = max(len(x) for x in names + [v for _, vs in rows for v in vs])
+        col_w = max(MIN_COL, min(room // len(runs) - 2, widest))
         self.clear(columns=True)
         self.add_column("", width=label_w)
-        for i, run in enumerate(runs):
-            name = f"{STATE_ICON.get(run.state, '?')} {run.run_id}"
+        for i, (run, name) in enumerate(zip(runs, names)):
             self.add_column(Text(cut(name, col_w), style=f"bold {RUN_COLORS[i % len(RUN_COLORS)]}"), width=col_w)
         for k, values in rows:
             self.add_row(Text(cut(k, label_w), style="dim" if k in SUMMARY_ROWS else ""),

@@ -34,7 +34,8 @@ def estimate_renderable(est: EstimateView | None, budget_gib: float, *, error: s
     head.add_column(justify="right")
     head.add_row("parameters", fmt_count(est.params))
     if est.tokens_per_step:
-        head.add_row("tokens/step", fmt_count(est.tokens_per_step))
+        n = est.tokens_per_step  # a batch is an exact count: 4,096, not "4.10K"
+        head.add_row("tokens/step", f"{n:,}" if n < 1_000_000 else fmt_count(n))
     if est.artifact_bytes is not None:
         head.add_row("artifact ≤", fmt_bytes(est.artifact_bytes))
 

@@ -5,8 +5,9 @@ Why not Textual's DataTable here: any ``update_cell`` drops its whole render cac
 view's redraw; bench/bench_study_view.py). Here each row is one cached Strip keyed by its cells; a
 refresh of 5 changed trials renders 5 rows, sorting only reorders keys, and painting is cropping
 cached strips. What it keeps of DataTable's behaviour: a header line, a row cursor (arrows, page
-keys, Home / End, mouse click), zebra stripes, Enter posting ``RowSelected``, and the small part of
-its API the screens and tests use (row_count, get_row_at, get_row_index, move_cursor).
+keys, Home / End, mouse click; ← → scroll a column sideways), zebra stripes, Enter posting
+``RowSelected``, and the small part of its API the screens and tests use (row_count, get_row_at,
+get_row_index, move_cursor).
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ class LineTable(ScrollView, can_focus=True):
         Binding("home", "first", show=False),
         Binding("end", "last", show=False),
         Binding("enter", "select", show=False),
+        Binding("left", "scroll_cols(-1)", show=False),
+        Binding("right", "scroll_cols(1)", show=False),
     ]
     DEFAULT_CSS = """
     LineTable { height: 1fr; }
@@ -91,7 +94,7 @@ class LineTable(ScrollView, can_focus=True):
                 self._row_widths[k] = tuple(c.cell_len if isinstance(c, Text) else cell_len(str(c)) for c in cells)
         if self._fit_widths():
             self._strips.clear()
-        self.virtual_size = Size(sum(self._widths) + GAP * len(self._widths), len(self._keys) + 1)
+        self.virtual_size = Size(self.content_width, len(self._keys) + 1)
         if keep in self._cells:
             self.cursor_row = self._keys.index(keep)
         else:
@@ -107,6 +110,11 @@ class LineTable(ScrollView, can_focus=True):
         changed = widths != self._widths
         self._widths = widths
         return changed
+
+    @property
+    def content_width(self) -> int:
+        """The columns' cells and gaps: wider than the widget, the table scrolls sideways (← →)."""
+        return sum(self._widths) + GAP * len(self._widths)
 
     @property
     def row_count(self) -> int:
@@ -187,6 +195,15 @@ class LineTable(ScrollView, can_focus=True):
 
     def action_page(self, direction: int) -> None:
         self.move_cursor(row=self.cursor_row + direction * max(1, self.size.height - 2))
+
+    def action_scroll_cols(self, direction: int) -> None:
+        """Sideways by a column, where the columns are wider than the table (a narrow terminal)."""
+        x, edges = int(self.scroll_x), [0]
+        for w in self._widths:
+            edges.append(edges[-1] + w + GAP)
+        nxt = [e for e in edges if e > x] if direction > 0 else [e for e in edges if e < x]
+        if nxt:
+            self.scroll_to(x=nxt[0] if direction > 0 else nxt[-1], animate=False)
 
     def action_first(self) -> None:
         self.move_cursor(row=0)

@@ -1,4 +1,5 @@
-"""The study view's objective-against-a-parameter panel: a braille scatter as Rich Text."""
+"""The study view's text panels: the objective against a parameter (a braille scatter) and the
+parameter importance bars, as Rich Text."""
 
 from __future__ import annotations
 
@@ -8,6 +9,15 @@ import numpy as np
 from rich.text import Text
 
 from .plotframe import fmt_value
+
+
+def _y_labels(y0: float, y1: float) -> tuple[str, str]:
+    """The top and bottom of the y range with the same decimals ("7.810" over "5.108", not "7.81")."""
+    big = max(abs(y0), abs(y1))
+    if not (0.01 <= big < 1e4):
+        return fmt_value(y1), fmt_value(y0)
+    places = max(0, 3 - int(np.floor(np.log10(big))))
+    return f"{y1:.{places}f}", f"{y0:.{places}f}"
 
 
 def scatter_text(points: list[tuple[Any, float, str]], width: int, height: int, log_x: bool = False,
@@ -45,9 +55,10 @@ def scatter_text(points: list[tuple[Any, float, str]], width: int, height: int, 
             done[r // 4, c // 2] = True
         else:
             pruned[r // 4, c // 2] = True
+    top, bottom = _y_labels(y0, y1)
     out = Text()
     for i in range(ph):
-        label = fmt_value(y1) if i == 0 else fmt_value(y0) if i == ph - 1 else ""
+        label = top if i == 0 else bottom if i == ph - 1 else ""
         out.append(f"{label:>{label_w - 1}} ", style="#7a8391")
         for j in range(pw):
             v = cells[i, j]
@@ -64,3 +75,20 @@ def scatter_text(points: list[tuple[Any, float, str]], width: int, height: int, 
         lo, hi = fmt_value(x0), fmt_value(x1)
     out.append(" " * label_w + lo + " " * max(1, pw - len(lo) - len(hi)) + hi, style="#7a8391")
     return out
+
+
+def importance_text(pairs: list[tuple[str, float]], width: int) -> Text:
+    """One bar a parameter (name, importance in [0, 1]): the name, a bar, the value. A name longer
+    than half the width ends in "…"."""
+    label_w = min(max(len(n) for n, _ in pairs), max(4, width // 2))
+    bar_w = max(1, width - label_w - 7)
+    lines = Text()
+    for name, v in pairs:
+        n = v * bar_w
+        full = int(n)
+        part = " ▏▎▍▌▋▊▉"[int((n - full) * 8)] if full < bar_w else ""
+        label = name if len(name) <= label_w else name[:label_w - 1] + "…"
+        lines.append(f"{label:<{label_w}} ", style="bold")
+        lines.append("█" * full + part.strip(), style="#4ea1ff")
+        lines.append(f" {v:.2f}\n", style="dim")
+    return lines

@@ -72,7 +72,7 @@ def run_header(run: RunSnapshot, view: View, width: int, *, stopping: bool = Fal
     fz = frozen_of(run)
     if fz.frozen:
         pieces.append((0, _t(" ", (" FROZEN ", "bold white on red"))))
-    step, max_steps = run.last("train", "step"), run.max_steps
+    step, max_steps = run_step(run), run.max_steps
     if not run.loaded:
         pieces.append((0, _t((f"  loading {run.progress:.0%}", "yellow"))))
     if step is not None:
@@ -107,10 +107,21 @@ def run_header(run: RunSnapshot, view: View, width: int, *, stopping: bool = Fal
     mem = run.last("train", "mem_gib")
     if mem is not None and mem > 0:
         pieces.append((6, _t(("  mem ", "dim"), f"{mem:.2f} GiB")))
+    reason = (run.run_end or {}).get("reason") if run.state in ("pruned", "stopped") else None
+    if reason:  # why it ended (a failed run has its box): "pruned by the median pruner at step 5 (...)"
+        pieces.append((3, _t(("  · ", "dim"), (str(reason), "dim italic"))))
     pieces += _view_pieces(view, group)
     if fz.frozen:
         pieces.append((2, _t((f"  {fz.text}", "red"))))
     return fit(pieces, width)
+
+
+def run_step(run: RunSnapshot) -> float | None:
+    """The step a run reached: its run_end's once it ended (a pruned trial stops after its last
+    logged step), as the runs list shows it; else the last train event's."""
+    step = run.last("train", "step")
+    end = (run.run_end or {}).get("step")
+    return max(step or 0, end) if isinstance(end, (int, float)) else step
 
 
 def compare_header(runs: list[Any], view: View, width: int, group: str = "") -> Text:
@@ -135,7 +146,7 @@ def compare_header(runs: list[Any], view: View, width: int, group: str = "") -> 
 def _view_pieces(view: View, group: str) -> list[tuple[int, Text]]:
     out: list[tuple[int, Text]] = []
     if group:
-        out.append((1, _t("  ", (f"[{group}]", "bold cyan"), (" g", "dim"))))
+        out.append((1, _t("  ", (f"[{group}]", "bold cyan"), (" (g)", "dim"))))
     if view.cursor is not None:
         out.append((1, _t(("  @ ", "dim"), (f"{view.xaxis} {fmt_x(view.cursor, view.xaxis == 'tokens')}", "bold"))))
     if view.window != (0.0, 1.0):
