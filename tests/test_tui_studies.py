@@ -124,6 +124,12 @@ async def test_study_view_from_the_fixture_study(tmp_path):
                    for t in snap.trials)
         screen.snapshot = snap
         screen._draw_table()
+        # more verdicts than the panel's 4 lines: 3 and where to read the rest (lucky lines were cut)
+        many = tuple(f"verdict {i}" for i in range(6))
+        screen.apply(dataclasses.replace(snap, verdicts=many, token=object()))
+        text = str(screen.query_one("#study-verdicts").render())
+        assert text.splitlines() == ["verdict 0", "verdict 1", "verdict 2", "… 3 more: tuilm study show fixture"]
+        screen.apply(snap)
         # enter: the best trial's three seed runs open together, as one seed group (mean line and band)
         table.move_cursor(row=table.get_row_index(str(b["number"])))
         await pilot.press("enter")

@@ -3,8 +3,8 @@
 architecture, the preset and the age.
 
 Seed groups (``tuiLM.groups``: a study trial's seeds, or plain runs of one configuration) show as one
-row: best val_bpb mean ± SE over the seeds, k, and "lucky" when one seed beats its siblings by more
-than 2 standard deviations. ``e`` expands a group into its runs; Enter opens the group (mean line
+row: best val_bpb mean ± SE over the seeds, k, and "lucky" when the best seed lies beyond seed noise
+(``study.stats.lucky_seeds``). ``e`` expands a group into its runs; Enter opens the group (mean line
 and seed band) and ``c`` compares marked groups and runs.
 
 Each run is summarised by a ``reader.RunReader`` (a long run starts from its column cache; then only

@@ -131,9 +131,10 @@ class StudyScreen(Refreshing, Screen):
         self._draw_curves()
         self._draw_scatter()
         self._draw_importance()
-        if not self._same("verdicts", snap.verdicts[:4]):
-            self.query_one("#study-verdicts", Static).update(Text("\n".join(snap.verdicts[:4]), style="")
-                                                             if snap.verdicts else "")
+        shown = snap.verdicts if len(snap.verdicts) <= 4 else (  # the rest: one line that says where
+            *snap.verdicts[:3], f"… {len(snap.verdicts) - 3} more: tuilm study show {snap.name}")
+        if not self._same("verdicts", shown):
+            self.query_one("#study-verdicts", Static).update(Text("\n".join(shown), style="") if shown else "")
         if self.refreshes == 1:  # the text panels fit their size, known after the first layout
             self.call_after_refresh(self._redraw_text_panels)
 
