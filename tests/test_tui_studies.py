@@ -62,7 +62,7 @@ async def test_studies_list_shows_the_fixture_study(tmp_path):
         assert row.storage.endswith("studies/fixture/journal.log")
         table = screen.query_one("#studies-table")
         cells = [str(x) for x in table.get_row("fixture")]
-        assert f"{c['complete']}/8 / 0 / {c['pruned']} / 0" in cells
+        assert f"{c['complete']}/8 done · {c['pruned']} pruned" in cells  # as study list words it
         assert any(f"{expected['best']['value']:.4f}" in x for x in cells)
 
 

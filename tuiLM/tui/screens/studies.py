@@ -121,7 +121,7 @@ class StudiesScreen(Refreshing, Screen):
         self._wide = wide
         table = self.query_one(DataTable)
         table.clear(columns=True)
-        cols = [("study", "study"), ("state", "state"), ("trials", "done/run/prn/fail"), ("best", "best"),
+        cols = [("study", "study"), ("state", "state"), ("trials", "trials"), ("best", "best"),
                 ("params", "best params")] + ([("storage", "storage"), ("last", "last activity")] if wide else [])
         for key, label in cols:
             table.add_column(label, key=key)
@@ -185,7 +185,8 @@ class StudiesScreen(Refreshing, Screen):
             "study": Text(row.name, style="bold") + (Text(f" (confirms {row.confirm_of})", style="dim")
                                                       if row.confirm_of else Text("")),
             "state": Text(row.state, style=STATE_STYLE.get(row.state, "")),
-            "trials": cell(f"{row.complete}{target} / {row.running} / {row.pruned} / {row.failed}"),
+            "trials": cell(" · ".join([f"{row.complete}{target} done"] + [f"{n} {word}" for n, word in (
+                (row.running, "running"), (row.pruned, "pruned"), (row.failed, "failed")) if n])),
             "best": cell(best) if not row.error else Text(row.error, style="red"),
             "params": Text(" ".join(f"{short_key(k, [x for x, _ in row.best_params])}={_fmt_param(v)}"
                                     for k, v in row.best_params), no_wrap=True, end=""),
