@@ -233,6 +233,17 @@ def test_diagnostic_names(fields, extra):
     assert all(type(v) is float for v in d.values())
 
 
+def test_the_registry_declares_every_diagnostic_the_model_writes():
+    """A study may take any of them as its objective (study/spec.py checks the name against the registry)."""
+    from tuiLM.models.registry import MHC_DIAGNOSTICS, family
+
+    written = set()
+    for fields in ({}, {"mhc_gate": True, "mhc_stream_embed": True}, {"mhc_mode": "dynamic"}):
+        written |= set(build(arch="mhc", **fields).diagnostics(IDX))
+    assert written == set(MHC_DIAGNOSTICS) == set(family("mhc").diagnostics)
+    assert family("gpt").diagnostics == family("bdh").diagnostics == ()
+
+
 def test_diagnostics_at_init():
     model = build(arch="mhc", mhc_h_res_init=-8.0, mhc_tau=1.0)
     model.train()

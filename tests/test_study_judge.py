@@ -296,3 +296,14 @@ def test_a_trial_over_the_artifact_limit_is_never_the_best_nor_confirmed():
     assert [r["number"] for r in top_trials(s, 3)] == [1, 2]
     assert [r["over_limit"] for r in s["trials"]] == [True, False, False]
 
+
+def test_a_grid_with_fewer_points_than_trials_finishes_when_its_grid_is_done():
+    """study_state read 'idle' for ever when study.trials exceeded the grid (the engine stops at the grid)."""
+    from tuiLM.study.report import _target, study_state
+
+    text = ('[study]\nbase = "quickstart"\ntrials = 20\nsampler = "grid"\n[space]\n'
+            '"model.n_layers" = { choice = [1, 2] }\n"model.activation" = { choice = ["gelu", "relu2"] }\n')
+    assert _target(text) == 4 and _target(text.replace('sampler = "grid"', 'sampler = "tpe"')) == 20
+    counts = {"complete": 4, "running": 0, "stopped": 0, "pruned": 0, "fail": 0}
+    assert study_state({"counts": counts, "target": _target(text)}, None) == "finished"
+

@@ -273,6 +273,7 @@ def test_a_study_of_a_model_diagnostic_optimises_and_judges_it(tmp_path):
     out = tuilm(tmp_path, "study", "run", str(f))
     assert out.returncode == 0 and "study diagobj finished: 1 done" in out.stdout, out.stdout + out.stderr
     (trial,) = show_json(tmp_path, "diagobj")["trials"]
+    assert sorted(map(int, trial["intermediate"])) == [4, 8, 12]  # reported at diag events (eval is at 6 and 12)
     lasts = []
     for run in sorted(study_runs(tmp_path)):
         diags = [e for e in effective_events(read_events(run / EVENTS)) if e["kind"] == "diag"]
@@ -296,6 +297,7 @@ def test_an_artifact_limit_keeps_a_too_large_trial_from_being_the_best(tmp_path)
     out = tuilm(tmp_path, "study", "run", str(f))
     assert out.returncode == 0, out.stdout + out.stderr
     assert out.stdout.count("> limit 1,000: never the best") == 2, out.stdout
+    assert "2 done" in out.stdout and "no trial within the artifact limit" in out.stdout
     s = show_json(tmp_path, "golfish")
     sizes = {}
     for run in study_runs(tmp_path):
@@ -304,6 +306,13 @@ def test_an_artifact_limit_keeps_a_too_large_trial_from_being_the_best(tmp_path)
     assert s["best"] is None and s["max_artifact_bytes"] == 1000
     for t in s["trials"]:
         assert t["over_limit"] and t["artifact_bytes"] == max(sizes[r] for r in t["runs"]) > 1000
+    # what the samplers read: Optuna's constraint on each trial (> 0: infeasible)
+    import optuna
+    from tuiLM.study import storage as st
+
+    study = optuna.load_study(study_name="golfish", storage=st.open_storage("golfish", None, tmp_path / "runs"))
+    for ft in study.get_trials():
+        assert ft.constraints == {"artifact_bytes": ft.user_attrs["artifact_bytes"] - 1000.0}
     text = tuilm(tmp_path, "study", "show", "golfish").stdout
     assert "artifact limit 1,000 bytes: 2 completed trials over it" in text and text.count("artifact over limit") == 2
 

@@ -87,8 +87,9 @@ def test_bad_dimensions_name_key_and_line(line, message):
     ("trials = 2.5", "study.trials", "expected an integer"),
     ('sampler = "bayes"', "study.sampler", "must be one of tpe | random | grid | cmaes | gp"),
     ('pruner = "sha"', "study.pruner", "must be one of none | median | asha | hyperband"),
-    ('objective = "accuracy"', "study.direction", "'accuracy' has no known better direction"),
-    ('objective = "val bpb"', "study.objective", "is not a metric name"),
+    ('objective = "accuracy"', "study.objective", "'accuracy' is not a metric runs write: val_bpb, val_loss, "),
+    ('objective = "stream_simlarity"', "study.objective", "(did you mean stream_similarity?)"),
+    ('objective = "stream_spread"', "study.direction", "'stream_spread' has no known better direction"),
     ('direction = "down"', "study.direction", "must be one of auto | minimize | maximize"),
     ('name = "../escape"', "study.name", "bad study name"),
 ])
@@ -346,10 +347,33 @@ def test_a_model_diagnostic_can_be_the_objective_where_the_model_writes_it(tmp_p
     assert [p for p in problems if p.is_error] == [] and spec.direction == "maximize"
     f.write_text(head.replace("mhc-static", "quickstart") + 'objective = "stream_similarity"\n' + space)
     (err,) = [p for p in load_study(f)[2] if p.is_error]
-    assert err.path == "study.objective" and "gpt writes none" in err.message and err.line == 3
+    assert err.path == "study.objective" and "does not write" in err.message and err.line == 3
     f.write_text(head + 'objective = "stream_similarity"\n' + space + '\n[set]\n"diag.every" = 0\n')
     (err,) = [p for p in load_study(f)[2] if p.is_error]
     assert "diag.every = 0" in err.message
     spec, _ = parse(GOOD)
     assert not spec.diagnostic and spec.direction == "minimize"
+
+
+def test_ddp_trials_get_gpus_of_their_own(tmp_path, monkeypatch):
+    """--nproc N: a trial's N GPUs are ones no running trial holds (a fixed rotation gave "0,0" on one GPU
+    and let a new trial take GPUs a running one still had); more than the machine has is refused."""
+    from types import SimpleNamespace
+
+    from tuiLM.errors import UserError
+    from tuiLM.study import engine as eng
+
+    f = tmp_path / "s.toml"
+    f.write_text(GOOD)
+    spec, base, _ = load_study(f)
+    base = base.with_values({"system.device": "cuda"})
+    monkeypatch.setattr(eng, "visible_gpus", lambda: ["0", "1", "2", "3"])
+    e = eng.StudyEngine(spec, base, root=tmp_path, parallel=2, nproc=2)
+    assert e._free_gpus() == ["0", "1", "2", "3"]
+    e.jobs = [SimpleNamespace(gpu="2,3")]  # a running trial holds 2 and 3 (it finished after 0,1's did)
+    assert e._free_gpus() == ["0", "1"]
+    e.jobs.append(SimpleNamespace(gpu="0,1"))
+    assert e._free_gpus() == []
+    with pytest.raises(UserError, match="needs 5 GPUs of its own, this machine shows 4"):
+        eng.StudyEngine(spec, base, root=tmp_path, nproc=5)
 

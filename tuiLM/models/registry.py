@@ -34,7 +34,8 @@ class Family:
     width_step: Callable[[Any], int]  # fit lever: d_model moves in multiples of this and stays valid
     panels: tuple[str, ...] = ()  # dashboard panel groups of its own (tui/metrics.py PanelSpec.group)
     lead: tuple[str, ...] = ()  # panel keys its runs' first dashboard page leads with
-    diagnostics: bool = False  # writes diag events: diag.every matters, the frozen-residual check applies
+    diagnostics: tuple[str, ...] = ()  # the diag event fields its runs can write (none: diag.every does not
+    # matter, no frozen-residual check); a study may take one as its objective
     attention: str = ""  # its attention when not PyTorch SDPA (the exact mode names it; no SDPA notes)
 
     def model_class(self) -> type:
@@ -57,6 +58,11 @@ def _load(ref: str | type) -> type:
 
 
 _FAMILIES: dict[str, Family] = {}
+# what models/mhc.py's diagnostics() writes (gate_value with the gate, stream_embed_similarity with
+# stream embeddings, the alpha_* in dynamic mode); tests/test_models_mhc.py keeps the two in step
+MHC_DIAGNOSTICS = ("stream_similarity", "stream_spread", "stream_embed_similarity", "gate_value", "H_res_diag_mean",
+                   "H_res_diag_mean_raw", "sinkhorn_row_err", "sinkhorn_col_err", "amax_fwd", "amax_bwd",
+                   "alpha_pre", "alpha_post", "alpha_res")
 _BUILTINS_LOADED = False
 _LOCK = threading.RLock()  # the app's estimate worker and the UI thread may ask first at once
 
@@ -81,7 +87,7 @@ def _load_builtins() -> None:
                act.gpt_saved, core.gpt_flops, gpt_rules, fit.gpt_width_step),
         Family("mhc", "mHC", "tuiLM.models.mhc:MHC", "tuiLM.models.mhc:MHCConfig", params.mhc_inventory,
                act.mhc_saved, core.mhc_flops, mhc_rules, fit.gpt_width_step, panels=("mhc",),
-               lead=mhc_panels, diagnostics=True),
+               lead=mhc_panels, diagnostics=MHC_DIAGNOSTICS),
         Family("bdh", "BDH", "tuiLM.models.bdh:BDH", "tuiLM.models.bdh:BDHConfig", params.bdh_inventory,
                act.bdh_saved, core.bdh_flops, bdh_rules, fit.bdh_width_step,
                attention="BDH linear attention (full T x T scores)"),

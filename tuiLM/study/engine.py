@@ -56,17 +56,9 @@ def make_sampler(spec: StudySpec, asked: int = 0) -> Any:
     import optuna.samplers as S
 
     seed, name = (spec.seed + 1_000_003 * asked) % 2**32, spec.sampler
-    constraints = _artifact_constraint(spec.max_artifact_bytes) if spec.max_artifact_bytes else None
-    if name in ("tpe", "gp") and constraints is not None:
-        import warnings
-
-        from optuna.exceptions import ExperimentalWarning
-
-        warnings.simplefilter("ignore", ExperimentalWarning)  # constraints_func: stable in use since Optuna 3
     if name == "tpe":
         # Optuna's default is 10 random start-up trials; a small study would spend most of itself there
-        return S.TPESampler(seed=seed, n_startup_trials=max(3, min(10, spec.trials // 4)),
-                            constraints_func=constraints)
+        return S.TPESampler(seed=seed, n_startup_trials=max(3, min(10, spec.trials // 4)))
     if name == "random":
         return S.RandomSampler(seed=seed)
     if name == "grid":
@@ -74,17 +66,8 @@ def make_sampler(spec: StudySpec, asked: int = 0) -> Any:
     if name == "cmaes":
         return S.CmaEsSampler(seed=seed, warn_independent_sampling=False)
     if name == "gp":
-        return S.GPSampler(seed=seed, constraints_func=constraints)
+        return S.GPSampler(seed=seed)
     raise UserError(f"unknown sampler {name!r}")
-
-
-def _artifact_constraint(limit: int) -> Callable[[Any], list[float]]:
-    """Optuna's constraint (<= 0: feasible) from a finished trial's artifact_bytes attribute."""
-    def constraint(trial: Any) -> list[float]:
-        size = trial.user_attrs.get("artifact_bytes")
-        return [float(size - limit) if isinstance(size, (int, float)) else 0.0]
-
-    return constraint
 
 
 def _grid_sampler(grid: dict[str, list[Any]], seed: int) -> Any:
@@ -104,7 +87,8 @@ def make_pruner(spec: StudySpec, base: Preset) -> Any:
     import optuna.pruners as P
 
     # the first rung: the first eval, or later when the study says trials must not be judged before
-    first = max(base.eval.every or base.train.max_steps, spec.prune_after)
+    every = base.diag.every if spec.diagnostic else base.eval.every  # where the objective is reported
+    first = max(every or base.train.max_steps, spec.prune_after)
     if spec.pruner == "none":
         return P.NopPruner()
     if spec.pruner == "median":
@@ -208,18 +192,18 @@ class StudyStopped(Exception):
 
 
 def final_value(run_dir: Path, objective: str) -> float | None:
-    """The last finite value of ``objective`` a run wrote (its eval, diag or train events, the resume
-    rule applied), or None."""
+    """The last value of ``objective`` a run wrote (its eval, diag or train events, the resume rule
+    applied; NaN when that last one was, as the live watcher sees it), or None."""
     import numpy as np
 
-    from ..reader import read_run
+    from ..reader import absent, read_run
 
     last: tuple[float, float] | None = None
     for table in read_run(run_dir).tables.values():
         steps, values = table.col("step"), table.col(objective)
         if steps is None or values is None:
             continue
-        ok = np.flatnonzero(np.isfinite(steps) & np.isfinite(values))
+        ok = np.flatnonzero(np.isfinite(steps) & ~absent(values))
         if ok.size and (last is None or steps[ok[-1]] >= last[0]):
             last = (float(steps[ok[-1]]), float(values[ok[-1]]))
     return None if last is None else last[1]
@@ -250,7 +234,9 @@ class StudyEngine:
         self.stopping = False
         self.study: Any = None
         self.gpus = visible_gpus() if base.system.device in ("auto", "cuda") else []
-        self._gpu_turn = 0
+        if self.gpus and self.nproc > len(self.gpus):
+            raise UserError(f"--nproc {self.nproc}: a trial needs {self.nproc} GPUs of its own, this machine "
+                            f"shows {len(self.gpus)}")
         self._stop_attr_seen: Any = None
         self._last_check = 0.0
         self._counts = Counts()
@@ -423,10 +409,17 @@ class StudyEngine:
 
     def _fill(self) -> None:
         while len(self.jobs) < self.parallel and self._may_ask():
+            if self.gpus and len(self._free_gpus()) < self.nproc:
+                return  # every GPU a trial needs is held by a running one: the next waits for them
             if not self._memory_allows():
                 return
             if not self._start_trial():
                 return
+
+    def _free_gpus(self) -> list[str]:
+        """This machine's GPUs no running trial of this controller holds, in order."""
+        held = {g for job in self.jobs if job.gpu for g in job.gpu.split(",")}
+        return [g for g in self.gpus if g not in held]
 
     def _memory_allows(self) -> bool:
         """Never more trainers than memory holds: the next one starts when the running ones leave room
@@ -436,8 +429,8 @@ class StudyEngine:
             return True
         need = self._estimate_bytes(self.base)
         if self.gpus:  # each of the next trial's GPUs holds one process
-            free = min((gpu_free_bytes(self.gpus[(self._gpu_turn + i) % len(self.gpus)]) for i in range(self.nproc)),
-                       key=lambda b: float("inf") if b is None else b)
+            free = min((gpu_free_bytes(g) for g in self._free_gpus()[: self.nproc]),
+                       key=lambda b: float("inf") if b is None else b, default=None)
         else:
             free = available_memory_bytes()
             need = None if need is None else need * self.nproc
@@ -477,9 +470,8 @@ class StudyEngine:
             self.say(f"trial {trial.number}: failed before training: {reason}")
             return True
         job = Job(trial, params)
-        if self.gpus:  # a DDP trial gets nproc GPUs of its own
-            job.gpu = ",".join(self.gpus[(self._gpu_turn + i) % len(self.gpus)] for i in range(self.nproc))
-            self._gpu_turn += self.nproc
+        if self.gpus:  # a trial gets nproc GPUs of its own: none a running trial holds
+            job.gpu = ",".join(self._free_gpus()[: self.nproc])
         self.jobs.append(job)
         self._next_seed(job)
         return True
@@ -665,13 +657,16 @@ class StudyEngine:
         mean, se = mean_se(vals)
         job.trial.set_user_attr("value_se", se)
         job.trial.set_user_attr("steps", job.steps)
-        over = ""
-        if job.artifacts:  # the constraint the sampler reads at tell: set before it
-            size = max(job.artifacts.values())
+        over, limit = "", self.spec.max_artifact_bytes
+        size = max(job.artifacts.values()) if job.artifacts else None
+        if size is not None:
             job.trial.set_user_attr("artifact_bytes", size)
-            if self.spec.max_artifact_bytes and size > self.spec.max_artifact_bytes:
+        if limit:  # Optuna's constraint (<= 0: feasible), on every completed trial (GP needs them all):
+            # TPE and GP sample away from infeasible ones. A run_end without artifact_bytes counts as within.
+            job.trial.set_constraint("artifact_bytes", float(size - limit) if size is not None else 0.0)
+            if size is not None and size > limit:
                 job.trial.set_user_attr("over_limit", True)
-                over = f" · artifact {size:,} bytes > limit {self.spec.max_artifact_bytes:,}: never the best"
+                over = f" · artifact {size:,} bytes > limit {limit:,}: never the best"
         self._tell(job, TrialState.COMPLETE, mean)
         se_text = f" ± {se:.4f}" if se == se else ""
         self.say(f"trial {job.number}: {self.spec.objective} {mean:.4f}{se_text} (k={len(vals)}) "
@@ -717,7 +712,7 @@ class StudyEngine:
                     continue
                 s = summarize(run_dir)
                 value = final_value(run_dir, self.spec.objective) if s.state == "completed" else None
-                if value is not None:
+                if value is not None and math.isfinite(value):  # NaN: resumed, it ends failed as it would live
                     job.values[k] = value
                     job.steps = max(job.steps, s.step)
                     if isinstance(s.artifact_bytes, int):
@@ -730,6 +725,9 @@ class StudyEngine:
                 self._finish(job)
                 continue
             run_dir = runs_root(self.root) / job.runs[k] if k in job.runs else None
+            if self.gpus:  # a resumed trainer gets GPUs of its own as a new trial does (shared only if none are)
+                free = self._free_gpus()
+                job.gpu = ",".join((free if len(free) >= self.nproc else self.gpus)[: self.nproc])
             self.jobs.append(job)
             if run_dir is not None and run_dir.is_dir() and trainer_alive(run_dir):
                 job.current = SeedRun(k, run_dir, None, EventTail(run_dir / EVENTS))

@@ -156,7 +156,7 @@ def run_engine(engine: Any, console: Console, create: bool = True) -> int:
                       "re-attaches them", highlight=False)
         return 130
     best = f"best {spec.objective} {counts.best:.4f} (trial {counts.best_trial})" if counts.best is not None else \
-        "no trial completed"
+        "no trial within the artifact limit" if counts.complete else "no trial completed"
     state = "stopped" if engine.stopping else "finished"
     console.print(f"study {escape(engine.name)} {state}: {counts.complete} done · {counts.pruned} pruned · "
                   f"{counts.failed} failed · {counts.running} {'stopped' if engine.stopping else 'running'} · {best}",
@@ -266,7 +266,11 @@ def importance(study: Any) -> dict[str, float]:
     from optuna.trial import TrialState
 
     done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
-    varied = sorted({k for t in done for k in t.params if len({repr(u.params.get(k)) for u in done}) > 1})
+    seen: dict[str, set[str]] = {}
+    for t in done:
+        for k, v in t.params.items():
+            seen.setdefault(k, set()).add(repr(v))
+    varied = sorted(k for k, vs in seen.items() if len(vs) > 1 or any(k not in t.params for t in done))
     if len(done) < IMPORTANCE_MIN_TRIALS or not varied:
         return {}
     try:
@@ -326,8 +330,12 @@ def summarize_study(study: Any, name: str, storage_label: str, storage_url: str 
 
 
 def _target(spec_text: str) -> int | None:
+    """The trials the study runs: study.trials, or fewer for a grid with fewer points (as the engine)."""
     try:
-        return int(parse(spec_text)[0].trials) if spec_text else None
+        if not spec_text:
+            return None
+        spec = parse(spec_text)[0]
+        return min(int(spec.trials), spec.grid_size()) if spec.sampler == "grid" else int(spec.trials)
     except (UserError, ValueError, KeyError):
         return None
 
@@ -406,7 +414,8 @@ def show_command(name: str, storage_url: str | None, console: Console, as_json: 
                         _csv(r["value"]), _csv(r["value_se"]), r["k"], r["steps"] if r["steps"] is not None else "",
                         " ".join(r["runs"]), r["reason"], r["host"] or "", " ".join(map(str, r["seeds"])),
                         " ".join(map(_csv, r["values"])), " ".join(str(r["seeds"][i]) for i in r.get("lucky", [])),
-                        _csv(c.get("gain")), _csv(c.get("p")), c.get("verdict", ""), _csv(r["artifact_bytes"]),
+                        _csv(c.get("gain")), _csv(c.get("p")),
+                        "artifact over limit" if r["over_limit"] else c.get("verdict", ""), _csv(r["artifact_bytes"]),
                         "true" if r["over_limit"] else ""])
         sys.stdout.write(buf.getvalue())
         return
@@ -452,8 +461,9 @@ def show_command(name: str, storage_url: str | None, console: Console, as_json: 
                       highlight=False, markup=False)
     elif keys:
         done = summary["counts"]["complete"]
-        console.print(f"importance: shown from {IMPORTANCE_MIN_TRIALS} completed trials on ({done} so far)", highlight=False,
-                      markup=False)
+        console.print(f"importance: shown from {IMPORTANCE_MIN_TRIALS} completed trials on ({done} so far)"
+                      if done < IMPORTANCE_MIN_TRIALS else "importance: none to show (no parameter varied among the "
+                      "completed trials, or Optuna could not compute it)", highlight=False, markup=False)
     if summary.get("confirm_of"):
         of = summary["confirm_of"]
         console.print(f"a confirmation of study {of.get('study')} (trials {', '.join(map(str, of.get('trials', [])))}) "

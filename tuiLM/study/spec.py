@@ -299,9 +299,14 @@ def parse(text: str, source: Path | None = None) -> tuple[StudySpec, list[Proble
         problems.append(Problem("error", "study.base", "missing: the preset every trial starts from",
                                 lines.get("study.base") or lines.get("study")))
     objective = settings["objective"]
-    if not (isinstance(objective, str) and objective.isidentifier() and objective.isascii()):
-        problems.append(Problem("error", "study.objective", f"{objective!r} is not a metric name (val_bpb, val_loss "
-                                "or a diagnostic such as stream_similarity)", lines.get("study.objective")))
+    known = _metric_names()
+    if objective not in known:  # a typo would train every trial to the end and then fail it
+        import difflib
+
+        close = difflib.get_close_matches(str(objective), known, n=1)
+        problems.append(Problem("error", "study.objective", f"{objective!r} is not a metric runs write"
+                                + (f" (did you mean {close[0]}?)" if close else "") + ": " + ", ".join(known),
+                                lines.get("study.objective")))
     elif settings["direction"] == "auto" and objective not in OBJECTIVES and objective not in DIAG_DIRECTIONS:
         problems.append(Problem("error", "study.direction", f"is auto, but {objective!r} has no known better "
                                 "direction: set direction = \"minimize\" or \"maximize\"",
@@ -413,14 +418,21 @@ def _objective_problems(spec: StudySpec, base: Preset) -> list[Problem]:
     line = spec.lines.get("study.objective")
     name = spec.settings["objective"]
     archs = {base.model.arch} | {v for d in spec.space if d.key == "model.arch" for v in d.values}
-    silent = sorted(a for a in archs if not family(a).diagnostics)
+    silent = sorted(a for a in archs if name not in family(a).diagnostics)
     if silent:
-        return [Problem("error", "study.objective", f"{name} is a model diagnostic, but {', '.join(silent)} writes "
-                        "none (diagnostics come from the mHC family)", line)]
+        return [Problem("error", "study.objective", f"{name} is a model diagnostic that {', '.join(silent)} "
+                        "does not write", line)]
     if not base.diag.every:
         return [Problem("error", "study.objective", f"{name} is a model diagnostic, but the base preset's "
                         "diag.every = 0 writes none: set diag.every (in [set])", line)]
     return []
+
+
+def _metric_names() -> list[str]:
+    """What a study can optimise: the eval metrics and every registered family's diagnostics."""
+    from ..models.registry import families
+
+    return list(OBJECTIVES) + sorted({n for f in families() for n in f.diagnostics})
 
 
 def _as_overrides(values: dict[str, Any]) -> list[str]:

@@ -26,7 +26,7 @@ from typing import Any, Sequence
 BOOTSTRAP_RESAMPLES = 10_000
 BOOTSTRAP_SEED = 0
 CONFIDENCE = 0.95
-ALPHA = 1 - CONFIDENCE  # false-alarm rate of a "better"/"worse" verdict and of a lucky flag
+ALPHA = 0.05  # 1 - CONFIDENCE, written exactly (1 - 0.95 is 0.05000000000000004); false-alarm rate of a "better"/"worse" verdict and of a lucky flag
 
 
 def mean_se(values: Sequence[float]) -> tuple[float, float]:

@@ -230,7 +230,7 @@ def can_freeze(model: dict[str, Any]) -> bool:
     """Whether runs of this [model] table can show the frozen-residual signature (their family writes
     diagnostics)."""
     fam = registry.find(model.get("arch"))
-    return fam is not None and fam.diagnostics
+    return fam is not None and bool(fam.diagnostics)
 
 
 def frozen_check(model: dict[str, Any], h_res: float | None, gate: float | None, step: float | None

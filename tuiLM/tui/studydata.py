@@ -40,6 +40,7 @@ class StudyRow:
     last_activity: float | None = None
     confirm_of: str | None = None
     error: str = ""
+    stopped: int = 0  # running in Optuna, no trainer: the next study run resumes them
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class TrialView:
     vs_best: str  # a short cell: gain and p, or "noise"
     reason: str
     intermediate: tuple[tuple[int, float], ...]
+    over_limit: bool = False  # its artifact is over study.max_artifact_bytes: never the best
 
     def param(self, key: str) -> Any:
         for k, v in self.params:  # a handful of parameters: a scan beats building a dict per call
@@ -165,7 +167,7 @@ class StudyReader:
                 name, study_state(s, sdir), c["complete"], c["running"], c["pruned"], c["fail"], s.get("target"),
                 b["value"] if b else None, b["value_se"] if b else None, b["k"] if b else 0,
                 tuple(b["params"].items()) if b else (), s["objective"], s["storage"], last,
-                of.get("study") if isinstance(of, dict) else None))
+                of.get("study") if isinstance(of, dict) else None, stopped=c["stopped"]))
         return out
 
     def snapshot(self, name: str, top_k: int = TOP_K) -> StudySnapshot:
@@ -180,7 +182,7 @@ class StudyReader:
             r["baseline"], "artifact over limit" if r.get("over_limit") else
             f"at step {max(map(int, r['intermediate']))}" if r["state"] == "pruned" and r["intermediate"] else
             short_cmp(r["vs_best"], r["number"] == best_n and r["state"] == "complete"),
-            r["reason"], tuple((int(k), float(v)) for k, v in r["intermediate"].items()))
+            r["reason"], tuple((int(k), float(v)) for k, v in r["intermediate"].items()), r["over_limit"])
             for r in s["trials"])
         verdicts = []
         if s.get("best_vs_runner_up"):
@@ -205,7 +207,8 @@ class StudyReader:
     def curves(self, trials: tuple[TrialView, ...], direction: str, objective: str, top_k: int) -> tuple[Curve, ...]:
         """The top-k complete trials over all their seeds, then running/pruned trials' curves (truncated)."""
         sign = 1 if direction == "minimize" else -1
-        done = sorted((t for t in trials if t.state == "complete" and t.value is not None), key=lambda t: sign * t.value)
+        done = sorted((t for t in trials if t.state == "complete" and t.value is not None and not t.over_limit),
+                      key=lambda t: sign * t.value)
         others = [t for t in trials if t.state in ("pruned", "running", "stopped")][-top_k:]  # the most recent
         pick = done[:top_k] + others
         out = []

@@ -186,7 +186,8 @@ class StudiesScreen(Refreshing, Screen):
                                                       if row.confirm_of else Text("")),
             "state": Text(row.state, style=STATE_STYLE.get(row.state, "")),
             "trials": cell(" · ".join([f"{row.complete}{target} done"] + [f"{n} {word}" for n, word in (
-                (row.running, "running"), (row.pruned, "pruned"), (row.failed, "failed")) if n])),
+                (row.running, "running"), (row.stopped, "stopped"), (row.pruned, "pruned"), (row.failed, "failed"))
+                if n])),
             "best": cell(best) if not row.error else Text(row.error, style="red"),
             "params": Text(" ".join(f"{short_key(k, [x for x, _ in row.best_params])}={_fmt_param(v)}"
                                     for k, v in row.best_params), no_wrap=True, end=""),

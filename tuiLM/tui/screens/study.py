@@ -255,7 +255,8 @@ class StudyScreen(Refreshing, Screen):
         s = self.snapshot
         assert s is not None
         sign = -1 if s.direction == "maximize" else 1
-        pts = sorted((t.number, t.value) for t in s.trials if t.state == "complete" and t.value is not None)
+        pts = sorted((t.number, t.value) for t in s.trials
+                     if t.state == "complete" and t.value is not None and not t.over_limit)
         if self._same("best", (tuple(pts), s.objective, sign)):
             return
         panel = self.query_one("#study-best", PlotPanel)
@@ -329,7 +330,7 @@ class StudyScreen(Refreshing, Screen):
         if self._same("importance", (s.importance, s.keys, widget.size)):
             return
         if not s.importance:
-            widget.update(Text("needs 2+ completed trials", style="dim italic"))
+            widget.update(Text("from 5 completed trials on, over the parameters that varied", style="dim italic"))
             return
         widget.update(importance_text([(short_key(k, s.keys), v) for k, v in s.importance],
                                       max(10, widget.size.width - 2)))
