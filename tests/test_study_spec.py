@@ -353,6 +353,9 @@ def test_a_model_diagnostic_can_be_the_objective_where_the_model_writes_it(tmp_p
     assert "diag.every = 0" in err.message
     spec, _ = parse(GOOD)
     assert not spec.diagnostic and spec.direction == "minimize"
+    spec, problems = parse(GOOD.replace('trials = 4', 'trials = 4\ndirection = "maximize"'))
+    (warn,) = problems
+    assert spec.direction == "maximize" and not warn.is_error and "searches for the worst" in warn.message
 
 
 def test_ddp_trials_get_gpus_of_their_own(tmp_path, monkeypatch):

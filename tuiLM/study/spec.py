@@ -311,6 +311,11 @@ def parse(text: str, source: Path | None = None) -> tuple[StudySpec, list[Proble
         problems.append(Problem("error", "study.direction", f"is auto, but {objective!r} has no known better "
                                 "direction: set direction = \"minimize\" or \"maximize\"",
                                 lines.get("study.direction") or lines.get("study.objective")))
+    elif settings["direction"] not in ("auto", {**OBJECTIVES, **DIAG_DIRECTIONS}.get(objective, settings["direction"])):
+        problems.append(Problem("warning", "study.direction", f"{objective} is better when "
+                                f"{'lower' if {**OBJECTIVES, **DIAG_DIRECTIONS}[objective] == 'minimize' else 'higher'}: "
+                                f"{settings['direction']} searches for the worst configurations",
+                                lines.get("study.direction")))
     space_raw = raw.get("space", {})
     space: list[Dimension] = []
     if not isinstance(space_raw, dict):
