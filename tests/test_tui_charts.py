@@ -271,6 +271,10 @@ def test_compare_diff_lists_real_hyperparameters_only():
     b = {"run": {"name": "b", "notes": "y", "seed": 2}, "optim": {"lr": 1e-3}}
     rows = dict(diff_rows([a, b]))
     assert rows == {"run.seed": ["1", "2"], "optim.lr": ["0.003", "0.001"]}
+    # a study's sampled floats read short, but never so short that two different values look the same
+    c, d = {"optim": {"lr": 0.000204687123}}, {"optim": {"lr": 0.000204712}}
+    assert dict(diff_rows([a, c]))["optim.lr"] == ["0.003", "0.0002047"]
+    assert dict(diff_rows([c, d]))["optim.lr"] == ["0.00020469", "0.00020471"]
 
 
 def test_runs_list_trend_and_frozen_flag(tmp_path):

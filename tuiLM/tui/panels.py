@@ -247,11 +247,15 @@ def diff_rows(presets: Iterable[dict[str, dict[str, Any]]], ignore_seed: bool = 
             continue
         values = [p.get(f.section, {}).get(f.key, f.default) for p in presets]
         if any(v != values[0] for v in values[1:]):
-            rows.append((f.path, [_short(v) for v in values]))
+            rows.append((f.path, _short(values)))
     return rows
 
 
-def _short(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:g}"
-    return str(v)
+def _short(values: list[Any]) -> list[str]:
+    """Floats to 4 significant digits (a study's sampled 0.000204687123 reads 0.0002047), more only
+    where different values would otherwise print the same."""
+    for digits in range(4, 18):
+        out = [f"{v:.{digits}g}" if isinstance(v, float) else str(v) for v in values]
+        if len(set(out)) == len({repr(v) for v in values}):
+            return out
+    return [repr(v) if isinstance(v, float) else str(v) for v in values]
