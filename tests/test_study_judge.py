@@ -76,6 +76,15 @@ def test_show_judges_every_trial_against_the_best_and_the_baseline(tmp_path):
         assert r["state"] in line and (r["value"] is None or f"{r['value']:.4f}" in line), line
         assert r["value_se"] is None or f"{r['value_se']:.4f}" in line
         assert bool(r["lucky"]) == ("lucky?" in line) and "…" not in line
+    # narrower still (or many parameters): the parameters get a table of their own, nothing is cut
+    narrower = subprocess.run([sys.executable, "-m", "tuiLM.cli", "study", "show", "fixture"], cwd=tmp_path,
+                              env={**env, "COLUMNS": "60"}, capture_output=True, text=True, timeout=300).stdout
+    lines = narrower.splitlines()
+    heads = [line for line in lines if line.startswith("#")]
+    assert len(heads) == 2 and "n_layers" in heads[1] and "val_bpb" in heads[0] and "…" not in narrower.split("best:")[0]
+    for r in s["trials"]:
+        rows_of = [x for x in lines if x[:1].isdigit() and x.split()[0].rstrip("*b") == str(r["number"])]
+        assert len(rows_of) == 2 and all(str(v) in rows_of[1] or f"{v:.4g}" in rows_of[1] for v in r["params"].values())
 
 
 def test_stop_on_a_study_with_no_running_trial_says_so_and_asks_nothing(tmp_path):
@@ -223,7 +232,7 @@ def test_the_trials_table_names_hosts_when_several_ran_the_study_and_a_pruned_va
 
     from rich.console import Console
 
-    from tuiLM.study.report import _trials_table
+    from tuiLM.study.report import _trials_tables
 
     copy_fixture(tmp_path)
     s = show_json(tmp_path, "fixture")
@@ -231,7 +240,8 @@ def test_the_trials_table_names_hosts_when_several_ran_the_study_and_a_pruned_va
 
     def render(summary) -> str:
         console = Console(width=160, record=True, file=io.StringIO())
-        console.print(_trials_table(summary, keys, 160))
+        for table in _trials_tables(summary, keys, 160):
+            console.print(table)
         return console.export_text()
 
     one = render(s)

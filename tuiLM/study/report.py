@@ -429,7 +429,8 @@ def show_command(name: str, storage_url: str | None, console: Console, as_json: 
         over = sum(1 for r in summary["trials"] if r["over_limit"])
         console.print(f"artifact limit {summary['max_artifact_bytes']:,} bytes: {over} completed trial"
                       f"{'s' if over != 1 else ''} over it (never the best)", highlight=False, markup=False)
-    console.print(_trials_table(summary, keys, console.width))
+    for table in _trials_tables(summary, keys, console.width):
+        console.print(table)
     if summary["best"]:
         b = summary["best"]
         se = f" ± {b['value_se']:.4f}" if b["value_se"] is not None else ""
@@ -506,10 +507,11 @@ def confirm_command(name: str, storage_url: str | None, top: int, seeds: int | N
     return rc
 
 
-def _trials_table(summary: dict[str, Any], keys: list[str], width: int) -> Table:
+def _trials_tables(summary: dict[str, Any], keys: list[str], width: int) -> list[Table]:
     """The trials as `study show` prints them. Nothing a reader compares is ever cut: where the table is
-    wider than the terminal, ``steps`` and ``k`` go first, then parameter *names* are shortened (their
-    values stay whole). '#' carries the marks the app shows: * the best trial, b the baseline."""
+    wider than the terminal, ``host``, ``steps`` and ``k`` go first, then parameter *names* are shortened
+    (their values stay whole), and if it is still too wide the parameters get a table of their own below.
+    '#' carries the marks the app shows: * the best trial, b the baseline."""
     short = {k: k.split(".", 1)[1] if sum(1 for x in keys if x.split(".", 1)[1] == k.split(".", 1)[1]) == 1 else k
              for k in keys}  # "lr" for optim.lr unless two sections share the key name
     best_n = summary["best"]["number"] if summary["best"] else None
@@ -534,6 +536,7 @@ def _trials_table(summary: dict[str, Any], keys: list[str], width: int) -> Table
         if sum(full[c] for c in cols) + 2 * (len(cols) - 1) <= width:
             break
         cols.remove(optional)
+    named = dict(full)
     over = sum(full[c] for c in cols) + 2 * (len(cols) - 1) - width
     while over > 0:  # shorten the longest parameter name that is wider than its values, a cell at a time
         name = max((c for c in cols if c in short.values() and full[c] > max(cells[c], 3)), key=full.get, default=None)
@@ -541,16 +544,25 @@ def _trials_table(summary: dict[str, Any], keys: list[str], width: int) -> Table
             break
         full[name] -= 1
         over -= 1
-    table = Table(show_lines=False, pad_edge=False, box=None, header_style="bold")
-    for col in cols:
-        head = col if len(col) <= full[col] else col[: full[col] - 1] + "…"
-        table.add_column(escape(head), overflow="ellipsis", no_wrap=True, width=full[col],
-                         justify="left" if col in ("#", "state") else "right")
+    params_apart = over > 0 and bool(keys)
+    if params_apart:  # still too wide: the parameters get a table of their own, with their full names
+        full.update(named)
+        tables = [[c for c in cols if c not in short.values()], ["#", *[short[k] for k in keys]]]
+    else:
+        tables = [cols]
     style = {"complete": "green", "pruned": "magenta", "fail": "red", "running": "cyan", "stopped": "yellow"}
-    for state, cells_ in rows:
-        table.add_row(*(f"[{style.get(state, 'dim')}]{escape(cells_[c])}[/]" if c == "state" else escape(cells_[c])
-                        for c in cols))
-    return table
+    out = []
+    for shown in tables:
+        table = Table(show_lines=False, pad_edge=False, box=None, header_style="bold")
+        for col in shown:
+            head = col if len(col) <= full[col] else col[: full[col] - 1] + "…"
+            table.add_column(escape(head), overflow="ellipsis", no_wrap=True, width=full[col],
+                             justify="left" if col in ("#", "state") else "right")
+        for state, cells_ in rows:
+            table.add_row(*(f"[{style.get(state, 'dim')}]{escape(cells_[c])}[/]" if c == "state"
+                            else escape(cells_[c]) for c in shown))
+        out.append(table)
+    return out
 
 
 def _short_cmp(r: dict[str, Any]) -> str:
