@@ -214,7 +214,7 @@ async def test_compare_two_groups_judges_them_seed_by_seed(tmp_path):
         assert "run.seed" not in rows  # groups: the seed is not a setting
         a, b = dash.sources
         want = short_verdict(compare(b.best_values(), a.best_values(), [100, 101, 102], [100, 101, 102]))
-        assert "paired k=3" in want
+        assert want.endswith(" k=3")  # paired over the 3 shared seeds
         assert str(diff.get_cell_at((rows["vs first"], 2))).startswith(want[:20])
 
 
@@ -232,3 +232,18 @@ def test_cli_runs_list_prints_the_seed_groups(tmp_path):
     bests = [summarize(root / f"hot-s{i}").best_val_bpb for i in range(3)]
     line = next(l for l in out.splitlines() if group_value(bests).text() in l)
     assert "100 101 102" in line and " 3 " in line  # the seeds and k
+
+
+def test_a_verdict_fits_the_column_two_groups_get_at_80_columns():
+    """'better 5.3 % (p<0.001, paired k=3)' was cut to 29 cells in the compare table at 80 columns."""
+    from tuiLM.study.stats import compare
+    from tuiLM.tui.widgets.difftable import short_verdict
+
+    cases = [compare([1.0, 1.1, 1.2], [1.1, 1.2, 1.3]),  # better, p < 0.001 (identical differences)
+             compare([1.0, 1.2, 1.1, 1.05, 1.3, 0.9, 1.0, 1.1, 1.2, 1.15], [1.1] * 10, list(range(10)), list(range(10, 20))),
+             compare([1.0, 1.02, 0.98], [1.01, 1.0, 1.0]),  # seed noise
+             compare([2.0, 2.4, 2.2], [1.0, 1.3, 1.1], [1, 2, 3], [4, 5, 6])]  # Welch, worse by 110 %
+    said = [short_verdict(c) for c in cases]
+    assert said[0] == "better 8.3 % p<0.001 k=3" and said[3].endswith(" Welch") and said[2].startswith("seed noise")
+    assert max(len(x) for x in said) <= 29, said
+
