@@ -317,3 +317,25 @@ def test_a_grid_with_fewer_points_than_trials_finishes_when_its_grid_is_done():
     counts = {"complete": 4, "running": 0, "stopped": 0, "pruned": 0, "fail": 0}
     assert study_state({"counts": counts, "target": _target(text)}, None) == "finished"
 
+
+def test_a_running_trials_steps_come_from_the_tail_of_its_runs_under_the_resume_rule(tmp_path):
+    """The app refreshes every 2 s: a running trial's steps are read from the end of events.jsonl only,
+    and what a resume superseded (steps 101-120 of the first attempt) does not count."""
+    from tuiLM.events import EventWriter
+    from tuiLM.study.report import _running_here
+
+    run = tmp_path / "runs" / "t0"
+    run.mkdir(parents=True)
+    with EventWriter(run / "events.jsonl") as w:
+        w.write("run_start", step=0)
+        for step in range(1, 121):
+            w.write("train", step=step, tokens=step, loss=1.0, lr=1e-3, grad_norm=1.0, tokens_per_s=1.0, dt_ms=1.0)
+        w.write("run_start", step=100)  # resumed from the step-100 checkpoint
+        for step in range(101, 106):
+            w.write("train", step=step, tokens=step, loss=1.0, lr=1e-3, grad_norm=1.0, tokens_per_s=1.0, dt_ms=1.0)
+    assert _running_here(["t0"], tmp_path / "runs") == (False, 105)
+    with EventWriter(run / "events.jsonl") as w:
+        w.write("run_end", status="stopped", step=105, reason="study stop")
+    assert _running_here(["t0"], tmp_path / "runs") == (True, 105)
+    assert _running_here(["gone"], tmp_path / "runs") == (False, None)
+
