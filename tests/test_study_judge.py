@@ -307,15 +307,19 @@ def test_a_trial_over_the_artifact_limit_is_never_the_best_nor_confirmed():
     assert [r["over_limit"] for r in s["trials"]] == [True, False, False]
 
 
-def test_a_grid_with_fewer_points_than_trials_finishes_when_its_grid_is_done():
+def test_a_grid_with_fewer_points_than_trials_finishes_when_its_grid_is_done(tmp_path):
     """study_state read 'idle' for ever when study.trials exceeded the grid (the engine stops at the grid)."""
-    from tuiLM.study.report import _target, study_state
+    from tuiLM.study.report import study_state
+    from tuiLM.study.spec import parse
 
     text = ('[study]\nbase = "quickstart"\ntrials = 20\nsampler = "grid"\n[space]\n'
             '"model.n_layers" = { choice = [1, 2] }\n"model.activation" = { choice = ["gelu", "relu2"] }\n')
-    assert _target(text) == 4 and _target(text.replace('sampler = "grid"', 'sampler = "tpe"')) == 20
+    grid, tpe = parse(text)[0], parse(text.replace('sampler = "grid"', 'sampler = "tpe"'))[0]
+    assert grid.target() == 4 and grid.target(2) == 2 and tpe.target() == 20
     counts = {"complete": 4, "running": 0, "stopped": 0, "pruned": 0, "fail": 0}
-    assert study_state({"counts": counts, "target": _target(text)}, None) == "finished"
+    assert study_state({"counts": counts, "target": grid.target()}, None) == "finished"
+    copy_fixture(tmp_path)  # and what a summary reports
+    assert show_json(tmp_path, "fixture")["target"] == 8
 
 
 def test_a_running_trials_steps_come_from_the_tail_of_its_runs_under_the_resume_rule(tmp_path):

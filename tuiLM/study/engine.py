@@ -220,11 +220,10 @@ class StudyEngine:
         self.name = spec.name
         self.root = root
         self.storage_url = storage_url
-        self.target = trials or spec.trials
-        if spec.sampler == "grid":  # each grid point once (Optuna's GridSampler repeats points once all started)
-            self.target = min(self.target, spec.grid_size())
+        self.target = spec.target(trials)
         self.parallel = parallel or spec.parallel
         self.nproc = max(1, nproc)  # processes per trainer (DDP through torchrun; rank 0 reports)
+        self.reports = "diag" if spec.diagnostic else "eval"  # the events that carry the objective
         self.console = console
         self.poll_s = poll_s
         self._say = say
@@ -552,7 +551,7 @@ class StudyEngine:
             kind = ev.get("kind")
             if kind == "run_start":
                 run.end = None
-            elif kind == ("diag" if self.spec.diagnostic else "eval"):
+            elif kind == self.reports:
                 self._on_eval(job, run, ev)
             elif kind in ("train", "run_end"):
                 if isinstance(ev.get("step"), int):
@@ -568,7 +567,7 @@ class StudyEngine:
             for ev in run.tail.poll():  # the last events may have landed just before exit
                 if ev.get("kind") == "run_end":
                     run.end = ev
-                elif ev.get("kind") == ("diag" if self.spec.diagnostic else "eval"):
+                elif ev.get("kind") == self.reports:
                     self._on_eval(job, run, ev)
             if run.end is not None:
                 self._on_end(job, run, run.end)

@@ -307,18 +307,18 @@ def summarize_study(study: Any, name: str, storage_label: str, storage_url: str 
     sign = 1 if study.direction.name == "MINIMIZE" else -1
     best = min(done, key=lambda r: sign * r["value"]) if done else None
     spec_text = study.user_attrs.get(st.SPEC_ATTR, "")
-    objective, limit = "value", 0
+    objective, limit, target = "value", 0, None
     if spec_text:
         try:
             spec = parse(spec_text)[0]
-            objective, limit = spec.objective, spec.max_artifact_bytes
-        except UserError:
+            objective, limit, target = spec.objective, spec.max_artifact_bytes, spec.target()
+        except (UserError, ValueError, KeyError):
             pass
     counts = {s: sum(1 for r in rows if r["state"] == s and not r["stopped"])
               for s in ("complete", "running", "pruned", "fail", "waiting")}
     counts["stopped"] = sum(1 for r in rows if r["stopped"])  # running in Optuna, no trainer: resumes on study run
     judged = judge(rows, best, study.direction.name.lower())
-    summary = {**judged, "name": name, "target": _target(spec_text),
+    summary = {**judged, "name": name, "target": target,
                "distributions": {k: _dist_kind(d) for k, d in _dists(study).items()}, "direction": study.direction.name.lower(), "objective": objective,
             "storage": storage_label, "max_artifact_bytes": limit or None,
             "counts": counts, "trials": rows, "importance": importance(study),
@@ -331,17 +331,6 @@ def summarize_study(study: Any, name: str, storage_label: str, storage_url: str 
 
         summary["confirms"] = confirm_summaries(summary, study, storage_url, root)
     return summary
-
-
-def _target(spec_text: str) -> int | None:
-    """The trials the study runs: study.trials, or fewer for a grid with fewer points (as the engine)."""
-    try:
-        if not spec_text:
-            return None
-        spec = parse(spec_text)[0]
-        return min(int(spec.trials), spec.grid_size()) if spec.sampler == "grid" else int(spec.trials)
-    except (UserError, ValueError, KeyError):
-        return None
 
 
 def _dists(study: Any) -> dict[str, Any]:
@@ -447,10 +436,9 @@ def show_command(name: str, storage_url: str | None, console: Console, as_json: 
         if summary.get("best_vs_baseline"):
             console.print(f"best vs baseline (trial {summary['baseline']}): {summary['best_vs_baseline']['verdict']}",
                           highlight=False)
-    sign = -1 if summary["direction"] == "maximize" else 1
-    ranked = [r["number"] for r in sorted((r for r in summary["trials"] if r["state"] == "complete"
-                                           and r["value"] is not None and not r["over_limit"]),
-                                          key=lambda r: sign * r["value"])]
+    from .confirm import top_trials
+
+    ranked = [r["number"] for r in top_trials(summary, len(summary["trials"]))]  # the order confirm --top K uses
     for r in summary["trials"]:
         for i in r.get("lucky", []):
             others = [v for j, v in enumerate(r["values"]) if j != i]
@@ -529,7 +517,7 @@ def _trials_tables(summary: dict[str, Any], keys: list[str], width: int) -> list
             "± SE": "-" if r["value_se"] is None else f"{r['value_se']:.4f}", "k": str(r["k"]),
             "steps": "-" if r["steps"] is None else str(r["steps"]),
             "host": r["host"] or "",
-            "vs best": _short_cmp(r) + (" lucky?" if r["lucky"] else "")}))
+            "vs best": short_cmp(r) + (" lucky?" if r["lucky"] else "")}))
     hosts = {cells["host"] for _, cells in rows} - {""}
     cols = ["#", "state", *[short[k] for k in keys], summary["objective"], "± SE", "k", "steps", "vs best"]
     if len(hosts) > 1:  # a study of several machines: which ran each trial
@@ -569,8 +557,9 @@ def _trials_tables(summary: dict[str, Any], keys: list[str], width: int) -> list
     return out
 
 
-def _short_cmp(r: dict[str, Any]) -> str:
-    """The trial against the best in a table cell: the gain (negative: worse) and p, or 'noise'."""
+def short_cmp(r: dict[str, Any]) -> str:
+    """A trial row (``trial_rows`` + ``judge``) against the best in a table cell, for `study show` and
+    the app: the gain (negative: worse) and p, or 'noise'; over the artifact limit; a pruned value's step."""
     c = r.get("vs_best")
     if r.get("over_limit"):
         return "artifact over limit"

@@ -152,6 +152,12 @@ class StudySpec:
     def grid_size(self) -> int:
         return math.prod(len(v) for v in self.grid().values()) if self.space else 1
 
+    def target(self, trials: int | None = None) -> int:
+        """The trials a study runs: ``trials`` (--trials) or study.trials; a grid runs each point once
+        (Optuna's GridSampler repeats points once all have started), so never more than its size."""
+        n = trials or self.settings["trials"]
+        return min(n, self.grid_size()) if self.settings["sampler"] == "grid" else n
+
 
 # -- base preset -------------------------------------------------------------------------------
 

@@ -103,17 +103,6 @@ class StudySnapshot:
         return dict(self.counts).get(state, 0)
 
 
-def short_cmp(c: dict[str, Any] | None, is_best: bool) -> str:
-    if not c:
-        return "best" if is_best else ""
-    if c["method"] == "none":
-        return f"{c['gain']:+.4f} k=1"
-    if not c["significant"]:
-        return f"{c['gain']:+.4f} noise"
-    p = c["p"]
-    return f"{c['gain']:+.4f} p{'<0.001' if p < 0.001 else f'={p:.2g}'}"
-
-
 class StudyReader:
     """Keeps each study's storage open between refreshes (journal storages read only what was appended)."""
 
@@ -172,16 +161,14 @@ class StudyReader:
 
     def snapshot(self, name: str, top_k: int = TOP_K) -> StudySnapshot:
         from ..study import storage as st
-        from ..study.report import study_state
+        from ..study.report import short_cmp, study_state
 
         s = self.summary(name, with_confirms=True)
         best_n = s["best"]["number"] if s["best"] else None
         trials = tuple(TrialView(
             r["number"], "stopped" if r.get("stopped") else r["state"], tuple(r["params"].items()), r["value"], r["value_se"], r["k"],
             tuple(r["values"]), tuple(r["seeds"]), r["steps"], r["host"] or "", tuple(r["runs"]), tuple(r["lucky"]),
-            r["baseline"], "artifact over limit" if r.get("over_limit") else
-            f"at step {max(map(int, r['intermediate']))}" if r["state"] == "pruned" and r["intermediate"] else
-            short_cmp(r["vs_best"], r["number"] == best_n and r["state"] == "complete"),
+            r["baseline"], short_cmp(r),
             r["reason"], tuple((int(k), float(v)) for k, v in r["intermediate"].items()), r["over_limit"])
             for r in s["trials"])
         verdicts = []

@@ -204,10 +204,7 @@ class StudyScreen(Refreshing, Screen):
         return (f"{t.number}{flags}", Text(t.state, style=STATE_STYLE.get(t.state, "")),
                 *[_fmt_param(t.param(k)) for k in s.keys], value, *seeds,
                 Text(t.vs_best + (" lucky?" if t.lucky else ""), style="yellow" if t.lucky else
-                     "dim" if "noise" in t.vs_best else ""), *((t.host,) if self._hosts() else ()))
-
-    def _hosts(self) -> bool:  # several machines ran the study (and there is room): which ran each trial
-        return not self._narrow() and len({t.host for t in self.snapshot.trials} - {""}) > 1
+                     "dim" if "noise" in t.vs_best else ""), *((t.host,) if "host" in self._columns else ()))
 
     def _narrow(self) -> bool:  # the table is compact, the panels page
         return self.app.size.width < NARROW
@@ -230,7 +227,8 @@ class StudyScreen(Refreshing, Screen):
             return
         self._shown_token = token
         cols = ["#", "state", *[short_key(k, s.keys) for k in s.keys], s.objective,
-                *(() if narrow else ("k", "steps")), "vs best", *(("host",) if self._hosts() else ())]
+                *(() if narrow else ("k", "steps")), "vs best",
+                *(("host",) if not narrow and len({t.host for t in s.trials} - {""}) > 1 else ())]  # several machines
         if self._columns != cols:
             table.set_columns(cols)
             self._columns = cols
