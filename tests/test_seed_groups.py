@@ -15,7 +15,7 @@ from tuiLM.groups import (GroupValue, counted, group_runs, group_state, group_va
 from tuiLM.tui.app import make_app
 from tuiLM.tui.rundata import RunData
 from tuiLM.tui.screens.dashboard import DashboardScreen
-from tuiLM.tui.screens.runs import RunsScreen
+from tuiLM.tui.screens.runs import POINT_AT, RunsScreen, on_point
 from tuiLM.tui.seedgroup import SeedGroupData, seed_band
 from tuiLM.tui.widgets.plot import Fill, Frame, Trace, render_plot, tint
 
@@ -168,7 +168,8 @@ async def test_runs_list_shows_a_group_as_one_row_that_expands_and_opens_as_a_ba
         key = next(k for k, g in screen.groups.items() if "base-s0" in {p.name for p in g.group.members})
         g = screen.groups[key]
         bests = [m.summary.best_val_bpb for m in g.members]
-        assert _cell(table, key, "bpb") == group_value(bests).text()
+        assert _cell(table, key, "bpb") == on_point(group_value(bests).text())
+        assert {_cell(table, k, "bpb").index(".") for k in screen._order} == {POINT_AT - 1}  # one decimal column
         assert "3 seeds" in _cell(table, key, "state")
         table.move_cursor(row=screen._order.index(key))
         await pilot.press("e")

@@ -50,7 +50,7 @@ def test_add_dimension_creates_then_extends_a_study_file_keeping_comments(tmp_pa
 @aio
 async def test_editor_key_adds_the_focused_field_to_a_study(tmp_path):
     from tuiLM.tui.app import make_app
-    from tuiLM.tui.screens.studies import AskScreen
+    from tuiLM.tui.screens.dialogs import AskScreen
 
     preset = tmp_path / "exp.toml"
     shutil.copy(ROOT / "presets" / "quickstart.toml", preset)

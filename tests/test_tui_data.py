@@ -585,3 +585,8 @@ def test_grid_shape_puts_the_first_four_panels_on_an_80x24_screen():
     assert grid_shape(6, 160, 48, 2, False, 10) == (3, 23)
     assert grid_shape(12, 200, 48, 2, False, 10) == (4, 15)
     assert grid_shape(1, 160, 48, 2, True, 10) == (1, 46)  # the one panel maximized fills the screen
+    # the samples / stdout pane below (12 rows) stays on screen where the panels keep 16 rows or more
+    assert grid_shape(6, 160, 48, 2, False, 10, below=12) == (3, 17)
+    assert grid_shape(6, 80, 24, 2, False, 10, below=12) == (2, 11)  # 80x24: the plots take it all
+    assert grid_shape(12, 200, 48, 2, False, 10, below=12) == (4, 15)  # three rows: no room to spare
+    assert grid_shape(1, 160, 48, 2, True, 10, below=12) == (1, 46)

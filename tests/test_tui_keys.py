@@ -131,3 +131,67 @@ async def test_home_and_end_move_list_cursors(tmp_path):
         assert runs.cursor_row == 3
         await pilot.press("home")
         assert runs.cursor_row == 0
+
+
+# -- the footer at 80 columns ------------------------------------------------------------------------
+
+def _footer(screen) -> tuple[list[str], bool]:
+    """(the actions the footer shows, whether every key left of the command palette is whole)."""
+    from textual.widgets import Footer
+
+    footer = screen.query_one(Footer)
+    keys = [w for w in footer.query("FooterKey") if "-command-palette" not in w.classes]
+    palette = [w for w in footer.query("FooterKey") if "-command-palette" in w.classes]
+    limit = palette[0].region.x if palette else footer.region.right
+    return [k.action for k in keys], all(0 < k.region.right <= limit for k in keys)
+
+
+@aio
+async def test_runs_footer_offers_what_applies_to_the_row_and_fits_80_columns(tmp_path):
+    root = tmp_path / "runs"
+    write_run(root, "done", "gpt", seed=0)
+    write_run(root, "halted", "mhc-frozen", seed=1)  # a stopped run: resumable
+    for i in range(3):
+        write_run(root, f"trio-s{i}", "gpt", seed=3 + i, run_seed=100 + i, lr=6e-3)  # a seed group
+    app = make_app(runs_root=root, now=lambda: FIXED_NOW)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("2")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.refreshes > 0, what="runs")
+        screen, table = app.screen, app.screen.query_one(DataTable)
+        shown = {}
+        for key in ("halted", "done", "trio"):
+            row = next(i for i, k in enumerate(screen._order) if key in k or
+                       (key == "trio" and k in screen.groups))
+            table.move_cursor(row=row)
+            await pilot.pause(0.2)
+            shown[key], whole = _footer(screen)
+            assert whole, (key, shown[key])
+        assert "resume" in shown["halted"] and "expand" not in shown["halted"]
+        assert "resume" not in shown["done"] and "stop" not in shown["done"]
+        assert "expand" in shown["trio"] and "resume" not in shown["trio"]
+        assert all("quit" in s and "show_runs" in s for s in shown.values())  # the app's keys fit too
+        await pilot.press("r")  # not offered on a group: nothing happens
+        await pilot.pause(0.2)
+        assert app.screen is screen
+
+
+@aio
+async def test_study_footer_fits_80_columns_and_offers_no_stop_on_a_finished_study(tmp_path):
+    import shutil
+
+    from tuiLM.tui.screens.study import StudyScreen
+
+    from .conftest import ROOT
+
+    shutil.copytree(ROOT / "tests" / "fixtures" / "study" / "runs", tmp_path / "runs")
+    app = make_app(runs_root=tmp_path / "runs", now=lambda: FIXED_NOW)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("3")
+        await wait_for(pilot, lambda: getattr(app.screen, "refreshes", 0) > 0, timeout=180, what="studies")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, StudyScreen) and app.screen.refreshes > 0,
+                       timeout=180, what="study view")
+        await pilot.pause(0.3)
+        shown, whole = _footer(app.screen)
+        assert whole and "quit" in shown, shown
+        assert "confirm" in shown and not {"stop_study", "stop_trial", "continue_study"} & set(shown), shown

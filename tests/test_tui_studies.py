@@ -15,7 +15,8 @@ import pytest
 from tuiLM.study.report import study_summary
 from tuiLM.tui.app import make_app
 from tuiLM.tui.screens.dashboard import DashboardScreen
-from tuiLM.tui.screens.studies import AskScreen, StudiesScreen
+from tuiLM.tui.screens.dialogs import AskScreen
+from tuiLM.tui.screens.studies import StudiesScreen
 from tuiLM.tui.screens.study import StudyScreen
 from tuiLM.tui.widgets.scatter import scatter_text
 
@@ -142,8 +143,14 @@ async def test_study_view_from_the_fixture_study(tmp_path):
 def test_scatter_draws_every_point():
     text = scatter_text([(1e-3, 1.0, "complete"), (1e-2, 2.0, "pruned")], 20, 5, log_x=True)
     plain = text.plain
-    assert sum(1 for ch in plain if 0x2800 < ord(ch) <= 0x28FF) == 2
+    assert plain.count("●") == 1 and plain.count("○") == 1  # complete and pruned, told apart
     assert "1.0e-3" in plain and "0.01" in plain
+    lines = plain.splitlines()
+    assert lines[0].rstrip().endswith("○") and lines[3].index("●") == 7 + 1  # margin: off the y axis
+    assert lines[0].split()[0] == "2.000" and lines[3].split()[0] == "1.000"  # the y range, top and bottom
+    # two trials in one cell: the completed one shows
+    shared = scatter_text([(1.0, 1.0, "pruned"), (1.0, 1.0, "complete"), (2.0, 2.0, "complete")], 20, 5).plain
+    assert shared.count("●") == 2 and "○" not in shared
 
 
 @aio
@@ -156,7 +163,9 @@ async def test_stopping_a_study_with_no_running_trial_says_so_and_asks_nothing(t
     async with app.run_test(size=(80, 24)) as pilot:
         await open_study(app, pilot)
         app.notify = lambda message, **kw: said.append((message, kw.get("severity")))
-        await pilot.press("S")
+        assert app.screen.check_action("stop_study", ()) is False  # S is not offered on a finished study
+        app.screen.action_stop_study()  # (the action, as a stale view could still run it)
+        await pilot.pause(0.1)
         await pilot.press("enter")  # the confirm dialog: Stop
         await wait_for(pilot, lambda: said, "the answer")
     assert said == [("Study fixture has no running trial: nothing to stop", "warning")], said

@@ -31,10 +31,11 @@ class TuiLMApp(App):
     COMMANDS = App.COMMANDS | {TuiLMCommands}
     MODES = {"presets": PresetsScreen, "runs": RunsScreen, "studies": StudiesScreen}
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-medium"), (150, "-wide")]
+    VIEWS = Binding.Group("Views", compact=True)  # 1 presets, 2 runs, 3 studies: one footer entry ("123 Views") so 80 columns fit the keys
     BINDINGS = [
-        Binding("1", "show_presets", "Presets"),
-        Binding("2", "show_runs", "Runs"),
-        Binding("3", "show_studies", "Studies"),
+        Binding("1", "show_presets", "Presets", group=VIEWS),
+        Binding("2", "show_runs", "Runs", group=VIEWS),
+        Binding("3", "show_studies", "Studies", group=VIEWS),
         Binding("q", "quit", "Quit"),
     ]
 

@@ -227,13 +227,21 @@ def pan_window(window: tuple[float, float], frac: float) -> tuple[float, float]:
     return a + shift, b + shift
 
 
-def grid_shape(n: int, width: int, height: int, chrome: int, maximized: bool, min_rows: int) -> tuple[int, int]:
+COMFY_PANEL_ROWS = 16  # a panel this tall still reads well: room beyond it goes to the pane below
+
+
+def grid_shape(n: int, width: int, height: int, chrome: int, maximized: bool, min_rows: int,
+               below: int = 0) -> tuple[int, int]:
     """(columns, rows per panel row) for ``n`` panels: the first rows fill the screen below
-    ``chrome`` lines of header (and compare table); at 80x24 the first four panels are on screen."""
+    ``chrome`` lines of header (and compare table); at 80x24 the first four panels are on screen.
+    ``below``: the height of the pane under the plots (samples and stdout). It is kept on screen
+    when the panels that fill the screen stay COMFY_PANEL_ROWS tall beside it (at 160x48, not 80x24)."""
     cols = 1 if maximized else (2 if width < 110 else (3 if n <= 9 else 4))
     rows = -(-n // cols)
     avail = max(min_rows, height - chrome)
     visible = max(1, min(rows, avail // min_rows))
+    if below and not maximized and (avail - below) // visible >= COMFY_PANEL_ROWS:
+        avail -= below
     return cols, max(min_rows, avail // visible)
 
 

@@ -26,13 +26,14 @@ from ..watcher import RunChanged
 from ..widgets.difftable import DiffTable
 from ..widgets.plot import PlotPanel
 from ..widgets.runoutput import RunOutput
-from ..widgets.status import FailureBox, StatusLine, compare_header, run_header
+from ..widgets.status import RESUMABLE, FailureBox, StatusLine, compare_header, run_header
 from .dialogs import ConfirmScreen
 from .live import REDRAW_S, Pacer
 
 EMA_WEIGHTS = (0.6, 0.9, 0.99, 0.999)
 STATUS_LOADING_S = 0.5  # while a long file loads: only the status line (progress), plots once loaded
 MIN_PANEL_ROWS = 10  # a panel shorter than this shows too few ticks to read
+OUTPUT_ROWS = 12  # the samples and stdout pane below the plots (#dash-bottom in tuilm.tcss)
 KINDS = ("train", "eval", "diag")
 
 
@@ -53,7 +54,7 @@ class DashboardScreen(Screen):
         Binding("e", "toggle_ema", "EMA"),
         Binding("E", "cycle_ema", "EMA weight", show=False),
         Binding("l", "toggle_log", "Log y"),
-        Binding("x", "toggle_x", "Steps/tokens"),
+        Binding("x", "toggle_x", "X axis"),
         Binding("b", "toggle_band", "Band"),
         Binding("left", "cursor(-1)", "Inspect", show=False),
         Binding("right", "cursor(1)", "Inspect", show=False),
@@ -157,7 +158,7 @@ class DashboardScreen(Screen):
         if action == "stop":
             return self.runs[0].state in ("running", "starting")
         if action == "resume":
-            return self.runs[0].state in ("stopped", "pruned", "failed", "dead")
+            return self.runs[0].state in RESUMABLE
         if action == "next_group":
             return len(self._pages()) > 1
         return True
@@ -224,8 +225,9 @@ class DashboardScreen(Screen):
         """Columns and row height from the terminal size and the panels shown (panels.grid_shape)."""
         n = sum(1 for _, p in self.panels if p.display) or 1
         chrome = 2 + (self._diff_height() if self.compare and not self._maximized else 0)
+        below = 0 if self.compare else self.query_one(RunOutput).outer_size.height or OUTPUT_ROWS
         cols, per_row = grid_shape(n, self.size.width, self.size.height, chrome, self._maximized is not None,
-                                   MIN_PANEL_ROWS)
+                                   MIN_PANEL_ROWS, below)
         if self._grid_shape != (cols, per_row):
             self._grid_shape = (cols, per_row)
             grid = self.query_one("#plots", Grid)
@@ -438,7 +440,7 @@ class DashboardScreen(Screen):
             state = self.runs[0].state
             if state in ("running", "starting"):
                 cmds.append(("Stop run", "Checkpoint, then stop (s)", self.action_stop))
-            if state in ("stopped", "pruned", "failed", "dead"):
+            if state in RESUMABLE:
                 cmds.append(("Resume run", "Continue from the last checkpoint (r)", self.action_resume))
         return cmds
 

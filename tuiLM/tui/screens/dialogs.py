@@ -1,4 +1,4 @@
-"""Small modal dialogs: confirm, save as."""
+"""Small modal dialogs: confirm, save as, ask for one line."""
 
 from __future__ import annotations
 
@@ -75,6 +75,33 @@ class SaveAsScreen(ModalScreen["Path | None"]):
             error.update(f"no folder {path.parent}")
             return
         self.dismiss(path)
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class AskScreen(ModalScreen["str | None"]):
+    """One line of input (a study file path, a number)."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, question: str, default: str = "") -> None:
+        super().__init__(classes="dialog-screen")
+        self.question, self.default = question, default
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static(self.question, classes="dialog-question", markup=False)  # wraps (a Label would cut it)
+            yield Input(self.default, id="ask-input")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("OK (enter)", variant="primary", id="ok")
+                yield Button("Cancel (esc)", id="cancel")
+
+    @on(Input.Submitted)
+    @on(Button.Pressed, "#ok")
+    def _submit(self) -> None:
+        self.dismiss(self.query_one("#ask-input", Input).value.strip() or None)
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:

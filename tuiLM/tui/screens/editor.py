@@ -280,7 +280,7 @@ class PresetEditor(Screen):
 
     def action_add_to_study(self) -> None:
         """The focused field becomes a search dimension of a study file (created when new), saved at once."""
-        from .studies import AskScreen
+        from .dialogs import AskScreen
 
         key = self.current_field()
         if key is None:

@@ -1,6 +1,6 @@
 """What live screens share: a worker thread that scans while the screen is shown, sleeps otherwise,
 and wakes at once on F5 or when the screen comes back (runs list, studies, a study); and the pace of
-a live dashboard's redraws (``Pacer``)."""
+a live dashboard's redraws (``Pacer``); keys offered only where they apply (``sync_bindings``)."""
 
 from __future__ import annotations
 
@@ -39,6 +39,16 @@ class Refreshing:
     """Mixin for a Screen whose worker waits on ``self._wake`` (a threading.Event set in __init__)."""
 
     _wake: threading.Event
+    OFFERED: tuple[str, ...] = ()  # actions whose keys the footer shows only where they apply (check_action)
+    _offered: tuple[object, ...] | None = None
+
+    def sync_bindings(self) -> None:
+        """Refresh the footer when what ``check_action`` says of OFFERED changed, and only then: the
+        Footer recomposes on every refresh, and these screens update every 2 s and on every cursor move."""
+        offered = tuple(self.check_action(a, ()) for a in self.OFFERED)  # type: ignore[attr-defined]
+        if offered != self._offered:
+            self._offered = offered
+            self.refresh_bindings()  # type: ignore[attr-defined]
 
     def _shown(self) -> bool:
         try:

@@ -31,7 +31,7 @@ from ...reader import TREND_POINTS, RunReader, RunSummary
 from ...runs import list_runs, runs_root
 from ...units import fmt_age
 from ..widgets.cursortable import CursorTable
-from ..widgets.status import STATE_ICON
+from ..widgets.status import RESUMABLE, STATE_ICON
 from .dialogs import ConfirmScreen
 from .live import Refreshing
 from .runrows import (STEPS_W, TIME_W, GroupRow, RunRow, _frozen, _model_from_preset, _size, _took, make_group_row,
@@ -45,6 +45,14 @@ TREND_W = TREND_POINTS
 TREND_NARROW = 6  # the trend's cells below WIDE
 RUN_MAX = 64  # the run column's cap: the rest of a very wide terminal stays free
 BPB_W = 13  # "1.2345±.0021" and a space: a group's mean ± SE
+POINT_AT = 3  # the bpb column's decimal point: every value lines up on it ("12.3456", " 5.108±.025")
+
+
+def on_point(value: str) -> str:
+    """A bpb cell with its decimal point in column POINT_AT (a group's "5.108±.025" has fewer
+    decimals than a run's "5.1077": aligned on the point, the two still read as one column)."""
+    whole, dot, rest = value.partition(".")
+    return f"{whole:>{POINT_AT - 1}}{dot or ' '}{rest}"
 
 
 class RunsUpdated(Message):
@@ -70,6 +78,7 @@ class RunsScreen(Refreshing, Screen):
         Binding("r", "resume", "Resume"),
         Binding("f5", "refresh", "Refresh", show=False),
     ]
+    OFFERED = ("stop", "resume", "expand")
 
     def __init__(self) -> None:
         super().__init__()
@@ -120,7 +129,7 @@ class RunsScreen(Refreshing, Screen):
         if wide:
             table.add_column(" arch", key="arch", width=8)
             table.add_column(" preset", key="preset", width=12)
-        table.add_column(Text("bpb", justify="right"), key="bpb", width=BPB_W)
+        table.add_column(" bpb", key="bpb", width=BPB_W)
         table.add_column(Text("loss", justify="right"), key="loss", width=7)
         table.add_column(Text("steps", justify="right"), key="step", width=STEPS_W)
         table.add_column(Text("time", justify="right"), key="time", width=TIME_W)
@@ -215,6 +224,7 @@ class RunsScreen(Refreshing, Screen):
         self._fill(shown)
         self.refreshes += 1
         self._title()
+        self.sync_bindings()  # the highlighted run's state may have changed
 
     def _member_label(self, m: RunRow, seed: int | None) -> str:
         """An expanded group's run: its seed, and its name where the column has room for it (a
@@ -275,7 +285,7 @@ class RunsScreen(Refreshing, Screen):
             "state": Text(f" {STATE_ICON.get(state, '?')} {g.group.k} seeds", style=STATE_STYLE.get(state, "")),
             "arch": Text(" " + g.members[0].arch, overflow="ellipsis", no_wrap=True),
             "preset": Text(" " + g.members[0].preset, overflow="ellipsis", no_wrap=True),
-            "bpb": Text(g.value.text(), justify="right"),
+            "bpb": Text(on_point(g.value.text())),
             "loss": Text(f"{sum(losses) / len(losses):.4f}" if losses else "—", justify="right"),
             "step": Text(steps, justify="right"),
             "time": Text(duration_text(sum(took)) if took else "—", justify="right"),
@@ -301,7 +311,7 @@ class RunsScreen(Refreshing, Screen):
             "state": Text(f" {STATE_ICON.get(state, '?')} {state}", style=STATE_STYLE.get(state, "")),
             "arch": Text(" " + row.arch, overflow="ellipsis", no_wrap=True),
             "preset": Text(" " + row.preset, overflow="ellipsis", no_wrap=True),
-            "bpb": Text(f"{s.best_val_bpb:.4f}" if s.best_val_bpb is not None else "—", justify="right"),
+            "bpb": Text(on_point(f"{s.best_val_bpb:.4f}" if s.best_val_bpb is not None else "—")),
             "loss": Text(f"{s.last_loss:.4f}" if s.last_loss is not None else "—", justify="right"),
             "step": Text(steps, justify="right"),
             "time": Text(duration_text(took) if took is not None else "—", justify="right"),
@@ -320,6 +330,22 @@ class RunsScreen(Refreshing, Screen):
         if table.row_count == 0:
             return None
         return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Stop, Resume and Expand are offered (in the footer, and on their keys) only where they
+        apply to the highlighted row: at 80 columns the footer has room for the keys that do."""
+        if action not in ("stop", "resume", "expand") or not self.is_mounted:
+            return True
+        key = self._cursor_key()
+        if action == "expand":
+            return key in self.groups
+        row = self.rows.get(key or "")
+        state = row.summary.state if row is not None else ""
+        return state == "running" if action == "stop" else state in RESUMABLE
+
+    @on(DataTable.RowHighlighted)
+    def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.sync_bindings()
 
     @on(DataTable.RowSelected)
     def _row_selected(self, event: DataTable.RowSelected) -> None:
@@ -379,7 +405,7 @@ class RunsScreen(Refreshing, Screen):
     def action_resume(self) -> None:
         key = self._cursor_key()
         row = self.rows.get(key or "")
-        if row is None or row.summary.state not in ("stopped", "pruned", "failed", "dead"):
+        if row is None or row.summary.state not in RESUMABLE:
             self.notify("Select a stopped, pruned, failed or dead run to resume", severity="warning")
             return
         self.app.resume_run(row.path)

@@ -19,17 +19,17 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, DataTable, Footer, Input, Static
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
 from textual.widgets.data_table import ColumnKey
 from textual.worker import get_current_worker
 
 from ..studydata import StudyReader, StudyRow
 from ..widgets.literal import cell
-from .dialogs import ConfirmScreen
+from .dialogs import AskScreen
 from .live import Refreshing
+from .studyactions import ask_stop_study, continue_study
 
 REFRESH_S = 2.0
 NARROW = 110  # below this width the studies list leaves out storage and last activity
@@ -57,32 +57,6 @@ class StudiesUpdated(Message):
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, StudiesUpdated)
 
-class AskScreen(ModalScreen["str | None"]):
-    """One line of input (a study file path, a number)."""
-
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
-
-    def __init__(self, question: str, default: str = "") -> None:
-        super().__init__(classes="dialog-screen")
-        self.question, self.default = question, default
-
-    def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog"):
-            yield Static(self.question, classes="dialog-question", markup=False)  # wraps (a Label would cut it)
-            yield Input(self.default, id="ask-input")
-            with Horizontal(classes="dialog-buttons"):
-                yield Button("OK (enter)", variant="primary", id="ok")
-                yield Button("Cancel (esc)", id="cancel")
-
-    @on(Input.Submitted)
-    @on(Button.Pressed, "#ok")
-    def _submit(self) -> None:
-        self.dismiss(self.query_one("#ask-input", Input).value.strip() or None)
-
-    @on(Button.Pressed, "#cancel")
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-
 
 # -- the studies list --------------------------------------------------------------------------------
 class StudiesScreen(Refreshing, Screen):
@@ -93,6 +67,7 @@ class StudiesScreen(Refreshing, Screen):
         Binding("S", "stop_study", "Stop study"),
         Binding("f5", "refresh", "Refresh", show=False),
     ]
+    OFFERED = ("stop_study", "continue_study")
 
     def __init__(self) -> None:
         super().__init__()
@@ -176,6 +151,7 @@ class StudiesScreen(Refreshing, Screen):
                     table.remove_row(name)
         self.refreshes += 1
         self._title()
+        self.sync_bindings()  # the highlighted study's state may have changed
 
     def _cells(self, row: StudyRow) -> dict[str, Any]:
         target = f"/{row.target}" if row.target else ""
@@ -205,6 +181,19 @@ class StudiesScreen(Refreshing, Screen):
             return None
         return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """S is offered on a running study, c on a stopped or idle one (the footer keeps to the keys
+        that apply to the highlighted study)."""
+        if action not in ("stop_study", "continue_study") or not self.is_mounted:
+            return True
+        row = self.rows.get(self._cursor() or "")
+        state = row.state if row is not None else ""
+        return state == "running" if action == "stop_study" else state in ("stopped", "idle")
+
+    @on(DataTable.RowHighlighted)
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.sync_bindings()
+
     @on(DataTable.RowSelected)
     def _selected(self, event: DataTable.RowSelected) -> None:
         self.action_open()
@@ -229,15 +218,12 @@ class StudiesScreen(Refreshing, Screen):
     def action_continue_study(self) -> None:
         name = self._cursor()
         if name:
-            self.app.start_study(["worker", name])
-            self._wake.set()
+            continue_study(self, name, self._wake.set)
 
     def action_stop_study(self) -> None:
         name = self._cursor()
         if name:
-            self.app.push_screen(ConfirmScreen(f"Stop study {name}? Running trials checkpoint and end stopped; "
-                                               "continue resumes them.", yes="Stop"),
-                                 lambda ok: ok and self.app.stop_study(name))
+            ask_stop_study(self, name)
 
     def palette_commands(self) -> list[tuple[str, str, Any]]:
         return [("Run a study file", "tuilm study run FILE in the background (n)", self.action_new_study),

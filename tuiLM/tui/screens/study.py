@@ -28,9 +28,9 @@ from ..studydata import TOP_K, StudyReader, StudySnapshot, TrialView
 from ..widgets.linetable import LineTable
 from ..widgets.plot import Fill, Frame, PlotPanel, Trace
 from ..widgets.scatter import importance_text, scatter_text
-from .dialogs import ConfirmScreen
 from .live import Refreshing
-from .studies import REFRESH_S, STATE_STYLE, AskScreen, _fmt_param, short_key
+from .studies import REFRESH_S, STATE_STYLE, _fmt_param, short_key
+from .studyactions import ask_confirm, ask_stop_study, ask_stop_trial, continue_study
 
 COLORS = ["#4ea1ff", "#f4a261", "#7bd389", "#e76f51", "#c77dff", "#ffd166", "#4cc9f0", "#f72585"]
 
@@ -51,18 +51,19 @@ NARROW = 110  # the app's -narrow breakpoint
 class StudyScreen(Refreshing, Screen):
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
-        Binding("enter", "open_trial", "Trial's runs"),
+        Binding("enter", "open_trial", "Open"),
         Binding("o", "sort", "Sort"),
         Binding("O", "reverse", "Reverse", show=False),
         Binding("p", "next_param", "Param"),
-        Binding("b", "band", "Band"),
+        Binding("b", "band", "Band", show=False),  # the curves panel says "band (b)"
         Binding("g", "page", "Panels"),
         Binding("x", "stop_trial", "Stop trial"),
         Binding("S", "stop_study", "Stop study"),
         Binding("c", "continue_study", "Continue"),
-        Binding("k", "confirm", "Confirm top-k"),
+        Binding("k", "confirm", "Confirm"),
         Binding("f5", "refresh", "Refresh", show=False),
     ]
+    OFFERED = ("stop_trial", "stop_study", "continue_study", "confirm")
 
     def __init__(self, name: str) -> None:
         super().__init__()
@@ -95,7 +96,9 @@ class StudyScreen(Refreshing, Screen):
     def on_mount(self) -> None:
         self.query_one("#study-scatter").border_title = "objective vs param"
         self.query_one("#study-importance").border_title = "importance"
-        self.query_one(LineTable).focus()
+        table = self.query_one(LineTable)
+        table.focus()
+        self.watch(table, "cursor_row", lambda _: self.sync_bindings(), init=False)  # x: a running trial
         self.query_one("#study-title", Static).update(Text(f"Study {self.study_name} · loading…", style="bold"))
         self._refresh_loop()
 
@@ -125,6 +128,7 @@ class StudyScreen(Refreshing, Screen):
         """Show a snapshot (the bench times this plus the repaint)."""
         self.snapshot = snap
         self.refreshes += 1
+        self.sync_bindings()  # which of x / S / c / k apply follows the study's state
         self._draw_title()
         self._draw_table()
         self._draw_best()
@@ -152,9 +156,20 @@ class StudyScreen(Refreshing, Screen):
         self.call_after_refresh(self._redraw_text_panels)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Keys are offered only where they do something: g pages the panels at 80 columns only (wider,
+        every panel is on screen); x stops the highlighted trial when it runs; S stops a running study,
+        c continues a stopped or idle one (a finished one has no trials left); k needs a completed trial."""
         if action == "page":
-            return self._narrow()  # wider, every panel is on screen
-        return True
+            return self._narrow()
+        s = self.snapshot
+        if s is None or action not in ("stop_trial", "stop_study", "continue_study", "confirm"):
+            return True
+        if action == "stop_trial":
+            t = self.trial()
+            return t is not None and t.state == "running"
+        if action == "confirm":
+            return s.count("complete") > 0
+        return s.state == "running" if action == "stop_study" else s.state in ("stopped", "idle")
 
     def _draw_title(self) -> None:
         s = self.snapshot
@@ -402,42 +417,16 @@ class StudyScreen(Refreshing, Screen):
         if t is None or t.state != "running" or not t.runs:
             self.notify("Select a running trial to stop", severity="warning")
             return
-        run = runs_root(self.app.runs_root_dir()) / t.runs[-1]
-
-        def done(ok: bool | None) -> None:
-            if ok:
-                self.app.stop_trial(run)
-                self._wake.set()
-
-        self.app.push_screen(ConfirmScreen(f"Stop trial {t.number}? Its run {run.name} checkpoints and the trial "
-                                           "ends pruned.", yes="Stop"), done)
+        ask_stop_trial(self, t.number, runs_root(self.app.runs_root_dir()) / t.runs[-1], self._wake.set)
 
     def action_stop_study(self) -> None:
-        name = self.study_name
-        self.app.push_screen(ConfirmScreen(f"Stop study {name}? Running trials checkpoint and end stopped.",
-                                           yes="Stop"), lambda ok: ok and self.app.stop_study(name))
+        ask_stop_study(self, self.study_name)
 
     def action_continue_study(self) -> None:
-        self.app.start_study(["worker", self.study_name])
-        self._wake.set()
+        continue_study(self, self.study_name, self._wake.set)
 
     def action_confirm(self) -> None:
-        def done(answer: str | None) -> None:
-            if not answer:
-                return
-            k = int(answer) if answer.isdigit() else 0
-            if k < 1:
-                self.notify(f"{answer!r}: enter how many of the best trials to re-run (1 or more)", severity="error",
-                            markup=False)
-                return
-            self.app.start_study(["confirm", self.study_name, "--top", str(k)])
-
-        done_n = self.snapshot.count("complete") if self.snapshot else 0
-        if done_n == 0:
-            self.notify("No completed trial to confirm yet", severity="warning")
-            return
-        self.app.push_screen(AskScreen("Confirm top-k: re-run the k best trials with fresh seeds. k =",
-                                       str(min(3, done_n))), done)
+        ask_confirm(self, self.study_name, self.snapshot.count("complete") if self.snapshot else 0)
 
     def palette_commands(self) -> list[tuple[str, str, Any]]:
         return [("Confirm top-k", "Re-run the best trials with fresh seeds (k)", self.action_confirm),

@@ -1,4 +1,4 @@
-"""The study view's text panels: the objective against a parameter (a braille scatter) and the
+"""The study view's text panels: the objective against a parameter (a scatter of markers) and the
 parameter importance bars, as Rich Text."""
 
 from __future__ import annotations
@@ -22,12 +22,15 @@ def _y_labels(y0: float, y1: float) -> tuple[str, str]:
 
 def scatter_text(points: list[tuple[Any, float, str]], width: int, height: int, log_x: bool = False,
                  choices: bool = False) -> Text:
-    """Objective against one parameter as braille dots (complete: green, pruned: magenta), with the
-    y range on the left and the x range below. Choice parameters are spread evenly in their order."""
+    """Objective against one parameter, a marker a cell: ● a completed trial (green), ○ a pruned one
+    (magenta: its value is where it stopped, not a final one); a cell that several trials share shows
+    the completed one. The y range (top, middle, bottom) on the left, the x range below; a cell of
+    margin on either side keeps the extreme trials off the axis. Choice parameters are spread evenly
+    in their order. (Whole-cell markers: braille dots, a quarter of a cell, were too faint to find.)"""
     if not points:
         return Text("no values yet", style="dim italic")
     label_w = 7
-    pw = max(2, width - label_w)
+    pw = max(3, width - label_w)
     ph = max(1, height - 1)
     if choices:
         cats = sorted({str(p[0]) for p in points})
@@ -43,29 +46,19 @@ def scatter_text(points: list[tuple[Any, float, str]], width: int, height: int, 
         x0, x1 = x0 - 1, x1 + 1
     if y1 - y0 < 1e-12:
         y0, y1 = y0 - abs(y0) * 0.05 - 1e-3, y1 + abs(y1) * 0.05 + 1e-3
-    cols = np.clip(np.rint((xs - x0) / (x1 - x0) * (pw * 2 - 1)), 0, pw * 2 - 1).astype(int)
-    rows = np.clip(np.rint((y1 - ys) / (y1 - y0) * (ph * 4 - 1)), 0, ph * 4 - 1).astype(int)
-    bits = np.array([[0x01, 0x08], [0x02, 0x10], [0x04, 0x20], [0x40, 0x80]])
-    cells = np.zeros((ph, pw), dtype=int)
-    pruned = np.zeros((ph, pw), dtype=bool)
-    done = np.zeros((ph, pw), dtype=bool)
-    for (c, r, p) in zip(cols, rows, points):
-        cells[r // 4, c // 2] |= bits[r % 4, c % 2]
-        if p[2] == "complete":
-            done[r // 4, c // 2] = True
-        else:
-            pruned[r // 4, c // 2] = True
+    cols = 1 + np.clip(np.rint((xs - x0) / (x1 - x0) * (pw - 3)), 0, pw - 3).astype(int)
+    rows = np.clip(np.rint((y1 - ys) / (y1 - y0) * (ph - 1)), 0, ph - 1).astype(int)
+    grid = np.zeros((ph, pw), dtype=int)  # 0 empty, 1 pruned, 2 complete
+    for c, r, p in zip(cols, rows, points):
+        grid[r, c] = max(grid[r, c], 2 if p[2] == "complete" else 1)
     top, bottom = _y_labels(y0, y1)
+    middle = _y_labels(y0, (y0 + y1) / 2)[0] if ph >= 5 else ""
     out = Text()
     for i in range(ph):
-        label = top if i == 0 else bottom if i == ph - 1 else ""
+        label = top if i == 0 else bottom if i == ph - 1 else middle if i == (ph - 1) // 2 else ""
         out.append(f"{label:>{label_w - 1}} ", style="#7a8391")
-        for j in range(pw):
-            v = cells[i, j]
-            if v == 0:
-                out.append(" ")
-            else:
-                out.append(chr(0x2800 + int(v)), style="#7bd389" if done[i, j] else "#c77dff")
+        for v in grid[i]:
+            out.append(" " if v == 0 else "●" if v == 2 else "○", style="" if v == 0 else _MARK_STYLE[v])
         out.append("\n")
     if choices:
         lo, hi = cats[0], cats[-1]
@@ -73,8 +66,11 @@ def scatter_text(points: list[tuple[Any, float, str]], width: int, height: int, 
         lo, hi = fmt_value(10 ** x0), fmt_value(10 ** x1)
     else:
         lo, hi = fmt_value(x0), fmt_value(x1)
-    out.append(" " * label_w + lo + " " * max(1, pw - len(lo) - len(hi)) + hi, style="#7a8391")
+    out.append(" " * (label_w + 1) + lo + " " * max(1, pw - 2 - len(lo) - len(hi)) + hi, style="#7a8391")
     return out
+
+
+_MARK_STYLE = {1: "#c77dff", 2: "bold #7bd389"}
 
 
 def importance_text(pairs: list[tuple[str, float]], width: int) -> Text:

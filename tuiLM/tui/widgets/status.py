@@ -24,6 +24,7 @@ STATE_STYLE = {"running": "bold green", "completed": "bold cyan", "stopped": "bo
                "new": "dim", "starting": "green", "unreadable": "bold white on red"}
 STATE_ICON = {"running": "●", "completed": "✓", "stopped": "■", "pruned": "✂", "failed": "✗", "dead": "✗",
               "new": "○", "starting": "◌", "unreadable": "!"}
+RESUMABLE = ("stopped", "pruned", "failed", "dead")  # states 'r' resumes from the last checkpoint
 
 
 def fit(pieces: list[tuple[int, Text]], width: int) -> Text:
