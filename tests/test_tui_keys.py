@@ -3,6 +3,7 @@ preset and run lists from every screen, Home / End move list cursors."""
 
 from __future__ import annotations
 
+import os
 
 from textual.widgets import DataTable, Input
 
@@ -148,31 +149,45 @@ def _footer(screen) -> tuple[list[str], bool]:
 
 @aio
 async def test_runs_footer_offers_what_applies_to_the_row_and_fits_80_columns(tmp_path):
+    from tuiLM.ownership import acquire_run_lock
+
     root = tmp_path / "runs"
     write_run(root, "done", "gpt", seed=0)
+    live = write_run(root, "live", "gpt", seed=2, end="running")  # no run_end, and its lock held below
+    lock = acquire_run_lock(live)
     write_run(root, "halted", "mhc-frozen", seed=1)  # a stopped run: resumable
     for i in range(3):
         write_run(root, f"trio-s{i}", "gpt", seed=3 + i, run_seed=100 + i, lr=6e-3)  # a seed group
     app = make_app(runs_root=root, now=lambda: FIXED_NOW)
+    acted: list[str] = []
+    app.resume_run = lambda path: acted.append(f"resume {path.name}")
     async with app.run_test(size=(80, 24)) as pilot:
+        app.notify = lambda message, **kw: acted.append(message)
         await pilot.press("2")
         await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.refreshes > 0, what="runs")
         screen, table = app.screen, app.screen.query_one(DataTable)
         shown = {}
-        for key in ("halted", "done", "trio"):
-            row = next(i for i, k in enumerate(screen._order) if key in k or
-                       (key == "trio" and k in screen.groups))
+        for key in ("halted", "done", "live", "trio"):
+            row = next(i for i, k in enumerate(screen._order)
+                       if (k in screen.groups) == (key == "trio") and (key == "trio" or k.endswith("/" + key)))
             table.move_cursor(row=row)
             await pilot.pause(0.2)
             shown[key], whole = _footer(screen)
             assert whole, (key, shown[key])
-        assert "resume" in shown["halted"] and "expand" not in shown["halted"]
+        assert "resume" in shown["halted"] and "expand" not in shown["halted"] and "stop" not in shown["halted"]
         assert "resume" not in shown["done"] and "stop" not in shown["done"]
+        assert "stop" in shown["live"] and "resume" not in shown["live"]
         assert "expand" in shown["trio"] and "resume" not in shown["trio"]
         assert all("quit" in s and "show_runs" in s for s in shown.values())  # the app's keys fit too
-        await pilot.press("r")  # not offered on a group: nothing happens
+        await pilot.press("r")  # not offered on a group: the key does nothing (no resume, no warning)
         await pilot.pause(0.2)
-        assert app.screen is screen
+        assert acted == [] and app.screen is screen
+        table.move_cursor(row=next(i for i, k in enumerate(screen._order) if k.endswith("/halted")))
+        await pilot.pause(0.2)
+        await pilot.press("r")  # offered on the stopped run: it resumes
+        await wait_for(pilot, lambda: acted, what="the resume")
+        assert acted == ["resume halted"]
+    os.close(lock)
 
 
 @aio

@@ -151,6 +151,11 @@ def test_scatter_draws_every_point():
     # two trials in one cell: the completed one shows
     shared = scatter_text([(1.0, 1.0, "pruned"), (1.0, 1.0, "complete"), (2.0, 2.0, "complete")], 20, 5).plain
     assert shared.count("●") == 2 and "○" not in shared
+    # the middle label is the value of its row, in the format of the others; a NaN objective is left out
+    rows = scatter_text([(1, 5.0, "complete"), (2, 12.0, "complete"), (3, float("nan"), "complete")], 20, 12).plain
+    labels = [line.split()[0] for line in rows.splitlines()[:11] if line[:6].strip()]
+    assert labels == ["12.00", f"{12 - 5 * 7 / 10:.2f}", "5.00"], labels
+    assert rows.count("●") == 2
 
 
 @aio

@@ -33,7 +33,9 @@ from .live import REDRAW_S, Pacer
 EMA_WEIGHTS = (0.6, 0.9, 0.99, 0.999)
 STATUS_LOADING_S = 0.5  # while a long file loads: only the status line (progress), plots once loaded
 MIN_PANEL_ROWS = 10  # a panel shorter than this shows too few ticks to read
-OUTPUT_ROWS = 12  # the samples and stdout pane below the plots (#dash-bottom in tuilm.tcss)
+OUTPUT_ROWS = 12  # the samples and stdout pane below the plots (#dash-bottom in tuilm.tcss)...
+OUTPUT_ROWS_NARROW = 18  # ...and below the -narrow breakpoint, where its two boxes stack (8 + 10)
+NARROW = 110  # the app's -narrow breakpoint (known from the width: on_resize runs before the new layout)
 KINDS = ("train", "eval", "diag")
 
 
@@ -225,7 +227,7 @@ class DashboardScreen(Screen):
         """Columns and row height from the terminal size and the panels shown (panels.grid_shape)."""
         n = sum(1 for _, p in self.panels if p.display) or 1
         chrome = 2 + (self._diff_height() if self.compare and not self._maximized else 0)
-        below = 0 if self.compare else self.query_one(RunOutput).outer_size.height or OUTPUT_ROWS
+        below = 0 if self.compare else (OUTPUT_ROWS_NARROW if self.size.width < NARROW else OUTPUT_ROWS)
         cols, per_row = grid_shape(n, self.size.width, self.size.height, chrome, self._maximized is not None,
                                    MIN_PANEL_ROWS, below)
         if self._grid_shape != (cols, per_row):

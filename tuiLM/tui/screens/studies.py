@@ -182,13 +182,13 @@ class StudiesScreen(Refreshing, Screen):
         return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """S is offered on a running study, c on a stopped or idle one (the footer keeps to the keys
-        that apply to the highlighted study)."""
+        """S is offered on a running study; c on any but a finished one (a study that says running
+        may have lost its controller, killed or on another host: a worker is how it goes on)."""
         if action not in ("stop_study", "continue_study") or not self.is_mounted:
             return True
         row = self.rows.get(self._cursor() or "")
         state = row.state if row is not None else ""
-        return state == "running" if action == "stop_study" else state in ("stopped", "idle")
+        return state == "running" if action == "stop_study" else bool(state) and state != "finished"
 
     @on(DataTable.RowHighlighted)
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:

@@ -158,7 +158,8 @@ class StudyScreen(Refreshing, Screen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Keys are offered only where they do something: g pages the panels at 80 columns only (wider,
         every panel is on screen); x stops the highlighted trial when it runs; S stops a running study,
-        c continues a stopped or idle one (a finished one has no trials left); k needs a completed trial."""
+        c continues any but a finished one (a "running" one may have lost its controller: a worker
+        takes over); k needs a completed trial."""
         if action == "page":
             return self._narrow()
         s = self.snapshot
@@ -169,7 +170,7 @@ class StudyScreen(Refreshing, Screen):
             return t is not None and t.state == "running"
         if action == "confirm":
             return s.count("complete") > 0
-        return s.state == "running" if action == "stop_study" else s.state in ("stopped", "idle")
+        return s.state == "running" if action == "stop_study" else s.state != "finished"
 
     def _draw_title(self) -> None:
         s = self.snapshot

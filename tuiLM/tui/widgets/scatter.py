@@ -3,7 +3,7 @@ parameter importance bars, as Rich Text."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from rich.text import Text
@@ -11,13 +11,13 @@ from rich.text import Text
 from .plotframe import fmt_value
 
 
-def _y_labels(y0: float, y1: float) -> tuple[str, str]:
-    """The top and bottom of the y range with the same decimals ("7.810" over "5.108", not "7.81")."""
+def _y_format(y0: float, y1: float) -> Callable[[float], str]:
+    """One format for every y label of a range, the same decimals ("7.810" over "5.108", not "7.81")."""
     big = max(abs(y0), abs(y1))
     if not (0.01 <= big < 1e4):
-        return fmt_value(y1), fmt_value(y0)
+        return fmt_value
     places = max(0, 3 - int(np.floor(np.log10(big))))
-    return f"{y1:.{places}f}", f"{y0:.{places}f}"
+    return lambda v: f"{v:.{places}f}"
 
 
 def scatter_text(points: list[tuple[Any, float, str]], width: int, height: int, log_x: bool = False,
@@ -39,6 +39,9 @@ def scatter_text(points: list[tuple[Any, float, str]], width: int, height: int, 
         xs = np.array([float(p[0]) for p in points], dtype=float)
         if log_x:
             xs = np.log10(np.maximum(xs, 1e-300))
+    points = [p for p in points if np.isfinite(p[1])]  # a NaN objective has no place on the y axis
+    if not points:
+        return Text("no finite values yet", style="dim italic")
     ys = np.array([p[1] for p in points], dtype=float)
     x0, x1 = float(xs.min()), float(xs.max())
     y0, y1 = float(ys.min()), float(ys.max())
@@ -51,11 +54,11 @@ def scatter_text(points: list[tuple[Any, float, str]], width: int, height: int, 
     grid = np.zeros((ph, pw), dtype=int)  # 0 empty, 1 pruned, 2 complete
     for c, r, p in zip(cols, rows, points):
         grid[r, c] = max(grid[r, c], 2 if p[2] == "complete" else 1)
-    top, bottom = _y_labels(y0, y1)
-    middle = _y_labels(y0, (y0 + y1) / 2)[0] if ph >= 5 else ""
+    fmt, mid = _y_format(y0, y1), (ph - 1) // 2
+    labels = {0: fmt(y1), ph - 1: fmt(y0)} | ({mid: fmt(y1 - mid * (y1 - y0) / (ph - 1))} if ph >= 5 else {})
     out = Text()
     for i in range(ph):
-        label = top if i == 0 else bottom if i == ph - 1 else middle if i == (ph - 1) // 2 else ""
+        label = labels.get(i, "")
         out.append(f"{label:>{label_w - 1}} ", style="#7a8391")
         for v in grid[i]:
             out.append(" " if v == 0 else "●" if v == 2 else "○", style="" if v == 0 else _MARK_STYLE[v])
