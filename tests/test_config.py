@@ -222,6 +222,19 @@ def test_toml_syntax_error_reports_file_line(tmp_path, text, line):
     assert msg.startswith(f"{f}:{line}") and "TOML syntax error" in msg
 
 
+def test_a_path_that_does_not_exist_is_never_a_shipped_preset_of_the_same_name(tmp_path, monkeypatch):
+    """`x`, `x.toml` and `presets/x.toml` name a known preset; a typo in any other folder is an error
+    (it trained the shipped preset of that file name without a word)."""
+    from tuiLM.config.presets import find_preset
+
+    monkeypatch.chdir(tmp_path)  # no presets/ here: the shipped folder answers names
+    for ref in ("quickstart", "quickstart.toml", "presets/quickstart.toml"):
+        assert find_preset(ref).resolve() == (PRESETS / "quickstart.toml").resolve()
+    for ref in ("/no/such/dir/quickstart.toml", "typo-dir/quickstart.toml", "../quickstart.toml"):
+        with pytest.raises(PresetError, match="no such preset file; did you mean quickstart"):
+            find_preset(ref)
+
+
 def test_unreadable_files(tmp_path):
     with pytest.raises(PresetError, match="no such preset"):
         load(tmp_path / "missing.toml")

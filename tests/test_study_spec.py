@@ -133,6 +133,9 @@ def test_load_study_resolves_the_base_applies_set_then_command_line(tmp_path):
     p = trial_preset(base, {"optim.lr": 0.002}, 2, "s-t007-s2")
     assert (p.optim.lr, p.run.seed, p.run.name) == (0.002, base.run.seed + 2, "s-t007-s2")
     # a base preset that does not exist, and one whose keys do not apply to its architecture
+    f.write_text(GOOD.replace('base = "quickstart"', 'base = "../quickstart.toml"'))  # a copied shipped study
+    errs = [p for p in load_study(f)[2] if p.is_error]
+    assert errs and "beside the study file" in errs[0].message and 'base = "quickstart"' in errs[0].message
     f.write_text(GOOD.replace('base = "quickstart"', 'base = "no-such-preset"'))
     errs = [p for p in load_study(f)[2] if p.is_error]
     assert errs and errs[0].path == "study.base" and "no such preset" in errs[0].message and errs[0].line == 3

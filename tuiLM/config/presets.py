@@ -42,16 +42,19 @@ def is_study_file(p: Path) -> bool:
 
 
 def find_preset(ref: str | Path) -> Path:
-    """``presets/x.toml``, ``x.toml`` or ``x``."""
+    """A preset file by path, or a known preset by name: ``x``, ``x.toml`` or ``presets/x.toml`` (the
+    shipped folder's own name). Any other path that does not exist is an error, never a shipped preset
+    of the same file name: a typo in a folder must not train another experiment without a word."""
     p = Path(ref)
     if p.is_file():
         return p
     if p.exists():
         raise PresetError(f"{ref}: not a preset file (a folder? presets are .toml files)")
     name = p.name if p.suffix == ".toml" else p.name + ".toml"
-    for d in preset_dirs():
-        if (d / name).is_file():
-            return d / name
+    if p.parent in (Path("."), Path("presets")):
+        for d in preset_dirs():
+            if (d / name).is_file():
+                return d / name
     raise PresetError(f"{ref}: no such preset file{_did_you_mean(p)} (presets: "
                       f"{', '.join(q.stem for q in list_presets())})")
 

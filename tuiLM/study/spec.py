@@ -166,9 +166,16 @@ def resolve_base(base: str, source: Path | None) -> Path:
     from ..config.presets import find_preset
 
     p = Path(base).expanduser()
-    if not p.is_absolute() and source is not None and (source.parent / p).exists():
-        return source.parent / p
-    return find_preset(base)
+    beside = source.parent / p if not p.is_absolute() and source is not None else None
+    if beside is not None and beside.exists():
+        return beside
+    try:
+        return find_preset(base)
+    except PresetError:
+        if beside is None or p.parent == Path("."):
+            raise
+        raise PresetError(f"{base}: no such preset file beside the study file ({beside.resolve()}) or in the working "
+                          f"directory; a shipped preset is named without a folder: base = \"{p.stem}\"") from None
 
 
 # -- loading -------------------------------------------------------------------------------------
