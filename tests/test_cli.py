@@ -142,9 +142,12 @@ def test_summary_shows_mean_tokens_per_s_and_total_time_over_every_attempt(tmp_p
 # -- progress when stdout is not a terminal ------------------------------------------------------
 
 @pytest.mark.slow
-def test_piped_headless_run_prints_progress_lines_while_it_trains(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_piped_headless_run_prints_progress_lines_while_it_trains(tmp_path, sig):
     """Rich's live bar draws nothing into a pipe until the end: plain lines must arrive while the
-    trainer is still training. The run is far too long to finish; Ctrl-C then stops it cleanly."""
+    trainer is still training. The run is far too long to finish; Ctrl-C then stops it cleanly, and so
+    does SIGTERM (kill, timeout, a scheduler: it killed the watcher and left the trainer running), and
+    the exit status says it was stopped here (the shell's 128 + signal), not completed."""
     sets = [f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in
             {**TINY_GPT, "train.max_steps": 1_000_000, "eval.every": 0, "checkpoint.every": 0, "diag.every": 0,
              "train.log_every": 5}.items()]
@@ -167,7 +170,7 @@ def test_piped_headless_run_prints_progress_lines_while_it_trains(tmp_path):
         assert progress.startswith("training step ") and "/1,000,000 (0%)" in progress, "".join(lines)
         assert "elapsed" in progress and "tok/s" in progress and "loss" in progress
         assert "\x1b[" not in "".join(lines)  # plain text in a file: no terminal control codes
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         proc.wait(timeout=120)
         time.sleep(0.5)
         rest = ""
@@ -184,9 +187,16 @@ def test_piped_headless_run_prints_progress_lines_while_it_trains(tmp_path):
                     os.kill(pid, signal.SIGKILL)
             except (OSError, ValueError):
                 pass
-    assert proc.returncode == 0, "".join(lines) + rest
-    assert "stopped at step" in rest and "run directory:" in rest
-    assert "reason: Ctrl-C in the terminal watching it" in rest  # not 'stopped by SIGTERM', which nobody sent
+    assert proc.returncode == 128 + sig, "".join(lines) + rest
+    assert "stopped at step" in rest and "run directory:" in rest and "next: tuilm resume " in rest
+    if sig == signal.SIGINT:
+        assert "reason: Ctrl-C in the terminal watching it" in rest  # not 'stopped by SIGTERM', which nobody sent
+    else:
+        assert "stopping (SIGTERM)" in rest and "reason: SIGTERM to the process watching it" in rest
+    from tuiLM.reader import summarize
+
+    run = next((tmp_path / "runs").iterdir())
+    assert summarize(run).state == "stopped"  # the trainer ended (checkpoint, run_end): none left running
 
 
 def test_without_a_terminal_run_goes_headless_and_the_app_commands_say_why_they_cannot(tmp_path):

@@ -95,3 +95,39 @@ def test_run_engine_prints_the_heartbeat_when_piped(monkeypatch):
     assert len(shown) == 6 and all("trials 0/3 · done 0 · running 1" in s for s in shown[:5])
     assert "trials 3/3" in shown[5] and shown[5].endswith("eta 0:00")
     assert "study fake finished: 3 done" in out.file.getvalue()
+
+
+def test_the_eta_counts_the_finished_part_of_the_running_trials():
+    """Four trials, two at a time: at half way the two running ones are 90 % done. Whole trials alone
+    said 'as long again' (eta = elapsed); the running trials' steps say a few seconds."""
+    out, clock = piped(), Clock()
+    progress = report.Progress(out, 4, "val_bpb", clock=clock)
+    engine = SimpleNamespace(counts=Counts(running=2), in_flight=lambda: 0.0)
+    progress(engine)
+    clock.t += 43
+    engine.counts, engine.in_flight = Counts(complete=2, running=2, best=1.0, best_trial=0), lambda: 1.8
+    progress(engine)
+    shown = lines(out)
+    assert shown[1].endswith("elapsed 0:43 · eta 0:02"), shown  # 43 s for 3.8 trials of work, 0.2 to go
+
+
+def _stopped_engine(cause: str):
+    class Engine:
+        spec = SimpleNamespace(seeds=1, sampler="random", pruner="none", objective="val_bpb")
+        name, target, parallel, nproc, storage_url = "fake", 3, 1, 1, "sqlite:///fake.db"
+        counts, stopping, stop_cause = Counts(complete=1, running=1), False, ""
+
+        def open(self, create: bool = True) -> None:
+            pass
+
+        def run(self, progress):
+            self.stopping, self.stop_cause = True, cause
+            return self.counts
+
+    return Engine()
+
+
+def test_a_study_stopped_here_by_a_signal_exits_128_plus_it_and_one_stopped_from_elsewhere_0():
+    codes = {cause: report.run_engine(_stopped_engine(cause), piped())
+             for cause in ("Ctrl-C", "SIGTERM", "tuilm study stop")}
+    assert codes == {"Ctrl-C": 130, "SIGTERM": 143, "tuilm study stop": 0}

@@ -3,9 +3,10 @@ plain lines when piped), eval lines, samples, warnings and the final summary. Pr
 spawn, stop) is ``launch``'s; this module only watches a run directory and prints.
 
 ``start_run(preset, name=None, nproc=1, console=None) -> int``
-    Create + spawn + watch until ``run_end``. Ctrl-C stops the trainer cleanly and waits for it (a second
-    Ctrl-C kills it). Returns the exit code: 0 completed/stopped, 1 failed (the tail of stdout.log is
-    printed).
+    Create + spawn + watch until ``run_end``. Ctrl-C (or SIGTERM) stops the trainer cleanly and waits for
+    it (a second one kills it). Returns the exit code: 0 completed (or stopped from elsewhere: ``tuilm
+    stop``), 130 / 143 stopped here by Ctrl-C / SIGTERM (the shell's 128 + signal), 1 failed (the tail
+    of stdout.log is printed).
 ``resume_run(run_dir, nproc=1, console=None) -> int``
     The same for ``python -m tuiLM.train RUN_DIR --resume``.
 ``watch_run(run_dir, proc, console) -> int``
@@ -79,14 +80,32 @@ def _console(console: Any) -> Any:
     return console
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM to the watcher (``kill``, ``timeout``, a job scheduler): handled as Ctrl-C is. Without it
+    the watcher died at once and left its trainer (detached in a session of its own) running unwatched.
+    SIGHUP (an SSH connection dropped) keeps the default: the watcher goes, the run goes on."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
 def watch_run(run_dir: str | Path, proc: subprocess.Popen, console: Any, tail: EventTail | None = None,
               stdout_from: int = 0) -> int:
     """Follow the trainer to its end; ``stdout_from``: where in stdout.log this trainer's output starts."""
+    import signal
+    import threading
+
+    main = threading.current_thread() is threading.main_thread()
+    before = signal.signal(signal.SIGTERM, _on_sigterm) if main else None
     try:
         return _watch_run(run_dir, proc, console, tail, stdout_from)
     except Exception:  # a watcher that dies must not leave its trainer running unwatched: stop it cleanly
         stop_trainer(proc, reason="the terminal watching it failed", run_dir=run_dir)
         raise
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, before)
 
 
 def _watch_run(run_dir: str | Path, proc: subprocess.Popen, console: Any, tail: EventTail | None,
@@ -112,15 +131,18 @@ def _watch_run(run_dir: str | Path, proc: subprocess.Popen, console: Any, tail: 
                 if state["end"] is not None:
                     break
                 time.sleep(_POLL_S)
-            except KeyboardInterrupt:
+            except KeyboardInterrupt as e:
+                what = "SIGTERM" if isinstance(e, Terminated) else "Ctrl-C"
                 if stopping:  # a second Ctrl-C: stop waiting for a clean checkpoint
                     _kill_group(proc)
-                    state["killed"] = True
+                    state["killed"] = f"killed after a second {what}"
                     break
                 stopping = True
-                display.console.print("stopping: the trainer finishes its step and writes a checkpoint "
-                                      "(Ctrl-C again to kill it)")
-                stop_trainer(proc, reason="Ctrl-C in the terminal watching it", run_dir=run_dir)
+                state["interrupted"] = 143 if isinstance(e, Terminated) else 130  # the shell's 128 + signal
+                display.console.print(f"stopping ({what}): the trainer finishes its step and writes a checkpoint "
+                                      f"({'Ctrl-C' if what == 'Ctrl-C' else 'SIGTERM'} again to kill it)")
+                stop_trainer(proc, reason=f"{what} in the terminal watching it" if what == "Ctrl-C"
+                             else "SIGTERM to the process watching it", run_dir=run_dir)
     try:
         code = proc.wait(timeout=60)
     except subprocess.TimeoutExpired:
@@ -277,7 +299,7 @@ def _final(run_dir: Path, state: dict[str, Any], code: int, console: Any) -> int
     end = state["end"]
     if end is None:
         if state.get("killed"):
-            reason = "killed after a second Ctrl-C"
+            reason = state["killed"]
         elif code and code > 0 and state.get("error"):
             reason = state["error"]  # the attempt failed before it started and said why in a log event
         else:
@@ -322,9 +344,10 @@ def _final(run_dir: Path, state: dict[str, Any], code: int, console: Any) -> int
         console.print(_tail_text(run_dir / STDOUT, 20, state.get("stdout_from", 0)), highlight=False, markup=False)
         return 1
     console.print(f"run directory: {run_dir}", highlight=False, markup=False, soft_wrap=True)
-    console.print(f"next: tuilm open {run_dir.name} · tuilm runs list · tuilm sample {run_dir.name}",
+    resume = f"tuilm resume {run_dir.name} · " if status in ("stopped", "pruned") else ""
+    console.print(f"next: {resume}tuilm open {run_dir.name} · tuilm runs list · tuilm sample {run_dir.name}",
                   highlight=False, markup=False, soft_wrap=True)
-    return 0
+    return state.get("interrupted", 0) if status != "completed" else 0  # stopped here by a signal: 128 + n
 
 
 def _median(values: list[float]) -> float:

@@ -231,6 +231,7 @@ class StudyEngine:
         self.pid = os.getpid()
         self.jobs: list[Job] = []
         self.stopping = False
+        self.stop_cause = ""  # "Ctrl-C", "SIGTERM" (here), or "tuilm study stop" (from anywhere)
         self.study: Any = None
         self.gpus = visible_gpus() if base.system.device in ("auto", "cuda") else []
         if self.gpus and self.nproc > len(self.gpus):
@@ -301,7 +302,7 @@ class StudyEngine:
         previous = None
         if threading.current_thread() is threading.main_thread():
             # a batch system's SIGTERM stops the study as Ctrl-C does (trials checkpoint, stay resumable)
-            previous = signal.signal(signal.SIGTERM, lambda *_: self.request_stop())
+            previous = signal.signal(signal.SIGTERM, lambda *_: self.request_stop("SIGTERM"))
         try:
             while True:
                 self._check_stop()
@@ -317,7 +318,7 @@ class StudyEngine:
                     break
                 time.sleep(self.poll_s)
         except KeyboardInterrupt:
-            self.stopping = True
+            self.request_stop("Ctrl-C")
         finally:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
@@ -328,8 +329,19 @@ class StudyEngine:
             progress(self)
         return self._counts
 
-    def request_stop(self) -> None:
+    def request_stop(self, cause: str = "tuilm study stop") -> None:
         self.stopping = True
+        self.stop_cause = self.stop_cause or cause
+
+    def in_flight(self) -> float:
+        """How much of the running trials is done, in trials (their finished seeds, and the current
+        seed's steps over its max_steps): the ETA counts it, so trials about to end shorten it."""
+        seeds, total = max(1, self.spec.seeds), 0.0
+        for job in self.jobs:
+            steps = job.params.get("train.max_steps", self.base.train.max_steps) or 0
+            current = job.current.last_step / steps if job.current is not None and steps else 0.0
+            total += min(0.99, (len(job.values) + min(1.0, current)) / seeds)
+        return total
 
     def _check_stop(self) -> None:
         now = time.monotonic()
@@ -337,13 +349,13 @@ class StudyEngine:
             return
         self._last_check = now
         if (st.study_dir(self.name, self.root) / st.STOP_FILE).exists():
-            self.stopping = True
+            self.request_stop()
         elif self.storage_url is not None:  # another machine may have asked through the storage
             import optuna
 
             attr = optuna.load_study(study_name=self.name, storage=self.storage).user_attrs.get(st.STOP_ATTR)
             if attr is not None and attr != self._stop_attr_seen:
-                self.stopping = True
+                self.request_stop()
 
     def stop_all(self, timeout: float = 120.0) -> None:
         """Running trials checkpoint and end ``stopped``; their trials stay RUNNING, so a later
@@ -351,8 +363,8 @@ class StudyEngine:
         from ..launch import stop_trainer
 
         if any(job.current is not None for job in self.jobs):
-            self.say("stopping: running trials finish their step and write a checkpoint (Ctrl-C again to leave "
-                     "them running)")
+            self.say(f"stopping ({self.stop_cause or 'tuilm study stop'}): running trials finish their step and "
+                     "write a checkpoint (Ctrl-C again to leave them running)")
         for job in self.jobs:
             if job.current is not None:
                 stop_trainer(job.current.proc or job.current.run_dir, run_dir=job.current.run_dir)

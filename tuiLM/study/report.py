@@ -80,7 +80,7 @@ class Progress:
         self._last_plain: float | None = None
         self._last_line = ""
         self._start: float | None = None  # first update: the ETA counts what this session finished
-        self._finished0 = 0
+        self._work0 = 0.0
         if console.is_terminal:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress as RP, TextColumn, TimeElapsedColumn, \
                 TimeRemainingColumn
@@ -107,26 +107,29 @@ class Progress:
     def __call__(self, engine: Any) -> None:
         c = engine.counts
         finished = c.complete + c.pruned + c.failed
+        in_flight = engine.in_flight() if hasattr(engine, "in_flight") else 0.0
         info = self.info(engine)
-        if self.rich is not None:
-            self.rich.update(self.task, completed=finished, info=info)
+        if self.rich is not None:  # Rich's ETA follows the running trials' steps too
+            self.rich.update(self.task, completed=min(self.target, finished + in_flight), info=info)
             return
         now = self.clock()
         if self._start is None:
-            self._start, self._finished0 = now, finished
+            self._start, self._work0 = now, finished + in_flight
         if info != self._last_line or self._last_plain is None or now - self._last_plain >= PLAIN_EVERY_S:
             self._last_plain, self._last_line = now, info
             self.say(f"{time.strftime('%H:%M:%S')} trials {finished}/{self.target} · {info} · "
-                     f"elapsed {fmt_duration(now - self._start)} · eta {self.eta(finished, now)}")
+                     f"elapsed {fmt_duration(now - self._start)} · eta {self.eta(finished, now, in_flight)}")
 
-    def eta(self, finished: int, now: float) -> str:
-        """Time left at the pace of the trials finished since this session started; '-' before the first."""
+    def eta(self, finished: int, now: float, in_flight: float = 0.0) -> str:
+        """Time left at the pace of the work done since this session started, in trials: finished ones
+        and the finished part of the running ones (``in_flight``; trials about to end shorten it, where
+        whole trials alone said 'as long again' at half way). '-' before any work was measured."""
         if finished >= self.target:
             return fmt_duration(0)
-        done_here = finished - self._finished0
-        if self._start is None or done_here <= 0:
+        done_here = finished + in_flight - self._work0
+        if self._start is None or done_here <= 1e-9:
             return "-"
-        return fmt_duration((now - self._start) / done_here * (self.target - finished))
+        return fmt_duration((now - self._start) / done_here * max(0.0, self.target - finished - in_flight))
 
     def __enter__(self) -> "Progress":
         if self.rich is not None:
@@ -166,6 +169,9 @@ def run_engine(engine: Any, console: Console, create: bool = True) -> int:
     console.print(f"details: tuilm study show {engine.name}"
                   + (f" --storage {st._redact(engine.storage_url)}" if engine.storage_url else ""), highlight=False,
                   markup=False)
+    cause = getattr(engine, "stop_cause", "")
+    if engine.stopping and cause in ("Ctrl-C", "SIGTERM"):  # stopped here by a signal: the shell's 128 + n
+        return 130 if cause == "Ctrl-C" else 143
     return 1 if counts.complete == 0 and counts.failed > 0 and not engine.stopping else 0
 
 
