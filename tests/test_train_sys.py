@@ -129,3 +129,60 @@ def test_live_mirror_under_sigkill_is_readable_and_the_resumed_run_is_unharmed(t
         assert {s: v for s, v in got[tag].items() if s > 8}.keys() == after.keys(), tag
         assert all(same(got[tag][s], want[tag][s]) for s in got[tag]), tag
     assert not math.isnan(got["train/loss"][24])
+
+
+def _fake_trainer(run_dir, cwd) -> "subprocess.Popen":
+    """A process whose command line is a trainer's (python -m tuiLM.train RUN_DIR); it only sleeps."""
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "-m", "tuiLM.train", str(run_dir)],
+                            cwd=cwd)
+
+
+def test_other_trainers_on_this_host_are_found_by_their_command_line(tmp_path):
+    from tuiLM.machine import other_trainers
+
+    (tmp_path / "runs" / "a").mkdir(parents=True)
+    (tmp_path / "runs" / "b").mkdir()
+    procs = [_fake_trainer("runs/a", tmp_path), _fake_trainer(tmp_path / "runs" / "b", tmp_path),
+             _fake_trainer(tmp_path / "runs" / "b", tmp_path)]  # a relative path, and two ranks of one run
+    try:
+        import time
+
+        time.sleep(0.5)
+        mine = lambda run: [p for p in other_trainers(run) if tmp_path in p.parents]  # noqa: E731 (other tests' trainers aside)
+        assert mine(tmp_path / "runs" / "b") == [tmp_path / "runs" / "a"]  # b is us: not another
+        assert mine(tmp_path / "runs" / "c") == [tmp_path / "runs" / "a", tmp_path / "runs" / "b"]
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
+def test_a_cpu_trainer_with_default_threads_warns_of_another_trainer_on_the_machine(tmp_path):
+    """Two trainers with torch's default threads on a 2-core machine ran 15x slower, without a word."""
+    other = tmp_path / "runs" / "elsewhere"
+    other.mkdir(parents=True)
+    fake = _fake_trainer(other, tmp_path)
+    try:
+        preset = make_preset({**TINY_GPT, "train.max_steps": 2, "eval.every": 0, "checkpoint.every": 0,
+                              "diag.every": 0, "system.threads": 0})
+        run_dir = create_run(preset, name="shared", root=tmp_path / "runs")
+        assert run(run_dir) == 0, (run_dir / STDOUT).read_text()
+    finally:
+        fake.kill()
+        fake.wait()
+    logs = [e["message"] for e in read_events(run_dir / EVENTS) if e["kind"] == "log" and e["level"] == "warning"]
+    # (a trainer of another test may be running too: "2 other tuiLM trainers ... (elsewhere, ...)")
+    assert any("other tuiLM trainer" in m and "elsewhere" in m and "system.threads" in m for m in logs), logs
+    # with system.threads set, the run chose its threads: nothing to say
+    preset = make_preset({**TINY_GPT, "train.max_steps": 2, "eval.every": 0, "checkpoint.every": 0, "diag.every": 0})
+    quiet = create_run(preset, name="quiet", root=tmp_path / "runs")
+    fake = _fake_trainer(other, tmp_path)
+    try:
+        assert run(quiet) == 0
+    finally:
+        fake.kill()
+        fake.wait()
+    assert not any("other tuiLM trainer" in e.get("message", "") for e in read_events(quiet / EVENTS))

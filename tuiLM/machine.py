@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 GiB = 2**30
 
@@ -93,3 +94,27 @@ def device_memory(device: str) -> DeviceMemory | None:
         total = host_memory_bytes()
         return DeviceMemory("cpu", total, "host RAM") if total else None
     return None
+
+
+def other_trainers(run_dir: str | Path) -> list[Path]:
+    """The run folders of the other tuiLM trainers on this host (``python -m tuiLM.train RUN_DIR``,
+    read from /proc; torchrun's launcher and ranks of this run are not others). [] where it cannot
+    be told. Two trainers that each take every CPU core slow each other down many times over."""
+    me, found = Path(run_dir).resolve(), set()
+    try:
+        pids = [e.name for e in os.scandir("/proc") if e.name.isdigit() and e.name != str(os.getpid())]
+    except OSError:
+        return []
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                args = fh.read().split(b"\0")
+            if b"tuiLM.train" not in args or args.index(b"tuiLM.train") + 1 >= len(args):
+                continue
+            run = Path(os.fsdecode(args[args.index(b"tuiLM.train") + 1]))
+            run = (Path(os.readlink(f"/proc/{pid}/cwd")) / run).resolve() if not run.is_absolute() else run.resolve()
+        except (OSError, ValueError):  # gone meanwhile, or another user's: not ours to count
+            continue
+        if run != me:
+            found.add(run)
+    return sorted(found)

@@ -222,6 +222,19 @@ class Trainer:
         self.emit("log", level=level, message=message, step=self.step)
         self.say(f"[{level}] {message}" if level != "info" else message)
 
+    def _warn_shared_cores(self) -> None:
+        """Another trainer on this host's CPU, both with torch's default (every core): say so once."""
+        from ..machine import other_trainers
+
+        others = other_trainers(self.run_dir)
+        if others:
+            cores = os.cpu_count() or 1
+            names = ", ".join(p.name for p in others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+            self.log(f"{len(others)} other tuiLM trainer{'s' if len(others) > 1 else ''} on this machine ({names}): "
+                     f"each takes all {cores} CPU cores by default and together they run many times slower; give "
+                     f"each run system.threads = {max(1, cores // (len(others) + 1))} (a study divides the cores "
+                     f"itself)", "warning")
+
     # -- setup -----------------------------------------------------------------------------------
 
     def setup(self) -> None:
@@ -230,6 +243,8 @@ class Trainer:
         if sysc.threads:
             torch.set_num_threads(sysc.threads)
         self.device = resolve_device(sysc.device, self.info)
+        if self.device.type == "cpu" and not sysc.threads and self.info.main:
+            self._warn_shared_cores()
         self.dtype = resolve_dtype(sysc.dtype, self.device)
         if self.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = sysc.tf32
