@@ -383,3 +383,23 @@ def test_ddp_trials_get_gpus_of_their_own(tmp_path, monkeypatch):
     with pytest.raises(UserError, match="needs 5 GPUs of its own, this machine shows 4"):
         eng.StudyEngine(spec, base, root=tmp_path, nproc=5)
 
+
+
+def test_validation_warns_of_the_configurations_the_space_reaches_that_cannot_train(tmp_path):
+    """warmup_steps up to 60 over max_steps 30 passed validation, then trial 2 failed before training.
+    Each dimension's ends are checked with the base's other values, then every combination of ends."""
+    f = tmp_path / "s.toml"
+    f.write_text('[study]\nname = "s"\nbase = "quickstart"\ntrials = 4\n[set]\n"train.max_steps" = 30\n[space]\n'
+                 '"schedule.warmup_steps" = { int = [0, 60] }\n"optim.lr" = { log = [1e-4, 1e-2] }\n')
+    warns = [p for p in load_study(f)[2] if not p.is_error]
+    assert [(p.path, p.line) for p in warns] == [("space.schedule.warmup_steps", 8)]
+    assert "warmup_steps = 60 cannot train" in warns[0].message and "exceeds max_steps (30)" in warns[0].message
+    # only a combination fails: d_model 136 works with 4 heads, 8 heads with 128, not 136 with 8 (head_dim 17)
+    f.write_text('[study]\nname = "s"\nbase = "quickstart"\ntrials = 4\n[space]\n'
+                 '"model.d_model" = { choice = [128, 136] }\n"model.n_heads" = { choice = [4, 8] }\n')
+    warns = [p for p in load_study(f)[2] if not p.is_error]
+    assert len(warns) == 1 and warns[0].path == "space", warns
+    assert "model.d_model = 136, model.n_heads = 8 cannot train" in warns[0].message
+    # a space that always trains: nothing to say
+    f.write_text(GOOD)
+    assert [p for p in load_study(f)[2] if "cannot train" in p.message] == []

@@ -409,7 +409,7 @@ def load_study(path: str | Path, overrides: list[str] | None = None) -> tuple[St
                 if bp.is_error:
                     problems.append(Problem("error", "study.base", f"{base_path}: {bp}", spec.lines.get("study.base")))
             if base is not None:
-                problems += _objective_problems(spec, base)
+                problems += _objective_problems(spec, base) + _space_problems(spec, base)
                 arch = base.model.arch
                 for d in spec.space:
                     f = BY_PATH[d.key]
@@ -425,6 +425,54 @@ def load_study(path: str | Path, overrides: list[str] | None = None) -> tuple[St
                                                 f"not one of the choices: add it, or set baseline = false",
                                                 spec.lines.get(f"space.{d.key}")))
     return spec, base, problems
+
+
+MAX_CORNERS = 512  # every combination of the dimensions' ends is checked up to this many (0.15 ms each)
+
+
+def _space_problems(spec: StudySpec, base: Preset) -> list[Problem]:
+    """Configurations the space reaches that cannot train (warmup_steps above max_steps, d_model not a
+    multiple of n_heads): each dimension's ends (a choice: each value) with the rest as in the base,
+    then every combination of ends while there are at most MAX_CORNERS. A trial that samples one
+    fails before it trains and uses up a trial; say so before the study starts."""
+    import itertools
+
+    from ..config.validate import validate
+
+    def ends(d: Dimension) -> list[Any]:
+        return list(d.values) if d.kind == "choice" else [d.values[0], d.values[1]]
+
+    def errors(params: dict[str, Any]) -> dict[str, str]:
+        """The failing field -> its message (one warning per failing field: the numbers vary)."""
+        try:
+            preset = base.with_values(params)
+        except (PresetError, ValueError, TypeError) as e:
+            return {str(e): str(e)}
+        return {p.path: f"{p.path}: {p.message}" for p in validate(preset, with_budget=False) if p.is_error}
+
+    out: list[Problem] = []
+    seen: set[str] = set()
+    for d in spec.space:
+        for v in ends(d):
+            for path, msg in errors({d.key: v}).items():
+                if path not in seen:
+                    seen.add(path)
+                    out.append(Problem("warning", f"space.{d.key}", f"trials with {d.key} = {v!r} cannot train "
+                                       f"({msg}): they fail and use up a trial; narrow the range or [set] what "
+                                       f"it conflicts with", spec.lines.get(f"space.{d.key}")))
+    dims = [d for d in spec.space if len(ends(d)) > 0]
+    if 1 < len(dims) and math.prod(len(ends(d)) for d in dims) <= MAX_CORNERS:
+        for values in itertools.product(*(ends(d) for d in dims)):
+            params = {d.key: v for d, v in zip(dims, values)}
+            new = {path: m for path, m in errors(params).items() if path not in seen}
+            if new:
+                seen.update(new)
+                shown = ", ".join(f"{k} = {v!r}" for k, v in params.items())
+                out.append(Problem("warning", "space", f"trials with {shown} cannot train ({'; '.join(new.values())}): "
+                                   f"they fail and use up a trial", spec.lines.get("space")))
+                if sum(p.path == "space" for p in out) >= 3:
+                    break
+    return out
 
 
 def _objective_problems(spec: StudySpec, base: Preset) -> list[Problem]:
