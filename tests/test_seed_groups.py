@@ -53,6 +53,14 @@ def test_plain_runs_group_by_configuration_and_each_seed_once(tmp_path):
     assert membership(run).key == membership(root / "base-s0").key
     (run / "preset.toml").write_text(text.replace("n_layers = 4", "n_layers = 3"))
     assert membership(run).key != membership(root / "base-s0").key
+    # a DDP run (torchrun --nproc 2: twice the tokens a step) is not a seed of the one-process runs
+    (run / "preset.toml").write_text(text)
+    events = run / "events.jsonl"
+    lines = events.read_text().splitlines(keepends=True)
+    assert '"world_size":1' in lines[0]
+    events.write_text(lines[0].replace('"world_size":1', '"world_size":2') + "".join(lines[1:]))
+    m = membership(run)
+    assert m.key != membership(root / "base-s0").key and m.label == "gpt-small ×2 procs"
 
 
 def test_runs_whose_preset_cannot_be_read_are_never_grouped(tmp_path):

@@ -3,7 +3,8 @@
 A study's trial runs its seeds as one group (``study.json``: study and trial; a confirmation is a
 study of its own, so its fresh seeds form a new group). Plain runs group when their frozen presets
 agree on every setting that can change the numbers: the seed, labels, output cadences and machine
-knobs (threads, budgets, mirrors) are left out of the comparison.
+knobs (threads, budgets, mirrors) are left out of the comparison; the number of DDP processes (from
+run_start: --nproc is not in the preset) is in it.
 
 Pure Python (hashlib): the runs list's worker thread and the CLI use it; no torch.
 """
@@ -68,9 +69,29 @@ def membership(run_dir: Path, preset: dict[str, Any] | None = None) -> Membershi
     config = configuration(preset)
     if not config:  # no preset to read (missing, empty, cut short): a group of its own
         return Membership(f"run:{Path(run_dir).resolve()}", Path(run_dir).name, seed)
-    blob = json.dumps(config, sort_keys=True, default=str).encode()
     name = run.get("name") if isinstance(run.get("name"), str) and run.get("name") else Path(run_dir).name
+    world = world_size(run_dir)
+    if world > 1:  # torchrun --nproc N: N data-parallel ranks, each its own batch and data shard
+        config, name = {**config, "world_size": world}, f"{name} ×{world} procs"
+    blob = json.dumps(config, sort_keys=True, default=str).encode()
     return Membership("config:" + hashlib.sha1(blob).hexdigest()[:16], name, seed)
+
+
+def world_size(run_dir: Path) -> int:
+    """The processes the run trained on (its first run_start; 1 when it has none yet). Not in the
+    preset: ``--nproc`` is a launch argument, and a 2-process run trains on twice the tokens a step."""
+    from .events import decode_event, open_regular
+
+    try:
+        with open_regular(Path(run_dir) / "events.jsonl") as fh:
+            for line in fh.read(1 << 16).split(b"\n"):  # run_start comes first, after a few logs at most
+                ev = decode_event(line)
+                if ev is not None and ev["kind"] == "run_start":
+                    w = ev.get("world_size")
+                    return w if isinstance(w, int) and w > 1 else 1
+    except OSError:
+        pass
+    return 1
 
 
 def group_runs(paths: Sequence[Path], members: dict[Path, Membership]) -> list[SeedGroup]:
