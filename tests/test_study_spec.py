@@ -403,3 +403,19 @@ def test_validation_warns_of_the_configurations_the_space_reaches_that_cannot_tr
     # a space that always trains: nothing to say
     f.write_text(GOOD)
     assert [p for p in load_study(f)[2] if "cannot train" in p.message] == []
+
+
+def test_errors_are_blamed_where_they_were_written_and_said_once(tmp_path):
+    f = tmp_path / "m.toml"
+    f.write_text('[study]\nname = "s"\nbase = "quickstart"\nobjective = "val_bpbb"\ntrials = 4\n[space]\n'
+                 '"model.activation" = { choice = [] }\n"train.max_steps" = { int = [10, 20] }\n[set]\n'
+                 '"eval.every" = -5\n')
+    probs = load_study(f)[2]
+    where = {(p.path, p.line): p.message for p in probs}
+    assert "out of range" in where[("set.eval.every", 10)]  # the [set] line, not study.base with "error: error"
+    assert [p.path for p in probs if p.path == "study.objective"] == ["study.objective"]  # one error, not two
+    assert where[("space.model.activation", 7)] == "choice needs a list of at least one value"
+    assert not [p for p in probs if "cannot train" in p.message]  # the base is broken: no corner repeats it
+    f.write_text(GOOD)
+    probs = load_study(f, ["train.max_steps=-3"])[2]
+    assert [(p.path, p.line) for p in probs if p.is_error] == [("--set train.max_steps", None)]

@@ -220,7 +220,7 @@ def _dimension(path: str, value: Any) -> tuple[Dimension | None, str]:
                       "{ int = [lo, hi] } or { choice = [a, b, ...] }")
     kind, arg = next(iter(value.items()))
     if not isinstance(arg, list) or not arg:
-        return None, f"{kind} needs a list"
+        return None, f"{kind} needs a list" + (" of at least one value" if isinstance(arg, list) else "")
     if kind == "choice":
         if f.type is bool and not all(isinstance(x, bool) for x in arg):
             return None, "choice values must be true or false"
@@ -405,11 +405,20 @@ def load_study(path: str | Path, overrides: list[str] | None = None) -> tuple[St
         except PresetError as e:
             problems.append(Problem("error", "study.base", str(e), spec.lines.get("study.base")))
         else:
-            for bp in base_problems:
-                if bp.is_error:
-                    problems.append(Problem("error", "study.base", f"{base_path}: {bp}", spec.lines.get("study.base")))
+            cli = {o.split("=", 1)[0].strip() for o in overrides or []}
+            for bp in (bp for bp in base_problems if bp.is_error):  # each where it was written
+                if bp.path in cli:
+                    problems.append(Problem("error", f"--set {bp.path}", bp.message, None))
+                elif bp.path in spec.fixed:
+                    problems.append(Problem("error", f"set.{bp.path}", bp.message, spec.lines.get(f"set.{bp.path}")))
+                else:
+                    where = f"{base_path}:{bp.line}" if bp.line else str(base_path)
+                    problems.append(Problem("error", "study.base", f"{where}: {bp.path}: {bp.message}",
+                                            spec.lines.get("study.base")))
             if base is not None:
-                problems += _objective_problems(spec, base) + _space_problems(spec, base)
+                problems += _objective_problems(spec, base)
+                if not any(bp.is_error for bp in base_problems):  # else every corner would repeat its error
+                    problems += _space_problems(spec, base)
                 arch = base.model.arch
                 for d in spec.space:
                     f = BY_PATH[d.key]
@@ -483,6 +492,8 @@ def _objective_problems(spec: StudySpec, base: Preset) -> list[Problem]:
 
     line = spec.lines.get("study.objective")
     name = spec.settings["objective"]
+    if name not in _metric_names():
+        return []  # not a metric at all: parse said so (once, with "did you mean")
     archs = {base.model.arch} | {v for d in spec.space if d.key == "model.arch" for v in d.values}
     silent = sorted(a for a in archs if name not in family(a).diagnostics)
     if silent:
