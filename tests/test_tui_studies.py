@@ -246,5 +246,8 @@ def test_a_study_whose_trials_were_stopped_reads_stopped_not_idle_or_running(tmp
     assert _state({"counts": {**counts, "running": 1}, "target": 4}, tmp_path) == "stopping"
     runs = copy_fixture(tmp_path)
     listing = subprocess.run([sys.executable, "-m", "tuiLM.cli", "study", "list"], capture_output=True, text=True,
-                             env={**os.environ, "TUILM_RUNS_DIR": str(runs)}, timeout=120)
+                             env={**os.environ, "TUILM_RUNS_DIR": str(runs), "COLUMNS": "80"}, timeout=120)
     assert listing.returncode == 0 and "fixture  finished" in listing.stdout, listing.stdout
+    # at 80 columns the best params wrap between items, never inside one ("weight_decay" / "=0.0557")
+    words = listing.stdout.split()
+    assert {"lr=0.004055", "weight_decay=0.0557", "n_layers=2"} <= set(words), listing.stdout

@@ -69,3 +69,9 @@ def fmt_flops(flops_per_s: float) -> str:
     if flops_per_s >= 1e11:
         return f"{flops_per_s / 1e12:.3g} TFLOP/s"
     return f"{flops_per_s / 1e9:.3g} GFLOP/s"
+
+
+def short_key(key: str, keys: tuple[str, ...] | list[str]) -> str:
+    """'lr' for optim.lr unless two sections share the key name (the study list, view and tables)."""
+    tail = key.split(".", 1)[-1]
+    return tail if sum(1 for k in keys if k.split(".", 1)[-1] == tail) == 1 else key

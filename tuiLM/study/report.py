@@ -17,7 +17,7 @@ from rich.table import Table
 
 from ..errors import UserError
 from ..report import print_problems
-from ..units import fmt_duration
+from ..units import fmt_duration, short_key
 from . import storage as st
 from .spec import StudySpec, load_study, parse
 
@@ -613,14 +613,12 @@ def list_command(storage_url: str | None, console: Console) -> None:
         where = st._redact(storage_url) if storage_url else f"{st.studies_root()}/"
         console.print(f"no studies in {where}", highlight=False, markup=False)
         return
-    table = Table(pad_edge=False, box=None, header_style="bold")
-    for col in ("study", "state", "trials", "best", "best params", "last activity"):
-        table.add_column(col, no_wrap=col != "best params", overflow="fold" if col == "best params" else "ellipsis")
+    rows: list[tuple[str, ...]] = []
     for name, url in names:
         try:
             s = study_summary(name, url)
         except UserError as e:
-            table.add_row(escape(name), "[red]unreadable[/]", "", "", escape(str(e)), "")
+            rows.append((escape(name), "[red]unreadable[/]", "", "", escape(str(e)), ""))
             continue
         c = s["counts"]
         last = max((r["finished"] or r["started"] or 0 for r in s["trials"]), default=0)
@@ -629,10 +627,19 @@ def list_command(storage_url: str | None, console: Console) -> None:
         trials = " ".join(f"{n} {label}" for n, label in ((c["complete"], "done"), (c["running"], "running"),
                                                           (c["stopped"], "stopped"),
                                                           (c["pruned"], "pruned"), (c["fail"], "failed")) if n)
-        table.add_row(escape(name), state, trials or "none",
-                      "-" if not best else f"{best['value']:.4f}",
-                      "" if not best else escape(" ".join(f"{k}={_fmt_v(v)}" for k, v in best["params"].items())),
-                      time.strftime("%Y-%m-%d %H:%M", time.localtime(last)) if last else "-")
+        rows.append((escape(name), state, trials or "none", "-" if not best else f"{best['value']:.4f}",
+                     "" if not best else escape(" ".join(f"{short_key(k, list(best['params']))}={_fmt_v(v)}"
+                                                         for k, v in best["params"].items())),
+                     time.strftime("%m-%d %H:%M", time.localtime(last)) if last else "-"))  # as the app
+    # the best params wrap between "name=value" items, never inside one: the column is at least the
+    # widest item wide (the last activity gives way first)
+    widest = max((len(item) for r in rows for item in r[4].split()), default=11)
+    table = Table(pad_edge=False, box=None, header_style="bold")
+    for col in ("study", "state", "trials", "best", "best params", "last activity"):
+        table.add_column(col, no_wrap=col != "best params", overflow="fold" if col == "best params" else "ellipsis",
+                         min_width=widest if col == "best params" else None)
+    for r in rows:
+        table.add_row(*r)
     console.print(table)
 
 

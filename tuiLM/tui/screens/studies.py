@@ -25,6 +25,7 @@ from textual.widgets import DataTable, Footer, Static
 from textual.widgets.data_table import ColumnKey
 from textual.worker import get_current_worker
 
+from ...units import short_key
 from ..studydata import StudyReader, StudyRow
 from ..widgets.literal import cell
 from .dialogs import AskScreen
@@ -44,10 +45,6 @@ def _fmt_param(v: Any) -> str:
     return str(v)
 
 
-def short_key(key: str, keys: tuple[str, ...] | list[str]) -> str:
-    """'lr' for optim.lr unless two sections share the key name."""
-    tail = key.split(".", 1)[-1]
-    return tail if sum(1 for k in keys if k.split(".", 1)[-1] == tail) == 1 else key
 
 class StudiesUpdated(Message):
     def __init__(self, rows: list[StudyRow]) -> None:
