@@ -120,3 +120,29 @@ def test_resume_of_a_run_that_is_running_refuses_before_saying_it_resumes(tmp_pa
         assert "resuming" not in out.getvalue()
     finally:
         os.close(fd)
+
+
+@pytest.mark.parametrize("signal_name", ["Ctrl-C", "SIGTERM"])
+def test_a_signal_outside_the_watch_loop_kills_the_trainer_and_exits_128_plus_it(tmp_path, monkeypatch, signal_name):
+    """A second SIGTERM while the first stop was being sent, or one during the final wait, escaped
+    watch_run: the trainer was left running unwatched and the exit status said 130 whatever came."""
+    import io
+
+    from rich.console import Console
+
+    from tuiLM import headless
+    from tuiLM.reader import summarize
+
+    run_dir = create_run(make_preset(TINY_GPT), name="sig", root=tmp_path / "runs")
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+
+    def interrupted(*args, **kwargs):
+        raise headless.Terminated() if signal_name == "SIGTERM" else KeyboardInterrupt()
+
+    monkeypatch.setattr(headless, "_watch_run", interrupted)
+    out = Console(file=io.StringIO(), width=120)
+    code = headless.watch_run(run_dir, proc, out)
+    assert code == (143 if signal_name == "SIGTERM" else 130)
+    assert proc.poll() is not None  # killed, not left running
+    assert f"interrupted ({signal_name})" in out.file.getvalue()
+    assert summarize(run_dir).reason == f"killed after a {signal_name} to the process watching it"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import tomllib
 
 import jsonschema
@@ -133,6 +134,16 @@ def test_load_study_resolves_the_base_applies_set_then_command_line(tmp_path):
     p = trial_preset(base, {"optim.lr": 0.002}, 2, "s-t007-s2")
     assert (p.optim.lr, p.run.seed, p.run.name) == (0.002, base.run.seed + 2, "s-t007-s2")
     # a base preset that does not exist, and one whose keys do not apply to its architecture
+    home = tmp_path / "home"  # a base under ~ is found (~ was expanded, then the raw text looked up)
+    home.mkdir()
+    (home / "b.toml").write_text((PRESETS / "quickstart.toml").read_text())
+    old_home = os.environ.get("HOME")
+    os.environ["HOME"] = str(home)
+    try:
+        f.write_text(GOOD.replace('base = "quickstart"', 'base = "~/b.toml"'))
+        assert [p for p in load_study(f)[2] if p.is_error] == []
+    finally:
+        os.environ["HOME"] = old_home or ""
     f.write_text(GOOD.replace('base = "quickstart"', 'base = "../quickstart.toml"'))  # a copied shipped study
     errs = [p for p in load_study(f)[2] if p.is_error]
     assert errs and "beside the study file" in errs[0].message and 'base = "quickstart"' in errs[0].message
@@ -400,9 +411,13 @@ def test_validation_warns_of_the_configurations_the_space_reaches_that_cannot_tr
     warns = [p for p in load_study(f)[2] if not p.is_error]
     assert len(warns) == 1 and warns[0].path == "space", warns
     assert "model.d_model = 136, model.n_heads = 8 cannot train" in warns[0].message
-    # a space that always trains: nothing to say
-    f.write_text(GOOD)
-    assert [p for p in load_study(f)[2] if "cannot train" in p.message] == []
+    # spaces that always train: nothing to say (the base's d_model 128 and warmup 20 are never used:
+    # each is a dimension of the space, so only its own values are reachable)
+    for text in (GOOD, '[study]\nname = "s"\nbase = "quickstart"\ntrials = 4\n[space]\n'
+                       '"model.d_model" = { choice = [96, 192] }\n"model.n_heads" = { choice = [3, 6] }\n'
+                       '"train.max_steps" = { int = [10, 15] }\n"schedule.warmup_steps" = { int = [0, 5] }\n'):
+        f.write_text(text)
+        assert [p for p in load_study(f)[2] if "cannot train" in p.message] == []
 
 
 def test_errors_are_blamed_where_they_were_written_and_said_once(tmp_path):

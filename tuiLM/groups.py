@@ -84,8 +84,8 @@ def world_size(run_dir: Path) -> int:
 
     try:
         with open_regular(Path(run_dir) / "events.jsonl") as fh:
-            for line in fh.read(1 << 16).split(b"\n"):  # run_start comes first, after a few logs at most
-                ev = decode_event(line)
+            for _ in range(16):  # run_start comes first, after a few logs at most
+                ev = decode_event(fh.readline(1 << 16))
                 if ev is not None and ev["kind"] == "run_start":
                     w = ev.get("world_size")
                     return w if isinstance(w, int) and w > 1 else 1

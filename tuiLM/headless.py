@@ -100,11 +100,19 @@ def watch_run(run_dir: str | Path, proc: subprocess.Popen, console: Any, tail: E
     before = signal.signal(signal.SIGTERM, _on_sigterm) if main else None
     try:
         return _watch_run(run_dir, proc, console, tail, stdout_from)
+    except KeyboardInterrupt as e:  # outside the loop's own handling (start-up, the last wait, the summary)
+        what = "SIGTERM" if isinstance(e, Terminated) else "Ctrl-C"
+        if proc.poll() is None:  # no clean stop to wait for here: the trainer goes with its watcher
+            _kill_group(proc)
+            proc.wait()
+            record_death(Path(run_dir), f"killed after a {what} to the process watching it")
+            console.print(f"interrupted ({what}): the trainer was killed", highlight=False)
+        return 143 if isinstance(e, Terminated) else 130
     except Exception:  # a watcher that dies must not leave its trainer running unwatched: stop it cleanly
         stop_trainer(proc, reason="the terminal watching it failed", run_dir=run_dir)
         raise
     finally:
-        if main:
+        if main and before is not None:
             signal.signal(signal.SIGTERM, before)
 
 
@@ -342,7 +350,7 @@ def _final(run_dir: Path, state: dict[str, Any], code: int, console: Any) -> int
     if status == "failed":
         console.print(f"last lines of {run_dir / STDOUT}:", highlight=False, markup=False, soft_wrap=True)
         console.print(_tail_text(run_dir / STDOUT, 20, state.get("stdout_from", 0)), highlight=False, markup=False)
-        return 1
+        return state.get("interrupted", 1) if state.get("killed") else 1  # killed by a second signal: 128 + n
     console.print(f"run directory: {run_dir}", highlight=False, markup=False, soft_wrap=True)
     resume = f"tuilm resume {run_dir.name} · " if status in ("stopped", "pruned") else ""
     console.print(f"next: {resume}tuilm open {run_dir.name} · tuilm runs list · tuilm sample {run_dir.name}",

@@ -113,7 +113,7 @@ def other_trainers(run_dir: str | Path) -> list[Path]:
                 continue
             run = Path(os.fsdecode(args[args.index(b"tuiLM.train") + 1]))
             run = (Path(os.readlink(f"/proc/{pid}/cwd")) / run).resolve() if not run.is_absolute() else run.resolve()
-        except (OSError, ValueError):  # gone meanwhile, or another user's: not ours to count
+        except (OSError, ValueError, RuntimeError):  # gone meanwhile, another user's, a symlink loop
             continue
         if run != me:
             found.add(run)

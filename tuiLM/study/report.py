@@ -633,7 +633,7 @@ def list_command(storage_url: str | None, console: Console) -> None:
                      time.strftime("%m-%d %H:%M", time.localtime(last)) if last else "-"))  # as the app
     # the best params wrap between "name=value" items, never inside one: the column is at least the
     # widest item wide (the last activity gives way first)
-    widest = max((len(item) for r in rows for item in r[4].split()), default=11)
+    widest = max((len(item) for r in rows if "unreadable" not in r[1] for item in r[4].split()), default=11)
     table = Table(pad_edge=False, box=None, header_style="bold")
     for col in ("study", "state", "trials", "best", "best params", "last activity"):
         table.add_column(col, no_wrap=col != "best params", overflow="fold" if col == "best params" else "ellipsis",

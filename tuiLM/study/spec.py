@@ -170,7 +170,7 @@ def resolve_base(base: str, source: Path | None) -> Path:
     if beside is not None and beside.exists():
         return beside
     try:
-        return find_preset(base)
+        return find_preset(str(p))  # (~ expanded)
     except PresetError:
         if beside is None or p.parent == Path("."):
             raise
@@ -441,46 +441,44 @@ MAX_CORNERS = 512  # every combination of the dimensions' ends is checked up to 
 
 def _space_problems(spec: StudySpec, base: Preset) -> list[Problem]:
     """Configurations the space reaches that cannot train (warmup_steps above max_steps, d_model not a
-    multiple of n_heads): each dimension's ends (a choice: each value) with the rest as in the base,
-    then every combination of ends while there are at most MAX_CORNERS. A trial that samples one
-    fails before it trains and uses up a trial; say so before the study starts."""
+    multiple of n_heads): every combination of the dimensions' ends (a choice: each value) while there
+    are at most MAX_CORNERS, else each dimension's ends with the others all at their low or all at
+    their high end. Only reachable points are checked (the base's own value of a searched key never
+    is), so a warning is a trial that would fail: it uses up a trial before training. One warning per
+    failing field, at the dimension that alone makes it fail, else at [space] with the combination."""
     import itertools
 
     from ..config.validate import validate
 
-    def ends(d: Dimension) -> list[Any]:
-        return list(d.values) if d.kind == "choice" else [d.values[0], d.values[1]]
-
-    def errors(params: dict[str, Any]) -> dict[str, str]:
-        """The failing field -> its message (one warning per failing field: the numbers vary)."""
+    dims = list(spec.space)
+    if not dims:
+        return []
+    ends = [list(d.values) if d.kind == "choice" else [d.values[0], d.values[1]] for d in dims]
+    if math.prod(len(e) for e in ends) <= MAX_CORNERS:
+        points = [list(p) for p in itertools.product(*ends)]
+    else:
+        points = [[e[0] for e in ends], [e[-1] for e in ends]]
+        points += [[v if j == i else ends[j][k] for j in range(len(dims))]
+                   for i in range(len(dims)) for v in ends[i] for k in (0, -1)]
+    failing: dict[str, tuple[str, list[list[Any]]]] = {}  # field -> (first message, the points it fails at)
+    for point in points:
         try:
-            preset = base.with_values(params)
+            problems = [(p.path, f"{p.path}: {p.message}")
+                        for p in validate(base.with_values({d.key: v for d, v in zip(dims, point)}), with_budget=False)
+                        if p.is_error]
         except (PresetError, ValueError, TypeError) as e:
-            return {str(e): str(e)}
-        return {p.path: f"{p.path}: {p.message}" for p in validate(preset, with_budget=False) if p.is_error}
-
+            problems = [("", str(e))]
+        for path, msg in problems:
+            failing.setdefault(path, (msg, []))[1].append(point)
     out: list[Problem] = []
-    seen: set[str] = set()
-    for d in spec.space:
-        for v in ends(d):
-            for path, msg in errors({d.key: v}).items():
-                if path not in seen:
-                    seen.add(path)
-                    out.append(Problem("warning", f"space.{d.key}", f"trials with {d.key} = {v!r} cannot train "
-                                       f"({msg}): they fail and use up a trial; narrow the range or [set] what "
-                                       f"it conflicts with", spec.lines.get(f"space.{d.key}")))
-    dims = [d for d in spec.space if len(ends(d)) > 0]
-    if 1 < len(dims) and math.prod(len(ends(d)) for d in dims) <= MAX_CORNERS:
-        for values in itertools.product(*(ends(d) for d in dims)):
-            params = {d.key: v for d, v in zip(dims, values)}
-            new = {path: m for path, m in errors(params).items() if path not in seen}
-            if new:
-                seen.update(new)
-                shown = ", ".join(f"{k} = {v!r}" for k, v in params.items())
-                out.append(Problem("warning", "space", f"trials with {shown} cannot train ({'; '.join(new.values())}): "
-                                   f"they fail and use up a trial", spec.lines.get("space")))
-                if sum(p.path == "space" for p in out) >= 3:
-                    break
+    for msg, at in failing.values():
+        # the dimensions that hold one value wherever it fails (and take others): what makes it fail
+        culprits = [i for i, d in enumerate(dims) if len(ends[i]) > 1 and len({repr(p[i]) for p in at}) == 1]
+        shown = ", ".join(f"{dims[i].key} = {at[0][i]!r}" for i in culprits) or \
+            ", ".join(f"{d.key} = {v!r}" for d, v in zip(dims, at[0]))
+        path = f"space.{dims[culprits[0]].key}" if len(culprits) == 1 else "space"
+        out.append(Problem("warning", path, f"trials with {shown} cannot train ({msg}): they fail and use up a "
+                           "trial; narrow the range or [set] what it conflicts with", spec.lines.get(path)))
     return out
 
 

@@ -226,14 +226,17 @@ class Trainer:
         """Another trainer on this host's CPU, both with torch's default (every core): say so once."""
         from ..machine import other_trainers
 
-        others = other_trainers(self.run_dir)
+        try:
+            others = [p for p in other_trainers(self.run_dir) if _on_cpu(p)]
+        except Exception:  # a warning must never stop a run
+            return
         if others:
             cores = os.cpu_count() or 1
             names = ", ".join(p.name for p in others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
-            self.log(f"{len(others)} other tuiLM trainer{'s' if len(others) > 1 else ''} on this machine ({names}): "
-                     f"each takes all {cores} CPU cores by default and together they run many times slower; give "
-                     f"each run system.threads = {max(1, cores // (len(others) + 1))} (a study divides the cores "
-                     f"itself)", "warning")
+            self.log(f"{len(others)} other tuiLM trainer{'s' if len(others) > 1 else ''} on this machine's CPU "
+                     f"({names}), and this one takes all {cores} cores (system.threads = 0): oversubscribed, they "
+                     f"run many times slower; give each run system.threads = {max(1, cores // (len(others) + 1))} "
+                     f"(a study divides the cores itself)", "warning")
 
     # -- setup -----------------------------------------------------------------------------------
 
@@ -590,6 +593,14 @@ class Trainer:
         if measure and self.info.main:
             out.update(artifact_size(self.raw))
         return out
+
+
+def _on_cpu(run_dir: Path) -> bool:
+    """Whether another run trains on the CPU (its frozen preset's system.device is not cuda): a GPU
+    trainer takes a core, not all of them."""
+    from ..runs import read_preset
+
+    return read_preset(run_dir).get("system", {}).get("device", "auto") != "cuda" or not torch.cuda.is_available()
 
 
 def _machine_memory(device: torch.device) -> dict[str, float]:
