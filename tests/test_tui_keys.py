@@ -179,6 +179,7 @@ async def test_runs_footer_offers_what_applies_to_the_row_and_fits_80_columns(tm
         assert "stop" in shown["live"] and "resume" not in shown["live"]
         assert "expand" in shown["trio"] and "resume" not in shown["trio"]
         assert all("quit" in s and "show_runs" in s for s in shown.values())  # the app's keys fit too
+        assert all("open" in s for s in shown.values())  # enter, though the focused table binds it too
         await pilot.press("r")  # not offered on a group: the key does nothing (no resume, no warning)
         await pilot.pause(0.2)
         assert acted == [] and app.screen is screen
@@ -207,6 +208,12 @@ async def test_study_footer_fits_80_columns_and_offers_no_stop_on_a_finished_stu
         await wait_for(pilot, lambda: isinstance(app.screen, StudyScreen) and app.screen.refreshes > 0,
                        timeout=180, what="study view")
         await pilot.pause(0.3)
+        assert app.screen.focused is not None  # as a user has it: the trials table focused
         shown, whole = _footer(app.screen)
-        assert whole and "quit" in shown, shown
+        assert whole and "quit" in shown and "open_trial" in shown, shown
         assert "confirm" in shown and not {"stop_study", "stop_trial", "continue_study"} & set(shown), shown
+        assert "next_param" not in shown  # the scatter is on the second page at 80 columns
+        await pilot.press("g")
+        await pilot.pause(0.3)
+        shown, whole = _footer(app.screen)
+        assert whole and "next_param" in shown and "quit" in shown, shown

@@ -52,7 +52,7 @@ class DashboardScreen(Screen):
         Binding("escape", "back", "Back"),
         Binding("s", "stop", "Stop"),
         Binding("r", "resume", "Resume"),
-        Binding("g", "next_group", "Panels"),
+        Binding("g", "next_group", "Page"),  # the next page of panels
         Binding("e", "toggle_ema", "EMA"),
         Binding("E", "cycle_ema", "EMA weight", show=False),
         Binding("l", "toggle_log", "Log y"),
@@ -69,7 +69,7 @@ class DashboardScreen(Screen):
         Binding("left_square_bracket", "pan(-0.25)", "Pan left", show=False),
         Binding("right_square_bracket", "pan(0.25)", "Pan right", show=False),
         Binding("0", "reset_view", "Reset view", show=False),
-        Binding("f", "maximize", "Full panel"),
+        Binding("f", "maximize", "Enlarge"),  # one panel full size; short: 80 columns fit the footer
     ]
 
     def __init__(self, runs: list[RunData], panels: tuple[PanelSpec, ...] = PANELS,

@@ -36,7 +36,7 @@ def preset_info(path: Path) -> dict[str, Any]:
 
 class PresetsScreen(Screen):
     BINDINGS = [
-        Binding("enter", "open", "Edit", show=True),
+        Binding("enter", "open", "Edit", priority=True),  # (the focused table binds enter too, unshown)
         Binding("n", "new", "New preset"),
         Binding("f5", "reload", "Reload", show=False),
     ]

@@ -70,7 +70,7 @@ class RunsUpdated(Message):
 
 class RunsScreen(Refreshing, Screen):
     BINDINGS = [
-        Binding("enter", "open", "Open"),
+        Binding("enter", "open", "Open", priority=True),  # (the focused table binds enter too, unshown)
         Binding("space", "mark", "Mark"),
         Binding("c", "compare", "Compare"),
         Binding("e", "expand", "Expand"),
@@ -188,6 +188,7 @@ class RunsScreen(Refreshing, Screen):
                         del readers[path]
                 if path not in models:
                     models[path] = _model_from_preset(path)
+                if path not in members or summary.started is None:  # the world size is known from run_start
                     members[path] = membership(path)
                 arch = summary.arch or str(models[path].get("arch", ""))
                 rows.append(RunRow(path, summary, preset_name(path, summary), arch,

@@ -45,7 +45,6 @@ def _fmt_param(v: Any) -> str:
     return str(v)
 
 
-
 class StudiesUpdated(Message):
     def __init__(self, rows: list[StudyRow]) -> None:
         super().__init__()
@@ -58,7 +57,7 @@ class StudiesUpdated(Message):
 # -- the studies list --------------------------------------------------------------------------------
 class StudiesScreen(Refreshing, Screen):
     BINDINGS = [
-        Binding("enter", "open", "Open"),
+        Binding("enter", "open", "Open", priority=True),  # (the focused table binds enter too, unshown)
         Binding("n", "new_study", "Run a study file"),
         Binding("c", "continue_study", "Continue"),
         Binding("S", "stop_study", "Stop study"),

@@ -51,12 +51,12 @@ NARROW = 110  # the app's -narrow breakpoint
 class StudyScreen(Refreshing, Screen):
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
-        Binding("enter", "open_trial", "Open"),
+        Binding("enter", "open_trial", "Open", priority=True),  # (the table binds enter too, unshown)
         Binding("o", "sort", "Sort"),
         Binding("O", "reverse", "Reverse", show=False),
         Binding("p", "next_param", "Param"),
         Binding("b", "band", "Band", show=False),  # the curves panel says "band (b)"
-        Binding("g", "page", "Panels"),
+        Binding("g", "page", "Page"),  # the other page of panels (80 columns)
         Binding("x", "stop_trial", "Stop trial"),
         Binding("S", "stop_study", "Stop study"),
         Binding("c", "continue_study", "Continue"),
@@ -157,11 +157,13 @@ class StudyScreen(Refreshing, Screen):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Keys are offered only where they do something: g pages the panels at 80 columns only (wider,
-        every panel is on screen); x stops the highlighted trial when it runs; S stops a running study,
+        every panel is on screen), and p there on the scatter's page; x stops the highlighted trial when it runs; S stops a running study,
         c continues any but a finished one (a "running" one may have lost its controller: a worker
         takes over); k needs a completed trial."""
         if action == "page":
             return self._narrow()
+        if action == "next_param":  # the scatter it steps: at 80 columns on the second page only
+            return not self._narrow() or self.has_class("-page2")
         s = self.snapshot
         if s is None or action not in ("stop_trial", "stop_study", "continue_study", "confirm"):
             return True
@@ -404,6 +406,7 @@ class StudyScreen(Refreshing, Screen):
     def action_page(self) -> None:
         """At 80 columns: best-so-far and curves, or the scatter and importance."""
         self.toggle_class("-page2")
+        self.refresh_bindings()  # p steps the scatter, on this page only
         self.call_after_refresh(self._redraw_text_panels)
 
     def action_band(self) -> None:
