@@ -217,3 +217,22 @@ async def test_study_footer_fits_80_columns_and_offers_no_stop_on_a_finished_stu
         await pilot.pause(0.3)
         shown, whole = _footer(app.screen)
         assert whole and "next_param" in shown and "quit" in shown, shown
+
+
+@aio
+async def test_dashboard_footer_fits_80_columns_and_x_works_unlisted_there(tmp_path):
+    """Below 110 columns 'x X axis' leaves the footer (a running run's g / s / f and q would not fit),
+    but the key still toggles steps / tokens; wider it is listed."""
+    run = write_run(tmp_path / "runs", "mhc-run", "mhc", seed=0)
+    for size, listed in (((80, 24), False), ((160, 48), True)):
+        app = make_app(run_dir=run, runs_root=tmp_path / "runs", now=lambda: FIXED_NOW)
+        async with app.run_test(size=size) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.ready,
+                           what="dashboard")
+            await pilot.pause(0.3)
+            shown, whole = _footer(app.screen)
+            assert whole and "quit" in shown and "next_group" in shown, (size, shown)
+            assert ("toggle_x" in shown) is listed and "toggle_x_unlisted" not in shown, (size, shown)
+            await pilot.press("x")
+            await pilot.pause(0.2)
+            assert app.screen.xaxis == "tokens", size

@@ -10,14 +10,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer
 
-from .. import services
 from ..metrics import PANELS, PanelSpec, dashboard_groups
 from ..panels import Source, View, extent, frame_for, grid_shape, legend, pan_window, zoom_window
 from ..rundata import RunData, RunSnapshot
@@ -57,6 +56,7 @@ class DashboardScreen(Screen):
         Binding("E", "cycle_ema", "EMA weight", show=False),
         Binding("l", "toggle_log", "Log y"),
         Binding("x", "toggle_x", "X axis"),
+        Binding("x", "toggle_x_unlisted", "X axis", show=False),  # x below 110 columns, where the footer is full
         Binding("b", "toggle_band", "Band"),
         Binding("left", "cursor(-1)", "Inspect", show=False),
         Binding("right", "cursor(1)", "Inspect", show=False),
@@ -163,6 +163,8 @@ class DashboardScreen(Screen):
             return self.runs[0].state in RESUMABLE
         if action == "next_group":
             return len(self._pages()) > 1
+        if action in ("toggle_x", "toggle_x_unlisted"):  # one of the two x bindings: listed when wide
+            return (self.size.width >= NARROW) == (action == "toggle_x")
         return True
 
     # -- data flow -----------------------------------------------------------------------------------
@@ -222,6 +224,7 @@ class DashboardScreen(Screen):
     def on_resize(self) -> None:
         self._layout_grid()
         self._status()
+        self.refresh_bindings()  # x is listed from 110 columns on
 
     def _layout_grid(self) -> None:
         """Columns and row height from the terminal size and the panels shown (panels.grid_shape)."""
@@ -256,6 +259,7 @@ class DashboardScreen(Screen):
         if available != self._available:
             self._available = available
             self._apply_display()
+            self.refresh_bindings()  # g: a page (system metrics) may have appeared
         for spec, panel in self.panels:
             # only the page on screen is drawn: a hidden page's frames are built when it is shown
             if spec.key not in page or self._tokens.get(spec.key) == token:
@@ -329,6 +333,8 @@ class DashboardScreen(Screen):
     def action_toggle_x(self) -> None:
         self.xaxis = "tokens" if self.xaxis == "step" else "step"
         self._invalidate()
+
+    action_toggle_x_unlisted = action_toggle_x
 
     def action_zoom(self, factor: float) -> None:
         self.window = zoom_window(self.window, factor)
@@ -408,21 +414,11 @@ class DashboardScreen(Screen):
         def confirmed(ok: bool | None) -> None:
             if ok:
                 self.stopping = True
-                self._stop(run)
+                self.app.stop_run(run.path)  # as the runs list does: SIGTERM, and a word on how it went
                 self._status()
 
         self.app.push_screen(ConfirmScreen(f"Stop {run.run_id}? The trainer writes a checkpoint, then "
                                            f"exits.", yes="Stop"), confirmed)
-
-    @work(thread=True, group="control")
-    def _stop(self, run: RunSnapshot) -> None:
-        try:
-            ok = services.stop_run(self.app.watcher.proc_of(run.path) or run.path)
-        except Exception as e:  # show launcher problems, keep the dashboard up
-            self.app.call_from_thread(self.notify, f"Stop failed: {e}", severity="error", markup=False)
-            return
-        if not ok:
-            self.app.call_from_thread(self.notify, "No live trainer found for this run", severity="warning")
 
     def action_resume(self) -> None:
         self.app.resume_run(self.runs[0].path)
