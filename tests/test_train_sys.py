@@ -131,7 +131,7 @@ def test_live_mirror_under_sigkill_is_readable_and_the_resumed_run_is_unharmed(t
     assert not math.isnan(got["train/loss"][24])
 
 
-def _fake_trainer(run_dir, cwd) -> "subprocess.Popen":
+def _fake_trainer(run_dir, cwd):
     """A process whose command line is a trainer's (python -m tuiLM.train RUN_DIR); it only sleeps."""
     import subprocess
     import sys

@@ -148,7 +148,7 @@ def _watch_run(run_dir: str | Path, proc: subprocess.Popen, console: Any, tail: 
                 stopping = True
                 state["interrupted"] = 143 if isinstance(e, Terminated) else 130  # the shell's 128 + signal
                 display.console.print(f"stopping ({what}): the trainer finishes its step and writes a checkpoint "
-                                      f"({'Ctrl-C' if what == 'Ctrl-C' else 'SIGTERM'} again to kill it)")
+                                      f"({what} again to kill it)")
                 stop_trainer(proc, reason=f"{what} in the terminal watching it" if what == "Ctrl-C"
                              else "SIGTERM to the process watching it", run_dir=run_dir)
     try:

@@ -31,7 +31,8 @@ class TuiLMApp(App):
     COMMANDS = App.COMMANDS | {TuiLMCommands}
     MODES = {"presets": PresetsScreen, "runs": RunsScreen, "studies": StudiesScreen}
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-medium"), (150, "-wide")]
-    VIEWS = Binding.Group("Views", compact=True)  # 1 presets, 2 runs, 3 studies: one footer entry ("123 Views") so 80 columns fit the keys
+    # 1 presets, 2 runs, 3 studies: one footer entry ("123 Views"), so 80 columns fit the screens' keys
+    VIEWS = Binding.Group("Views", compact=True)
     BINDINGS = [
         Binding("1", "show_presets", "Presets", group=VIEWS),
         Binding("2", "show_runs", "Runs", group=VIEWS),

@@ -157,9 +157,9 @@ class StudyScreen(Refreshing, Screen):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Keys are offered only where they do something: g pages the panels at 80 columns only (wider,
-        every panel is on screen), and p there on the scatter's page; x stops the highlighted trial when it runs; S stops a running study,
-        c continues any but a finished one (a "running" one may have lost its controller: a worker
-        takes over); k needs a completed trial."""
+        every panel is on screen), and p there on the scatter's page; x stops the highlighted trial
+        when it runs; S stops a running study; c continues any but a finished one (a "running" one
+        may have lost its controller: a worker takes over); k needs a completed trial."""
         if action == "page":
             return self._narrow()
         if action == "next_param":  # the scatter it steps: at 80 columns on the second page only
