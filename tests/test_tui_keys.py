@@ -147,6 +147,19 @@ def _footer(screen) -> tuple[list[str], bool]:
     return [k.action for k in keys], all(0 < k.region.right <= limit for k in keys)
 
 
+async def _settled_footer(pilot, screen) -> tuple[list[str], bool]:
+    """``_footer`` once the footer has settled (a refresh recomposes it, and a loaded machine lays it
+    out late): the same keys, all of them whole, twice in a row; else what it shows after 10 s."""
+    last = None
+    for _ in range(100):
+        await pilot.pause(0.1)
+        now = _footer(screen)
+        if now[1] and now == last:
+            return now
+        last = now
+    return last
+
+
 @aio
 async def test_runs_footer_offers_what_applies_to_the_row_and_fits_80_columns(tmp_path):
     from tuiLM.ownership import acquire_run_lock
@@ -172,7 +185,7 @@ async def test_runs_footer_offers_what_applies_to_the_row_and_fits_80_columns(tm
                        if (k in screen.groups) == (key == "trio") and (key == "trio" or k.endswith("/" + key)))
             table.move_cursor(row=row)
             await pilot.pause(0.2)
-            shown[key], whole = _footer(screen)
+            shown[key], whole = await _settled_footer(pilot, screen)
             assert whole, (key, shown[key])
         assert "resume" in shown["halted"] and "expand" not in shown["halted"] and "stop" not in shown["halted"]
         assert "resume" not in shown["done"] and "stop" not in shown["done"]
@@ -209,13 +222,13 @@ async def test_study_footer_fits_80_columns_and_offers_no_stop_on_a_finished_stu
                        timeout=180, what="study view")
         await pilot.pause(0.3)
         assert app.screen.focused is not None  # as a user has it: the trials table focused
-        shown, whole = _footer(app.screen)
+        shown, whole = await _settled_footer(pilot, app.screen)
         assert whole and "quit" in shown and "open_trial" in shown, shown
         assert "confirm" in shown and not {"stop_study", "stop_trial", "continue_study"} & set(shown), shown
         assert "next_param" not in shown  # the scatter is on the second page at 80 columns
         await pilot.press("g")
         await pilot.pause(0.3)
-        shown, whole = _footer(app.screen)
+        shown, whole = await _settled_footer(pilot, app.screen)
         assert whole and "next_param" in shown and "quit" in shown, shown
 
 
@@ -230,7 +243,7 @@ async def test_dashboard_footer_fits_80_columns_and_x_works_unlisted_there(tmp_p
             await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.ready,
                            what="dashboard")
             await pilot.pause(0.3)
-            shown, whole = _footer(app.screen)
+            shown, whole = await _settled_footer(pilot, app.screen)
             assert whole and "quit" in shown and "next_group" in shown, (size, shown)
             assert ("toggle_x" in shown) is listed and "toggle_x_unlisted" not in shown, (size, shown)
             await pilot.press("x")
