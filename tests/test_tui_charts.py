@@ -55,6 +55,10 @@ def test_tick_count_grows_with_the_target():
 def test_log_ticks_are_decades():
     assert log_ticks(-9.2, 0.1, 4) == [-9.0, -6.0, -3.0, 0.0]
     assert log_ticks(-3, -1, 5) == [-3.0, -2.0, -1.0]
+    # within a decade (a loss from 5.8 down to 1.7): round values, labelled as such (not ".756749")
+    ticks = log_ticks(math.log10(1.7), math.log10(5.8), 4)
+    fmt = axis_formatter(ticks, log=True)
+    assert [fmt(10 ** t) for t in ticks] == ["2", "3", "4", "5"]
 
 
 @pytest.mark.parametrize("ticks", [[0.0, 0.002], [0.0095, 0.0100, 0.0105], [0.7105, 0.711, 0.7115],

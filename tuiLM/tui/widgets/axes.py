@@ -53,7 +53,10 @@ def log_ticks(lo: float, hi: float, target: int) -> list[float]:
         return []
     first, last = math.ceil(lo - 1e-9), math.floor(hi + 1e-9)
     n = last - first + 1
-    if n < 2:
+    if n < 2:  # within a decade (a loss from 5.8 to 1.7): round values, 2 3 4 5, as a W&B log axis shows
+        vals = [v for v in nice_ticks(10.0 ** lo, 10.0 ** hi, target) if v > 0]
+        if len(vals) >= 2:
+            return [math.log10(v) for v in vals]
         return [lo, hi] if hi > lo else [lo]
     every = max(1, math.ceil(n / max(1, target)))
     return [float(e) for e in range(first, last + 1) if (e - first) % every == 0]
