@@ -151,3 +151,27 @@ def test_runs_list_steps_and_time_fit_their_columns():
             assert len(steps_text(n, m)) < STEPS_W, (n, m, steps_text(n, m))
     for sec in (0, 59, 3600, 35_999, 36_000, 359_999, 3_599_999, 10**8):
         assert len(duration_text(sec)) <= TIME_W, (sec, duration_text(sec))
+
+
+def test_a_runs_time_is_its_training_time_not_the_wall_time_from_start_to_resume(tmp_path):
+    """Stopped for a day and resumed: the runs list said 25 hours, the dashboard the training time."""
+    import json
+
+    from tuiLM.reader import summarize as read_summary
+
+    run = tmp_path / "later"
+    run.mkdir()
+    start = {"v": 1, "kind": "run_start", "run_id": "later", "versions": {}, "device": "cpu", "params": 1,
+             "world_size": 1, "max_steps": 10, "tokens_per_step": 1, "corpus": {}, "pid": 1, "step": 0}
+    train = {"v": 1, "kind": "train", "tokens": 1, "loss": 1.0, "lr": 1e-3, "grad_norm": 1.0, "tokens_per_s": 1.0,
+             "dt_ms": 1.0}
+    lines = [{**start, "time": 1000.0}, {**train, "step": 1, "time": 1010.0},
+             {"v": 1, "kind": "run_end", "status": "stopped", "step": 1, "reason": "", "time": 1020.0,
+              "elapsed_s": 20.0},
+             {**start, "step": 1, "time": 91000.0, "elapsed_before_s": 20.0}, {**train, "step": 2, "time": 91030.0}]
+    (run / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in lines))
+    assert read_summary(run).elapsed_s == pytest.approx(50.0)  # 20 s before the stop, 30 s since the resume
+    lines.append({"v": 1, "kind": "run_end", "status": "completed", "step": 2, "reason": "", "time": 91040.0,
+                  "elapsed_s": 60.0})
+    (run / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in lines))
+    assert read_summary(run).elapsed_s == pytest.approx(60.0)  # run_end's own figure

@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
-from .events import MAX_LINE, EventsFileError, decode_event, open_regular, to_float
+from .events import MAX_LINE, EventsFileError, decode_event, float_or_none, open_regular, to_float
 from .files import temp_beside
 from .lineparse import CHUNK, Chunk, Signature, parse_chunk
 from .runs import EVENTS, PIDFILE
@@ -296,6 +296,7 @@ class RunSummary:
     evals: list[tuple[int, float, float]] = field(default_factory=list)  # (step, val_bpb, val_loss)
     trend: list[float] = field(default_factory=list)  # TREND_POINTS train losses over the run, oldest first
     diag: dict[str, float] = field(default_factory=dict)  # the latest mHC diagnostics (DIAG_FIELDS)
+    elapsed_s: float | None = None  # training time over every attempt (training_time), not wall time
 
     @property
     def run_id(self) -> str:
@@ -467,6 +468,7 @@ class RunReader:
                        ended=end.get("time"), reason=end.get("reason", ""), artifact_bytes=end.get("artifact_bytes"))
         if self.tail.error:
             s.reason = self.tail.error
+        s.elapsed_s = training_time(self.run_start, self.run_end, self.last_time)
         train = self.tables["train"]
         if train.n:
             step, tokens, loss = (train.col(k) for k in ("step", "tokens", "loss"))
@@ -602,6 +604,18 @@ class RunReader:
             except OSError:
                 pass
         return True
+
+
+def training_time(run_start: Any, run_end: Any, last_time: float | None) -> float | None:
+    """Training time over every attempt: run_end's elapsed_s once the run ended, else the earlier
+    attempts' (run_start's elapsed_before_s) plus this attempt's start to ``last_time`` (a day between
+    a stop and its resume is not training time)."""
+    total = float_or_none((run_end or {}).get("elapsed_s"))
+    stop = (run_end or {}).get("time", last_time)
+    start = (run_start or {}).get("time")
+    if total is not None or not (isinstance(stop, (int, float)) and isinstance(start, (int, float))):
+        return total
+    return (float_or_none(run_start.get("elapsed_before_s")) or 0.0) + max(0.0, float(stop) - float(start))
 
 
 def absent(col: np.ndarray) -> np.ndarray:

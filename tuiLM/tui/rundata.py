@@ -20,7 +20,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..events import float_or_none
-from ..reader import TABLE_KINDS, EventTail, RunReader, Sample, live_state
+from ..reader import TABLE_KINDS, EventTail, RunReader, Sample, live_state, training_time
 from ..runs import STDOUT, read_preset
 from .series import SeriesCache
 
@@ -132,20 +132,8 @@ class RunSnapshot:
         return float((s[-1] - s[0]) / (t[-1] - t[0]))
 
     def elapsed_s(self) -> float | None:
-        """Training time over every attempt: run_end's figure once the run has ended, else the
-        earlier attempts' time (run_start's elapsed_before_s) plus run_start to the latest event."""
-        if self.run_start is None:
-            return None
-        total = float_or_none((self.run_end or {}).get("elapsed_s"))
-        if total is not None:
-            return total
-        end = (self.run_end or {}).get("time")
-        stop = end if isinstance(end, (int, float)) else self.last("train", "time")
-        start = self.run_start.get("time")
-        if isinstance(stop, (int, float)) and isinstance(start, (int, float)):
-            before = float_or_none(self.run_start.get("elapsed_before_s")) or 0.0
-            return before + max(0.0, float(stop) - float(start))
-        return None
+        """Training time over every attempt (``reader.training_time``)."""
+        return training_time(self.run_start, self.run_end, self.last("train", "time"))
 
     def mean_tokens_per_s(self) -> float | None:
         """A finished run's throughput: tokens over its training time, every attempt counted."""

@@ -104,8 +104,8 @@ def make_group_row(group: SeedGroup, rows: dict[Path, RunRow]) -> GroupRow:
 
 
 def _took(s: RunSummary) -> float | None:
-    end = s.ended if s.ended is not None else s.last_time
-    return (end - s.started) if isinstance(end, (int, float)) and s.started else None
+    """The run's training time over every attempt (as the dashboard's header), not stop-to-resume wall time."""
+    return s.elapsed_s
 
 
 def _model_from_preset(run: Path) -> dict[str, Any]:
