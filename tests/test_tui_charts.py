@@ -300,3 +300,13 @@ def test_downsampling_still_joins_after_the_new_render():
     x = np.arange(100_000, dtype=float)
     b = minmax_downsample(x, np.sin(x / 1000), 0, 99_999, 80)
     assert len(b) == 80
+
+
+def test_a_trace_without_a_line_draws_its_points_alone():
+    """A study's trials are independent values: a dot each, no path joining them (it read as a curve)."""
+    x, y = np.arange(7, dtype=float), np.array([5.5, 5.7, 6.3, 7.7, 5.9, 5.1, 5.6])
+    for line in (True, False):
+        text = "".join(s.text for s in render_plot(Frame([Trace(x, y, "#ffffff", markers=True, line=line)]), 60, 14)[:-1])
+        dots = sum(1 for ch in text if 0x2800 < ord(ch) <= 0x28FF)
+        assert text.count(MARKER) == 7
+        assert (dots > 0) is line, (line, dots)

@@ -211,7 +211,7 @@ async def test_studies_list_and_study_view_show_bracketed_names_and_values(tmp_p
         assert "s[x] finished" in text  # the title
         assert "[/]gelu" in text and "[bold]relu" in text  # the table and the scatter's categories
         assert "[/]val vs activation" in text and "[/]val over seeds" in text  # border titles
-        assert "trial → best [/]val" in text
+        assert "● trial · ━ best so far" in text  # (the best-so-far legend; the objective is in the titles)
         assert "t0 [/] vs t1 [bold]: noise" in text
 
 

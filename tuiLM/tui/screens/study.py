@@ -282,9 +282,9 @@ class StudyScreen(Refreshing, Screen):
         x = np.array([p[0] for p in pts], dtype=float)
         y = np.array([p[1] for p in pts], dtype=float)
         best = sign * np.minimum.accumulate(sign * y)
-        panel.border_subtitle = Content(f"trial → best {s.objective}")
-        panel.set_frame(Frame([Trace(x, y, "#5c6370", "trial", dim=True, markers=True), Trace(x, best, "#7bd389", "best")],
-                              message=""))
+        panel.border_subtitle = Content.from_markup("[#8b93a1]●[/] trial · [#7bd389]━[/] best so far")
+        panel.set_frame(Frame([Trace(x, y, "#8b93a1", "trial", markers=True, line=False),  # trials are not a path
+                               Trace(x, best, "#7bd389", "best")], message=""))
 
     def _draw_curves(self) -> None:
         s = self.snapshot

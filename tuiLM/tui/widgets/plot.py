@@ -225,6 +225,9 @@ def render_plot(frame: Frame, width: int, height: int, geometry: list | None = N
     rows_idx = np.arange(nrows)[:, None]
     marks: list[tuple[int, np.ndarray, np.ndarray]] = []
     for k, (t, b) in enumerate(buckets):
+        if not t.line:  # dots only, however many
+            marks.append((k, _row_of(b.last, ymin, ymax, nrows) // 4, b.cols // 2))
+            continue
         top, bot, c0, c1 = _spans(b, ymin, ymax, nrows)
         grid = np.zeros((nrows, ncols), bool)
         grid[:, c0: c1 + 1] = (rows_idx >= top[None, :]) & (rows_idx <= bot[None, :])

@@ -17,7 +17,8 @@ from ..series import BlockCache
 class Trace:
     """One series to draw. ``x`` sorted; ``blocks`` (optional) pre-reduced min/max for long series.
 
-    ``markers``: a sparse series (evaluations) draws a dot at each point, joined by lines."""
+    ``markers``: a sparse series (evaluations) draws a dot at each point, joined by lines; with
+    ``line`` False the dots alone (independent values, such as a study's trials, are not a path)."""
 
     x: np.ndarray
     y: np.ndarray
@@ -26,6 +27,7 @@ class Trace:
     blocks: BlockCache | None = None
     dim: bool = False
     markers: bool = False
+    line: bool = True
 
 
 def fmt_value(v: float) -> str:
