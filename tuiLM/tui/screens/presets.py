@@ -85,7 +85,8 @@ class PresetsScreen(Screen):
         dirs = ", ".join(f"{d}/" for d in self.app.preset_dirs()) or "no preset folder found"
         self.query_one("#presets-title", Static).update(
             Text.assemble(("Presets  ", "bold"), (f"{len(paths)} from {dirs}", "dim"),
-                          ("   enter: edit · n: new · 2: runs", "dim italic")))
+                          ("   enter: edit · n: new · 2: runs", "dim italic"),
+                          no_wrap=True, overflow="ellipsis"))  # one line: a long folder cuts the hint
         if paths:
             table.move_cursor(row=min(keep, len(paths) - 1))
             self._preview(paths[min(keep, len(paths) - 1)])
