@@ -523,9 +523,9 @@ def _trials_tables(summary: dict[str, Any], keys: list[str], width: int) -> list
             "± SE": "-" if r["value_se"] is None else f"{r['value_se']:.4f}", "k": str(r["k"]),
             "steps": "-" if r["steps"] is None else str(r["steps"]),
             "host": r["host"] or "",
-            "vs best": short_cmp(r) + (" lucky?" if r["lucky"] else "")}))
+            "gain vs best": short_cmp(r) + (" lucky?" if r["lucky"] else "")}))
     hosts = {cells["host"] for _, cells in rows} - {""}
-    cols = ["#", "state", *[short[k] for k in keys], summary["objective"], "± SE", "k", "steps", "vs best"]
+    cols = ["#", "state", *[short[k] for k in keys], summary["objective"], "± SE", "k", "steps", "gain vs best"]
     if len(hosts) > 1:  # a study of several machines: which ran each trial
         cols.append("host")
     cells = {c: max((len(cells[c]) for _, cells in rows), default=0) for c in cols}

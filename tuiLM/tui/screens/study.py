@@ -245,7 +245,7 @@ class StudyScreen(Refreshing, Screen):
             return
         self._shown_token = token
         cols = ["#", "state", *[short_key(k, s.keys) for k in s.keys], s.objective,
-                *(() if narrow else ("k", "steps")), "vs best",
+                *(() if narrow else ("k", "steps")), "gain vs best",
                 *(("host",) if not narrow and len({t.host for t in s.trials} - {""}) > 1 else ())]  # several machines
         if self._columns != cols:
             table.set_columns(cols)
