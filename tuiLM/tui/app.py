@@ -19,6 +19,7 @@ from .commands import TuiLMCommands
 from .screens.dashboard import DashboardScreen
 from .screens.dialogs import ConfirmScreen
 from .screens.editor import PresetEditor
+from .screens.live import NARROW
 from .screens.presets import PresetsScreen
 from .screens.runs import RunsScreen
 from .screens.studies import StudiesScreen
@@ -30,7 +31,7 @@ class TuiLMApp(App):
     TITLE = "tuiLM"
     COMMANDS = App.COMMANDS | {TuiLMCommands}
     MODES = {"presets": PresetsScreen, "runs": RunsScreen, "studies": StudiesScreen}
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-medium"), (150, "-wide")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (NARROW, "-medium"), (150, "-wide")]
     # 1 presets, 2 runs, 3 studies: one footer entry ("123 Views"), so 80 columns fit the screens' keys
     VIEWS = Binding.Group("Views", compact=True)
     BINDINGS = [

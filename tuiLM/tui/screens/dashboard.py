@@ -27,14 +27,13 @@ from ..widgets.plot import PlotPanel
 from ..widgets.runoutput import RunOutput
 from ..widgets.status import RESUMABLE, FailureBox, StatusLine, compare_header, run_header
 from .dialogs import ConfirmScreen
-from .live import REDRAW_S, Pacer
+from .live import NARROW, REDRAW_S, Pacer
 
 EMA_WEIGHTS = (0.6, 0.9, 0.99, 0.999)
 STATUS_LOADING_S = 0.5  # while a long file loads: only the status line (progress), plots once loaded
 MIN_PANEL_ROWS = 10  # a panel shorter than this shows too few ticks to read
 OUTPUT_ROWS = 12  # the samples and stdout pane below the plots (#dash-bottom in tuilm.tcss)...
 OUTPUT_ROWS_NARROW = 18  # ...and below the -narrow breakpoint, where its two boxes stack (8 + 10)
-NARROW = 110  # the app's -narrow breakpoint (known from the width: on_resize runs before the new layout)
 KINDS = ("train", "eval", "diag")
 
 

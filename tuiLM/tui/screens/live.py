@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 
+NARROW = 110  # the app's -narrow breakpoint (App.HORIZONTAL_BREAKPOINTS): below it, 80-column layouts
 REDRAW_S = 0.25  # at most 4 redraws a second (the loader polls a live run at the same pace)
 UI_CPU_BUDGET = 0.10  # live redraws wait while the UI thread has used more than 10 % of a core
 REDRAW_MAX_WAIT_S = 2.0  # ...but never longer than this

@@ -33,14 +33,14 @@ from ...units import fmt_age
 from ..widgets.cursortable import CursorTable
 from ..widgets.status import RESUMABLE, STATE_ICON
 from .dialogs import ConfirmScreen
-from .live import Refreshing
+from .live import NARROW, Refreshing
 from .runrows import (STEPS_W, TIME_W, GroupRow, RunRow, _frozen, _model_from_preset, _size, _took, make_group_row,
                       duration_text, preset_name, sparkline, steps_text)
 
 REFRESH_S = 2.0
 STATE_STYLE = {"running": "bold green", "completed": "cyan", "stopped": "yellow", "pruned": "magenta",
                "failed": "bold red", "dead": "bold red", "new": "dim", "starting": "green", "unreadable": "bold red"}
-WIDE = 110  # from this width on: arch, preset and age columns too
+WIDE = NARROW  # from the app's breakpoint on: arch, preset and age columns too
 TREND_W = TREND_POINTS
 TREND_NARROW = 6  # the trend's cells below WIDE
 RUN_MAX = 64  # the run column's cap: the rest of a very wide terminal stays free
@@ -335,7 +335,7 @@ class RunsScreen(Refreshing, Screen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Stop, Resume and Expand are offered (in the footer, and on their keys) only where they
         apply to the highlighted row: at 80 columns the footer has room for the keys that do."""
-        if action not in ("stop", "resume", "expand") or not self.is_mounted:
+        if action not in self.OFFERED or not self.is_mounted:
             return True
         key = self._cursor_key()
         if action == "expand":

@@ -29,11 +29,10 @@ from ...units import short_key
 from ..studydata import StudyReader, StudyRow
 from ..widgets.literal import cell
 from .dialogs import AskScreen
-from .live import Refreshing
-from .studyactions import ask_stop_study, continue_study
+from .live import NARROW, Refreshing  # below NARROW the list leaves out storage and last activity
+from .studyactions import ask_stop_study, continue_study, offers
 
 REFRESH_S = 2.0
-NARROW = 110  # below this width the studies list leaves out storage and last activity
 STATE_STYLE = {"running": "bold green", "stopping": "yellow", "stopped": "yellow", "finished": "cyan", "idle": "dim",
                "unreadable": "bold red", "complete": "green", "pruned": "magenta", "fail": "red",
                "waiting": "dim"}
@@ -180,11 +179,10 @@ class StudiesScreen(Refreshing, Screen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """S is offered on a running study; c on any but a finished one (a study that says running
         may have lost its controller, killed or on another host: a worker is how it goes on)."""
-        if action not in ("stop_study", "continue_study") or not self.is_mounted:
+        if action not in self.OFFERED or not self.is_mounted:
             return True
         row = self.rows.get(self._cursor() or "")
-        state = row.state if row is not None else ""
-        return state == "running" if action == "stop_study" else bool(state) and state != "finished"
+        return row is not None and offers(action, row.state)
 
     @on(DataTable.RowHighlighted)
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:

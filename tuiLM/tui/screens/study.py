@@ -28,9 +28,10 @@ from ..studydata import TOP_K, StudyReader, StudySnapshot, TrialView
 from ..widgets.linetable import LineTable
 from ..widgets.plot import Fill, Frame, PlotPanel, Trace
 from ..widgets.scatter import importance_text, scatter_text
-from .live import Refreshing
-from .studies import REFRESH_S, STATE_STYLE, _fmt_param, short_key
-from .studyactions import ask_confirm, ask_stop_study, ask_stop_trial, continue_study
+from .live import NARROW, Refreshing
+from ...units import short_key
+from .studies import REFRESH_S, STATE_STYLE, _fmt_param
+from .studyactions import ask_confirm, ask_stop_study, ask_stop_trial, continue_study, offers
 
 COLORS = ["#4ea1ff", "#f4a261", "#7bd389", "#e76f51", "#c77dff", "#ffd166", "#4cc9f0", "#f72585"]
 
@@ -45,7 +46,6 @@ class StudyUpdated(Message):
         return isinstance(message, StudyUpdated)
 
 SORTS = ("value", "number", "state")
-NARROW = 110  # the app's -narrow breakpoint
 
 
 class StudyScreen(Refreshing, Screen):
@@ -165,14 +165,14 @@ class StudyScreen(Refreshing, Screen):
         if action == "next_param":  # the scatter it steps: at 80 columns on the second page only
             return not self._narrow() or self.has_class("-page2")
         s = self.snapshot
-        if s is None or action not in ("stop_trial", "stop_study", "continue_study", "confirm"):
+        if s is None or action not in self.OFFERED:
             return True
         if action == "stop_trial":
             t = self.trial()
             return t is not None and t.state == "running"
         if action == "confirm":
             return s.count("complete") > 0
-        return s.state == "running" if action == "stop_study" else s.state != "finished"
+        return offers(action, s.state)
 
     def _draw_title(self) -> None:
         s = self.snapshot

@@ -9,6 +9,13 @@ from typing import Any, Callable
 from .dialogs import AskScreen, ConfirmScreen
 
 
+def offers(action: str, state: str) -> bool:
+    """Whether a study in ``state`` (report.study_state) takes ``stop_study`` or ``continue_study``:
+    stop a running one; continue any but a finished one (one that says running may have lost its
+    controller, killed or on another host: a worker is how it goes on)."""
+    return state == "running" if action == "stop_study" else state != "finished"
+
+
 def ask_stop_study(screen: Any, name: str) -> None:
     screen.app.push_screen(ConfirmScreen(f"Stop study {name}? Running trials checkpoint and end stopped; "
                                          "continue resumes them.", yes="Stop"),
