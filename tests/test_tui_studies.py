@@ -83,11 +83,14 @@ async def test_study_view_from_the_fixture_study(tmp_path):
         b = expected["best"]
         assert first[0].startswith(str(b["number"])) and f"{b['value']:.4f} ± {b['value_se']:.4f}" in first
         # sort by trial number, then by a parameter
+        assert screen._header[2 + len(snap.keys)] == f"{snap.objective} ▲"  # the sorted column is marked
         await pilot.press("O")
         assert screen.sort_reverse and screen.sort_key == "value"
+        assert screen._header[2 + len(snap.keys)] == f"{snap.objective} ▼"
         assert str(table.get_row_at(table.row_count - 1)[0]).startswith(str(b["number"]))
         await pilot.press("o")
         assert screen.sort_key == "number" and not screen.sort_reverse
+        assert screen._header[0] == "# ▲" and "▲" not in "".join(screen._header[1:])
         assert [str(table.get_row_at(i)[0]).rstrip("*b") for i in range(3)] == ["0", "1", "2"]
         await pilot.press("o", "o")
         key = screen.sort_key

@@ -106,9 +106,9 @@ class StudiesScreen(Refreshing, Screen):
 
         self.query_one("#studies-title", Static).update(Text.assemble(
             ("Studies ", "bold"), (f"{len(self.rows)} in {studies_root(self.app.runs_root_dir())}/", "dim")))
-        self.query_one("#studies-hint", Static).update(Text(
-            "enter: open · n: run a study file · c: continue · S: stop" if self.rows else
-            "no studies yet: n runs a study file (e.g. presets/studies/quickstart-lr.toml)", style="dim"))
+        hint = self.query_one("#studies-hint", Static)  # with studies listed, the footer says the keys
+        hint.display = not self.rows
+        hint.update(Text("no studies yet: n runs a study file (e.g. presets/studies/quickstart-lr.toml)", style="dim"))
 
     @work(thread=True, exclusive=True, group="studies-refresh")
     def _refresh_loop(self) -> None:

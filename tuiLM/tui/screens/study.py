@@ -77,6 +77,7 @@ class StudyScreen(Refreshing, Screen):
         self.refreshes = 0
         self._shown_token: Any = None
         self._columns: list[str] = []
+        self._header: list[str] = []  # the columns as shown, the sort mark included
         self._cells: dict[int, tuple] = {}  # trial number -> (trial, is best, cells)
         self._drawn: dict[str, Any] = {}  # part -> the inputs it was last drawn from
         self._table_height: int | None = None
@@ -152,6 +153,7 @@ class StudyScreen(Refreshing, Screen):
     def on_resize(self) -> None:
         if self.snapshot is not None:
             self._draw_table()  # 80 columns: compact cells; wider: the height follows the screen's
+            self._draw_title()  # (its legend shows where it fits whole)
         self.refresh_bindings()  # g pages the panels at 80 columns only
         self.call_after_refresh(self._redraw_text_panels)
 
@@ -188,8 +190,10 @@ class StudyScreen(Refreshing, Screen):
             if s.count(state)])  # the states no trial is in say nothing
         title = Text.assemble(
             (f"{s.name} ", "bold"), (s.state, STATE_STYLE.get(s.state, "")), f" · {counts} · ", (best_text, "bold"),
-            (f" · sort {short_key(self.sort_key, s.keys)}{' desc' if self.sort_reverse else ''}", "dim"),
-            (" · # marks: * best, b baseline", "dim"), no_wrap=True, overflow="ellipsis")
+            no_wrap=True, overflow="ellipsis")
+        legend = " · # marks: * best, b baseline"
+        if title.cell_len + len(legend) <= self.app.size.width - 2:  # only whole: not a cut "· #"
+            title.append(legend, "dim")
         if not self._same("title", title.markup):
             self.query_one("#study-title", Static).update(title)
 
@@ -247,10 +251,15 @@ class StudyScreen(Refreshing, Screen):
         cols = ["#", "state", *[short_key(k, s.keys) for k in s.keys], s.objective,
                 *(() if narrow else ("k", "steps")), "gain vs best",
                 *(("host",) if not narrow and len({t.host for t in s.trials} - {""}) > 1 else ())]  # several machines
-        if self._columns != cols:
+        if self._columns != cols:  # (not the sort mark: a re-sort keeps the trials' cells)
+            self._columns, self._cells = list(cols), {}
+        where = {"number": 0, "state": 1, "value": 2 + len(s.keys), **{k: 2 + i for i, k in enumerate(s.keys)}}
+        i = where.get(self.sort_key, 0)  # the sorted column is marked: ▲ ascending, ▼ descending
+        up = (self.sort_key == "value" and s.direction == "maximize") == self.sort_reverse
+        cols[i] += " ▲" if up else " ▼"
+        if self._header != cols:
             table.set_columns(cols)
-            self._columns = cols
-            self._cells = {}
+            self._header = cols
         rows = []
         for t in self.sorted_trials():
             best = t.number == s.best
