@@ -111,6 +111,24 @@ def test_run_dirs_stay_under_runs(runs_dir):
         find_run("../outside")
 
 
+def test_runs_are_listed_newest_made_first_whatever_touched_their_folders_since(runs_dir):
+    """A reader's cache, a stop request or a lock file moves a run folder's time; the list's order is
+    when the run was made (its preset.toml), as its age column says."""
+    import os
+
+    old, new = new_run_dir("old"), new_run_dir("new")
+    for run, t in ((old, 1_000_000), (new, 2_000_000)):
+        (run / PRESET).write_text("")
+        os.utime(run / PRESET, (t, t))
+    (old / "stop_request").write_text("stopped\n")  # the old run's folder is now the newer one
+    os.utime(old, (3_000_000, 3_000_000))
+    assert list_runs() == [new, old]
+    (new / PRESET).unlink()  # no preset (a hand-made folder with events only): its events' time
+    (new / EVENTS).write_text("")
+    os.utime(new / EVENTS, (500_000, 500_000))
+    assert list_runs() == [old, new]
+
+
 def test_find_run_by_id_prefix_and_path(runs_dir):
     a = new_run_dir("alpha")
     (a / PRESET).write_text("")

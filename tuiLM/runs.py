@@ -98,11 +98,21 @@ def find_run(ref: str | Path, root: str | Path | None = None) -> Path:
 
 
 def list_runs(root: str | Path | None = None) -> list[Path]:
+    """The runs under ``root``, newest first by when they were made (their preset.toml, written once),
+    not by the folder's time, which any file a reader or a stop leaves there moves."""
     base = runs_root(root)
     if not base.is_dir():
         return []
-    runs = [p for p in base.iterdir() if is_run_dir(p)]
-    return sorted(runs, key=lambda p: p.stat().st_mtime, reverse=True)
+
+    def made(p: Path) -> float:
+        for q in (p / PRESET, p / EVENTS, p):
+            try:
+                return q.stat().st_mtime
+            except OSError:
+                pass
+        return 0.0
+
+    return sorted((p for p in base.iterdir() if is_run_dir(p)), key=made, reverse=True)
 
 
 def read_preset_text(run_dir: str | Path) -> str:
