@@ -254,3 +254,39 @@ def test_a_study_whose_trials_were_stopped_reads_stopped_not_idle_or_running(tmp
     # at 80 columns the best params wrap between items, never inside one ("weight_decay" / "=0.0557")
     words = listing.stdout.split()
     assert {"lr=0.004055", "weight_decay=0.0557", "n_layers=2"} <= set(words), listing.stdout
+
+
+@aio
+async def test_a_study_command_that_fails_at_once_says_why_in_the_app(tmp_path, monkeypatch):
+    """`n` with a file that is not there: the app says it failed and why (the error was only in the
+    command's log), and c is not offered while a worker this app started for the study still runs."""
+    from tuiLM.tui.screens.studyactions import offers
+
+    runs = copy_fixture(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    app = make_app(runs_root=runs)
+    said = []
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.notify = lambda message, **kw: said.append((message, kw.get("severity")))
+        await pilot.press("3")
+        await wait_for(pilot, lambda: isinstance(app.screen, StudiesScreen) and app.screen.refreshes > 0, "studies")
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, AskScreen), "the file question")
+        app.screen.query_one("#ask-input").value = "nope.toml"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: any(sev == "error" for _, sev in said), "the failure", timeout=60)
+        failed = [m for m, sev in said if sev == "error"]
+        assert "`tuilm study run nope.toml` failed (exit 1)" in failed[0] and "no such study file" in failed[0], said
+        assert said[0][0].startswith("Starting `tuilm study run nope.toml`")
+
+        class Alive:
+            returncode = None
+
+            def poll(self):
+                return None
+
+        app._study_watch.append((Alive(), ["worker", "fixture"], runs / "studies" / "x.log"))
+        assert app.study_busy("fixture") and not app.study_busy("other")
+        app._study_watch.clear()
+    assert offers("continue_study", "stopped") and offers("continue_study", "idle")
+    assert not offers("continue_study", "running") and not offers("continue_study", "finished")

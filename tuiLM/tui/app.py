@@ -50,6 +50,7 @@ class TuiLMApp(App):
         self.watcher = RunWatcher()
         self._start = start or {}
         self.study_procs: list[Any] = []  # `tuilm study ...` processes started from the app
+        self._study_watch: list[tuple[Any, list[str], Path]] = []  # (proc, args, log) until it exits
 
     # -- configuration the screens read ------------------------------------------------------------
 
@@ -188,8 +189,31 @@ class TuiLMApp(App):
                         markup=False)
             return None
         self.study_procs.append(proc)
-        self.notify(f"Started `tuilm study {' '.join(args)}` (log: {log})", timeout=4, markup=False)
+        self._study_watch.append((proc, list(args), log))
+        if len(self._study_watch) == 1:
+            self.set_timer(0.5, self._watch_studies)
+        self.notify(f"Starting `tuilm study {' '.join(args)}` (log: {log})", timeout=4, markup=False)
         return proc
+
+    def study_busy(self, name: str) -> bool:
+        """Whether a `tuilm study worker / confirm NAME` this app started is still running (a second
+        `c` would start one more worker on the same cores)."""
+        return any(args[1:2] == [name] for proc, args, _ in self._study_watch if proc.poll() is None)
+
+    def _watch_studies(self) -> None:
+        """Say when a study command started here ends: its error lines when it failed (a study file
+        with errors, a storage it cannot open: otherwise only in its log), its last line when not."""
+        from . import services
+
+        for item in [w for w in self._study_watch if w[0].poll() is not None]:
+            self._study_watch.remove(item)
+            proc, args, log = item
+            said = services.log_verdict(log, proc.returncode)
+            self.notify(f"`tuilm study {' '.join(args)}` {said}", severity="error" if proc.returncode else "information",
+                        timeout=12 if proc.returncode else 6, markup=False)
+            self.screen.refresh_bindings()  # (c is offered again once this app's worker is gone)
+        if self._study_watch:
+            self.set_timer(1.0, self._watch_studies)
 
     def stop_study(self, name: str) -> None:
         from . import services

@@ -118,6 +118,19 @@ def spawn_study(args: list[str], root: Path | None = None) -> tuple[subprocess.P
     return proc, log
 
 
+def log_verdict(log: Path, code: int | None) -> str:
+    """How a study command ended, from its log: 'failed: <its error lines>' or 'ended: <last line>'."""
+    try:
+        lines = [ln.strip() for ln in log.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        lines = []
+    if code:
+        errors = [ln for ln in lines if ln.lower().startswith(("error", "  "))] or lines[-3:]
+        more = f" (+{len(errors) - 4} more)" if len(errors) > 4 else ""
+        return f"failed (exit {code}): " + " ".join(errors[:4])[:400] + f"{more} · log: {log}"
+    return "ended: " + (lines[-1][:300] if lines else "(no output)")
+
+
 def stop_study(name: str, root: Path | None = None) -> str | None:
     """`tuilm study stop`'s request: every controller stops its trials cleanly. None when asked, else
     why nothing was asked (no trial is running)."""

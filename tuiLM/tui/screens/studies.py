@@ -30,7 +30,7 @@ from ..studydata import StudyReader, StudyRow
 from ..widgets.literal import cell
 from .dialogs import AskScreen
 from .live import NARROW, Refreshing  # below NARROW the list leaves out storage and last activity
-from .studyactions import ask_stop_study, continue_study, offers
+from .studyactions import ask_stop_study, continue_study, may_continue, offers
 
 REFRESH_S = 2.0
 STATE_STYLE = {"running": "bold green", "stopping": "yellow", "stopped": "yellow", "finished": "cyan", "idle": "dim",
@@ -177,11 +177,12 @@ class StudiesScreen(Refreshing, Screen):
         return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """S is offered on a running study; c on any but a finished one (a study that says running
-        may have lost its controller, killed or on another host: a worker is how it goes on)."""
+        """S is offered on a running study; c on one neither finished nor running (studyactions.offers)."""
         if action not in self.OFFERED or not self.is_mounted:
             return True
         row = self.rows.get(self._cursor() or "")
+        if row is not None and action == "continue_study":
+            return may_continue(self, row.name, row.state)
         return row is not None and offers(action, row.state)
 
     @on(DataTable.RowHighlighted)

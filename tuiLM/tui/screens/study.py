@@ -31,7 +31,7 @@ from ..widgets.scatter import importance_text, scatter_text
 from .live import NARROW, Refreshing
 from ...units import short_key
 from .studies import REFRESH_S, STATE_STYLE, _fmt_param
-from .studyactions import ask_confirm, ask_stop_study, ask_stop_trial, continue_study, offers
+from .studyactions import ask_confirm, ask_stop_study, ask_stop_trial, continue_study, may_continue, offers
 
 COLORS = ["#4ea1ff", "#f4a261", "#7bd389", "#e76f51", "#c77dff", "#ffd166", "#4cc9f0", "#f72585"]
 
@@ -174,6 +174,8 @@ class StudyScreen(Refreshing, Screen):
             return t is not None and t.state == "running"
         if action == "confirm":
             return s.count("complete") > 0
+        if action == "continue_study":
+            return may_continue(self, self.study_name, s.state)
         return offers(action, s.state)
 
     def _draw_title(self) -> None:

@@ -11,9 +11,14 @@ from .dialogs import AskScreen, ConfirmScreen
 
 def offers(action: str, state: str) -> bool:
     """Whether a study in ``state`` (report.study_state) takes ``stop_study`` or ``continue_study``:
-    stop a running one; continue any but a finished one (one that says running may have lost its
-    controller, killed or on another host: a worker is how it goes on)."""
-    return state == "running" if action == "stop_study" else state != "finished"
+    stop a running one; continue one that is neither finished nor running (running means a trial's
+    trainer is alive; trials whose controller was killed count as stopped, and a worker resumes them)."""
+    return state == "running" if action == "stop_study" else state not in ("finished", "running", "stopping")
+
+
+def may_continue(screen: Any, name: str, state: str) -> bool:
+    """``c`` is offered: the state allows it and no worker this app started for the study still runs."""
+    return offers("continue_study", state) and not screen.app.study_busy(name)
 
 
 def ask_stop_study(screen: Any, name: str) -> None:
@@ -24,6 +29,9 @@ def ask_stop_study(screen: Any, name: str) -> None:
 
 def continue_study(screen: Any, name: str, then: Callable[[], None]) -> None:
     """``tuilm study worker NAME`` in the background; ``then``: wake the screen's reader."""
+    if screen.app.study_busy(name):  # (a stale footer could still run the action)
+        screen.notify(f"A worker for study {name} started here is still running", severity="warning")
+        return
     screen.app.start_study(["worker", name])
     then()
 
