@@ -230,6 +230,22 @@ async def test_study_footer_fits_80_columns_and_offers_no_stop_on_a_finished_stu
         await pilot.pause(0.3)
         shown, whole = await _settled_footer(pilot, app.screen)
         assert whole and "next_param" in shown and "quit" in shown, shown
+        # running, its highlighted trial too: x and S are offered, c is not, and q still fits
+        import dataclasses
+
+        screen = app.screen
+        screen.workers.cancel_group(screen, "study-refresh")  # (the fixture's own state would come back)
+        await pilot.press("g")
+        at = screen.trial()
+        screen.snapshot = dataclasses.replace(screen.snapshot, state="running", trials=tuple(
+            dataclasses.replace(t, state="running") if t.number == at.number else t for t in screen.snapshot.trials))
+        screen.sync_bindings()
+        shown, whole = await _settled_footer(pilot, screen)
+        assert whole and {"stop_trial", "stop_study", "quit"} <= set(shown), shown
+        assert "continue_study" not in shown and "sort" not in shown, shown
+        key = screen.sort_key
+        await pilot.press("o")  # unlisted at 80 columns, still working
+        assert screen.sort_key != key
 
 
 @aio

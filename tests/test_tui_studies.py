@@ -141,6 +141,8 @@ async def test_study_view_from_the_fixture_study(tmp_path):
         assert sorted(r.path.name for r in app.screen.runs) == sorted(b["runs"])
         from tuiLM.tui.seedgroup import SeedGroupData
         assert len(app.screen.sources) == 1 and isinstance(app.screen.sources[0], SeedGroupData)
+        await pilot.press("escape")  # back to the study, not to the runs list
+        await wait_for(pilot, lambda: app.screen is screen, "the study view again")
 
 
 def test_scatter_draws_every_point():

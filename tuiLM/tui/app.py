@@ -124,18 +124,21 @@ class TuiLMApp(App):
         self.push_screen(editor)
         return editor
 
-    def open_runs(self, paths: list[Path], proc: Any = None) -> DashboardScreen:
-        if self.current_mode != "runs":
+    def open_runs(self, paths: list[Path], proc: Any = None, here: bool = False) -> DashboardScreen:
+        """A dashboard of ``paths`` in the runs view; ``here``: over the current screen (a study's
+        trial: esc goes back to the study)."""
+        if self.current_mode != "runs" and not here:
             self.switch_mode("runs")
         runs = [self.watcher.get(p, proc=proc if i == 0 else None) for i, p in enumerate(paths)]
         screen = DashboardScreen(runs)
         self.push_screen(screen)
         return screen
 
-    def open_sources(self, sources: list[tuple[str, list[Path]]]) -> DashboardScreen:
+    def open_sources(self, sources: list[tuple[str, list[Path]]], here: bool = False) -> DashboardScreen:
         """Open runs and seed groups (label, member runs) together: a group of two or more is drawn
-        as its mean line and seed band, and the compare table judges the groups against the first."""
-        if self.current_mode != "runs":
+        as its mean line and seed band, and the compare table judges the groups against the first.
+        ``here`` as in ``open_runs``."""
+        if self.current_mode != "runs" and not here:
             self.switch_mode("runs")
         runs: list = []
         groups: list[tuple[str, list[int]]] = []

@@ -53,6 +53,7 @@ class StudyScreen(Refreshing, Screen):
         Binding("escape", "app.pop_screen", "Back"),
         Binding("enter", "open_trial", "Open", priority=True),  # (the table binds enter too, unshown)
         Binding("o", "sort", "Sort"),
+        Binding("o", "sort_unlisted", "Sort", show=False),  # o at 80 columns, where the footer is full
         Binding("O", "reverse", "Reverse", show=False),
         Binding("p", "next_param", "Param"),
         Binding("b", "band", "Band", show=False),  # the curves panel says "band (b)"
@@ -160,10 +161,13 @@ class StudyScreen(Refreshing, Screen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Keys are offered only where they do something: g pages the panels at 80 columns only (wider,
         every panel is on screen), and p there on the scatter's page; x stops the highlighted trial
-        when it runs; S stops a running study; c continues any but a finished one (a "running" one
-        may have lost its controller: a worker takes over); k needs a completed trial."""
+        when it runs; S stops a running study; c continues one neither finished nor running, and
+        none this app's worker still runs; k needs a completed trial and a search that is not
+        running. o works at 80 columns too, unlisted there (the sorted column is marked)."""
         if action == "page":
             return self._narrow()
+        if action in ("sort", "sort_unlisted"):
+            return self._narrow() != (action == "sort")
         if action == "next_param":  # the scatter it steps: at 80 columns on the second page only
             return not self._narrow() or self.has_class("-page2")
         s = self.snapshot
@@ -172,8 +176,8 @@ class StudyScreen(Refreshing, Screen):
         if action == "stop_trial":
             t = self.trial()
             return t is not None and t.state == "running"
-        if action == "confirm":
-            return s.count("complete") > 0
+        if action == "confirm":  # (while the search runs its top k may still change)
+            return s.count("complete") > 0 and s.state not in ("running", "stopping")
         if action == "continue_study":
             return may_continue(self, self.study_name, s.state)
         return offers(action, s.state)
@@ -388,9 +392,9 @@ class StudyScreen(Refreshing, Screen):
             self.notify("The trial's run folders are gone", severity="warning")
             return
         if len(paths) > 1:
-            self.app.open_sources([(f"#{t.number} {self.study_name} ×{len(paths)}", paths)])
+            self.app.open_sources([(f"#{t.number} {self.study_name} ×{len(paths)}", paths)], here=True)
         else:
-            self.app.open_runs(paths)
+            self.app.open_runs(paths, here=True)  # esc comes back here
 
     def action_sort(self) -> None:
         """Next sort column: value, trial number, state, then each parameter."""
@@ -399,6 +403,8 @@ class StudyScreen(Refreshing, Screen):
         i = options.index(self.sort_key) if self.sort_key in options else -1
         self.sort_key, self.sort_reverse = options[(i + 1) % len(options)], False
         self._resort()
+
+    action_sort_unlisted = action_sort
 
     def action_reverse(self) -> None:
         self.sort_reverse = not self.sort_reverse
