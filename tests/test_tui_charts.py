@@ -128,6 +128,16 @@ def test_consecutive_buckets_are_joined():
     assert top[1] == 0 and bot[1] == 39  # the cliff is drawn all the way down
 
 
+def test_a_step_trace_holds_its_value_until_the_next_point():
+    """A best-so-far is flat until a trial beats it, then drops at that trial: not a slope between."""
+    b = Buckets(np.array([0, 10]), np.array([4.0, 1.0]), np.array([4.0, 1.0]), np.array([4.0, 1.0]))
+    top, bot, _, _ = _spans(b, 0.0, 5.0, 40, hold=True)
+    assert set(top[:10]) == set(bot[:10]) == {top[0]}  # flat at 4.0 through column 9
+    assert top[10] == top[0] and bot[10] > bot[0] + 20  # column 10 drops from 4.0 to 1.0
+    sloped, _, _, _ = _spans(b, 0.0, 5.0, 40)
+    assert len(set(sloped[:10])) > 5  # the default joins the two points with a straight line
+
+
 def test_render_draws_a_line_not_dots():
     x = np.arange(1, 301, dtype=float)
     strips = render_plot(Frame([Trace(x, np.exp(-x / 40), "#4ea1ff")]), 50, 12)

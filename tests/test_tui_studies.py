@@ -101,6 +101,7 @@ async def test_study_view_from_the_fixture_study(tmp_path):
         # best-so-far curve, top-k seed bands (3 seeds each), scatter with a log x for the learning rate
         best_panel = screen.query_one("#study-best")
         assert best_panel.frame.traces and min(best_panel.frame.traces[-1].y) == pytest.approx(b["value"])
+        assert best_panel.frame.traces[-1].step  # drawn as a step: flat until a trial beats it
         curves = [c for c in snap.curves if c.state == "complete"]
         assert curves and all(len(c.per_seed) == 3 for c in curves)
         assert curves[0].number == b["number"]
@@ -113,6 +114,7 @@ async def test_study_view_from_the_fixture_study(tmp_path):
         assert screen.band == "se" and len(screen.query_one("#study-curves").frame.traces) == n_traces
         assert snap.importance and set(dict(snap.importance)) == set(snap.keys)
         assert any("vs runner-up" in v for v in snap.verdicts)
+        assert sum("(trial 0)" in v for v in snap.verdicts) == 1  # the runner-up is the baseline: one line
         # a pruned trial's value is the one its pruner judged, at that step
         pruned = next(r for r in expected["trials"] if r["state"] == "pruned")
         row = [str(x) for x in table.get_row_at(table.get_row_index(str(pruned["number"])))]

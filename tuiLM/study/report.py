@@ -60,7 +60,7 @@ def validate_command(path: str, sets: list[str], console: Console, err: Console)
                   f"{'s' if len(spec.space) != 1 else ''}, {spec.trials} trial"
                   f"{'s' if spec.trials != 1 else ''} x {spec.seeds} seed{'s' if spec.seeds != 1 else ''} = up to "
                   f"{runs} run{'s' if runs != 1 else ''}, {spec.sampler} + {spec.pruner}, "
-                  f"{n_warn} warning{'s' if n_warn != 1 else ''})", highlight=False, soft_wrap=True)
+                  f"{n_warn} warning{'s' if n_warn != 1 else ''})", highlight=False)
 
 
 # -- run / worker ----------------------------------------------------------------------------------
@@ -148,7 +148,7 @@ def run_engine(engine: Any, console: Console, create: bool = True) -> int:
     ddp = f" x {engine.nproc} processes (DDP)" if engine.nproc > 1 else ""
     console.print(f"study [bold]{escape(engine.name)}[/] · {engine.target} trial{'s' if engine.target != 1 else ''} x {spec.seeds} seed"
                   f"{'s' if spec.seeds != 1 else ''} · {spec.sampler} + {spec.pruner} · parallel {engine.parallel}{ddp} · "
-                  f"{spec.objective} · storage {escape(where)}", highlight=False, soft_wrap=True)
+                  f"{spec.objective} · storage {escape(where)}", highlight=False)
     progress = Progress(console, engine.target, spec.objective)
     engine._say = progress.say
     try:
@@ -163,7 +163,7 @@ def run_engine(engine: Any, console: Console, create: bool = True) -> int:
     state = "stopped" if engine.stopping else "finished"
     console.print(f"study {escape(engine.name)} {state}: {counts.complete} done · {counts.pruned} pruned · "
                   f"{counts.failed} failed · {counts.running} {'stopped' if engine.stopping else 'running'} · {best}",
-                  highlight=False, soft_wrap=True)
+                  highlight=False)
     if engine.stopping:
         console.print("continue it with the same `tuilm study run` (or `tuilm study worker`)", highlight=False)
     console.print(f"details: tuilm study show {engine.name}"
@@ -436,10 +436,12 @@ def show_command(name: str, storage_url: str | None, console: Console, as_json: 
         console.print(f"best: trial {b['number']}: {summary['objective']} {b['value']:.4f}{se} (k={b['k']}) "
                       + " ".join(f"{k}={_fmt_v(v)}" for k, v in b["params"].items()), highlight=False, markup=False)
         console.print(f"runs: {' '.join(b['runs'])}", highlight=False, markup=False)
-        if summary.get("best_vs_runner_up"):
-            c = summary["best_vs_runner_up"]
-            console.print(f"best vs runner-up (trial {c['runner_up']}): {c['verdict']}", highlight=False)
-        if summary.get("best_vs_baseline"):
+        c = summary.get("best_vs_runner_up")
+        both = bool(c) and bool(summary.get("best_vs_baseline")) and c["runner_up"] == summary.get("baseline")
+        if c:  # (a runner-up that is the baseline: one line, not the same verdict twice)
+            console.print(f"best vs {'runner-up and baseline' if both else 'runner-up'} (trial {c['runner_up']}): "
+                          f"{c['verdict']}", highlight=False)
+        if summary.get("best_vs_baseline") and not both:
             console.print(f"best vs baseline (trial {summary['baseline']}): {summary['best_vs_baseline']['verdict']}",
                           highlight=False)
     from .confirm import top_trials

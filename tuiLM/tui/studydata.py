@@ -172,10 +172,12 @@ class StudyReader:
             r["reason"], tuple((int(k), float(v)) for k, v in r["intermediate"].items()), r["over_limit"])
             for r in s["trials"])
         verdicts = []
-        if s.get("best_vs_runner_up"):
-            c = s["best_vs_runner_up"]
-            verdicts.append(f"best (trial {best_n}) vs runner-up (trial {c['runner_up']}): {c['verdict']}")
-        if s.get("best_vs_baseline"):
+        c = s.get("best_vs_runner_up")
+        both = bool(c) and bool(s.get("best_vs_baseline")) and c["runner_up"] == s.get("baseline")  # one line
+        if c:
+            what = "runner-up and baseline" if both else "runner-up"
+            verdicts.append(f"best (trial {best_n}) vs {what} (trial {c['runner_up']}): {c['verdict']}")
+        if s.get("best_vs_baseline") and not both:
             verdicts.append(f"best vs baseline (trial {s['baseline']}): {s['best_vs_baseline']['verdict']}")
         for r in s["trials"]:
             for i in r["lucky"]:

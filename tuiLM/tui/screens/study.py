@@ -24,7 +24,7 @@ from textual.widgets import Footer, Static
 from textual.worker import get_current_worker
 
 from ..seedgroup import seed_band
-from ..studydata import TOP_K, StudyReader, StudySnapshot, TrialView
+from ..studydata import StudyReader, StudySnapshot, TrialView
 from ..widgets.linetable import LineTable
 from ..widgets.plot import Fill, Frame, PlotPanel, Trace
 from ..widgets.scatter import importance_text, scatter_text
@@ -155,6 +155,8 @@ class StudyScreen(Refreshing, Screen):
         if self.snapshot is not None:
             self._draw_table()  # 80 columns: compact cells; wider: the height follows the screen's
             self._draw_title()  # (its legend shows where it fits whole)
+            self._drawn.pop("curves", None)  # (so does the curves' legend)
+            self.call_after_refresh(self._draw_curves)
         self.refresh_bindings()  # g pages the panels at 80 columns only
         self.call_after_refresh(self._redraw_text_panels)
 
@@ -299,7 +301,7 @@ class StudyScreen(Refreshing, Screen):
         best = sign * np.minimum.accumulate(sign * y)
         panel.border_subtitle = Content.from_markup("[#8b93a1]●[/] trial · [#7bd389]━[/] best so far")
         panel.set_frame(Frame([Trace(x, y, "#8b93a1", "trial", markers=True, line=False),  # trials are not a path
-                               Trace(x, best, "#7bd389", "best")], message=""))
+                               Trace(x, best, "#7bd389", "best", step=True)], message=""))  # held until beaten
 
     def _draw_curves(self) -> None:
         s = self.snapshot
@@ -326,8 +328,14 @@ class StudyScreen(Refreshing, Screen):
                 ok = np.isfinite(y)
                 traces.append(Trace(x[ok], y[ok], "#8a6d8f", f"t{c.number}", dim=True))
         panel = self.query_one("#study-curves", PlotPanel)
-        panel.border_title = Content(f"top-{min(TOP_K, len(done))} {s.objective} over seeds")
-        panel.border_subtitle = ("min–max" if self.band == "minmax" else "± SE") + " band (b) · dim: pruned"
+        panel.border_title = Content(f"top-{len(done)} {s.objective} over seeds" if done else
+                                     f"{s.objective} so far (no trial completed)")
+        room = (panel.size.width or self.app.size.width // 2) - 6
+        parts = [" ".join(legend), ("min–max" if self.band == "minmax" else "± SE") + " band (b)", "dim: pruned"]
+        shown = [p for p in parts if p]
+        while len(shown) > 1 and Content.from_markup(" · ".join(shown)).cell_length > room:
+            shown.pop()  # which colour is which trial first, then the band's key, then the dim note
+        panel.border_subtitle = Content.from_markup(" · ".join(shown))
         panel.set_frame(Frame(traces, message="no curves yet", fills=tuple(fills)))
 
     def current_param(self) -> str | None:

@@ -63,11 +63,12 @@ def _row_of(v: np.ndarray, ymin: float, ymax: float, rows: int) -> np.ndarray:
     return np.clip(np.rint(r), 0, rows - 1).astype(np.int64)
 
 
-def _spans(b: Buckets, ymin: float, ymax: float, rows: int) -> tuple[np.ndarray, np.ndarray, int, int]:
+def _spans(b: Buckets, ymin: float, ymax: float, rows: int, hold: bool = False) -> tuple[np.ndarray, np.ndarray, int, int]:
     """Per dot column [top, bottom] rows of a continuous line through the buckets.
 
     Each column covers its own min..max and reaches to where the previous column left off (its last
-    value), and columns between two sparse points get the straight line between them: a line, not dots.
+    value), and columns between two sparse points get the straight line between them: a line, not dots
+    (``hold``: the earlier point's value until the next point, a step).
     """
     c = b.cols
     top_o = _row_of(b.hi, ymin, ymax, rows)
@@ -75,7 +76,10 @@ def _spans(b: Buckets, ymin: float, ymax: float, rows: int) -> tuple[np.ndarray,
     exit_o = _row_of(b.last, ymin, ymax, rows).astype(np.float64)
     c0, c1 = int(c[0]), int(c[-1])
     cols = np.arange(c0, c1 + 1)
-    exit_all = np.rint(np.interp(cols, c, exit_o)).astype(np.int64)  # gaps: straight line
+    if hold:
+        exit_all = exit_o[np.searchsorted(c, cols, side="right") - 1].astype(np.int64)
+    else:
+        exit_all = np.rint(np.interp(cols, c, exit_o)).astype(np.int64)  # gaps: straight line
     top = exit_all.copy()
     bot = exit_all.copy()
     top[c - c0] = top_o
@@ -228,7 +232,7 @@ def render_plot(frame: Frame, width: int, height: int, geometry: list | None = N
         if not t.line:  # dots only, however many
             marks.append((k, _row_of(b.last, ymin, ymax, nrows) // 4, b.cols // 2))
             continue
-        top, bot, c0, c1 = _spans(b, ymin, ymax, nrows)
+        top, bot, c0, c1 = _spans(b, ymin, ymax, nrows, t.step)
         grid = np.zeros((nrows, ncols), bool)
         grid[:, c0: c1 + 1] = (rows_idx >= top[None, :]) & (rows_idx <= bot[None, :])
         cell = (grid.reshape(ph, 4, pw, 2) * _BITS[None, :, None, :]).sum(axis=(1, 3))

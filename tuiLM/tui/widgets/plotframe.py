@@ -18,7 +18,8 @@ class Trace:
     """One series to draw. ``x`` sorted; ``blocks`` (optional) pre-reduced min/max for long series.
 
     ``markers``: a sparse series (evaluations) draws a dot at each point, joined by lines; with
-    ``line`` False the dots alone (independent values, such as a study's trials, are not a path)."""
+    ``line`` False the dots alone (independent values, such as a study's trials, are not a path);
+    ``step``: each value holds until the next point (a best-so-far), not a straight line to it."""
 
     x: np.ndarray
     y: np.ndarray
@@ -28,6 +29,7 @@ class Trace:
     dim: bool = False
     markers: bool = False
     line: bool = True
+    step: bool = False
 
 
 def fmt_value(v: float) -> str:
