@@ -132,6 +132,20 @@ async def test_home_and_end_move_list_cursors(tmp_path):
         assert runs.cursor_row == 3
         await pilot.press("home")
         assert runs.cursor_row == 0
+        import shutil
+
+        from .conftest import ROOT
+
+        for name in ("fixture", "zcopy"):  # two studies (the copy is unreadable: a row all the same)
+            shutil.copytree(ROOT / "tests" / "fixtures" / "study" / "runs" / "studies" / "fixture", root / "studies" / name)
+        await pilot.press("3")
+        await wait_for(pilot, lambda: getattr(app.screen, "refreshes", 0) > 0, what="studies list")
+        studies = app.screen.query_one(DataTable)
+        await wait_for(pilot, lambda: studies.row_count == 2, what="two studies")
+        await pilot.press("end")
+        assert studies.cursor_row == 1
+        await pilot.press("home")
+        assert studies.cursor_row == 0
 
 
 # -- the footer at 80 columns ------------------------------------------------------------------------
@@ -190,7 +204,14 @@ async def test_runs_footer_offers_what_applies_to_the_row_and_fits_80_columns(tm
         assert "resume" in shown["halted"] and "expand" not in shown["halted"] and "stop" not in shown["halted"]
         assert "resume" not in shown["done"] and "stop" not in shown["done"]
         assert "stop" in shown["live"] and "resume" not in shown["live"]
-        assert "expand" in shown["trio"] and "resume" not in shown["trio"]
+        assert "expand" in shown["trio"] and "fold" not in shown["trio"] and "resume" not in shown["trio"]
+        table.move_cursor(row=next(i for i, k in enumerate(screen._order) if k in screen.groups))
+        await pilot.pause(0.2)
+        await pilot.press("e")  # expanded: the same key now folds it, and the footer says so
+        folding, whole = await _settled_footer(pilot, screen)
+        assert whole and "fold" in folding and "expand" not in folding, folding
+        await pilot.press("e")
+        assert not screen.expanded
         assert all("quit" in s and "show_runs" in s for s in shown.values())  # the app's keys fit too
         assert all("open" in s for s in shown.values())  # enter, though the focused table binds it too
         await pilot.press("r")  # not offered on a group: the key does nothing (no resume, no warning)

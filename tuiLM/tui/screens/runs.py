@@ -74,11 +74,12 @@ class RunsScreen(Refreshing, Screen):
         Binding("space", "mark", "Mark"),
         Binding("c", "compare", "Compare"),
         Binding("e", "expand", "Expand"),
+        Binding("e", "fold", "Fold"),  # (the same key on an expanded group: one of the two is offered)
         Binding("s", "stop", "Stop"),
         Binding("r", "resume", "Resume"),
         Binding("f5", "refresh", "Refresh", show=False),
     ]
-    OFFERED = ("stop", "resume", "expand")
+    OFFERED = ("stop", "resume", "expand", "fold")
 
     def __init__(self) -> None:
         super().__init__()
@@ -333,13 +334,13 @@ class RunsScreen(Refreshing, Screen):
         return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Stop, Resume and Expand are offered (in the footer, and on their keys) only where they
+        """Stop, Resume and Expand (Fold on an expanded group) are offered (in the footer, and on their keys) only where they
         apply to the highlighted row: at 80 columns the footer has room for the keys that do."""
         if action not in self.OFFERED or not self.is_mounted:
             return True
         key = self._cursor_key()
-        if action == "expand":
-            return key in self.groups
+        if action in ("expand", "fold"):
+            return key in self.groups and (key in self.expanded) == (action == "fold")
         row = self.rows.get(key or "")
         state = row.summary.state if row is not None else ""
         return state == "running" if action == "stop" else state in RESUMABLE
@@ -373,6 +374,9 @@ class RunsScreen(Refreshing, Screen):
             return
         self.expanded ^= {key}
         self._update(RunsUpdated(list(self.rows.values()), self._groups_seen))
+        self.sync_bindings()
+
+    action_fold = action_expand
 
     def action_mark(self) -> None:
         key = self._cursor_key()

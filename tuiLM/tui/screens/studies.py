@@ -27,6 +27,7 @@ from textual.worker import get_current_worker
 
 from ...units import short_key
 from ..studydata import StudyReader, StudyRow
+from ..widgets.cursortable import CursorTable
 from ..widgets.literal import cell
 from .dialogs import AskScreen
 from .live import NARROW, Refreshing  # below NARROW the list leaves out storage and last activity
@@ -72,7 +73,7 @@ class StudiesScreen(Refreshing, Screen):
 
     def compose(self) -> ComposeResult:
         yield Static(id="studies-title", classes="title-bar")
-        yield DataTable(id="studies-table", cursor_type="row", zebra_stripes=True)
+        yield CursorTable(id="studies-table", cursor_type="row", zebra_stripes=True)  # (home / end as in the runs list)
         yield Static(id="studies-hint")
         yield Footer()
 

@@ -328,8 +328,8 @@ class StudyScreen(Refreshing, Screen):
                 ok = np.isfinite(y)
                 traces.append(Trace(x[ok], y[ok], "#8a6d8f", f"t{c.number}", dim=True))
         panel = self.query_one("#study-curves", PlotPanel)
-        panel.border_title = Content(f"top-{len(done)} {s.objective} over seeds" if done else
-                                     f"{s.objective} so far (no trial completed)")
+        panel.border_title = Content(f"top-{len(done)} {s.objective} over seeds" if done else  # (not "top-0")
+                                     f"{s.objective} over seeds")
         room = (panel.size.width or self.app.size.width // 2) - 6
         parts = [" ".join(legend), ("min–max" if self.band == "minmax" else "± SE") + " band (b)", "dim: pruned"]
         shown = [p for p in parts if p]
