@@ -294,11 +294,13 @@ def test_runs_list_at_80_columns_keeps_ids_states_and_figures_whole(tmp_path):
     from .fixtures.fixture_runs import write_run
 
     names = [write_run(tmp_path / "runs", f"a-rather-long-study-trial-name-{i}", "gpt", seed=i).name for i in range(3)]
+    names.append(write_run(tmp_path / "runs", "tiny-confirm1-t000-s1-20261203-103618", "gpt", seed=4).name)
     env = {**os.environ, "TUILM_RUNS_DIR": str(tmp_path / "runs"), "COLUMNS": "80"}
     r = subprocess.run([sys.executable, "-m", "tuiLM.cli", "runs", "list"], cwd=ROOT, env=env, capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "…" not in r.stdout and all(n in r.stdout for n in names) and "completed" in r.stdout
+    assert "best bpb" in r.stdout  # the measure stays when a real study trial's id is this long
     assert max(len(line) for line in r.stdout.splitlines()) <= 80
 
 

@@ -94,7 +94,8 @@ def test_show_judges_every_trial_against_the_best_and_the_baseline(tmp_path):
 def test_stop_on_a_study_with_no_running_trial_says_so_and_asks_nothing(tmp_path):
     copy_fixture(tmp_path)
     out = tuilm(tmp_path, "study", "stop", "fixture")
-    assert out.returncode == 1 and "no running trial: nothing to stop" in out.stdout, out.stdout + out.stderr
+    assert out.returncode == 1 and "error: study fixture has no running trial: nothing to stop" in out.stderr, \
+        out.stdout + out.stderr  # an error, as `tuilm stop` on a run with no trainer
     assert not (tmp_path / "runs" / "studies" / "fixture" / "stop_request").exists()
     (tmp_path / "runs" / "studies" / "gone").mkdir()
     out = tuilm(tmp_path, "study", "show", "gone")
@@ -347,3 +348,17 @@ def test_a_running_trials_steps_come_from_the_tail_of_its_runs_under_the_resume_
     assert _running_here(["t0"], tmp_path / "runs") == (True, 105)
     assert _running_here(["gone"], tmp_path / "runs") == (False, None)
 
+
+
+def test_a_worker_records_its_trials_preset_as_study_run_does(tmp_path):
+    """A trial run started by `study worker` (the app's c) said its preset was the run's own name
+    ('tiny3-t001-s0'); it is the study's base preset, as for `study run`."""
+    from tuiLM.launch import create_run
+    from tuiLM.study.report import worker_spec
+    from tuiLM.study.spec import trial_preset
+    from tuiLM.train.trainer import _preset_name
+
+    copy_fixture(tmp_path)
+    spec, base = worker_spec("fixture", None, tmp_path / "runs")
+    run_dir = create_run(trial_preset(base, {}, 0, "fixture-t100-s0"), root=tmp_path / "runs")
+    assert _preset_name(run_dir, base) == Path(spec.settings["base"]).stem == "base"

@@ -297,7 +297,8 @@ def test_an_artifact_limit_keeps_a_too_large_trial_from_being_the_best(tmp_path)
     out = tuilm(tmp_path, "study", "run", str(f))
     assert out.returncode == 0, out.stdout + out.stderr
     assert out.stdout.count("> limit 1,000: never the best") == 2, out.stdout
-    assert "2 done" in out.stdout and "no trial within the artifact limit" in out.stdout
+    said = out.stdout.replace("\n", "")  # (the line wraps at 80 columns where the tmp path is long)
+    assert "2 done" in said and "no trial within the artifact limit" in said
     s = show_json(tmp_path, "golfish")
     sizes = {}
     for run in study_runs(tmp_path):
@@ -451,3 +452,29 @@ def test_two_workers_share_one_postgresql_study(tmp_path, postgres_url):
     assert summary["storage"].startswith("postgresql+psycopg2://tuilm@127.0.0.1:")
     listing = tuilm(tmp_path, "study", "list", "--storage", postgres_url)
     assert "twopg" in listing.stdout and "4 done" in listing.stdout
+
+
+def test_trials_given_on_the_command_line_are_the_target_study_show_and_workers_count_to(tmp_path):
+    """`study run FILE --trials 5` ran five trials while `study show` and the app counted to the
+    file's 4 ('3/4 done' with five trials there). The target is stored with the study; a worker
+    without --trials keeps it, one with --trials sets it."""
+    import io
+
+    from rich.console import Console
+
+    from tuiLM.study.engine import StudyEngine as Engine
+    from tuiLM.study.report import load_checked, study_summary
+
+    f = write_study(tmp_path, "target", '"optim.weight_decay" = { range = [0.0, 0.2] }', trials=4)
+    root = tmp_path / "runs"
+    spec, base, _ = load_checked(f, [], Console(file=io.StringIO()))
+
+    def opened(trials):
+        engine = Engine(spec, base, root=root, trials=trials)
+        engine.open()
+        return engine.target
+
+    assert opened(None) == 4 and study_summary("target", None, root)["target"] == 4
+    assert opened(5) == 5 and study_summary("target", None, root)["target"] == 5
+    assert opened(None) == 5  # (a worker joining without --trials keeps the stored target)
+    assert opened(3) == 3 and study_summary("target", None, root)["target"] == 3

@@ -211,8 +211,8 @@ def print_runs_list(console: Console, root: Path | None = None) -> None:
                          "age": fmt_age(s.age_s)}))
     cols = ["run", "state", "arch", "preset", "step", "tokens", "loss", "best bpb", "age"]
     width = {c: max([len(c)] + [len(cells[c]) for _, cells in rows]) for c in cols}
-    for optional in ("tokens", "preset", "arch", "age", "best bpb", "step"):
-        if sum(width[c] for c in cols) + 2 * (len(cols) - 1) <= console.width:
+    for optional in ("tokens", "preset", "arch", "age", "loss", "step"):  # best bpb, the measure, stays
+        if sum(width[c] for c in cols) + 2 * (len(cols) - 1) + 2 <= console.width:  # (+2: the edges)
             break
         cols.remove(optional)
     table = Table(title=f"runs ({len(runs)})", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)

@@ -221,6 +221,7 @@ class StudyEngine:
         self.root = root
         self.storage_url = storage_url
         self.target = spec.target(trials)
+        self._trials_given = trials is not None  # else a target an earlier --trials stored holds
         self.parallel = parallel or spec.parallel
         self.nproc = max(1, nproc)  # processes per trainer (DDP through torchrun; rank 0 reports)
         self.reports = "diag" if spec.diagnostic else "eval"  # the events that carry the objective
@@ -280,6 +281,11 @@ class StudyEngine:
         else:
             self.study = optuna.load_study(study_name=self.name, storage=storage,
                                            sampler=make_sampler(self.spec), pruner=make_pruner(self.spec, self.base))
+        stored = self.study.user_attrs.get(st.TARGET_ATTR)
+        if self._trials_given or not isinstance(stored, int):
+            self.study.set_user_attr(st.TARGET_ATTR, self.target)  # what `study show` and the app count to
+        else:
+            self.target = self.spec.target(stored)
         asked = len(self.study.get_trials(deepcopy=False))
         if asked:
             self.study.sampler = make_sampler(self.spec, asked)
@@ -363,8 +369,9 @@ class StudyEngine:
         from ..launch import stop_trainer
 
         if any(job.current is not None for job in self.jobs):
-            self.say(f"stopping ({self.stop_cause or 'tuilm study stop'}): running trials finish their step and "
-                     "write a checkpoint (Ctrl-C again to leave them running)")
+            cause = self.stop_cause or "tuilm study stop"
+            again = " (Ctrl-C again to leave them running)" if cause == "Ctrl-C" else ""  # (not for a signal or stop)
+            self.say(f"stopping ({cause}): running trials finish their step and write a checkpoint{again}")
         for job in self.jobs:
             if job.current is not None:
                 stop_trainer(job.current.proc or job.current.run_dir, run_dir=job.current.run_dir)

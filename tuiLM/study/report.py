@@ -14,6 +14,7 @@ from typing import Any, Callable
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from ..errors import UserError
 from ..report import print_problems
@@ -192,6 +193,8 @@ def worker_spec(name: str, storage_url: str | None, root: str | Path | None = No
     base, base_problems = load_text(attrs[st.BASE_ATTR], name=f"{name} base preset")
     if any(p.is_error for p in base_problems):
         raise UserError(f"study {name!r}: its stored base preset has errors")
+    if spec.settings.get("base"):  # the file it came from, as `study run` has it: its trials' preset name
+        base.source = Path(str(spec.settings["base"]))
     return spec, base
 
 
@@ -317,7 +320,9 @@ def summarize_study(study: Any, name: str, storage_label: str, storage_url: str 
     if spec_text:
         try:
             spec = parse(spec_text)[0]
-            objective, limit, target = spec.objective, spec.max_artifact_bytes, spec.target()
+            stored = study.user_attrs.get(st.TARGET_ATTR)  # (a --trials N given to study run or worker)
+            objective, limit, target = spec.objective, spec.max_artifact_bytes, spec.target(
+                stored if isinstance(stored, int) else None)
         except (UserError, ValueError, KeyError):
             pass
     counts = {s: sum(1 for r in rows if r["state"] == s and not r["stopped"])
@@ -636,8 +641,13 @@ def list_command(storage_url: str | None, console: Console) -> None:
     # the best params wrap between "name=value" items, never inside one: the column is at least the
     # widest item wide (the last activity gives way first)
     widest = max((len(item) for r in rows if "unreadable" not in r[1] for item in r[4].split()), default=11)
+    cols = ["study", "state", "trials", "best", "best params", "last activity"]
+    need = sum(max(len(cols[i]), *(len(Text.from_markup(r[i]).plain) for r in rows)) for i in range(4)) + widest + 13
+    if need + 2 * (len(cols) - 1) > console.width:  # at 80 columns the last activity gives way, not cut to "12"
+        cols.pop()
+        rows = [r[:5] for r in rows]
     table = Table(pad_edge=False, box=None, header_style="bold")
-    for col in ("study", "state", "trials", "best", "best params", "last activity"):
+    for col in cols:
         table.add_column(col, no_wrap=col != "best params", overflow="fold" if col == "best params" else "ellipsis",
                          min_width=widest if col == "best params" else None)
     for r in rows:
@@ -704,9 +714,10 @@ def request_stop(name: str, storage_url: str | None, root: str | Path | None = N
 def stop_command(name: str, storage_url: str | None, console: Console) -> int:
     """`tuilm study stop`: exit 1, asking nothing, when no trial is running (as `tuilm stop` on a run)."""
     refused = request_stop(name, storage_url)
-    if refused:
-        console.print(refused, highlight=False, markup=False)
-        return 1
+    if refused:  # an error on stderr, as `tuilm stop` says of a run with no trainer
+        from ..errors import UserError
+
+        raise UserError(refused)
     console.print(f"asked study {name} to stop: running trials checkpoint and end stopped; "
                   f"`tuilm study run` continues it", highlight=False, markup=False)
     return 0

@@ -21,6 +21,7 @@ from ..runs import check_run_name, runs_root
 JOURNAL = "journal.log"
 SPEC_ATTR = "tuilm_spec"  # the study file's text as run
 BASE_ATTR = "tuilm_base"  # the fully resolved base preset (with --set overrides) as TOML
+TARGET_ATTR = "tuilm_target"  # trials in all, as the latest `study run / worker --trials N` (or the file) said
 STOP_ATTR = "tuilm_stop_requested"
 STOP_FILE = "stop_request"
 
@@ -110,7 +111,8 @@ def load_study(name: str, storage: Any) -> Any:
         import difflib
 
         close = difflib.get_close_matches(name, known, n=1)
-        hint = f" (did you mean {close[0]}?)" if close else (f" (studies there: {', '.join(known[:8])})" if known else "")
+        hint = f" (did you mean {close[0]}?)" if close else (f" (studies there: {', '.join(known[:8])})" if known else
+                                                              " (it holds no study at all: a damaged journal?)")
         raise UserError(f"no study {name!r} in that storage{hint}") from None
 
 
