@@ -294,3 +294,24 @@ async def test_a_study_command_that_fails_at_once_says_why_in_the_app(tmp_path, 
         app._study_watch.clear()
     assert offers("continue_study", "stopped") and offers("continue_study", "idle")
     assert not offers("continue_study", "running") and not offers("continue_study", "finished")
+
+
+@aio
+async def test_an_unreadable_study_says_why_and_offers_no_action(tmp_path):
+    runs = copy_fixture(tmp_path)
+    broken = runs / "studies" / "broken"
+    broken.mkdir()
+    (broken / "journal.log").write_text("garbage{\n")
+    app = make_app(runs_root=runs)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("3")
+        await wait_for(pilot, lambda: isinstance(app.screen, StudiesScreen) and app.screen.refreshes > 0, "studies")
+        app.push_screen(StudyScreen("broken"))
+        def title() -> str:
+            found = app.screen.query("#study-title")
+            return str(found.first().render()) if found else ""
+
+        await wait_for(pilot, lambda: isinstance(app.screen, StudyScreen) and "Study broken:" in title(), "the error")
+        assert "damaged journal" in title(), title()
+        screen = app.screen
+        assert not any(screen.check_action(a, ()) for a in (*screen.OFFERED, "sort", "next_param"))

@@ -121,6 +121,7 @@ class StudyScreen(Refreshing, Screen):
     def _updated(self, msg: StudyUpdated) -> None:
         if msg.snapshot is None:
             self.query_one("#study-title", Static).update(Text(f"Study {self.study_name}: {msg.error}", style="red"))
+            self.sync_bindings()
             return
         self.apply(msg.snapshot)
 
@@ -128,6 +129,8 @@ class StudyScreen(Refreshing, Screen):
 
     def apply(self, snap: StudySnapshot) -> None:
         """Show a snapshot (the bench times this plus the repaint)."""
+        if self.snapshot is None:
+            self.refresh_bindings()  # the first: o and p apply now
         self.snapshot = snap
         self.refreshes += 1
         self.sync_bindings()  # which of x / S / c / k apply follows the study's state
@@ -166,6 +169,8 @@ class StudyScreen(Refreshing, Screen):
         when it runs; S stops a running study; c continues one neither finished nor running, and
         none this app's worker still runs; k needs a completed trial and a search that is not
         running. o works at 80 columns too, unlisted there (the sorted column is marked)."""
+        if self.snapshot is None and action in (*self.OFFERED, "sort", "next_param"):
+            return False  # a study that could not be read (its title says why): nothing to act on
         if action == "page":
             return self._narrow()
         if action in ("sort", "sort_unlisted"):
