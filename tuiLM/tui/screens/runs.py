@@ -113,7 +113,8 @@ class RunsScreen(Refreshing, Screen):
         # other columns leave (short names keep the numbers near them)
         self._trend_w = TREND_W if wide else TREND_NARROW
         fixed = 1 + 12 + BPB_W + 7 + STEPS_W + TIME_W + self._trend_w + 1 + 7 + (8 + 12 + 6 if wide else 0)
-        run_w = max(12, min(RUN_MAX, width - fixed - 1, getattr(self, "_need", 40)))
+        bar = self.query_one(DataTable).styles.scrollbar_size_vertical  # (a long list has one: "prune" was cut)
+        run_w = max(12, min(RUN_MAX, width - fixed - 1 - bar, getattr(self, "_need", 40)))
         if getattr(self, "_layout_key", None) == (wide, run_w):
             return
         self._layout_key = (wide, run_w)
@@ -155,7 +156,7 @@ class RunsScreen(Refreshing, Screen):
                           (f"   {len(self.marked)} marked" if self.marked else "", "yellow")))
         hint = "space: mark runs, c: compare them" if len(self.marked) < 2 else "c: compare the marked runs"
         if self.groups:
-            hint += " · e: expand a seed group"
+            hint += " · e: expand or fold a seed group"
         self.query_one("#runs-hint", Static).update(Text(hint, style="dim"))
 
     @work(thread=True, exclusive=True, group="runs-refresh")
