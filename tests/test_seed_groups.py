@@ -256,3 +256,16 @@ def test_a_verdict_fits_the_column_two_groups_get_at_80_columns():
     assert said[0] == "better 8.3 % p<0.001 k=3" and said[3].endswith(" Welch") and said[2].startswith("seed noise")
     assert max(len(x) for x in said) <= 29, said
 
+
+
+def test_a_verdict_tightens_before_it_is_cut_in_a_narrower_column():
+    """Three groups at 80 columns get about 14 cells: 'worse 50 % p=0.…' and 'one seed: canno…'
+    were cut; the method goes first, then the numbers tighten, and the verdict word always stays."""
+    from tuiLM.tui.widgets.difftable import fit_verdict
+
+    assert fit_verdict("worse 50 % p=0.04 k=3", 29) == "worse 50 % p=0.04 k=3"  # room: as it was
+    assert fit_verdict("worse 50 % p=0.04 k=3", 17) == "worse 50 % p=0.04"
+    assert fit_verdict("worse 50 % p=0.04 k=3", 15) == "worse 50% p=.04"
+    assert fit_verdict("one seed: cannot tell", 14) == "1 seed"
+    assert fit_verdict("seed noise p=0.41 k=3", 14) == "noise p=.41"
+    assert fit_verdict("better 8.3 % p<0.001 Welch", 14).startswith("better 8.3%")

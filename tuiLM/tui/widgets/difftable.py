@@ -76,6 +76,20 @@ def short_verdict(c: Any) -> str:
     return f"{'better' if c.gain > 0 else 'worse'} {rel} {p} {how}"
 
 
+def fit_verdict(text: str, width: int) -> str:
+    """``short_verdict`` in ``width`` cells (three groups or more at 80 columns): without the method,
+    then with tighter numbers ("worse 50% p=.04"), before anything is cut (the words stay: a sign
+    would not say whether a higher bpb is meant)."""
+    steps = (lambda t: t.rsplit(" ", 1)[0] if t.endswith((" Welch", " 1 seed")) or " k=" in t else t,
+             lambda t: t.replace(" %", "%").replace("p=0.", "p=.").replace("p<0.", "p<.")
+             .replace("seed noise", "noise").replace("one seed: cannot tell", "1 seed"))
+    for step in steps:
+        if len(text) <= width:
+            break
+        text = step(text)
+    return text
+
+
 def summary_rows(runs: list[RunSnapshot]) -> list[tuple[str, list[str]]]:
     rows = [("best bpb", [fmt(best_bpb(r)) for r in runs]),
             ("loss", [fmt(r.last("train", "loss")) for r in runs]),
@@ -113,6 +127,8 @@ class DiffTable(DataTable):
         for i, (run, name) in enumerate(zip(runs, names)):
             self.add_column(Text(cut(name, col_w), style=f"bold {RUN_COLORS[i % len(RUN_COLORS)]}"), width=col_w)
         for k, values in rows:
+            if k == "vs first":
+                values = [fit_verdict(v, col_w) for v in values]
             self.add_row(Text(cut(k, label_w), style="dim" if k in SUMMARY_ROWS else ""),
                          *(cell(cut(v, col_w)) for v in values))
         return True
