@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import re
 import subprocess
@@ -342,11 +343,16 @@ def test_a_running_trials_steps_come_from_the_tail_of_its_runs_under_the_resume_
         w.write("run_start", step=100)  # resumed from the step-100 checkpoint
         for step in range(101, 106):
             w.write("train", step=step, tokens=step, loss=1.0, lr=1e-3, grad_norm=1.0, tokens_per_s=1.0, dt_ms=1.0)
-    assert _running_here(["t0"], tmp_path / "runs") == (False, 105)
+    assert _running_here(["t0"], tmp_path / "runs") == (False, 105, False)  # (no trainer: not live)
+    from tuiLM.ownership import acquire_run_lock
+
+    lock = acquire_run_lock(run)  # its trainer, alive: live (the app offers x on it, and no c)
+    assert _running_here(["t0"], tmp_path / "runs") == (False, 105, True)
+    os.close(lock)
     with EventWriter(run / "events.jsonl") as w:
         w.write("run_end", status="stopped", step=105, reason="study stop")
-    assert _running_here(["t0"], tmp_path / "runs") == (True, 105)
-    assert _running_here(["gone"], tmp_path / "runs") == (False, None)
+    assert _running_here(["t0"], tmp_path / "runs") == (True, 105, False)
+    assert _running_here(["gone"], tmp_path / "runs") == (False, None, False)
 
 
 

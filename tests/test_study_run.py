@@ -456,8 +456,8 @@ def test_two_workers_share_one_postgresql_study(tmp_path, postgres_url):
 
 def test_trials_given_on_the_command_line_are_the_target_study_show_and_workers_count_to(tmp_path):
     """`study run FILE --trials 5` ran five trials while `study show` and the app counted to the
-    file's 4 ('3/4 done' with five trials there). The target is stored with the study; a worker
-    without --trials keeps it, one with --trials sets it."""
+    file's 4 ('3/4 done' with five trials there). The target is stored with the study; a later
+    `study run` or worker without --trials keeps it, one with --trials sets it."""
     import io
 
     from rich.console import Console

@@ -258,12 +258,20 @@ async def test_study_footer_fits_80_columns_and_offers_no_stop_on_a_finished_stu
         screen.workers.cancel_group(screen, "study-refresh")  # (the fixture's own state would come back)
         await pilot.press("g")
         at = screen.trial()
-        screen.snapshot = dataclasses.replace(screen.snapshot, state="running", trials=tuple(
-            dataclasses.replace(t, state="running") if t.number == at.number else t for t in screen.snapshot.trials))
+        running = dataclasses.replace(screen.snapshot, state="running", counts=(*screen.snapshot.counts, ("live", 1)),
+                                      trials=tuple(dataclasses.replace(t, state="running", live=True)
+                                                   if t.number == at.number else t for t in screen.snapshot.trials))
+        screen.snapshot = running
         screen.sync_bindings()
         shown, whole = await _settled_footer(pilot, screen)
         assert whole and {"stop_trial", "stop_study", "quit"} <= set(shown), shown
         assert "continue_study" not in shown and "sort" not in shown, shown
+        # its controller killed (no trainer alive here): c recovers it, x has nothing to signal, q fits
+        screen.snapshot = dataclasses.replace(running, counts=screen.snapshot.counts[:-1], trials=tuple(
+            dataclasses.replace(t, live=False) for t in running.trials))
+        screen.sync_bindings()
+        shown, whole = await _settled_footer(pilot, screen)
+        assert whole and {"continue_study", "stop_study", "quit"} <= set(shown) and "stop_trial" not in shown, shown
         key = screen.sort_key
         await pilot.press("o")  # unlisted at 80 columns, still working
         assert screen.sort_key != key

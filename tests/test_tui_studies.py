@@ -291,9 +291,13 @@ async def test_a_study_command_that_fails_at_once_says_why_in_the_app(tmp_path, 
 
         app._study_watch.append((Alive(), ["worker", "fixture"], runs / "studies" / "x.log"))
         assert app.study_busy("fixture") and not app.study_busy("other")
+        app._study_watch[-1] = (Alive(), ["run", "some.toml"], runs / "studies" / "x.log")
+        assert app.study_busy("other")  # (a study file names no study this app can match: every one waits)
         app._study_watch.clear()
     assert offers("continue_study", "stopped") and offers("continue_study", "idle")
-    assert not offers("continue_study", "running") and not offers("continue_study", "finished")
+    assert not offers("continue_study", "running", live=1) and not offers("continue_study", "finished")
+    # running with no trainer alive here: its controller was killed (or runs on another host): c recovers it
+    assert offers("continue_study", "running", live=0)
 
 
 @aio
@@ -314,4 +318,17 @@ async def test_an_unreadable_study_says_why_and_offers_no_action(tmp_path):
         await wait_for(pilot, lambda: isinstance(app.screen, StudyScreen) and "Study broken:" in title(), "the error")
         assert "damaged journal" in title(), title()
         screen = app.screen
-        assert not any(screen.check_action(a, ()) for a in (*screen.OFFERED, "sort", "next_param"))
+        assert not any(screen.check_action(a, ()) for a in (*screen.OFFERED, "sort", "sort_unlisted", "next_param",
+                                                            "page"))
+
+
+def test_a_failed_study_command_is_told_by_its_error_line_and_the_lines_that_detail_it(tmp_path):
+    from tuiLM.tui.services import log_verdict
+
+    log = tmp_path / "app-run.log"
+    log.write_text("study s · 2 trials\nerror: the preset has errors:\n  model.d_model: must be > 0\n"
+                   "  optim.lr: must be > 0\n")
+    said = log_verdict(log, 1)
+    assert said.startswith("failed (exit 1): error: the preset has errors: model.d_model: must be > 0 optim.lr")
+    assert log_verdict(log, 0) == "ended: optim.lr: must be > 0"
+    assert "(no output)" in log_verdict(tmp_path / "missing.log", 0)

@@ -98,13 +98,12 @@ def find_run(ref: str | Path, root: str | Path | None = None) -> Path:
 
 
 def list_runs(root: str | Path | None = None) -> list[Path]:
-    """The runs under ``root``, newest first by when they were made (their preset.toml, written once),
-    not by the folder's time, which any file a reader or a stop leaves there moves."""
+    """Newest made first: by preset.toml's time (written once), not the folder's, which a reader's cache
+    or a stop request moves."""
     base = runs_root(root)
-    if not base.is_dir():
-        return []
+    runs = [p for p in base.iterdir() if is_run_dir(p)] if base.is_dir() else []
 
-    def made(p: Path) -> float:
+    def made(p: Path) -> float:  # (a run deleted meanwhile sorts last: it does not end the listing)
         for q in (p / PRESET, p / EVENTS, p):
             try:
                 return q.stat().st_mtime
@@ -112,7 +111,7 @@ def list_runs(root: str | Path | None = None) -> list[Path]:
                 pass
         return 0.0
 
-    return sorted((p for p in base.iterdir() if is_run_dir(p)), key=made, reverse=True)
+    return sorted(runs, key=made, reverse=True)
 
 
 def read_preset_text(run_dir: str | Path) -> str:

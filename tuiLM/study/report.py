@@ -222,7 +222,8 @@ def trial_rows(study: Any, root: str | Path | None = None) -> list[dict[str, Any
         if a.get("surplus"):
             continue
         values = a.get("values", [])
-        stopped, steps = _running_here(a.get("runs") or [], root) if t.state.name == "RUNNING" else (False, None)
+        stopped, steps, live = (_running_here(a.get("runs") or [], root) if t.state.name == "RUNNING"
+                                else (False, None, False))
         rows.append({
             "number": t.number,
             "state": t.state.name.lower(),
@@ -244,13 +245,14 @@ def trial_rows(study: Any, root: str | Path | None = None) -> list[dict[str, Any
             "started": t.datetime_start.timestamp() if t.datetime_start else None,
             "finished": t.datetime_complete.timestamp() if t.datetime_complete else None,
             "stopped": stopped,
+            "live": live,  # its latest run's trainer is alive here
         })
     return rows
 
 
-def _running_here(run_ids: list[str], root: str | Path | None) -> tuple[bool, int | None]:
+def _running_here(run_ids: list[str], root: str | Path | None) -> tuple[bool, int | None, bool]:
     """A running trial as its runs here tell it: (its latest run ended ``stopped``, the furthest step
-    its runs reached so far; None when none of them is here). Cheap enough for the app's refresh every
+    its runs reached so far (None when none of them is here), its latest run's trainer is alive). Cheap enough for the app's refresh every
     2 s: a step comes from the last 64 KiB of each events.jsonl, and only a latest run whose trainer is
     gone is read whole (through its column cache) to see whether it ended stopped."""
     from ..ownership import trainer_running
@@ -261,8 +263,9 @@ def _running_here(run_ids: list[str], root: str | Path | None) -> tuple[bool, in
     steps = [ev["step"] for p in paths for ev in effective_events(EventTail(p / EVENTS, start=-65536).poll())
              if ev.get("kind") in ("train", "run_end") and isinstance(ev.get("step"), int)]  # (a resume's rule)
     last = runs_root(root) / run_ids[-1] if run_ids else None
-    stopped = last is not None and last.is_dir() and not trainer_running(last) and summarize(last).state == "stopped"
-    return stopped, max(steps, default=None)
+    live = last is not None and last.is_dir() and bool(trainer_running(last))
+    stopped = last is not None and last.is_dir() and not live and summarize(last).state == "stopped"
+    return stopped, max(steps, default=None), live
 
 
 def _finite(x: Any) -> float | None:
@@ -328,6 +331,7 @@ def summarize_study(study: Any, name: str, storage_label: str, storage_url: str 
     counts = {s: sum(1 for r in rows if r["state"] == s and not r["stopped"])
               for s in ("complete", "running", "pruned", "fail", "waiting")}
     counts["stopped"] = sum(1 for r in rows if r["stopped"])  # running in Optuna, no trainer: resumes on study run
+    counts["live"] = sum(1 for r in rows if r["live"])  # running trials whose trainer is alive here
     judged = judge(rows, best, study.direction.name.lower())
     summary = {**judged, "name": name, "target": target,
                "distributions": {k: _dist_kind(d) for k, d in _dists(study).items()}, "direction": study.direction.name.lower(), "objective": objective,

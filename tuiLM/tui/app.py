@@ -199,9 +199,11 @@ class TuiLMApp(App):
         return proc
 
     def study_busy(self, name: str) -> bool:
-        """Whether a `tuilm study worker / confirm NAME` this app started is still running (a second
-        `c` would start one more worker on the same cores)."""
-        return any(args[1:2] == [name] for proc, args, _ in self._study_watch if proc.poll() is None)
+        """Whether a study command this app started for NAME still runs (a second `c` would start one
+        more worker on the same cores). `run FILE` and `confirm` name no study the app can match (a
+        file; the new NAME-confirmN): while one runs, every study counts as busy."""
+        return any(args[0] in ("run", "confirm") or args[1:2] == [name]
+                   for proc, args, _ in self._study_watch if proc.poll() is None)
 
     def _watch_studies(self) -> None:
         """Say when a study command started here ends: its error lines when it failed (a study file

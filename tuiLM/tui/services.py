@@ -7,6 +7,8 @@ Everything here may block for a moment: the screens call it from thread workers.
 
 from __future__ import annotations
 
+import itertools
+import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,14 +123,21 @@ def spawn_study(args: list[str], root: Path | None = None) -> tuple[subprocess.P
 def log_verdict(log: Path, code: int | None) -> str:
     """How a study command ended, from its log: 'failed: <its error lines>' or 'ended: <last line>'."""
     try:
-        lines = [ln.strip() for ln in log.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
+        with open(log, "rb") as fh:  # its end is what matters (a long study's log can be large)
+            fh.seek(max(0, os.fstat(fh.fileno()).st_size - 65536))
+            lines = [ln.rstrip() for ln in fh.read().decode("utf-8", "replace").splitlines() if ln.strip()]
     except OSError:
         lines = []
-    if code:
-        errors = [ln for ln in lines if ln.lower().startswith(("error", "  "))] or lines[-3:]
+    if code:  # the error line and the indented lines that detail it
+        first = next((i for i, ln in enumerate(lines) if ln.lower().startswith("error")), None)
+        if first is None:
+            errors = lines[-3:]
+        else:
+            rest = list(itertools.takewhile(lambda ln: ln.startswith(" "), lines[first + 1:]))
+            errors = [ln.strip() for ln in [lines[first], *rest]]
         more = f" (+{len(errors) - 4} more)" if len(errors) > 4 else ""
         return f"failed (exit {code}): " + " ".join(errors[:4])[:400] + f"{more} · log: {log}"
-    return "ended: " + (lines[-1][:300] if lines else "(no output)")
+    return "ended: " + (lines[-1].strip()[:300] if lines else "(no output)")
 
 
 def stop_study(name: str, root: Path | None = None) -> str | None:

@@ -41,6 +41,7 @@ class StudyRow:
     confirm_of: str | None = None
     error: str = ""
     stopped: int = 0  # running in Optuna, no trainer: the next study run resumes them
+    live: int = 0  # running trials whose trainer is alive here
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class TrialView:
     reason: str
     intermediate: tuple[tuple[int, float], ...]
     over_limit: bool = False  # its artifact is over study.max_artifact_bytes: never the best
+    live: bool = False  # running, its latest run's trainer alive here (x can stop it)
 
     def param(self, key: str) -> Any:
         for k, v in self.params:  # a handful of parameters: a scan beats building a dict per call
@@ -156,7 +158,7 @@ class StudyReader:
                 name, study_state(s, sdir), c["complete"], c["running"], c["pruned"], c["fail"], s.get("target"),
                 b["value"] if b else None, b["value_se"] if b else None, b["k"] if b else 0,
                 tuple(b["params"].items()) if b else (), s["objective"], s["storage"], last,
-                of.get("study") if isinstance(of, dict) else None, stopped=c["stopped"]))
+                of.get("study") if isinstance(of, dict) else None, stopped=c["stopped"], live=c.get("live", 0)))
         return out
 
     def snapshot(self, name: str, top_k: int = TOP_K) -> StudySnapshot:
@@ -169,7 +171,8 @@ class StudyReader:
             r["number"], "stopped" if r.get("stopped") else r["state"], tuple(r["params"].items()), r["value"], r["value_se"], r["k"],
             tuple(r["values"]), tuple(r["seeds"]), r["steps"], r["host"] or "", tuple(r["runs"]), tuple(r["lucky"]),
             r["baseline"], short_cmp(r),
-            r["reason"], tuple((int(k), float(v)) for k, v in r["intermediate"].items()), r["over_limit"])
+            r["reason"], tuple((int(k), float(v)) for k, v in r["intermediate"].items()), r["over_limit"],
+            bool(r.get("live")))
             for r in s["trials"])
         verdicts = []
         c = s.get("best_vs_runner_up")

@@ -178,12 +178,12 @@ class StudiesScreen(Refreshing, Screen):
         return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """S is offered on a running study; c on one neither finished nor running (studyactions.offers)."""
+        """S is offered on a running study; c where studyactions.may_continue says."""
         if action not in self.OFFERED or not self.is_mounted:
             return True
         row = self.rows.get(self._cursor() or "")
         if row is not None and action == "continue_study":
-            return may_continue(self, row.name, row.state)
+            return may_continue(self, row.name, row.state, row.live)
         return row is not None and offers(action, row.state)
 
     @on(DataTable.RowHighlighted)

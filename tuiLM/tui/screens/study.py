@@ -166,10 +166,11 @@ class StudyScreen(Refreshing, Screen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Keys are offered only where they do something: g pages the panels at 80 columns only (wider,
         every panel is on screen), and p there on the scatter's page; x stops the highlighted trial
-        when it runs; S stops a running study; c continues one neither finished nor running, and
-        none this app's worker still runs; k needs a completed trial and a search that is not
-        running. o works at 80 columns too, unlisted there (the sorted column is marked)."""
-        if self.snapshot is None and action in (*self.OFFERED, "sort", "next_param"):
+        when its trainer runs here; S stops a running study; c continues one not finished whose
+        trainers are not alive here, while no study command of this app runs (may_continue); k needs
+        a completed trial and a search that is not running. o works at 80 columns too, unlisted
+        there (the sorted column is marked)."""
+        if self.snapshot is None and action in (*self.OFFERED, "sort", "sort_unlisted", "next_param", "page"):
             return False  # a study that could not be read (its title says why): nothing to act on
         if action == "page":
             return self._narrow()
@@ -182,11 +183,11 @@ class StudyScreen(Refreshing, Screen):
             return True
         if action == "stop_trial":
             t = self.trial()
-            return t is not None and t.state == "running"
+            return t is not None and t.state == "running" and t.live  # (its trainer here: x signals it)
         if action == "confirm":  # (while the search runs its top k may still change)
             return s.count("complete") > 0 and s.state not in ("running", "stopping")
         if action == "continue_study":
-            return may_continue(self, self.study_name, s.state)
+            return may_continue(self, self.study_name, s.state, s.count("live"))
         return offers(action, s.state)
 
     def _draw_title(self) -> None:

@@ -9,16 +9,20 @@ from typing import Any, Callable
 from .dialogs import AskScreen, ConfirmScreen
 
 
-def offers(action: str, state: str) -> bool:
+def offers(action: str, state: str, live: int = 0) -> bool:
     """Whether a study in ``state`` (report.study_state) takes ``stop_study`` or ``continue_study``:
-    stop a running one; continue one that is neither finished nor running (running means a trial's
-    trainer is alive; trials whose controller was killed count as stopped, and a worker resumes them)."""
-    return state == "running" if action == "stop_study" else state not in ("finished", "running", "stopping")
+    stop a running one; continue any but a finished one or one whose trainers are alive here (``live``).
+    One that says running with no live trainer here has lost its controller (killed, or on another
+    host): a worker recovers its trials or joins it."""
+    if action == "stop_study":
+        return state == "running"
+    return state != "finished" and not (state in ("running", "stopping") and live)
 
 
-def may_continue(screen: Any, name: str, state: str) -> bool:
-    """``c`` is offered: the state allows it and no worker this app started for the study still runs."""
-    return offers("continue_study", state) and not screen.app.study_busy(name)
+def may_continue(screen: Any, name: str, state: str, live: int) -> bool:
+    """``c`` is offered: the study allows it and no study command this app started still runs (one
+    started with a study file names no study: any of them counts)."""
+    return offers("continue_study", state, live) and not screen.app.study_busy(name)
 
 
 def ask_stop_study(screen: Any, name: str) -> None:

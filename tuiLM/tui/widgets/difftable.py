@@ -80,7 +80,7 @@ def fit_verdict(text: str, width: int) -> str:
     """``short_verdict`` in ``width`` cells (three groups or more at 80 columns): without the method,
     then with tighter numbers ("worse 50% p=.04"), before anything is cut (the words stay: a sign
     would not say whether a higher bpb is meant)."""
-    steps = (lambda t: t.rsplit(" ", 1)[0] if t.endswith((" Welch", " 1 seed")) or " k=" in t else t,
+    steps = (lambda t: t.rsplit(" ", 1)[0] if t.endswith(" Welch") or " k=" in t else t,
              lambda t: t.replace(" %", "%").replace("p=0.", "p=.").replace("p<0.", "p<.")
              .replace("seed noise", "noise").replace("one seed: cannot tell", "1 seed"))
     for step in steps:
