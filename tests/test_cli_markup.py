@@ -83,7 +83,7 @@ def test_study_storage_path(tuilm, tmp_path, monkeypatch):
                                       '[space]\n"optim.lr" = { log = [1e-4, 1e-2] }\n')
     storage = f"journal:{tmp_path}/j[/old]/[bold]x.log"
     code, out, _ = tuilm("study", "run", "ok.toml", "--storage", storage)
-    assert code == 0 and f"storage {storage}" in out.replace("\n", "")  # the header (wrapped where the tmp path is long)
+    assert code == 0 and f"storage {storage}" in out  # the header
     assert f"--storage {storage}" in out.replace("\n", "")  # the closing "details:" line (wrapped at 80)
 
 

@@ -61,7 +61,7 @@ def validate_command(path: str, sets: list[str], console: Console, err: Console)
                   f"{'s' if len(spec.space) != 1 else ''}, {spec.trials} trial"
                   f"{'s' if spec.trials != 1 else ''} x {spec.seeds} seed{'s' if spec.seeds != 1 else ''} = up to "
                   f"{runs} run{'s' if runs != 1 else ''}, {spec.sampler} + {spec.pruner}, "
-                  f"{n_warn} warning{'s' if n_warn != 1 else ''})", highlight=False)
+                  f"{n_warn} warning{'s' if n_warn != 1 else ''})", highlight=False, soft_wrap=True)
 
 
 # -- run / worker ----------------------------------------------------------------------------------
@@ -149,7 +149,7 @@ def run_engine(engine: Any, console: Console, create: bool = True) -> int:
     ddp = f" x {engine.nproc} processes (DDP)" if engine.nproc > 1 else ""
     console.print(f"study [bold]{escape(engine.name)}[/] · {engine.target} trial{'s' if engine.target != 1 else ''} x {spec.seeds} seed"
                   f"{'s' if spec.seeds != 1 else ''} · {spec.sampler} + {spec.pruner} · parallel {engine.parallel}{ddp} · "
-                  f"{spec.objective} · storage {escape(where)}", highlight=False)
+                  f"{spec.objective} · storage {escape(where)}", highlight=False, soft_wrap=True)
     progress = Progress(console, engine.target, spec.objective)
     engine._say = progress.say
     try:
@@ -164,7 +164,7 @@ def run_engine(engine: Any, console: Console, create: bool = True) -> int:
     state = "stopped" if engine.stopping else "finished"
     console.print(f"study {escape(engine.name)} {state}: {counts.complete} done · {counts.pruned} pruned · "
                   f"{counts.failed} failed · {counts.running} {'stopped' if engine.stopping else 'running'} · {best}",
-                  highlight=False)
+                  highlight=False, soft_wrap=True)
     if engine.stopping:
         console.print("continue it with the same `tuilm study run` (or `tuilm study worker`)", highlight=False)
     console.print(f"details: tuilm study show {engine.name}"

@@ -34,7 +34,8 @@ def ask_stop_study(screen: Any, name: str) -> None:
 def continue_study(screen: Any, name: str, then: Callable[[], None]) -> None:
     """``tuilm study worker NAME`` in the background; ``then``: wake the screen's reader."""
     if screen.app.study_busy(name):  # (a stale footer could still run the action)
-        screen.notify(f"A worker for study {name} started here is still running", severity="warning")
+        screen.notify(f"A study command started here is still running: {name} waits for it to end",
+                      severity="warning")
         return
     screen.app.start_study(["worker", name])
     then()
