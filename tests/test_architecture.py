@@ -258,3 +258,10 @@ def test_the_schema_check_sees_reads_under_any_name(tmp_path):
     assert sorted(f.split(": ", 1)[1] for f in found) == sorted([
         "field hidden_default", "schedule.bogus_ramp", "model config .bogus_width", "optim.bogus_lr",
         "eval.bogus_every", "model.bogus_direct"]), found
+
+
+def test_no_file_of_the_app_grows_past_450_lines():
+    """Issue 10 split the dashboard so that no file under tuiLM/tui/ is over 450 lines; a screen that
+    grows past it splits again (the study view's panels went to tui/studyframes.py)."""
+    long = {str(p.relative_to(PKG)): n for p in modules("tui") if (n := len(p.read_text().splitlines())) > 450}
+    assert not long, long

@@ -11,7 +11,6 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-import numpy as np
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -23,17 +22,16 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual.worker import get_current_worker
 
-from ..seedgroup import seed_band
 from ..studydata import StudyReader, StudySnapshot, TrialView
+from ..studyframes import BEST_LEGEND, best_frame, best_points, curves_frame
 from ..widgets.linetable import LineTable
-from ..widgets.plot import Fill, Frame, PlotPanel, Trace
+from ..widgets.plot import PlotPanel
 from ..widgets.scatter import importance_text, scatter_text
 from .live import NARROW, Refreshing
 from ...units import short_key
 from .studies import REFRESH_S, STATE_STYLE, _fmt_param
 from .studyactions import ask_confirm, ask_stop_study, ask_stop_trial, continue_study, may_continue, offers
 
-COLORS = ["#4ea1ff", "#f4a261", "#7bd389", "#e76f51", "#c77dff", "#ffd166", "#4cc9f0", "#f72585"]
 
 
 class StudyUpdated(Message):
@@ -293,56 +291,25 @@ class StudyScreen(Refreshing, Screen):
     def _draw_best(self) -> None:
         s = self.snapshot
         assert s is not None
-        sign = -1 if s.direction == "maximize" else 1
-        pts = sorted((t.number, t.value) for t in s.trials
-                     if t.state == "complete" and t.value is not None and not t.over_limit)
-        if self._same("best", (tuple(pts), s.objective, sign)):
+        if self._same("best", (best_points(s), s.objective, s.direction)):
             return
         panel = self.query_one("#study-best", PlotPanel)
-        if not pts:
-            panel.set_frame(Frame([], message="no completed trial yet"))
-            return
-        x = np.array([p[0] for p in pts], dtype=float)
-        y = np.array([p[1] for p in pts], dtype=float)
-        best = sign * np.minimum.accumulate(sign * y)
-        panel.border_subtitle = Content.from_markup("[#8b93a1]●[/] trial · [#7bd389]━[/] best so far")
-        panel.set_frame(Frame([Trace(x, y, "#8b93a1", "trial", markers=True, line=False),  # trials are not a path
-                               Trace(x, best, "#7bd389", "best", step=True)], message=""))  # held until beaten
+        panel.border_subtitle = Content.from_markup(BEST_LEGEND) if best_points(s) else ""
+        panel.set_frame(best_frame(s))
 
     def _draw_curves(self) -> None:
         s = self.snapshot
         assert s is not None
-        traces = []
-        legend = []
         if self._same("curves", (s.curves, self.band, s.objective)):
             return
-        done = [c for c in s.curves if c.state == "complete"]
-        fills = []
-        for i, c in enumerate(done):
-            color = COLORS[i % len(COLORS)]
-            x = np.array(c.steps, dtype=float)
-            mean, lo, hi, _ = seed_band(np.array(c.per_seed, dtype=float), self.band)
-            ok = np.isfinite(mean)
-            if len(c.per_seed) > 1:
-                fills.append(Fill(x[ok], lo[ok], hi[ok], color))
-            traces.append(Trace(x[ok], mean[ok], color, f"t{c.number}"))
-            legend.append(f"[{color}]━[/] t{c.number}")
-        for c in s.curves:
-            if c.state != "complete":  # pruned / running: the first seed's curve, as far as it got
-                x = np.array(c.steps, dtype=float)
-                y = np.array(c.per_seed[0], dtype=float)
-                ok = np.isfinite(y)
-                traces.append(Trace(x[ok], y[ok], "#8a6d8f", f"t{c.number}", dim=True))
+        frame, title, shown = curves_frame(s, self.band)
         panel = self.query_one("#study-curves", PlotPanel)
-        panel.border_title = Content(f"top-{len(done)} {s.objective} over seeds" if done else  # (not "top-0")
-                                     f"{s.objective} over seeds")
+        panel.border_title = Content(title)
         room = (panel.size.width or self.app.size.width // 2) - 6
-        parts = [" ".join(legend), ("min–max" if self.band == "minmax" else "± SE") + " band (b)", "dim: pruned"]
-        shown = [p for p in parts if p]
         while len(shown) > 1 and Content.from_markup(" · ".join(shown)).cell_length > room:
             shown.pop()  # which colour is which trial first, then the band's key, then the dim note
         panel.border_subtitle = Content.from_markup(" · ".join(shown))
-        panel.set_frame(Frame(traces, message="no curves yet", fills=tuple(fills)))
+        panel.set_frame(frame)
 
     def current_param(self) -> str | None:
         s = self.snapshot
