@@ -252,9 +252,10 @@ def trial_rows(study: Any, root: str | Path | None = None) -> list[dict[str, Any
 
 def _running_here(run_ids: list[str], root: str | Path | None) -> tuple[bool, int | None, bool]:
     """A running trial as its runs here tell it: (its latest run ended ``stopped``, the furthest step
-    its runs reached so far (None when none of them is here), its latest run's trainer is alive). Cheap enough for the app's refresh every
-    2 s: a step comes from the last 64 KiB of each events.jsonl, and only a latest run whose trainer is
-    gone is read whole (through its column cache) to see whether it ended stopped."""
+    its runs reached so far (None when none of them is here), its latest run's trainer is alive).
+    Cheap enough for the app's refresh every 2 s: a step comes from the last 64 KiB of each
+    events.jsonl, and only a latest run whose trainer is gone is read whole (through its column
+    cache) to see whether it ended stopped."""
     from ..ownership import trainer_running
     from ..reader import EventTail, effective_events, summarize
     from ..runs import EVENTS, runs_root
@@ -646,7 +647,8 @@ def list_command(storage_url: str | None, console: Console) -> None:
     # widest item wide (the last activity gives way first)
     widest = max((len(item) for r in rows if "unreadable" not in r[1] for item in r[4].split()), default=11)
     cols = ["study", "state", "trials", "best", "best params", "last activity"]
-    need = sum(max(len(cols[i]), *(len(Text.from_markup(r[i]).plain) for r in rows)) for i in range(4)) + widest + 13
+    need = sum(max(len(cols[i]), *(len(Text.from_markup(r[i]).plain) for r in rows)) for i in range(4))
+    need += widest + len(cols[5])  # (the best params at their narrowest, the date as wide as its header)
     if need + 2 * (len(cols) - 1) > console.width:  # at 80 columns the last activity gives way, not cut to "12"
         cols.pop()
         rows = [r[:5] for r in rows]
@@ -719,8 +721,6 @@ def stop_command(name: str, storage_url: str | None, console: Console) -> int:
     """`tuilm study stop`: exit 1, asking nothing, when no trial is running (as `tuilm stop` on a run)."""
     refused = request_stop(name, storage_url)
     if refused:  # an error on stderr, as `tuilm stop` says of a run with no trainer
-        from ..errors import UserError
-
         raise UserError(refused)
     console.print(f"asked study {name} to stop: running trials checkpoint and end stopped; "
                   f"`tuilm study run` continues it", highlight=False, markup=False)

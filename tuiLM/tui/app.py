@@ -214,8 +214,9 @@ class TuiLMApp(App):
             self._study_watch.remove(item)
             proc, args, log = item
             said = services.log_verdict(log, proc.returncode)
-            self.notify(f"`tuilm study {' '.join(args)}` {said}", severity="error" if proc.returncode else "information",
-                        timeout=12 if proc.returncode else 6, markup=False)
+            failed = bool(proc.returncode)
+            self.notify(f"`tuilm study {' '.join(args)}` {said}", severity="error" if failed else "information",
+                        timeout=12 if failed else 6, markup=False)
             self.screen.refresh_bindings()  # (c is offered again once this app's worker is gone)
         if self._study_watch:
             self.set_timer(1.0, self._watch_studies)

@@ -19,12 +19,12 @@ def best_points(s: StudySnapshot) -> tuple[tuple[int, float], ...]:
                         if t.state == "complete" and t.value is not None and not t.over_limit))
 
 
-def best_frame(s: StudySnapshot) -> Frame:
-    """Every completed trial as a dot, and the best so far as a step (it holds until a trial beats it)."""
-    pts = best_points(s)
+def best_frame(pts: tuple[tuple[int, float], ...], direction: str) -> Frame:
+    """Every completed trial (``best_points``) as a dot, and the best so far as a step (it holds until
+    a trial beats it)."""
     if not pts:
         return Frame([], message="no completed trial yet")
-    sign = -1 if s.direction == "maximize" else 1
+    sign = -1 if direction == "maximize" else 1
     x = np.array([p[0] for p in pts], dtype=float)
     y = np.array([p[1] for p in pts], dtype=float)
     best = sign * np.minimum.accumulate(sign * y)
@@ -53,5 +53,6 @@ def curves_frame(s: StudySnapshot, band: str) -> tuple[Frame, str, list[str]]:
             ok = np.isfinite(y)
             traces.append(Trace(x[ok], y[ok], "#8a6d8f", f"t{c.number}", dim=True))
     title = f"top-{len(done)} {s.objective} over seeds" if done else f"{s.objective} over seeds"  # (not "top-0")
-    parts = [p for p in (" ".join(legend), ("min–max" if band == "minmax" else "± SE") + " band (b)", "dim: pruned") if p]
+    band_key = ("min–max" if band == "minmax" else "± SE") + " band (b)"
+    parts = [p for p in (" ".join(legend), band_key, "dim: pruned") if p]
     return Frame(traces, message="no curves yet", fills=tuple(fills)), title, parts

@@ -335,8 +335,8 @@ class RunsScreen(Refreshing, Screen):
         return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Stop, Resume and Expand (Fold on an expanded group) are offered (in the footer, and on their keys) only where they
-        apply to the highlighted row: at 80 columns the footer has room for the keys that do."""
+        """Stop, Resume and Expand (Fold on an expanded group) are offered (in the footer, and on their
+        keys) only where they apply to the highlighted row: at 80 columns the footer has room for them."""
         if action not in self.OFFERED or not self.is_mounted:
             return True
         key = self._cursor_key()

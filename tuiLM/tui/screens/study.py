@@ -291,11 +291,12 @@ class StudyScreen(Refreshing, Screen):
     def _draw_best(self) -> None:
         s = self.snapshot
         assert s is not None
-        if self._same("best", (best_points(s), s.objective, s.direction)):
+        pts = best_points(s)
+        if self._same("best", (pts, s.objective, s.direction)):
             return
         panel = self.query_one("#study-best", PlotPanel)
-        panel.border_subtitle = Content.from_markup(BEST_LEGEND) if best_points(s) else ""
-        panel.set_frame(best_frame(s))
+        panel.border_subtitle = Content.from_markup(BEST_LEGEND) if pts else ""
+        panel.set_frame(best_frame(pts, s.direction))
 
     def _draw_curves(self) -> None:
         s = self.snapshot

@@ -63,7 +63,8 @@ def _row_of(v: np.ndarray, ymin: float, ymax: float, rows: int) -> np.ndarray:
     return np.clip(np.rint(r), 0, rows - 1).astype(np.int64)
 
 
-def _spans(b: Buckets, ymin: float, ymax: float, rows: int, hold: bool = False) -> tuple[np.ndarray, np.ndarray, int, int]:
+def _spans(b: Buckets, ymin: float, ymax: float, rows: int,
+           hold: bool = False) -> tuple[np.ndarray, np.ndarray, int, int]:
     """Per dot column [top, bottom] rows of a continuous line through the buckets.
 
     Each column covers its own min..max and reaches to where the previous column left off (its last
