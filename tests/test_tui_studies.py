@@ -211,6 +211,20 @@ async def test_confirm_top_k_from_the_study_view_starts_runs(tmp_path, monkeypat
         assert screen is not None
 
 
+@aio
+async def test_a_study_command_ending_while_the_app_closes_is_no_crash(tmp_path):
+    """The watcher's timer can fire after the last screen has gone (CI caught `confirm` ending just as
+    the test's app closed: ScreenStackError). It must then do nothing."""
+    app = make_app(runs_root=tmp_path)
+    async with app.run_test(size=(80, 24)):
+        proc = subprocess.Popen([sys.executable, "-c", "pass"])
+        proc.wait()
+        app._study_watch.append((proc, ["confirm", "x", "--top", "1"], tmp_path / "x.log"))
+    assert not app.screen_stack
+    app._watch_studies()  # raised ScreenStackError before the guard
+    assert app._study_watch  # left for nobody: the app is gone
+
+
 def test_study_curves_follow_the_resume_rule_and_read_only_what_grew(tmp_path):
     """A trial's validation curve comes from reader.RunReader: what a resume superseded is gone, and a
     running trial's file is read incrementally (the same reader, polled again)."""

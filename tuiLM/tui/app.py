@@ -210,6 +210,8 @@ class TuiLMApp(App):
         with errors, a storage it cannot open: otherwise only in its log), its last line when not."""
         from . import services
 
+        if not self.screen_stack:  # the app is closing (a timer can fire after the last screen went)
+            return
         for item in [w for w in self._study_watch if w[0].poll() is not None]:
             self._study_watch.remove(item)
             proc, args, log = item
