@@ -269,3 +269,106 @@ def test_a_verdict_tightens_before_it_is_cut_in_a_narrower_column():
     assert fit_verdict("one seed: cannot tell", 14) == "1 seed"
     assert fit_verdict("seed noise p=0.41 k=3", 14) == "noise p=.41"
     assert fit_verdict("better 8.3 % p<0.001 Welch", 14).startswith("better 8.3%")
+
+
+# -- naming sets on the command line: study:NAME, study:NAME#T, group:RUN ---------------------------
+
+def _study_runs(tmp_path: Path) -> Path:
+    root = _runs(tmp_path)
+    for trial, prefix in ((0, "base"), (1, "hot")):
+        for i in range(3):
+            (root / f"{prefix}-s{i}" / "study.json").write_text(json.dumps(
+                {"study": "lr", "trial": trial, "seed_index": i, "params": {"optim.lr": 0.006 if trial else 0.003}}))
+    return root
+
+
+def test_set_refs_name_trials_groups_and_runs(tmp_path):
+    from tuiLM.groups import member_runs, resolve_ref, resolve_refs
+    from tuiLM.runs import RunError
+
+    root = _study_runs(tmp_path)
+    trials = resolve_ref("study:lr", root)
+    assert [s.label for s in trials] == ["#0 lr", "#1 lr"] and all(s.kind == "trial" for s in trials)
+    assert [p.name for p in trials[1].members] == ["hot-s0", "hot-s1", "hot-s2"]
+    assert trials[1].seeds == (100, 101, 102) and trials[1].trial_params == (("optim.lr", 0.006),)
+    (one,) = resolve_ref("study:lr#1", root)
+    assert one.members == trials[1].members and resolve_ref("study:lr#t1", root)[0].members == one.members
+    (group,) = resolve_ref("group:repeat", root)  # a repeat of seed 100 is a group of its own
+    assert group.kind == "group" and [p.name for p in group.members] == ["repeat"]
+    (run,) = resolve_ref("hot-s2", root)
+    assert not run.is_set and run.members == (root / "hot-s2",)
+    # every member once, in the order named (export)
+    named = member_runs(resolve_refs(["hot-s1", "study:lr#1", "study:lr#0"], root))
+    assert [p.name for p in named] == ["hot-s1", "hot-s0", "hot-s2", "base-s0", "base-s1", "base-s2"]
+    for ref, said in (("study:nope", "no runs of study 'nope' in"), ("study:lr#7", "has no trial 7"),
+                      ("study:lr#x", "a trial is a number"), ("group:missing", "no run 'missing'")):
+        with pytest.raises(RunError, match=said):
+            resolve_ref(ref, root)
+
+
+def test_cli_shows_and_compares_study_trials_as_seed_groups(tmp_path):
+    from rich.console import Console
+
+    from tuiLM.groups import resolve_ref
+    from tuiLM.reader import summarize
+    from tuiLM.report import print_set, print_set_compare
+    from tuiLM.study.stats import compare
+
+    root = _study_runs(tmp_path)
+    base, hot = resolve_ref("study:lr", root)
+    console = Console(record=True, width=100)
+    print_set(hot, console)
+    out = console.export_text()
+    bests = [summarize(p).best_val_bpb for p in hot.members]
+    assert f"best val_bpb {group_value(bests).text()} (mean ± SE over 3 seeds)" in out
+    assert "params: optim.lr=0.006" in out and "hot-s1" in out
+    assert "run.seed" not in out and "run.name" not in out  # a group's settings, not its first seed's
+    console = Console(record=True, width=100)
+    print_set_compare([base, hot], console)
+    out = console.export_text()
+    base_bests = [summarize(p).best_val_bpb for p in base.members]
+    want = compare(bests, base_bests, [100, 101, 102], [100, 101, 102]).verdict
+    assert f"#1 lr vs #0 lr: {want}" in " ".join(out.split()) and "paired over 3 seeds" in want
+    assert "optim.lr" in out and "run.seed" not in out
+    assert group_value(base_bests).text() in out and group_value(bests).text() in out
+
+
+def test_cli_set_refs_end_to_end(tmp_path):
+    import subprocess
+    import sys
+
+    root = _study_runs(tmp_path)
+    env = {**__import__("os").environ, "TUILM_RUNS_DIR": str(root), "COLUMNS": "100"}
+
+    def tuilm(*args):
+        return subprocess.run([sys.executable, "-m", "tuiLM.cli", *args], env=env, capture_output=True, text=True,
+                              timeout=120, stdin=subprocess.DEVNULL)
+
+    r = tuilm("runs", "compare", "study:lr#0", "study:lr#1")
+    assert r.returncode == 0 and "seed groups compared" in r.stdout and "#1 lr vs #0 lr:" in r.stdout, r.stderr
+    r = tuilm("runs", "show", "study:lr")
+    assert r.returncode == 2 and "names a whole study (2 trials)" in r.stderr and "Traceback" not in r.stderr
+    r = tuilm("runs", "show", "group:hot-s0")
+    assert r.returncode == 0 and "seed group" in r.stdout and "hot-s2" in r.stdout
+    r = tuilm("export", "study:lr#1", "--to", "csv", str(tmp_path / "csv"))
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in (tmp_path / "csv").iterdir()) == ["hot-s0.csv", "hot-s1.csv", "hot-s2.csv"]
+    r = tuilm("export", "study:nope", "--to", "csv", str(tmp_path / "csv2"))
+    assert r.returncode != 0 and "no runs of study 'nope'" in r.stderr and not (tmp_path / "csv2").exists()
+
+
+@aio
+async def test_open_study_trials_in_the_app_as_seed_groups(tmp_path):
+    """`tuilm open study:lr#0 study:lr#1` (cli.open_run builds these sources): each trial is drawn as its
+    mean and band, and compared as a group."""
+    from tuiLM.groups import resolve_refs
+
+    root = _study_runs(tmp_path)
+    sets = resolve_refs(["study:lr#0", "study:lr#1", "repeat"], root)
+    app = make_app(runs_root=root, now=lambda: FIXED_NOW, sources=[(s.label, list(s.members)) for s in sets])
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.ready, timeout=30,
+                       what="the compare view")
+        a, b, c = app.screen.sources
+        assert isinstance(a, SeedGroupData) and [m.path.name for m in b.members] == ["hot-s0", "hot-s1", "hot-s2"]
+        assert not isinstance(c, SeedGroupData) and c.path.name == "repeat"  # a run alone stays a run

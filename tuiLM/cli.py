@@ -16,6 +16,8 @@ from rich.markup import escape
 
 from .errors import UserError
 
+SET_REFS = "study:NAME (every trial of a study), study:NAME#T (trial T's seeds) or group:RUN (RUN's seed group)"
+
 app = typer.Typer(
     name="tuilm",
     help="Terminal training console for small-LM hyperparameter experiments. Run with no command to "
@@ -217,14 +219,18 @@ def stop(run_ref: str = typer.Argument(..., metavar="RUN", help="Run directory o
 
 @app.command("open")
 def open_run(run_refs: List[str] = typer.Argument(..., metavar="RUN...", help="Run directories or ids; "
-                                                   "two or more open the compare view.")) -> None:
+                                                   "two or more open the compare view; " + SET_REFS +
+                                                   ": a seed group is drawn as its mean and seed band.")) -> None:
     """Open a run (finished or still running) in the app, or compare several."""
-    from .runs import find_run
+    from .groups import resolve_refs
     from .tui.app import run_app
 
-    dirs = [find_run(r) for r in run_refs]
-    _app_needs_a_terminal(f"tuilm runs {'show' if len(dirs) == 1 else 'compare'} {' '.join(run_refs)}")
-    run_app(run_dir=dirs[0] if len(dirs) == 1 else dirs)
+    sets = resolve_refs(run_refs)
+    _app_needs_a_terminal(f"tuilm runs {'show' if len(sets) == 1 else 'compare'} {' '.join(run_refs)}")
+    if any(s.is_set for s in sets):
+        run_app(sources=[(s.label, list(s.members)) for s in sets])
+    else:
+        run_app(run_dir=sets[0].members[0] if len(sets) == 1 else [s.members[0] for s in sets])
 
 
 @app.command()
@@ -243,21 +249,21 @@ def sample(run_ref: str = typer.Argument(..., metavar="RUN", help="Run directory
 
 
 @app.command()
-def export(run_refs: List[str] = typer.Argument(..., metavar="RUN...", help="Run directories or ids."),
+def export(run_refs: List[str] = typer.Argument(..., metavar="RUN...", help=f"Run directories or ids; {SET_REFS}."),
            to: Tuple[str, Path] = typer.Option(..., "--to", metavar="FORMAT DIR",
                                                help="tensorboard DIR (event files in DIR/<run-id>/) or csv DIR "
                                                     "(DIR/<run-id>.csv, one row per step)."),
            ) -> None:
     """Export runs to TensorBoard (scalars, samples, hparams with final metrics) or to wide CSV."""
     from .export import export_csv, export_tensorboard
-    from .runs import find_run
+    from .groups import member_runs, resolve_refs
 
     fmt, out = to
     if fmt not in ("tensorboard", "csv"):
         raise UserError(f"--to {fmt!r}: choose tensorboard or csv (e.g. --to tensorboard tb/)", exit_code=2)
     if out.exists() and not out.is_dir():
         raise UserError(f"--to {fmt} {out}: exists and is not a folder", exit_code=2)
-    dirs = [find_run(r) for r in run_refs]
+    dirs = member_runs(resolve_refs(run_refs))
     if fmt == "tensorboard":
         from .export import require_tensorboardx, tensorboard_target
 
@@ -330,23 +336,37 @@ def runs_list() -> None:
 
 
 @runs_app.command("show")
-def runs_show(run_ref: str = typer.Argument(..., metavar="RUN")) -> None:
-    """One run: summary, metrics and hyperparameters."""
-    from .report import print_run
-    from .runs import find_run
+def runs_show(run_ref: str = typer.Argument(..., metavar="RUN", help=f"A run id or folder; {SET_REFS}.")) -> None:
+    """One run, or a seed group: summary, metrics and hyperparameters."""
+    from .groups import resolve_ref
+    from .report import print_run, print_set
 
-    print_run(find_run(run_ref), console)
+    sets = resolve_ref(run_ref)
+    if len(sets) > 1:
+        name = run_ref.partition(":")[2]
+        raise UserError(f"{run_ref} names a whole study ({len(sets)} trials): `tuilm study show {name}` shows it; "
+                        f"name one trial as study:{name}#T, or compare trials with `tuilm runs compare`", exit_code=2)
+    if sets[0].is_set:
+        print_set(sets[0], console)
+    else:
+        print_run(sets[0].members[0], console)
 
 
 @runs_app.command("compare")
-def runs_compare(run_refs: List[str] = typer.Argument(..., metavar="RUN...")) -> None:
-    """Runs side by side: metrics, and only the hyperparameters that differ."""
-    from .report import print_compare
-    from .runs import find_run
+def runs_compare(run_refs: List[str] = typer.Argument(..., metavar="RUN...",
+                                                     help=f"Run ids or folders; {SET_REFS}.")) -> None:
+    """Runs side by side: metrics, and only the hyperparameters that differ. Seed groups side by side:
+    mean ± SE over the seeds, and each judged against the first, seed by seed."""
+    from .groups import resolve_refs
+    from .report import print_compare, print_set_compare
 
-    if len(run_refs) < 2:
-        raise UserError("compare needs at least two runs", exit_code=2)
-    print_compare([find_run(r) for r in run_refs], console)
+    sets = resolve_refs(run_refs)
+    if len(sets) < 2:
+        raise UserError("compare needs at least two runs or groups", exit_code=2)
+    if any(s.is_set for s in sets):
+        print_set_compare(sets, console)
+    else:
+        print_compare([s.members[0] for s in sets], console)
 
 
 StorageOpt = typer.Option(None, "--storage", help="Optuna storage URL: postgresql://... (many machines), "

@@ -162,3 +162,95 @@ def group_value(values: Sequence[float | None], direction: str = "minimize") -> 
     vals = [float(values[i]) for i in idx]  # type: ignore[arg-type]
     mean, se = mean_se(vals)
     return GroupValue(mean, se, len(vals), tuple(idx[j] for j in lucky_seeds(vals, direction)))
+
+
+# -- naming sets of runs on the command line (runs show / compare, export) --------------------------------
+
+@dataclass(frozen=True)
+class RunSet:
+    """Runs named together: one run, a study trial's seeds or a run's seed group (seed order)."""
+
+    label: str
+    members: tuple[Path, ...]
+    seeds: tuple[int | None, ...]
+    kind: str = "run"  # run | trial | group
+    trial_params: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def is_set(self) -> bool:
+        return self.kind != "run"
+
+
+def seed_group_of(run_dir: Path) -> SeedGroup | None:
+    """The seed group ``run_dir`` is in among the runs of its folder (None: it cannot be listed)."""
+    from .runs import list_runs
+
+    run_dir = Path(run_dir)
+    try:
+        runs = list_runs(run_dir.parent)
+    except OSError:
+        return None
+    me = membership(run_dir)
+    members = {p: membership(p) for p in runs}
+    members[run_dir] = me
+    same = [p for p in runs if members[p].key == me.key] or [run_dir]
+    return next((g for g in group_runs(same, members) if any(p.resolve() == run_dir.resolve() for p in g.members)),
+                None)
+
+
+def resolve_ref(ref: str, root: str | Path | None = None) -> list[RunSet]:
+    """What a RUN argument names: a run (id, prefix or folder), ``study:NAME`` (one set per trial, in
+    trial order), ``study:NAME#T`` (trial T's seed runs) or ``group:RUN``. Raises RunError with what
+    there is to choose from."""
+    from .runs import RunError, find_run, list_runs, read_study_info, runs_root
+
+    kind, _, rest = ref.partition(":")
+    if not rest or kind not in ("study", "group") or Path(ref).exists():
+        run = find_run(ref, root)
+        return [RunSet(run.name, (run,), (membership(run).seed,))]
+    if kind == "group":
+        run = find_run(rest, root)
+        g = seed_group_of(run)
+        if g is None:
+            return [RunSet(run.name, (run,), (membership(run).seed,), "group")]
+        return [RunSet(g.label, tuple(g.members), tuple(g.seeds), "group")]
+    name, hashed, trial_text = rest.partition("#")
+    trial = trial_text.lower().removeprefix("t")
+    if hashed and not trial.isdigit():
+        raise RunError(f"{ref!r}: a trial is a number (study:{name}#3)")
+    base = runs_root(root)
+    trials: dict[int, list[tuple[Path, dict[str, Any]]]] = {}
+    studies: set[str] = set()
+    for p in list_runs(root):
+        info = read_study_info(p)
+        if "study" in info:
+            studies.add(info["study"])
+        if info.get("study") == name and isinstance(info.get("trial"), int):
+            trials.setdefault(info["trial"], []).append((p, info))
+    if not trials:
+        known = f" (studies with runs there: {', '.join(sorted(studies))})" if studies else " (no study runs there)"
+        raise RunError(f"no runs of study {name!r} in {base}/{known}")
+    if hashed and int(trial) not in trials:
+        have = sorted(trials)
+        span = f"{have[0]}" if len(have) == 1 else f"{have[0]}–{have[-1]}"
+        raise RunError(f"study {name!r} has no trial {int(trial)} with runs in {base}/ (trials {span})")
+    out = []
+    for t in sorted(trials) if not hashed else [int(trial)]:
+        runs = sorted(trials[t], key=lambda pi: (pi[1].get("seed_index", 0), pi[0].name))
+        seeds = tuple(membership(p).seed for p, _ in runs)
+        params = tuple(sorted(runs[0][1].get("trial_params", {}).items()))
+        out.append(RunSet(f"#{t} {name}", tuple(p for p, _ in runs), seeds, "trial", params))
+    return out
+
+
+def resolve_refs(refs: Sequence[str], root: str | Path | None = None) -> list[RunSet]:
+    return [s for ref in refs for s in resolve_ref(ref, root)]
+
+
+def member_runs(sets: Sequence[RunSet]) -> list[Path]:
+    """Every run the sets name, once each, in the order named."""
+    seen: dict[Path, Path] = {}
+    for s in sets:
+        for p in s.members:
+            seen.setdefault(p.resolve(), p)
+    return list(seen.values())

@@ -249,8 +249,6 @@ def _print_seed_groups(runs: list[Path], summaries: dict, console: Console) -> N
 
 
 def print_run(run_dir: Path, console: Console) -> None:
-    from .config.schema import FIELDS
-
     run_dir = Path(run_dir)
     reader = _read(run_dir)  # one read (through the column cache) for every figure below
     m = _run_metrics(reader)
@@ -272,46 +270,44 @@ def print_run(run_dir: Path, console: Console) -> None:
         for key, value in system:
             st.add_row(key, escape(value))
         console.print(st)
-    why: list[str] = []
-    preset = _run_preset(run_dir, why)
-    if preset is None:
-        console.print(f"[yellow]hyperparameters not shown: {escape(why[0])}[/]", highlight=False, soft_wrap=True)
-    else:
-        hp = Table(title="hyperparameters (different from the defaults)")
-        for col in ("key", "value", "default"):
-            hp.add_column(col)
-        from .config.schema import applies
-
-        for f in FIELDS:
-            v = preset.get(f.path)
-            if v != f.default and applies(f, preset.model.arch):
-                hp.add_row(f.path, escape(repr(v)), escape(repr(f.default)))
-        console.print(hp)
+    _print_hparams(run_dir, console)
     if reader.samples:
         last = reader.samples[-1]
         console.print(f"[dim]last sample @ step {last.step}:[/]")
         console.print(f"{last.prompt}{last.text}", markup=False, highlight=False)
 
 
+def _print_hparams(run_dir: Path, console: Console, skip: tuple[str, ...] = ()) -> None:
+    """The run's hyperparameters that differ from the defaults (``skip``: a seed group's seed)."""
+    from .config.schema import FIELDS, applies
+
+    why: list[str] = []
+    preset = _run_preset(run_dir, why)
+    if preset is None:
+        console.print(f"[yellow]hyperparameters not shown: {escape(why[0])}[/]", highlight=False, soft_wrap=True)
+        return
+    hp = Table(title="hyperparameters (different from the defaults)")
+    for col in ("key", "value", "default"):
+        hp.add_column(col)
+    for f in FIELDS:
+        v = preset.get(f.path)
+        if v != f.default and applies(f, preset.model.arch) and f.path not in skip:
+            hp.add_row(f.path, escape(repr(v)), escape(repr(f.default)))
+    console.print(hp)
+
+
 def _print_membership(run_dir: Path, best: Any, console: Console) -> None:
     """Which study trial the run is, and its seed group: one seed is one draw, so its best val_bpb is
     shown beside the group's mean ± SE over the siblings in the same runs folder (groups.py)."""
-    from .groups import counted, group_runs, group_value, membership
+    from .groups import counted, group_value, membership, seed_group_of
     from .reader import summarize
-    from .runs import list_runs, read_study_info
+    from .runs import read_study_info
 
     info, me = read_study_info(run_dir), membership(run_dir)
     if "study" in info:
         seed = f" · seed {me.seed}" if me.seed is not None else ""
         console.print(f"study {info['study']} · trial {info.get('trial', '?')}{seed}", highlight=False, markup=False)
-    try:
-        runs = list_runs(run_dir.parent)
-    except OSError:
-        return
-    members = {p: membership(p) for p in runs}
-    members[run_dir] = me
-    group = next((g for g in group_runs([p for p in runs if members[p].key == me.key], members)
-                  if any(p.resolve() == run_dir.resolve() for p in g.members)), None)
+    group = seed_group_of(run_dir)
     if group is None or group.k < 2:
         return
     ss = [summarize(p) for p in group.members]
@@ -362,3 +358,104 @@ def print_compare(run_dirs: list[Path], console: Console) -> None:
         console.print(diff)
     else:
         console.print("the runs have identical hyperparameters")
+
+
+# -- sets of runs: a study trial's seeds or a seed group (groups.RunSet) ---------------------------------
+
+def _set_values(s: Any) -> tuple[list[Any], list[float | None]]:
+    """The members' summaries and their best val_bpb as a group's statistics count them (completed)."""
+    from .groups import counted
+    from .reader import summarize
+
+    ss = [summarize(p) for p in s.members]
+    return ss, counted([x.state for x in ss], [x.best_val_bpb for x in ss])
+
+
+def _lucky(s: Any, values: list[float | None], v: Any) -> str:
+    with_value = [sd for sd, x in zip(s.seeds, values) if x is not None]
+    return " ".join(f"seed {with_value[i]}" for i in v.lucky)
+
+
+def print_set(s: Any, console: Console) -> None:
+    """A seed group or a study trial: its runs (seed, state, step, best val_bpb), mean ± SE over the
+    completed seeds with k and the possibly lucky seed, and the configuration's hyperparameters."""
+    from .groups import group_value
+
+    ss, values = _set_values(s)
+    what = "trial" if s.kind == "trial" else "seed group"
+    table = Table(title=escape(f"{what} {s.label}"), box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for col in ("run", "seed", "state", "step", "best bpb"):
+        table.add_column(col, no_wrap=col != "run", justify="left" if col in ("run", "state") else "right")
+    for p, sd, x in zip(s.members, s.seeds, ss):
+        table.add_row(escape(p.name), "-" if sd is None else str(sd),
+                      f"[{_STATE_STYLE.get(x.state, 'default')}]{escape(x.state)}[/]", f"{x.step:,}",
+                      _fmt(x.best_val_bpb))
+    console.print(table)
+    if s.trial_params:
+        console.print("params: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                             for k, v in s.trial_params), highlight=False,
+                      markup=False, soft_wrap=True)
+    v = group_value(values)
+    if v.k == 0:
+        console.print("best val_bpb: none yet", highlight=False, markup=False)
+    else:
+        only = " completed" if sum(x is not None for x in values) < len(values) else ""
+        lucky = _lucky(s, values, v)
+        console.print(f"best val_bpb {v.text()} (mean ± SE over {v.k}{only} seed{'s' * (v.k != 1)})"
+                      + (f" · possibly lucky: {lucky} (beyond seed noise)" if lucky else ""), highlight=False,
+                      markup=False, soft_wrap=True)
+    _print_hparams(s.members[0], console, skip=("run.seed", "run.name"))  # (the first seed's name)
+
+
+def print_set_compare(sets: list[Any], console: Console) -> None:
+    """Seed groups side by side: k, seeds, state, best val_bpb mean ± SE, each seed's best and lucky
+    seeds; each against the first, seed by seed where they share seeds (study/stats.compare: paired
+    t-test and bootstrap interval, Welch when the seeds differ); the hyperparameters that differ."""
+    from .config.schema import FIELDS, applies
+    from .groups import group_state, group_value
+    from .study.stats import compare
+
+    read = [_set_values(s) for s in sets]
+    stats = [group_value(values) for _, values in read]
+    table = Table(title="seed groups compared")
+    table.add_column("", style="bold")
+    for s in sets:
+        table.add_column(escape(s.label), justify="right")
+    rows = [("runs", [str(len(s.members)) for s in sets]),
+            ("seeds", [" ".join("-" if x is None else str(x) for x in s.seeds) for s in sets]),
+            ("state", [group_state([x.state for x in ss]) for ss, _ in read]),
+            ("best bpb", [v.text() + (f" (k={v.k})" if v.k > 1 else "") for v in stats]),
+            ("per seed", [" ".join(_fmt(x) for x in values) for _, values in read])]
+    lucky = [_lucky(s, values, v) for s, (_, values), v in zip(sets, read, stats)]
+    if any(lucky):
+        rows.append(("lucky", lucky))
+    for name, cells in rows:
+        table.add_row(name, *(escape(c) for c in cells))
+    console.print(table)
+    first = [(x, sd) for x, sd in zip(read[0][1], sets[0].seeds) if x is not None]
+    for s, (_, values) in list(zip(sets, read))[1:]:
+        mine = [(x, sd) for x, sd in zip(values, s.seeds) if x is not None]
+        if not mine or not first:
+            said = "no completed seed to compare yet"
+        else:
+            said = compare([x for x, _ in mine], [x for x, _ in first], [sd for _, sd in mine],
+                           [sd for _, sd in first]).verdict
+        console.print(f"{s.label} vs {sets[0].label}: {said}", highlight=False, markup=False, soft_wrap=True)
+    presets = [_run_preset(s.members[0]) for s in sets]
+    if any(p is None for p in presets):
+        console.print("[yellow]a group's preset.toml cannot be read: hyperparameters not compared[/]")
+        return
+    diff = Table(title="hyperparameters that differ")
+    diff.add_column("key", style="bold")
+    for s in sets:
+        diff.add_column(escape(s.label))
+    for f in FIELDS:
+        if f.path in ("run.name", "run.notes", "run.seed") or not any(applies(f, p.model.arch) for p in presets):
+            continue
+        values = [p.get(f.path) for p in presets]
+        if any(v != values[0] for v in values[1:]):
+            diff.add_row(f.path, *(escape(repr(v)) for v in values))
+    if diff.row_count:
+        console.print(diff)
+    else:
+        console.print("the groups have identical hyperparameters (besides the seed)")

@@ -67,7 +67,10 @@ class TuiLMApp(App):
 
     async def on_mount(self) -> None:
         s = self._start
-        if s.get("run_dirs"):
+        if s.get("sources"):
+            await self.switch_mode("runs")
+            self.open_sources(s["sources"])
+        elif s.get("run_dirs"):
             await self.switch_mode("runs")
             if s.get("resume"):
                 self.resume_run(Path(s["run_dirs"][0]))
@@ -266,9 +269,11 @@ class TuiLMApp(App):
 def make_app(preset_path: str | Path | None = None, run_dir: str | Path | Iterable[str | Path] | None = None,
              launch: bool = False, overrides: Iterable[str] = (), run_name: str | None = None,
              resume: bool = False, *, preset_dirs: Iterable[str | Path] = (), runs_root: str | Path | None = None,
-             now: Callable[[], float] | None = None) -> TuiLMApp:
+             now: Callable[[], float] | None = None,
+             sources: Iterable[tuple[str, list[Path]]] = ()) -> TuiLMApp:
     """Build the app. ``preset_path`` may be a folder (listed with the others) or a file (opened);
-    ``run_dir`` one run or several (compare view); ``now`` fixes the clock (snapshot tests)."""
+    ``run_dir`` one run or several (compare view); ``sources`` runs and seed groups (label, members)
+    opened together; ``now`` fixes the clock (snapshot tests)."""
     dirs = [Path(d) for d in preset_dirs]
     start: dict[str, Any] = {"launch": launch, "overrides": tuple(overrides), "run_name": run_name,
                              "resume": resume}
@@ -281,11 +286,14 @@ def make_app(preset_path: str | Path | None = None, run_dir: str | Path | Iterab
     if run_dir is not None:
         runs = [run_dir] if isinstance(run_dir, (str, Path)) else list(run_dir)
         start["run_dirs"] = [Path(r) for r in runs]
+    start["sources"] = [(label, [Path(p) for p in paths]) for label, paths in sources]
     return TuiLMApp(preset_dirs=dirs, runs_root=Path(runs_root) if runs_root else None, now=now, start=start)
 
 
 def run_app(preset_path: str | Path | None = None, run_dir: str | Path | Iterable[str | Path] | None = None,
             launch: bool = False, overrides: Iterable[str] = (), run_name: str | None = None,
-            resume: bool = False, preset_dirs: Iterable[str | Path] = ()) -> None:
+            resume: bool = False, preset_dirs: Iterable[str | Path] = (),
+            sources: Iterable[tuple[str, list[Path]]] = ()) -> None:
     """Run the app in this terminal (what ``tuilm``, ``tuilm open RUN`` and ``tuilm run PRESET`` call)."""
-    make_app(preset_path, run_dir, launch, overrides, run_name, resume, preset_dirs=preset_dirs).run()
+    make_app(preset_path, run_dir, launch, overrides, run_name, resume, preset_dirs=preset_dirs,
+             sources=sources).run()
