@@ -346,3 +346,23 @@ def test_a_failed_study_command_is_told_by_its_error_line_and_the_lines_that_det
     assert said.startswith("failed (exit 1): error: the preset has errors: model.d_model: must be > 0 optim.lr")
     assert log_verdict(log, 0) == "ended: optim.lr: must be > 0"
     assert "(no output)" in log_verdict(tmp_path / "missing.log", 0)
+
+
+def test_resuming_a_pruned_trial_by_hand_says_the_study_keeps_its_verdict(tmp_path):
+    """`tuilm resume` on a pruned trial's run trains it on, but Optuna does not reopen a finished
+    trial: the user is told before the run goes on (the app says the same in its notice)."""
+    from tuiLM.headless import outside_study
+
+    runs = copy_fixture(tmp_path)
+    pruned = next(runs.glob("fixture-t004-s0-*"))
+    assert outside_study(next(runs.glob("fixture-t005-s0-*"))) is None  # a completed trial
+    (pruned / "stop_request").unlink(missing_ok=True)
+    env = {**os.environ, "TUILM_RUNS_DIR": str(runs), "COLUMNS": "200"}
+    r = subprocess.run([sys.executable, "-m", "tuiLM.cli", "resume", pruned.name], env=env, capture_output=True,
+                       text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stdout + r.stderr
+    first = r.stdout.splitlines()[0]
+    assert first == (f"note: {pruned.name}: trial 4 of study fixture, which pruned it. The run goes on; "
+                     "the study keeps the trial pruned, with the value it judged")
+    assert "completed at step 30/30" in r.stdout
+    assert outside_study(pruned) is None  # completed now: nothing more to say

@@ -50,6 +50,9 @@ def resume_run(run_dir: str | Path, nproc: int = 1, console: Any = None) -> int:
         raise UserError(f"{run_dir}: not a run directory (no {PRESET})")
     os.close(acquire_run_lock(run_dir))  # one already running: say so (RunBusy) before anything else
     refuse_completed(run_dir)
+    note = outside_study(run_dir)
+    if note:
+        console.print(f"[yellow]note: {escape(note)}[/]", highlight=False, soft_wrap=True)
     ckpts = sorted((run_dir / CHECKPOINTS).glob("step-*.pt"))
     console.print(f"resuming [bold]{escape(run_dir.name)}[/] from "
                   f"{escape(ckpts[-1].name) if ckpts else 'the start (no checkpoint yet)'}", highlight=False)
@@ -70,6 +73,18 @@ def refuse_completed(run_dir: Path) -> None:
     if s.state == "completed":
         raise UserError(f"{run_dir.name} completed at step {s.step:,}"
                         + (f"/{s.max_steps:,}" if s.max_steps else "") + ": there is nothing to resume")
+
+
+def outside_study(run_dir: Path) -> str | None:
+    """What resuming a pruned study trial by hand means (None for any other run): the run goes on,
+    but its study keeps the trial pruned (Optuna does not reopen a finished trial) and its value."""
+    from .runs import read_study_info
+
+    info = read_study_info(run_dir)
+    if "study" not in info or summarize(run_dir).state != "pruned":
+        return None
+    return (f"{Path(run_dir).name}: trial {info.get('trial', '?')} of study {info['study']}, which pruned it. "
+            f"The run goes on; the study keeps the trial pruned, with the value it judged")
 
 
 def _console(console: Any) -> Any:

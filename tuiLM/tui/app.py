@@ -171,16 +171,21 @@ class TuiLMApp(App):
                     severity="information" if ok else "warning")
 
     def resume_run(self, path: Path) -> None:
+        from ..headless import outside_study
         from . import services
 
         try:
+            note = outside_study(path)
             proc = services.resume_run(path)
         except Exception as e:  # a launcher problem must not take the console down
             self.notify(f"Resume failed: {e}", severity="error", timeout=8, markup=False)
             return
         run = self.watcher.get(path, proc=proc)
         self.watcher.wake(run)
-        self.notify(f"Resuming {path.name}", timeout=2, markup=False)
+        if note:
+            self.notify(f"Resuming {note}", severity="warning", timeout=10, markup=False)
+        else:
+            self.notify(f"Resuming {path.name}", timeout=2, markup=False)
 
     # -- study control -------------------------------------------------------------------------------
 
