@@ -187,6 +187,33 @@ async def test_editor_flags_unreadable_input_and_blocks_save(tmp_path):
 
 
 @aio
+async def test_editor_shows_a_file_value_of_the_wrong_type_and_drops_its_problem_once_fixed(tmp_path):
+    """A preset written by hand with n_layers = "two": the field shows "two" (not the default standing
+    in), its error goes as soon as a number is typed (not only after saving), and the fix is saved even
+    when the number equals the default. An unknown key says the form cannot fix it."""
+    path = tmp_path / "exp.toml"
+    path.write_text(PRESET_TEXT.replace("[model]", '[model]\nfoo = 3').replace("n_layers = 2", 'n_layers = "two"'))
+    app = make_app(preset_path=path, runs_root=tmp_path / "runs")
+    async with app.run_test(size=SIZE) as pilot:
+        editor = app.screen
+        n_layers = editor.query_one("#f-model--n_layers", Input)
+        row = editor.query_one(PresetForm).row("model.n_layers")
+        await wait_for(pilot, lambda: n_layers.value == "two", what="the file's value in the field")
+        assert "got the string 'two'" in text_of(row.query_one(".field-msg", Static))
+        assert "2 errors" in text_of(editor.query_one("#editor-title", Static))
+        foo = next(p for p in editor.problems if p.path == "model.foo")
+        assert foo.message.endswith("(not a field of the form: edit the file)")
+        await type_into(pilot, n_layers, "4")  # the default: still a change, the file says "two"
+        assert text_of(row.query_one(".field-msg", Static)) == ""
+        assert "1 error" in text_of(editor.query_one("#editor-title", Static))
+        assert editor.changes() == {"model.n_layers": 4}
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert "1 error" in text_of(editor.query_one("#editor-title", Static))  # model.foo is the file's
+    assert "n_layers = 4" in path.read_text() and '"two"' not in path.read_text()
+
+
+@aio
 async def test_save_as_writes_a_new_file(tmp_path):
     path = tmp_path / "exp.toml"
     path.write_text(PRESET_TEXT)

@@ -25,7 +25,8 @@ from ..widgets.problems import ProblemList
 from .dialogs import ConfirmScreen, SaveAsScreen
 from .editorstate import (add_field_to_study, budget_problems, cannot_start_message, collect_problems,
                           default_study_path, first_problems, read_budget, read_field, read_overrides,
-                          save_as_path, saved_message, section_badges, summary_text, title_text, write_preset)
+                          save_as_path, saved_message, section_badges, summary_text, title_text,
+                          unreadable_in_file, write_preset)
 
 ESTIMATE_DEBOUNCE_S = 0.15
 
@@ -80,6 +81,8 @@ class PresetEditor(Screen):
         self.raw_text: dict[str, str] = {}  # path -> text that could not be read (shown as typed)
         self._shown: dict[str, Any] = {}  # widget id -> last content set (skip no-op updates)
         self.study_file: Path | None = None  # the study file F6 adds fields to (asked the first time)
+        self.file_bad: dict[str, str] = {}  # path -> the file's value of the wrong type (the default stands in)
+        self.fixed: set[str] = set()  # of those, the fields given a readable value since (saved as changes)
         self._load(overrides)
 
     # -- loading -------------------------------------------------------------------------------------
@@ -92,7 +95,9 @@ class PresetEditor(Screen):
         self.base = base
         self.load_problems = problems
         self.values = {f.path: base.get(f.path) for f in FIELDS}
+        self.file_bad = unreadable_in_file(raw, problems)
         values, self.type_errors, self.raw_text = read_overrides(overrides)  # --set values: unsaved edits
+        self.raw_text = {**self.file_bad, **self.raw_text}
         self.values.update(values)
 
     def compose(self) -> ComposeResult:
@@ -129,7 +134,7 @@ class PresetEditor(Screen):
 
     def changes(self) -> dict[str, Any]:
         """Typed values that differ from what the file resolves to (what save writes)."""
-        return {p: v for p, v in self.values.items() if v != self.base.get(p)}
+        return {p: v for p, v in self.values.items() if v != self.base.get(p) or p in self.fixed}
 
     def has_unsaved(self) -> bool:
         return bool(self.changes()) or bool(self.type_errors)
@@ -150,6 +155,8 @@ class PresetEditor(Screen):
         else:
             self.type_errors.pop(f.path, None)
             self.raw_text.pop(f.path, None)
+            if f.path in self.file_bad:  # the file's unreadable value is replaced: its problem goes
+                self.fixed.add(f.path)
             self.values[f.path] = value
             if f.path == "model.arch":
                 self.query_one(PresetForm).apply_arch(str(value))
@@ -161,8 +168,9 @@ class PresetEditor(Screen):
     def revalidate(self) -> None:
         """Validate the current values; put each problem beside its field and in the list."""
         budget = [] if self.estimate is None else budget_problems(self.estimate, self.budget_gib())
-        problems = collect_problems(self.current(), self.base.lines, self.type_errors, self.load_problems,
-                                    budget, self.machine_problems)
+        problems = collect_problems(self.current(), self.base.lines, self.type_errors,
+                                    [p for p in self.load_problems if p.path not in self.fixed], budget,
+                                    self.machine_problems)
         self.problems = problems
         self._apply_rows()
         self.query_one("#problems", ProblemList).show(problems)
@@ -350,6 +358,7 @@ class PresetEditor(Screen):
         self.path = path
         self.original_text = text
         self.base, self.load_problems = resolve(raw, (), source=path, lines=locate_keys(text))
+        self.file_bad, self.fixed = unreadable_in_file(raw, self.load_problems), set()
         n = len(changes)
         errors = sum(p.is_error for p in self.problems)
         self.notify(saved_message(path, n, errors), severity="warning" if errors else "information", timeout=3,

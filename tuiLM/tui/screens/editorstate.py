@@ -48,6 +48,19 @@ def read_overrides(overrides: Iterable[str]) -> tuple[dict[str, Any], dict[str, 
     return values, errors, raw_text
 
 
+def unreadable_in_file(raw: dict[str, Any], problems: Sequence[Problem]) -> dict[str, str]:
+    """The file's values the loader could not take (a field with the wrong type: the default stands in):
+    path -> the value as written, for the field to show instead of the default."""
+    out: dict[str, str] = {}
+    for p in problems:
+        f = BY_PATH.get(p.path)
+        table = raw.get(f.section) if f is not None else None
+        if isinstance(table, dict) and f is not None and f.key in table:
+            v = table[f.key]
+            out[p.path] = v if isinstance(v, str) else str(v).lower() if isinstance(v, bool) else repr(v)
+    return out
+
+
 def read_field(f: Field, raw: Any) -> Any:
     """The typed value of what a row holds (None: no choice made); ValueError says why it cannot be read."""
     if raw is None:
@@ -61,7 +74,9 @@ def collect_problems(preset: Preset, lines: dict[str, int], type_errors: dict[st
     """Every problem of the current values, in the order the list shows them. A field whose text cannot
     be read shows that, and nothing else found about its last valid value."""
     problems = [Problem("error", p, m, lines.get(p)) for p, m in type_errors.items()]
-    problems += [p for p in load_problems if p.path not in type_errors]
+    problems += [p if p.path in BY_PATH or not p.path else
+                 Problem(p.level, p.path, f"{p.message} (not a field of the form: edit the file)", p.line)
+                 for p in load_problems if p.path not in type_errors]
     problems += [p for p in validate(preset, with_budget=False) if p.path not in type_errors]
     problems += budget
     problems += [p for p in machine if p.path not in type_errors]
@@ -182,7 +197,7 @@ def write_preset(path: Path, original_text: str, changes: dict[str, Any]) -> tup
 
 def saved_message(path: Path, n_changed: int, n_errors: int) -> str:
     return (f"Saved {path} ({n_changed} key{_s(n_changed)} changed)"
-            + (f" — {n_errors} error{_s(n_errors)} remain" if n_errors else ""))
+            + (f" — {n_errors} error{_s(n_errors)} remain{'s' if n_errors == 1 else ''}" if n_errors else ""))
 
 
 def cannot_start_message(errors: Sequence[Problem]) -> str:
