@@ -19,7 +19,7 @@ from rich.console import Console
 from tuiLM.events import validate_event
 from tuiLM.reader import effective_events, read_events
 from tuiLM.launch import create_run, spawn_trainer
-from tuiLM.runs import CHECKPOINTS, EVENTS, STDOUT
+from tuiLM.runs import CHECKPOINTS, EVENTS, PRESET, STDOUT
 
 from .conftest import TINY_GPT, make_preset
 
@@ -492,6 +492,23 @@ def test_resume_refuses_a_completed_run_and_a_failed_resume_shows_only_its_own_o
     text = out.getvalue()
     tail = text[text.index("last lines of"):]
     assert "an earlier attempt said this" not in tail and ckpt.name in tail, text
+
+
+def test_resume_refuses_a_run_whose_frozen_preset_cannot_be_read(reference, tmp_path):
+    """A broken preset.toml started a trainer that failed at once and appended run_end(failed) to the
+    run; `tuilm sample` refused it up front, and so does `tuilm resume` now (nothing is written)."""
+    import shutil
+
+    run_dir = tmp_path / reference.name
+    shutil.copytree(reference, run_dir)
+    _crashed(run_dir)
+    events = (run_dir / EVENTS).read_bytes()
+    for text, said in (('[run\nname = "x', "TOML syntax error"), ("[model]\nn_layers = -3\n", "n_layers")):
+        (run_dir / PRESET).write_text(text)
+        r = subprocess.run([sys.executable, "-m", "tuiLM.cli", "resume", str(run_dir)], capture_output=True,
+                           text=True, timeout=120, stdin=subprocess.DEVNULL)
+        assert r.returncode == 1 and r.stderr.startswith("error: ") and said in r.stderr, r.stderr
+        assert (run_dir / EVENTS).read_bytes() == events and "Traceback" not in r.stderr
 
 
 def test_resume_on_a_full_disk_names_the_file_and_leaves_nothing_running(reference, tmp_path, small_disk, capsys):

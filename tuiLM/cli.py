@@ -195,11 +195,11 @@ def resume(run_ref: str = typer.Argument(..., metavar="RUN", help="Run directory
         from .headless import resume_run
 
         raise typer.Exit(resume_run(run_dir, nproc=nproc, console=console))
-    from .headless import refuse_completed
+    from .headless import refuse_unresumable
     from .tui.app import run_app
 
     _app_needs_a_terminal(f"tuilm resume {run_ref} --headless")
-    refuse_completed(run_dir)
+    refuse_unresumable(run_dir)
     run_app(run_dir=run_dir, resume=True)
 
 

@@ -49,7 +49,7 @@ def resume_run(run_dir: str | Path, nproc: int = 1, console: Any = None) -> int:
     if not (run_dir / PRESET).is_file():
         raise UserError(f"{run_dir}: not a run directory (no {PRESET})")
     os.close(acquire_run_lock(run_dir))  # one already running: say so (RunBusy) before anything else
-    refuse_completed(run_dir)
+    refuse_unresumable(run_dir)
     note = outside_study(run_dir)
     if note:
         console.print(f"[yellow]note: {escape(note)}[/]", highlight=False, soft_wrap=True)
@@ -67,12 +67,19 @@ def resume_run(run_dir: str | Path, nproc: int = 1, console: Any = None) -> int:
                      stdout_from=stdout_from)
 
 
-def refuse_completed(run_dir: Path) -> None:
-    """A completed run has nothing to resume: say so before a trainer loads everything to find out."""
+def refuse_unresumable(run_dir: Path) -> None:
+    """Say before a trainer starts (and appends a failed run_end) what would stop it at once: a
+    completed run has nothing to resume; a frozen preset that cannot be read cannot be trained on."""
+    from .config.load import load
+
     s = summarize(run_dir)
     if s.state == "completed":
         raise UserError(f"{run_dir.name} completed at step {s.step:,}"
                         + (f"/{s.max_steps:,}" if s.max_steps else "") + ": there is nothing to resume")
+    errors = [p for p in load(Path(run_dir) / PRESET)[1] if p.is_error]  # (raises on unreadable TOML)
+    if errors:
+        raise UserError(f"{Path(run_dir) / PRESET}: " + "; ".join(str(p) for p in errors[:3])
+                        + (f" (and {len(errors) - 3} more)" if len(errors) > 3 else "") + ": cannot resume")
 
 
 def outside_study(run_dir: Path) -> str | None:

@@ -171,9 +171,15 @@ class TuiLMApp(App):
                     severity="information" if ok else "warning")
 
     def resume_run(self, path: Path) -> None:
-        from ..headless import outside_study
+        from ..errors import UserError
+        from ..headless import outside_study, refuse_unresumable
         from . import services
 
+        try:
+            refuse_unresumable(path)
+        except UserError as e:
+            self.notify(f"Cannot resume: {e}", severity="error", timeout=8, markup=False)
+            return
         try:
             note = outside_study(path)
             proc = services.resume_run(path)
