@@ -521,3 +521,33 @@ async def test_dashboard_pages_cycle_with_g_and_the_inspect_cursor_moves(tmp_pat
     async with app.run_test(size=(80, 24)) as pilot:
         dash = await open_dashboard(pilot, app)
         assert not dash.check_action("next_group", ())  # GPT, no system fields: one page
+
+
+@aio
+async def test_quitting_while_a_trainer_started_here_trains_asks_first(tmp_path):
+    """q quit at once and said nothing while the app's trainer went on training (it runs in its own
+    session, on purpose): now q asks, naming the run and how to watch or stop it."""
+    from tuiLM.tui.screens.dialogs import ConfirmScreen
+
+    run = write_run(tmp_path / "runs", "busy", "gpt")
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        app = make_app(runs_root=tmp_path / "runs")
+        async with app.run_test(size=(80, 24)) as pilot:
+            app.watcher.get(run, proc=proc)
+            await pilot.press("q")
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
+            question = app.screen.question
+            assert question.startswith("busy started here still trains: it goes on after you quit")
+            assert "tuilm stop RUN" in question
+            await pilot.press("n")
+            await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmScreen), what="back")
+            assert app.is_running
+            proc.kill()
+            proc.wait()
+            assert app.watcher.training_here() == []
+            await pilot.press("q")  # nothing trains: no question
+            await wait_for(pilot, lambda: not app.is_running, what="the app to quit")
+    finally:
+        proc.kill()
+        proc.wait()

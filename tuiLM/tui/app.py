@@ -264,17 +264,28 @@ class TuiLMApp(App):
     # -- quitting ------------------------------------------------------------------------------------
 
     async def action_quit(self) -> None:
+        """Quit, asking first when a preset has unsaved changes or a trainer started here still trains
+        (it goes on: trainers run in their own session; `run_app` names them on the way out)."""
         unsaved = [s for stack in self._screen_stacks.values() for s in stack
                    if isinstance(s, PresetEditor) and s.has_unsaved()]
-        if not unsaved:
+        training = self.watcher.training_here()
+        if not unsaved and not training:
             self.exit()
             return
+        said = []
+        if unsaved:
+            said.append("A preset has unsaved changes.")
+        if training:
+            n = len(training)
+            said.append(f"{training[0].name if n == 1 else f'{n} runs'} started here still train{'s' * (n == 1)}: "
+                        f"{'it goes' if n == 1 else 'they go'} on after you quit (tuilm open RUN watches, "
+                        f"tuilm stop RUN stops).")
 
         def done(ok: bool | None) -> None:
             if ok:
                 self.exit()
 
-        self.push_screen(ConfirmScreen("A preset has unsaved changes. Quit anyway?", yes="Quit"), done)
+        self.push_screen(ConfirmScreen(" ".join(said) + " Quit anyway?", yes="Quit"), done)
 
 
 def make_app(preset_path: str | Path | None = None, run_dir: str | Path | Iterable[str | Path] | None = None,
@@ -306,5 +317,8 @@ def run_app(preset_path: str | Path | None = None, run_dir: str | Path | Iterabl
             resume: bool = False, preset_dirs: Iterable[str | Path] = (),
             sources: Iterable[tuple[str, list[Path]]] = ()) -> None:
     """Run the app in this terminal (what ``tuilm``, ``tuilm open RUN`` and ``tuilm run PRESET`` call)."""
-    make_app(preset_path, run_dir, launch, overrides, run_name, resume, preset_dirs=preset_dirs,
-             sources=sources).run()
+    app = make_app(preset_path, run_dir, launch, overrides, run_name, resume, preset_dirs=preset_dirs,
+                   sources=sources)
+    app.run()
+    for path in app.watcher.training_here():  # (they go on in their own session)
+        print(f"{path.name} is still training: tuilm open {path.name} watches it, tuilm stop {path.name} stops it")

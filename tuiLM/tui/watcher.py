@@ -80,6 +80,12 @@ class RunWatcher:
             entry = self._entries.get(Path(path).resolve())
         return entry.run.proc if entry else None
 
+    def training_here(self) -> list[Path]:
+        """The runs whose trainer this app started (or resumed) and which still train."""
+        with self._lock:
+            runs = [e.run for e in self._entries.values()]
+        return [r.path for r in runs if r.proc is not None and r.proc.poll() is None]
+
     def close(self) -> None:
         self._stop.set()
 
