@@ -294,3 +294,23 @@ async def test_dashboard_footer_fits_80_columns_and_x_works_unlisted_there(tmp_p
             await pilot.press("x")
             await pilot.pause(0.2)
             assert app.screen.xaxis == "tokens", size
+
+
+@aio
+async def test_f1_and_question_mark_show_and_hide_the_keys_panel(tmp_path):
+    """? and F1 did nothing, and the palette had no "help": both now toggle Textual's keys panel."""
+    from tuiLM.tui.commands import TuiLMCommands
+
+    write_run(tmp_path / "runs", "one", "gpt")
+    app = make_app(runs_root=tmp_path / "runs", now=lambda: FIXED_NOW)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f1")
+        await wait_for(pilot, lambda: bool(app.screen.query("HelpPanel")), what="the keys panel")
+        await pilot.press("f1")
+        await wait_for(pilot, lambda: not app.screen.query("HelpPanel"), what="the panel to go")
+        await pilot.press("2")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen), what="runs")
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: bool(app.screen.query("HelpPanel")), what="the keys panel on runs")
+        names = [name for name, _, _ in TuiLMCommands(app.screen)._commands()]
+        assert "Help: keys" in names

@@ -39,6 +39,7 @@ class TuiLMApp(App):
         Binding("2", "show_runs", "Runs", group=VIEWS),
         Binding("3", "show_studies", "Studies", group=VIEWS),
         Binding("q", "quit", "Quit"),
+        Binding("f1,question_mark", "toggle_keys", "Keys", show=False),
     ]
 
     def __init__(self, *, preset_dirs: Iterable[Path] = (), runs_root: Path | None = None,
@@ -260,6 +261,13 @@ class TuiLMApp(App):
             return
         self.notify(f"Stopping {run_dir.name}: the trial ends pruned" if ok else "No live trainer found",
                     severity="information" if ok else "warning", markup=False)
+
+    def action_toggle_keys(self) -> None:
+        """F1 or ?: Textual's keys panel (every key of the focused widget and the screen), or hide it."""
+        if self.screen.query("HelpPanel"):
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()
 
     # -- quitting ------------------------------------------------------------------------------------
 

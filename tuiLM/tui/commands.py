@@ -33,6 +33,7 @@ class TuiLMCommands(Provider):
             ("Runs", "List runs (2)", app.action_show_runs),
             ("Studies", "List studies (3)", app.action_show_studies),
             ("New preset", "Start a preset from the schema defaults", partial(app.open_preset, None)),
+            ("Help: keys", "Every key of this screen, in a panel beside it (F1 or ?)", app.action_toggle_keys),
         ]
         screen_cmds = getattr(self.screen, "palette_commands", None)
         if screen_cmds is not None:
