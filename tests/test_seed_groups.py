@@ -348,6 +348,8 @@ def test_cli_set_refs_end_to_end(tmp_path):
     assert r.returncode == 0 and "seed groups compared" in r.stdout and "#1 lr vs #0 lr:" in r.stdout, r.stderr
     r = tuilm("runs", "show", "study:lr")
     assert r.returncode == 2 and "names a whole study (2 trials)" in r.stderr and "Traceback" not in r.stderr
+    r = tuilm("runs", "compare", "study:lr#1", "group:hot-s2")
+    assert r.returncode == 2 and "#1 lr is named twice" in r.stderr
     r = tuilm("runs", "show", "group:hot-s0")
     assert r.returncode == 0 and "seed group" in r.stdout and "hot-s2" in r.stdout
     r = tuilm("export", "study:lr#1", "--to", "csv", str(tmp_path / "csv"))
@@ -372,3 +374,18 @@ async def test_open_study_trials_in_the_app_as_seed_groups(tmp_path):
         a, b, c = app.screen.sources
         assert isinstance(a, SeedGroupData) and [m.path.name for m in b.members] == ["hot-s0", "hot-s1", "hot-s2"]
         assert not isinstance(c, SeedGroupData) and c.path.name == "repeat"  # a run alone stays a run
+
+
+def test_cli_names_how_to_address_a_group_and_a_group_of_one(tmp_path):
+    from rich.console import Console
+
+    from tuiLM.groups import resolve_ref
+    from tuiLM.report import print_runs_list, print_set
+
+    root = _runs(tmp_path)
+    console = Console(record=True, width=80)
+    print_runs_list(console, root)
+    assert "name a group as group:RUN (any of its runs) or study:NAME#T" in console.export_text()
+    console = Console(record=True, width=80)
+    print_set(resolve_ref("group:repeat", root)[0], console)
+    assert "a group of one: no other run in its folder" in console.export_text()

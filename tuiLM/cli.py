@@ -363,6 +363,12 @@ def runs_compare(run_refs: List[str] = typer.Argument(..., metavar="RUN...",
     sets = resolve_refs(run_refs)
     if len(sets) < 2:
         raise UserError("compare needs at least two runs or groups", exit_code=2)
+    seen: dict[tuple[Path, ...], str] = {}
+    for s in sets:
+        key = tuple(p.resolve() for p in s.members)
+        if key in seen:
+            raise UserError(f"{seen[key]} is named twice: compare needs different runs or groups", exit_code=2)
+        seen[key] = s.label
     if any(s.is_set for s in sets):
         print_set_compare(sets, console)
     else:

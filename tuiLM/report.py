@@ -246,6 +246,7 @@ def _print_seed_groups(runs: list[Path], summaries: dict, console: Console) -> N
         table.add_row(escape(g.label), " ".join(str(x) for x in g.seeds), v.text(), str(v.k),
                       f"[yellow]{lucky}[/]" if lucky else "")
     console.print(table)
+    console.print("[dim]name a group as group:RUN (any of its runs) or study:NAME#T[/]", highlight=False)
 
 
 def print_run(run_dir: Path, console: Console) -> None:
@@ -391,6 +392,9 @@ def print_set(s: Any, console: Console) -> None:
                       f"[{_STATE_STYLE.get(x.state, 'default')}]{escape(x.state)}[/]", f"{x.step:,}",
                       _fmt(x.best_val_bpb))
     console.print(table)
+    if s.kind == "group" and len(s.members) == 1:
+        console.print("a group of one: no other run in its folder has this configuration with another seed",
+                      highlight=False, markup=False, soft_wrap=True)
     if s.trial_params:
         console.print("params: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                              for k, v in s.trial_params), highlight=False,
