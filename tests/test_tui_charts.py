@@ -320,3 +320,32 @@ def test_a_trace_without_a_line_draws_its_points_alone():
         dots = sum(1 for ch in text if 0x2800 < ord(ch) <= 0x28FF)
         assert text.count(MARKER) == 7
         assert (dots > 0) is line, (line, dots)
+
+
+def test_a_panel_says_it_waits_for_the_first_step_while_a_run_starts(tmp_path):
+    """A launched run showed "no data yet" in every panel for the 10-15 s its trainer took to load data
+    and build the model: it now says what it waits for; an ended run with no data still says none."""
+    from tuiLM.events import EventWriter
+
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "preset.toml").write_text("")
+    with EventWriter(run / "events.jsonl") as w:
+        w.write("run_start", step=0)
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # the trainer, loading
+    try:
+        loader = RunData(run, proc=proc)
+        loader.poll(1.0)
+        data = loader.snapshot()
+        assert data.state == "running"
+        assert frame_for(BY_KEY["loss"], [data], View(), None, False).message == "waiting for the first step…"
+    finally:
+        proc.kill()
+        proc.wait()
+    with EventWriter(run / "events.jsonl") as w:
+        w.write("run_end", step=0, status="failed", reason="out of memory")
+    loader.poll(1.0)
+    assert frame_for(BY_KEY["loss"], [loader.snapshot()], View(), None, False).message == "no data yet"

@@ -139,7 +139,9 @@ def frame_for(spec: PanelSpec, runs: list[Source], view: View, span: tuple[float
     secondary = {id(t) for t in traces if t.dim and not t.markers and t.color == SECONDARY}
     traces.sort(key=lambda t: id(t) not in secondary)
     settings = runs[0].preset
-    message = "loading…" if loading else (spec.off(settings) or "no data yet")
+    starting = all(r.state in ("new", "starting", "running") and r.last("train", "step") is None for r in runs)
+    message = "loading…" if loading else (spec.off(settings) or ("waiting for the first step…" if starting
+                                                                  else "no data yet"))
     return Frame(traces, bands=spec.bands(settings), log=view.log_all or spec.log_default, xrange=span, fills=tuple(fills),
                  tokens=view.xaxis == "tokens", message=message,
                  yrange=None if view.log_all and not spec.log_default else spec.yrange(settings) if spec.yrange else None,
