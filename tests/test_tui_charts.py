@@ -349,3 +349,26 @@ def test_a_panel_says_it_waits_for_the_first_step_while_a_run_starts(tmp_path):
         w.write("run_end", step=0, status="failed", reason="out of memory")
     loader.poll(1.0)
     assert frame_for(BY_KEY["loss"], [loader.snapshot()], View(), None, False).message == "no data yet"
+
+
+def test_a_long_run_id_shortens_before_bpb_goes_and_log_or_tokens_stay_said(tmp_path):
+    """At 80 columns a run id with its time stamp pushed val_bpb (and a live run's ETA) out of the
+    header; the id now gives up its stamp first. Log y and a tokens x axis stay said in the header
+    (EMA goes first), each panel names its x axis in the corner and says "log" in its title."""
+
+    run = write_run(tmp_path / "runs", "tiny-20261203-131316", "gpt")
+    loader = RunData(run)
+    while not loader.caught_up():
+        loader.poll(1.0)
+    data = loader.snapshot()
+    wide = run_header(data, View(), 200).plain
+    assert "tiny-20261203-131316" in wide and "bpb" in wide
+    narrow = run_header(data, View(), 62).plain
+    assert "tiny-…316" in narrow and "bpb" in narrow and len(narrow) <= 62
+    logged = run_header(data, View(log_all=True, xaxis="tokens"), 80).plain
+    assert "log y · x tokens" in logged and "EMA" not in logged
+    frame = frame_for(BY_KEY["loss"], [data], View(), None, False)
+    assert frame.xname == "step"
+    assert render_plot(frame, 60, 12)[-1].text.startswith("step ")
+    tokens = frame_for(BY_KEY["loss"], [data], View(xaxis="tokens"), None, False)
+    assert render_plot(tokens, 60, 12)[-1].text.startswith("tokens ")

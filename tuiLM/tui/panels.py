@@ -143,7 +143,7 @@ def frame_for(spec: PanelSpec, runs: list[Source], view: View, span: tuple[float
     message = "loading…" if loading else (spec.off(settings) or ("waiting for the first step…" if starting
                                                                   else "no data yet"))
     return Frame(traces, bands=spec.bands(settings), log=view.log_all or spec.log_default, xrange=span, fills=tuple(fills),
-                 tokens=view.xaxis == "tokens", message=message,
+                 tokens=view.xaxis == "tokens", message=message, xname="tokens" if view.xaxis == "tokens" else "step",
                  yrange=None if view.log_all and not spec.log_default else spec.yrange(settings) if spec.yrange else None,
                  log_floor=spec.log_floor, cursor=view.cursor)
 

@@ -264,7 +264,9 @@ class DashboardScreen(Screen):
             if spec.key not in page or self._tokens.get(spec.key) == token:
                 continue
             self._tokens[spec.key] = token
-            panel.set_frame(frame_for(spec, self.sources, view, span, self.loading))
+            frame = frame_for(spec, self.sources, view, span, self.loading)
+            panel.set_frame(frame)
+            panel.border_title = spec.title + (" · log" if frame.log else "")  # (log y: l, or the panel's own)
             panel.border_subtitle = legend(spec, self.sources, view)
             self.redraws += 1
         if self.first_drawn_at is None and not self.loading and span is not None:

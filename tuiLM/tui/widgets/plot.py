@@ -34,6 +34,7 @@ GRID = "#30353d"
 CURSOR_BG = "#3b4250"
 CURSOR_FG = "#c8ccd4"
 AXIS_STYLE = Style(color="#7a8391")
+AXIS_NAME_STYLE = Style(color="#7a8391", italic=True)
 CURSOR_LABEL = Style(color="#0f1115", bgcolor="#c8ccd4", bold=True)
 Y_LABEL_W = 8
 MARKER = "●"
@@ -305,13 +306,18 @@ def _x_axis(frame: Frame, width: int, pw: int, x0: float, x1: float, ticks: list
             continue
         axis[pos: pos + len(text)] = text
         free_from = pos + len(text) + 1
+    name = frame.xname[: Y_LABEL_W - 1]
     segs = [Segment("".join(axis), AXIS_STYLE)]
+    if name and not "".join(axis[: len(name) + 1]).strip():  # the axis's name where no tick label is
+        segs = [Segment(name, AXIS_NAME_STYLE), Segment("".join(axis[len(name):]), AXIS_STYLE)]
     if cursor_col is not None and frame.cursor is not None:
         text = f" {fmt_x(frame.cursor, frame.tokens)} "
         pos = max(0, min(width - len(text), start + cursor_col - len(text) // 2))
         line = "".join(axis)
         segs = [Segment(line[:pos], AXIS_STYLE), Segment(text, CURSOR_LABEL),
                 Segment(line[pos + len(text):], AXIS_STYLE)]
+        if name and pos > len(name) and not line[: len(name) + 1].strip():
+            segs[:1] = [Segment(name, AXIS_NAME_STYLE), Segment(line[len(name):pos], AXIS_STYLE)]
     return Strip(segs, width)
 
 

@@ -74,7 +74,8 @@ class Frame:
     """The inputs of one drawing; equal frames draw identical pictures.
 
     ``yrange``: a fixed range the data can only widen; ``log_floor``: on a log axis, values <= 0 (an
-    exact zero) are drawn at this floor and labelled "0"; ``cursor``: the inspect line's x."""
+    exact zero) are drawn at this floor and labelled "0"; ``cursor``: the inspect line's x; ``xname``:
+    the x axis's name, in the corner under the y labels."""
 
     traces: list[Trace]
     bands: tuple[Band, ...] = ()
@@ -87,3 +88,4 @@ class Frame:
     log_floor: float = 0.0
     cursor: float | None = None
     fills: tuple[Fill, ...] = ()
+    xname: str = ""  # what x counts ("step", "tokens"): written in the x axis's corner where it is free

@@ -114,7 +114,19 @@ def run_header(run: RunSnapshot, view: View, width: int, *, stopping: bool = Fal
     pieces += _view_pieces(view, group)
     if fz.frozen:
         pieces.append((2, _t((f"  {fz.text}", "red"))))
+    short = short_id(run.run_id)
+    if short != run.run_id and sum(t.cell_len for p, t in pieces if p <= 2) > width:
+        pieces[1] = (0, _t((f" {short}", "bold")))  # the name before its time stamp: bpb and ETA stay
     return fit(pieces, width)
+
+
+def short_id(run_id: str) -> str:
+    """``tiny-20261203-131316`` -> ``tiny-…316``: the name and the stamp's last digits (one run's
+    header: the screen it is on names it whole in the runs list)."""
+    import re
+
+    m = re.fullmatch(r"(.+)-\d{8}-\d{3}(\d{3})(-\d+)?", run_id)
+    return f"{m.group(1)}-…{m.group(2)}{m.group(3) or ''}" if m else run_id
 
 
 def run_step(run: RunSnapshot) -> float | None:
@@ -152,9 +164,10 @@ def _view_pieces(view: View, group: str) -> list[tuple[int, Text]]:
         out.append((1, _t(("  @ ", "dim"), (f"{view.xaxis} {fmt_x(view.cursor, view.xaxis == 'tokens')}", "bold"))))
     if view.window != (0.0, 1.0):
         out.append((2, _t((f"  zoom {view.window[0]:.0%}–{view.window[1]:.0%}", "dim"))))
-    out.append((6, _t(("  " + (f"EMA {view.ema_weight:g}" if view.ema_on else "EMA off")
-                       + (" · log" if view.log_all else "") + (" · tokens" if view.xaxis == "tokens" else ""),
-                       "dim"))))
+    out.append((6, _t(("  " + (f"EMA {view.ema_weight:g}" if view.ema_on else "EMA off"), "dim"))))
+    if view.log_all or view.xaxis == "tokens":  # they change how every panel reads: kept longer than EMA
+        out.append((2, _t(("  " + " · ".join(w for w, on in (("log y", view.log_all),
+                                                             ("x tokens", view.xaxis == "tokens")) if on), "dim"))))
     return out
 
 
