@@ -372,3 +372,12 @@ def test_a_long_run_id_shortens_before_bpb_goes_and_log_or_tokens_stay_said(tmp_
     assert render_plot(frame, 60, 12)[-1].text.startswith("step ")
     tokens = frame_for(BY_KEY["loss"], [data], View(xaxis="tokens"), None, False)
     assert render_plot(tokens, 60, 12)[-1].text.startswith("tokens ")
+
+
+def test_legend_values_read_as_the_axes_write_them():
+    """tokens/s read "2710.16" beside a header's "3202 tok/s", a learning rate "0.0029" beside ticks
+    "3e-3": the legend now writes large and small values as the axes do; near 1 it keeps 4 decimals."""
+    from tuiLM.tui.panels import fmt
+
+    assert [fmt(v) for v in (2710.16, 18_400.0, 96.67, 0.0029, 3e-4, 1.0003, 0.5175)] == \
+        ["2710", "18.4K", "96.67", "2.9e-3", "3.0e-4", "1.0003", "0.5175"]

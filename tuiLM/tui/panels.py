@@ -40,15 +40,16 @@ class View:
 
 
 def fmt(v: float | None) -> str:
-    """Latest values: 4 decimals near 1 (val_bpb 1.0003 must not read as 1), compact elsewhere."""
+    """Latest values: 4 decimals near 1 (val_bpb 1.0003 must not read as 1), 2 up to 100, and as the
+    axes write them elsewhere (2710, 18.4K; 2.9e-3 for a learning rate the ticks call 3e-3)."""
     if v is None or not math.isfinite(v):
         return "—"
     a = abs(v)
     if a == 0:
         return "0"
-    if 1e-3 <= a < 10:
+    if 1e-2 <= a < 10:
         return f"{v:.4f}"
-    if 10 <= a < 1e4:
+    if 10 <= a < 100:
         return f"{v:.2f}"
     return fmt_value(v)
 
