@@ -69,10 +69,12 @@ def test_one_number_format_per_axis(ticks):
     assert len(set(labels)) == len(labels)  # distinct ticks read distinct
     sci = ["e" in s for s in labels if s != "0"]
     assert all(sci) or not any(sci)  # never 0.01045 beside 9.5e-3
+    suffixed = any(s[-1].isalpha() for s in labels)
     if not any(sci):
-        decimals = {len(s.split(".")[1]) if "." in s else 0 for s in labels}
+        decimals = {len(s.split(".")[1]) if "." in s else 0 for s in labels if s != "0" or not suffixed}
         suffixes = {s[-1] for s in labels if s[-1].isalpha()}
         assert len(decimals) == 1 and len(suffixes) <= 1
+    assert not any(s[-1].isalpha() for t, s in zip(ticks, labels) if t == 0)  # a zero is never "0K" or "0.0M"
     for t, s in zip(ticks, labels):  # and each label is the tick's value
         mult = {"K": 1e3, "M": 1e6}.get(s[-1], 1.0)
         assert float(s.rstrip("KM")) * mult == pytest.approx(t, rel=1e-9, abs=1e-12)

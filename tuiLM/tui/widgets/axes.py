@@ -89,7 +89,7 @@ def axis_formatter(ticks: list[float], *, log: bool = False):
     if big >= 1e4:
         div, suf = next((d, s) for d, s in _SUFFIX if big >= d)
         d = _decimals([t / div for t in finite], 2)
-        return lambda v: f"{v / div:.{d}f}{suf}"
+        return lambda v: "0" if v == 0 else f"{v / div:.{d}f}{suf}"  # (not "0K")
     if nonzero and (small < 1e-3 or (big < 0.01 and len(nonzero) > 1)):
         mant = [t / 10 ** math.floor(math.log10(abs(t))) for t in nonzero]
         d = _decimals(mant, 3)
