@@ -366,7 +366,13 @@ def test_a_long_run_id_shortens_before_bpb_goes_and_log_or_tokens_stay_said(tmp_
     wide = run_header(data, View(), 200).plain
     assert "tiny-20261203-131316" in wide and "bpb" in wide
     narrow = run_header(data, View(), 62).plain
-    assert "tiny-…316" in narrow and "bpb" in narrow and len(narrow) <= 62
+    assert "tiny-…131316" in narrow and "bpb" in narrow and len(narrow) <= 62
+    from tuiLM.tui.widgets.status import fit_id, short_id
+
+    assert short_id("mhc-v5-frozen") == "mhc-v5-frozen"  # no time stamp: nothing to give up
+    assert [fit_id(r, 14) for r in ("tiny-20261203-131719", "quickstart-20261203-130541",
+                                    "lr-t004-s0-20261201-022132", "tiny-20261203-131719-2")] == \
+        ["tiny-…131719", "quickst…130541", "lr-t004-s0…", "tiny-…131719-2"]
     logged = run_header(data, View(log_all=True, xaxis="tokens"), 80).plain
     assert "log y · x tokens" in logged and "EMA" not in logged
     frame = frame_for(BY_KEY["loss"], [data], View(), None, False)

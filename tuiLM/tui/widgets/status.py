@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import math
+import re
 
 import numpy as np
 from rich.text import Text
@@ -121,12 +122,29 @@ def run_header(run: RunSnapshot, view: View, width: int, *, stopping: bool = Fal
 
 
 def short_id(run_id: str) -> str:
-    """``tiny-20261203-131316`` -> ``tiny-…316``: the name and the stamp's last digits (one run's
-    header: the screen it is on names it whole in the runs list)."""
-    import re
+    """``tiny-20261203-131316`` -> ``tiny-…131316`` (one run's header: the date goes first); an id
+    without a time stamp as it is."""
+    return fit_id(run_id, len(run_id) - 8) if _STAMP.fullmatch(run_id) else run_id
 
-    m = re.fullmatch(r"(.+)-\d{8}-\d{3}(\d{3})(-\d+)?", run_id)
-    return f"{m.group(1)}-…{m.group(2)}{m.group(3) or ''}" if m else run_id
+
+_STAMP = re.compile(r"(.+)-\d{8}-(\d{6})(-\d+)?")  # runs.new_run_dir's NAME-YYYYmmdd-HHMMSS[-N]
+_TRIAL = re.compile(r".+-t\d+-s\d+")  # a study's NAME-tNNN-sK
+
+
+def fit_id(run_id: str, width: int) -> str:
+    """A run id in ``width`` cells that still tells runs of one preset apart: the name and the time of
+    day (``tiny-…131719``) when the date does not fit; a study trial's name (``lr-t004-s0…``), whose
+    trial and seed say more than its time; anything else cut at its end."""
+    if len(run_id) <= width:
+        return run_id
+    m = _STAMP.fullmatch(run_id)
+    if m is None:
+        return run_id[: max(1, width - 1)] + "…"
+    name, tail = m.group(1), m.group(2) + (m.group(3) or "")
+    if _TRIAL.fullmatch(name):
+        return name[: max(1, width - 1)] + "…"
+    keep = max(1, width - len(tail) - 1)
+    return name + "-…" + tail if len(name) + 1 <= keep else name[:keep] + "…" + tail
 
 
 def run_step(run: RunSnapshot) -> float | None:
