@@ -319,3 +319,11 @@ def test_runs_list_age_reads_as_time_since_start_not_a_duration(tmp_path):
     row = next(line for line in r.stdout.splitlines() if "aged" in line)
     assert r.returncode == 0 and re.search(r" \d+[smhd]$", row.rstrip()) and ":" not in row.split()[-1], r.stdout
 
+
+
+def test_a_preset_problem_reads_error_colon_file_line(tuilm):
+    """Every other error line reads "error: ..."; a preset's problems read "error /path:14: ..." without
+    the colon. Now one form: "error: PATH:LINE: KEY: message"."""
+    r = tuilm("validate", QUICK, "--set", "model.n_heads=3")
+    line = next(l for l in r.stderr.splitlines() if "n_heads" in l)
+    assert r.exit_code == 1 and line.startswith(f"error: {QUICK}:") and ": model." in line, r.stderr

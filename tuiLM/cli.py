@@ -236,10 +236,16 @@ def open_run(run_refs: List[str] = typer.Argument(..., metavar="RUN...", help="R
 @app.command()
 def sample(run_ref: str = typer.Argument(..., metavar="RUN", help="Run directory or id."),
            prompt: Optional[str] = typer.Option(None, "--prompt", "-p", help="Prompt (default: the preset's)."),
-           max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", "-n", min=1),
-           temperature: Optional[float] = typer.Option(None, "--temperature", "-t", min=1e-6),
-           top_k: Optional[int] = typer.Option(None, "--top-k", "-k", min=0),
-           seed: Optional[int] = typer.Option(None, "--seed", min=0)) -> None:
+           max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", "-n", min=1,
+                                                        help="Tokens to generate (default: sample.max_new_tokens)."),
+           temperature: Optional[float] = typer.Option(None, "--temperature", "-t", min=1e-6,
+                                                       help="Softmax temperature: lower is more likely text "
+                                                            "(default: sample.temperature)."),
+           top_k: Optional[int] = typer.Option(None, "--top-k", "-k", min=0,
+                                               help="Sample among the k likeliest tokens; 0: all (default: "
+                                                    "sample.top_k)."),
+           seed: Optional[int] = typer.Option(None, "--seed", min=0,
+                                              help="Seed of the sampling (default: sample.seed).")) -> None:
     """Generate text from a run's latest checkpoint."""
     from .runs import find_run
     from .train.sampling import sample_command

@@ -18,7 +18,7 @@ def print_problems(problems: list[Problem], console: Console, source: str = "") 
     for p in sorted(problems, key=lambda p: (not p.is_error, p.line or 0)):
         colour = "red" if p.is_error else "yellow"
         where = f"{source}:{p.line}: " if source and p.line else (f"{source}: " if source else "")
-        console.print(f"[bold {colour}]{p.level}[/] {escape(where)}[bold]{escape(p.path)}[/]: {escape(p.message)}",
+        console.print(f"[bold {colour}]{p.level}:[/] {escape(where)}[bold]{escape(p.path)}[/]: {escape(p.message)}",
                       highlight=False, soft_wrap=True)
 
 
