@@ -327,3 +327,15 @@ def test_a_preset_problem_reads_error_colon_file_line(tuilm):
     r = tuilm("validate", QUICK, "--set", "model.n_heads=3")
     line = next(l for l in r.stderr.splitlines() if "n_heads" in l)
     assert r.exit_code == 1 and line.startswith(f"error: {QUICK}:") and ": model." in line, r.stderr
+
+
+def test_command_help_paragraphs_are_not_broken_at_the_source_lines():
+    """`tuilm vram --help` broke mid-sentence ("1 when it does" / "not fit") where the docstring wraps:
+    this Typer keeps a paragraph's line breaks. Every command's help is one line per paragraph."""
+    import re
+
+    from tuiLM import cli
+
+    for a in (cli.app, cli.preset_app, cli.runs_app, cli.study_app):
+        for info in a.registered_commands:
+            assert info.help and not re.search(r"(?<!\n)\n(?!\n)", info.help), info.callback

@@ -505,6 +505,22 @@ def study_schema(out: Optional[Path] = typer.Option(None, "--out", "-o", help="W
     _write_json(json_schema(), out)
 
 
+def _unwrap_help(*apps: typer.Typer) -> None:
+    """Join the lines of each paragraph of the commands' docstrings: this Typer keeps a paragraph's
+    line breaks (past the first), so `vram --help` broke mid-sentence at the source's 110 columns."""
+    import inspect
+    import re
+
+    for a in apps:
+        for info in a.registered_commands:
+            doc = info.callback.__doc__ if info.callback else None
+            if doc and info.help is None:
+                info.help = re.sub(r"(?<!\n)\n(?!\n)", " ", inspect.cleandoc(doc))
+
+
+_unwrap_help(app, preset_app, runs_app, study_app)
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     """Entry point: Typer handles usage errors (exit 2); UserError is the one handler for bad input."""
     for stream in (sys.stdout, sys.stderr):  # an ASCII or Latin-1 terminal shows '?' for '·' and '…', not a traceback
