@@ -551,3 +551,21 @@ async def test_quitting_while_a_trainer_started_here_trains_asks_first(tmp_path)
     finally:
         proc.kill()
         proc.wait()
+
+
+@aio
+async def test_a_new_preset_saved_as_a_file_names_its_runs_after_it(tmp_path):
+    """A new preset saved with F2 and no change was an empty file whose runs were named run-…; it now
+    takes the file's name as run.name (a name typed in the form is kept)."""
+    app = make_app(runs_root=tmp_path / "runs")
+    async with app.run_test(size=SIZE) as pilot:
+        editor = app.open_preset(None)
+        await wait_for(pilot, lambda: isinstance(app.screen, PresetEditor), what="the editor")
+        await pilot.press("f2")
+        await pilot.pause()
+        app.screen.query_one("#save-path", Input).value = str(tmp_path / "lr-sweep")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: (tmp_path / "lr-sweep.toml").exists(), what="save as")
+        assert editor.values["run.name"] == "lr-sweep" and not editor.has_unsaved()
+        assert editor._raw_for("run.name") == "lr-sweep"  # what the run section shows when opened
+    assert 'name = "lr-sweep"' in (tmp_path / "lr-sweep.toml").read_text()

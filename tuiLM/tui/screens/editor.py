@@ -340,8 +340,16 @@ class PresetEditor(Screen):
         default = save_as_path(self.path, getattr(self.app, "preset_dirs", None), self.values["run.name"])
 
         def done(result: Path | None) -> None:
-            if result is not None:
-                self._write(result)
+            if result is None:
+                return
+            if self.values["run.name"] == BY_PATH["run.name"].default and _run_name_ok(result.stem):
+                # a new preset saved as lr-sweep.toml names its runs lr-sweep-…, not run-… (and the file
+                # it writes is not empty)
+                self.values["run.name"] = result.stem
+                row = self.query_one(PresetForm).row("run.name")
+                if row is not None and row.is_mounted:
+                    row.query_one(Input).value = result.stem
+            self._write(result)
 
         self.app.push_screen(SaveAsScreen(default), done)
 
@@ -426,3 +434,13 @@ class PresetEditor(Screen):
                 ("Save preset as…", "Write to a new file (F2)", self.action_save_as),
                 ("Run this preset", "Start a trainer with the current values (ctrl+r)", self.action_launch),
                 ("Next problem", "Jump to the next field with a problem (F8)", self.action_next_problem)]
+
+
+def _run_name_ok(name: str) -> bool:
+    from ...runs import RunError, check_run_name
+
+    try:
+        check_run_name(name)
+    except RunError:
+        return False
+    return True
