@@ -314,3 +314,27 @@ async def test_f1_and_question_mark_show_and_hide_the_keys_panel(tmp_path):
         await wait_for(pilot, lambda: bool(app.screen.query("HelpPanel")), what="the keys panel on runs")
         names = [name for name, _, _ in TuiLMCommands(app.screen)._commands()]
         assert "Help: keys" in names
+
+
+@aio
+async def test_presets_list_marks_an_invalid_preset_and_its_title_stays_one_line(tmp_path):
+    """An invalid preset ("bad": n_layers = "two") was listed like any other, and a long folder list
+    wrapped the title onto a second line at 80 columns."""
+    from textual.widgets import Static
+
+    folder = tmp_path / ("a-long-folder-name-for-presets-" * 2)
+    folder.mkdir()
+    (folder / "bad.toml").write_text('[model]\nn_layers = "two"\n[train]\nmax_steps = -1\n')
+    (folder / "fine.toml").write_text('[run]\nnotes = "all good"\n')
+    app = make_app(runs_root=tmp_path / "runs", preset_dirs=[folder])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, PresetsScreen), what="presets")
+        table = app.screen.query_one(DataTable)
+        await wait_for(pilot, lambda: len(table.get_row(str(folder / "bad.toml"))[3].plain) > 20,
+                       what="the list laid out at its width")
+        notes = {str(table.get_row(str(folder / n))[0]): table.get_row(str(folder / n))[3]
+                 for n in ("bad.toml", "fine.toml")}
+        assert notes["bad"].plain.startswith("✗ 2 errors: model.n_layers: expected an i")
+        assert notes["bad"].style == "red" and notes["fine"].plain == "all good"
+        title = app.screen.query_one("#presets-title", Static)
+        assert title.size.height == 1 and "enter: edit" not in str(title.render())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,28 @@ def preset_info(path: Path) -> dict[str, Any]:
     shape = ""
     if "n_layers" in model or "d_model" in model:
         shape = f"{model.get('n_layers', '·')}L × {model.get('d_model', '·')}"
-    return {"arch": str(model.get("arch", "gpt")), "shape": shape, "notes": str(run.get("notes", ""))}
+    return {"arch": str(model.get("arch", "gpt")), "shape": shape, "notes": str(run.get("notes", "")),
+            "errors": _errors(path)}
+
+
+def _errors(path: Path) -> list[str]:
+    """The preset's errors as the editor and `tuilm validate` find them (cached while the file stays)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return []
+    return _errors_of(path, st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=512)
+def _errors_of(path: Path, mtime_ns: int, size: int) -> list[str]:
+    from ...config.load import load
+    from ...errors import UserError
+
+    try:
+        return [f"{p.path}: {p.message}" if p.path else p.message for p in load(path)[1] if p.is_error]
+    except UserError as e:
+        return [str(e)]
 
 
 class PresetsScreen(Screen):
@@ -78,15 +100,20 @@ class PresetsScreen(Screen):
         notes_w = self._notes_width(paths)
         for p in paths:
             info = preset_info(p)
-            notes = info["notes"]
+            errors = info["errors"] if info["arch"] != "?" else []  # (unreadable: its notes say so)
+            notes = (f"✗ {len(errors)} error{'s' * (len(errors) > 1)}: {errors[0]}" if errors else info["notes"])
             notes = notes if len(notes) <= notes_w else notes[:notes_w - 1] + "…"
-            table.add_row(Text(p.stem, style="bold"), cell(info["arch"]), cell(info["shape"]), Text(notes, style="dim"),
-                          key=str(p))
+            table.add_row(Text(p.stem, style="bold"), cell(info["arch"]), cell(info["shape"]),
+                          Text(notes, style="red" if errors else "dim"), key=str(p))
         dirs = ", ".join(f"{d}/" for d in self.app.preset_dirs()) or "no preset folder found"
+        width = self.app.size.width - 2
+        what = f"{len(paths)} from {dirs}"
+        hint = "   enter: edit · n: new · 2: runs"
+        if 9 + len(what) + len(hint) > width:  # one line: the hint goes, then the folders are cut
+            hint = ""
+            what = what if 9 + len(what) <= width else what[: max(1, width - 10)] + "…"
         self.query_one("#presets-title", Static).update(
-            Text.assemble(("Presets  ", "bold"), (f"{len(paths)} from {dirs}", "dim"),
-                          ("   enter: edit · n: new · 2: runs", "dim italic"),
-                          no_wrap=True, overflow="ellipsis"))  # one line: a long folder cuts the hint
+            Text.assemble(("Presets  ", "bold"), (what, "dim"), (hint, "dim italic"), no_wrap=True))
         if paths:
             table.move_cursor(row=min(keep, len(paths) - 1))
             self._preview(paths[min(keep, len(paths) - 1)])
