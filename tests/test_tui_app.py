@@ -569,3 +569,39 @@ async def test_a_new_preset_saved_as_a_file_names_its_runs_after_it(tmp_path):
         assert editor.values["run.name"] == "lr-sweep" and not editor.has_unsaved()
         assert editor._raw_for("run.name") == "lr-sweep"  # what the run section shows when opened
     assert 'name = "lr-sweep"' in (tmp_path / "lr-sweep.toml").read_text()
+
+
+def test_the_estimator_reads_no_section_the_editor_lets_errors_pass_in():
+    """The editor still estimates with an error in run / schedule / sample / checkpoint / diag
+    (warmup_steps > max_steps said "fix the errors to see the estimate"): true only while the
+    estimator reads none of them."""
+    import re
+
+    from tuiLM.tui.screens.editor import NOT_ESTIMATED
+
+    words = "|".join(NOT_ESTIMATED)
+    for path in (ROOT / "tuiLM" / "estimate").glob("*.py"):
+        hits = re.findall(rf"\.({words})\.|[\"']({words})\.", path.read_text())
+        assert not hits, (path, hits)
+
+
+@aio
+async def test_an_error_the_estimator_does_not_read_keeps_the_estimate(tmp_path):
+    path = tmp_path / "exp.toml"
+    path.write_text(PRESET_TEXT)
+    app = make_app(preset_path=path, runs_root=tmp_path / "runs")
+    async with app.run_test(size=SIZE) as pilot:
+        editor = app.screen
+        await wait_for(pilot, lambda: editor.estimate is not None, what="first estimate")
+        editor.values["schedule.warmup_steps"] = 10**6  # beyond max_steps: an error, not a memory one
+        done = editor.estimates_done
+        editor.revalidate()
+        editor._schedule_estimate(now=True)
+        await wait_for(pilot, lambda: editor.estimates_done > done, what="the estimate again")
+        assert any(p.path == "schedule.warmup_steps" and p.is_error for p in editor.problems)
+        assert editor.estimate is not None and not editor.estimate_error
+        editor.values["model.d_model"] = 250  # not divisible by n_heads: the estimate waits for it
+        done = editor.estimates_done
+        editor._schedule_estimate(now=True)
+        await wait_for(pilot, lambda: editor.estimates_done > done, what="the estimate again")
+        assert editor.estimate is None and "fix the model" in editor.estimate_error

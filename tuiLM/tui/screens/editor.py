@@ -29,6 +29,7 @@ from .editorstate import (add_field_to_study, budget_problems, cannot_start_mess
                           unreadable_in_file, write_preset)
 
 ESTIMATE_DEBOUNCE_S = 0.15
+NOT_ESTIMATED = {"run", "schedule", "sample", "checkpoint", "diag"}  # sections tuiLM/estimate/ never reads
 
 
 class EstimateReady(Message):
@@ -234,8 +235,9 @@ class PresetEditor(Screen):
 
     @work(thread=True, exclusive=True, group="estimate")
     def _run_estimate(self, preset: Preset, serial: int) -> None:
-        if any(p.is_error for p in validate(preset, with_budget=False)):
-            self.post_message(EstimateReady(serial, None, "fix the errors to see the estimate"))
+        # an error in a setting the estimator never reads (warmup_steps > max_steps) leaves it valid
+        if any(p.is_error and p.path.partition(".")[0] not in NOT_ESTIMATED for p in validate(preset, with_budget=False)):
+            self.post_message(EstimateReady(serial, None, "fix the model, data or batch errors to see the estimate"))
             return
         try:
             est = services.estimate(preset)
