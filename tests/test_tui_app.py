@@ -605,3 +605,20 @@ async def test_an_error_the_estimator_does_not_read_keeps_the_estimate(tmp_path)
         editor._schedule_estimate(now=True)
         await wait_for(pilot, lambda: editor.estimates_done > done, what="the estimate again")
         assert editor.estimate is None and "fix the model" in editor.estimate_error
+
+
+@aio
+async def test_a_switch_says_true_or_false_not_by_colour_alone(tmp_path):
+    path = tmp_path / "exp.toml"
+    path.write_text(PRESET_TEXT)
+    app = make_app(preset_path=path, runs_root=tmp_path / "runs")
+    async with app.run_test(size=SIZE) as pilot:
+        editor = app.screen
+        from textual.widgets import Checkbox
+
+        box = editor.query_one("#f-model--qk_norm", Checkbox)
+        await wait_for(pilot, lambda: editor.query_one(PresetForm).row("model.qk_norm").ready, what="the row")
+        assert str(box.label) == "false" and not box.value
+        box.toggle()
+        await wait_for(pilot, lambda: editor.changes() == {"model.qk_norm": True}, what="the edit")
+        assert str(box.label) == "true"

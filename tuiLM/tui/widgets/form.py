@@ -50,7 +50,9 @@ def help_text(f: Field) -> Text:
         extras.append(f"in {f.unit}")
     if f.zero_means:
         extras.append(f"0 = {f.zero_means}")
-    extras.append(f"default {value_text(f, f.default) if f.type is not str else repr(f.default)}")
+    shown = (bool_label(f.default) if f.type is bool else repr(f.default) if f.type is str
+             else value_text(f, f.default))
+    extras.append(f"default {shown}")
     t.append("  ·  " + "  ·  ".join(extras), style="dim italic")
     return t
 
@@ -138,7 +140,8 @@ class FieldRow(Widget):
             return Select(options, value=value, allow_blank=value is Select.NULL, compact=True, id=cid,
                           classes="field-control")
         if f.type is bool:
-            return Checkbox("", bool(v), compact=True, id=cid, classes="field-control")
+            # says its value: an unticked box read almost like a ticked one (colour alone)
+            return Checkbox(bool_label(bool(v)), bool(v), compact=True, id=cid, classes="field-control")
         placeholder = f"0 = {f.zero_means}" if f.zero_means else ""
         text = v if isinstance(v, str) else value_text(f, v)
         return FieldInput(text, placeholder=placeholder, compact=True, id=cid, classes="field-control",
@@ -189,11 +192,16 @@ class FieldRow(Widget):
 
     def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
         event.stop()
+        event.checkbox.label = bool_label(event.value)
         self._edited()
 
     def on_select_changed(self, event: Select.Changed) -> None:
         event.stop()
         self._edited()
+
+
+def bool_label(value: bool) -> str:
+    return "true" if value else "false"  # as the TOML file writes it
 
 
 class PresetForm(VerticalScroll):
@@ -231,7 +239,7 @@ class PresetForm(VerticalScroll):
 
     @staticmethod
     def _title(section: str, title: str, badge: str) -> str:
-        return f"{section} — {title}{badge}"
+        return f"{section}{badge} — {title}"  # the counts first: a narrow form cuts the long title, not them
 
     def rows(self) -> list[FieldRow]:
         return list(self._rows.values())
