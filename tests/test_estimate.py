@@ -419,3 +419,30 @@ def test_estimator_and_vram_command_do_not_import_torch():
             "fit(p, 2**30); assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
+
+
+@pytest.mark.parametrize("here", ["cpu", "cuda"])
+def test_vram_says_where_an_auto_run_trains_on_a_machine_without_cuda(here, monkeypatch):
+    """device = auto is estimated for CUDA (will it fit my GPU); without one here the run trains on the
+    CPU, and vram says so with that figure (a laptop user read only the CUDA one)."""
+    import io
+
+    from rich.console import Console
+
+    from tuiLM import machine
+    from tuiLM.estimate.report import vram_command
+
+    monkeypatch.setattr(machine, "resolve_device", lambda pref: here)
+    preset = load(PRESETS / "quickstart.toml")[0]
+    out = io.StringIO()
+    vram_command(preset, budget_bytes=None, fit=False, as_json=False, exact=False, measure=False, world_size=1,
+                 console=Console(file=out, width=300))
+    cpu = estimate(preset, device="cpu")
+    said = [l for l in out.getvalue().splitlines() if l.startswith("note: no CUDA on this machine")]
+    if here == "cpu":
+        from tuiLM.units import fmt_bytes
+
+        assert len(said) == 1 and f"peak {fmt_bytes(cpu.total_bytes)} of host RAM" in said[0]
+        assert cpu.total_bytes < estimate(preset).total_bytes  # no CUDA context, fp32 on the CPU
+    else:
+        assert not said

@@ -89,12 +89,28 @@ def vram_command(preset: Any, *, budget_bytes: int | None, fit: bool, as_json: b
         return code
 
     console.print(render(est, budget=budget, preset_ref=_preset_ref(preset), fit_result=fit_result))
+    here = _here_note(preset, est, world_size, dtype)
+    if here:
+        console.print(here, style="yellow", highlight=False, markup=False, soft_wrap=True)
     if fit_result is not None and fit_result.fits:  # unwrapped, ready to copy
         console.print(fit_result.command(_preset_ref(preset)), style="bold green", soft_wrap=True,
                       highlight=False, markup=False)
     if counted is not None:
         console.print(render_counted(counted))
     return code
+
+
+def _here_note(preset: Any, est: Estimate, world_size: int, dtype: str | None) -> str | None:
+    """device = auto is estimated as CUDA ("will it fit my GPU"); on a machine without one the run
+    would train on the CPU: say so, with that figure (a laptop user read 557 MiB, 93 % CUDA overhead,
+    for a run that peaks near 54 MiB here)."""
+    from ..machine import resolve_device
+
+    if preset.system.device != "auto" or est.device != "cuda" or resolve_device("auto") != "cpu":
+        return None
+    cpu = estimate(preset, world_size=world_size, device="cpu", dtype=dtype)
+    return (f"note: no CUDA on this machine: a run here trains on the CPU ({cpu.dtype}), peak "
+            f"{fmt_bytes(cpu.total_bytes)} of host RAM (tuilm vram {_preset_ref(preset)} --device cpu)")
 
 
 # -- exact / measure ------------------------------------------------------------------------------
