@@ -247,6 +247,8 @@ def test_frames_from_runs_gate_off_and_legend(tmp_path):
     assert loss.traces[-1].markers and not loss.traces[0].markers
     assert "━" in legend(BY_KEY["loss"], [data], view) and "●" in legend(BY_KEY["loss"], [data], view)
     assert "━" not in legend(BY_KEY["val_bpb"], [data], view)  # one series: no swatch
+    assert "train EMA " in legend(BY_KEY["loss"], [data], view)  # smoothed: not the header's raw last loss
+    assert "EMA" not in legend(BY_KEY["loss"], [data], View(ema_on=False))
     assert legend(BY_KEY["val_bpb"], [data], View(cursor=10.0)).strip() == "—"  # no eval before step 50
     assert frame_for(BY_KEY["val_bpb"], [data], view, None, False).bands == ()  # no target declared
     data = dataclasses.replace(data, preset={**data.preset, "model": {**data.preset["model"], "mhc_gate": False}})

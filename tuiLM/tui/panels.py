@@ -173,7 +173,8 @@ def legend(spec: PanelSpec, runs: list[Source], view: View) -> str:
             xy = _series(run, line, kind, view)
             v = value_at(*xy, view.cursor) if xy is not None else None
             swatch = "●" if kind == "eval" else ("┄" if line.secondary else "━")
-            items.append((swatch, _color(spec, line, i, j, compare), "" if compare else line.label, v))
+            label = "" if compare else line.label + (" EMA" if view.ema_on and line.smooth and kind != "eval" else "")
+            items.append((swatch, _color(spec, line, i, j, compare), label, v))  # (EMA: not the header's raw last)
     parts = []
     for swatch, color, label, v in items:
         style = {"good": "green", "bad": "bold red"}.get(verdict(v, bands), "")
