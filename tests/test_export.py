@@ -483,3 +483,23 @@ def test_an_error_on_a_temp_file_names_the_file_it_was_for():
     e = OSError(errno.EROFS, "Read-only file system")
     e.filename = "out/.run-1.csv.d25a18d93ecc.tmp"
     assert write_error_message(e) == "Read-only file system while writing out/run-1.csv"
+
+
+def test_cli_export_of_a_running_run_says_it_is_partial(tmp_path):
+    """A run still training was exported without a word: the file holds what it wrote so far."""
+    import os
+
+    from tuiLM.ownership import acquire_run_lock
+
+    run = fake_run(tmp_path / "runs", "live-1")
+    lines = (run / EVENTS).read_text().splitlines(keepends=True)
+    (run / EVENTS).write_text("".join(l for l in lines if '"run_end"' not in l))
+    fd = acquire_run_lock(run)  # a trainer owns it
+    try:
+        r = cli("export", "live-1", "--to", "csv", "out", cwd=tmp_path)
+    finally:
+        os.close(fd)
+    assert r.returncode == 0, r.stderr
+    assert "(still running: up to step" in r.stdout and "export again for the rest" in r.stdout
+    r = cli("export", "live-1", "--to", "csv", "out2", cwd=tmp_path)
+    assert "still running" not in r.stdout  # (its trainer gone: dead, not running)

@@ -263,6 +263,7 @@ def export(run_refs: List[str] = typer.Argument(..., metavar="RUN...", help=f"Ru
     """Export runs to TensorBoard (scalars, samples, hparams with final metrics) or to wide CSV."""
     from .export import export_csv, export_tensorboard
     from .groups import member_runs, resolve_refs
+    from .reader import summarize
 
     fmt, out = to
     if fmt not in ("tensorboard", "csv"):
@@ -291,7 +292,11 @@ def export(run_refs: List[str] = typer.Argument(..., metavar="RUN...", help=f"Ru
                 target = write(run_dir, out, progress=lambda done, total, t=task: bar.update(t, completed=done,
                                                                                             total=total))
                 bar.remove_task(task)
-            console.print(f"{escape(run_dir.name)} -> {escape(str(target))}", highlight=False)
+            live = summarize(run_dir)
+            still = (f" (still running: up to step {live.step:,}; export again for the rest)"
+                     if live.state in ("running", "starting") else "")
+            console.print(f"{escape(run_dir.name)} -> {escape(str(target))}{still}", highlight=False,
+                          soft_wrap=True)  # (one line: the path stays whole to copy)
     if fmt == "tensorboard":
         console.print(f"view: tensorboard --logdir {escape(str(out))}", highlight=False)
 
