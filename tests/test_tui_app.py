@@ -622,3 +622,24 @@ async def test_a_switch_says_true_or_false_not_by_colour_alone(tmp_path):
         box.toggle()
         await wait_for(pilot, lambda: editor.changes() == {"model.qk_norm": True}, what="the edit")
         assert str(box.label) == "true"
+
+
+@aio
+async def test_f4_shows_the_estimate_at_80_columns_and_esc_returns_to_the_form(tmp_path):
+    """At 80 columns the side panel (memory breakdown, budget, problems) was hidden for good: only
+    the one-line summary showed. f4 now puts it in the form's place; esc goes back."""
+    path = tmp_path / "exp.toml"
+    path.write_text(PRESET_TEXT)
+    app = make_app(preset_path=path, runs_root=tmp_path / "runs")
+    async with app.run_test(size=(80, 24)) as pilot:
+        editor = app.screen
+        await wait_for(pilot, lambda: editor.estimate is not None, what="first estimate")
+        side, form = editor.query_one("#editor-side"), editor.query_one(PresetForm)
+        assert side.region.width == 0 and form.region.width > 0
+        assert "f4: details" in text_of(editor.query_one("#editor-summary", Static))
+        await pilot.press("f4")
+        await wait_for(pilot, lambda: side.region.width > 40 and form.region.width == 0, what="the estimate")
+        assert "f4: form" in text_of(editor.query_one("#editor-summary", Static))
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: side.region.width == 0 and form.region.width > 0, what="the form again")
+        assert isinstance(app.screen, PresetEditor)  # esc closed the estimate, not the editor

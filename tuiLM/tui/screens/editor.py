@@ -26,7 +26,7 @@ from .dialogs import ConfirmScreen, SaveAsScreen
 from .editorstate import (add_field_to_study, budget_problems, cannot_start_message, collect_problems,
                           default_study_path, first_problems, read_budget, read_field, read_overrides,
                           save_as_path, saved_message, section_badges, summary_text, title_text,
-                          unreadable_in_file, write_preset)
+                          name_after, unreadable_in_file, write_preset)
 
 ESTIMATE_DEBOUNCE_S = 0.15
 NOT_ESTIMATED = {"run", "schedule", "sample", "checkpoint", "diag"}  # sections tuiLM/estimate/ never reads
@@ -59,6 +59,7 @@ class PresetEditor(Screen):
         Binding("r", "confirm_launch", "Run", show=False),
         Binding("f8", "next_problem", "Next problem"),
         Binding("f6", "add_to_study", "Add to study"),
+        Binding("f4", "toggle_side", "Estimate", show=False),  # (narrow: the summary line offers it)
         Binding("escape", "back", "Back"),
     ]
 
@@ -115,6 +116,11 @@ class PresetEditor(Screen):
                 yield ProblemList(id="problems")
         yield Static(id="editor-summary")
         yield Footer()
+
+    def action_toggle_side(self) -> None:
+        """At 80 columns: the estimate, budget and problems in the form's place, and back (f4 or esc)."""
+        self.query_one("#editor-body").toggle_class("-side")
+        self._update_summary()
 
     def _raw_for(self, path: str) -> Any:
         """What a (re)mounted row shows: unreadable text as typed, else the value."""
@@ -218,7 +224,8 @@ class PresetEditor(Screen):
     def _update_summary(self) -> None:
         """One line for narrow terminals where the side panel is hidden."""
         budget = self.budget_gib() if self.estimate is not None else 0.0
-        self._set("#editor-summary", summary_text(self.estimate, budget, self.estimate_error))
+        self._set("#editor-summary", summary_text(self.estimate, budget, self.estimate_error,
+                                                  self.query_one("#editor-body").has_class("-side")))
 
     # -- estimate (debounced, in a thread) ----------------------------------------------------------
 
@@ -344,9 +351,7 @@ class PresetEditor(Screen):
         def done(result: Path | None) -> None:
             if result is None:
                 return
-            if self.values["run.name"] == BY_PATH["run.name"].default and _run_name_ok(result.stem):
-                # a new preset saved as lr-sweep.toml names its runs lr-sweep-…, not run-… (and the file
-                # it writes is not empty)
+            if name_after(result, self.values["run.name"]):
                 self.values["run.name"] = result.stem
                 row = self.query_one(PresetForm).row("run.name")
                 if row is not None and row.is_mounted:
@@ -421,6 +426,11 @@ class PresetEditor(Screen):
     # -- leaving -------------------------------------------------------------------------------------
 
     def action_back(self) -> None:
+        body = self.query_one("#editor-body")
+        if body.has_class("-side"):  # esc from the estimate (f4) goes back to the form
+            body.remove_class("-side")
+            self._update_summary()
+            return
         if not self.has_unsaved():
             self.dismiss()
             return
@@ -432,17 +442,9 @@ class PresetEditor(Screen):
         self.app.push_screen(ConfirmScreen("Discard unsaved changes to this preset?", yes="Discard"), done)
 
     def palette_commands(self) -> list[tuple[str, str, Any]]:
-        return [("Save preset", "Write changed keys, keeping comments (ctrl+s)", self.action_save),
+        return [("Estimate", "Memory breakdown, budget and problems (f4; beside the form from 110 columns)",
+                 self.action_toggle_side),
+                ("Save preset", "Write changed keys, keeping comments (ctrl+s)", self.action_save),
                 ("Save preset as…", "Write to a new file (F2)", self.action_save_as),
                 ("Run this preset", "Start a trainer with the current values (ctrl+r)", self.action_launch),
                 ("Next problem", "Jump to the next field with a problem (F8)", self.action_next_problem)]
-
-
-def _run_name_ok(name: str) -> bool:
-    from ...runs import RunError, check_run_name
-
-    try:
-        check_run_name(name)
-    except RunError:
-        return False
-    return True

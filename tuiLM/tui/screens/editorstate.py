@@ -138,7 +138,7 @@ def title_text(path: Path | None, arch: Any, unsaved: bool, problems: Sequence[P
     return t
 
 
-def summary_text(est: EstimateView | None, budget_gib: float, error: str) -> Text:
+def summary_text(est: EstimateView | None, budget_gib: float, error: str, side: bool = False) -> Text:
     """The estimate in one line, for narrow terminals where the side panel is hidden."""
     t = Text()
     if est is not None:
@@ -151,6 +151,7 @@ def summary_text(est: EstimateView | None, budget_gib: float, error: str) -> Tex
             t.append(f"  ·  artifact ≤ {fmt_bytes(est.artifact_bytes)}")
     elif error:
         t.append(error, style="red")
+    t.append("  ·  f4: form" if side else "  ·  f4: details", style="dim")  # (the side panel, hidden here)
     return t
 
 
@@ -193,6 +194,20 @@ def write_preset(path: Path, original_text: str, changes: dict[str, Any]) -> tup
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, text)
     return text, parse_toml_text(text, str(path))
+
+
+def name_after(path: Path, run_name: str) -> bool:
+    """Whether a preset saved as ``path`` takes its stem as run.name: only while run.name is the
+    default, so lr-sweep.toml names its runs lr-sweep-… (not run-…; and the file is not empty)."""
+    from ...runs import RunError, check_run_name
+
+    if run_name != BY_PATH["run.name"].default:
+        return False
+    try:
+        check_run_name(path.stem)
+    except RunError:
+        return False
+    return True
 
 
 def saved_message(path: Path, n_changed: int, n_errors: int) -> str:
