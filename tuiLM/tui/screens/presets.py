@@ -135,8 +135,11 @@ class PresetsScreen(Screen):
             text = path.read_text(encoding="utf-8")
         except OSError as e:
             text = f"# cannot read: {e}"
-        self.query_one("#preset-preview", Static).update(
-            Syntax(text, "toml", theme="ansi_dark", word_wrap=False, background_color="default"))
+        from .editorstate import shown_path
+
+        self.query_one("#preset-preview", Static).update(  # (the file's place first: which folder it is in)
+            Syntax(f"# {shown_path(path)}\n{text}", "toml", theme="ansi_dark", word_wrap=False,
+                   background_color="default"))
 
     @on(DataTable.RowSelected)
     def _selected_row(self, event: DataTable.RowSelected) -> None:
