@@ -61,7 +61,7 @@ async def test_presets_list_shows_bracketed_file_names_and_values(tmp_path, monk
         await wait_for(pilot, lambda: isinstance(app.screen, PresetsScreen)
                        and app.screen.query_one(DataTable).row_count > 0, what="the presets list")
         await pilot.pause()
-        row = line_with(screen_text(app), "a[x]")
+        row = line_with(screen_text(app), " a[x] ")  # (the table's row; the preview's first line names the file)
         assert "[arch]" in row and "[/]L × ·" in row and NOTES in row, row
 
 
