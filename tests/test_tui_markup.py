@@ -62,7 +62,8 @@ async def test_presets_list_shows_bracketed_file_names_and_values(tmp_path, monk
                        and app.screen.query_one(DataTable).row_count > 0, what="the presets list")
         await pilot.pause()
         row = line_with(screen_text(app), " a[x] ")  # (the table's row; the preview's first line names the file)
-        assert "[arch]" in row and "[/]L × ·" in row and NOTES in row, row
+        assert "[arch]" in row and "[/]L × ·" in row and "✗ 2 errors: model." in row, row  # (errors: not its notes)
+        assert NOTES in screen_text(app)  # in the preview, literally
 
 
 @aio
