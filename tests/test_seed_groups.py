@@ -389,3 +389,24 @@ def test_cli_names_how_to_address_a_group_and_a_group_of_one(tmp_path):
     console = Console(record=True, width=80)
     print_set(resolve_ref("group:repeat", root)[0], console)
     assert "a group of one: no other run in its folder" in console.export_text()
+
+
+def test_a_lucky_seed_after_an_uncounted_one_is_named_right():
+    """group_value's lucky indices are into the values given, None ones included: the runs list, the
+    compare table and the CLI looked them up among the counted values only, so a failed first seed
+    named the wrong run as lucky (or raised IndexError for the last one)."""
+    from tuiLM.groups import RunSet, SeedGroup
+    from tuiLM.reader import RunSummary
+    from tuiLM.report import _lucky
+    from tuiLM.tui.screens.runrows import RunRow, make_group_row
+
+    bests = [None, 5.10, 5.11, 5.12, 5.105, 5.115, 4.0]  # the first failed; the last is far below the rest
+    paths = [Path(f"/r/s{i}") for i in range(7)]
+    rows = {p: RunRow(p, RunSummary(p, state="failed" if i == 0 else "completed", best_val_bpb=b), "p", "gpt")
+            for i, (p, b) in enumerate(zip(paths, bests))}
+    values = counted([rows[p].summary.state for p in paths], bests)
+    assert group_value(values).lucky == (6,)
+    row = make_group_row(SeedGroup("k", "g", paths, list(range(100, 107))), rows)
+    assert row.lucky == {"/r/s6"}
+    s = RunSet("g", tuple(paths), tuple(range(100, 107)), "group")
+    assert _lucky(s, group_value(values)) == "seed 106"

@@ -133,7 +133,7 @@ class GroupValue:
     mean: float
     se: float
     k: int
-    lucky: tuple[int, ...]  # indices into the values given (members with a value)
+    lucky: tuple[int, ...]  # indices into the values given (None ones included: members[i] is lucky)
 
     def text(self, digits: int = 4) -> str:
         """"5.108±.025": the SE to two significant figures and the mean to the same place (at most

@@ -241,8 +241,7 @@ def _print_seed_groups(runs: list[Path], summaries: dict, console: Console) -> N
         ss = [summaries[p] for p in g.members]
         values = counted([s.state for s in ss], [s.best_val_bpb for s in ss])
         v = group_value(values)
-        counted_seeds = [sd for sd, x in zip(g.seeds, values) if x is not None]
-        lucky = " ".join(f"seed {counted_seeds[i]}" for i in v.lucky)
+        lucky = " ".join(f"seed {g.seeds[i]}" for i in v.lucky)  # (indices into values, None ones too)
         table.add_row(escape(g.label), " ".join(str(x) for x in g.seeds), v.text(), str(v.k),
                       f"[yellow]{lucky}[/]" if lucky else "")
     console.print(table)
@@ -372,9 +371,9 @@ def _set_values(s: Any) -> tuple[list[Any], list[float | None]]:
     return ss, counted([x.state for x in ss], [x.best_val_bpb for x in ss])
 
 
-def _lucky(s: Any, values: list[float | None], v: Any) -> str:
-    with_value = [sd for sd, x in zip(s.seeds, values) if x is not None]
-    return " ".join(f"seed {with_value[i]}" for i in v.lucky)
+def _lucky(s: Any, v: Any) -> str:
+    """The possibly lucky seeds (group_value's indices are into the values given, None ones too)."""
+    return " ".join(f"seed {s.seeds[i]}" if s.seeds[i] is not None else s.members[i].name for i in v.lucky)
 
 
 def print_set(s: Any, console: Console) -> None:
@@ -404,7 +403,7 @@ def print_set(s: Any, console: Console) -> None:
         console.print("best val_bpb: none yet", highlight=False, markup=False)
     else:
         only = " completed" if sum(x is not None for x in values) < len(values) else ""
-        lucky = _lucky(s, values, v)
+        lucky = _lucky(s, v)
         console.print(f"best val_bpb {v.text()} (mean ± SE over {v.k}{only} seed{'s' * (v.k != 1)})"
                       + (f" · possibly lucky: {lucky} (beyond seed noise)" if lucky else ""), highlight=False,
                       markup=False, soft_wrap=True)
@@ -430,7 +429,7 @@ def print_set_compare(sets: list[Any], console: Console) -> None:
             ("state", [group_state([x.state for x in ss]) for ss, _ in read]),
             ("best bpb", [v.text() + (f" (k={v.k})" if v.k > 1 else "") for v in stats]),
             ("per seed", [" ".join(_fmt(x) for x in values) for _, values in read])]
-    lucky = [_lucky(s, values, v) for s, (_, values), v in zip(sets, read, stats)]
+    lucky = [_lucky(s, v) for s, v in zip(sets, stats)]
     if any(lucky):
         rows.append(("lucky", lucky))
     for name, cells in rows:

@@ -98,8 +98,8 @@ def make_group_row(group: SeedGroup, rows: dict[Path, RunRow]) -> GroupRow:
     members = [rows[p] for p in group.members]
     values = counted([m.summary.state for m in members], [m.summary.best_val_bpb for m in members])
     value = group_value(values)
-    with_value = [m for m, v in zip(members, values) if v is not None]
-    return GroupRow(group, members, value, {str(with_value[i].path) for i in value.lucky})
+    # (group_value's lucky are indices into the values given, the None ones included)
+    return GroupRow(group, members, value, {str(members[i].path) for i in value.lucky})
 
 
 

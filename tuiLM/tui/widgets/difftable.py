@@ -43,9 +43,8 @@ def group_rows(sources: list[Any]) -> list[tuple[str, list[str]]]:
             ("per seed", [" ".join(fmt(b) for b in bs) for bs in bests]),
             ("loss", [fmt(s.last("train", "loss")) for s in sources])]
     lucky = []
-    for bs, v in zip(bests, values):
-        with_value = [i for i, b in enumerate(bs) if b is not None]
-        lucky.append(" ".join(f"seed #{with_value[i] + 1}" for i in v.lucky))
+    for v in values:  # (group_value's lucky are indices into the values given, None ones included)
+        lucky.append(" ".join(f"seed #{i + 1}" for i in v.lucky))
     if any(lucky):
         rows.append(("lucky", lucky))
     if len(sources) > 1:
