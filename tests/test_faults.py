@@ -503,11 +503,13 @@ def test_resume_refuses_a_run_whose_frozen_preset_cannot_be_read(reference, tmp_
     shutil.copytree(reference, run_dir)
     _crashed(run_dir)
     events = (run_dir / EVENTS).read_bytes()
-    for text, said in (('[run\nname = "x', "TOML syntax error"), ("[model]\nn_layers = -3\n", "n_layers")):
+    for text, said in (('[run\nname = "x', "TOML syntax error"), ("[model]\nn_layers = -3\n", ":2: model.n_layers: "),
+                       ("", "preset.toml: empty: cannot resume")):
         (run_dir / PRESET).write_text(text)
         r = subprocess.run([sys.executable, "-m", "tuiLM.cli", "resume", str(run_dir)], capture_output=True,
                            text=True, timeout=120, stdin=subprocess.DEVNULL)
         assert r.returncode == 1 and r.stderr.startswith("error: ") and said in r.stderr, r.stderr
+        assert r.stderr.count("error") == 1 + ("TOML syntax error" in said), r.stderr
         assert (run_dir / EVENTS).read_bytes() == events and "Traceback" not in r.stderr
 
 

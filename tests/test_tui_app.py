@@ -643,3 +643,21 @@ async def test_f4_shows_the_estimate_at_80_columns_and_esc_returns_to_the_form(t
         await pilot.press("escape")
         await wait_for(pilot, lambda: side.region.width == 0 and form.region.width > 0, what="the form again")
         assert isinstance(app.screen, PresetEditor)  # esc closed the estimate, not the editor
+
+
+@aio
+async def test_a_switch_written_as_a_string_shows_the_value_in_force(tmp_path):
+    """qk_norm = "false" in the file: the default (false) applies; the switch showed "true" (the text
+    "false" read as a truthy string). It shows the value in force, and the error beside it."""
+    from textual.widgets import Checkbox
+
+    path = tmp_path / "exp.toml"
+    path.write_text(PRESET_TEXT.replace("[model]", '[model]\nqk_norm = "false"'))
+    app = make_app(preset_path=path, runs_root=tmp_path / "runs")
+    async with app.run_test(size=SIZE) as pilot:
+        editor = app.screen
+        row = editor.query_one(PresetForm).row("model.qk_norm")
+        await wait_for(pilot, lambda: row.ready, what="the row")
+        box = editor.query_one("#f-model--qk_norm", Checkbox)
+        assert not box.value and str(box.label) == "false"
+        assert "expected" in text_of(row.query_one(".field-msg", Static))

@@ -25,7 +25,7 @@ from .errors import UserError
 from .events import to_float
 from .reader import EventTail, summarize
 from .launch import _kill_group, create_run, death_reason, spawn_trainer, stop_trainer
-from .runs import CHECKPOINTS, EVENTS, PRESET, STDOUT
+from .runs import CHECKPOINTS, EVENTS, PRESET, STDOUT, read_preset
 from .ownership import acquire_run_lock, record_death
 
 _POLL_S = 0.2
@@ -49,8 +49,7 @@ def resume_run(run_dir: str | Path, nproc: int = 1, console: Any = None) -> int:
     if not (run_dir / PRESET).is_file():
         raise UserError(f"{run_dir}: not a run directory (no {PRESET})")
     os.close(acquire_run_lock(run_dir))  # one already running: say so (RunBusy) before anything else
-    refuse_unresumable(run_dir)
-    note = outside_study(run_dir)
+    note = outside_study(run_dir, refuse_unresumable(run_dir))
     if note:
         console.print(f"[yellow]note: {escape(note)}[/]", highlight=False, soft_wrap=True)
     ckpts = sorted((run_dir / CHECKPOINTS).glob("step-*.pt"))
@@ -67,28 +66,35 @@ def resume_run(run_dir: str | Path, nproc: int = 1, console: Any = None) -> int:
                      stdout_from=stdout_from)
 
 
-def refuse_unresumable(run_dir: Path) -> None:
+def refuse_unresumable(run_dir: Path) -> Any:
     """Say before a trainer starts (and appends a failed run_end) what would stop it at once: a
-    completed run has nothing to resume; a frozen preset that cannot be read cannot be trained on."""
+    completed run has nothing to resume; a frozen preset that cannot be read cannot be trained on.
+    Returns the run's summary."""
     from .config.load import load
 
     s = summarize(run_dir)
     if s.state == "completed":
         raise UserError(f"{run_dir.name} completed at step {s.step:,}"
                         + (f"/{s.max_steps:,}" if s.max_steps else "") + ": there is nothing to resume")
-    errors = [p for p in load(Path(run_dir) / PRESET)[1] if p.is_error]  # (raises on unreadable TOML)
+    path = Path(run_dir) / PRESET
+    errors = [p for p in load(path)[1] if p.is_error]  # (raises on unreadable TOML)
     if errors:
-        raise UserError(f"{Path(run_dir) / PRESET}: " + "; ".join(str(p) for p in errors[:3])
-                        + (f" (and {len(errors) - 3} more)" if len(errors) > 3 else "") + ": cannot resume")
+        p = errors[0]
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise UserError(f"{path}:{p.line}: {p.path}: {p.message}{more}: cannot resume" if p.line
+                        else f"{path}: {p.path}: {p.message}{more}: cannot resume")
+    if not read_preset(run_dir):  # an empty file would resume on the defaults, not the run's settings
+        raise UserError(f"{path}: empty: cannot resume")
+    return s
 
 
-def outside_study(run_dir: Path) -> str | None:
+def outside_study(run_dir: Path, summary: Any = None) -> str | None:
     """What resuming a pruned study trial by hand means (None for any other run): the run goes on,
     but its study keeps the trial pruned (Optuna does not reopen a finished trial) and its value."""
     from .runs import read_study_info
 
     info = read_study_info(run_dir)
-    if "study" not in info or summarize(run_dir).state != "pruned":
+    if "study" not in info or (summary or summarize(run_dir)).state != "pruned":
         return None
     return (f"{Path(run_dir).name}: trial {info.get('trial', '?')} of study {info['study']}, which pruned it. "
             f"The run goes on; the study keeps the trial pruned, with the value it judged")

@@ -177,12 +177,14 @@ class TuiLMApp(App):
         from . import services
 
         try:
-            refuse_unresumable(path)
+            note = outside_study(path, refuse_unresumable(path))
         except UserError as e:
             self.notify(f"Cannot resume: {e}", severity="error", timeout=8, markup=False)
             return
+        except Exception as e:  # an unreadable run must not take the console down
+            self.notify(f"Cannot resume {path.name}: {e}", severity="error", timeout=8, markup=False)
+            return
         try:
-            note = outside_study(path)
             proc = services.resume_run(path)
         except Exception as e:  # a launcher problem must not take the console down
             self.notify(f"Resume failed: {e}", severity="error", timeout=8, markup=False)

@@ -54,6 +54,8 @@ def unreadable_in_file(raw: dict[str, Any], problems: Sequence[Problem]) -> dict
     out: dict[str, str] = {}
     for p in problems:
         f = BY_PATH.get(p.path)
+        if f is not None and f.type is bool:  # a switch cannot show "false" as written: its message does
+            continue
         table = raw.get(f.section) if f is not None else None
         if isinstance(table, dict) and f is not None and f.key in table:
             v = table[f.key]

@@ -128,7 +128,7 @@ def short_id(run_id: str) -> str:
 
 
 _STAMP = re.compile(r"(.+)-\d{8}-(\d{6})(-\d+)?")  # runs.new_run_dir's NAME-YYYYmmdd-HHMMSS[-N]
-_TRIAL = re.compile(r".+-t\d+-s\d+")  # a study's NAME-tNNN-sK
+_TRIAL = re.compile(r"(.+)(-t\d+-s\d+)")  # a study's NAME-tNNN-sK
 
 
 def fit_id(run_id: str, width: int) -> str:
@@ -141,9 +141,15 @@ def fit_id(run_id: str, width: int) -> str:
     if m is None:
         return run_id[: max(1, width - 1)] + "…"
     name, tail = m.group(1), m.group(2) + (m.group(3) or "")
-    if _TRIAL.fullmatch(name):
-        return name[: max(1, width - 1)] + "…"
-    keep = max(1, width - len(tail) - 1)
+    trial = _TRIAL.fullmatch(name)
+    if trial:  # the study's name gives way before its trial and seed: lr-swe…-t004-s0
+        study, ts = trial.groups()
+        if len(name) + 1 <= width:
+            return name + "…"
+        return study[: max(1, width - len(ts) - 1)] + "…" + ts
+    keep = width - len(tail) - 1
+    if keep < 1:  # too narrow for the time of day: cut at the end
+        return run_id[: max(1, width - 1)] + "…"
     return name + "-…" + tail if len(name) + 1 <= keep else name[:keep] + "…" + tail
 
 
