@@ -410,3 +410,26 @@ def test_a_lucky_seed_after_an_uncounted_one_is_named_right():
     assert row.lucky == {"/r/s6"}
     s = RunSet("g", tuple(paths), tuple(range(100, 107)), "group")
     assert _lucky(s, group_value(values)) == "seed 106"
+
+
+def test_set_refs_refuse_lookalikes_and_tell_two_tiny_groups_apart(tmp_path):
+    from tuiLM.groups import resolve_ref, resolve_refs
+    from tuiLM.runs import RunError
+
+    root = _study_runs(tmp_path)
+    for ref, said in (("Study:lr", "sets of runs are named study:NAME"), ("study:lr#²", "a trial is a number"),
+                      ("study:lr#9", "trials with runs: 0, 1")):
+        with pytest.raises(RunError, match=said):
+            resolve_ref(ref, root)
+    plain = _runs(tmp_path / "plain")  # base and hot: two configurations, both labelled gpt-small
+    a, b = resolve_refs(["group:base-s0", "group:hot-s0"], plain)
+    assert a.label != b.label and a.label.startswith("gpt-small (") and b.label.startswith("gpt-small (")
+    import os
+
+    here = os.getcwd()
+    os.chdir(plain / "hot-s1")
+    try:  # group:. from inside a run folder: its siblings are in the folder above
+        (g,) = resolve_ref("group:.", plain)
+    finally:
+        os.chdir(here)
+    assert [p.name for p in g.members] == ["hot-s0", "hot-s1", "hot-s2"]

@@ -190,7 +190,8 @@ async def test_editor_flags_unreadable_input_and_blocks_save(tmp_path):
 async def test_editor_shows_a_file_value_of_the_wrong_type_and_drops_its_problem_once_fixed(tmp_path):
     """A preset written by hand with n_layers = "two": the field shows "two" (not the default standing
     in), its error goes as soon as a number is typed (not only after saving), and the fix is saved even
-    when the number equals the default. An unknown key says the form cannot fix it."""
+    when the number equals the default. An unknown key says the form cannot fix it. (--set with a
+    readable value fixes it from the start: below.)"""
     path = tmp_path / "exp.toml"
     path.write_text(PRESET_TEXT.replace("[model]", '[model]\nfoo = 3').replace("n_layers = 2", 'n_layers = "two"'))
     app = make_app(preset_path=path, runs_root=tmp_path / "runs")
@@ -546,6 +547,14 @@ async def test_quitting_while_a_trainer_started_here_trains_asks_first(tmp_path)
             proc.kill()
             proc.wait()
             assert app.watcher.training_here() == []
+            study = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+            app._study_watch.append((study, ["worker", "lr"], tmp_path / "w.log"))  # as start_study keeps it
+            await pilot.press("q")
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the study question")
+            assert app.screen.question.startswith("`tuilm study worker lr` started here goes on too")
+            await pilot.press("n")
+            study.kill()
+            study.wait()
             await pilot.press("q")  # nothing trains: no question
             await wait_for(pilot, lambda: not app.is_running, what="the app to quit")
     finally:
@@ -577,7 +586,7 @@ def test_the_estimator_reads_no_section_the_editor_lets_errors_pass_in():
     estimator reads none of them."""
     import re
 
-    from tuiLM.tui.screens.editor import NOT_ESTIMATED
+    from tuiLM.tui.screens.editorstate import NOT_ESTIMATED
 
     words = "|".join(NOT_ESTIMATED)
     for path in (ROOT / "tuiLM" / "estimate").glob("*.py"):
@@ -604,7 +613,7 @@ async def test_an_error_the_estimator_does_not_read_keeps_the_estimate(tmp_path)
         done = editor.estimates_done
         editor._schedule_estimate(now=True)
         await wait_for(pilot, lambda: editor.estimates_done > done, what="the estimate again")
-        assert editor.estimate is None and "fix the model" in editor.estimate_error
+        assert editor.estimate is None and "fix the errors the estimate needs" in editor.estimate_error
 
 
 @aio
@@ -661,3 +670,16 @@ async def test_a_switch_written_as_a_string_shows_the_value_in_force(tmp_path):
         box = editor.query_one("#f-model--qk_norm", Checkbox)
         assert not box.value and str(box.label) == "false"
         assert "expected" in text_of(row.query_one(".field-msg", Static))
+
+
+@aio
+async def test_a_set_value_fixes_a_file_value_of_the_wrong_type(tmp_path):
+    path = tmp_path / "exp.toml"
+    path.write_text(PRESET_TEXT.replace("n_layers = 2", 'n_layers = "two"'))
+    app = make_app(preset_path=path, runs_root=tmp_path / "runs", overrides=["model.n_layers=4"])
+    async with app.run_test(size=SIZE) as pilot:
+        editor = app.screen
+        n_layers = editor.query_one("#f-model--n_layers", Input)
+        await wait_for(pilot, lambda: n_layers.value == "4", what="the --set value in the field")
+        assert not any(p.path == "model.n_layers" for p in editor.problems)
+        assert editor.changes() == {"model.n_layers": 4}  # saved, though 4 is the default

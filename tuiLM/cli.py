@@ -347,7 +347,8 @@ def runs_list() -> None:
 
 
 @runs_app.command("show")
-def runs_show(run_ref: str = typer.Argument(..., metavar="RUN", help=f"A run id or folder; {SET_REFS}.")) -> None:
+def runs_show(run_ref: str = typer.Argument(..., metavar="RUN", help="A run id or folder; study:NAME#T (trial T's "
+                                             "seeds) or group:RUN (RUN's seed group).")) -> None:
     """One run, or a seed group: summary, metrics and hyperparameters."""
     from .groups import resolve_ref
     from .report import print_run, print_set

@@ -11,6 +11,7 @@ Pure Python (hashlib): the runs list's worker thread and the CLI use it; no torc
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -185,7 +186,7 @@ def seed_group_of(run_dir: Path) -> SeedGroup | None:
     """The seed group ``run_dir`` is in among the runs of its folder (None: it cannot be listed)."""
     from .runs import list_runs
 
-    run_dir = Path(run_dir)
+    run_dir = Path(run_dir).resolve()  # (group:. from inside a run folder: its parent is the runs folder)
     try:
         runs = list_runs(run_dir.parent)
     except OSError:
@@ -205,6 +206,9 @@ def resolve_ref(ref: str, root: str | Path | None = None) -> list[RunSet]:
     from .runs import RunError, find_run, list_runs, read_study_info, runs_root
 
     kind, _, rest = ref.partition(":")
+    if rest and kind.lower() in ("study", "group", "trial", "grp") and kind not in ("study", "group") \
+            and not Path(ref).exists():
+        raise RunError(f"{ref!r}: sets of runs are named study:NAME, study:NAME#T or group:RUN")
     if not rest or kind not in ("study", "group") or Path(ref).exists():
         run = find_run(ref, root)
         return [RunSet(run.name, (run,), (membership(run).seed,))]
@@ -216,7 +220,7 @@ def resolve_ref(ref: str, root: str | Path | None = None) -> list[RunSet]:
         return [RunSet(g.label, tuple(g.members), tuple(g.seeds), "group")]
     name, hashed, trial_text = rest.partition("#")
     trial = trial_text.lower().removeprefix("t")
-    if hashed and not trial.isdigit():
+    if hashed and not (trial.isascii() and trial.isdecimal()):
         raise RunError(f"{ref!r}: a trial is a number (study:{name}#3)")
     base = runs_root(root)
     trials: dict[int, list[tuple[Path, dict[str, Any]]]] = {}
@@ -232,19 +236,30 @@ def resolve_ref(ref: str, root: str | Path | None = None) -> list[RunSet]:
         raise RunError(f"no runs of study {name!r} in {base}/{known}")
     if hashed and int(trial) not in trials:
         have = sorted(trials)
-        span = f"{have[0]}" if len(have) == 1 else f"{have[0]}–{have[-1]}"
-        raise RunError(f"study {name!r} has no trial {int(trial)} with runs in {base}/ (trials {span})")
+        shown = ", ".join(str(t) for t in have[:12]) + (f" and {len(have) - 12} more" if len(have) > 12 else "")
+        raise RunError(f"study {name!r} has no trial {int(trial)} with runs in {base}/ (trials with runs: {shown})")
     out = []
     for t in sorted(trials) if not hashed else [int(trial)]:
-        runs = sorted(trials[t], key=lambda pi: (pi[1].get("seed_index", 0), pi[0].name))
-        seeds = tuple(membership(p).seed for p, _ in runs)
-        params = tuple(sorted(runs[0][1].get("trial_params", {}).items()))
-        out.append(RunSet(f"#{t} {name}", tuple(p for p, _ in runs), seeds, "trial", params))
+        info = {p: i for p, i in trials[t]}
+        paths = [p for p, _ in trials[t]]
+        params = tuple(sorted(trials[t][0][1].get("trial_params", {}).items()))
+        # a study name used twice in one runs folder: a seed's repeat is a group of its own (group_runs)
+        for n, g in enumerate(group_runs(paths, {p: membership(p) for p in paths})):
+            order = sorted(range(g.k), key=lambda i: (info[g.members[i]].get("seed_index", 0), g.members[i].name))
+            out.append(RunSet(f"#{t} {name}" + (f" ({n + 1})" if n else ""), tuple(g.members[i] for i in order),
+                              tuple(g.seeds[i] for i in order), "trial", params))
     return out
 
 
 def resolve_refs(refs: Sequence[str], root: str | Path | None = None) -> list[RunSet]:
-    return [s for ref in refs for s in resolve_ref(ref, root)]
+    """The sets ``refs`` name, labels made distinct (two configurations of one preset are both "tiny":
+    the second says which run it starts from)."""
+    sets = [s for ref in refs for s in resolve_ref(ref, root)]
+    seen: dict[str, set[tuple[Path, ...]]] = {}
+    for s in sets:  # (the same set named twice keeps its label: compare says it is named twice)
+        seen.setdefault(s.label, set()).add(tuple(p.resolve() for p in s.members))
+    return [s if len(seen[s.label]) == 1 or s.members[0].name == s.label else
+            dataclasses.replace(s, label=f"{s.label} ({s.members[0].name})") for s in sets]
 
 
 def member_runs(sets: Sequence[RunSet]) -> list[Path]:

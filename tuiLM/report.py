@@ -402,7 +402,8 @@ def print_set(s: Any, console: Console) -> None:
     if v.k == 0:
         console.print("best val_bpb: none yet", highlight=False, markup=False)
     else:
-        only = " completed" if sum(x is not None for x in values) < len(values) else ""
+        done = any(x.state == "completed" for x in ss)  # (groups.counted: none completed: every value counts)
+        only = " completed" if done and v.k < len(values) else ""
         lucky = _lucky(s, v)
         console.print(f"best val_bpb {v.text()} (mean ± SE over {v.k}{only} seed{'s' * (v.k != 1)})"
                       + (f" · possibly lucky: {lucky} (beyond seed noise)" if lucky else ""), highlight=False,
@@ -439,7 +440,7 @@ def print_set_compare(sets: list[Any], console: Console) -> None:
     for s, (_, values) in list(zip(sets, read))[1:]:
         mine = [(x, sd) for x, sd in zip(values, s.seeds) if x is not None]
         if not mine or not first:
-            said = "no completed seed to compare yet"
+            said = "no seed with a val_bpb to compare yet"
         else:
             said = compare([x for x, _ in mine], [x for x, _ in first], [sd for _, sd in mine],
                            [sd for _, sd in first]).verdict

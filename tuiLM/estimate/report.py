@@ -89,7 +89,7 @@ def vram_command(preset: Any, *, budget_bytes: int | None, fit: bool, as_json: b
         return code
 
     console.print(render(est, budget=budget, preset_ref=_preset_ref(preset), fit_result=fit_result))
-    here = _here_note(preset, est, world_size, dtype)
+    here = _here_note(preset, est, world_size, dtype) if device is None else None  # (--device: as asked)
     if here:
         console.print(here, style="yellow", highlight=False, markup=False, soft_wrap=True)
     if fit_result is not None and fit_result.fits:  # unwrapped, ready to copy

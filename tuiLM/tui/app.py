@@ -279,7 +279,8 @@ class TuiLMApp(App):
         unsaved = [s for stack in self._screen_stacks.values() for s in stack
                    if isinstance(s, PresetEditor) and s.has_unsaved()]
         training = self.watcher.training_here()
-        if not unsaved and not training:
+        studies = [args for proc, args, _ in self._study_watch if proc.poll() is None]
+        if not unsaved and not training and not studies:
             self.exit()
             return
         said = []
@@ -290,6 +291,10 @@ class TuiLMApp(App):
             said.append(f"{training[0].name if n == 1 else f'{n} runs'} started here still train{'s' * (n == 1)}: "
                         f"{'it goes' if n == 1 else 'they go'} on after you quit (tuilm open RUN watches, "
                         f"tuilm stop RUN stops).")
+        if studies:
+            more = f" and {len(studies) - 1} more study commands" if len(studies) > 1 else ""
+            said.append(f"`tuilm study {' '.join(studies[0])}`{more} started here go{'es' * (not more)} on too "
+                        f"(tuilm study stop NAME stops).")
 
         def done(ok: bool | None) -> None:
             if ok:
@@ -327,8 +332,11 @@ def run_app(preset_path: str | Path | None = None, run_dir: str | Path | Iterabl
             resume: bool = False, preset_dirs: Iterable[str | Path] = (),
             sources: Iterable[tuple[str, list[Path]]] = ()) -> None:
     """Run the app in this terminal (what ``tuilm``, ``tuilm open RUN`` and ``tuilm run PRESET`` call)."""
+    from ..runs import runs_root
+
     app = make_app(preset_path, run_dir, launch, overrides, run_name, resume, preset_dirs=preset_dirs,
                    sources=sources)
     app.run()
     for path in app.watcher.training_here():  # (they go on in their own session)
-        print(f"{path.name} is still training: tuilm open {path.name} watches it, tuilm stop {path.name} stops it")
+        ref = path.name if path.parent.resolve() == runs_root().resolve() else str(path)
+        print(f"{path.name} is still training: tuilm open {ref} watches it, tuilm stop {ref} stops it")

@@ -17,7 +17,6 @@ from textual.widgets import Footer, Input, Label, OptionList, Static
 
 from ...config.load import Preset, PresetError, Problem, locate_keys, parse_toml_text, resolve
 from ...config.schema import BY_PATH, FIELDS
-from ...config.validate import validate
 from .. import services
 from ..widgets.estimate import EstimatePanel
 from ..widgets.form import FieldInput, FieldRow, PresetForm, update_static
@@ -26,10 +25,9 @@ from .dialogs import ConfirmScreen, SaveAsScreen
 from .editorstate import (add_field_to_study, budget_problems, cannot_start_message, collect_problems,
                           default_study_path, first_problems, read_budget, read_field, read_overrides,
                           save_as_path, saved_message, section_badges, summary_text, title_text,
-                          name_after, unreadable_in_file, write_preset)
+                          estimate_blocked, name_after, unreadable_in_file, write_preset)
 
 ESTIMATE_DEBOUNCE_S = 0.15
-NOT_ESTIMATED = {"run", "schedule", "sample", "checkpoint", "diag"}  # sections tuiLM/estimate/ never reads
 
 
 class EstimateReady(Message):
@@ -99,7 +97,8 @@ class PresetEditor(Screen):
         self.values = {f.path: base.get(f.path) for f in FIELDS}
         self.file_bad = unreadable_in_file(raw, problems)
         values, self.type_errors, self.raw_text = read_overrides(overrides)  # --set values: unsaved edits
-        self.raw_text = {**self.file_bad, **self.raw_text}
+        self.fixed = {p for p in values if p in self.file_bad}  # --set gave a readable value for it
+        self.raw_text = {**{p: t for p, t in self.file_bad.items() if p not in values}, **self.raw_text}
         self.values.update(values)
 
     def compose(self) -> ComposeResult:
@@ -242,9 +241,8 @@ class PresetEditor(Screen):
 
     @work(thread=True, exclusive=True, group="estimate")
     def _run_estimate(self, preset: Preset, serial: int) -> None:
-        # an error in a setting the estimator never reads (warmup_steps > max_steps) leaves it valid
-        if any(p.is_error and p.path.partition(".")[0] not in NOT_ESTIMATED for p in validate(preset, with_budget=False)):
-            self.post_message(EstimateReady(serial, None, "fix the model, data or batch errors to see the estimate"))
+        if estimate_blocked(preset):
+            self.post_message(EstimateReady(serial, None, "fix the errors the estimate needs to see it"))
             return
         try:
             est = services.estimate(preset)
@@ -351,25 +349,28 @@ class PresetEditor(Screen):
         def done(result: Path | None) -> None:
             if result is None:
                 return
-            if name_after(result, self.values["run.name"]):
+            before = self.values["run.name"]
+            if name_after(result, before):
                 self.values["run.name"] = result.stem
-                row = self.query_one(PresetForm).row("run.name")
-                if row is not None and row.is_mounted:
-                    row.query_one(Input).value = result.stem
-            self._write(result)
+            if not self._write(result):
+                self.values["run.name"] = before  # (not written: no edit the user did not make)
+                return
+            row = self.query_one(PresetForm).row("run.name")
+            if row is not None and row.is_mounted:
+                row.query_one(Input).value = self.values["run.name"]
 
         self.app.push_screen(SaveAsScreen(default), done)
 
-    def _write(self, path: Path) -> None:
+    def _write(self, path: Path) -> bool:
         changes = self.changes()
         try:
             text, raw = write_preset(path, self.original_text, changes)
         except OSError as e:
             self.notify(f"Cannot write {path}: {e.strerror or e}", severity="error", markup=False)
-            return
+            return False
         except PresetError as e:  # cannot happen with tomlkit output, but never lose the user's work
             self.notify(str(e), severity="error", markup=False)
-            return
+            return False
         self.path = path
         self.original_text = text
         self.base, self.load_problems = resolve(raw, (), source=path, lines=locate_keys(text))
@@ -382,6 +383,7 @@ class PresetEditor(Screen):
         refresh = getattr(self.app, "presets_changed", None)
         if refresh:
             refresh()
+        return True
 
     # -- launching -----------------------------------------------------------------------------------
 
@@ -426,11 +428,8 @@ class PresetEditor(Screen):
     # -- leaving -------------------------------------------------------------------------------------
 
     def action_back(self) -> None:
-        body = self.query_one("#editor-body")
-        if body.has_class("-side"):  # esc from the estimate (f4) goes back to the form
-            body.remove_class("-side")
-            self._update_summary()
-            return
+        if self.query_one("#editor-body").has_class("-side"):  # esc from the estimate (f4): the form
+            return self.action_toggle_side()
         if not self.has_unsaved():
             self.dismiss()
             return

@@ -85,6 +85,15 @@ def collect_problems(preset: Preset, lines: dict[str, int], type_errors: dict[st
     return problems
 
 
+NOT_ESTIMATED = {"run", "schedule", "sample", "checkpoint", "diag"}  # sections tuiLM/estimate/ never reads
+
+
+def estimate_blocked(preset: Preset) -> bool:
+    """Whether an error keeps the estimate from being made: one in a setting the estimator never
+    reads (warmup_steps > max_steps) does not."""
+    return any(p.is_error and p.path.partition(".")[0] not in NOT_ESTIMATED for p in validate(preset, with_budget=False))
+
+
 def read_budget(text: str, preset_gib: float | None) -> float:
     """The budget typed beside the estimate, else the preset's own (0: none)."""
     text = text.strip()
