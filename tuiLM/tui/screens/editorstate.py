@@ -91,7 +91,8 @@ NOT_ESTIMATED = {"run", "schedule", "sample", "checkpoint", "diag"}  # sections 
 def estimate_blocked(preset: Preset) -> bool:
     """Whether an error keeps the estimate from being made: one in a setting the estimator never
     reads (warmup_steps > max_steps) does not."""
-    return any(p.is_error and p.path.partition(".")[0] not in NOT_ESTIMATED for p in validate(preset, with_budget=False))
+    return any(p.is_error and p.path.partition(".")[0] not in NOT_ESTIMATED
+               for p in validate(preset, with_budget=False))
 
 
 def read_budget(text: str, preset_gib: float | None) -> float:
