@@ -328,7 +328,8 @@ def test_cli_shows_and_compares_study_trials_as_seed_groups(tmp_path):
     out = console.export_text()
     base_bests = [summarize(p).best_val_bpb for p in base.members]
     want = compare(bests, base_bests, [100, 101, 102], [100, 101, 102]).verdict
-    assert f"#1 lr vs #0 lr: {want}" in " ".join(out.split()) and "paired over 3 seeds" in want
+    assert f"#1 vs #0: {want}" in " ".join(out.split()) and "paired over 3 seeds" in want
+    assert "trials of study lr compared" in out and "each against #0, the first named" in out
     assert "optim.lr" in out and "run.seed" not in out
     assert group_value(base_bests).text() in out and group_value(bests).text() in out
 
@@ -345,7 +346,13 @@ def test_cli_set_refs_end_to_end(tmp_path):
                               timeout=120, stdin=subprocess.DEVNULL)
 
     r = tuilm("runs", "compare", "study:lr#0", "study:lr#1")
-    assert r.returncode == 0 and "seed groups compared" in r.stdout and "#1 lr vs #0 lr:" in r.stdout, r.stderr
+    assert r.returncode == 0 and "trials of study lr compared" in r.stdout and "#1 vs #0:" in r.stdout, r.stderr
+    r = tuilm("runs", "compare", "study:lr#0", "base-s2")
+    assert r.returncode == 2 and "base-s2 is one of the runs of #0 lr" in r.stderr
+    write_run(root, "other", "gpt", seed=5, run_seed=200, lr=1e-3)
+    r = tuilm("runs", "compare", "study:lr#0", "study:lr#1", "group:repeat", "other")  # a row per group from 4
+    assert r.returncode == 0 and "seed groups compared" in r.stdout and "other vs #0 lr:" in r.stdout, r.stderr
+    assert "0.006" in r.stdout and "0.001" in r.stdout  # the lr column, short
     r = tuilm("runs", "show", "study:lr")
     assert r.returncode == 2 and "names a whole study (2 trials)" in r.stderr and "Traceback" not in r.stderr
     r = tuilm("runs", "compare", "study:lr#1", "group:hot-s2")
@@ -418,6 +425,7 @@ def test_set_refs_refuse_lookalikes_and_tell_two_tiny_groups_apart(tmp_path):
 
     root = _study_runs(tmp_path)
     for ref, said in (("Study:lr", "sets of runs are named study:NAME"), ("study:lr#²", "a trial is a number"),
+                      ("study:", "names nothing: study:NAME#T"),
                       ("study:lr#9", "trials with runs: 0, 1")):
         with pytest.raises(RunError, match=said):
             resolve_ref(ref, root)

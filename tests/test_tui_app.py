@@ -535,6 +535,10 @@ async def test_quitting_while_a_trainer_started_here_trains_asks_first(tmp_path)
     try:
         app = make_app(runs_root=tmp_path / "runs")
         async with app.run_test(size=(80, 24)) as pilot:
+            done = app.watcher.get(write_run(tmp_path / "runs", "done", "gpt"), proc=proc)
+            while not done.caught_up():  # it wrote run_end: its process only finishes (checkpoint, cache)
+                done.poll(1.0)
+            assert app.watcher.training_here() == []
             app.watcher.get(run, proc=proc)
             await pilot.press("q")
             await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")

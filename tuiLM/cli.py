@@ -381,6 +381,12 @@ def runs_compare(run_refs: List[str] = typer.Argument(..., metavar="RUN...",
         if key in seen:
             raise UserError(f"{seen[key]} is named twice: compare needs different runs or groups", exit_code=2)
         seen[key] = s.label
+    for a in sets:  # a seed against its own group: the pairing would compare a run with itself
+        for b in sets:
+            if a is not b and len(a.members) < len(b.members) and \
+                    {p.resolve() for p in a.members} <= {p.resolve() for p in b.members}:
+                raise UserError(f"{a.label} is one of the runs of {b.label}: compare it with another group",
+                                exit_code=2)
     if any(s.is_set for s in sets):
         print_set_compare(sets, console)
     else:

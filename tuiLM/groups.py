@@ -205,7 +205,9 @@ def resolve_ref(ref: str, root: str | Path | None = None) -> list[RunSet]:
     there is to choose from."""
     from .runs import RunError, find_run, list_runs, read_study_info, runs_root
 
-    kind, _, rest = ref.partition(":")
+    kind, colon, rest = ref.partition(":")
+    if colon and not rest and kind in ("study", "group") and not Path(ref).exists():
+        raise RunError(f"{ref!r} names nothing: {kind}:{'NAME#T' if kind == 'study' else 'RUN'}")
     if rest and kind.lower() in ("study", "group", "trial", "grp") and kind not in ("study", "group") \
             and not Path(ref).exists():
         raise RunError(f"{ref!r}: sets of runs are named study:NAME, study:NAME#T or group:RUN")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,14 @@ def print_preset_list(extra: list[Path], console: Console) -> None:
 
 _STATE_STYLE = {"completed": "green", "running": "cyan", "stopped": "yellow", "pruned": "magenta", "failed": "red",
                 "dead": "red", "new": "dim", "unreadable": "red"}
+
+
+def _settings(values: list[Any]) -> list[str]:
+    """Setting values side by side: floats as short as keeps them apart (0.004055, not 0.004055164886752743),
+    the rest as TOML-like literals."""
+    from .units import short_values
+
+    return [t if isinstance(v, float) else repr(v) for t, v in zip(short_values(values), values)]
 
 
 def _fmt(value: object, digits: int = 4) -> str:
@@ -292,7 +301,7 @@ def _print_hparams(run_dir: Path, console: Console, skip: tuple[str, ...] = ()) 
     for f in FIELDS:
         v = preset.get(f.path)
         if v != f.default and applies(f, preset.model.arch) and f.path not in skip:
-            hp.add_row(f.path, escape(repr(v)), escape(repr(f.default)))
+            hp.add_row(f.path, *(escape(t) for t in _settings([v, f.default])))
     console.print(hp)
 
 
@@ -352,7 +361,7 @@ def print_compare(run_dirs: list[Path], console: Console) -> None:
             continue  # labels, and settings none of these models reads (bdh_mult between two GPTs)
         values = [p.get(f.path) for p in presets]
         if any(v != values[0] for v in values[1:]):
-            diff.add_row(f.path, *(escape(repr(v)) for v in values))
+            diff.add_row(f.path, *(escape(t) for t in _settings(values)))
             rows += 1
     if rows:
         console.print(diff)
@@ -414,52 +423,77 @@ def print_set(s: Any, console: Console) -> None:
 def print_set_compare(sets: list[Any], console: Console) -> None:
     """Seed groups side by side: k, seeds, state, best val_bpb mean ± SE, each seed's best and lucky
     seeds; each against the first, seed by seed where they share seeds (study/stats.compare: paired
-    t-test and bootstrap interval, Welch when the seeds differ); the hyperparameters that differ."""
+    t-test and bootstrap interval, Welch when the seeds differ); the hyperparameters that differ.
+    More than three groups (a whole study) read one row each, as `study show` prints trials."""
     from .config.schema import FIELDS, applies
     from .groups import group_state, group_value
     from .study.stats import compare
+    from .units import short_key
 
     read = [_set_values(s) for s in sets]
     stats = [group_value(values) for _, values in read]
-    table = Table(title="seed groups compared")
-    table.add_column("", style="bold")
-    for s in sets:
-        table.add_column(escape(s.label), justify="right")
+    study = {s.label.partition(" ")[2] for s in sets}
+    if all(s.kind == "trial" for s in sets) and len(study) == 1:  # one study's trials: "#3", not "#3 lr" (80 columns)
+        sets = [dataclasses.replace(s, label=s.label.partition(" ")[0]) for s in sets]
+        title = f"trials of study {study.pop()} compared (mean ± SE over seeds)"
+    else:
+        title = "seed groups compared (mean ± SE over seeds)"
+    presets = [_run_preset(s.members[0]) for s in sets]
+    differ: list[tuple[str, list[str]]] = []
+    if all(p is not None for p in presets):
+        for f in FIELDS:
+            if f.path in ("run.name", "run.notes", "run.seed") or not any(applies(f, p.model.arch) for p in presets):
+                continue
+            values = [p.get(f.path) for p in presets]
+            if any(v != values[0] for v in values[1:]):
+                differ.append((f.path, _settings(values)))
+    first = [(x, sd) for x, sd in zip(read[0][1], sets[0].seeds) if x is not None]
+    verdicts = []
+    for s, (_, values) in list(zip(sets, read))[1:]:
+        mine = [(x, sd) for x, sd in zip(values, s.seeds) if x is not None]
+        verdicts.append("no seed with a val_bpb to compare yet" if not mine or not first else
+                        compare([x for x, _ in mine], [x for x, _ in first], [sd for _, sd in mine],
+                                [sd for _, sd in first]).verdict)
     rows = [("runs", [str(len(s.members)) for s in sets]),
             ("seeds", [" ".join("-" if x is None else str(x) for x in s.seeds) for s in sets]),
             ("state", [group_state([x.state for x in ss]) for ss, _ in read]),
-            ("best bpb", [v.text() + (f" (k={v.k})" if v.k > 1 else "") for v in stats]),
+            ("best bpb", [v.text() + (f" (k={v.k})" if v.k > 1 and len(sets) <= 3 else "") for v in stats]),
             ("per seed", [" ".join(_fmt(x) for x in values) for _, values in read])]
     lucky = [_lucky(s, v) for s, v in zip(sets, stats)]
     if any(lucky):
         rows.append(("lucky", lucky))
-    for name, cells in rows:
-        table.add_row(name, *(escape(c) for c in cells))
+    if len(sets) <= 3:
+        table = Table(title=title)
+        table.add_column("", style="bold", no_wrap=True)
+        for s in sets:
+            table.add_column(escape(s.label), justify="right")
+        for name, cells in rows:
+            table.add_row(name, *(escape(c) for c in cells))
+    else:  # a row per group: the numbers stay whole at 80 columns
+        keys = [k for k, _ in differ]
+        console.print(title, style="italic", highlight=False, markup=False, soft_wrap=True)
+        table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+        cols = ["", "k", "state", "best bpb"] + [short_key(k, keys) for k in keys] + ["lucky"] * any(lucky)
+        for c in cols:
+            table.add_column(escape(c), no_wrap=True, justify="right" if c in ("k", "best bpb") else "left")
+        by = dict(rows)
+        for i, s in enumerate(sets):
+            table.add_row(escape(s.label), str(stats[i].k), by["state"][i], by["best bpb"][i],
+                          *(escape(v[i]) for _, v in differ), *([escape(lucky[i])] if any(lucky) else []))
     console.print(table)
-    first = [(x, sd) for x, sd in zip(read[0][1], sets[0].seeds) if x is not None]
-    for s, (_, values) in list(zip(sets, read))[1:]:
-        mine = [(x, sd) for x, sd in zip(values, s.seeds) if x is not None]
-        if not mine or not first:
-            said = "no seed with a val_bpb to compare yet"
-        else:
-            said = compare([x for x, _ in mine], [x for x, _ in first], [sd for _, sd in mine],
-                           [sd for _, sd in first]).verdict
+    console.print(f"each against {sets[0].label}, the first named (a % is of its mean):", highlight=False,
+                  markup=False, soft_wrap=True)
+    for s, said in zip(sets[1:], verdicts):
         console.print(f"{s.label} vs {sets[0].label}: {said}", highlight=False, markup=False, soft_wrap=True)
-    presets = [_run_preset(s.members[0]) for s in sets]
     if any(p is None for p in presets):
         console.print("[yellow]a group's preset.toml cannot be read: hyperparameters not compared[/]")
-        return
-    diff = Table(title="hyperparameters that differ")
-    diff.add_column("key", style="bold")
-    for s in sets:
-        diff.add_column(escape(s.label))
-    for f in FIELDS:
-        if f.path in ("run.name", "run.notes", "run.seed") or not any(applies(f, p.model.arch) for p in presets):
-            continue
-        values = [p.get(f.path) for p in presets]
-        if any(v != values[0] for v in values[1:]):
-            diff.add_row(f.path, *(escape(repr(v)) for v in values))
-    if diff.row_count:
-        console.print(diff)
-    else:
+    elif not differ:
         console.print("the groups have identical hyperparameters (besides the seed)")
+    elif len(sets) <= 3:
+        diff = Table(title="hyperparameters that differ")
+        diff.add_column("key", style="bold")
+        for s in sets:
+            diff.add_column(escape(s.label))
+        for key, cells in differ:
+            diff.add_row(key, *(escape(c) for c in cells))
+        console.print(diff)

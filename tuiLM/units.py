@@ -75,3 +75,13 @@ def short_key(key: str, keys: tuple[str, ...] | list[str]) -> str:
     """'lr' for optim.lr unless two sections share the key name (the study list, view and tables)."""
     tail = key.split(".", 1)[-1]
     return tail if sum(1 for k in keys if k.split(".", 1)[-1] == tail) == 1 else key
+
+
+def short_values(values: list) -> list[str]:
+    """A row of settings to read side by side: floats to 4 significant digits (a study's sampled
+    0.000204687123 reads 0.0002047), more only where different values would otherwise print the same."""
+    for digits in range(4, 18):
+        out = [f"{v:.{digits}g}" if isinstance(v, float) else str(v) for v in values]
+        if len(set(out)) == len({repr(v) for v in values}):
+            return out
+    return [repr(v) if isinstance(v, float) else str(v) for v in values]

@@ -13,6 +13,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from ..config.schema import FIELDS
+from ..units import short_values
 from .metrics import Line, PanelSpec, frozen_check, verdict
 from .rundata import RunSnapshot
 from .seedgroup import SeedGroupData
@@ -259,15 +260,5 @@ def diff_rows(presets: Iterable[dict[str, dict[str, Any]]], ignore_seed: bool = 
             continue
         values = [p.get(f.section, {}).get(f.key, f.default) for p in presets]
         if any(v != values[0] for v in values[1:]):
-            rows.append((f.path, _short(values)))
+            rows.append((f.path, short_values(values)))
     return rows
-
-
-def _short(values: list[Any]) -> list[str]:
-    """Floats to 4 significant digits (a study's sampled 0.000204687123 reads 0.0002047), more only
-    where different values would otherwise print the same."""
-    for digits in range(4, 18):
-        out = [f"{v:.{digits}g}" if isinstance(v, float) else str(v) for v in values]
-        if len(set(out)) == len({repr(v) for v in values}):
-            return out
-    return [repr(v) if isinstance(v, float) else str(v) for v in values]

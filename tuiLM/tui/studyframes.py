@@ -29,7 +29,7 @@ def best_frame(pts: tuple[tuple[int, float], ...], direction: str) -> Frame:
     y = np.array([p[1] for p in pts], dtype=float)
     best = sign * np.minimum.accumulate(sign * y)
     return Frame([Trace(x, y, "#8b93a1", "trial", markers=True, line=False),  # trials are not a path
-                  Trace(x, best, "#7bd389", "best", step=True)], message="")
+                  Trace(x, best, "#7bd389", "best", step=True)], message="", xname="trial")
 
 
 def curves_frame(s: StudySnapshot, band: str) -> tuple[Frame, str, list[str]]:
@@ -55,4 +55,4 @@ def curves_frame(s: StudySnapshot, band: str) -> tuple[Frame, str, list[str]]:
     title = f"top-{len(done)} {s.objective} over seeds" if done else f"{s.objective} over seeds"  # (not "top-0")
     band_key = ("min–max" if band == "minmax" else "± SE") + " band (b)"
     parts = [p for p in (" ".join(legend), band_key, "dim: pruned") if p]
-    return Frame(traces, message="no curves yet", fills=tuple(fills)), title, parts
+    return Frame(traces, message="no curves yet", fills=tuple(fills), xname="step"), title, parts

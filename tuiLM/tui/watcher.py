@@ -81,10 +81,12 @@ class RunWatcher:
         return entry.run.proc if entry else None
 
     def training_here(self) -> list[Path]:
-        """The runs whose trainer this app started (or resumed) and which still train."""
+        """The runs whose trainer this app started (or resumed) and which still train (not those that
+        wrote run_end and are only finishing: their process outlives it by a checkpoint and a cache)."""
         with self._lock:
             runs = [e.run for e in self._entries.values()]
-        return [r.path for r in runs if r.proc is not None and r.proc.poll() is None]
+        return [r.path for r in runs if r.proc is not None and r.proc.poll() is None
+                and r.reader.run_end is None]
 
     def close(self) -> None:
         self._stop.set()
