@@ -441,3 +441,17 @@ def test_set_refs_refuse_lookalikes_and_tell_two_tiny_groups_apart(tmp_path):
     finally:
         os.chdir(here)
     assert [p.name for p in g.members] == ["hot-s0", "hot-s1", "hot-s2"]
+
+
+def test_a_study_name_used_twice_splits_a_trial_by_repeated_seed(tmp_path):
+    import shutil
+
+    from tuiLM.groups import resolve_ref
+
+    root = _study_runs(tmp_path)
+    shutil.copytree(root / "base-s0", root / "base-s0-again")  # trial 0, seed 100 run a second time
+    first, again = resolve_ref("study:lr#0", root)
+    assert first.label == "#0 lr" and again.label == "#0 lr (2)"
+    assert sorted(p.name for p in first.members + again.members) == ["base-s0", "base-s0-again", "base-s1",
+                                                                     "base-s2"]
+    assert len(set(first.seeds)) == len(first.seeds)  # each seed once per set: pairing stays one to one

@@ -354,12 +354,13 @@ def runs_show(run_ref: str = typer.Argument(..., metavar="RUN", help="A run id o
     from .report import print_run, print_set
 
     sets = resolve_ref(run_ref)
-    if len(sets) > 1:
+    if len(sets) > 1 and "#" not in run_ref:
         name = run_ref.partition(":")[2]
         raise UserError(f"{run_ref} names a whole study ({len(sets)} trials): `tuilm study show {name}` shows it; "
                         f"name one trial as study:{name}#T, or compare trials with `tuilm runs compare`", exit_code=2)
     if sets[0].is_set:
-        print_set(sets[0], console)
+        for s in sets:  # (one, or a trial's runs split by a study name used twice in this runs folder)
+            print_set(s, console)
     else:
         print_run(sets[0].members[0], console)
 
