@@ -53,8 +53,8 @@ def resume_run(run_dir: str | Path, nproc: int = 1, console: Any = None) -> int:
     if note:
         console.print(f"[yellow]note: {escape(note)}[/]", highlight=False, soft_wrap=True)
     ckpts = sorted((run_dir / CHECKPOINTS).glob("step-*.pt"))
-    console.print(f"resuming [bold]{escape(run_dir.name)}[/] from "
-                  f"{escape(ckpts[-1].name) if ckpts else 'the start (no checkpoint yet)'}", highlight=False)
+    console.print(f"resuming [bold]{escape(run_dir.name)}[/]"  # (no checkpoint: the trainer's warning says so)
+                  + (f" from {escape(ckpts[-1].name)}" if ckpts else ""), highlight=False)
     tail = EventTail(run_dir / EVENTS)
     while tail.poll_bytes():  # only what the resumed trainer writes counts: skip the rest undecoded
         pass
