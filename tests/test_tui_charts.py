@@ -393,3 +393,20 @@ def test_legend_values_read_as_the_axes_write_them():
 
     assert [fmt(v) for v in (2710.16, 18_400.0, 96.67, 0.0029, 3e-4, 1.0003, 0.5175)] == \
         ["2710", "18.4K", "96.67", "2.9e-3", "3.0e-4", "1.0003", "0.5175"]
+
+
+def test_compare_header_names_its_runs_where_they_fit(tmp_path):
+    """The compare view's only legend was colour swatches and state marks: the names come along where
+    they fit, and go before the swatches do."""
+    from tuiLM.tui.widgets.status import compare_header
+
+    snaps = []
+    for name, kind in (("gpt-small-20261203-131316", "gpt"), ("mhc-v3", "mhc")):
+        loader = RunData(write_run(tmp_path / "runs", name, kind))
+        while not loader.caught_up():
+            loader.poll(1.0)
+        snaps.append(loader.snapshot())
+    wide = compare_header(snaps, View(), 160).plain
+    assert "━ ✓ gpt-small-…131316" in wide and "━ ✓ mhc-v3" in wide
+    narrow = compare_header(snaps, View(), 30).plain
+    assert narrow.count("━") == 2 and "mhc-v3" not in narrow

@@ -172,8 +172,11 @@ def compare_header(runs: list[Any], view: View, width: int, group: str = "") -> 
         what = f" Compare {len(runs)} runs "
     pieces: list[tuple[int, Text]] = [(0, _t((what, "bold")))]
     for i, run in enumerate(runs):
-        pieces.append((3, _t(("  ━ ", RUN_COLORS[i % len(RUN_COLORS)]),
-                             (STATE_ICON.get(run.state, "?"), STATE_STYLE.get(run.state, "")))))
+        color = RUN_COLORS[i % len(RUN_COLORS)]
+        pieces.append((3, _t(("  ━ ", color), (STATE_ICON.get(run.state, "?"), STATE_STYLE.get(run.state, "")))))
+        # the legend's names where they fit (the panels' legends are colours and values only)
+        name = run.label if hasattr(run, "members") else fit_id(run.run_id, 18)
+        pieces.append((5, _t((f" {name}", color))))
     if groups:
         pieces.append((4, _t(("  · band " + ("min–max" if view.band == "minmax" else "± SE") + " (b)", "dim"))))
     pieces += _view_pieces(view, group)
