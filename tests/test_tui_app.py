@@ -75,6 +75,13 @@ async def type_into(pilot, inp: Input, text: str) -> None:
     await pilot.pause()
 
 
+def editor_app(tmp_path, text: str = PRESET_TEXT, **kw):
+    """A preset file exp.toml with ``text``, and the app opened on it (the editor tests' set-up)."""
+    path = tmp_path / "exp.toml"
+    path.write_text(text)
+    return path, make_app(preset_path=path, runs_root=tmp_path / "runs", **kw)
+
+
 def test_importing_the_app_loads_no_torch():
     code = ("import sys, tuiLM.tui.app, tuiLM.tui.screens.dashboard, tuiLM.tui.services; "
             "bad = sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')); "
@@ -86,9 +93,7 @@ def test_importing_the_app_loads_no_torch():
 
 @aio
 async def test_editor_validates_as_you_type_updates_the_estimate_and_saves_keeping_comments(tmp_path):
-    path = tmp_path / "exp.toml"
-    path.write_text(PRESET_TEXT)
-    app = make_app(preset_path=path, runs_root=tmp_path / "runs")
+    path, app = editor_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         editor = app.screen
         assert isinstance(editor, PresetEditor)
@@ -132,9 +137,7 @@ async def test_editor_warns_live_when_the_estimate_exceeds_this_machine(tmp_path
     monkeypatch.setattr(machine, "resolve_device", lambda pref: "cpu")
     monkeypatch.setattr(machine, "device_memory",
                         lambda device: machine.DeviceMemory("cpu", mem["bytes"], "host RAM"))
-    path = tmp_path / "exp.toml"
-    path.write_text(PRESET_TEXT)
-    app = make_app(preset_path=path, runs_root=tmp_path / "runs")
+    _, app = editor_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         editor = app.screen
         await wait_for(pilot, lambda: editor.estimate is not None, what="first estimate")
@@ -156,9 +159,7 @@ async def test_editor_warns_live_when_the_estimate_exceeds_this_machine(tmp_path
 
 @aio
 async def test_editor_shows_only_fields_of_the_chosen_arch(tmp_path):
-    path = tmp_path / "exp.toml"
-    path.write_text(PRESET_TEXT)
-    app = make_app(preset_path=path, runs_root=tmp_path / "runs")
+    _, app = editor_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         form = app.screen.query_one(PresetForm)
         await wait_for(pilot, lambda: form.row("model.d_ff") is not None, what="model section")
@@ -173,9 +174,7 @@ async def test_editor_shows_only_fields_of_the_chosen_arch(tmp_path):
 
 @aio
 async def test_editor_flags_unreadable_input_and_blocks_save(tmp_path):
-    path = tmp_path / "exp.toml"
-    path.write_text(PRESET_TEXT)
-    app = make_app(preset_path=path, runs_root=tmp_path / "runs")
+    path, app = editor_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         editor = app.screen
         await type_into(pilot, editor.query_one("#f-model--n_layers", Input), "two")
@@ -192,9 +191,8 @@ async def test_editor_shows_a_file_value_of_the_wrong_type_and_drops_its_problem
     in), its error goes as soon as a number is typed (not only after saving), and the fix is saved even
     when the number equals the default. An unknown key says the form cannot fix it. (--set with a
     readable value fixes it from the start: below.)"""
-    path = tmp_path / "exp.toml"
-    path.write_text(PRESET_TEXT.replace("[model]", '[model]\nfoo = 3').replace("n_layers = 2", 'n_layers = "two"'))
-    app = make_app(preset_path=path, runs_root=tmp_path / "runs")
+    path, app = editor_app(tmp_path, PRESET_TEXT.replace("[model]", '[model]\nfoo = 3')
+                           .replace("n_layers = 2", 'n_layers = "two"'))
     async with app.run_test(size=SIZE) as pilot:
         editor = app.screen
         n_layers = editor.query_one("#f-model--n_layers", Input)
@@ -216,9 +214,7 @@ async def test_editor_shows_a_file_value_of_the_wrong_type_and_drops_its_problem
 
 @aio
 async def test_save_as_writes_a_new_file(tmp_path):
-    path = tmp_path / "exp.toml"
-    path.write_text(PRESET_TEXT)
-    app = make_app(preset_path=path, runs_root=tmp_path / "runs")
+    path, app = editor_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         editor = app.screen
         await type_into(pilot, editor.query_one("#f-model--n_layers", Input), "6")
@@ -603,9 +599,7 @@ def test_the_estimator_reads_no_section_the_editor_lets_errors_pass_in():
 
 @aio
 async def test_an_error_the_estimator_does_not_read_keeps_the_estimate(tmp_path):
-    path = tmp_path / "exp.toml"
-    path.write_text(PRESET_TEXT)
-    app = make_app(preset_path=path, runs_root=tmp_path / "runs")
+    _, app = editor_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         editor = app.screen
         await wait_for(pilot, lambda: editor.estimate is not None, what="first estimate")
@@ -625,9 +619,7 @@ async def test_an_error_the_estimator_does_not_read_keeps_the_estimate(tmp_path)
 
 @aio
 async def test_a_switch_says_true_or_false_not_by_colour_alone(tmp_path):
-    path = tmp_path / "exp.toml"
-    path.write_text(PRESET_TEXT)
-    app = make_app(preset_path=path, runs_root=tmp_path / "runs")
+    _, app = editor_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         editor = app.screen
         from textual.widgets import Checkbox
@@ -644,9 +636,7 @@ async def test_a_switch_says_true_or_false_not_by_colour_alone(tmp_path):
 async def test_f4_shows_the_estimate_at_80_columns_and_esc_returns_to_the_form(tmp_path):
     """At 80 columns the side panel (memory breakdown, budget, problems) was hidden for good: only
     the one-line summary showed. f4 now puts it in the form's place; esc goes back."""
-    path = tmp_path / "exp.toml"
-    path.write_text(PRESET_TEXT)
-    app = make_app(preset_path=path, runs_root=tmp_path / "runs")
+    _, app = editor_app(tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         editor = app.screen
         await wait_for(pilot, lambda: editor.estimate is not None, what="first estimate")
@@ -667,9 +657,7 @@ async def test_a_switch_written_as_a_string_shows_the_value_in_force(tmp_path):
     "false" read as a truthy string). It shows the value in force, and the error beside it."""
     from textual.widgets import Checkbox
 
-    path = tmp_path / "exp.toml"
-    path.write_text(PRESET_TEXT.replace("[model]", '[model]\nqk_norm = "false"'))
-    app = make_app(preset_path=path, runs_root=tmp_path / "runs")
+    _, app = editor_app(tmp_path, PRESET_TEXT.replace("[model]", '[model]\nqk_norm = "false"'))
     async with app.run_test(size=SIZE) as pilot:
         editor = app.screen
         row = editor.query_one(PresetForm).row("model.qk_norm")
@@ -681,9 +669,8 @@ async def test_a_switch_written_as_a_string_shows_the_value_in_force(tmp_path):
 
 @aio
 async def test_a_set_value_fixes_a_file_value_of_the_wrong_type(tmp_path):
-    path = tmp_path / "exp.toml"
-    path.write_text(PRESET_TEXT.replace("n_layers = 2", 'n_layers = "two"'))
-    app = make_app(preset_path=path, runs_root=tmp_path / "runs", overrides=["model.n_layers=4"])
+    _, app = editor_app(tmp_path, PRESET_TEXT.replace("n_layers = 2", 'n_layers = "two"'),
+                        overrides=["model.n_layers=4"])
     async with app.run_test(size=SIZE) as pilot:
         editor = app.screen
         n_layers = editor.query_one("#f-model--n_layers", Input)

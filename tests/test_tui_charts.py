@@ -235,12 +235,16 @@ def test_band_edges_are_lines_with_a_faint_fill():
     assert 4 <= len(filled) <= 10
 
 
-def test_frames_from_runs_gate_off_and_legend(tmp_path):
-    run = write_run(tmp_path / "runs", "m", "mhc")
+def loaded(run):
+    """The run's snapshot once its events are all read (as the dashboard first draws it)."""
     loader = RunData(run)
     while not loader.caught_up():
         loader.poll(1.0)
-    data = loader.snapshot()
+    return loader.snapshot()
+
+
+def test_frames_from_runs_gate_off_and_legend(tmp_path):
+    data = loaded(write_run(tmp_path / "runs", "m", "mhc"))
     view = View()
     loss = frame_for(BY_KEY["loss"], [data], view, (1.0, 400.0), False)
     assert [t.dim for t in loss.traces] == [True, False, False]  # raw under EMA, then the evals
@@ -272,11 +276,7 @@ def test_header_keeps_what_matters_when_narrow(tmp_path):
     pieces = [(0, Text("A" * 30)), (3, Text("B" * 30)), (1, Text("C" * 30)), (3, Text("D" * 10))]
     assert fit(pieces, 200).plain == "A" * 30 + "B" * 30 + "C" * 30 + "D" * 10
     assert fit(pieces, 75).plain == "A" * 30 + "C" * 30  # the least important go first, order kept
-    run = write_run(tmp_path / "runs", "gpt-run", "gpt")
-    loader = RunData(run)
-    while not loader.caught_up():
-        loader.poll(1.0)
-    data = loader.snapshot()
+    data = loaded(write_run(tmp_path / "runs", "gpt-run", "gpt"))
     narrow = run_header(data, View(), 78).plain
     assert len(narrow) <= 78 and "completed" in narrow and "gpt-run" in narrow and "loss" in narrow
     wide = run_header(data, View(), 200).plain
@@ -360,11 +360,7 @@ def test_a_long_run_id_shortens_before_bpb_goes_and_log_or_tokens_stay_said(tmp_
     header; the id now gives up its stamp first. Log y and a tokens x axis stay said in the header
     (EMA goes first), each panel names its x axis in the corner and says "log" in its title."""
 
-    run = write_run(tmp_path / "runs", "tiny-20261203-131316", "gpt")
-    loader = RunData(run)
-    while not loader.caught_up():
-        loader.poll(1.0)
-    data = loader.snapshot()
+    data = loaded(write_run(tmp_path / "runs", "tiny-20261203-131316", "gpt"))
     wide = run_header(data, View(), 200).plain
     assert "tiny-20261203-131316" in wide and "bpb" in wide
     narrow = run_header(data, View(), 62).plain
@@ -402,10 +398,7 @@ def test_compare_header_names_its_runs_where_they_fit(tmp_path):
 
     snaps = []
     for name, kind in (("gpt-small-20261203-131316", "gpt"), ("mhc-v3", "mhc")):
-        loader = RunData(write_run(tmp_path / "runs", name, kind))
-        while not loader.caught_up():
-            loader.poll(1.0)
-        snaps.append(loader.snapshot())
+        snaps.append(loaded(write_run(tmp_path / "runs", name, kind)))
     wide = compare_header(snaps, View(), 160).plain
     assert "━ ✓ gpt-small-…131316" in wide and "━ ✓ mhc-v3" in wide
     narrow = compare_header(snaps, View(), 30).plain

@@ -65,6 +65,21 @@ def _settings(values: list[Any]) -> list[str]:
     return [t if isinstance(v, float) else repr(v) for t, v in zip(short_values(values), values)]
 
 
+def _differing(presets: list[Any], skip: tuple[str, ...] = ()) -> list[tuple[str, list[str]]]:
+    """(key, each preset's value) for the settings that differ, less labels and ``skip``, and less
+    settings none of these models reads (bdh_mult between two GPTs)."""
+    from .config.schema import FIELDS, applies
+
+    out = []
+    for f in FIELDS:
+        if f.path in ("run.name", "run.notes", *skip) or not any(applies(f, p.model.arch) for p in presets):
+            continue
+        values = [p.get(f.path) for p in presets]
+        if any(v != values[0] for v in values[1:]):
+            out.append((f.path, _settings(values)))
+    return out
+
+
 def _fmt(value: object, digits: int = 4) -> str:
     if value is None:
         return "-"
@@ -308,8 +323,7 @@ def _print_hparams(run_dir: Path, console: Console, skip: tuple[str, ...] = ()) 
 def _print_membership(run_dir: Path, best: Any, console: Console) -> None:
     """Which study trial the run is, and its seed group: one seed is one draw, so its best val_bpb is
     shown beside the group's mean ± SE over the siblings in the same runs folder (groups.py)."""
-    from .groups import counted, group_value, membership, seed_group_of
-    from .reader import summarize
+    from .groups import group_value, membership, seed_group_of
     from .runs import read_study_info
 
     info, me = read_study_info(run_dir), membership(run_dir)
@@ -319,8 +333,7 @@ def _print_membership(run_dir: Path, best: Any, console: Console) -> None:
     group = seed_group_of(run_dir)
     if group is None or group.k < 2:
         return
-    ss = [summarize(p) for p in group.members]
-    v = group_value(counted([s.state for s in ss], [s.best_val_bpb for s in ss]))
+    v = group_value(_set_values(group)[1])
     own = f"this seed {best:.4f}" if isinstance(best, float) else "this seed has no val_bpb yet"
     console.print(f"seed group {group.label}: {group.k} runs, seeds {' '.join(str(x) for x in group.seeds)} · "
                   f"best val_bpb {v.text()} (mean ± SE, k={v.k}) · {own}", highlight=False, markup=False,
@@ -330,8 +343,6 @@ def _print_membership(run_dir: Path, best: Any, console: Console) -> None:
 
 
 def print_compare(run_dirs: list[Path], console: Console) -> None:
-    from .config.schema import FIELDS
-
     run_dirs = [Path(d) for d in run_dirs]
     metrics = [_run_metrics(_read(d)) for d in run_dirs]
     table = Table(title="runs compared")
@@ -353,16 +364,9 @@ def print_compare(run_dirs: list[Path], console: Console) -> None:
     diff.add_column("key", style="bold")
     for d in run_dirs:
         diff.add_column(escape(d.name))
-    rows = 0
-    from .config.schema import applies
-
-    for f in FIELDS:
-        if f.path in ("run.name", "run.notes") or not any(applies(f, p.model.arch) for p in presets):
-            continue  # labels, and settings none of these models reads (bdh_mult between two GPTs)
-        values = [p.get(f.path) for p in presets]
-        if any(v != values[0] for v in values[1:]):
-            diff.add_row(f.path, *(escape(t) for t in _settings(values)))
-            rows += 1
+    rows = _differing(presets)
+    for key, cells in rows:
+        diff.add_row(key, *(escape(c) for c in cells))
     if rows:
         console.print(diff)
     else:
@@ -372,7 +376,7 @@ def print_compare(run_dirs: list[Path], console: Console) -> None:
 # -- sets of runs: a study trial's seeds or a seed group (groups.RunSet) ---------------------------------
 
 def _set_values(s: Any) -> tuple[list[Any], list[float | None]]:
-    """The members' summaries and their best val_bpb as a group's statistics count them (completed)."""
+    """A group's (groups.RunSet or SeedGroup) members' summaries and their best val_bpb as a group's statistics count them (completed)."""
     from .groups import counted
     from .reader import summarize
 
@@ -425,7 +429,6 @@ def print_set_compare(sets: list[Any], console: Console) -> None:
     seeds; each against the first, seed by seed where they share seeds (study/stats.compare: paired
     t-test and bootstrap interval, Welch when the seeds differ); the hyperparameters that differ.
     More than three groups (a whole study) read one row each, as `study show` prints trials."""
-    from .config.schema import FIELDS, applies
     from .groups import group_state, group_value
     from .study.stats import compare
     from .units import short_key
@@ -439,14 +442,7 @@ def print_set_compare(sets: list[Any], console: Console) -> None:
     else:
         title = "seed groups compared (mean ± SE over seeds)"
     presets = [_run_preset(s.members[0]) for s in sets]
-    differ: list[tuple[str, list[str]]] = []
-    if all(p is not None for p in presets):
-        for f in FIELDS:
-            if f.path in ("run.name", "run.notes", "run.seed") or not any(applies(f, p.model.arch) for p in presets):
-                continue
-            values = [p.get(f.path) for p in presets]
-            if any(v != values[0] for v in values[1:]):
-                differ.append((f.path, _settings(values)))
+    differ = _differing(presets, skip=("run.seed",)) if all(p is not None for p in presets) else []
     first = [(x, sd) for x, sd in zip(read[0][1], sets[0].seeds) if x is not None]
     verdicts = []
     for s, (_, values) in list(zip(sets, read))[1:]:
