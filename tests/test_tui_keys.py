@@ -317,6 +317,26 @@ async def test_f1_and_question_mark_show_and_hide_the_keys_panel(tmp_path):
 
 
 @aio
+async def test_escape_closes_the_keys_panel_before_it_goes_back(tmp_path):
+    """esc left the keys panel open and went back a screen: it now closes the panel first, and
+    goes back only when no panel is shown."""
+    root = tmp_path / "runs"
+    run = write_run(root, "a", "gpt")
+    app = make_app(run_dir=run, runs_root=root, now=lambda: FIXED_NOW)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), what="dashboard")
+        dash = app.screen
+        await pilot.press("f1")
+        await wait_for(pilot, lambda: bool(app.screen.query("HelpPanel")), what="the keys panel")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not app.screen.query("HelpPanel"), what="the panel to go")
+        await pilot.pause(0.1)
+        assert app.screen is dash
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen), what="back to the runs list")
+
+
+@aio
 async def test_presets_list_marks_an_invalid_preset_and_its_title_stays_one_line(tmp_path):
     """An invalid preset ("bad": n_layers = "two") was listed like any other, and a long folder list
     wrapped the title onto a second line at 80 columns."""

@@ -40,6 +40,9 @@ class TuiLMApp(App):
         Binding("3", "show_studies", "Studies", group=VIEWS),
         Binding("q", "quit", "Quit"),
         Binding("f1,question_mark", "toggle_keys", "Keys", show=False),
+        # esc closes the keys panel first (before a screen's esc goes back); without the panel it
+        # passes on: check_action refuses it, and Textual tries the screen's bindings
+        Binding("escape", "hide_keys", "Hide keys", show=False, priority=True),
     ]
 
     def __init__(self, *, preset_dirs: Iterable[Path] = (), runs_root: Path | None = None,
@@ -263,6 +266,14 @@ class TuiLMApp(App):
             return
         self.notify(f"Stopping {run_dir.name}: the trial ends pruned" if ok else "No live trainer found",
                     severity="information" if ok else "warning", markup=False)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "hide_keys":
+            return bool(self.screen.query("HelpPanel"))
+        return True
+
+    def action_hide_keys(self) -> None:
+        self.action_hide_help_panel()
 
     def action_toggle_keys(self) -> None:
         """F1 or ?: Textual's keys panel (every key of the focused widget and the screen), or hide it."""
