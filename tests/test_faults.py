@@ -439,6 +439,44 @@ def test_a_trainer_killed_before_its_run_start_is_dead_not_new(tmp_path):
     assert rd.snapshot().state == "dead"
 
 
+# The trainer as `python -m tuiLM.train RUN_DIR` runs it, with a SIGTERM sent to itself the moment it
+# starts importing the trainer module (torch): the window a stop fell into, made exact.
+_SIGTERM_DURING_IMPORT = """
+import os, signal, sys
+from importlib.abc import MetaPathFinder
+
+class Stop(MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "tuiLM.train.trainer":
+            sys.meta_path.remove(self)
+            os.kill(os.getpid(), signal.SIGTERM)
+        return None
+
+sys.meta_path.insert(0, Stop())
+from tuiLM.train.__main__ import cli
+sys.exit(cli(sys.argv[1:]))
+"""
+
+
+def test_a_stop_while_the_trainer_still_imports_ends_the_run_stopped_not_dead(tmp_path):
+    """A study stopped just after it launched a trial's trainer: the SIGTERM came while the trainer was
+    still importing torch, which killed it with no event at all (the run read "dead", step 0). The
+    trainer now notes a stop from its first moment and ends the run stopped, at step 0."""
+    from tuiLM.reader import summarize
+
+    run_dir = create_run(make_preset(FAULT_PRESET), name="stopearly", root=tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env.pop("TUILM_RUN_LOCK_FD", None)
+    out = subprocess.run([sys.executable, "-c", _SIGTERM_DURING_IMPORT, str(run_dir)], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, (out.returncode, out.stderr[-2000:])
+    ends = [e for e in read_events(run_dir / EVENTS) if e["kind"] == "run_end"]
+    assert [(e["status"], e["step"]) for e in ends] == [("stopped", 0)], ends
+    assert "SIGTERM" in ends[0]["reason"]
+    assert summarize(run_dir).state == "stopped"
+    assert not train_steps(run_dir)
+
+
 def test_a_failed_resume_leaves_a_completed_run_completed(reference, tmp_path):
     """The resume fails before its run_start (a truncated checkpoint): the run keeps its completed
     state and figures instead of becoming `failed 0/16`; the reason is logged."""

@@ -671,12 +671,14 @@ def own_run(run_dir: Path) -> int | None:
     return fd
 
 
-def main(run_dir: str | Path, resume: bool = False) -> int:
+def main(run_dir: str | Path, resume: bool = False, early_signal: int | None = None) -> int:
+    """``early_signal``: a SIGINT / SIGTERM that came before this module was imported (__main__)."""
     run_dir = Path(run_dir)
     if not (run_dir / PRESET).is_file():
         print(f"error: {run_dir}: not a run directory (no {PRESET})", file=sys.stderr, flush=True)
         return 2
     stop = StopFlag()
+    stop.signal = early_signal
     stop.install()
     t_start = time.monotonic()
     info = DistInfo()
