@@ -12,10 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from textual.widgets import DataTable
+
+from tuiLM.reader import read_run
 from tuiLM.study.report import study_summary
 from tuiLM.tui.app import make_app
 from tuiLM.tui.screens.dashboard import DashboardScreen
-from tuiLM.tui.screens.dialogs import AskScreen
+from tuiLM.tui.screens.dialogs import AskScreen, ConfirmScreen
 from tuiLM.tui.screens.studies import StudiesScreen
 from tuiLM.tui.screens.study import StudyScreen
 from tuiLM.tui.widgets.scatter import scatter_text
@@ -205,10 +208,27 @@ async def test_confirm_top_k_from_the_study_view_starts_runs(tmp_path, monkeypat
             new = [p.name for p in runs.iterdir() if p.name not in before]
             assert any(n.startswith("fixture-confirm1-t000-s0") for n in new), \
                 (runs / "studies").joinpath(*[p.name for p in (runs / "studies").glob("app-confirm-*.log")][:1]).read_text()
+            # S from the studies list, as a user stops it: the running confirmation study's row
+            await pilot.press("3")  # (already in the studies mode: back to its list)
+            await wait_for(pilot, lambda: isinstance(app.screen, StudiesScreen)
+                           and app.screen.rows.get("fixture-confirm1") is not None
+                           and app.screen.rows["fixture-confirm1"].state == "running", "the running study's row")
+            table = app.screen.query_one(DataTable)
+            table.move_cursor(row=table.get_row_index("fixture-confirm1"))
+            await wait_for(pilot, lambda: app.screen.check_action("stop_study", ()) is True, "S offered")
+            await pilot.press("S")
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the stop question")
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: (runs / "studies" / "fixture-confirm1" / "stop_request").exists(),
+                           "the stop request S writes")
+            assert proc.wait(timeout=180) is not None
         finally:
-            app.stop_study("fixture-confirm1")
-            proc.wait(timeout=180)
+            if proc.poll() is None:
+                app.stop_study("fixture-confirm1")
+                proc.wait(timeout=180)
         assert screen is not None
+        seed_run = next(p for p in runs.iterdir() if p.name.startswith("fixture-confirm1-t000-s0"))
+        assert read_run(seed_run).state in ("stopped", "completed"), read_run(seed_run).state
 
 
 @aio
