@@ -135,6 +135,27 @@ def _tiny_checkpoint(tmp_path: Path) -> Path:
     return save_checkpoint(tmp_path, 1, {"model": {"w": torch.zeros(3)}, "step": 1}, {}, keep=3)
 
 
+def test_pruning_keeps_the_checkpoint_just_written_when_an_unfinished_one_lies_above_it(tmp_path):
+    """A trainer killed between step 20's rename and its meta, resumed from step 10 and stopped at 15
+    with keep = 1: pruning counted the unfinished step-20.pt as the newest and deleted step 15 just
+    written (the run then failed at every save, back to step 0). Unfinished files go; step 15 stays."""
+    import torch
+
+    from tuiLM.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+
+    def state(step: int) -> dict:
+        return {"model": {"w": torch.full((3,), float(step))}, "step": step}
+
+    save_checkpoint(tmp_path, 10, state(10), {}, keep=1)
+    torch.save(state(20), tmp_path / "step-0000020.pt")  # renamed in, killed before its meta
+    path = save_checkpoint(tmp_path, 15, state(15), {}, keep=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step-0000015.json", "step-0000015.pt"]
+    assert latest_checkpoint(tmp_path) == path and load_checkpoint(path)["step"] == 15
+    save_checkpoint(tmp_path, 25, state(25), {}, keep=2)  # keep counts the new one: 15 and 25 stay
+    save_checkpoint(tmp_path, 30, state(30), {}, keep=2)
+    assert sorted(p.name for p in tmp_path.glob("*.pt")) == ["step-0000025.pt", "step-0000030.pt"]
+
+
 def test_a_checkpoint_meta_that_is_a_list_is_a_clear_error(tmp_path):
     from tuiLM.train.checkpoint import CheckpointError, load_checkpoint
 

@@ -123,13 +123,24 @@ def save_checkpoint(ckpt_dir: Path, step: int, state: dict[str, Any], meta: dict
         atomic_write_text(path.with_suffix(".json"), json.dumps(full_meta, indent=1) + "\n")
     except OSError as e:  # a checkpoint without its meta was never finished; and the disk is failing: stop
         raise CheckpointError(f"checkpoint meta: {write_error_message(e, path.with_suffix('.json'))}") from None
-    for old in list_checkpoints(ckpt_dir)[:-keep]:
+    for old in _pruned(ckpt_dir, path, step, keep):
         for p in (old, old.with_suffix(".json")):
             try:
                 p.unlink()
             except FileNotFoundError:
                 pass
     return path
+
+
+def _pruned(ckpt_dir: Path, path: Path, step: int, keep: int) -> list[Path]:
+    """What goes once ``path`` (step ``step``) is finished: the oldest finished checkpoints below it beyond
+    ``keep`` (counting ``path``), and every unfinished one (a .pt without its meta: a writer killed after
+    the rename, or a failed meta write; never loadable). An unfinished file above ``step`` once counted
+    as the newest, and the checkpoint just written was deleted in its place."""
+    others = [p for p in list_checkpoints(ckpt_dir) if p != path]
+    finished = [p for p in others if p.with_suffix(".json").is_file()]
+    older = [p for p in finished if int(_NAME_RE.match(p.name).group(1)) < step]  # type: ignore[union-attr]
+    return [p for p in others if p not in finished] + older[: max(0, len(older) - (keep - 1))]
 
 
 def read_meta(path: Path) -> dict[str, Any] | None:
