@@ -300,6 +300,48 @@ def test_invalid_or_over_budget_configurations_fail_without_training(tmp_path):
     assert not [p for p in (tmp_path / "runs").iterdir() if p.name != "studies"]
 
 
+def test_a_resume_that_fails_before_its_run_start_fails_the_trial_with_its_reason(tmp_path):
+    """A stopped trial whose checkpoint was then damaged: the resumed trainer fails before its run_start,
+    keeps the run's run_end(stopped) and logs why. The controller read that old run_end as the new
+    attempt's: "was stopped; it resumes when the study is run again", at every run, and never the
+    reason. Now the earlier attempt's end is caught up before the spawn and the trial fails, saying why."""
+    import subprocess
+    import sys
+
+    import optuna
+
+    from tuiLM.events import EventWriter
+    from tuiLM.reader import EventTail
+    from tuiLM.study.engine import Job, SeedRun, StudyEngine
+
+    from .conftest import make_preset
+
+    spec, _ = parse(GOOD)
+    said: list[str] = []
+    engine = StudyEngine(spec, make_preset(), root=tmp_path / "runs", say=said.append, poll_s=0.01)
+    engine.open()
+    run_dir = tmp_path / "runs" / "t0"
+    run_dir.mkdir(parents=True)
+    with EventWriter(run_dir / "events.jsonl") as w:
+        w.write("run_start", step=0)
+        w.write("eval", step=40, tokens=1, val_loss=2.0, val_bpb=1.5)
+        w.write("run_end", step=46, status="stopped", reason="stopped by SIGTERM")
+    job = Job(engine.study.ask(), {})
+    run = SeedRun(0, run_dir, None, EventTail(run_dir / "events.jsonl"))
+    engine._catch_up(job, run)  # what _start_seed and _on_died do before they spawn a resume
+    with EventWriter(run_dir / "events.jsonl") as w:  # the resumed trainer, failing before its run_start
+        w.write("log", level="error", message="step-0000046.pt: corrupt checkpoint", step=0)
+    run.proc = subprocess.Popen([sys.executable, "-c", "raise SystemExit(1)"])
+    run.proc.wait()
+    job.current = run
+    engine.jobs.append(job)
+    engine._poll(job)
+    trial = engine.study.get_trials()[0]
+    assert trial.state == optuna.trial.TrialState.FAIL, said
+    assert trial.user_attrs["fail_reason"] == "t0 could not resume: step-0000046.pt: corrupt checkpoint"
+    assert not [x for x in said if "was stopped" in x], said
+
+
 def test_pruners_start_at_the_first_eval_or_after_prune_after():
     from tuiLM.study.engine import make_pruner
 

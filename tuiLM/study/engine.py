@@ -156,6 +156,7 @@ class SeedRun:
     last_value: float | None = None
     last_step: int = 0
     end: dict[str, Any] | None = None
+    error: str | None = None  # a log(level=error) after the latest run_start / run_end: this attempt's
     started_at: float = field(default_factory=time.time)
 
 
@@ -555,43 +556,56 @@ class StudyEngine:
         else:
             resume = True
         env = {"CUDA_VISIBLE_DEVICES": job.gpu} if job.gpu is not None else None
-        proc = spawn_trainer(run_dir, nproc=self.nproc, resume=resume, env_extra=env)
+        run = SeedRun(k, run_dir, None, EventTail(run_dir / EVENTS))
+        if resume:
+            self._catch_up(job, run)
+        run.proc = spawn_trainer(run_dir, nproc=self.nproc, resume=resume, env_extra=env)
         if k == 0 and not resume:
             job.trial.set_user_attr("spawned_at", time.time())  # ask -> spawn: the scheduler's own time
-        job.current = SeedRun(k, run_dir, proc, EventTail(run_dir / EVENTS))
+        job.current = run
 
     # -- watching --------------------------------------------------------------------------------
 
-    def _poll(self, job: Job) -> None:
-        run = job.current
-        if run is None:
-            return
+    def _take(self, job: Job, run: SeedRun) -> None:
+        """Fold the seed run's new events in: evaluations (the pruner), its step, its end, its error."""
         for ev in run.tail.poll():
             kind = ev.get("kind")
             if kind == "run_start":
-                run.end = None
+                run.end = run.error = None
             elif kind == self.reports:
                 self._on_eval(job, run, ev)
+            elif kind == "log" and ev.get("level") == "error":
+                run.error = str(ev.get("message", ""))
             elif kind in ("train", "run_end"):
                 if isinstance(ev.get("step"), int):
                     run.last_step = ev["step"]
                     job.steps = max(job.steps, ev["step"])
                 if kind == "run_end":
-                    run.end = ev
-        if run.end is not None:
-            if run.proc is not None and run.proc.poll() is None:
-                return  # the trainer is writing its last lines; take it when it has exited
+                    run.end, run.error = ev, None
+
+    def _catch_up(self, job: Job, run: SeedRun) -> None:
+        """Before a resume is spawned: what the file holds is earlier attempts'. Their evaluations count;
+        their run_end does not end the new attempt (a resume that failed before its run_start was read
+        as the earlier run_end: the trial stayed "stopped" for ever)."""
+        self._take(job, run)
+        run.end = run.error = None
+
+    def _poll(self, job: Job) -> None:
+        run = job.current
+        if run is None:
+            return
+        self._take(job, run)
+        if self._alive(run):  # (after a run_end: the trainer is writing its last lines; take it once gone)
+            return
+        self._take(job, run)  # the last events may have landed just before exit
+        if run.error is not None:
+            # the attempt failed on its own before it began (a damaged checkpoint, a changed corpus): the
+            # trainer kept the run's earlier run_end and logged why; another resume would fail the same way
+            self._fail(job, f"{run.run_dir.name} could not resume: {run.error}")
+        elif run.end is not None:
             self._on_end(job, run, run.end)
-        elif not self._alive(run):
-            for ev in run.tail.poll():  # the last events may have landed just before exit
-                if ev.get("kind") == "run_end":
-                    run.end = ev
-                elif ev.get("kind") == self.reports:
-                    self._on_eval(job, run, ev)
-            if run.end is not None:
-                self._on_end(job, run, run.end)
-            else:
-                self._on_died(job, run)
+        else:
+            self._on_died(job, run)
 
     def _on_eval(self, job: Job, run: SeedRun, ev: dict[str, Any]) -> None:
         try:
@@ -650,6 +664,7 @@ class StudyEngine:
             return
         self.say(f"trial {job.number}: the trainer of {run.run_dir.name} died; resuming from its last checkpoint")
         env = {"CUDA_VISIBLE_DEVICES": job.gpu} if job.gpu is not None else None
+        self._catch_up(job, run)
         run.proc = spawn_trainer(run.run_dir, nproc=self.nproc, resume=True, env_extra=env)
         run.resumes += 1
 
