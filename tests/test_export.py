@@ -283,6 +283,21 @@ def test_tensorboard_export_refuses_to_mix_into_an_earlier_export(tmp_path):
         export_tensorboard(run_dir, tmp_path / "tb")
 
 
+def test_an_interrupted_tensorboard_export_leaves_nothing_that_blocks_the_next(tmp_path):
+    """Ctrl-C mid-export left its event files, and the retry refused the folder ("already holds
+    TensorBoard files"). Anything that ends an export early now removes what it wrote."""
+    run_dir = fake_run(tmp_path / "runs")
+
+    def interrupt(done: int, total: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        export_tensorboard(run_dir, tmp_path / "tb", progress=interrupt)
+    assert not (tmp_path / "tb" / run_dir.name).exists()
+    target = export_tensorboard(run_dir, tmp_path / "tb")
+    assert list(target.glob("events.out.tfevents.*"))
+
+
 def cli(*args, cwd):
     return subprocess.run([sys.executable, "-m", "tuiLM.cli", *args], capture_output=True, text=True, cwd=cwd,
                           env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "TUILM_RUNS_DIR": str(cwd / "runs")})

@@ -205,7 +205,7 @@ def export_tensorboard(run_dir: str | Path, out_dir: str | Path,
             raise UserError(f"cannot export {run_dir.name}: no line of its {EVENTS} is an event tuiLM can read")
         if not ended:
             tb.write_hparams()  # a run still going (or killed): its metrics so far
-    except (UserError, OSError) as e:  # (EventsFileError is an OSError too)
+    except BaseException as e:  # (EventsFileError is an OSError too; Ctrl-C is a KeyboardInterrupt)
         try:
             w.close()
         except OSError:  # the same full disk, once more
@@ -214,7 +214,7 @@ def export_tensorboard(run_dir: str | Path, out_dir: str | Path,
             import shutil
 
             shutil.rmtree(target, ignore_errors=True)
-        if isinstance(e, UserError):
+        if not isinstance(e, OSError):
             raise
         from .runs import write_error_message
 
