@@ -79,3 +79,64 @@ def test_stop_under_torchrun_checkpoints_on_every_rank_and_exits_0(tmp_path, mon
     assert end["kind"] == "run_end" and end["status"] == "stopped" and "SIGTERM" in end["reason"]
     state = load_checkpoint(run_dir / CHECKPOINTS / f"step-{end['step']:07d}.pt")
     assert state["world_size"] == 2 and len(state["rng"]) == 2  # every rank's RNG state is kept
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        try:
+            if d.name.isdigit() and int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(d.name))
+        except (OSError, ValueError, IndexError):
+            pass
+    return out
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return (Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]) == "Z"
+    except OSError:
+        return True
+
+
+def test_ranks_whose_torchrun_is_killed_exit_and_leave_the_run_resumable(tmp_path, monkeypatch):
+    """kill -9 of torchrun (the pid the run records; it holds the run's lock): its workers, re-parented,
+    trained on without the lock, and a resume could start beside them. They now exit at their next
+    step and write nothing more."""
+    import signal
+    import time
+
+    from tuiLM.launch import spawn_trainer
+    from tuiLM.ownership import lock_held
+    from tuiLM.reader import summarize
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    run_dir = create_run(make_preset({**PRESET, "train.max_steps": 100_000, "train.total_batch_size": 0}),
+                         name="orphans", root=tmp_path)
+    proc = spawn_trainer(run_dir, nproc=2)
+    ranks: list[int] = []
+    try:
+        deadline = time.monotonic() + 180
+        while not any(e["kind"] == "train" and e["step"] >= 2 for e in read_events(run_dir / EVENTS)):
+            assert proc.poll() is None and time.monotonic() < deadline, (run_dir / STDOUT).read_text()[-3000:]
+            time.sleep(0.1)
+        ranks = _children(proc.pid)
+        assert len(ranks) == 2, ranks
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+        deadline = time.monotonic() + 60
+        while not all(_gone(r) for r in ranks):
+            assert time.monotonic() < deadline, "the ranks trained on after their torchrun was killed"
+            time.sleep(0.1)
+    finally:
+        for r in ranks:
+            try:
+                os.kill(r, signal.SIGKILL)
+            except OSError:
+                pass
+    assert lock_held(run_dir) is False
+    n = len(read_events(run_dir / EVENTS))
+    time.sleep(1.0)
+    assert len(read_events(run_dir / EVENTS)) == n
+    assert summarize(run_dir).state == "dead"  # as a killed trainer leaves it: `tuilm resume` continues it
+    assert "its launcher (torchrun" in (run_dir / STDOUT).read_text()

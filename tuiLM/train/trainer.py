@@ -194,6 +194,8 @@ class Trainer:
         self.info = info or DistInfo()
         self.writer = writer
         self.stop = stop or StopFlag()
+        # under torchrun: the launcher, which holds the run's lock for every rank (launch.spawn_trainer)
+        self.launcher = os.getppid() if self.info.enabled else None
         self._out = out or (lambda s: print(s, flush=True))
         self.model_builder = model_builder
         self.step = 0
@@ -527,6 +529,7 @@ class Trainer:
         max_steps = p.train.max_steps
         self.raw.train()
         while self.step < max_steps:
+            self._exit_if_orphaned()
             if self.stop.set and not self.info.enabled:
                 status = self.stop_status()
                 break
@@ -565,6 +568,15 @@ class Trainer:
         if status != "completed" and last_ckpt_step != self.step:
             self.checkpoint(elapsed())
         return status
+
+    def _exit_if_orphaned(self) -> None:
+        """A rank whose torchrun was killed (kill -9: it could not pass a signal on) trained on without
+        the run's lock, and a resume could start beside it. It now exits at its next step, writing
+        nothing: the run is left as a killed trainer leaves it, resumable from its last checkpoint."""
+        if self.launcher is not None and os.getppid() != self.launcher:
+            print(f"error: rank {self.info.rank}: its launcher (torchrun, pid {self.launcher}) is gone and "
+                  f"with it the run's lock: exiting", file=sys.stderr, flush=True)
+            os._exit(1)
 
     def perf_fields(self, tokens_per_s: float) -> dict[str, float]:
         """Achieved model FLOPs/s, MFU and the system metrics of one train event (rank 0 only)."""
