@@ -342,6 +342,45 @@ def test_a_resume_that_fails_before_its_run_start_fails_the_trial_with_its_reaso
     assert not [x for x in said if "was stopped" in x], said
 
 
+def test_a_died_trainer_that_cannot_be_resumed_fails_its_trial_not_the_study(tmp_path):
+    """The controller's resume of a dead trainer was unguarded: a run someone had resumed by hand (its
+    lock held) or a folder that can no longer start a trainer raised out of the study's loop."""
+    import os
+
+    import optuna
+
+    from tuiLM.events import EventWriter
+    from tuiLM.launch import create_run
+    from tuiLM.ownership import acquire_run_lock
+    from tuiLM.reader import EventTail
+    from tuiLM.study.engine import Job, SeedRun, StudyEngine
+
+    from .conftest import TINY_GPT, make_preset
+
+    spec, _ = parse(GOOD)
+    said: list[str] = []
+    engine = StudyEngine(spec, make_preset(), root=tmp_path / "runs", say=said.append, poll_s=0.01)
+    engine.open()
+    run_dir = create_run(make_preset(TINY_GPT), name="t0", root=tmp_path / "runs")
+    with EventWriter(run_dir / "events.jsonl") as w:
+        w.write("run_start", step=0)
+    job = Job(engine.study.ask(), {})
+    engine.jobs.append(job)
+    job.current = run = SeedRun(0, run_dir, None, EventTail(run_dir / "events.jsonl"))
+    fd = acquire_run_lock(run_dir)  # resumed by hand meanwhile: its trainer owns the run
+    try:
+        engine._on_died(job, run)
+        assert run.proc is None and engine._alive(run)  # watched through the lock, not restarted
+        assert "watching it" in said[-1] and job in engine.jobs
+    finally:
+        os.close(fd)
+    (run_dir / "preset.toml").unlink()  # a trainer can no longer start there
+    engine._on_died(job, run)
+    trial = engine.study.get_trials()[0]
+    assert trial.state == optuna.trial.TrialState.FAIL
+    assert trial.user_attrs["fail_reason"].startswith(f"cannot resume {run_dir.name}: ")
+
+
 def test_pruners_start_at_the_first_eval_or_after_prune_after():
     from tuiLM.study.engine import make_pruner
 

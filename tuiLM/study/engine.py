@@ -36,7 +36,7 @@ from ..errors import UserError
 from ..events import to_float
 from ..reader import EventTail
 from ..runs import EVENTS, STUDY_FILE, runs_root
-from ..ownership import pid_alive
+from ..ownership import RunBusy, pid_alive
 from . import storage as st
 from .spec import StudySpec, run_name, trial_preset
 
@@ -559,7 +559,12 @@ class StudyEngine:
         run = SeedRun(k, run_dir, None, EventTail(run_dir / EVENTS))
         if resume:
             self._catch_up(job, run)
-        run.proc = spawn_trainer(run_dir, nproc=self.nproc, resume=resume, env_extra=env)
+        try:
+            run.proc = spawn_trainer(run_dir, nproc=self.nproc, resume=resume, env_extra=env)
+        except RunBusy:
+            if not resume:
+                raise
+            self.say(f"trial {job.number}: {run_dir.name} has a trainer already (resumed elsewhere); watching it")
         if k == 0 and not resume:
             job.trial.set_user_attr("spawned_at", time.time())  # ask -> spawn: the scheduler's own time
         job.current = run
@@ -665,8 +670,14 @@ class StudyEngine:
         self.say(f"trial {job.number}: the trainer of {run.run_dir.name} died; resuming from its last checkpoint")
         env = {"CUDA_VISIBLE_DEVICES": job.gpu} if job.gpu is not None else None
         self._catch_up(job, run)
-        run.proc = spawn_trainer(run.run_dir, nproc=self.nproc, resume=True, env_extra=env)
         run.resumes += 1
+        try:
+            run.proc = spawn_trainer(run.run_dir, nproc=self.nproc, resume=True, env_extra=env)
+        except RunBusy:  # someone resumed it already (tuilm resume, the app): watch that trainer
+            run.proc = None
+            self.say(f"trial {job.number}: {run.run_dir.name} has a trainer again (resumed elsewhere); watching it")
+        except (UserError, OSError) as e:  # a full disk, a folder gone: this trial fails, the study goes on
+            self._fail(job, f"cannot resume {run.run_dir.name}: {getattr(e, 'strerror', None) or e}")
 
     def _fail(self, job: Job, reason: str) -> None:
         from optuna.trial import TrialState
