@@ -381,6 +381,26 @@ def test_a_died_trainer_that_cannot_be_resumed_fails_its_trial_not_the_study(tmp
     assert trial.user_attrs["fail_reason"].startswith(f"cannot resume {run_dir.name}: ")
 
 
+def test_a_controller_is_alive_only_as_the_process_that_recorded_it():
+    """Recovery skipped a trial whose recorded controller pid now named any process with "tuilm" in its
+    command line (one of the study's own trainers, after a pid reuse). The pid's start time decides."""
+    import subprocess
+
+    from tuiLM.ownership import process_start_time
+    from tuiLM.study.engine import _controller_alive
+
+    proc = subprocess.Popen(["sleep", "30"])
+    try:
+        started = process_start_time(proc.pid)
+        assert isinstance(started, int)
+        assert _controller_alive(proc.pid, started)
+        assert not _controller_alive(proc.pid, started - 1)  # the pid now names another process
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not _controller_alive(proc.pid, started)
+
+
 def test_pruners_start_at_the_first_eval_or_after_prune_after():
     from tuiLM.study.engine import make_pruner
 

@@ -36,7 +36,7 @@ from ..errors import UserError
 from ..events import to_float
 from ..reader import EventTail
 from ..runs import EVENTS, STUDY_FILE, runs_root
-from ..ownership import RunBusy, pid_alive
+from ..ownership import RunBusy, pid_alive, process_start_time
 from . import storage as st
 from .spec import StudySpec, run_name, trial_preset
 
@@ -231,6 +231,7 @@ class StudyEngine:
         self._say = say
         self.host = socket.gethostname()
         self.pid = os.getpid()
+        self.started = process_start_time(self.pid)  # with the pid: a controller, not a reused pid
         self.jobs: list[Job] = []
         self.stopping = False
         self.stop_cause = ""  # "Ctrl-C", "SIGTERM" (here), or "tuilm study stop" (from anywhere)
@@ -481,6 +482,7 @@ class StudyEngine:
         params = dict(trial.params)
         trial.set_user_attr("host", self.host)
         trial.set_user_attr("worker_pid", self.pid)
+        trial.set_user_attr("worker_started", self.started)
         trial.set_user_attr("asked_at", t_ask)
         reason = self._check_config(params)
         if reason:
@@ -740,10 +742,11 @@ class StudyEngine:
             if attrs.get("host") != self.host:
                 continue  # another machine's trial: its own controller owns it
             owner = attrs.get("worker_pid")
-            if isinstance(owner, int) and owner != self.pid and pid_alive(owner) and _is_tuilm(owner):
+            if isinstance(owner, int) and owner != self.pid and _controller_alive(owner, attrs.get("worker_started")):
                 continue  # another controller on this machine is running it
             trial = Trial(self.study, ft._trial_id)  # noqa: SLF001
             trial.set_user_attr("worker_pid", self.pid)
+            trial.set_user_attr("worker_started", self.started)
             job = Job(trial, dict(ft.params))
             job.reported = set(ft.intermediate_values)
             job.runs = {}
@@ -827,7 +830,15 @@ class StudyEngine:
         return self._counts
 
 
-def _is_tuilm(pid: int) -> bool:
+def _controller_alive(pid: int, started: Any) -> bool:
+    """Whether the controller that recorded (``pid``, ``started``) still runs. The start time proves the
+    pid was not reused (any process naming tuilm, one of the study's own trainers included, passed the
+    old test); a trial recorded without one falls back to that test."""
+    if not pid_alive(pid):
+        return False
+    now = process_start_time(pid)
+    if isinstance(started, int) and now is not None:
+        return now == started
     try:
         return b"tuilm" in Path(f"/proc/{pid}/cmdline").read_bytes().lower()
     except OSError:
