@@ -111,11 +111,12 @@ def test_the_eta_counts_the_finished_part_of_the_running_trials():
     assert shown[1].endswith("elapsed 0:43 · eta 0:02"), shown  # 43 s for 3.8 trials of work, 0.2 to go
 
 
-def _stopped_engine(cause: str):
+def _stopped_engine(cause: str, confirm: bool = False):
     class Engine:
         spec = SimpleNamespace(seeds=1, sampler="random", pruner="none", objective="val_bpb")
         name, target, parallel, nproc, storage_url = "fake", 3, 1, 1, "sqlite:///fake.db"
         counts, stopping, stop_cause = Counts(complete=1, running=1), False, ""
+        study = SimpleNamespace(user_attrs={"tuilm_confirm_of": "base"} if confirm else {})
 
         def open(self, create: bool = True) -> None:
             pass
@@ -131,3 +132,16 @@ def test_a_study_stopped_here_by_a_signal_exits_128_plus_it_and_one_stopped_from
     codes = {cause: report.run_engine(_stopped_engine(cause), piped())
              for cause in ("Ctrl-C", "SIGTERM", "tuilm study stop")}
     assert codes == {"Ctrl-C": 130, "SIGTERM": 143, "tuilm study stop": 0}
+
+
+def test_a_stopped_study_says_how_to_continue_it_and_a_confirmation_names_no_study_file():
+    """A stopped confirmation said "continue it with the same `tuilm study run`": it has no study file,
+    and running `study confirm` again starts another confirmation. The worker continues any study."""
+    out = piped()
+    report.run_engine(_stopped_engine("Ctrl-C"), out)
+    assert "continue it with `tuilm study worker fake --storage sqlite:///fake.db` (or the same `tuilm study run`)" \
+        in out.file.getvalue()
+    out = piped()
+    report.run_engine(_stopped_engine("Ctrl-C", confirm=True), out)
+    text = out.file.getvalue()
+    assert "continue it with `tuilm study worker fake --storage sqlite:///fake.db`\n" in text and "study run" not in text

@@ -176,6 +176,15 @@ def test_sigkill_of_the_study_then_run_again_resumes_every_trial_exactly_once(tm
     kept = [int(p.stem.split("-")[1]) for p in (victim / "checkpoints").glob("step-*.pt")
             if p.with_suffix(".json").exists()]
     assert kept and 10 <= max(kept) < 400, kept
+    # until then the study is interrupted, not "running" for ever: nothing to stop, a way to continue
+    listing = tuilm(tmp_path, "study", "list")
+    assert "interrupted" in listing.stdout and "1 interrupted" in listing.stdout, listing.stdout
+    shown = show_json(tmp_path, "crash")
+    assert shown["counts"]["running"] == 0 and shown["counts"]["interrupted"] == 1
+    assert shown["trials"][0]["interrupted"] and shown["trials"][0]["state"] == "running"  # (Optuna's)
+    stop = tuilm(tmp_path, "study", "stop", "crash")
+    assert stop.returncode == 1 and "nothing to stop" in stop.stderr, stop.stdout + stop.stderr
+    assert "1 interrupted trial resumes with `tuilm study worker crash`" in stop.stderr, stop.stderr
     out = tuilm(tmp_path, "study", "run", str(f))
     assert out.returncode == 0, out.stdout + out.stderr
     assert "resuming" in out.stdout and "study crash finished: 2 done" in out.stdout

@@ -387,7 +387,7 @@ def test_a_controller_is_alive_only_as_the_process_that_recorded_it():
     import subprocess
 
     from tuiLM.ownership import process_start_time
-    from tuiLM.study.engine import _controller_alive
+    from tuiLM.ownership import controller_alive as _controller_alive
 
     proc = subprocess.Popen(["sleep", "30"])
     try:

@@ -60,6 +60,21 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def controller_alive(pid: int, started: object) -> bool:
+    """Whether the study controller that recorded (``pid``, ``started``: its process_start_time) still
+    runs. The start time proves the pid was not reused (any process naming tuilm, one of the study's
+    own trainers included, passed the old test); a trial recorded without one falls back to that test."""
+    if not pid_alive(pid):
+        return False
+    now = process_start_time(pid)
+    if isinstance(started, int) and now is not None:
+        return now == started
+    try:
+        return b"tuilm" in Path(f"/proc/{pid}/cmdline").read_bytes().lower()
+    except OSError:
+        return True  # cannot tell (not Linux): assume it is, never take over a live controller's trial
+
+
 def _is_zombie(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat", "rb") as fh:

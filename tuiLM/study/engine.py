@@ -36,7 +36,7 @@ from ..errors import UserError
 from ..events import to_float
 from ..reader import EventTail
 from ..runs import EVENTS, STUDY_FILE, runs_root
-from ..ownership import RunBusy, pid_alive, process_start_time
+from ..ownership import RunBusy, controller_alive, process_start_time
 from . import storage as st
 from .spec import StudySpec, run_name, trial_preset
 
@@ -742,7 +742,7 @@ class StudyEngine:
             if attrs.get("host") != self.host:
                 continue  # another machine's trial: its own controller owns it
             owner = attrs.get("worker_pid")
-            if isinstance(owner, int) and owner != self.pid and _controller_alive(owner, attrs.get("worker_started")):
+            if isinstance(owner, int) and owner != self.pid and controller_alive(owner, attrs.get("worker_started")):
                 continue  # another controller on this machine is running it
             trial = Trial(self.study, ft._trial_id)  # noqa: SLF001
             trial.set_user_attr("worker_pid", self.pid)
@@ -828,21 +828,6 @@ class StudyEngine:
     @property
     def counts(self) -> Counts:
         return self._counts
-
-
-def _controller_alive(pid: int, started: Any) -> bool:
-    """Whether the controller that recorded (``pid``, ``started``) still runs. The start time proves the
-    pid was not reused (any process naming tuilm, one of the study's own trainers included, passed the
-    old test); a trial recorded without one falls back to that test."""
-    if not pid_alive(pid):
-        return False
-    now = process_start_time(pid)
-    if isinstance(started, int) and now is not None:
-        return now == started
-    try:
-        return b"tuilm" in Path(f"/proc/{pid}/cmdline").read_bytes().lower()
-    except OSError:
-        return True  # cannot tell (not Linux): assume it is, never take over a live controller's trial
 
 
 def _fmt_params(params: dict[str, Any]) -> str:

@@ -156,8 +156,9 @@ def run_engine(engine: Any, console: Console, create: bool = True) -> int:
         with progress:
             counts = engine.run(progress)
     except KeyboardInterrupt:  # a second Ctrl-C while the trials stop
-        console.print("interrupted: trainers that were still stopping keep running; `tuilm study run` "
-                      "re-attaches them", highlight=False)
+        console.print(f"interrupted: trainers that were still stopping keep running; "
+                      f"`{continue_command(engine.name, engine.storage_url)}` re-attaches them", highlight=False,
+                      markup=False)
         return 130
     best = f"best {spec.objective} {counts.best:.4f} (trial {counts.best_trial})" if counts.best is not None else \
         "no trial within the artifact limit" if counts.complete else "no trial completed"
@@ -165,8 +166,10 @@ def run_engine(engine: Any, console: Console, create: bool = True) -> int:
     console.print(f"study {escape(engine.name)} {state}: {counts.complete} done · {counts.pruned} pruned · "
                   f"{counts.failed} failed · {counts.running} {'stopped' if engine.stopping else 'running'} · {best}",
                   highlight=False, soft_wrap=True)
-    if engine.stopping:
-        console.print("continue it with the same `tuilm study run` (or `tuilm study worker`)", highlight=False)
+    if engine.stopping:  # (a confirmation has no study file: only the worker continues it)
+        again = "" if engine.study.user_attrs.get("tuilm_confirm_of") else " (or the same `tuilm study run`)"
+        console.print(f"continue it with `{continue_command(engine.name, engine.storage_url)}`{again}",
+                      highlight=False, markup=False)
     console.print(f"details: tuilm study show {engine.name}"
                   + (f" --storage {st._redact(engine.storage_url)}" if engine.storage_url else ""), highlight=False,
                   markup=False)
@@ -174,6 +177,11 @@ def run_engine(engine: Any, console: Console, create: bool = True) -> int:
     if engine.stopping and cause in ("Ctrl-C", "SIGTERM"):  # stopped here by a signal: the shell's 128 + n
         return 130 if cause == "Ctrl-C" else 143
     return 1 if counts.complete == 0 and counts.failed > 0 and not engine.stopping else 0
+
+
+def continue_command(name: str, storage_url: str | None) -> str:
+    """The command that continues a stopped or interrupted study: any study, a confirmation included."""
+    return f"tuilm study worker {name}" + (f" --storage {st._redact(storage_url)}" if storage_url else "")
 
 
 def worker_spec(name: str, storage_url: str | None, root: str | Path | None = None) -> tuple[StudySpec, Any]:
@@ -224,6 +232,7 @@ def trial_rows(study: Any, root: str | Path | None = None) -> list[dict[str, Any
         values = a.get("values", [])
         stopped, steps, live = (_running_here(a.get("runs") or [], root) if t.state.name == "RUNNING"
                                 else (False, None, False))
+        interrupted = t.state.name == "RUNNING" and not stopped and not live and _controller_gone(a)
         rows.append({
             "number": t.number,
             "state": t.state.name.lower(),
@@ -244,10 +253,29 @@ def trial_rows(study: Any, root: str | Path | None = None) -> list[dict[str, Any
             "intermediate": {str(k): v for k, v in sorted(t.intermediate_values.items())},
             "started": t.datetime_start.timestamp() if t.datetime_start else None,
             "finished": t.datetime_complete.timestamp() if t.datetime_complete else None,
-            "stopped": stopped,
+            "stopped": stopped or interrupted,  # no trainer: it resumes when the study is run again
+            "interrupted": interrupted,  # ... because its controller and trainer were killed, not stopped
             "live": live,  # its latest run's trainer is alive here
         })
     return rows
+
+
+def row_state(r: dict[str, Any]) -> str:
+    """A trial row's state as shown: Optuna's, or for a running trial with no trainer, stopped or
+    interrupted (both resume when the study is run again)."""
+    return "interrupted" if r.get("interrupted") else "stopped" if r["stopped"] else r["state"]
+
+
+def _controller_gone(attrs: dict[str, Any]) -> bool:
+    """Whether a running trial's controller was on this machine and is gone (killed with its trainer:
+    the trial would read "running" for ever). One on another machine cannot be told from here."""
+    import socket
+
+    from ..ownership import controller_alive
+
+    pid = attrs.get("worker_pid")
+    return (attrs.get("host") == socket.gethostname() and isinstance(pid, int)
+            and not controller_alive(pid, attrs.get("worker_started")))
 
 
 def _running_here(run_ids: list[str], root: str | Path | None) -> tuple[bool, int | None, bool]:
@@ -332,6 +360,7 @@ def summarize_study(study: Any, name: str, storage_label: str, storage_url: str 
     counts = {s: sum(1 for r in rows if r["state"] == s and not r["stopped"])
               for s in ("complete", "running", "pruned", "fail", "waiting")}
     counts["stopped"] = sum(1 for r in rows if r["stopped"])  # running in Optuna, no trainer: resumes on study run
+    counts["interrupted"] = sum(1 for r in rows if r["interrupted"])  # (of those: the killed ones)
     counts["live"] = sum(1 for r in rows if r["live"])  # running trials whose trainer is alive here
     judged = judge(rows, best, study.direction.name.lower())
     summary = {**judged, "name": name, "target": target,
@@ -419,7 +448,7 @@ def show_command(name: str, storage_url: str | None, console: Console, as_json: 
                     "values", "lucky_seeds", "vs_best_gain", "vs_best_p", "vs_best", "artifact_bytes", "over_limit"])
         for r in summary["trials"]:
             c = r.get("vs_best") or {}
-            w.writerow([r["number"], "stopped" if r["stopped"] else r["state"], *[r["params"].get(k, "") for k in keys],
+            w.writerow([r["number"], row_state(r), *[r["params"].get(k, "") for k in keys],
                         _csv(r["value"]), _csv(r["value_se"]), r["k"], r["steps"] if r["steps"] is not None else "",
                         " ".join(r["runs"]), r["reason"], r["host"] or "", " ".join(map(str, r["seeds"])),
                         " ".join(map(_csv, r["values"])), " ".join(str(r["seeds"][i]) for i in r.get("lucky", [])),
@@ -527,7 +556,7 @@ def _trials_tables(summary: dict[str, Any], keys: list[str], width: int) -> list
     best_n = summary["best"]["number"] if summary["best"] else None
     rows = []
     for r in summary["trials"]:
-        state = "stopped" if r["stopped"] else r["state"]
+        state = row_state(r)
         rows.append((state, {
             "#": f"{r['number']}{'*' if r['number'] == best_n else ''}{'b' if r.get('baseline') else ''}",
             "state": state, **{short[k]: _fmt_v(r["params"].get(k)) for k in keys},
@@ -560,7 +589,8 @@ def _trials_tables(summary: dict[str, Any], keys: list[str], width: int) -> list
         tables = [[c for c in cols if c not in short.values()], ["#", *[short[k] for k in keys]]]
     else:
         tables = [cols]
-    style = {"complete": "green", "pruned": "magenta", "fail": "red", "running": "cyan", "stopped": "yellow"}
+    style = {"complete": "green", "pruned": "magenta", "fail": "red", "running": "cyan", "stopped": "yellow",
+             "interrupted": "red"}
     out = []
     for shown in tables:
         table = Table(show_lines=False, pad_edge=False, box=None, header_style="bold")
@@ -599,13 +629,14 @@ def _csv(x: Any) -> str:
 
 
 def study_state(summary: dict[str, Any], sdir: Path | None) -> str:
-    """running | stopping | stopped | finished | idle: one wording for `study list` and the app."""
+    """running | stopping | stopped | interrupted | finished | idle: one wording for `study list` and
+    the app. Interrupted: a trial's controller and trainer were killed (not stopped)."""
     c = summary["counts"]
     stopping = sdir is not None and (sdir / st.STOP_FILE).exists()
     if c["running"]:
         return "stopping" if stopping else "running"
     if c.get("stopped"):  # stopped trials, no trainer: the next study run resumes them
-        return "stopped"
+        return "interrupted" if c.get("interrupted") else "stopped"
     target = summary.get("target")
     if target is not None and c["complete"] + c["pruned"] + c["fail"] >= target:
         return "finished"
@@ -637,7 +668,8 @@ def list_command(storage_url: str | None, console: Console) -> None:
         state = study_state(s, None if url else st.study_dir(name))
         best = s["best"]
         trials = " ".join(f"{n} {label}" for n, label in ((c["complete"], "done"), (c["running"], "running"),
-                                                          (c["stopped"], "stopped"),
+                                                          (c["stopped"] - c["interrupted"], "stopped"),
+                                                          (c["interrupted"], "interrupted"),
                                                           (c["pruned"], "pruned"), (c["fail"], "failed")) if n)
         rows.append((escape(name), state, trials or "none", "-" if not best else f"{best['value']:.4f}",
                      "" if not best else escape(" ".join(f"{short_key(k, list(best['params']))}={_fmt_v(v)}"
@@ -707,8 +739,10 @@ def request_stop(name: str, storage_url: str | None, root: str | Path | None = N
     study = st.load_study(name, storage)
     running = [r for r in trial_rows(study, root) if r["state"] == "running"]
     if not any(not r["stopped"] for r in running):
-        more = (f"; its {len(running)} stopped trial{'s' if len(running) != 1 else ''} resume on "
-                f"`tuilm study run`") if running else ""
+        n, killed = len(running), sum(1 for r in running if r.get("interrupted"))
+        how = "stopped" if not killed else "interrupted" if killed == n else "stopped or interrupted"
+        more = (f"; its {n} {how} trial{'s' if n != 1 else ''} resume{'s' if n == 1 else ''} with "
+                f"`{continue_command(name, storage_url)}`") if running else ""
         return f"study {name} has no running trial: nothing to stop{more}"
     sdir = st.study_dir(name, root)
     sdir.mkdir(parents=True, exist_ok=True)
@@ -723,5 +757,5 @@ def stop_command(name: str, storage_url: str | None, console: Console) -> int:
     if refused:  # an error on stderr, as `tuilm stop` says of a run with no trainer
         raise UserError(refused)
     console.print(f"asked study {name} to stop: running trials checkpoint and end stopped; "
-                  f"`tuilm study run` continues it", highlight=False, markup=False)
+                  f"`{continue_command(name, storage_url)}` continues it", highlight=False, markup=False)
     return 0

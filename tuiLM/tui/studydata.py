@@ -41,6 +41,7 @@ class StudyRow:
     confirm_of: str | None = None
     error: str = ""
     stopped: int = 0  # running in Optuna, no trainer: the next study run resumes them
+    interrupted: int = 0  # of those: killed with their controller, not stopped
     live: int = 0  # running trials whose trainer is alive here
 
 
@@ -158,17 +159,18 @@ class StudyReader:
                 name, study_state(s, sdir), c["complete"], c["running"], c["pruned"], c["fail"], s.get("target"),
                 b["value"] if b else None, b["value_se"] if b else None, b["k"] if b else 0,
                 tuple(b["params"].items()) if b else (), s["objective"], s["storage"], last,
-                of.get("study") if isinstance(of, dict) else None, stopped=c["stopped"], live=c.get("live", 0)))
+                of.get("study") if isinstance(of, dict) else None, stopped=c["stopped"],
+                interrupted=c.get("interrupted", 0), live=c.get("live", 0)))
         return out
 
     def snapshot(self, name: str, top_k: int = TOP_K) -> StudySnapshot:
         from ..study import storage as st
-        from ..study.report import short_cmp, study_state
+        from ..study.report import row_state, short_cmp, study_state
 
         s = self.summary(name, with_confirms=True)
         best_n = s["best"]["number"] if s["best"] else None
         trials = tuple(TrialView(
-            r["number"], "stopped" if r.get("stopped") else r["state"], tuple(r["params"].items()), r["value"], r["value_se"], r["k"],
+            r["number"], row_state(r), tuple(r["params"].items()), r["value"], r["value_se"], r["k"],
             tuple(r["values"]), tuple(r["seeds"]), r["steps"], r["host"] or "", tuple(r["runs"]), tuple(r["lucky"]),
             r["baseline"], short_cmp(r),
             r["reason"], tuple((int(k), float(v)) for k, v in r["intermediate"].items()), r["over_limit"],

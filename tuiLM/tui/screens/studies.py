@@ -34,7 +34,8 @@ from .live import NARROW, Refreshing  # below NARROW the list leaves out storage
 from .studyactions import ask_stop_study, continue_study, may_continue, offers
 
 REFRESH_S = 2.0
-STATE_STYLE = {"running": "bold green", "stopping": "yellow", "stopped": "yellow", "finished": "cyan", "idle": "dim",
+STATE_STYLE = {"running": "bold green", "stopping": "yellow", "stopped": "yellow", "interrupted": "bold red",
+               "finished": "cyan", "idle": "dim",
                "unreadable": "bold red", "complete": "green", "pruned": "magenta", "fail": "red",
                "waiting": "dim"}
 
@@ -158,7 +159,8 @@ class StudiesScreen(Refreshing, Screen):
                                                       if row.confirm_of else Text("")),
             "state": Text(row.state, style=STATE_STYLE.get(row.state, "")),
             "trials": cell(" · ".join([f"{row.complete}{target} done"] + [f"{n} {word}" for n, word in (
-                (row.running, "running"), (row.stopped, "stopped"), (row.pruned, "pruned"), (row.failed, "failed"))
+                (row.running, "running"), (row.stopped - row.interrupted, "stopped"), (row.interrupted, "interrupted"),
+                (row.pruned, "pruned"), (row.failed, "failed"))
                 if n])),
             "best": cell(best) if not row.error else Text(row.error, style="red"),
             "params": Text(" ".join(f"{short_key(k, [x for x, _ in row.best_params])}={_fmt_param(v)}"

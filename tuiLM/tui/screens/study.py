@@ -197,7 +197,7 @@ class StudyScreen(Refreshing, Screen):
             f" (t{best.number}, k={best.k})"
         target = f"/{s.target}" if s.target else ""
         counts = ", ".join([f"{s.count('complete')}{target} done"] + [
-            f"{s.count(state)} {word}" for state, word in (("running", "running"), ("stopped", "stopped"),
+            f"{s.count(state)} {word}" for state, word in (("running", "running"), ("stopped", "stopped"), ("interrupted", "interrupted"),
                                                           ("pruned", "pruned"), ("fail", "failed"))
             if s.count(state)])  # the states no trial is in say nothing
         title = Text.assemble(
