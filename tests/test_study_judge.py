@@ -130,6 +130,25 @@ def test_confirm_top_k_reruns_the_best_with_fresh_seeds(tmp_path):
     assert ("the ranking held" in out.stdout) == rk["held"]
 
 
+def test_confirming_again_continues_an_unfinished_confirmation_of_the_same_trials(tmp_path, monkeypatch):
+    """A stopped `study confirm` could only be continued with `study worker NAME-confirm1`: running
+    `study confirm` again started confirm2 and left confirm1 behind. It now continues confirm1 when it
+    confirms the same trials (and seeds); other trials or seeds still make a new confirmation."""
+    from tuiLM.study.confirm import start, unfinished
+
+    runs = copy_fixture(tmp_path)
+    monkeypatch.setenv("TUILM_RUNS_DIR", str(runs))
+    assert unfinished("fixture", None, 2) is None  # no confirmation yet
+    first = start("fixture", None, 2, seeds=2)  # made and enqueued, never run: unfinished
+    assert first.name == "fixture-confirm1"
+    assert unfinished("fixture", None, 2) == "fixture-confirm1"
+    assert unfinished("fixture", None, 2, seeds=2) == "fixture-confirm1"
+    assert unfinished("fixture", None, 2, seeds=3) is None  # other seeds: another confirmation
+    assert unfinished("fixture", None, 1) is None  # other trials: another confirmation
+    assert start("fixture", None, 2).name == "fixture-confirm1"
+    assert start("fixture", None, 1).name == "fixture-confirm2"
+
+
 def test_confirm_without_a_completed_trial_is_a_clear_error(tmp_path):
     out = tuilm(tmp_path, "study", "confirm", "nope", "--top", "2")
     assert out.returncode != 0 and "no study 'nope'" in out.stdout + out.stderr

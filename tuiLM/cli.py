@@ -494,7 +494,8 @@ def study_confirm(name: str = typer.Argument(..., metavar="NAME"),
                   parallel: Optional[int] = typer.Option(None, "--parallel", min=1, help="Trials at once on this machine."),
                   nproc: int = NprocOpt,
                   storage: Optional[str] = StorageOpt) -> None:
-    """Re-run the best trials with fresh seeds as a new study NAME-confirmN; shows whether the ranking held."""
+    """Re-run the best trials with fresh seeds as a new study NAME-confirmN (or continue the unfinished one
+    of the same trials); shows whether the ranking held."""
     from .study.report import confirm_command
 
     raise typer.Exit(confirm_command(name, storage, top, seeds, parallel, console, nproc=nproc))
@@ -502,7 +503,7 @@ def study_confirm(name: str = typer.Argument(..., metavar="NAME"),
 
 @study_app.command("stop")
 def study_stop(name: str = typer.Argument(..., metavar="NAME"), storage: Optional[str] = StorageOpt) -> None:
-    """Stop a study cleanly: running trials checkpoint and end stopped; `study run` continues it.
+    """Stop a study cleanly: running trials checkpoint and end stopped; `study worker NAME` continues it.
 
     Exit 0 when it was asked to stop; 1 when no trial of it is running."""
     from .study.report import stop_command

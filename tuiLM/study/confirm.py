@@ -67,11 +67,47 @@ def prepare(name: str, storage_url: str | None, top: int, seeds: int | None = No
     return new_spec, new_base, chosen
 
 
+def unfinished(name: str, storage_url: str | None, top: int, seeds: int | None = None,
+               root: str | Path | None = None) -> str | None:
+    """The latest confirmation of ``name`` when it confirms the same ``top`` trials (with ``seeds`` fresh
+    seeds, when given) and has not finished: running ``study confirm`` again continues it (it used to
+    start another, and the stopped one was left behind)."""
+    from .report import study_summary, worker_spec
+
+    study = st.load_study(name, st.open_storage(name, storage_url, root))
+    earlier = list(study.user_attrs.get(CONFIRMS_ATTR, []))
+    if not earlier:
+        return None
+    chosen = [r["number"] for r in top_trials(study_summary(name, storage_url, root, with_confirms=False), top)]
+    try:
+        last = study_summary(earlier[-1], storage_url, root, with_confirms=False)
+    except UserError:
+        return None
+    of = last.get("confirm_of") or {}
+    ended = sum(1 for r in last["trials"] if r["state"] in ("complete", "pruned", "fail"))
+    same_seeds = seeds is None or worker_spec(earlier[-1], storage_url, root)[0].seeds == seeds
+    if isinstance(of, dict) and of.get("trials") == chosen and ended < len(chosen) and same_seeds:
+        return str(earlier[-1])
+    return None
+
+
 def start(name: str, storage_url: str | None, top: int, seeds: int | None = None, parallel: int | None = None,
           root: str | Path | None = None, console: Any = None, nproc: int = 1) -> Any:
-    """Create the confirmation study and enqueue its trials; returns the engine, ready to run."""
+    """Create the confirmation study and enqueue its trials (or continue the unfinished one that
+    confirms the same trials: ``unfinished``); returns the engine, ready to run."""
     from .engine import StudyEngine
+    from .report import worker_spec
 
+    again = unfinished(name, storage_url, top, seeds, root)
+    if again is not None:
+        spec, base = worker_spec(again, storage_url, root)
+        engine = StudyEngine(spec, base, storage_url=storage_url, root=root, parallel=parallel, nproc=nproc,
+                             console=console)
+        engine.open(create=False)
+        if console is not None:
+            console.print(f"continuing confirmation {again}: it confirms the same trials and has not finished",
+                          highlight=False, markup=False)
+        return engine
     spec, base, chosen = prepare(name, storage_url, top, seeds, root)
     engine = StudyEngine(spec, base, storage_url=storage_url, root=root, parallel=parallel, nproc=nproc,
                          console=console)
