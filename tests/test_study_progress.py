@@ -145,3 +145,25 @@ def test_a_stopped_study_says_how_to_continue_it_and_a_confirmation_names_no_stu
     report.run_engine(_stopped_engine("Ctrl-C", confirm=True), out)
     text = out.file.getvalue()
     assert "continue it with `tuilm study worker fake --storage sqlite:///fake.db`\n" in text and "study run" not in text
+
+
+def test_the_live_progress_line_keeps_its_counts_and_best_at_80_columns():
+    """At 80 columns Rich squeezed every column: "tri…  0:00…  -:--… done 3 · … (tria…", no count, no
+    time, no best. The counts and times stay whole; the info gives way, the best value first in it."""
+    import io
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from tuiLM.study.engine import Counts
+
+    for width in (80, 160):
+        con = Console(file=io.StringIO(), width=width, force_terminal=True, color_system=None)
+        progress = report.Progress(con, 5, "val_bpb")
+        progress(SimpleNamespace(counts=Counts(complete=3, running=1, pruned=1, best=2.8135, best_trial=1),
+                                 in_flight=lambda: 0.4))
+        out = Console(width=width, file=io.StringIO(), color_system=None)
+        out.print(progress.rich.get_renderable())
+        line = out.file.getvalue().rstrip()
+        assert line.startswith("trials ") and " 4/5 0:00:00 eta " in line, line
+        assert "best 2.8135 (t" in line and len(line) <= width, line

@@ -93,8 +93,10 @@ class Progress:
                            BarColumn(bar_width=20 if console.width >= 120 else 8), MofNCompleteColumn(table_column=fixed()),
                            TimeElapsedColumn(table_column=fixed()), TextColumn("eta", table_column=fixed()),
                            TimeRemainingColumn(table_column=fixed()),
-                           TextColumn("{task.fields[info]}", table_column=Column(no_wrap=True, overflow="ellipsis")),
-                           console=console, refresh_per_second=4)
+                           # the info takes what is left (ratio, with expand): it gives way, not the counts
+                           TextColumn("{task.fields[info]}", table_column=Column(no_wrap=True, overflow="ellipsis",
+                                                                                  ratio=1)),
+                           console=console, refresh_per_second=4, expand=True)
             self.task = self.rich.add_task("trials", total=target, info="")
 
     def say(self, text: str) -> None:
@@ -111,6 +113,10 @@ class Progress:
         in_flight = engine.in_flight() if hasattr(engine, "in_flight") else 0.0
         info = self.info(engine)
         if self.rich is not None:  # Rich's ETA follows the running trials' steps too
+            if self.console.width < 120:  # 80 columns: what changes, the best first (it was cut off)
+                best = f"best {c.best:.4f} (t{c.best_trial})" if c.best is not None else "best -"
+                info = " · ".join([best, f"done {c.complete}", f"running {c.running}"]
+                                  + [f"{n} {w}" for n, w in ((c.pruned, "pruned"), (c.failed, "failed")) if n])
             self.rich.update(self.task, completed=min(self.target, finished + in_flight), info=info)
             return
         now = self.clock()
