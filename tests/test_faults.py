@@ -405,10 +405,13 @@ def test_stop_command_stops_the_proven_trainer(tmp_path, capsys):
 
 def test_sigkill_is_reported_as_likely_out_of_memory_and_the_run_ends_failed(tmp_path, monkeypatch):
     """The kernel's OOM killer sends SIGKILL: the launcher says so with both figures and writes the
-    run_end the dead trainer could not."""
+    run_end the dead trainer could not. (The host is made small, so the trainer's resident memory is a
+    real share of it, as when the OOM killer strikes.)"""
+    from tuiLM import machine
     from tuiLM.headless import watch_run
     from tuiLM.reader import summarize
 
+    monkeypatch.setattr(machine, "host_memory_bytes", lambda: 2**28)
     monkeypatch.setenv("TUILM_FAULT_KILL_AT_STEP", "3")
     run_dir = create_run(make_preset(FAULT_PRESET), name="oom", root=tmp_path)
     out = Console(file=io.StringIO(), width=300)
@@ -579,7 +582,8 @@ def test_resume_on_a_full_disk_names_the_file_and_leaves_nothing_running(referen
 
 def test_the_app_records_the_death_of_a_trainer_it_started(tmp_path):
     """The app's loader sees its own trainer die by SIGKILL: it writes the run_end the trainer could
-    not, with the same reason as the headless watcher, and the run shows as failed."""
+    not, with the same reason as the headless watcher, and the run shows as failed. A kill -9 by hand
+    of a trainer far from the host's memory is not called out of memory."""
     from tuiLM.tui.rundata import RunData
 
     run_dir = create_run(make_preset({**FAULT_PRESET, "train.max_steps": 1_000_000}), name="appdeath", root=tmp_path)
@@ -593,4 +597,5 @@ def test_the_app_records_the_death_of_a_trainer_it_started(tmp_path):
         rd.poll()
         time.sleep(0.1)
     assert rd.snapshot().state == "failed"
-    assert rd.snapshot().run_end["reason"].startswith("killed (likely out of memory")
+    assert rd.snapshot().run_end["reason"].startswith("killed by SIGKILL (not for want of memory by its last "
+                                                      "figures: "), rd.snapshot().run_end["reason"]

@@ -360,6 +360,23 @@ def test_death_reason_for_sigkill_gives_both_figures(tmp_path, monkeypatch):
     assert launch.death_reason(run_dir, 3) == "the trainer exited with code 3 without writing run_end"
 
 
+def test_a_sigkill_far_from_the_hosts_memory_is_not_called_out_of_memory(tmp_path, monkeypatch):
+    """kill -9 by hand of a trainer resident in 0.4 GiB of 24 was reported "likely out of memory"."""
+    from tuiLM import launch, machine
+    from tuiLM.events import EventWriter
+
+    monkeypatch.setattr(machine, "host_memory_bytes", lambda: 24 * 2**30)
+    run_dir = create_run(make_preset(TINY_GPT), name="byhand", root=tmp_path)
+    with EventWriter(run_dir / "events.jsonl") as w:
+        w.write("run_start", step=0)
+        w.write("train", step=1, tokens=1, loss=3.0, rss_gib=0.4)
+    assert launch.death_reason(run_dir, -9) == ("killed by SIGKILL (not for want of memory by its last figures: "
+                                               "0.4 GiB resident of the machine's 24.0 GiB)")
+    with EventWriter(run_dir / "events.jsonl") as w:
+        w.write("train", step=2, tokens=2, loss=3.0, rss_gib=20.0)  # near the host's memory: likely OOM
+    assert launch.death_reason(run_dir, -9).startswith("killed (likely out of memory")
+
+
 def test_record_death_ends_the_latest_attempt_at_the_step_it_reached(tmp_path):
     from tuiLM.ownership import record_death
 

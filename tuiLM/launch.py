@@ -286,10 +286,15 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 def death_reason(run_dir: str | Path, code: int | None) -> str:
     """Why a trainer ended without run_end, from its exit code. SIGKILL nobody asked for is what the
-    kernel's out-of-memory killer sends: say so with the run's memory estimate and the machine's."""
+    kernel's out-of-memory killer sends: say so with the run's memory estimate and the machine's,
+    unless the trainer's last reported resident memory was far below the host's (kill -9 by hand)."""
     if code is None:
         return "the trainer is gone without writing run_end"
     if code in (-signal.SIGKILL, 128 + signal.SIGKILL):
+        rss, host = _last_resident(run_dir)
+        if rss is not None and host and rss < OOM_SHARE * host:  # (a SIGKILL by hand read as out of memory)
+            return (f"killed by SIGKILL (not for want of memory by its last figures: {rss:.1f} GiB resident "
+                    f"of the machine's {host:.1f} GiB)")
         est, machine = memory_figures(run_dir)
         figures = ", ".join(x for x in (f"estimate {est:.1f} GiB" if est else "",
                                         f"machine {machine:.1f} GiB" if machine else "") if x)
@@ -300,6 +305,25 @@ def death_reason(run_dir: str | Path, code: int | None) -> str:
         except ValueError:
             return f"killed by signal {-code}"
     return f"the trainer exited with code {code} without writing run_end"
+
+
+OOM_SHARE = 0.5  # a trainer killed while resident in less than this share of the host's memory: not the OOM killer
+
+
+def _last_resident(run_dir: str | Path) -> tuple[float | None, float | None]:
+    """(the trainer's resident GiB at its latest train event, the host's memory GiB); None where unknown."""
+    import numpy as np
+
+    from .machine import host_memory_bytes
+    from .reader import read_run
+
+    try:
+        rss = read_run(run_dir).tables["train"].col("rss_gib")
+        host = host_memory_bytes()
+    except Exception:  # a courtesy, as memory_figures: never hide the death
+        return None, None
+    last = rss[np.isfinite(rss)] if rss is not None else rss
+    return (float(last[-1]) if last is not None and last.size else None), (host / 2**30 if host else None)
 
 
 def memory_figures(run_dir: str | Path) -> tuple[float | None, float | None]:
