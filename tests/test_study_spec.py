@@ -163,6 +163,15 @@ def test_load_study_resolves_the_base_applies_set_then_command_line(tmp_path):
     f.write_text(GOOD.replace("[space]", "baseline = true\n\n[space]") + '"train.max_steps" = { choice = [20000, %d] }\n'
                  % qs.train.max_steps)
     assert not [p for p in load_study(f)[2] if p.is_error]
+    # a baseline outside a range runs all the same (Optuna only warned, in a raw Python warning at run
+    # time): validate says so, with the key and line
+    w0 = qs.schedule.warmup_steps
+    f.write_text(GOOD.replace("[space]", "baseline = true\n\n[space]")
+                 + f'"schedule.warmup_steps" = {{ int = [{w0 + 1}, {w0 + 5}] }}\n')
+    problems = load_study(f)[2]
+    warns = [p for p in problems if p.path == "space.schedule.warmup_steps"]
+    assert not [p for p in problems if p.is_error] and len(warns) == 1 and warns[0].line is not None
+    assert f"schedule.warmup_steps = {w0} lies outside [{w0 + 1}, {w0 + 5}]" in warns[0].message
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)

@@ -27,6 +27,7 @@ import socket
 import subprocess
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -471,7 +472,9 @@ class StudyEngine:
         from optuna.trial import TrialState
 
         t_ask = time.time()
-        trial = self.study.ask(self.spec.distributions())
+        with warnings.catch_warnings():  # a baseline outside the space: `study validate` says so, in words
+            warnings.filterwarnings("ignore", message="Fixed parameter .* is out of range")
+            trial = self.study.ask(self.spec.distributions())
         self._dirty = True
         if trial.number >= self.target and not trial.user_attrs.get("baseline"):
             counted = self._counted(self._trials(fresh=True))

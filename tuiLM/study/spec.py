@@ -433,6 +433,13 @@ def load_study(path: str | Path, overrides: list[str] | None = None) -> tuple[St
                                                 f"own values as trial 0, but its {d.key} = {base.get(d.key)!r} is "
                                                 f"not one of the choices: add it, or set baseline = false",
                                                 spec.lines.get(f"space.{d.key}")))
+                    elif spec.settings["baseline"] and d.kind != "choice" and isinstance(base.get(d.key), (int, float)) \
+                            and not d.values[0] <= base.get(d.key) <= d.values[1]:
+                        problems.append(Problem("warning", f"space.{d.key}", f"baseline = true runs the base preset's "
+                                                f"own values as trial 0, and its {d.key} = {base.get(d.key)!r} lies "
+                                                f"outside [{d.values[0]}, {d.values[1]}]: trial 0 runs it all the same, "
+                                                f"but no other trial comes near it (widen the range to compare)",
+                                                spec.lines.get(f"space.{d.key}")))
     return spec, base, problems
 
 
