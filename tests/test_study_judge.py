@@ -307,6 +307,11 @@ def test_study_compare_judges_two_configurations_seed_by_seed(tmp_path):
     for args, why in (([str(pruned["number"]), "0"], "has no finished seed"), (["0", "99"], "has no trial 99")):
         bad = tuilm(tmp_path, "study", "compare", "fixture", *args)
         assert bad.returncode == 1 and why in bad.stderr and "Traceback" not in bad.stderr
+    same = tuilm(tmp_path, "study", "compare", "fixture", "0", "0")  # was "not distinguishable … p = 1.00"
+    assert same.returncode == 2 and "trial 0 is named twice" in same.stderr, same.stdout + same.stderr
+    fewer = tuilm(tmp_path, "study", "worker", "fixture", "--trials", "2")  # said "trials 8/2", lowered the target
+    assert fewer.returncode == 2 and "already has 8 trials" in fewer.stderr, fewer.stdout + fewer.stderr
+    assert show_json(tmp_path, "fixture")["target"] == 8
 
 
 def test_a_trial_over_the_artifact_limit_is_never_the_best_nor_confirmed():

@@ -285,6 +285,10 @@ class StudyEngine:
             self.study = optuna.load_study(study_name=self.name, storage=storage,
                                            sampler=make_sampler(self.spec), pruner=make_pruner(self.spec, self.base))
         stored = self.study.user_attrs.get(st.TARGET_ATTR)
+        made = len(self._counted(self.study.get_trials(deepcopy=False)))
+        if self._trials_given and self.target < made:  # it said "trials 8/2" and lowered the target
+            raise UserError(f"--trials {self.target}: study {self.name} already has {made} trials; give more "
+                            f"than {made} to run more, or leave --trials out", exit_code=2)
         if self._trials_given or not isinstance(stored, int):
             self.study.set_user_attr(st.TARGET_ATTR, self.target)  # what `study show` and the app count to
         else:

@@ -705,6 +705,8 @@ def compare_command(name: str, storage_url: str | None, a: int, b: int, console:
     paired over the seeds both ran, Welch's t-test when they share fewer than 2."""
     from .stats import compare
 
+    if a == b:  # (as `runs compare` refuses a run named twice)
+        raise UserError(f"trial {a} is named twice: compare two different trials of study {name}", exit_code=2)
     summary = study_summary(name, storage_url, with_confirms=False)
     rows = {r["number"]: r for r in summary["trials"]}
     for n in (a, b):
