@@ -270,6 +270,12 @@ def test_runs_list_names_the_folder_it_looked_in(tmp_path, capsys, monkeypatch):
     with pytest.raises(SystemExit) as e:
         main(["runs", "list"])
     assert e.value.code == 1 and "is a file, not a folder (TUILM_RUNS_DIR)" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:  # the studies list said "no studies in …/studies/"
+        main(["study", "list"])
+    assert e.value.code == 1 and "is a file, not a folder (TUILM_RUNS_DIR)" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:  # a device, not a folder: it asked "(a folder? …)"
+        main(["validate", "/dev/null"])
+    assert e.value.code == 1 and "/dev/null: not a preset file (not a regular file;" in capsys.readouterr().err
 
 
 def test_runs_compare_lists_settings_not_labels_nor_settings_the_models_do_not_read(tmp_path, capsys, monkeypatch):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 from typing import Any
 
@@ -209,15 +208,11 @@ def _run_preset(run_dir: Path, why: list[str] | None = None):
 
 
 def print_runs_list(console: Console, root: Path | None = None) -> None:
-    from .errors import UserError
-    from .runs import list_runs, runs_root
+    from .runs import list_runs, require_runs_folder
     from .reader import summarize
     from .units import fmt_age, fmt_count
 
-    base = runs_root(root)
-    if base.exists() and not base.is_dir():
-        raise UserError(f"the runs folder {base} is a file, not a folder" + (" (TUILM_RUNS_DIR)" if os.environ.get(
-            "TUILM_RUNS_DIR") and root is None else ""))
+    base = require_runs_folder(root)
     runs = list_runs(root)
     if not runs:
         console.print(f"no runs yet in {escape(str(base))}/ (start one: tuilm run presets/quickstart.toml --headless)",

@@ -97,6 +97,17 @@ def find_run(ref: str | Path, root: str | Path | None = None) -> Path:
     raise RunError(f"no run {ref!r} (looked in {base}/)")
 
 
+def require_runs_folder(root: str | Path | None = None) -> Path:
+    """The runs folder; a UserError when it is a file (the runs list and the studies list say the same)."""
+    from .errors import UserError
+
+    base = runs_root(root)
+    if base.exists() and not base.is_dir():
+        raise UserError(f"the runs folder {base} is a file, not a folder" + (" (TUILM_RUNS_DIR)" if os.environ.get(
+            "TUILM_RUNS_DIR") and root is None else ""))
+    return base
+
+
 def list_runs(root: str | Path | None = None) -> list[Path]:
     """Newest made first: by preset.toml's time (written once), not the folder's, which a reader's cache
     or a stop request moves."""

@@ -49,7 +49,8 @@ def find_preset(ref: str | Path) -> Path:
     if p.is_file():
         return p
     if p.exists():
-        raise PresetError(f"{ref}: not a preset file (a folder? presets are .toml files)")
+        what = "a folder" if p.is_dir() else "not a regular file"
+        raise PresetError(f"{ref}: not a preset file ({what}; presets are .toml files)")
     name = p.name if p.suffix == ".toml" else p.name + ".toml"
     if p.parent in (Path("."), Path("presets")):
         for d in preset_dirs():

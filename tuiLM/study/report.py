@@ -657,6 +657,9 @@ def list_command(storage_url: str | None, console: Console) -> None:
         storage = st.open_storage("", storage_url, create=False)
         names = [(s.study_name, storage_url) for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
     else:
+        from ..runs import require_runs_folder
+
+        require_runs_folder()
         names = [(p.name, None) for p in st.list_local_studies()]
     if not names:
         where = st._redact(storage_url) if storage_url else f"{st.studies_root()}/"
