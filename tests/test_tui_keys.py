@@ -250,7 +250,10 @@ async def test_study_footer_fits_80_columns_and_offers_no_stop_on_a_finished_stu
         await pilot.press("g")
         await pilot.pause(0.3)
         shown, whole = await _settled_footer(pilot, app.screen)
-        assert whole and "next_param" in shown and "quit" in shown, shown
+        assert whole and "next_param" not in shown and "quit" in shown, shown  # (unlisted: the title says p)
+        index = app.screen.param_index
+        await pilot.press("p")
+        assert app.screen.param_index == index + 1
         # running, its highlighted trial too: x and S are offered, c is not, and q still fits
         import dataclasses
 
@@ -272,6 +275,13 @@ async def test_study_footer_fits_80_columns_and_offers_no_stop_on_a_finished_stu
         screen.sync_bindings()
         shown, whole = await _settled_footer(pilot, screen)
         assert whole and {"continue_study", "stop_study", "quit"} <= set(shown) and "stop_trial" not in shown, shown
+        # stopped, on the scatter's page: c and k both offered, and q was cut ("q Qu▏")
+        screen.snapshot = dataclasses.replace(screen.snapshot, state="stopped")
+        await pilot.press("g")
+        screen.sync_bindings()
+        shown, whole = await _settled_footer(pilot, screen)
+        assert whole and {"continue_study", "confirm", "quit"} <= set(shown), shown
+        await pilot.press("g")
         key = screen.sort_key
         await pilot.press("o")  # unlisted at 80 columns, still working
         assert screen.sort_key != key

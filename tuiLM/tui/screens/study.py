@@ -54,6 +54,7 @@ class StudyScreen(Refreshing, Screen):
         Binding("o", "sort_unlisted", "Sort", show=False),  # o at 80 columns, where the footer is full
         Binding("O", "reverse", "Reverse", show=False),
         Binding("p", "next_param", "Param"),
+        Binding("p", "next_param_unlisted", "Param", show=False),  # 80 columns: the scatter's title says (p)
         Binding("b", "band", "Band", show=False),  # the curves panel says "band (b)"
         Binding("g", "page", "Page"),  # the other page of panels (80 columns)
         Binding("x", "stop_trial", "Stop trial"),
@@ -163,19 +164,22 @@ class StudyScreen(Refreshing, Screen):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Keys are offered only where they do something: g pages the panels at 80 columns only (wider,
-        every panel is on screen), and p there on the scatter's page; x stops the highlighted trial
+        every panel is on screen), and p there on the scatter's page (unlisted); x stops the highlighted trial
         when its trainer runs here; S stops a running study; c continues one not finished whose
         trainers are not alive here, while no study command of this app runs (may_continue); k needs
         a completed trial and a search that is not running. o works at 80 columns too, unlisted
         there (the sorted column is marked)."""
-        if self.snapshot is None and action in (*self.OFFERED, "sort", "sort_unlisted", "next_param", "page"):
+        if self.snapshot is None and action in (*self.OFFERED, "sort", "sort_unlisted", "next_param",
+                                                 "next_param_unlisted", "page"):
             return False  # a study that could not be read (its title says why): nothing to act on
         if action == "page":
             return self._narrow()
         if action in ("sort", "sort_unlisted"):
             return self._narrow() != (action == "sort")
-        if action == "next_param":  # the scatter it steps: at 80 columns on the second page only
-            return not self._narrow() or self.has_class("-page2")
+        if action == "next_param":  # the scatter it steps: at 80 columns on the second page only, unlisted
+            return not self._narrow()  # there (the footer was full: q was cut; the scatter's title says p)
+        if action == "next_param_unlisted":
+            return self._narrow() and self.has_class("-page2")
         s = self.snapshot
         if s is None or action not in self.OFFERED:
             return True
@@ -401,6 +405,8 @@ class StudyScreen(Refreshing, Screen):
         self.param_index += 1
         if self.snapshot is not None:
             self._draw_scatter()
+
+    action_next_param_unlisted = action_next_param
 
     def action_page(self) -> None:
         """At 80 columns: best-so-far and curves, or the scatter and importance."""
