@@ -142,11 +142,13 @@ def fit_id(run_id: str, width: int) -> str:
         return run_id[: max(1, width - 1)] + "…"
     name, tail = m.group(1), m.group(2) + (m.group(3) or "")
     trial = _TRIAL.fullmatch(name)
-    if trial:  # the study's name gives way before its trial and seed: lr-swe…-t004-s0
-        study, ts = trial.groups()
+    if trial:  # the study's name gives way before its trial and seed, from its middle: lr-s…ig-t004-s0
+        study, ts = trial.groups()  # (its end tells tiny3-confirm1 from tiny3-confirm2)
         if len(name) + 1 <= width:
             return name + "…"
-        return study[: max(1, width - len(ts) - 1)] + "…" + ts
+        room = max(1, width - len(ts) - 1)
+        end = min(len(study) // 2, room // 2)
+        return study[: room - end] + "…" + (study[-end:] if end else "") + ts
     keep = width - len(tail) - 1
     if keep < 1:  # too narrow for the time of day: cut at the end
         return run_id[: max(1, width - 1)] + "…"
