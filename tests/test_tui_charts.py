@@ -371,10 +371,10 @@ def test_a_long_run_id_shortens_before_bpb_goes_and_log_or_tokens_stay_said(tmp_
     assert [fit_id(r, 14) for r in ("tiny-20261203-131719", "quickstart-20261203-130541",
                                     "lr-t004-s0-20261201-022132", "tiny-20261203-131719-2")] == \
         ["tiny-…131719", "quickst…130541", "lr-t004-s0…", "tiny-…131719-2"]
-    assert fit_id("lr-sweep-big-t004-s0-20261203-131316", 16) == "lr-s…ig-t004-s0"  # trial and seed stay
+    assert fit_id("lr-sweep-big-t004-s0-20261203-131316", 16) == "lr-s…big-t004-s0"  # trial and seed stay
     # the study name's end stays too: two confirmations of one study read apart (both were tiny3…-t000-s0)
     assert [fit_id(f"tiny3-confirm{i}-t000-s0-20261203-162429", 16) for i in (1, 2)] == \
-        ["tiny…m1-t000-s0", "tiny…m2-t000-s0"]
+        ["tiny…rm1-t000-s0", "tiny…rm2-t000-s0"]
     assert all(len(fit_id("tiny-20261203-131719", w)) <= w for w in range(2, 24))
     logged = run_header(data, View(log_all=True, xaxis="tokens"), 80).plain
     assert "log y · x tokens" in logged and "EMA" not in logged
