@@ -272,6 +272,23 @@ def test_tensorboard_round_trip_scalars_text_and_hparams(tmp_path):
     # 1002, 1003, 1004 (steps 2-4) and 2006, 2007, 2008 (steps 6-8)
     assert final["hparam/tokens_per_s"] == pytest.approx((1004 + 2006) / 2)
     assert final["hparam/artifact_bytes"] == 4321
+    assert "study.name" not in values  # a plain run: no study keys
+
+
+def test_a_study_runs_tensorboard_hparams_name_its_study_trial_and_seed(tmp_path):
+    """The HParams tab could not group a study's seeds by trial: the hparams had run.seed only."""
+    import json
+
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    run_dir = fake_run(tmp_path / "runs")
+    (run_dir / "study.json").write_text(json.dumps({"study": "lr", "trial": 4, "seed_index": 1, "params": {}}))
+    target = export_tensorboard(run_dir, tmp_path / "tb")
+    content = accumulate(target / "hparams").PluginTagToContent("hparams")
+    values = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]) \
+        .session_start_info.hparams
+    assert values["study.name"].string_value == "lr"
+    assert (values["study.trial"].number_value, values["study.seed_index"].number_value) == (4, 1)
 
 
 def test_tensorboard_export_refuses_to_mix_into_an_earlier_export(tmp_path):

@@ -79,13 +79,20 @@ def import_tensorboardx() -> Any:
 # -- hyperparameters and final metrics -----------------------------------------------------------
 
 def preset_hparams(run_dir: str | Path) -> dict[str, Any]:
-    """The frozen preset of a run, flattened to ``section.key`` -> value (empty if unreadable)."""
+    """The frozen preset of a run, flattened to ``section.key`` -> value (empty if unreadable), and for
+    a study's run its study, trial and seed index (``study.*``: the HParams tab groups seeds by trial)."""
+    from .runs import read_study_info
+
     out: dict[str, Any] = {}
     for section, table in read_preset(run_dir).items():
         if isinstance(table, dict):
             for key, value in table.items():
                 if isinstance(value, (bool, int, float, str)):
                     out[f"{section}.{key}"] = value
+    info = read_study_info(run_dir)
+    for key in ("study", "trial", "seed_index"):
+        if isinstance(info.get(key), (int, str)):
+            out["study.name" if key == "study" else f"study.{key}"] = info[key]
     return out
 
 
