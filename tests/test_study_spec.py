@@ -390,6 +390,47 @@ def test_a_died_trainer_that_cannot_be_resumed_fails_its_trial_not_the_study(tmp
     assert trial.user_attrs["fail_reason"].startswith(f"cannot resume {run_dir.name}: ")
 
 
+def test_a_seed_whose_run_folder_is_gone_starts_again_and_says_so(tmp_path, monkeypatch):
+    """A trial whose seed run folder was moved or deleted: the worker started that seed from step 0 in
+    a new run without a word."""
+    from tuiLM import launch
+    from tuiLM.study.engine import Job, StudyEngine
+
+    from .conftest import TINY_GPT, make_preset
+
+    spawned: list = []
+    monkeypatch.setattr(launch, "spawn_trainer", lambda run_dir, **kw: spawned.append((run_dir, kw)) or None)
+    spec, _ = parse(GOOD)
+    said: list[str] = []
+    engine = StudyEngine(spec, make_preset(TINY_GPT), root=tmp_path / "runs", say=said.append, poll_s=0.01)
+    engine.open()
+    job = Job(engine.study.ask(), {"optim.lr": 1e-3, "model.n_layers": 2, "model.activation": "gelu",
+                                   "optim.weight_decay": 0.1}, runs={0: "s-t000-s0-gone"})
+    engine._start_seed(job, 0)
+    assert any("seed 0's run s-t000-s0-gone is not in" in x and "starts again from step 0" in x for x in said), said
+    assert job.runs[0] != "s-t000-s0-gone" and spawned and spawned[0][1]["resume"] is False
+
+
+def test_a_pruned_trial_is_told_with_the_step_its_pruner_judged_and_where_its_run_stopped(tmp_path):
+    """The run output said "pruned at step 21" while `study show` said "at step 20" (the judged eval)."""
+    from tuiLM.reader import EventTail
+    from tuiLM.study.engine import Job, SeedRun, StudyEngine
+
+    from .conftest import make_preset
+
+    spec, _ = parse(GOOD)
+    said: list[str] = []
+    engine = StudyEngine(spec, make_preset(), root=tmp_path / "runs", say=said.append, poll_s=0.01)
+    engine.open()
+    job = Job(engine.study.ask(), {})
+    engine.jobs.append(job)
+    job.pruning = "pruned by the median pruner at step 20 (val_bpb 7.5965)"
+    run = SeedRun(0, tmp_path / "t1", None, EventTail(tmp_path / "t1" / "events.jsonl"), last_step=21)
+    engine._on_end(job, run, {"status": "pruned", "step": 21})
+    assert said[-1] == ("trial 0: pruned by the median pruner at step 20 (val_bpb 7.5965); its run stopped "
+                        "at step 21 (t1)"), said
+
+
 def test_a_controller_is_alive_only_as_the_process_that_recorded_it():
     """Recovery skipped a trial whose recorded controller pid now named any process with "tuilm" in its
     command line (one of the study's own trainers, after a pid reuse). The pid's start time decides."""

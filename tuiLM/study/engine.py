@@ -554,6 +554,9 @@ class StudyEngine:
 
         run_id = job.runs.get(k)
         run_dir = runs_root(self.root) / run_id if run_id else None
+        if run_dir is not None and not run_dir.is_dir():  # (moved, deleted, or another machine's folder)
+            self.say(f"trial {job.number}: seed {k}'s run {run_id} is not in {runs_root(self.root)}: "
+                     f"that seed starts again from step 0 in a new run")
         if run_dir is None or not run_dir.is_dir():
             preset = self._seed_preset(job.params, k, job.number)
             run_dir = create_run(preset, root=self.root)
@@ -651,7 +654,8 @@ class StudyEngine:
             job.trial.set_user_attr("steps", job.steps)
             job.trial.set_user_attr("prune_reason", job.pruning or str(end.get("reason", "")))
             self._tell(job, TrialState.PRUNED)
-            self.say(f"trial {job.number}: pruned at step {run.last_step} ({run.run_dir.name})")
+            judged = job.pruning or str(end.get("reason", "")) or "pruned"  # the step the pruner judged, then
+            self.say(f"trial {job.number}: {judged}; its run stopped at step {run.last_step} ({run.run_dir.name})")
         elif status == "completed":
             if run.last_value is None or not math.isfinite(run.last_value):
                 self._fail(job, f"{run.run_dir.name} completed without a finite {self.spec.objective}")
