@@ -269,6 +269,36 @@ def test_a_verdict_tightens_before_it_is_cut_in_a_narrower_column():
     assert fit_verdict("one seed: cannot tell", 14) == "1 seed"
     assert fit_verdict("seed noise p=0.41 k=3", 14) == "noise p=.41"
     assert fit_verdict("better 8.3 % p<0.001 Welch", 14).startswith("better 8.3%")
+    assert fit_verdict("worse 47 % p=0.042 k=3", 15) == "worse 47% p=.04"  # was cut: "worse 47% p=.0…"
+    # a row of verdicts tightens alike: "worse 8.3% p<.001" beside "worse 16 % p=0.003 k=3" read as two formats
+    from tuiLM.tui.widgets.difftable import fit_verdicts
+
+    assert fit_verdicts(["", "worse 8.3 % p<0.001 k=3", "worse 16 % p=0.003 k=3"], 18) == \
+        ["", "worse 8.3% p<.001", "worse 16% p=.003"]
+
+
+@aio
+async def test_three_groups_at_80_columns_name_settings_by_key_and_cut_no_figure(tmp_path):
+    """Three trials' seed groups at 80x24 (`tuilm open study:NAME`): the table named settings in full
+    (model.n_layers took a third of the width), cut "2.813±.029 (k=…" and "worse 47% p=.0…"."""
+    import shutil
+
+    from tuiLM.tui.widgets.difftable import DiffTable
+
+    root = tmp_path / "runs"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "study" / "runs", root)
+    sources = [(f"#{t} fixture", sorted(root.glob(f"fixture-t00{t}-s*"))) for t in (5, 0, 1)]
+    app = make_app(runs_root=root, now=lambda: FIXED_NOW, sources=sources)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen) and app.screen.ready, timeout=60,
+                       what="compare")
+        diff = app.screen.query_one(DiffTable)
+        rows = {str(diff.get_cell_at((r, 0))).strip(): [str(diff.get_cell_at((r, c))) for c in (1, 2, 3)]
+                for r in range(diff.row_count)}
+    assert {"n_layers", "lr", "weight_decay"} <= set(rows) and "model.n_layers" not in rows, rows
+    for key in ("best bpb", "vs first"):
+        assert not any(v.rstrip().endswith("…") for v in rows[key]), rows[key]
+    assert rows["vs first"][1].startswith(("better", "worse", "noise")) and "p" in rows["vs first"][1]
 
 
 # -- naming sets on the command line: study:NAME, study:NAME#T, group:RUN ---------------------------

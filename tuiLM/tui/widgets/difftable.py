@@ -6,12 +6,15 @@ runs for the width, columns keep a readable minimum and the table scrolls sidewa
 
 from __future__ import annotations
 
+import re
+
 from rich.text import Text
 from textual.widgets import DataTable
 
 from typing import Any
 
 from ...groups import group_value
+from ...units import short_key
 from ..panels import RUN_COLORS, best_bpb, diff_rows, fmt, frozen_of
 from ..rundata import RunSnapshot
 from ..seedgroup import SeedGroupData
@@ -79,14 +82,21 @@ def fit_verdict(text: str, width: int) -> str:
     """``short_verdict`` in ``width`` cells (three groups or more at 80 columns): without the method,
     then with tighter numbers ("worse 50% p=.04"), before anything is cut (the words stay: a sign
     would not say whether a higher bpb is meant)."""
+    return fit_verdicts([text], width)[0]
+
+
+def fit_verdicts(texts: list[str], width: int) -> list[str]:
+    """A row of verdicts shortened alike (one cell's "16 %" beside another's "8.3%" read as two
+    formats): each step applies to every cell while any of them is still too wide."""
     steps = (lambda t: t.rsplit(" ", 1)[0] if t.endswith(" Welch") or " k=" in t else t,
              lambda t: t.replace(" %", "%").replace("p=0.", "p=.").replace("p<0.", "p<.")
-             .replace("seed noise", "noise").replace("one seed: cannot tell", "1 seed"))
+             .replace("seed noise", "noise").replace("one seed: cannot tell", "1 seed"),
+             lambda t: re.sub(r"p=\.(0*[1-9])\d+", r"p=.\1", t))  # p=.042 -> p=.04: one significant digit
     for step in steps:
-        if len(text) <= width:
+        if all(len(t) <= width for t in texts):
             break
-        text = step(text)
-    return text
+        texts = [step(t) for t in texts]
+    return texts
 
 
 def summary_rows(runs: list[RunSnapshot]) -> list[tuple[str, list[str]]]:
@@ -113,6 +123,9 @@ class DiffTable(DataTable):
         if getattr(self, "_key", None) == key:
             return False
         self._key = key
+        if len(runs) > 2 and width < 120:  # 80 columns, three or more: "warmup_steps", not its section too
+            keys = [k for k, _ in diffs]
+            rows = [(short_key(k, keys) if (k, v) in diffs else k, v) for k, v in rows]
         label_w = min(24, max(len(k) for k, _ in rows))
         # each column takes 2 cells of padding; 2 for the margins and 2 for a vertical scrollbar
         room = width - 4 - (label_w + 2)
@@ -127,7 +140,9 @@ class DiffTable(DataTable):
             self.add_column(Text(cut(name, col_w), style=f"bold {RUN_COLORS[i % len(RUN_COLORS)]}"), width=col_w)
         for k, values in rows:
             if k == "vs first":
-                values = [fit_verdict(v, col_w) for v in values]
+                values = fit_verdicts(values, col_w)
+            elif k == "best bpb":  # the k goes before the figures are cut (the seeds row lists them)
+                values = [v.split(" (k=")[0] if len(v) > col_w else v for v in values]
             self.add_row(Text(cut(k, label_w), style="dim" if k in SUMMARY_ROWS else ""),
                          *(cell(cut(v, col_w)) for v in values))
         return True
