@@ -180,7 +180,8 @@ def compare_header(runs: list[Any], view: View, width: int, group: str = "") -> 
         name = run.label if hasattr(run, "members") else fit_id(run.run_id, 18)
         pieces.append((5, _t((f" {name}", color))))
     if groups:
-        pieces.append((4, _t(("  · band " + ("min–max" if view.band == "minmax" else "± SE") + " (b)", "dim"))))
+        # before the names go (the table names them too, but a header that names two of three reads oddly)
+        pieces.append((6, _t(("  · band " + ("min–max" if view.band == "minmax" else "± SE") + " (b)", "dim"))))
     pieces += _view_pieces(view, group)
     return fit(pieces, width)
 
