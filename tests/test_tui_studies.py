@@ -138,6 +138,11 @@ async def test_study_view_from_the_fixture_study(tmp_path):
         screen.apply(dataclasses.replace(snap, verdicts=many, token=object()))
         text = str(screen.query_one("#study-verdicts").render())
         assert text.splitlines() == ["verdict 0", "verdict 1", "verdict 2", "… 3 more: tuilm study show fixture"]
+        # too few completed trials for importance: how many so far, as `study show` says
+        screen.apply(dataclasses.replace(snap, importance=(), token=object()))
+        await pilot.pause(0.1)
+        text = str(screen.query_one("#study-importance").render())
+        assert f"from 5 completed trials on ({snap.count('complete')} so far)" in text, text
         screen.apply(snap)
         # enter: the best trial's three seed runs open together, as one seed group (mean line and band)
         table.move_cursor(row=table.get_row_index(str(b["number"])))

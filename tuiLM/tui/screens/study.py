@@ -344,10 +344,13 @@ class StudyScreen(Refreshing, Screen):
         s = self.snapshot
         assert s is not None
         widget = self.query_one("#study-importance", Static)
-        if self._same("importance", (s.importance, s.keys, widget.size)):
+        if self._same("importance", (s.importance, s.keys, widget.size, s.count("complete"))):
             return
         if not s.importance:
-            widget.update(Text("from 5 completed trials on, over the parameters that varied", style="dim italic"))
+            from ...study.report import IMPORTANCE_MIN_TRIALS
+
+            widget.update(Text(f"from {IMPORTANCE_MIN_TRIALS} completed trials on ({s.count('complete')} so far), "
+                               f"over the parameters that varied", style="dim italic"))
             return
         widget.update(importance_text([(short_key(k, s.keys), v) for k, v in s.importance],
                                       max(10, widget.size.width - 2)))
