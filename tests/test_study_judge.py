@@ -147,6 +147,8 @@ def test_confirming_again_continues_an_unfinished_confirmation_of_the_same_trial
     assert unfinished("fixture", None, 1) is None  # other trials: another confirmation
     assert start("fixture", None, 2).name == "fixture-confirm1"
     assert start("fixture", None, 1).name == "fixture-confirm2"
+    assert unfinished("fixture", None, 2) == "fixture-confirm1"  # another one in between does not hide it
+    assert start("fixture", None, 2).name == "fixture-confirm1"
 
 
 def test_confirm_without_a_completed_trial_is_a_clear_error(tmp_path):

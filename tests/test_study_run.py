@@ -182,6 +182,8 @@ def test_sigkill_of_the_study_then_run_again_resumes_every_trial_exactly_once(tm
     shown = show_json(tmp_path, "crash")
     assert shown["counts"]["running"] == 0 and shown["counts"]["interrupted"] == 1
     assert shown["trials"][0]["interrupted"] and shown["trials"][0]["state"] == "running"  # (Optuna's)
+    text = tuilm(tmp_path, "study", "show", "crash").stdout
+    assert "1 interrupted" in text and "stopped" not in text, text  # (counted once, by its own name)
     stop = tuilm(tmp_path, "study", "stop", "crash")
     assert stop.returncode == 1 and "nothing to stop" in stop.stderr, stop.stdout + stop.stderr
     assert "1 interrupted trial resumes with `tuilm study worker crash`" in stop.stderr, stop.stderr

@@ -431,13 +431,47 @@ def test_a_pruned_trial_is_told_with_the_step_its_pruner_judged_and_where_its_ru
                         "at step 21 (t1)"), said
 
 
+def test_a_trial_its_pruner_stops_on_evaluations_found_at_resume_is_pruned_not_resumed(tmp_path, monkeypatch):
+    """Evaluations a killed controller never reported are reported when the seed is resumed; when the
+    pruner then stops the trial, no trainer is spawned (it used to train to max_steps, the verdict
+    already given, and be told pruned only at its end)."""
+    import optuna
+
+    from tuiLM import launch
+    from tuiLM.events import EventWriter
+    from tuiLM.launch import create_run
+    from tuiLM.study.engine import Job, StudyEngine
+
+    from .conftest import TINY_GPT, make_preset
+
+    spawned: list = []
+    monkeypatch.setattr(launch, "spawn_trainer", lambda run_dir, **kw: spawned.append(run_dir))
+    spec, _ = parse(GOOD)
+    said: list[str] = []
+    engine = StudyEngine(spec, make_preset({**TINY_GPT, "train.max_steps": 100}), root=tmp_path / "runs",
+                         say=said.append, poll_s=0.01)
+    engine.open()
+    run_dir = create_run(make_preset(TINY_GPT), name="s-t000-s0", root=tmp_path / "runs")
+    with EventWriter(run_dir / "events.jsonl") as w:  # the trainer outlived its controller, then died
+        w.write("run_start", step=0)
+        w.write("eval", step=20, tokens=1, val_loss=9.0, val_bpb=9.0)
+    job = Job(engine.study.ask(), {}, runs={0: run_dir.name})
+    job.trial.should_prune = lambda: True  # (the pruner's verdict on the value reported at step 20)
+    engine.jobs.append(job)
+    engine._start_seed(job, 0)
+    trial = engine.study.get_trials()[0]
+    assert trial.state == optuna.trial.TrialState.PRUNED and trial.intermediate_values == {20: 9.0}
+    assert not spawned and job.current is None, said
+
+
 def test_a_controller_is_alive_only_as_the_process_that_recorded_it():
     """Recovery skipped a trial whose recorded controller pid now named any process with "tuilm" in its
     command line (one of the study's own trainers, after a pid reuse). The pid's start time decides."""
     import subprocess
+    import time
+    from pathlib import Path
 
-    from tuiLM.ownership import process_start_time
-    from tuiLM.ownership import controller_alive as _controller_alive
+    from tuiLM.ownership import controller_alive as _controller_alive, process_start_time
 
     proc = subprocess.Popen(["sleep", "30"])
     try:
@@ -445,6 +479,11 @@ def test_a_controller_is_alive_only_as_the_process_that_recorded_it():
         assert isinstance(started, int)
         assert _controller_alive(proc.pid, started)
         assert not _controller_alive(proc.pid, started - 1)  # the pid now names another process
+        proc.kill()  # killed, not yet reaped by its parent: a zombie is no controller
+        deadline = time.monotonic() + 10
+        while "State:\tZ" not in Path(f"/proc/{proc.pid}/status").read_text() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not _controller_alive(proc.pid, started)
     finally:
         proc.kill()
         proc.wait()

@@ -64,7 +64,7 @@ def controller_alive(pid: int, started: object) -> bool:
     """Whether the study controller that recorded (``pid``, ``started``: its process_start_time) still
     runs. The start time proves the pid was not reused (any process naming tuilm, one of the study's
     own trainers included, passed the old test); a trial recorded without one falls back to that test."""
-    if not pid_alive(pid):
+    if not pid_alive(pid) or _is_zombie(pid):  # (a killed controller not yet reaped is gone too)
         return False
     now = process_start_time(pid)
     if isinstance(started, int) and now is not None:

@@ -69,9 +69,9 @@ def prepare(name: str, storage_url: str | None, top: int, seeds: int | None = No
 
 def unfinished(name: str, storage_url: str | None, top: int, seeds: int | None = None,
                root: str | Path | None = None) -> str | None:
-    """The latest confirmation of ``name`` when it confirms the same ``top`` trials (with ``seeds`` fresh
-    seeds, when given) and has not finished: running ``study confirm`` again continues it (it used to
-    start another, and the stopped one was left behind)."""
+    """The newest confirmation of ``name`` of the same ``top`` trials (with ``seeds`` fresh seeds, when
+    given), when it has not finished: running ``study confirm`` again continues it (it used to start
+    another, and the stopped one was left behind). A finished one means a new confirmation."""
     from .report import study_summary, worker_spec
 
     study = st.load_study(name, st.open_storage(name, storage_url, root))
@@ -79,15 +79,16 @@ def unfinished(name: str, storage_url: str | None, top: int, seeds: int | None =
     if not earlier:
         return None
     chosen = [r["number"] for r in top_trials(study_summary(name, storage_url, root, with_confirms=False), top)]
-    try:
-        last = study_summary(earlier[-1], storage_url, root, with_confirms=False)
-    except UserError:
-        return None
-    of = last.get("confirm_of") or {}
-    ended = sum(1 for r in last["trials"] if r["state"] in ("complete", "pruned", "fail"))
-    same_seeds = seeds is None or worker_spec(earlier[-1], storage_url, root)[0].seeds == seeds
-    if isinstance(of, dict) and of.get("trials") == chosen and ended < len(chosen) and same_seeds:
-        return str(earlier[-1])
+    for other in reversed(earlier):  # (a confirmation of other trials in between does not hide it)
+        try:
+            s = study_summary(other, storage_url, root, with_confirms=False)
+            same_seeds = seeds is None or worker_spec(other, storage_url, root)[0].seeds == seeds
+        except UserError:
+            continue
+        of = s.get("confirm_of") or {}
+        if isinstance(of, dict) and of.get("trials") == chosen and same_seeds:
+            ended = sum(1 for r in s["trials"] if r["state"] in ("complete", "pruned", "fail"))
+            return str(other) if ended < len(chosen) else None
     return None
 
 

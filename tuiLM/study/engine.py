@@ -488,8 +488,8 @@ class StudyEngine:
                 return False
         params = dict(trial.params)
         trial.set_user_attr("host", self.host)
+        trial.set_user_attr(st.WORKER_ATTR, [self.pid, self.started])  # one write: pid and start together
         trial.set_user_attr("worker_pid", self.pid)
-        trial.set_user_attr("worker_started", self.started)
         trial.set_user_attr("asked_at", t_ask)
         reason = self._check_config(params)
         if reason:
@@ -569,8 +569,8 @@ class StudyEngine:
             resume = True
         env = {"CUDA_VISIBLE_DEVICES": job.gpu} if job.gpu is not None else None
         run = SeedRun(k, run_dir, None, EventTail(run_dir / EVENTS))
-        if resume:
-            self._catch_up(job, run)
+        if resume and self._catch_up(job, run):
+            return
         try:
             run.proc = spawn_trainer(run_dir, nproc=self.nproc, resume=resume, env_extra=env)
         except RunBusy:
@@ -600,12 +600,19 @@ class StudyEngine:
                 if kind == "run_end":
                     run.end, run.error = ev, None
 
-    def _catch_up(self, job: Job, run: SeedRun) -> None:
+    def _catch_up(self, job: Job, run: SeedRun) -> bool:
         """Before a resume is spawned: what the file holds is earlier attempts'. Their evaluations count;
         their run_end does not end the new attempt (a resume that failed before its run_start was read
-        as the earlier run_end: the trial stayed "stopped" for ever)."""
+        as the earlier run_end: the trial stayed "stopped" for ever). True when an evaluation no
+        controller had reported makes the pruner stop the trial: it is told pruned, nothing is spawned
+        (a resume would have trained to max_steps with the verdict already given)."""
         self._take(job, run)
         run.end = run.error = None
+        if not job.pruning:
+            return False
+        job.current = run
+        self._on_end(job, run, {"status": "pruned", "step": run.last_step})
+        return True
 
     def _poll(self, job: Job) -> None:
         run = job.current
@@ -680,9 +687,10 @@ class StudyEngine:
         if run.resumes >= MAX_RESUMES:
             self._fail(job, f"the trainer of {run.run_dir.name} died {run.resumes + 1} times without run_end")
             return
+        if self._catch_up(job, run):
+            return
         self.say(f"trial {job.number}: the trainer of {run.run_dir.name} died; resuming from its last checkpoint")
         env = {"CUDA_VISIBLE_DEVICES": job.gpu} if job.gpu is not None else None
-        self._catch_up(job, run)
         run.resumes += 1
         try:
             run.proc = spawn_trainer(run.run_dir, nproc=self.nproc, resume=True, env_extra=env)
@@ -752,12 +760,12 @@ class StudyEngine:
             attrs = ft.user_attrs
             if attrs.get("host") != self.host:
                 continue  # another machine's trial: its own controller owns it
-            owner = attrs.get("worker_pid")
-            if isinstance(owner, int) and owner != self.pid and controller_alive(owner, attrs.get("worker_started")):
+            owner, started = st.worker_of(attrs)
+            if isinstance(owner, int) and owner != self.pid and controller_alive(owner, started):
                 continue  # another controller on this machine is running it
             trial = Trial(self.study, ft._trial_id)  # noqa: SLF001
+            trial.set_user_attr(st.WORKER_ATTR, [self.pid, self.started])
             trial.set_user_attr("worker_pid", self.pid)
-            trial.set_user_attr("worker_started", self.started)
             job = Job(trial, dict(ft.params))
             job.reported = set(ft.intermediate_values)
             job.runs = {}

@@ -173,7 +173,9 @@ def run_engine(engine: Any, console: Console, create: bool = True) -> int:
                   f"{counts.failed} failed · {counts.running} {'stopped' if engine.stopping else 'running'} · {best}",
                   highlight=False, soft_wrap=True)
     if engine.stopping:  # (a confirmation has no study file: only the worker continues it)
-        again = "" if engine.study.user_attrs.get("tuilm_confirm_of") else " (or the same `tuilm study run`)"
+        from .confirm import CONFIRM_OF_ATTR
+
+        again = "" if engine.study.user_attrs.get(CONFIRM_OF_ATTR) else " (or the same `tuilm study run`)"
         console.print(f"continue it with `{continue_command(engine.name, engine.storage_url)}`{again}",
                       highlight=False, markup=False)
     console.print(f"details: tuilm study show {engine.name}"
@@ -279,9 +281,8 @@ def _controller_gone(attrs: dict[str, Any]) -> bool:
 
     from ..ownership import controller_alive
 
-    pid = attrs.get("worker_pid")
-    return (attrs.get("host") == socket.gethostname() and isinstance(pid, int)
-            and not controller_alive(pid, attrs.get("worker_started")))
+    pid, started = st.worker_of(attrs)
+    return attrs.get("host") == socket.gethostname() and isinstance(pid, int) and not controller_alive(pid, started)
 
 
 def _running_here(run_ids: list[str], root: str | Path | None) -> tuple[bool, int | None, bool]:
@@ -464,8 +465,10 @@ def show_command(name: str, storage_url: str | None, console: Console, as_json: 
         sys.stdout.write(buf.getvalue())
         return
     c = summary["counts"]
-    counts = [f"{c['complete']} done"] + [f"{c[k]} {word}" for k, word in (
-        ("running", "running"), ("stopped", "stopped"), ("pruned", "pruned"), ("fail", "failed")) if c[k]]
+    n = {**c, "stopped": c["stopped"] - c["interrupted"]}  # (counts["stopped"] has the interrupted ones too)
+    counts = [f"{c['complete']} done"] + [f"{n[k]} {word}" for k, word in (
+        ("running", "running"), ("stopped", "stopped"), ("interrupted", "interrupted"), ("pruned", "pruned"),
+        ("fail", "failed")) if n[k]]
     console.print(f"study [bold]{escape(name)}[/] · {summary['objective']} ({summary['direction']}) · "
                   + " · ".join(counts), highlight=False)
     console.print(f"storage: {escape(summary['storage'])}", highlight=False)

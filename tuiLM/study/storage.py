@@ -24,6 +24,15 @@ BASE_ATTR = "tuilm_base"  # the fully resolved base preset (with --set overrides
 TARGET_ATTR = "tuilm_target"  # trials in all, as the latest `study run / worker --trials N` (or the file) said
 STOP_ATTR = "tuilm_stop_requested"
 STOP_FILE = "stop_request"
+WORKER_ATTR = "worker"  # [pid, process start time] of the trial's controller, written in one call
+
+
+def worker_of(attrs: dict) -> tuple[object, object]:
+    """(pid, start time) of a trial's controller; a trial from before WORKER_ATTR: its worker_pid only."""
+    w = attrs.get(WORKER_ATTR)
+    if isinstance(w, list) and len(w) == 2:
+        return w[0], w[1]
+    return attrs.get("worker_pid"), None
 
 
 def studies_root(root: str | Path | None = None) -> Path:

@@ -203,7 +203,7 @@ class StudyReader:
         sign = 1 if direction == "minimize" else -1
         done = sorted((t for t in trials if t.state == "complete" and t.value is not None and not t.over_limit),
                       key=lambda t: sign * t.value)
-        others = [t for t in trials if t.state in ("pruned", "running", "stopped")][-top_k:]  # the most recent
+        others = [t for t in trials if t.state in ("pruned", "running", "stopped", "interrupted")][-top_k:]  # recent
         pick = done[:top_k] + others
         out = []
         for t in pick:

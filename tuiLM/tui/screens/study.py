@@ -200,10 +200,13 @@ class StudyScreen(Refreshing, Screen):
             f"best {best.value:.4f}" + (f" ± {best.se:.4f}" if best.se is not None else "") + \
             f" (t{best.number}, k={best.k})"
         target = f"/{s.target}" if s.target else ""
+        n = {k: s.count(k) for k in ("running", "stopped", "interrupted", "pruned", "fail")}
+        n["stopped"] -= n["interrupted"]  # (the summary's stopped count has the interrupted ones too)
         counts = ", ".join([f"{s.count('complete')}{target} done"] + [
-            f"{s.count(state)} {word}" for state, word in (("running", "running"), ("stopped", "stopped"), ("interrupted", "interrupted"),
-                                                          ("pruned", "pruned"), ("fail", "failed"))
-            if s.count(state)])  # the states no trial is in say nothing
+            f"{n[state]} {word}" for state, word in (("running", "running"), ("stopped", "stopped"),
+                                                    ("interrupted", "interrupted"), ("pruned", "pruned"),
+                                                    ("fail", "failed"))
+            if n[state]])  # the states no trial is in say nothing
         title = Text.assemble(
             (f"{s.name} ", "bold"), (s.state, STATE_STYLE.get(s.state, "")), f" · {counts} · ", (best_text, "bold"),
             no_wrap=True, overflow="ellipsis")
