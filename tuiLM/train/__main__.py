@@ -16,12 +16,15 @@ def cli(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     early: list[int] = []
     _catch_early_stops(early)  # importing torch takes seconds: a stop meanwhile must not kill silently
+    # under torchrun: the launcher, which holds the run's lock for every rank (taken before the import,
+    # which a launcher killed meanwhile would otherwise outlast unseen)
+    launcher = os.getppid() if os.environ.get("TORCHELASTIC_RUN_ID") else None
     from .trainer import main
 
-    return main(args.run_dir, resume=args.resume, early_signal=early[0] if early else None)
+    return main(args.run_dir, resume=args.resume, early_signals=early, launcher=launcher)
 
 
-def _catch_early_stops(seen: list[int]) -> None:
+def _catch_early_stops(seen: list[int]) -> None:  # (read by trainer.main once its own handlers are in)
     """Until the trainer installs its own handlers: SIGINT / SIGTERM are noted in ``seen`` (the run then
     starts, stops before its first step and ends ``stopped``: a run_end, not a dead run with no
     events); a second Ctrl-C kills at once, as it does later."""

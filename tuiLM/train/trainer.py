@@ -194,8 +194,7 @@ class Trainer:
         self.info = info or DistInfo()
         self.writer = writer
         self.stop = stop or StopFlag()
-        # under torchrun: the launcher, which holds the run's lock for every rank (launch.spawn_trainer)
-        self.launcher = os.getppid() if self.info.enabled else None
+        self.launcher: int | None = None  # under torchrun: its pid, which holds the run's lock (main sets it)
         self._out = out or (lambda s: print(s, flush=True))
         self.model_builder = model_builder
         self.step = 0
@@ -446,11 +445,15 @@ class Trainer:
                 loss_sum += loss.detach().float()
                 scaled = loss / self.accum
                 (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
-        stats = torch.stack([loss_sum / self.accum, torch.tensor(float(self.stop.set), device=self.device)])
+        orphan = float(self.launcher is not None and os.getppid() != self.launcher)
+        stats = torch.stack([loss_sum / self.accum, torch.tensor(float(self.stop.set), device=self.device),
+                             torch.tensor(orphan, device=self.device)])
         if self.info.enabled:
             dist.all_reduce(stats)
             stats[0] /= self.info.world
-        loss_v, stop = stats.tolist()
+        loss_v, stop, orphans = stats.tolist()
+        if orphans:  # every rank learns it in the same collective, so none waits in the next one for ever
+            self._exit_orphaned()
         if not math.isfinite(loss_v):
             self.opt.zero_grad()
             raise Failed(f"non-finite loss ({loss_v}) at step {step + 1}; the last good checkpoint is kept")
@@ -529,7 +532,6 @@ class Trainer:
         max_steps = p.train.max_steps
         self.raw.train()
         while self.step < max_steps:
-            self._exit_if_orphaned()
             if self.stop.set and not self.info.enabled:
                 status = self.stop_status()
                 break
@@ -569,14 +571,14 @@ class Trainer:
             self.checkpoint(elapsed())
         return status
 
-    def _exit_if_orphaned(self) -> None:
-        """A rank whose torchrun was killed (kill -9: it could not pass a signal on) trained on without
-        the run's lock, and a resume could start beside it. It now exits at its next step, writing
-        nothing: the run is left as a killed trainer leaves it, resumable from its last checkpoint."""
-        if self.launcher is not None and os.getppid() != self.launcher:
-            print(f"error: rank {self.info.rank}: its launcher (torchrun, pid {self.launcher}) is gone and "
-                  f"with it the run's lock: exiting", file=sys.stderr, flush=True)
-            os._exit(1)
+    def _exit_orphaned(self) -> None:
+        """Ranks whose torchrun was killed (kill -9: it could not pass a signal on) trained on without
+        the run's lock, and a resume could start beside them. They now all exit after the step's
+        all-reduce, writing nothing: the run is left as a killed trainer leaves it, resumable from its
+        last checkpoint."""
+        print(f"error: rank {self.info.rank}: its launcher (torchrun, pid {self.launcher}) is gone and with it "
+              f"the run's lock: exiting", file=sys.stderr, flush=True)
+        os._exit(1)
 
     def perf_fields(self, tokens_per_s: float) -> dict[str, float]:
         """Achieved model FLOPs/s, MFU and the system metrics of one train event (rank 0 only)."""
@@ -683,15 +685,18 @@ def own_run(run_dir: Path) -> int | None:
     return fd
 
 
-def main(run_dir: str | Path, resume: bool = False, early_signal: int | None = None) -> int:
-    """``early_signal``: a SIGINT / SIGTERM that came before this module was imported (__main__)."""
+def main(run_dir: str | Path, resume: bool = False, early_signals: list[int] | None = None,
+         launcher: int | None = None) -> int:
+    """``early_signals``: SIGINT / SIGTERM noted before this module was imported (__main__), read once
+    the trainer's own handlers are installed (so none falls between the two)."""
     run_dir = Path(run_dir)
     if not (run_dir / PRESET).is_file():
         print(f"error: {run_dir}: not a run directory (no {PRESET})", file=sys.stderr, flush=True)
         return 2
     stop = StopFlag()
-    stop.signal = early_signal
     stop.install()
+    if early_signals and stop.signal is None:
+        stop.signal = early_signals[0]
     t_start = time.monotonic()
     info = DistInfo()
     writer: EventWriter | None = None
@@ -716,6 +721,7 @@ def main(run_dir: str | Path, resume: bool = False, early_signal: int | None = N
         if errors:
             raise UserError("invalid preset: " + "; ".join(str(x) for x in errors))
         trainer = Trainer(run_dir, preset, resume=resume, info=info, writer=writer, stop=stop)
+        trainer.launcher = launcher if info.enabled else None
         for w in problems:  # warnings only (errors raised above); the launcher already showed them
             where = f"{w.path} (line {w.line})" if w.line else w.path
             trainer.emit("log", level="warning", message=f"{where}: {w.message}", source="preset", step=0)
