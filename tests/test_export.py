@@ -311,6 +311,11 @@ def test_an_interrupted_tensorboard_export_leaves_nothing_that_blocks_the_next(t
     with pytest.raises(KeyboardInterrupt):
         export_tensorboard(run_dir, tmp_path / "tb", progress=interrupt)
     assert not (tmp_path / "tb" / run_dir.name).exists()
+    (tmp_path / "tb" / run_dir.name).mkdir(parents=True)  # a folder made beforehand: it stays, our files go
+    with pytest.raises(KeyboardInterrupt):
+        export_tensorboard(run_dir, tmp_path / "tb", progress=interrupt)
+    assert (tmp_path / "tb" / run_dir.name).is_dir()
+    assert not list((tmp_path / "tb" / run_dir.name).rglob("events.out.tfevents.*"))
     target = export_tensorboard(run_dir, tmp_path / "tb")
     assert list(target.glob("events.out.tfevents.*"))
 

@@ -217,10 +217,13 @@ def export_tensorboard(run_dir: str | Path, out_dir: str | Path,
             w.close()
         except OSError:  # the same full disk, once more
             pass
-        if not existed:  # nothing half-written is left to block the next try
-            import shutil
+        import shutil
 
+        if not existed:  # nothing half-written is left to block the next try
             shutil.rmtree(target, ignore_errors=True)
+        else:  # a folder that was there (with no event files: tensorboard_target) keeps all but ours
+            for f in target.rglob("events.out.tfevents.*"):
+                f.unlink(missing_ok=True)
         if not isinstance(e, OSError):
             raise
         from .runs import write_error_message

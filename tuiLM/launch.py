@@ -293,8 +293,9 @@ def death_reason(run_dir: str | Path, code: int | None) -> str:
     if code in (-signal.SIGKILL, 128 + signal.SIGKILL):
         rss, host = _last_resident(run_dir)
         if rss is not None and host and rss < OOM_SHARE * host:  # (a SIGKILL by hand read as out of memory)
-            return (f"killed by SIGKILL (not for want of memory by its last figures: {rss:.1f} GiB resident "
-                    f"of the machine's {host:.1f} GiB)")
+            # its samples miss spikes and other processes' memory: say what is known, claim neither cause
+            return (f"killed by SIGKILL (by hand, or the out-of-memory killer: its last resident memory was "
+                    f"{rss:.1f} GiB of the machine's {host:.1f} GiB)")
         est, machine = memory_figures(run_dir)
         figures = ", ".join(x for x in (f"estimate {est:.1f} GiB" if est else "",
                                         f"machine {machine:.1f} GiB" if machine else "") if x)
