@@ -114,6 +114,20 @@ def test_csv_round_trip_one_row_per_step_with_the_resume_rule(tmp_path):
     assert rows[3]["tokens"] == "256"
 
 
+def test_a_study_runs_csv_names_its_study_trial_seed_and_settings_in_every_row(tmp_path):
+    """A study's CSVs could not be joined into one table by trial: they had no study columns."""
+    import json
+
+    run_dir = fake_run(tmp_path / "runs")
+    (run_dir / "study.json").write_text(json.dumps({"study": "lr", "trial": 4, "seed_index": 1,
+                                                    "params": {"optim.lr": 0.003}}))
+    with open(export_csv(run_dir, tmp_path / "csv"), newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0])[:4] == ["study", "trial", "seed_index", "optim.lr"]
+    assert all((r["study"], r["trial"], r["seed_index"], r["optim.lr"]) == ("lr", "4", "1", "0.003") for r in rows)
+    assert [int(r["step"]) for r in rows] == list(range(1, 9))  # the metrics as for any run
+
+
 def test_csv_from_columns_equals_the_per_event_export(tmp_path):
     """The columnar export writes the very text the old per-event one did (tests/fixtures/reference_csv)."""
     run_dir = fake_run(tmp_path / "runs")

@@ -308,6 +308,7 @@ def export_csv(run_dir: str | Path, out_dir: str | Path, progress: Callable[[int
     is called after each block."""
     from .files import temp_beside
     from .reader import RunReader
+    from .runs import read_study_info
 
     run_dir = Path(run_dir)
     if not (run_dir / EVENTS).is_file():
@@ -322,15 +323,24 @@ def export_csv(run_dir: str | Path, out_dir: str | Path, progress: Callable[[int
     reader.save_cache()  # a long run read without its cache re-opens from one next time
     names, cols = wide_columns(reader.tables)
     total = cols[0].size
+    # a study's run: its study, trial, seed index and sampled settings in every row, so the CSVs of a
+    # study concatenate into one table to group by trial (constant columns, first)
+    info = read_study_info(run_dir)
+    fixed = ([("study", info["study"])] + [(k, info[k]) for k in ("trial", "seed_index") if k in info]
+             + sorted(info.get("trial_params", {}).items())) if "study" in info else []
+    if any(name in names for name, _ in fixed):  # (a setting named like a metric column: not repeated)
+        fixed = [(name, v) for name, v in fixed if name not in names]
     target = Path(out_dir) / f"{run_dir.name}.csv"
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     fd, tmp = temp_beside(target)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             writer = csv.writer(fh, lineterminator="\n")
-            writer.writerow(names)
+            writer.writerow([name for name, _ in fixed] + names)
             for lo in range(0, total, CSV_BLOCK_ROWS):
-                writer.writerows(zip(*(_csv_cells(n, c[lo: lo + CSV_BLOCK_ROWS]) for n, c in zip(names, cols))))
+                rows = zip(*(_csv_cells(n, c[lo: lo + CSV_BLOCK_ROWS]) for n, c in zip(names, cols)))
+                lead = [str(v) for _, v in fixed]
+                writer.writerows((lead + list(r) for r in rows) if fixed else rows)
                 if progress is not None:
                     progress(min(total, lo + CSV_BLOCK_ROWS), total)
             fh.flush()
