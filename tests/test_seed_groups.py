@@ -261,7 +261,10 @@ def test_a_verdict_fits_the_column_two_groups_get_at_80_columns():
 def test_a_verdict_tightens_before_it_is_cut_in_a_narrower_column():
     """Three groups at 80 columns get about 14 cells: 'worse 50 % p=0.…' and 'one seed: canno…'
     were cut; the method goes first, then the numbers tighten, and the verdict word always stays."""
-    from tuiLM.tui.widgets.difftable import fit_verdict
+    from tuiLM.tui.widgets.difftable import fit_verdicts
+
+    def fit_verdict(text: str, width: int) -> str:  # one cell
+        return fit_verdicts([text], width)[0]
 
     assert fit_verdict("worse 50 % p=0.04 k=3", 29) == "worse 50 % p=0.04 k=3"  # room: as it was
     assert fit_verdict("worse 50 % p=0.04 k=3", 17) == "worse 50 % p=0.04"
@@ -271,8 +274,6 @@ def test_a_verdict_tightens_before_it_is_cut_in_a_narrower_column():
     assert fit_verdict("better 8.3 % p<0.001 Welch", 14).startswith("better 8.3%")
     assert fit_verdict("worse 47 % p=0.042 k=3", 15) == "worse 47% p=.04"  # was cut: "worse 47% p=.0…"
     # a row of verdicts tightens alike: "worse 8.3% p<.001" beside "worse 16 % p=0.003 k=3" read as two formats
-    from tuiLM.tui.widgets.difftable import fit_verdicts
-
     assert fit_verdicts(["", "worse 8.3 % p<0.001 k=3", "worse 16 % p=0.003 k=3"], 18) == \
         ["", "worse 8.3% p<.001", "worse 16% p=.003"]
 

@@ -19,6 +19,7 @@ import pytest
 from tuiLM.config.write import dumps_resolved
 from tuiLM.reader import effective_events, read_events
 from tuiLM.runs import EVENTS, PIDFILE, list_runs
+from tuiLM.study.storage import worker_of
 from tuiLM.reader import summarize
 
 from .conftest import ROOT, TINY_GPT, make_preset
@@ -392,7 +393,7 @@ def _two_workers(tmp_path: Path, name: str, storage: list[str]) -> dict:
         st = optuna.load_study(study_name=name, storage=optuna.storages.JournalStorage(
             optuna.storages.journal.JournalFileBackend(str(tmp_path / f"runs/studies/{name}/journal.log"))))
     for t in st.get_trials():
-        pids.add(t.user_attrs["worker_pid"])
+        pids.add(worker_of(t.user_attrs)[0])
         assert t.user_attrs["host"] == socket.gethostname()
     assert pids == {first.pid, second.pid}  # both workers ran trials
     best = min(trials, key=lambda t: t["value"])

@@ -328,8 +328,7 @@ def export_csv(run_dir: str | Path, out_dir: str | Path, progress: Callable[[int
     info = read_study_info(run_dir)
     fixed = ([("study", info["study"])] + [(k, info[k]) for k in ("trial", "seed_index") if k in info]
              + sorted(info.get("trial_params", {}).items())) if "study" in info else []
-    if any(name in names for name, _ in fixed):  # (a setting named like a metric column: not repeated)
-        fixed = [(name, v) for name, v in fixed if name not in names]
+    fixed = [(name, v) for name, v in fixed if name not in names]  # (named like a metric column: not repeated)
     target = Path(out_dir) / f"{run_dir.name}.csv"
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     fd, tmp = temp_beside(target)

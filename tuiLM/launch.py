@@ -291,12 +291,18 @@ def death_reason(run_dir: str | Path, code: int | None) -> str:
     if code is None:
         return "the trainer is gone without writing run_end"
     if code in (-signal.SIGKILL, 128 + signal.SIGKILL):
-        rss, host = _last_resident(run_dir)
+        from .reader import read_run
+
+        try:
+            reader = read_run(run_dir)  # (once, for both figures)
+        except Exception:  # the figures are a courtesy: never hide the death
+            reader = None
+        rss, host = _last_resident(reader)
         if rss is not None and host and rss < OOM_SHARE * host:  # (a SIGKILL by hand read as out of memory)
             # its samples miss spikes and other processes' memory: say what is known, claim neither cause
             return (f"killed by SIGKILL (by hand, or the out-of-memory killer: its last resident memory was "
                     f"{rss:.1f} GiB of the machine's {host:.1f} GiB)")
-        est, machine = memory_figures(run_dir)
+        est, machine = memory_figures(run_dir, reader)
         figures = ", ".join(x for x in (f"estimate {est:.1f} GiB" if est else "",
                                         f"machine {machine:.1f} GiB" if machine else "") if x)
         return f"killed (likely out of memory{': ' + figures if figures else ''})"
@@ -311,30 +317,26 @@ def death_reason(run_dir: str | Path, code: int | None) -> str:
 OOM_SHARE = 0.5  # a trainer killed while resident in less than this share of the host's memory: not the OOM killer
 
 
-def _last_resident(run_dir: str | Path) -> tuple[float | None, float | None]:
+def _last_resident(reader: Any) -> tuple[float | None, float | None]:
     """(the trainer's resident GiB at its latest train event, the host's memory GiB); None where unknown."""
     import numpy as np
 
     from .machine import host_memory_bytes
-    from .reader import read_run
 
-    try:
-        rss = read_run(run_dir).tables["train"].col("rss_gib")
-        host = host_memory_bytes()
-    except Exception:  # a courtesy, as memory_figures: never hide the death
-        return None, None
-    last = rss[np.isfinite(rss)] if rss is not None else rss
-    return (float(last[-1]) if last is not None and last.size else None), (host / 2**30 if host else None)
+    rss = reader.tables["train"].col("rss_gib") if reader is not None else None
+    seen = rss[np.isfinite(rss)] if rss is not None else np.zeros(0)
+    host = host_memory_bytes()
+    return (float(seen[-1]) if seen.size else None), (host / 2**30 if host else None)
 
 
-def memory_figures(run_dir: str | Path) -> tuple[float | None, float | None]:
+def memory_figures(run_dir: str | Path, reader: Any = None) -> tuple[float | None, float | None]:
     """(estimated peak GiB, machine memory GiB) of a run: what its run_start recorded, else computed
-    from the frozen preset and this machine."""
+    from the frozen preset and this machine. ``reader``: the run already read (reader.read_run)."""
     from .events import float_or_none
     from .reader import read_run
     from .machine import device_memory, resolve_device
 
-    start = read_run(run_dir).run_start or {}  # the latest attempt's
+    start = (reader or read_run(run_dir)).run_start or {}  # the latest attempt's
     est = float_or_none((start.get("estimate") or {}).get("total_bytes"))
     machine = float_or_none(start.get("machine_mem_gib"))
     est_gib = est / 2**30 if est else None

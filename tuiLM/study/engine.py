@@ -489,7 +489,6 @@ class StudyEngine:
         params = dict(trial.params)
         trial.set_user_attr("host", self.host)
         trial.set_user_attr(st.WORKER_ATTR, [self.pid, self.started])  # one write: pid and start together
-        trial.set_user_attr("worker_pid", self.pid)
         trial.set_user_attr("asked_at", t_ask)
         reason = self._check_config(params)
         if reason:
@@ -765,7 +764,6 @@ class StudyEngine:
                 continue  # another controller on this machine is running it
             trial = Trial(self.study, ft._trial_id)  # noqa: SLF001
             trial.set_user_attr(st.WORKER_ATTR, [self.pid, self.started])
-            trial.set_user_attr("worker_pid", self.pid)
             job = Job(trial, dict(ft.params))
             job.reported = set(ft.intermediate_values)
             job.runs = {}

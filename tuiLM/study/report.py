@@ -102,8 +102,13 @@ class Progress:
     def say(self, text: str) -> None:
         self.console.print(text, highlight=False, markup=False, soft_wrap=True)
 
-    def info(self, engine: Any) -> str:
+    def info(self, engine: Any, short: bool = False) -> str:
+        """The counts and the best; ``short`` (80 columns): the best first, pruned and failed when any."""
         c = engine.counts
+        if short:
+            best = f"best {c.best:.4f} (t{c.best_trial})" if c.best is not None else "best -"
+            return " · ".join([best, f"done {c.complete}", f"running {c.running}"]
+                              + [f"{n} {w}" for n, w in ((c.pruned, "pruned"), (c.failed, "failed")) if n])
         best = f"best {c.best:.4f} (trial {c.best_trial})" if c.best is not None else "best -"
         return f"done {c.complete} · running {c.running} · pruned {c.pruned} · failed {c.failed} · {best}"
 
@@ -111,14 +116,11 @@ class Progress:
         c = engine.counts
         finished = c.complete + c.pruned + c.failed
         in_flight = engine.in_flight() if hasattr(engine, "in_flight") else 0.0
-        info = self.info(engine)
         if self.rich is not None:  # Rich's ETA follows the running trials' steps too
-            if self.console.width < 120:  # 80 columns: what changes, the best first (it was cut off)
-                best = f"best {c.best:.4f} (t{c.best_trial})" if c.best is not None else "best -"
-                info = " · ".join([best, f"done {c.complete}", f"running {c.running}"]
-                                  + [f"{n} {w}" for n, w in ((c.pruned, "pruned"), (c.failed, "failed")) if n])
+            info = self.info(engine, short=self.console.width < 120)  # (80 columns: the best was cut off)
             self.rich.update(self.task, completed=min(self.target, finished + in_flight), info=info)
             return
+        info = self.info(engine)
         now = self.clock()
         if self._start is None:
             self._start, self._work0 = now, finished + in_flight

@@ -28,7 +28,8 @@ WORKER_ATTR = "worker"  # [pid, process start time] of the trial's controller, w
 
 
 def worker_of(attrs: dict) -> tuple[object, object]:
-    """(pid, start time) of a trial's controller; a trial from before WORKER_ATTR: its worker_pid only."""
+    """(pid, start time) of a trial's controller; a trial from before WORKER_ATTR: its worker_pid only
+    (the attribute earlier versions wrote)."""
     w = attrs.get(WORKER_ATTR)
     if isinstance(w, list) and len(w) == 2:
         return w[0], w[1]

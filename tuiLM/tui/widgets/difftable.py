@@ -78,16 +78,11 @@ def short_verdict(c: Any) -> str:
     return f"{'better' if c.gain > 0 else 'worse'} {rel} {p} {how}"
 
 
-def fit_verdict(text: str, width: int) -> str:
-    """``short_verdict`` in ``width`` cells (three groups or more at 80 columns): without the method,
-    then with tighter numbers ("worse 50% p=.04"), before anything is cut (the words stay: a sign
-    would not say whether a higher bpb is meant)."""
-    return fit_verdicts([text], width)[0]
-
-
 def fit_verdicts(texts: list[str], width: int) -> list[str]:
-    """A row of verdicts shortened alike (one cell's "16 %" beside another's "8.3%" read as two
-    formats): each step applies to every cell while any of them is still too wide."""
+    """A row of ``short_verdict`` texts in ``width`` cells each (three groups or more at 80 columns):
+    without the method, then with tighter numbers ("worse 50% p=.04"), before anything is cut (the
+    words stay: a sign would not say whether a higher bpb is meant). Each step applies to every cell
+    while any of them is still too wide, so the row reads in one format ("16 %" beside "8.3%" did not)."""
     steps = (lambda t: t.rsplit(" ", 1)[0] if t.endswith(" Welch") or " k=" in t else t,
              lambda t: t.replace(" %", "%").replace("p=0.", "p=.").replace("p<0.", "p<.")
              .replace("seed noise", "noise").replace("one seed: cannot tell", "1 seed"),
@@ -125,7 +120,8 @@ class DiffTable(DataTable):
         self._key = key
         if len(runs) > 2 and width < 120:  # 80 columns, three or more: "warmup_steps", not its section too
             keys = [k for k, _ in diffs]
-            rows = [(short_key(k, keys) if (k, v) in diffs else k, v) for k, v in rows]
+            short = {k: short_key(k, keys) for k in keys}
+            rows = [(short.get(k, k), v) for k, v in rows]
         label_w = min(24, max(len(k) for k, _ in rows))
         # each column takes 2 cells of padding; 2 for the margins and 2 for a vertical scrollbar
         room = width - 4 - (label_w + 2)
