@@ -310,15 +310,16 @@ def resolve(raw: dict[str, Any], overrides: Iterable[str] = (), *, source: Path 
     return Preset(values, source, lines), problems
 
 
-def load(path: str | Path, overrides: Iterable[str] = ()) -> tuple[Preset, list[Problem]]:
-    """Read, resolve and validate a preset file. Raises PresetError only for unreadable input."""
+def load(path: str | Path, overrides: Iterable[str] = (), with_budget: bool = True) -> tuple[Preset, list[Problem]]:
+    """Read, resolve and validate a preset file. Raises PresetError only for unreadable input.
+    ``with_budget=False``: no memory estimate against the budget (a list of presets checks many)."""
     from .validate import validate
 
     p = Path(path)
     text = read_preset_text(p)
     raw = parse_toml_text(text, str(p))
     preset, problems = resolve(raw, overrides, source=p, lines=locate_keys(text))
-    return preset, problems + validate(preset)
+    return preset, problems + validate(preset, with_budget=with_budget)
 
 
 def load_text(text: str, overrides: Iterable[str] = (), name: str = "<preset>") -> tuple[Preset, list[Problem]]:

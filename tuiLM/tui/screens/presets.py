@@ -47,14 +47,11 @@ def _errors(path: Path) -> list[str]:
 
 @functools.lru_cache(maxsize=512)
 def _errors_of(path: Path, mtime_ns: int, size: int) -> list[str]:
-    from ...config.load import locate_keys, parse_toml_text, read_preset_text, resolve
-    from ...config.validate import validate
+    from ...config.load import load
     from ...errors import UserError
 
-    try:  # (load() less its budget check: an estimate per preset is not for a list)
-        text = read_preset_text(path)
-        preset, problems = resolve(parse_toml_text(text, str(path)), source=path, lines=locate_keys(text))
-        problems += validate(preset, with_budget=False)
+    try:  # (no budget check: an estimate per preset is not for a list)
+        problems = load(path, with_budget=False)[1]
     except UserError as e:
         return [str(e)]
     return [f"{p.path}: {p.message}" if p.path else p.message for p in problems if p.is_error]
