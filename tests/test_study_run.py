@@ -353,6 +353,12 @@ def test_study_stop_ends_running_trials_cleanly_and_run_continues_them(tmp_path)
     assert shown["trials"][0]["state"] == "running"  # resumable in Optuna, not lost
     assert shown["trials"][0]["stopped"] and shown["counts"]["stopped"] == 1 and shown["counts"]["running"] == 0
     assert shown["trials"][0]["steps"] == s.step  # a trial not finished shows how far its runs got, not "-"
+    import optuna
+
+    journal = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(
+        str(tmp_path / "runs/studies/halt/journal.log")))
+    beat = optuna.load_study(study_name="halt", storage=journal).get_trials()[0].user_attrs
+    assert "beat" in beat and beat["beat"] is None  # stopped on purpose: no other machine takes it for dead
     listing = tuilm(tmp_path, "study", "list")
     assert "stopped" in listing.stdout and "1 stopped" in listing.stdout, listing.stdout  # not 'running' for good
     again = tuilm(tmp_path, "study", "run", str(f))
@@ -489,3 +495,61 @@ def test_trials_given_on_the_command_line_are_the_target_study_show_and_workers_
     assert opened(5) == 5 and study_summary("target", None, root)["target"] == 5
     assert opened(None) == 5  # (a worker joining without --trials keeps the stored target)
     assert opened(3) == 3 and study_summary("target", None, root)["target"] == 3
+
+
+def test_a_trial_of_a_machine_gone_silent_is_failed_and_its_configuration_runs_again(tmp_path, monkeypatch):
+    """Many machines: a trial whose controller on another machine stopped beating (the machine died for
+    good) kept the study "running" for ever and its target out of reach. After storage.STALE_S a
+    controller fails it, saying why, and queues the same configuration again; the retry counts, the
+    failed one does not. A trial of another machine still beating, and one stopped on purpose (beat
+    None: it resumes on its own machine), are left alone."""
+    import optuna
+
+    from tuiLM.study import storage as st
+    from tuiLM.study.engine import StudyEngine
+    from tuiLM.study.report import study_summary, study_state, trial_rows
+    from tuiLM.study.spec import load_study
+
+    monkeypatch.setenv("TUILM_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setattr(st, "STALE_S", 30.0)
+    f = write_study(tmp_path, "gone", '"optim.weight_decay" = { range = [0.0, 0.2] }', trials=3,
+                    base={"train.max_steps": 20, "eval.every": 10})
+    spec, base, problems = load_study(f)
+    assert not [p for p in problems if p.is_error]
+    said: list[str] = []
+    engine = StudyEngine(spec, base, root=tmp_path / "runs", say=said.append, poll_s=0.05)
+    engine.open()
+    now = time.time()
+    others = []
+    for beat in (now - 600, now - 5, None):  # silent for 10 min, beating, stopped on purpose
+        t = engine.study.ask(spec.distributions())
+        t.set_user_attr("host", "gpu-box-7")
+        t.set_user_attr(st.WORKER_ATTR, [4242, 1.0])
+        t.set_user_attr(st.BEAT_ATTR, beat)
+        others.append(t.number)
+    silent, beating, paused = others
+    shown = {r["number"]: r for r in trial_rows(engine.study, tmp_path / "runs")}
+    assert shown[silent]["interrupted"] and not shown[beating]["interrupted"] and not shown[paused]["interrupted"]
+    params = dict(engine.study.get_trials()[silent].params)
+
+    counts = engine.run()
+
+    trials = {t.number: t for t in engine.study.get_trials()}
+    assert trials[silent].state == optuna.trial.TrialState.FAIL
+    reason = trials[silent].user_attrs["fail_reason"]
+    assert "gpu-box-7" in reason and "no heartbeat for 10 min" in reason, reason
+    (retry,) = [t for t in trials.values() if t.user_attrs.get("retry_of") == silent]
+    assert retry.params == params and retry.state == optuna.trial.TrialState.COMPLETE
+    assert retry.user_attrs["host"] == socket.gethostname()
+    # the other two stay running, untouched; with the retry, the target of 3 is reached
+    assert trials[beating].state == trials[paused].state == optuna.trial.TrialState.RUNNING
+    assert counts.complete == 1 and counts.failed == 0 and counts.running == 2
+    assert len(trials) == 4 and any(f"trial {silent}: failed: its controller on gpu-box-7" in s and s.endswith(
+        f"runs again as trial {retry.number}") for s in said), said
+    summary = study_summary("gone", None, tmp_path / "runs")
+    c = summary["counts"]
+    assert (c["complete"], c["fail"], c["retried"], c["running"]) == (1, 0, 1, 2), c
+    rows = {r["number"]: r for r in summary["trials"]}
+    assert rows[silent]["retried_as"] == retry.number and rows[retry.number]["retry_of"] == silent
+    assert rows[silent]["reason"].endswith(f"(machine down?); its configuration runs again as trial {retry.number}")
+    assert study_state(summary, st.study_dir("gone", tmp_path / "runs")) == "running"

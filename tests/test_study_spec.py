@@ -624,3 +624,26 @@ def test_errors_are_blamed_where_they_were_written_and_said_once(tmp_path):
     f.write_text(GOOD)
     probs = load_study(f, ["train.max_steps=-3"])[2]
     assert [(p.path, p.line) for p in probs if p.is_error] == [("--set train.max_steps", None)]
+
+
+def test_a_controller_whose_trial_another_failed_for_silence_drops_it(tmp_path):
+    """A controller cut off from the storage longer than storage.STALE_S: another one failed its trial
+    and queued it again. Its next heartbeat finds the trial finished: it drops the trial (stopping its
+    trainer) instead of ending in Optuna's "cannot update a finished trial" traceback."""
+    import optuna
+
+    from tuiLM.study.engine import Job, StudyEngine
+
+    from .conftest import make_preset
+
+    spec, _ = parse(GOOD)
+    said: list[str] = []
+    engine = StudyEngine(spec, make_preset(), root=tmp_path / "runs", say=said.append, poll_s=0.01)
+    engine.open()
+    trial = engine.study.ask(spec.distributions())
+    engine.jobs.append(Job(trial, dict(trial.params)))
+    engine._beat(force=True)
+    assert engine.jobs and isinstance(engine.study.get_trials()[0].user_attrs["beat"], float)
+    engine.study.tell(trial.number, state=optuna.trial.TrialState.FAIL)  # (as the other controller does)
+    engine._beat(force=True)
+    assert not engine.jobs and any("another controller failed it" in s for s in said), said

@@ -135,7 +135,7 @@ def ranking(original: dict[str, Any], confirmation: dict[str, Any]) -> dict[str,
     confirmed = []
     for r in confirmation["trials"]:
         of = r.get("confirm_of")
-        if of is None or of not in by_orig:
+        if of is None or of not in by_orig or r.get("retried_as") is not None:  # (its retry stands for it)
             continue
         confirmed.append((by_orig[of], r))
     orig_order = sorted(confirmed, key=lambda p: sign * p[0]["value"])

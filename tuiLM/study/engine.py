@@ -247,6 +247,7 @@ class StudyEngine:
         self._trials_cache: list[Any] = []
         self._trials_at = 0.0
         self._dirty = True
+        self._beat_at = -math.inf
 
     # -- output ----------------------------------------------------------------------------------
 
@@ -312,6 +313,7 @@ class StudyEngine:
         if self.study is None:
             self.open()
         self.recover()
+        self._beat(force=True)  # (after recover: this machine's own trials are picked up, not failed)
         previous = None
         if threading.current_thread() is threading.main_thread():
             # a batch system's SIGTERM stops the study as Ctrl-C does (trials checkpoint, stay resumable)
@@ -323,6 +325,7 @@ class StudyEngine:
                     self._poll(job)
                 if self.stopping:
                     break
+                self._beat()
                 self._fill()
                 self._update_counts()
                 if progress is not None:
@@ -394,6 +397,8 @@ class StudyEngine:
             if job.current is not None and self._alive(job.current):
                 self.say(f"trial {job.number}: the trainer of {job.current.run_dir.name} did not stop in "
                          f"{timeout:.0f} s; it keeps running (a later `study run` re-attaches it)")
+        for job in self.jobs:  # stopped on purpose: no other machine may take them for dead
+            job.trial.set_user_attr(st.BEAT_ATTR, None)
         self.jobs = []
 
     @staticmethod
@@ -429,8 +434,58 @@ class StudyEngine:
 
     @staticmethod
     def _counted(trials: list[Any]) -> list[Any]:
-        """Trials that count toward the target (not the surplus a racing worker asked for)."""
-        return [t for t in trials if not t.user_attrs.get("surplus")]
+        """Trials that count toward the target: not the surplus a racing worker asked for, nor a trial
+        failed for want of heartbeats whose configuration was queued again (its retry counts)."""
+        return st.counted(trials)
+
+    # -- heartbeats ------------------------------------------------------------------------------
+
+    def _beat(self, force: bool = False) -> None:
+        """Every BEAT_S: write the time into this controller's running trials, then fail the trials of
+        other machines that have not beaten for STALE_S and queue their configurations again
+        (storage.BEAT_ATTR says why not Optuna's own heartbeat)."""
+        now = time.monotonic()
+        if not force and now - self._beat_at < st.BEAT_S:
+            return
+        self._beat_at = now
+        from optuna.exceptions import UpdateFinishedTrialError
+
+        for job in list(self.jobs):
+            try:
+                job.trial.set_user_attr(st.BEAT_ATTR, time.time())
+            except UpdateFinishedTrialError:  # this controller was silent too long (a network cut): another
+                # one failed the trial and queued it again; its trainer here would only compete with that
+                self.say(f"trial {job.number}: another controller failed it for want of heartbeats from here; "
+                         f"stopping its trainer here")
+                if job.current is not None and self._alive(job.current):
+                    from ..launch import stop_trainer
+
+                    stop_trainer(job.current.proc or job.current.run_dir, run_dir=job.current.run_dir)
+                self.jobs.remove(job)
+        self._fail_stale()
+
+    def _fail_stale(self) -> None:
+        from optuna.trial import Trial, TrialState
+
+        mine = {job.number for job in self.jobs}
+        for ft in self._trials(fresh=True):
+            beat, host = ft.user_attrs.get(st.BEAT_ATTR), ft.user_attrs.get("host")
+            if (ft.state != TrialState.RUNNING or ft.number in mine or host == self.host
+                    or not isinstance(beat, (int, float)) or time.time() - beat <= st.STALE_S):
+                continue
+            minutes = (time.time() - beat) / 60
+            reason = f"its controller on {host} sent no heartbeat for {minutes:.0f} min (machine down?)"
+            trial = Trial(self.study, ft._trial_id)  # noqa: SLF001
+            try:
+                trial.set_user_attr("fail_reason", reason)
+                self.study.tell(trial, state=TrialState.FAIL)
+            except Exception:  # another controller failed it first (or its machine came back and told it)
+                continue
+            self._dirty = True
+            kept = {k: ft.user_attrs[k] for k in ("baseline", "confirm_of") if k in ft.user_attrs}
+            self.study.enqueue_trial(dict(ft.params), user_attrs={**kept, "retry_of": ft.number})
+            again = max(t.number for t in self._trials(fresh=True) if t.user_attrs.get("retry_of") == ft.number)
+            self.say(f"trial {ft.number}: failed: {reason}; its configuration runs again as trial {again}")
 
     def _fill(self) -> None:
         while len(self.jobs) < self.parallel and self._may_ask():
@@ -489,6 +544,7 @@ class StudyEngine:
         params = dict(trial.params)
         trial.set_user_attr("host", self.host)
         trial.set_user_attr(st.WORKER_ATTR, [self.pid, self.started])  # one write: pid and start together
+        trial.set_user_attr(st.BEAT_ATTR, time.time())
         trial.set_user_attr("asked_at", t_ask)
         reason = self._check_config(params)
         if reason:
@@ -675,6 +731,7 @@ class StudyEngine:
             # someone stopped the run by hand (tuilm stop, the app): the trial stays RUNNING and is
             # resumed by the next `tuilm study run`
             self.say(f"trial {job.number}: {run.run_dir.name} was stopped; it resumes when the study is run again")
+            job.trial.set_user_attr(st.BEAT_ATTR, None)  # stopped on purpose: not stale, it resumes here
             self.jobs.remove(job)
         else:
             self._fail(job, f"{run.run_dir.name} failed: {end.get('reason', '')}")
@@ -764,6 +821,7 @@ class StudyEngine:
                 continue  # another controller on this machine is running it
             trial = Trial(self.study, ft._trial_id)  # noqa: SLF001
             trial.set_user_attr(st.WORKER_ATTR, [self.pid, self.started])
+            trial.set_user_attr(st.BEAT_ATTR, time.time())
             job = Job(trial, dict(ft.params))
             job.reported = set(ft.intermediate_values)
             job.runs = {}

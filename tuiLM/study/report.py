@@ -235,7 +235,9 @@ def trial_rows(study: Any, root: str | Path | None = None) -> list[dict[str, Any
     ``"stopped": true``."""
     rows = []
     seed0 = base_seed(study)
-    for t in study.get_trials(deepcopy=False):
+    trials = study.get_trials(deepcopy=False)
+    retried_as = {t.user_attrs["retry_of"]: t.number for t in trials if isinstance(t.user_attrs.get("retry_of"), int)}
+    for t in trials:
         a = t.user_attrs
         if a.get("surplus"):
             continue
@@ -255,11 +257,14 @@ def trial_rows(study: Any, root: str | Path | None = None) -> list[dict[str, Any
             "steps": a.get("steps") if a.get("steps") is not None else steps,
             "runs": list(a.get("runs", [])),
             "host": a.get("host"),
-            "reason": a.get("fail_reason") or a.get("prune_reason") or "",
+            "reason": (a.get("fail_reason") or a.get("prune_reason") or "") + (
+                f"; its configuration runs again as trial {retried_as[t.number]}" if t.number in retried_as else ""),
             "baseline": bool(a.get("baseline")),
             "artifact_bytes": a.get("artifact_bytes") if isinstance(a.get("artifact_bytes"), int) else None,
             "over_limit": bool(a.get("over_limit")),  # artifact over study.max_artifact_bytes: never the best
             "confirm_of": a.get("confirm_of"),
+            "retry_of": a.get("retry_of"),  # a configuration queued again: its first trial's machine died
+            "retried_as": retried_as.get(t.number),  # (then this trial counts no more: its retry does)
             "intermediate": {str(k): v for k, v in sorted(t.intermediate_values.items())},
             "started": t.datetime_start.timestamp() if t.datetime_start else None,
             "finished": t.datetime_complete.timestamp() if t.datetime_complete else None,
@@ -277,14 +282,17 @@ def row_state(r: dict[str, Any]) -> str:
 
 
 def _controller_gone(attrs: dict[str, Any]) -> bool:
-    """Whether a running trial's controller was on this machine and is gone (killed with its trainer:
-    the trial would read "running" for ever). One on another machine cannot be told from here."""
+    """Whether a running trial's controller is gone: on this machine, killed with its trainer (the trial
+    would read "running" for ever); on another, silent for storage.STALE_S (its heartbeat)."""
     import socket
 
     from ..ownership import controller_alive
 
     pid, started = st.worker_of(attrs)
-    return attrs.get("host") == socket.gethostname() and isinstance(pid, int) and not controller_alive(pid, started)
+    if attrs.get("host") != socket.gethostname():
+        beat = attrs.get(st.BEAT_ATTR)
+        return isinstance(beat, (int, float)) and time.time() - beat > st.STALE_S
+    return isinstance(pid, int) and not controller_alive(pid, started)
 
 
 def _running_here(run_ids: list[str], root: str | Path | None) -> tuple[bool, int | None, bool]:
@@ -366,8 +374,9 @@ def summarize_study(study: Any, name: str, storage_label: str, storage_url: str 
                 stored if isinstance(stored, int) else None)
         except (UserError, ValueError, KeyError):
             pass
-    counts = {s: sum(1 for r in rows if r["state"] == s and not r["stopped"])
+    counts = {s: sum(1 for r in rows if r["state"] == s and not r["stopped"] and r["retried_as"] is None)
               for s in ("complete", "running", "pruned", "fail", "waiting")}
+    counts["retried"] = sum(1 for r in rows if r["retried_as"] is not None)  # failed, configuration queued again
     counts["stopped"] = sum(1 for r in rows if r["stopped"])  # running in Optuna, no trainer: resumes on study run
     counts["interrupted"] = sum(1 for r in rows if r["interrupted"])  # (of those: the killed ones)
     counts["live"] = sum(1 for r in rows if r["live"])  # running trials whose trainer is alive here
@@ -470,7 +479,7 @@ def show_command(name: str, storage_url: str | None, console: Console, as_json: 
     n = {**c, "stopped": c["stopped"] - c["interrupted"]}  # (counts["stopped"] has the interrupted ones too)
     counts = [f"{c['complete']} done"] + [f"{n[k]} {word}" for k, word in (
         ("running", "running"), ("stopped", "stopped"), ("interrupted", "interrupted"), ("pruned", "pruned"),
-        ("fail", "failed")) if n[k]]
+        ("fail", "failed"), ("retried", "retried (machine gone)")) if n[k]]
     console.print(f"study [bold]{escape(name)}[/] · {summary['objective']} ({summary['direction']}) · "
                   + " · ".join(counts), highlight=False)
     console.print(f"storage: {escape(summary['storage'])}", highlight=False)

@@ -25,6 +25,23 @@ TARGET_ATTR = "tuilm_target"  # trials in all, as the latest `study run / worker
 STOP_ATTR = "tuilm_stop_requested"
 STOP_FILE = "stop_request"
 WORKER_ATTR = "worker"  # [pid, process start time] of the trial's controller, written in one call
+# Heartbeats: a controller writes the time into each of its running trials (BEAT_ATTR) every BEAT_S. A
+# running trial of ANOTHER machine whose beat is older than STALE_S is taken for dead (its machine died
+# for good): a controller fails it, saying why, and queues its configuration again as a new trial
+# (retry_of), so the study still gets its trials. Not Optuna's own heartbeat (RDBStorage only, and it
+# fails every quiet trial): a trial stopped on purpose (study stop) must not go stale, as it resumes
+# from its checkpoints on its own machine, so its beat is set to None. A dead controller's trials on
+# this machine are resumed by the next `study run` here (engine.recover), never failed.
+BEAT_ATTR = "beat"
+BEAT_S = 60.0
+STALE_S = 900.0
+
+
+def counted(trials: list[Any]) -> list[Any]:
+    """Trials that count toward a study's target: not the surplus a racing worker asked for, nor one
+    failed for want of heartbeats whose configuration was queued again (its retry counts instead)."""
+    retried = {t.user_attrs.get("retry_of") for t in trials}
+    return [t for t in trials if not t.user_attrs.get("surplus") and t.number not in retried]
 
 
 def worker_of(attrs: dict) -> tuple[object, object]:
