@@ -162,15 +162,19 @@ def test_scatter_draws_every_point():
     assert "1.0e-3" in plain and "0.01" in plain
     lines = plain.splitlines()
     assert lines[0].rstrip().endswith("○") and lines[3].index("●") == 7 + 1  # margin: off the y axis
-    assert lines[0].split()[0] == "2.000" and lines[3].split()[0] == "1.000"  # the y range, top and bottom
+    assert lines[0].split()[0] == "2" and lines[3].split()[0] == "1"  # round values, top and bottom
     # two trials in one cell: the completed one shows
     shared = scatter_text([(1.0, 1.0, "pruned"), (1.0, 1.0, "complete"), (2.0, 2.0, "complete")], 20, 5).plain
     assert shared.count("●") == 2 and "○" not in shared
-    # the middle label is the value of its row, in the format of the others; a NaN objective is left out
+    # y labels at round 1-2-5 values, each on the row nearest its value, one format, a row apart at
+    # least (they sat at the data's extremes: 12.00, 8.50, 5.00); a NaN objective is left out
     rows = scatter_text([(1, 5.0, "complete"), (2, 12.0, "complete"), (3, float("nan"), "complete")], 20, 12).plain
-    labels = [line.split()[0] for line in rows.splitlines()[:11] if line[:6].strip()]
-    assert labels == ["12.00", f"{12 - 5 * 7 / 10:.2f}", "5.00"], labels
+    labelled = {i: line.split()[0] for i, line in enumerate(rows.splitlines()[:11]) if line[:6].strip()}
+    assert list(labelled.values()) == ["12", "10", "8", "6"], labelled
+    assert all(abs(12 - i * 0.7 - float(v)) <= 0.35 for i, v in labelled.items())  # half a row (0.7) at most
     assert rows.count("●") == 2
+    fine = scatter_text([(1, 3.2113, "complete"), (2, 3.2451, "complete")], 30, 9).plain
+    assert [line.split()[0] for line in fine.splitlines()[:8] if line[:6].strip()] == ["3.24", "3.22"]
 
 
 @aio

@@ -3,28 +3,33 @@ parameter importance bars, as Rich Text."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from rich.text import Text
 
+from .axes import axis_formatter, nice_ticks
 from .plotframe import fmt_value
 
 
-def _y_format(y0: float, y1: float) -> Callable[[float], str]:
-    """One format for every y label of a range, the same decimals ("7.810" over "5.108", not "7.81")."""
-    big = max(abs(y0), abs(y1))
-    if not (0.01 <= big < 1e4):
-        return fmt_value
-    places = max(0, 3 - int(np.floor(np.log10(big))))
-    return lambda v: f"{v:.{places}f}"
+def _y_labels(y0: float, y1: float, rows: int) -> dict[int, str]:
+    """Row -> label: round 1-2-5 values (6.5, 7.0, 7.5, as a W&B axis reads), each at the row nearest
+    its value, in one format, with a free row between two labels."""
+    ticks = nice_ticks(y0, y1, max(2, rows // 3 + 1))
+    fmt = axis_formatter(ticks)
+    out: dict[int, str] = {}
+    for t in sorted(ticks, reverse=True):
+        r = int(np.clip(np.rint((y1 - t) / (y1 - y0) * (rows - 1)), 0, rows - 1))
+        if not out or r - max(out) >= 2:
+            out[r] = fmt(t)
+    return out
 
 
 def scatter_text(points: list[tuple[Any, float, str]], width: int, height: int, log_x: bool = False,
                  choices: bool = False) -> Text:
     """Objective against one parameter, a marker a cell: ● a completed trial (green), ○ a pruned one
     (magenta: its value is where it stopped, not a final one); a cell that several trials share shows
-    the completed one. The y range (top, middle, bottom) on the left, the x range below; a cell of
+    the completed one. Round y values on the left (``_y_labels``), the x range below; a cell of
     margin on either side keeps the extreme trials off the axis. Choice parameters are spread evenly
     in their order. (Whole-cell markers: braille dots, a quarter of a cell, were too faint to find.)"""
     if not points:
@@ -54,8 +59,7 @@ def scatter_text(points: list[tuple[Any, float, str]], width: int, height: int, 
     grid = np.zeros((ph, pw), dtype=int)  # 0 empty, 1 pruned, 2 complete
     for c, r, p in zip(cols, rows, points):
         grid[r, c] = max(grid[r, c], 2 if p[2] == "complete" else 1)
-    fmt, mid = _y_format(y0, y1), (ph - 1) // 2
-    labels = {0: fmt(y1), ph - 1: fmt(y0)} | ({mid: fmt(y1 - mid * (y1 - y0) / (ph - 1))} if ph >= 5 else {})
+    labels = _y_labels(y0, y1, ph)
     out = Text()
     for i in range(ph):
         label = labels.get(i, "")
