@@ -130,8 +130,8 @@ def _stopped_engine(cause: str, confirm: bool = False):
 
 def test_a_study_stopped_here_by_a_signal_exits_128_plus_it_and_one_stopped_from_elsewhere_0():
     codes = {cause: report.run_engine(_stopped_engine(cause), piped())
-             for cause in ("Ctrl-C", "SIGTERM", "tuilm study stop")}
-    assert codes == {"Ctrl-C": 130, "SIGTERM": 143, "tuilm study stop": 0}
+             for cause in ("Ctrl-C", "SIGTERM", "SIGHUP", "tuilm study stop")}
+    assert codes == {"Ctrl-C": 130, "SIGTERM": 143, "SIGHUP": 129, "tuilm study stop": 0}
 
 
 def test_a_stopped_study_says_how_to_continue_it_and_a_confirmation_names_no_study_file():

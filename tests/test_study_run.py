@@ -123,6 +123,7 @@ def test_a_tiny_study_end_to_end(tmp_path):
     assert csv_out.returncode == 0 and csv_out.stdout.splitlines()[0].startswith("number,state,optim.lr")
     listing = tuilm(tmp_path, "study", "list")
     assert "tiny" in listing.stdout and "4 done" in listing.stdout
+    assert f"storage: {tmp_path / 'runs' / 'studies'}/ (a journal file each)" in listing.stdout  # where they are
     # a finished study run again has nothing left to do and starts no trainer
     again = tuilm(tmp_path, "study", "run", str(f))
     assert again.returncode == 0 and len(study_runs(tmp_path)) == 8
@@ -187,7 +188,7 @@ def test_sigkill_of_the_study_then_run_again_resumes_every_trial_exactly_once(tm
     assert "1 interrupted" in text and "stopped" not in text, text  # (counted once, by its own name)
     stop = tuilm(tmp_path, "study", "stop", "crash")
     assert stop.returncode == 1 and "nothing to stop" in stop.stderr, stop.stdout + stop.stderr
-    assert "1 interrupted trial resumes with `tuilm study worker crash`" in stop.stderr, stop.stderr
+    assert "1 interrupted trial continues with `tuilm study worker crash`" in stop.stderr, stop.stderr
     out = tuilm(tmp_path, "study", "run", str(f))
     assert out.returncode == 0, out.stdout + out.stderr
     assert "resuming" in out.stdout and "study crash finished: 2 done" in out.stdout
@@ -369,6 +370,30 @@ def test_study_stop_ends_running_trials_cleanly_and_run_continues_them(tmp_path)
     assert len(list_runs(runs_dir)) == 1
 
 
+def test_the_terminal_going_away_stops_the_study_cleanly_not_orphaning_its_trainers(tmp_path):
+    """SIGHUP (an SSH session dropped under a `study run` not in tmux) killed the controller and left its
+    trainers training, unbeaten: another machine later took their trials for dead. It now stops the
+    study as SIGTERM does: trials checkpoint, stay resumable here, and the shell's 128 + 1 is the exit."""
+    f = write_study(tmp_path, "hup", '"optim.weight_decay" = { range = [0.0, 0.2] }', trials=1,
+                    base={"train.max_steps": 400, "eval.every": 200, "checkpoint.every": 0, "train.log_every": 1})
+    proc = spawn(tmp_path, "study", "run", str(f))
+    runs_dir = tmp_path / "runs"
+    wait_for(lambda: any(max(_train_steps(r), default=0) >= 3 for r in list_runs(runs_dir)), 300,
+             "the trainer to start", proc)
+    (run,) = list_runs(runs_dir)
+    pid = _paused_trainer(run)
+    try:
+        proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: _pending(pid, signal.SIGTERM), 300, "the controller to signal the trainer", proc)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 129 and "stopping (SIGHUP)" in out and "1 stopped" in out, out
+    assert summarize(run).state == "stopped"
+    trial = show_json(tmp_path, "hup")["trials"][0]
+    assert trial["state"] == "running" and trial["stopped"] and not trial["interrupted"]
+
+
 def _two_workers(tmp_path: Path, name: str, storage: list[str]) -> dict:
     # trials long enough (150 steps) that the first worker cannot finish them all before the second
     # has started, even when a loaded machine starts the second one slowly
@@ -469,6 +494,7 @@ def test_two_workers_share_one_postgresql_study(tmp_path, postgres_url):
     assert summary["storage"].startswith("postgresql+psycopg2://tuilm@127.0.0.1:")
     listing = tuilm(tmp_path, "study", "list", "--storage", postgres_url)
     assert "twopg" in listing.stdout and "4 done" in listing.stdout
+    assert "storage: postgresql+psycopg2://tuilm@127.0.0.1:" in listing.stdout
 
 
 def test_trials_given_on_the_command_line_are_the_target_study_show_and_workers_count_to(tmp_path):
@@ -512,6 +538,7 @@ def test_a_trial_of_a_machine_gone_silent_is_failed_and_its_configuration_runs_a
 
     monkeypatch.setenv("TUILM_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setattr(st, "STALE_S", 30.0)
+    monkeypatch.setattr(st, "BEAT_S", 0.2)  # (a silent trial is failed once seen unchanged for 2 beats)
     f = write_study(tmp_path, "gone", '"optim.weight_decay" = { range = [0.0, 0.2] }', trials=3,
                     base={"train.max_steps": 20, "eval.every": 10})
     spec, base, problems = load_study(f)
@@ -553,3 +580,52 @@ def test_a_trial_of_a_machine_gone_silent_is_failed_and_its_configuration_runs_a
     assert rows[silent]["retried_as"] == retry.number and rows[retry.number]["retry_of"] == silent
     assert rows[silent]["reason"].endswith(f"(machine down?); its configuration runs again as trial {retry.number}")
     assert study_state(summary, st.study_dir("gone", tmp_path / "runs")) == "running"
+    # `study list` and the app's studies list count it as retried, not as failed
+    import io
+
+    from rich.console import Console
+
+    from tuiLM.study.report import list_command
+    from tuiLM.tui.studydata import StudyReader
+
+    out = io.StringIO()
+    list_command(None, Console(file=out, width=160))
+    assert "1 done 2 running 1 retried" in out.getvalue() and "failed" not in out.getvalue(), out.getvalue()
+    (row,) = StudyReader(tmp_path / "runs").rows()
+    assert (row.complete, row.failed, row.retried, row.running) == (1, 0, 1, 2)
+
+
+def test_a_trainer_left_here_whose_trial_was_run_again_elsewhere_is_stopped_by_the_next_run_here(tmp_path, monkeypatch):
+    """The controller here was SIGKILLed and its trainer trained on, unbeaten; another machine failed the
+    trial for silence and runs its configuration again. The next controller here stops that trainer (it
+    only competes with the retry) instead of leaving it to burn the machine for nothing."""
+    import optuna
+
+    from tuiLM.study.engine import StudyEngine
+    from tuiLM.study.spec import load_study
+
+    monkeypatch.setenv("TUILM_RUNS_DIR", str(tmp_path / "runs"))
+    f = write_study(tmp_path, "left", '"optim.weight_decay" = { range = [0.0, 0.2] }', trials=1,
+                    base={"train.max_steps": 100000, "eval.every": 0, "checkpoint.every": 0})
+    spec, base, _ = load_study(f)
+    said: list[str] = []
+    engine = StudyEngine(spec, base, root=tmp_path / "runs", say=said.append, poll_s=0.05)
+    engine.open()
+    trainer = spawn(tmp_path, "run", str(tmp_path / "base.toml"), "--headless", "--set", "train.max_steps=100000",
+                    "--set", "eval.every=0")
+    try:
+        wait_for(lambda: any(_train_steps(r) for r in list_runs(tmp_path / "runs")), 300, "the trainer to train",
+                 trainer)
+        (run,) = list_runs(tmp_path / "runs")
+        trial = engine.study.ask(spec.distributions())
+        trial.set_user_attr("host", socket.gethostname())
+        trial.set_user_attr("runs", [run.name])
+        engine.study.tell(trial, state=optuna.trial.TrialState.FAIL)  # (failed for silence elsewhere)
+        engine.study.enqueue_trial(dict(trial.params), user_attrs={"retry_of": trial.number})
+        engine.recover()
+        trainer.communicate(timeout=300)
+    finally:
+        if trainer.poll() is None:
+            trainer.kill()
+    assert summarize(run).state == "stopped"
+    assert any(f"stopping the trainer of {run.name} here" in s for s in said), said

@@ -647,3 +647,45 @@ def test_a_controller_whose_trial_another_failed_for_silence_drops_it(tmp_path):
     engine.study.tell(trial.number, state=optuna.trial.TrialState.FAIL)  # (as the other controller does)
     engine._beat(force=True)
     assert not engine.jobs and any("another controller failed it" in s for s in said), said
+    # the same when the first write after the cut is an evaluation's report (the loop polls before it beats)
+    trial = engine.study.ask(spec.distributions())
+    job = Job(trial, dict(trial.params))
+    engine.jobs.append(job)
+    engine.study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+    engine._guarded(job, lambda j: j.trial.report(1.0, 5))
+    assert not engine.jobs
+
+
+def test_a_retry_of_a_silent_machines_trial_is_never_surplus(tmp_path, monkeypatch):
+    """Target 3: trials 0 and 1 done, trial 2 failed for silence and queued again as trial 3, and a
+    worker asked trial 4 at the moment another took the retry. The surplus check counted {0, 1, 3, 4}
+    and marked the retry surplus: trial 2's configuration never ran. A retry is never surplus."""
+    import optuna
+
+    from tuiLM.study import storage as st
+    from tuiLM.study.engine import StudyEngine
+
+    from .conftest import make_preset
+
+    spec, _ = parse(GOOD)
+    engine = StudyEngine(spec, make_preset(), root=tmp_path / "runs", trials=3, say=lambda s: None, poll_s=0.01)
+    engine.open()
+    study, dists = engine.study, spec.distributions()
+    for _ in range(2):
+        study.tell(study.ask(dists), 1.0)
+    gone = study.ask(dists)
+    study.tell(gone, state=optuna.trial.TrialState.FAIL)
+    study.enqueue_trial(dict(gone.params), user_attrs={"retry_of": gone.number})  # trial 3
+    ask = study.ask
+
+    def ask_as_another_worker_asks_too(*args, **kwargs):
+        trial = ask(*args, **kwargs)
+        ask(dists)  # trial 4, asked by another worker between this ask and its surplus check
+        return trial
+
+    monkeypatch.setattr(study, "ask", ask_as_another_worker_asks_too)
+    monkeypatch.setattr(engine, "_check_config", lambda params: "stop here")  # (no training needed)
+    engine._start_trial()
+    trials = study.get_trials()
+    assert trials[3].user_attrs["retry_of"] == 2 and not trials[3].user_attrs.get("surplus")
+    assert st.retried(trials) == {2: 3} and [t.number for t in st.counted(trials)] == [0, 1, 3, 4]

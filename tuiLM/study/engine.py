@@ -248,6 +248,7 @@ class StudyEngine:
         self._trials_at = 0.0
         self._dirty = True
         self._beat_at = -math.inf
+        self._suspects: dict[int, tuple[Any, float]] = {}  # trial -> (its beat, when first seen so, monotonic)
 
     # -- output ----------------------------------------------------------------------------------
 
@@ -315,14 +316,17 @@ class StudyEngine:
         self.recover()
         self._beat(force=True)  # (after recover: this machine's own trials are picked up, not failed)
         previous = None
+        previous = {}
         if threading.current_thread() is threading.main_thread():
-            # a batch system's SIGTERM stops the study as Ctrl-C does (trials checkpoint, stay resumable)
-            previous = signal.signal(signal.SIGTERM, lambda *_: self.request_stop("SIGTERM"))
+            # a batch system's SIGTERM, or the terminal going away (SIGHUP: an SSH session dropped), stops
+            # the study as Ctrl-C does: trials checkpoint and stay resumable here, none is left orphaned
+            for sig in (signal.SIGTERM, signal.SIGHUP):
+                previous[sig] = signal.signal(sig, lambda n, _: self.request_stop(signal.Signals(n).name))
         try:
             while True:
                 self._check_stop()
                 for job in list(self.jobs):
-                    self._poll(job)
+                    self._guarded(job, self._poll)
                 if self.stopping:
                     break
                 self._beat()
@@ -330,14 +334,14 @@ class StudyEngine:
                 self._update_counts()
                 if progress is not None:
                     progress(self)
-                if not self.jobs and not self._may_ask():
-                    break
+                if not self.jobs and not self._may_ask() and not self._suspects:
+                    break  # (a suspect: another machine's silent trial, watched until it is told stale)
                 time.sleep(self.poll_s)
         except KeyboardInterrupt:
             self.request_stop("Ctrl-C")
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         if self.stopping:
             self.stop_all()
         self._update_counts()
@@ -385,6 +389,8 @@ class StudyEngine:
         for job in self.jobs:
             if job.current is not None:
                 stop_trainer(job.current.proc or job.current.run_dir, run_dir=job.current.run_dir)
+        for job in list(self.jobs):  # stopped on purpose (even if a second Ctrl-C cuts the wait below):
+            self._guarded(job, lambda j: j.trial.set_user_attr(st.BEAT_ATTR, None))  # never taken for dead
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and any(self._alive(j.current) for j in self.jobs if j.current):
             for job in self.jobs:
@@ -397,8 +403,6 @@ class StudyEngine:
             if job.current is not None and self._alive(job.current):
                 self.say(f"trial {job.number}: the trainer of {job.current.run_dir.name} did not stop in "
                          f"{timeout:.0f} s; it keeps running (a later `study run` re-attaches it)")
-        for job in self.jobs:  # stopped on purpose: no other machine may take them for dead
-            job.trial.set_user_attr(st.BEAT_ATTR, None)
         self.jobs = []
 
     @staticmethod
@@ -448,30 +452,43 @@ class StudyEngine:
         if not force and now - self._beat_at < st.BEAT_S:
             return
         self._beat_at = now
-        from optuna.exceptions import UpdateFinishedTrialError
-
         for job in list(self.jobs):
-            try:
-                job.trial.set_user_attr(st.BEAT_ATTR, time.time())
-            except UpdateFinishedTrialError:  # this controller was silent too long (a network cut): another
-                # one failed the trial and queued it again; its trainer here would only compete with that
-                self.say(f"trial {job.number}: another controller failed it for want of heartbeats from here; "
-                         f"stopping its trainer here")
-                if job.current is not None and self._alive(job.current):
-                    from ..launch import stop_trainer
-
-                    stop_trainer(job.current.proc or job.current.run_dir, run_dir=job.current.run_dir)
-                self.jobs.remove(job)
+            self._guarded(job, lambda j: j.trial.set_user_attr(st.BEAT_ATTR, time.time()))
         self._fail_stale()
 
+    def _guarded(self, job: Job, step: Callable[[Job], None]) -> None:
+        """``step(job)``; when the storage refuses it because the trial is finished (this controller was
+        cut off longer than STALE_S: another one failed the trial and queued it again), the job is
+        dropped and its trainer stopped (it would only compete with the retry), not a traceback."""
+        from optuna.exceptions import UpdateFinishedTrialError
+
+        try:
+            step(job)
+        except UpdateFinishedTrialError:
+            self.say(f"trial {job.number}: another controller failed it for want of heartbeats from here "
+                     f"and runs it again; stopping its trainer here")
+            if job.current is not None and self._alive(job.current):
+                from ..launch import stop_trainer
+
+                stop_trainer(job.current.proc or job.current.run_dir, run_dir=job.current.run_dir)
+            if job in self.jobs:
+                self.jobs.remove(job)
+
     def _fail_stale(self) -> None:
+        """Fail the running trials of other machines whose beat is older than STALE_S by this clock AND
+        has not changed while this controller watched it for 2 x BEAT_S (so a machine whose clock is
+        behind is not taken for dead), and queue their configurations again."""
         from optuna.trial import Trial, TrialState
 
-        mine = {job.number for job in self.jobs}
+        mine, now, suspects = {job.number for job in self.jobs}, time.monotonic(), {}
         for ft in self._trials(fresh=True):
             beat, host = ft.user_attrs.get(st.BEAT_ATTR), ft.user_attrs.get("host")
             if (ft.state != TrialState.RUNNING or ft.number in mine or host == self.host
                     or not isinstance(beat, (int, float)) or time.time() - beat <= st.STALE_S):
+                continue
+            seen, since = self._suspects.get(ft.number, (beat, now))
+            suspects[ft.number] = (beat, since if seen == beat else now)
+            if seen != beat or now - since < 2 * st.BEAT_S:
                 continue
             minutes = (time.time() - beat) / 60
             reason = f"its controller on {host} sent no heartbeat for {minutes:.0f} min (machine down?)"
@@ -480,12 +497,19 @@ class StudyEngine:
                 trial.set_user_attr("fail_reason", reason)
                 self.study.tell(trial, state=TrialState.FAIL)
             except Exception:  # another controller failed it first (or its machine came back and told it)
+                suspects.pop(ft.number)
                 continue
+            suspects.pop(ft.number)
             self._dirty = True
             kept = {k: ft.user_attrs[k] for k in ("baseline", "confirm_of") if k in ft.user_attrs}
-            self.study.enqueue_trial(dict(ft.params), user_attrs={**kept, "retry_of": ft.number})
+            try:
+                self.study.enqueue_trial(dict(ft.params), user_attrs={**kept, "retry_of": ft.number})
+            except Exception as e:  # (the storage went away between the two calls)
+                self.say(f"trial {ft.number}: failed: {reason}; queueing its configuration again failed: {e}")
+                continue
             again = max(t.number for t in self._trials(fresh=True) if t.user_attrs.get("retry_of") == ft.number)
             self.say(f"trial {ft.number}: failed: {reason}; its configuration runs again as trial {again}")
+        self._suspects = suspects
 
     def _fill(self) -> None:
         while len(self.jobs) < self.parallel and self._may_ask():
@@ -535,7 +559,7 @@ class StudyEngine:
             warnings.filterwarnings("ignore", message="Fixed parameter .* is out of range")
             trial = self.study.ask(self.spec.distributions())
         self._dirty = True
-        if trial.number >= self.target and not trial.user_attrs.get("baseline"):
+        if trial.number >= self.target and not trial.user_attrs.get("baseline") and "retry_of" not in trial.user_attrs:
             counted = self._counted(self._trials(fresh=True))
             if len(counted) > self.target:  # another worker asked the last trial at the same moment
                 trial.set_user_attr("surplus", True)
@@ -812,6 +836,16 @@ class StudyEngine:
         from ..launch import trainer_alive
         from ..reader import summarize
 
+        trials = self.study.get_trials(deepcopy=False)
+        for ft in trials:  # failed for silence while its trainer here lived on: the retry stands for it
+            last = (ft.user_attrs.get("runs") or [None])[-1]
+            if (ft.number in st.retried(trials) and ft.user_attrs.get("host") == self.host and isinstance(last, str)
+                    and (runs_root(self.root) / last).is_dir() and trainer_alive(runs_root(self.root) / last)):
+                from ..launch import stop_trainer
+
+                self.say(f"trial {ft.number}: another controller failed it (no heartbeat from here) and runs it "
+                         f"again; stopping the trainer of {last} here")
+                stop_trainer(runs_root(self.root) / last, run_dir=runs_root(self.root) / last)
         for ft in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             attrs = ft.user_attrs
             if attrs.get("host") != self.host:

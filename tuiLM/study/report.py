@@ -184,8 +184,8 @@ def run_engine(engine: Any, console: Console, create: bool = True) -> int:
                   + (f" --storage {st._redact(engine.storage_url)}" if engine.storage_url else ""), highlight=False,
                   markup=False)
     cause = getattr(engine, "stop_cause", "")
-    if engine.stopping and cause in ("Ctrl-C", "SIGTERM"):  # stopped here by a signal: the shell's 128 + n
-        return 130 if cause == "Ctrl-C" else 143
+    if engine.stopping and cause in ("Ctrl-C", "SIGTERM", "SIGHUP"):  # stopped here by a signal: 128 + n
+        return {"Ctrl-C": 130, "SIGTERM": 143, "SIGHUP": 129}[cause]
     return 1 if counts.complete == 0 and counts.failed > 0 and not engine.stopping else 0
 
 
@@ -236,7 +236,7 @@ def trial_rows(study: Any, root: str | Path | None = None) -> list[dict[str, Any
     rows = []
     seed0 = base_seed(study)
     trials = study.get_trials(deepcopy=False)
-    retried_as = {t.user_attrs["retry_of"]: t.number for t in trials if isinstance(t.user_attrs.get("retry_of"), int)}
+    retried_as = st.retried(trials)
     for t in trials:
         a = t.user_attrs
         if a.get("surplus"):
@@ -257,7 +257,7 @@ def trial_rows(study: Any, root: str | Path | None = None) -> list[dict[str, Any
             "steps": a.get("steps") if a.get("steps") is not None else steps,
             "runs": list(a.get("runs", [])),
             "host": a.get("host"),
-            "reason": (a.get("fail_reason") or a.get("prune_reason") or "") + (
+            "reason": ((a.get("fail_reason") if t.state.name == "FAIL" else "") or a.get("prune_reason") or "") + (
                 f"; its configuration runs again as trial {retried_as[t.number]}" if t.number in retried_as else ""),
             "baseline": bool(a.get("baseline")),
             "artifact_bytes": a.get("artifact_bytes") if isinstance(a.get("artifact_bytes"), int) else None,
@@ -693,7 +693,8 @@ def list_command(storage_url: str | None, console: Console) -> None:
         trials = " ".join(f"{n} {label}" for n, label in ((c["complete"], "done"), (c["running"], "running"),
                                                           (c["stopped"] - c["interrupted"], "stopped"),
                                                           (c["interrupted"], "interrupted"),
-                                                          (c["pruned"], "pruned"), (c["fail"], "failed")) if n)
+                                                          (c["pruned"], "pruned"), (c["fail"], "failed"),
+                                                          (c.get("retried", 0), "retried")) if n)
         rows.append((escape(name), state, trials or "none", "-" if not best else f"{best['value']:.4f}",
                      "" if not best else escape(" ".join(f"{short_key(k, list(best['params']))}={_fmt_v(v)}"
                                                          for k, v in best["params"].items())),
@@ -714,6 +715,8 @@ def list_command(storage_url: str | None, console: Console) -> None:
     for r in rows:
         table.add_row(*r)
     console.print(table)
+    where = st._redact(storage_url) if storage_url else f"{st.studies_root()}/ (a journal file each)"
+    console.print(f"storage: {where}", style="dim", highlight=False, markup=False, soft_wrap=True)  # (a path whole)
 
 
 def compare_command(name: str, storage_url: str | None, a: int, b: int, console: Console,
@@ -766,7 +769,7 @@ def request_stop(name: str, storage_url: str | None, root: str | Path | None = N
     if not any(not r["stopped"] for r in running):
         n, killed = len(running), sum(1 for r in running if r.get("interrupted"))
         how = "stopped" if not killed else "interrupted" if killed == n else "stopped or interrupted"
-        more = (f"; its {n} {how} trial{'s' if n != 1 else ''} resume{'s' if n == 1 else ''} with "
+        more = (f"; its {n} {how} trial{'s' if n != 1 else ''} continue{'s' if n == 1 else ''} with "
                 f"`{continue_command(name, storage_url)}`") if running else ""
         return f"study {name} has no running trial: nothing to stop{more}"
     sdir = st.study_dir(name, root)

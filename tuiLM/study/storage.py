@@ -40,8 +40,13 @@ STALE_S = 900.0
 def counted(trials: list[Any]) -> list[Any]:
     """Trials that count toward a study's target: not the surplus a racing worker asked for, nor one
     failed for want of heartbeats whose configuration was queued again (its retry counts instead)."""
-    retried = {t.user_attrs.get("retry_of") for t in trials}
-    return [t for t in trials if not t.user_attrs.get("surplus") and t.number not in retried]
+    return [t for t in trials if not t.user_attrs.get("surplus") and t.number not in retried(trials)]
+
+
+def retried(trials: list[Any]) -> dict[int, int]:
+    """Trial -> the trial that runs its configuration again (engine._fail_stale)."""
+    return {t.user_attrs["retry_of"]: t.number for t in trials
+            if isinstance(t.user_attrs.get("retry_of"), int) and not t.user_attrs.get("surplus")}
 
 
 def worker_of(attrs: dict) -> tuple[object, object]:

@@ -43,6 +43,7 @@ class StudyRow:
     stopped: int = 0  # running in Optuna, no trainer: the next study run resumes them
     interrupted: int = 0  # of those: killed with their controller, not stopped
     live: int = 0  # running trials whose trainer is alive here
+    retried: int = 0  # failed for their machine's silence, configurations run again (counted no more)
 
 
 @dataclass(frozen=True)
@@ -160,7 +161,7 @@ class StudyReader:
                 b["value"] if b else None, b["value_se"] if b else None, b["k"] if b else 0,
                 tuple(b["params"].items()) if b else (), s["objective"], s["storage"], last,
                 of.get("study") if isinstance(of, dict) else None, stopped=c["stopped"],
-                interrupted=c.get("interrupted", 0), live=c.get("live", 0)))
+                interrupted=c.get("interrupted", 0), live=c.get("live", 0), retried=c.get("retried", 0)))
         return out
 
     def snapshot(self, name: str, top_k: int = TOP_K) -> StudySnapshot:

@@ -160,7 +160,7 @@ class StudiesScreen(Refreshing, Screen):
             "state": Text(row.state, style=STATE_STYLE.get(row.state, "")),
             "trials": cell(" · ".join([f"{row.complete}{target} done"] + [f"{n} {word}" for n, word in (
                 (row.running, "running"), (row.stopped - row.interrupted, "stopped"), (row.interrupted, "interrupted"),
-                (row.pruned, "pruned"), (row.failed, "failed"))
+                (row.pruned, "pruned"), (row.failed, "failed"), (row.retried, "retried"))
                 if n])),
             "best": cell(best) if not row.error else Text(row.error, style="red"),
             "params": Text(" ".join(f"{short_key(k, [x for x, _ in row.best_params])}={_fmt_param(v)}"

@@ -200,12 +200,12 @@ class StudyScreen(Refreshing, Screen):
             f"best {best.value:.4f}" + (f" ± {best.se:.4f}" if best.se is not None else "") + \
             f" (t{best.number}, k={best.k})"
         target = f"/{s.target}" if s.target else ""
-        n = {k: s.count(k) for k in ("running", "stopped", "interrupted", "pruned", "fail")}
+        n = {k: s.count(k) for k in ("running", "stopped", "interrupted", "pruned", "fail", "retried")}
         n["stopped"] -= n["interrupted"]  # (the summary's stopped count has the interrupted ones too)
         counts = ", ".join([f"{s.count('complete')}{target} done"] + [
             f"{n[state]} {word}" for state, word in (("running", "running"), ("stopped", "stopped"),
                                                     ("interrupted", "interrupted"), ("pruned", "pruned"),
-                                                    ("fail", "failed"))
+                                                    ("fail", "failed"), ("retried", "retried"))
             if n[state]])  # the states no trial is in say nothing
         title = Text.assemble(
             (f"{s.name} ", "bold"), (s.state, STATE_STYLE.get(s.state, "")), f" · {counts} · ", (best_text, "bold"),
