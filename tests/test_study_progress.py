@@ -167,3 +167,16 @@ def test_the_live_progress_line_keeps_its_counts_and_best_at_80_columns():
         line = out.file.getvalue().rstrip()
         assert line.startswith("trials ") and " 4/5 0:00:00 eta " in line, line
         assert "best 2.8135 (t" in line and len(line) <= width, line
+    # the ETA is the session's pace, as the plain lines give it (Rich's own, from its last 30 s of
+    # updates, swung from minutes to hours while the first trainers started)
+    clock = Clock()
+    con = Console(file=io.StringIO(), width=120, force_terminal=True, color_system=None)
+    progress = report.Progress(con, 4, "val_bpb", clock=clock)
+    engine = SimpleNamespace(counts=Counts(running=1), in_flight=lambda: 0.0)
+    progress(engine)
+    clock.t += 600  # ten minutes: one trial done, the next half way
+    engine.counts, engine.in_flight = Counts(complete=1, running=1), lambda: 0.5
+    progress(engine)
+    out = Console(width=120, file=io.StringIO(), color_system=None)
+    out.print(progress.rich.get_renderable())
+    assert "eta 16:40 " in out.file.getvalue(), out.file.getvalue()  # 1.5 trials in 600 s: 2.5 to go, 1000 s

@@ -83,21 +83,22 @@ class Progress:
         self._start: float | None = None  # first update: the ETA counts what this session finished
         self._work0 = 0.0
         if console.is_terminal:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress as RP, TextColumn, TimeElapsedColumn, \
-                TimeRemainingColumn
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress as RP, TextColumn, TimeElapsedColumn
 
             from rich.table import Column
 
             fixed = lambda: Column(no_wrap=True)  # noqa: E731  (counts and times never cut; info gives way)
             self.rich = RP(TextColumn("[bold]{task.description}", table_column=fixed()),
                            BarColumn(bar_width=20 if console.width >= 120 else 8), MofNCompleteColumn(table_column=fixed()),
-                           TimeElapsedColumn(table_column=fixed()), TextColumn("eta", table_column=fixed()),
-                           TimeRemainingColumn(table_column=fixed()),
+                           TimeElapsedColumn(table_column=fixed()),
+                           # the ETA at the pace of the whole session (``eta``): Rich's own, from the last
+                           # 30 s of progress, swung from minutes to hours while the first trainers started
+                           TextColumn("eta {task.fields[eta]}", table_column=fixed()),
                            # the info takes what is left (ratio, with expand): it gives way, not the counts
                            TextColumn("{task.fields[info]}", table_column=Column(no_wrap=True, overflow="ellipsis",
                                                                                   ratio=1)),
                            console=console, refresh_per_second=4, expand=True)
-            self.task = self.rich.add_task("trials", total=target, info="")
+            self.task = self.rich.add_task("trials", total=target, info="", eta="-")
 
     def say(self, text: str) -> None:
         self.console.print(text, highlight=False, markup=False, soft_wrap=True)
@@ -116,14 +117,15 @@ class Progress:
         c = engine.counts
         finished = c.complete + c.pruned + c.failed
         in_flight = engine.in_flight() if hasattr(engine, "in_flight") else 0.0
-        if self.rich is not None:  # Rich's ETA follows the running trials' steps too
-            info = self.info(engine, short=self.console.width < 120)  # (80 columns: the best was cut off)
-            self.rich.update(self.task, completed=min(self.target, finished + in_flight), info=info)
-            return
-        info = self.info(engine)
         now = self.clock()
         if self._start is None:
             self._start, self._work0 = now, finished + in_flight
+        if self.rich is not None:  # the bar follows the running trials' steps too
+            info = self.info(engine, short=self.console.width < 120)  # (80 columns: the best was cut off)
+            self.rich.update(self.task, completed=min(self.target, finished + in_flight), info=info,
+                             eta=self.eta(finished, now, in_flight))
+            return
+        info = self.info(engine)
         if info != self._last_line or self._last_plain is None or now - self._last_plain >= PLAIN_EVERY_S:
             self._last_plain, self._last_line = now, info
             self.say(f"{time.strftime('%H:%M:%S')} trials {finished}/{self.target} · {info} · "
