@@ -203,9 +203,16 @@ def test_nan_loss_fails_and_keeps_the_last_good_checkpoint(tmp_path):
     assert run_trainer(run_dir, env={"TUILM_FAULT_NAN_AT_STEP": "6"}) == 1
     end = kinds(run_dir, "run_end")[-1]
     assert end["status"] == "failed" and "non-finite loss" in end["reason"] and "step 6" in end["reason"]
+    assert "its last good checkpoint, step-0000004.pt, is kept" in end["reason"], end["reason"]
     assert end["step"] == 5 and validate_event(end) == []
     assert [p.name for p in list_checkpoints(run_dir / CHECKPOINTS)] == ["step-0000004.pt"]
     assert load_checkpoint(run_dir / CHECKPOINTS / "step-0000004.pt")["step"] == 4
+    # before the first checkpoint it said "the last good checkpoint is kept" all the same
+    early = create_run(make_preset({**TINY_GPT, "train.max_steps": 10, "checkpoint.every": 4}), name="nan0",
+                       root=tmp_path)
+    assert run_trainer(early, env={"TUILM_FAULT_NAN_AT_STEP": "3"}) == 1
+    reason = kinds(early, "run_end")[-1]["reason"]
+    assert "while training step 3; no checkpoint was written yet (a resume starts again at step 0)" in reason, reason
     # a truncated checkpoint is refused by name on resume
     ckpt = run_dir / CHECKPOINTS / "step-0000004.pt"
     ckpt.write_bytes(ckpt.read_bytes()[:1000])

@@ -614,7 +614,7 @@ async def test_an_error_the_estimator_does_not_read_keeps_the_estimate(tmp_path)
         done = editor.estimates_done
         editor._schedule_estimate(now=True)
         await wait_for(pilot, lambda: editor.estimates_done > done, what="the estimate again")
-        assert editor.estimate is None and "fix the errors the estimate needs" in editor.estimate_error
+        assert editor.estimate is None and "fix the errors to see the estimate" in editor.estimate_error
 
 
 @aio

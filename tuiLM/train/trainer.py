@@ -415,6 +415,14 @@ class Trainer:
                   seed=s.seed)
         self.say(f"sample @ {self.step}: {s.prompt}{text!r}")
 
+    def _kept(self) -> str:
+        """What a failed run leaves to resume from, in words (a run that failed before its first
+        checkpoint has none: it said "the last good checkpoint is kept" all the same)."""
+        path = latest_checkpoint(self.run_dir / CHECKPOINTS)
+        if path is None:
+            return "no checkpoint was written yet (a resume starts again at step 0)"
+        return f"its last good checkpoint, {path.name}, is kept"
+
     def grad_norm(self) -> torch.Tensor:
         clip = self.preset.train.grad_clip
         if clip > 0:
@@ -456,7 +464,7 @@ class Trainer:
             self._exit_orphaned()
         if not math.isfinite(loss_v):
             self.opt.zero_grad()
-            raise Failed(f"non-finite loss ({loss_v}) at step {step + 1}; the last good checkpoint is kept")
+            raise Failed(f"non-finite loss ({loss_v}) while training step {step + 1}; {self._kept()}")
         if self.scaler is not None:
             self.opt.unscale_(self.scaler)
         log_now = (step + 1) % p.train.log_every == 0 or step + 1 == p.train.max_steps
@@ -464,8 +472,7 @@ class Trainer:
         if self.scaler is None and norm is not None and not math.isfinite(float(norm)):
             # a finite loss with inf/NaN gradients would write NaN weights (a GradScaler skips such steps)
             self.opt.zero_grad()
-            raise Failed(f"non-finite gradient norm ({float(norm)}) at step {step + 1}; the last good checkpoint "
-                         f"is kept")
+            raise Failed(f"non-finite gradient norm ({float(norm)}) while training step {step + 1}; {self._kept()}")
         self.opt.step(self.scaler)
         if self.scaler is not None:
             self.scaler.update()

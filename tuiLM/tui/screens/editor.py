@@ -242,7 +242,7 @@ class PresetEditor(Screen):
     @work(thread=True, exclusive=True, group="estimate")
     def _run_estimate(self, preset: Preset, serial: int) -> None:
         if estimate_blocked(preset):
-            self.post_message(EstimateReady(serial, None, "fix the errors the estimate needs to see it"))
+            self.post_message(EstimateReady(serial, None, "fix the errors to see the estimate"))
             return
         try:
             est = services.estimate(preset)
