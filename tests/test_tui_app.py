@@ -633,6 +633,31 @@ async def test_a_switch_says_true_or_false_not_by_colour_alone(tmp_path):
 
 
 @aio
+async def test_the_budget_beside_the_estimate_is_the_presets_budget_and_is_saved(tmp_path):
+    """A budget typed beside the estimate warned under system.vram_budget_gib while that field still
+    read 0.0, and save left it out. The box is the field: typed there, the field shows it, save writes
+    it; typed in the field, the box shows it."""
+    path, app = editor_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        editor = app.screen
+        await wait_for(pilot, lambda: editor.estimate is not None, what="first estimate")
+        box = editor.query_one("#budget", Input)
+        await type_into(pilot, box, "0.001")
+        await wait_for(pilot, lambda: editor.changes().get("system.vram_budget_gib") == 0.001, what="the budget")
+        assert box.value == "0.001"  # (not rewritten while typed: "0." stayed, it did not become "0")
+        assert any(p.path == "system.vram_budget_gib" and "exceeds the budget 0.001 GiB" in p.message
+                   for p in editor.problems)
+        await editor.query_one(PresetForm).reveal("system.vram_budget_gib")
+        await wait_for(pilot, lambda: (row := editor.query_one(PresetForm).row("system.vram_budget_gib")) is not None
+                       and row.is_mounted and row.query_one(Input).value == "0.001", what="the field showing it")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: "vram_budget_gib = 0.001" in path.read_text(), what="the save")
+        field = editor.query_one(PresetForm).row("system.vram_budget_gib").query_one(Input)
+        await type_into(pilot, field, "12")
+        await wait_for(pilot, lambda: box.value == "12", what="the box following the field")
+
+
+@aio
 async def test_f4_shows_the_estimate_at_80_columns_and_esc_returns_to_the_form(tmp_path):
     """At 80 columns the side panel (memory breakdown, budget, problems) was hidden for good: only
     the one-line summary showed. f4 now puts it in the form's place; esc goes back."""
@@ -649,6 +674,15 @@ async def test_f4_shows_the_estimate_at_80_columns_and_esc_returns_to_the_form(t
         await pilot.press("escape")
         await wait_for(pilot, lambda: side.region.width == 0 and form.region.width > 0, what="the form again")
         assert isinstance(app.screen, PresetEditor)  # esc closed the estimate, not the editor
+        # back in the form, the field that had the focus has it again: typed digits edit it (they switched
+        # views, and "1" asked to discard the edits)
+        field = editor.query_one("#f-model--d_model", Input)
+        field.focus()
+        await pilot.press("f4", "f4")
+        await wait_for(pilot, lambda: editor.focused is field, what="the field's focus back")
+        await pilot.press("end", "backspace", "backspace", "9", "6")
+        await wait_for(pilot, lambda: editor.changes().get("model.d_model") == 296, what="the edit")
+        assert isinstance(app.screen, PresetEditor)
 
 
 @aio

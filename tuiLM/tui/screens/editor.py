@@ -22,8 +22,9 @@ from ..widgets.estimate import EstimatePanel
 from ..widgets.form import FieldInput, FieldRow, PresetForm, update_static
 from ..widgets.problems import ProblemList
 from .dialogs import ConfirmScreen, SaveAsScreen
-from .editorstate import (add_field_to_study, budget_problems, cannot_start_message, collect_problems,
-                          default_study_path, first_problems, read_budget, read_field, read_overrides,
+from .editorstudy import AddToStudy
+from .editorstate import (budget_problems, cannot_start_message, collect_problems,
+                          first_problems, parse_budget, read_budget, read_field, read_overrides,
                           save_as_path, saved_message, section_badges, summary_text, title_text,
                           estimate_blocked, name_after, unreadable_in_file, write_preset)
 
@@ -46,7 +47,7 @@ class Launched(Message):
         self.run_dir, self.proc, self.error = run_dir, proc, error
 
 
-class PresetEditor(Screen):
+class PresetEditor(AddToStudy, Screen):
     """Edit one preset file (or a new one), with problems beside each field."""
 
     BINDINGS = [
@@ -117,8 +118,13 @@ class PresetEditor(Screen):
         yield Footer()
 
     def action_toggle_side(self) -> None:
-        """At 80 columns: the estimate, budget and problems in the form's place, and back (f4 or esc)."""
-        self.query_one("#editor-body").toggle_class("-side")
+        """At 80 columns: the estimate, budget and problems in the form's place, and back (f4 or esc) to
+        the field that had the focus (hidden, it lost it: typed digits then switched views)."""
+        body, focused = self.query_one("#editor-body"), self.focused
+        self._form_focus = focused if not body.has_class("-side") else getattr(self, "_form_focus", None)
+        body.toggle_class("-side")
+        back = self._form_focus if not body.has_class("-side") and self._form_focus is not None else None
+        self.call_after_refresh(lambda: back is not None and back.is_attached and back.focus())
         self._update_summary()
 
     def _raw_for(self, path: str) -> Any:
@@ -166,8 +172,9 @@ class PresetEditor(Screen):
             self.values[f.path] = value
             if f.path == "model.arch":
                 self.query_one(PresetForm).apply_arch(str(value))
-            if f.path == "system.vram_budget_gib":
-                self.query_one("#budget", Input).value = self._budget_text()
+            box = self.query_one("#budget", Input)
+            if f.path == "system.vram_budget_gib" and parse_budget(box.value) != value:  # (not while typed there)
+                box.value = self._budget_text()
         self.revalidate()
         self._schedule_estimate()
 
@@ -204,9 +211,20 @@ class PresetEditor(Screen):
         return read_budget(text, self.values.get("system.vram_budget_gib"))
 
     @on(Input.Changed, "#budget")
-    def _budget_changed(self) -> None:
+    def _budget_changed(self, event: Input.Changed) -> None:
+        value = parse_budget(event.value)  # the box is the preset's system.vram_budget_gib: saved with it
+        if value is not None and value != self.values.get("system.vram_budget_gib"):  # (its warning names it)
+            self._set_field("system.vram_budget_gib", value)
         self._show_estimate()
         self.revalidate()
+
+    def _set_field(self, path: str, value: Any) -> None:
+        """A value set from outside its row (save-as's run name, the budget box): its row shows it."""
+        self.values[path] = value
+        self.type_errors.pop(path, None), self.raw_text.pop(path, None)
+        row = self.query_one(PresetForm).row(path)
+        if row is not None and row.is_mounted:
+            row.query_one(Input).value = f"{value:g}" if isinstance(value, float) else str(value)
 
     def _update_title(self) -> None:
         self._set("#editor-title", title_text(self.path, self.values.get("model.arch"), self.has_unsaved(),
@@ -293,36 +311,6 @@ class PresetEditor(Screen):
                 return row.field.path
         return None
 
-    def action_add_to_study(self) -> None:
-        """The focused field becomes a search dimension of a study file (created when new), saved at once."""
-        from .dialogs import AskScreen
-
-        key = self.current_field()
-        if key is None:
-            self.notify("Focus a field first, then F6 adds it to a study", severity="warning")
-            return
-        if key in self.type_errors:
-            self.notify(f"{key} cannot be read: fix the value first", severity="error", markup=False)
-            return
-        default = default_study_path(self.path, self.study_file)
-
-        def done(answer: str | None) -> None:
-            if answer:
-                self.add_to_study(Path(answer).expanduser(), key)
-
-        self.app.push_screen(AskScreen(f"Add {key} to the study file (created if new)", str(default)), done)
-
-    def add_to_study(self, study_path: Path, key: str) -> None:
-        from ...errors import UserError
-
-        try:
-            self.study_file, said = add_field_to_study(study_path, self.path, key, self.values[key])
-        except UserError as e:
-            self.notify(str(e), severity="error", timeout=8, markup=False)
-            return
-        self.notify(said + (" (save the preset too: the study starts from the file)" if self.has_unsaved() else ""),
-                    timeout=6, markup=False)
-
     # -- saving --------------------------------------------------------------------------------------
 
     def _blocked(self) -> bool:
@@ -355,9 +343,7 @@ class PresetEditor(Screen):
             if not self._write(result):
                 self.values["run.name"] = before  # (not written: no edit the user did not make)
                 return
-            row = self.query_one(PresetForm).row("run.name")
-            if row is not None and row.is_mounted:
-                row.query_one(Input).value = self.values["run.name"]
+            self._set_field("run.name", self.values["run.name"])
 
         self.app.push_screen(SaveAsScreen(default), done)
 

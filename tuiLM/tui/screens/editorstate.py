@@ -5,6 +5,7 @@ these out, and each piece can be tested without an app."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -95,14 +96,18 @@ def estimate_blocked(preset: Preset) -> bool:
                for p in validate(preset, with_budget=False))
 
 
+def parse_budget(text: str) -> float | None:
+    """The number in the budget box beside the estimate (empty: 0); None when it is not one."""
+    try:
+        value = float(text.strip()) if text.strip() else 0.0
+    except ValueError:
+        return None
+    return value if value >= 0 and math.isfinite(value) else None
+
+
 def read_budget(text: str, preset_gib: float | None) -> float:
     """The budget typed beside the estimate, else the preset's own (0: none)."""
-    text = text.strip()
-    try:
-        value = float(text) if text else 0.0
-    except ValueError:
-        value = 0.0
-    return value if value > 0 else float(preset_gib or 0.0)
+    return parse_budget(text) or float(preset_gib or 0.0)
 
 
 def budget_problems(est: EstimateView, budget_gib: float) -> list[Problem]:
