@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tuiLM.config.load import Problem
+from tuiLM.units import fmt_bytes
 from tuiLM.tui.screens.editorstate import (default_study_path, first_problems, read_budget, read_overrides,
                                            save_as_path, section_badges)
 
@@ -41,3 +42,33 @@ def test_where_save_as_and_add_to_study_offer_to_write(tmp_path):
     (tmp_path / "studies").mkdir()
     assert default_study_path(preset, None) == tmp_path / "studies" / "golf-study.toml"
     assert default_study_path(preset, tmp_path / "s.toml") == tmp_path / "s.toml"
+
+
+def test_a_preset_sized_for_a_gpu_says_what_it_takes_on_this_machines_cpu(monkeypatch):
+    """device = auto is estimated for the GPU it is sized for: on a machine without CUDA the editor showed
+    "cuda bf16, peak 32.07 GiB" beside a warning that "26.6 GiB exceeds this machine's host RAM": two
+    peaks, no word of the CPU. The panel and the one-line summary now give the CPU's figure too."""
+    from tuiLM import machine
+    from tuiLM.config.load import load
+    from tuiLM.tui import services
+    from tuiLM.tui.widgets.estimate import estimate_renderable
+    from tuiLM.tui.screens.editorstate import summary_text
+
+    from .conftest import PRESETS
+
+    preset, _ = load(PRESETS / "quickstart.toml")
+    monkeypatch.setattr(machine, "resolve_device", lambda pref: "cpu")
+    est = services.estimate(preset)
+    assert est.device == "cuda" and est.here is not None and est.here[0] == "fp32"
+    assert 0 < est.here[1] < est.total_bytes
+    line = summary_text(est, 0.0, "").plain
+    assert f"peak {fmt_bytes(est.total_bytes)} cuda ({fmt_bytes(est.here[1])} on this CPU)" in line
+    assert len(line) <= 80 and line.endswith("f4: details")
+    from rich.console import Console
+
+    con = Console(width=60, record=True)
+    con.print(estimate_renderable(est, 0.0))
+    assert f"no CUDA here: a run here trains on the CPU (fp32), peak {fmt_bytes(est.here[1])}" in \
+        " ".join(con.export_text().split())
+    monkeypatch.setattr(machine, "resolve_device", lambda pref: "cuda")  # a machine with the GPU: nothing said
+    assert services.estimate(preset).here is None

@@ -100,15 +100,22 @@ def vram_command(preset: Any, *, budget_bytes: int | None, fit: bool, as_json: b
     return code
 
 
-def _here_note(preset: Any, est: Estimate, world_size: int, dtype: str | None) -> str | None:
+def cpu_here(preset: Any, est: Estimate, world_size: int = 1, dtype: str | None = None) -> Estimate | None:
     """device = auto is estimated as CUDA ("will it fit my GPU"); on a machine without one the run
-    would train on the CPU: say so, with that figure (a laptop user read 557 MiB, 93 % CUDA overhead,
-    for a run that peaks near 54 MiB here)."""
+    would train on the CPU: its estimate there (None when the run would use CUDA or another device)."""
     from ..machine import resolve_device
 
     if preset.system.device != "auto" or est.device != "cuda" or resolve_device("auto") != "cpu":
         return None
-    cpu = estimate(preset, world_size=world_size, device="cpu", dtype=dtype)
+    return estimate(preset, world_size=world_size, device="cpu", dtype=dtype)
+
+
+def _here_note(preset: Any, est: Estimate, world_size: int, dtype: str | None) -> str | None:
+    """``cpu_here`` in words (a laptop user read 557 MiB, 93 % CUDA overhead, for a run that peaks
+    near 54 MiB here)."""
+    cpu = cpu_here(preset, est, world_size, dtype)
+    if cpu is None:
+        return None
     return (f"note: no CUDA on this machine: a run here trains on the CPU ({cpu.dtype}), peak "
             f"{fmt_bytes(cpu.total_bytes)} of host RAM (tuilm vram {_preset_ref(preset)} --device cpu)")
 

@@ -30,6 +30,7 @@ class EstimateView:
     assumption: str = ""
     tokens_per_step: int | None = None
     notes: tuple[str, ...] = ()
+    here: tuple[str, int] | None = None  # (dtype, peak bytes) of a run on THIS machine's CPU: no CUDA here
 
 
 def estimate(preset: Any) -> EstimateView:
@@ -55,7 +56,20 @@ def estimate(preset: Any) -> EstimateView:
         assumption=str(getattr(est, "assumption", "")),
         tokens_per_step=getattr(est, "tokens_per_step", None),
         notes=tuple(getattr(est, "notes", ()) or ()),
+        here=_cpu_here(preset, est),
     )
+
+
+def _cpu_here(preset: Any, est: Any) -> tuple[str, int] | None:
+    """A preset estimated for the GPU it is sized for, on a machine with none: what a run here takes
+    (the machine warning beside system.device compares THAT figure with host RAM)."""
+    try:
+        from ..estimate.report import cpu_here
+
+        cpu = cpu_here(preset, est)
+    except Exception:  # advice only
+        return None
+    return None if cpu is None else (str(cpu.dtype), int(cpu.total_bytes))
 
 
 def machine_warnings(preset: Any) -> list:

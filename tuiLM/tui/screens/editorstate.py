@@ -160,11 +160,13 @@ def summary_text(est: EstimateView | None, budget_gib: float, error: str, side: 
     t = Text()
     if est is not None:
         t.append(f"params {fmt_count(est.params)}", style="bold")
-        t.append(f"  ·  peak {fmt_bytes(est.total_bytes)}")
+        t.append(f"  ·  peak {fmt_bytes(est.total_bytes)}" + (f" {est.device}" if est.here else ""))
         if budget_gib > 0:
             over = est.total_bytes > budget_gib * 2**30
             t.append(f" / {budget_gib:g} GiB", style="red" if over else "green")
-        if est.artifact_bytes is not None:
+        if est.here is not None:  # no CUDA on this machine: what a run here would take
+            t.append(f" ({fmt_bytes(est.here[1])} on this CPU)", style="yellow")
+        if est.artifact_bytes is not None and est.here is None:  # (with the CPU's figure, it is in f4's details)
             t.append(f"  ·  artifact ≤ {fmt_bytes(est.artifact_bytes)}")
     elif error:
         t.append(error, style="red")

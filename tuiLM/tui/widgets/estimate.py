@@ -62,6 +62,9 @@ def estimate_renderable(est: EstimateView | None, budget_gib: float, *, error: s
     items = [head, Text(""), Text("memory per device (peak)", style="bold"), parts, verdict]
     if where.plain:
         items.append(where)
+    if est.here is not None:  # (the machine warning in the problems compares this figure, not the one above)
+        items.append(Text(f"no CUDA here: a run here trains on the CPU ({est.here[0]}), peak "
+                          f"{fmt_bytes(est.here[1])} of host RAM", style="yellow"))
     if pending:
         items.append(Text("updating…", style="dim italic"))
     return Group(*items)
