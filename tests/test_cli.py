@@ -294,6 +294,22 @@ def test_runs_compare_lists_settings_not_labels_nor_settings_the_models_do_not_r
     assert "optim.lr" in out and "model.bdh_mult" not in out and "run.name" not in out
 
 
+def test_runs_compare_at_80_columns_cuts_run_ids_where_they_still_differ(tmp_path, capsys, monkeypatch):
+    """Three runs at 80 columns: Rich cut the heads at their end ('quickstart-20261…' twice): the part that
+    tells runs of one preset apart was gone. They are cut in the middle, the time of day kept."""
+    from .fixtures.fixture_runs import write_run
+
+    monkeypatch.setenv("COLUMNS", "80")
+    runs = [write_run(tmp_path / "runs", f"quickstart-20261203-18{i}308", "gpt", seed=i, lr=1e-3 * (i + 1))
+            for i in range(3)]
+    with pytest.raises(SystemExit):
+        main(["runs", "compare", *map(str, runs)])
+    out = capsys.readouterr().out
+    for i in range(3):
+        assert f"quickstart-…18{i}308" in out or runs[i].name in out, out
+    assert "20261…" not in out and max(len(line) for line in out.splitlines()) <= 80
+
+
 def test_runs_list_at_80_columns_keeps_ids_states_and_figures_whole(tmp_path):
     """Rich shrank every column to fit 80 columns: ids, states and losses came out as 'ok-confirm1-t0…',
     'complet…', '4.2…'. Columns that can be read elsewhere go first; what is left is whole."""

@@ -342,8 +342,8 @@ def print_compare(run_dirs: list[Path], console: Console) -> None:
     metrics = [_run_metrics(_read(d)) for d in run_dirs]
     table = Table(title="runs compared")
     table.add_column("metric", style="bold")
-    for d in run_dirs:
-        table.add_column(escape(d.name), justify="right")
+    for head in _fit_heads([d.name for d in run_dirs], ["metric", *metrics[0]], console):
+        table.add_column(escape(head), justify="right")
     for key in metrics[0]:
         values = [m[key] for m in metrics]
         if all(v in (None, "") for v in values):
@@ -357,15 +357,25 @@ def print_compare(run_dirs: list[Path], console: Console) -> None:
         return
     diff = Table(title="hyperparameters that differ")
     diff.add_column("key", style="bold")
-    for d in run_dirs:
-        diff.add_column(escape(d.name))
     rows = _differing(presets)
+    for head in _fit_heads([d.name for d in run_dirs], ["key", *(k for k, _ in rows)], console):
+        diff.add_column(escape(head))
     for key, cells in rows:
         diff.add_row(key, *(escape(c) for c in cells))
     if rows:
         console.print(diff)
     else:
         console.print("the runs have identical hyperparameters")
+
+
+def _fit_heads(names: list[str], keys: list[str], console: Console) -> list[str]:
+    """Run ids as the heads of columns beside a column of ``keys``, in the console's width: cut where
+    they still tell runs apart (``units.fit_id``: quickstart-…184308), not at their end, where Rich cut
+    them (quickstart-20261…, the same for two runs of one preset on one day)."""
+    from .units import fit_id
+
+    room = (console.width - max(map(len, keys)) - 1 - 3 * (len(names) + 1)) // max(1, len(names))
+    return [fit_id(n, max(8, room)) for n in names]
 
 
 # -- sets of runs: a study trial's seeds or a seed group (groups.RunSet) ---------------------------------

@@ -85,3 +85,39 @@ def short_values(values: list) -> list[str]:
         if len(set(out)) == len({repr(v) for v in values}):
             return out
     return [repr(v) if isinstance(v, float) else str(v) for v in values]
+
+
+# -- run ids in a narrow column ----------------------------------------------------------------------
+
+def short_id(run_id: str) -> str:
+    """``tiny-20261203-131316`` -> ``tiny-…131316`` (one run's header: the date goes first); an id
+    without a time stamp as it is."""
+    return fit_id(run_id, len(run_id) - 8) if _STAMP.fullmatch(run_id) else run_id
+
+
+_STAMP = re.compile(r"(.+)-\d{8}-(\d{6})(-\d+)?")  # runs.new_run_dir's NAME-YYYYmmdd-HHMMSS[-N]
+_TRIAL = re.compile(r"(.+)(-t\d+-s\d+)")  # a study's NAME-tNNN-sK
+
+
+def fit_id(run_id: str, width: int) -> str:
+    """A run id in ``width`` cells that still tells runs of one preset apart: the name and the time of
+    day (``tiny-…131719``) when the date does not fit; a study trial's name (``lr-t004-s0…``), whose
+    trial and seed say more than its time; anything else cut at its end."""
+    if len(run_id) <= width:
+        return run_id
+    m = _STAMP.fullmatch(run_id)
+    if m is None:
+        return run_id[: max(1, width - 1)] + "…"
+    name, tail = m.group(1), m.group(2) + (m.group(3) or "")
+    trial = _TRIAL.fullmatch(name)
+    if trial:  # the study's name gives way before its trial and seed, from its middle: lr-s…ig-t004-s0
+        study, ts = trial.groups()  # (its end tells tiny3-confirm1 from tiny3-confirm2)
+        if len(name) + 1 <= width:
+            return name + "…"
+        room = max(1, width - len(ts) - 1)
+        end = min(len(study) // 2, room // 2)
+        return study[: room - end] + "…" + (study[-end:] if end else "") + ts
+    keep = width - len(tail) - 1
+    if keep < 1:  # too narrow for the time of day: cut at the end
+        return run_id[: max(1, width - 1)] + "…"
+    return name + "-…" + tail if len(name) + 1 <= keep else name[:keep] + "…" + tail

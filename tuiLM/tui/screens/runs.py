@@ -31,7 +31,8 @@ from ...reader import TREND_POINTS, RunReader, RunSummary
 from ...runs import list_runs, runs_root
 from ...units import fmt_age
 from ..widgets.cursortable import CursorTable
-from ..widgets.status import RESUMABLE, STATE_ICON, fit_id
+from ...units import fit_id
+from ..widgets.status import RESUMABLE, STATE_ICON
 from .dialogs import ConfirmScreen
 from .live import NARROW, Refreshing
 from .runrows import (STEPS_W, TIME_W, GroupRow, RunRow, _frozen, _model_from_preset, _size, _took, make_group_row,
