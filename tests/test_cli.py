@@ -361,3 +361,17 @@ def test_command_help_paragraphs_are_not_broken_at_the_source_lines():
     for a in (cli.app, cli.preset_app, cli.runs_app, cli.study_app):
         for info in a.registered_commands:
             assert info.help and not re.search(r"(?<!\n)\n(?!\n)", info.help), info.callback
+
+
+def test_help_shows_no_value_for_flags_and_names_the_preset(tmp_path):
+    """Typer 0.29 printed `--headless <bool>`, `--force <bool>`, `--help <bool>` (as if each took a value)
+    and `{preset}` in the usage line beside `{RUN}` elsewhere. Flags show no type; arguments are named."""
+    env = {**os.environ, "COLUMNS": "120"}
+    for args in (["run", "--help"], ["vram", "--help"], ["study", "show", "--help"]):
+        r = subprocess.run([sys.executable, "-m", "tuiLM.cli", *args], cwd=ROOT, env=env, capture_output=True,
+                           text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert "<bool>" not in r.stdout and "--help" in r.stdout, r.stdout
+    run_help = subprocess.run([sys.executable, "-m", "tuiLM.cli", "run", "--help"], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=120).stdout
+    assert "tuilm run [OPTIONS] {PRESET}" in run_help and "<str>" in run_help  # (values still show their type)

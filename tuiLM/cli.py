@@ -18,6 +18,25 @@ from .errors import UserError
 
 SET_REFS = "study:NAME (every trial of a study), study:NAME#T (trial T's seeds) or group:RUN (RUN's seed group)"
 
+def _flags_show_no_type() -> None:
+    """Typer (0.29) prints a type beside every option, so a flag read as if it took a value
+    (`--headless <bool>`, `--help <bool>`). A flag's type column stays empty; tests/test_cli.py checks
+    the help, so a Typer that renames this method fails there, loudly."""
+    from typer.core import TyperOption
+
+    shown = getattr(TyperOption, "display_type_rich", None)
+    if shown is None or getattr(shown, "tuilm", False):
+        return
+
+    def display_type_rich(self: TyperOption, ctx: object) -> str | None:
+        return None if self.is_flag else shown(self, ctx)
+
+    display_type_rich.tuilm = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flags_show_no_type()
+
 app = typer.Typer(
     name="tuilm",
     help="Terminal training console for small-LM hyperparameter experiments. Run with no command to "
@@ -87,7 +106,7 @@ def _root(ctx: typer.Context,
 
 
 @app.command()
-def validate(preset: str = typer.Argument(..., help="Preset file or name."), sets: Optional[List[str]] = SetOpt) -> None:
+def validate(preset: str = typer.Argument(..., metavar="PRESET", help="Preset file or name."), sets: Optional[List[str]] = SetOpt) -> None:
     """Check a preset: errors block a run, warnings do not. Exit 0 ok, 1 invalid."""
     p, problems = _load(preset, sets, machine=True)
     n_warn = sum(1 for x in problems if not x.is_error)
@@ -96,7 +115,7 @@ def validate(preset: str = typer.Argument(..., help="Preset file or name."), set
 
 
 @app.command()
-def vram(preset: str = typer.Argument(..., help="Preset file or name."),
+def vram(preset: str = typer.Argument(..., metavar="PRESET", help="Preset file or name."),
          sets: Optional[List[str]] = SetOpt,
          budget: Optional[str] = typer.Option(None, "--budget", "-b", help="Memory per device: a bare number is "
                                               "GiB (14), or give a unit: 14GiB, 14G, 16GB, 500MiB."),
@@ -141,7 +160,7 @@ def vram(preset: str = typer.Argument(..., help="Preset file or name."),
 
 
 @app.command()
-def run(preset: str = typer.Argument(..., help="Preset file or name."),
+def run(preset: str = typer.Argument(..., metavar="PRESET", help="Preset file or name."),
         sets: Optional[List[str]] = SetOpt,
         headless: bool = typer.Option(False, "--headless", help="No app: Rich progress in this terminal."),
         name: Optional[str] = typer.Option(None, "--name", help="Run name (default: run.name)."),
@@ -302,7 +321,7 @@ def export(run_refs: List[str] = typer.Argument(..., metavar="RUN...", help=f"Ru
 
 
 @preset_app.command("list")
-def preset_list(folder: Optional[Path] = typer.Argument(None, help="Extra folder of presets.")) -> None:
+def preset_list(folder: Optional[Path] = typer.Argument(None, metavar="FOLDER", help="Extra folder of presets.")) -> None:
     """Presets in ./presets, the shipped folder, and FOLDER."""
     from .report import print_preset_list
 
