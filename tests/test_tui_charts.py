@@ -378,6 +378,12 @@ def test_a_long_run_id_shortens_before_bpb_goes_and_log_or_tokens_stay_said(tmp_
     assert all(len(fit_id("tiny-20261203-131719", w)) <= w for w in range(2, 24))
     logged = run_header(data, View(log_all=True, xaxis="tokens"), 80).plain
     assert "log y · x tokens" in logged and "EMA" not in logged
+    # a page of panels: its name gives way before bpb and its best, then its number alone stays where it fits
+    # (at 80 columns the header kept "[core 1/2] (g)" and dropped val_bpb)
+    long = loaded(write_run(tmp_path / "runs", "quickstart-20261203-183856", "gpt"))
+    paged = run_header(long, View(), 78, group="core 1/2").plain
+    assert "bpb" in paged and "[1/2]" in paged and "(g)" not in paged and len(paged) <= 78, paged
+    assert "[core 1/2] (g)" in run_header(long, View(), 200, group="core 1/2").plain
     frame = frame_for(BY_KEY["loss"], [data], View(), None, False)
     assert frame.xname == "step"
     assert render_plot(frame, 60, 12)[-1].text.startswith("step ")

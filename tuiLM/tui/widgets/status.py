@@ -115,9 +115,19 @@ def run_header(run: RunSnapshot, view: View, width: int, *, stopping: bool = Fal
     if fz.frozen:
         pieces.append((2, _t((f"  {fz.text}", "red"))))
     short = short_id(run.run_id)
-    if short != run.run_id and sum(t.cell_len for p, t in pieces if p <= 2) > width:
-        pieces[1] = (0, _t((f" {short}", "bold")))  # the name before its time stamp: bpb and ETA stay
-    return fit(pieces, width)
+    page = len(group.rsplit(" ", 1)[-1]) + 4 if group else 0  # ("  [1/2]": with_page)
+    if short != run.run_id and sum(t.cell_len for p, t in pieces if p <= 2) + page > width:
+        pieces[1] = (0, _t((f" {short}", "bold")))  # the name before its time stamp: bpb, ETA and page stay
+    return with_page(fit(pieces, width), group, width)
+
+
+def with_page(line: Text, group: str, width: int) -> Text:
+    """The line, and where its page's full name did not fit, the page's number alone ("[1/2]")."""
+    page = group.rsplit(" ", 1)[-1]
+    if not group or f"[{group}]" in line.plain or line.cell_len + len(page) + 4 > width:
+        return line
+    line.append_text(_t("  ", (f"[{page}]", "bold cyan")))
+    return line
 
 
 def run_step(run: RunSnapshot) -> float | None:
@@ -147,14 +157,14 @@ def compare_header(runs: list[Any], view: View, width: int, group: str = "") -> 
     if groups:
         # before the names go (the table names them too, but a header that names two of three reads oddly)
         pieces.append((6, _t(("  · band " + ("min–max" if view.band == "minmax" else "± SE") + " (b)", "dim"))))
-    pieces += _view_pieces(view, group)
+    pieces += _view_pieces(view, group, page=1)
     return fit(pieces, width)
 
 
-def _view_pieces(view: View, group: str) -> list[tuple[int, Text]]:
+def _view_pieces(view: View, group: str, page: int = 3) -> list[tuple[int, Text]]:
     out: list[tuple[int, Text]] = []
-    if group:
-        out.append((1, _t("  ", (f"[{group}]", "bold cyan"), (" (g)", "dim"))))
+    if group:  # (one run's: below its figures; at 80 columns it kept "[core 1/2] (g)" and dropped bpb, ETA)
+        out.append((page, _t("  ", (f"[{group}]", "bold cyan"), (" (g)", "dim"))))
     if view.cursor is not None:
         out.append((1, _t(("  @ ", "dim"), (f"{view.xaxis} {fmt_x(view.cursor, view.xaxis == 'tokens')}", "bold"))))
     if view.window != (0.0, 1.0):
