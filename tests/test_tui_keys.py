@@ -368,3 +368,34 @@ async def test_presets_list_marks_an_invalid_preset_and_its_title_stays_one_line
         assert notes["bad"].style == "red" and notes["fine"].plain == "all good"
         title = app.screen.query_one("#presets-title", Static)
         assert title.size.height == 1 and "enter: edit" not in str(title.render())
+
+
+@aio
+async def test_the_keys_panel_lists_the_screens_keys_not_the_tables_nor_a_scroll_they_do_not_do(tmp_path):
+    """F1 at 80x24 on the runs list listed twelve cursor keys of the table (Cursor up … Page Right) before
+    the screen's, which fell off the bottom; on the dashboard it listed ← Scroll Left / → Scroll Right,
+    while ← → move the inspect cursor. The table's keys are hidden (they still work); the dashboard's
+    body no longer binds ← →, so the panel says Inspect."""
+    root = tmp_path / "runs"
+    for i in range(3):
+        write_run(root, f"r{i}", "gpt", seed=i)
+    app = make_app(runs_root=root, now=lambda: FIXED_NOW)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("2")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen), what="runs")
+        shown = {b.description for _, b, _, _ in app.screen.active_bindings.values() if not b.system}
+        assert "Cursor up" not in shown and "Page Left" not in shown and {"Mark", "Compare"} <= shown, shown
+        table = app.screen.query_one(DataTable)
+        await pilot.press("end")
+        await wait_for(pilot, lambda: table.cursor_row == 2, what="end: the last row")
+        await pilot.press("up", "home")
+        await wait_for(pilot, lambda: table.cursor_row == 0, what="home: the first row")
+        await pilot.press("down")
+        await wait_for(pilot, lambda: table.cursor_row == 1, what="down")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), what="the dashboard")
+        await pilot.pause(0.3)
+        keys = {b.key: b.description for _, b, _, _ in app.screen.active_bindings.values() if not b.system}
+        assert keys.get("left") == keys.get("right") == "Inspect", keys
+        await pilot.press("right")
+        await wait_for(pilot, lambda: app.screen.cursor is not None, what="the inspect cursor")

@@ -37,8 +37,12 @@ OUTPUT_ROWS_NARROW = 18  # ...and below the -narrow breakpoint, where its two bo
 KINDS = ("train", "eval", "diag")
 
 
-class DashBody(VerticalScroll, can_focus=False):
-    """The scrolling body; not focusable, so the arrow keys reach the inspect cursor."""
+class DashBody(VerticalScroll, can_focus=False, inherit_bindings=False):
+    """The scrolling body: not focusable, no ← → of its own: they reach the inspect cursor (F1 says so)."""
+
+    BINDINGS = [Binding(k, a, d, show=False, system=True) for k, a, d in (
+        ("up", "scroll_up", "Scroll up"), ("down", "scroll_down", "Scroll down"), ("pageup", "page_up", "Page up"),
+        ("pagedown", "page_down", "Page down"), ("home", "scroll_home", "Top"), ("end", "scroll_end", "Bottom"))]
 
 
 class DashboardScreen(Screen):
