@@ -399,3 +399,25 @@ async def test_the_keys_panel_lists_the_screens_keys_not_the_tables_nor_a_scroll
         assert keys.get("left") == keys.get("right") == "Inspect", keys
         await pilot.press("right")
         await wait_for(pilot, lambda: app.screen.cursor is not None, what="the inspect cursor")
+
+
+@aio
+async def test_resuming_a_run_without_a_checkpoint_says_step_0_and_its_end_is_told(tmp_path, monkeypatch):
+    """r on a run that failed before its first checkpoint said only "Resuming …"; the trainer began again
+    at step 0 (the CLI warns so), failed again within a second, and the app said nothing. Both are said."""
+    from tuiLM.launch import create_run, spawn_trainer
+
+    from .conftest import TINY_GPT, make_preset
+
+    root = tmp_path / "runs"
+    run = create_run(make_preset({**TINY_GPT, "train.max_steps": 10, "checkpoint.every": 4}), name="nan", root=root)
+    monkeypatch.setenv("TUILM_FAULT_NAN_AT_STEP", "3")
+    assert spawn_trainer(run).wait(timeout=240) == 1
+    app = make_app(runs_root=root, now=lambda: FIXED_NOW)
+    said: list[tuple[str, str]] = []
+    async with app.run_test(size=SIZE) as pilot:
+        app.notify = lambda message, **kw: said.append((message, kw.get("severity", "information")))
+        app.resume_run(run)
+        assert said[0] == (f"Resuming {run.name}: it has no checkpoint, so it starts again at step 0", "warning")
+        await wait_for(pilot, lambda: len(said) > 1, what="the end of the resumed trainer", timeout=240)
+        assert said[1][0].startswith(f"{run.name} failed: non-finite loss") and said[1][1] == "error", said

@@ -15,6 +15,7 @@ from textual.binding import Binding
 from textual.screen import ModalScreen
 
 from ..config.presets import preset_dirs
+from ..runs import CHECKPOINTS
 from .commands import TuiLMCommands
 from .screens.dashboard import DashboardScreen
 from .screens.dialogs import ConfirmScreen
@@ -23,7 +24,7 @@ from .screens.live import NARROW
 from .screens.presets import PresetsScreen
 from .screens.runs import RunsScreen
 from .screens.studies import StudiesScreen
-from .watcher import RunWatcher
+from .watcher import RunChanged, RunWatcher
 
 
 class TuiLMApp(App):
@@ -52,6 +53,7 @@ class TuiLMApp(App):
         self._runs_root = runs_root
         self.now = now or time.time
         self.watcher = RunWatcher()
+        self._resumed: set[Path] = set()  # runs resumed here whose end is to be told
         self._start = start or {}
         self.study_procs: list[Any] = []  # `tuilm study ...` processes started from the app
         self._study_watch: list[tuple[Any, list[str], Path]] = []  # (proc, args, log) until it exits
@@ -194,10 +196,27 @@ class TuiLMApp(App):
             return
         run = self.watcher.get(path, proc=proc)
         self.watcher.wake(run)
+        self.watcher.subscribe(run, self)  # (its end is told: on_run_changed)
+        self._resumed.add(run.path)
+        if not any((path / CHECKPOINTS).glob("step-*.json")):  # (a finished checkpoint has its meta)
+            note = f"{path.name}: it has no checkpoint, so it starts again at step 0" + (f" ({note})" if note else "")
         if note:
             self.notify(f"Resuming {note}", severity="warning", timeout=10, markup=False)
         else:
             self.notify(f"Resuming {path.name}", timeout=2, markup=False)
+
+    def on_run_changed(self, msg: RunChanged) -> None:
+        """A run resumed here ended: say how, wherever the user is (a run resumed from the runs list that
+        failed again within a second said nothing)."""
+        s = msg.snapshot
+        if s.path not in self._resumed or s.exit_code is None or s.state in ("running", "starting"):
+            return  # (a screen's RunChanged bubbles up here too)
+        self._resumed.discard(s.path)
+        self.watcher.unsubscribe(self.watcher.get(s.path), self)
+        reason = str((s.run_end or {}).get("reason", "") or "") if s.state in ("failed", "pruned") else ""
+        if s.state != "stopped":  # (a stop was asked for here, and said)
+            self.notify(f"{s.run_id} {s.state}" + (f": {reason}" if reason else ""), markup=False, timeout=8,
+                        severity="error" if s.state in ("failed", "dead") else "information")
 
     # -- study control -------------------------------------------------------------------------------
 
