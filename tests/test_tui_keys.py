@@ -214,9 +214,15 @@ async def test_runs_footer_offers_what_applies_to_the_row_and_fits_80_columns(tm
         assert not screen.expanded
         assert all("quit" in s and "show_runs" in s for s in shown.values())  # the app's keys fit too
         assert all("open" in s for s in shown.values())  # enter, though the focused table binds it too
-        await pilot.press("r")  # not offered on a group: the key does nothing (no resume, no warning)
+        await pilot.press("r")  # not offered on a group: no resume, but the key says why (it did nothing)
+        await wait_for(pilot, lambda: acted, what="the warning")
+        assert acted == ["Select a stopped, pruned, failed or dead run to resume"] and app.screen is screen
+        table.move_cursor(row=next(i for i, k in enumerate(screen._order) if k.endswith("/done")))
         await pilot.pause(0.2)
-        assert acted == [] and app.screen is screen
+        await pilot.press("s")  # not offered on a completed run: it says so
+        await wait_for(pilot, lambda: len(acted) == 2, what="the stop warning")
+        assert acted[1] == "done is completed: only a running run stops" and app.screen is screen
+        acted.clear()
         table.move_cursor(row=next(i for i, k in enumerate(screen._order) if k.endswith("/halted")))
         await pilot.pause(0.2)
         await pilot.press("r")  # offered on the stopped run: it resumes

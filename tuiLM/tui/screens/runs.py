@@ -78,6 +78,9 @@ class RunsScreen(Refreshing, Screen):
         Binding("e", "fold", "Fold"),  # (the same key on an expanded group: one of the two is offered)
         Binding("s", "stop", "Stop"),
         Binding("r", "resume", "Resume"),
+        # on a row they do not apply to: not offered, but the key says why (it did nothing)
+        Binding("s", "stop_refused", show=False, system=True),
+        Binding("r", "resume_refused", show=False, system=True),
         Binding("f5", "refresh", "Refresh", show=False),
     ]
     OFFERED = ("stop", "resume", "expand", "fold")
@@ -406,7 +409,8 @@ class RunsScreen(Refreshing, Screen):
         key = self._cursor_key()
         row = self.rows.get(key or "")
         if row is None or row.summary.state != "running":
-            self.notify("Select a running run to stop", severity="warning")
+            self.notify(f"{row.path.name} is {row.summary.state}: only a running run stops" if row is not None
+                        else "Select a running run to stop", severity="warning", markup=False)
             return
         self.app.push_screen(ConfirmScreen(f"Stop {row.path.name}? It writes a checkpoint first.",
                                            yes="Stop"), lambda ok: ok and self.app.stop_run(row.path))
@@ -415,9 +419,13 @@ class RunsScreen(Refreshing, Screen):
         key = self._cursor_key()
         row = self.rows.get(key or "")
         if row is None or row.summary.state not in RESUMABLE:
-            self.notify("Select a stopped, pruned, failed or dead run to resume", severity="warning")
+            self.notify(f"{row.path.name} is {row.summary.state}: a stopped, pruned, failed or dead run resumes"
+                        if row is not None else "Select a stopped, pruned, failed or dead run to resume",
+                        severity="warning", markup=False)
             return
         self.app.resume_run(row.path)
+
+    action_stop_refused, action_resume_refused = action_stop, action_resume
 
     def palette_commands(self) -> list[tuple[str, str, Any]]:
         return [("Compare marked runs", "Overlay the marked runs (c)", self.action_compare),
