@@ -72,3 +72,15 @@ def test_a_preset_sized_for_a_gpu_says_what_it_takes_on_this_machines_cpu(monkey
         " ".join(con.export_text().split())
     monkeypatch.setattr(machine, "resolve_device", lambda pref: "cuda")  # a machine with the GPU: nothing said
     assert services.estimate(preset).here is None
+
+
+def test_a_copy_saved_as_another_file_names_its_runs_after_it(tmp_path):
+    """Save-as of quickstart.toml (run.name = "quickstart") as qs192.toml kept run.name: its runs were
+    named quickstart-…, as the original's. A run.name that is the default or the source file's name
+    follows the new file; one the user chose stays."""
+    from tuiLM.tui.screens.editorstate import name_after
+
+    assert name_after(tmp_path / "qs192.toml", "quickstart", tmp_path / "quickstart.toml")
+    assert name_after(tmp_path / "qs192.toml", "run", None)
+    assert not name_after(tmp_path / "qs192.toml", "my-exp", tmp_path / "quickstart.toml")
+    assert not name_after(tmp_path / "bad name!.toml", "quickstart", tmp_path / "quickstart.toml")

@@ -226,6 +226,7 @@ async def test_save_as_writes_a_new_file(tmp_path):
         await wait_for(pilot, lambda: (tmp_path / "exp6.toml").exists(), what="save as")
         assert editor.path == tmp_path / "exp6.toml"
     assert "n_layers = 6" in (tmp_path / "exp6.toml").read_text()
+    assert 'name = "exp6"' in (tmp_path / "exp6.toml").read_text()  # run.name was exp.toml's: it follows the copy
     assert path.read_text() == PRESET_TEXT
 
 

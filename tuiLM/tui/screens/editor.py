@@ -338,7 +338,7 @@ class PresetEditor(AddToStudy, Screen):
             if result is None:
                 return
             before = self.values["run.name"]
-            if name_after(result, before):
+            if name_after(result, before, self.path):
                 self.values["run.name"] = result.stem
             if not self._write(result):
                 self.values["run.name"] = before  # (not written: no edit the user did not make)

@@ -215,12 +215,13 @@ def write_preset(path: Path, original_text: str, changes: dict[str, Any]) -> tup
     return text, parse_toml_text(text, str(path))
 
 
-def name_after(path: Path, run_name: str) -> bool:
+def name_after(path: Path, run_name: str, source: Path | None = None) -> bool:
     """Whether a preset saved as ``path`` takes its stem as run.name: only while run.name is the
-    default, so lr-sweep.toml names its runs lr-sweep-… (not run-…; and the file is not empty)."""
+    default or the name of the file it came from, so lr-sweep.toml names its runs lr-sweep-… (not run-…,
+    nor quickstart-… for a copy of quickstart.toml, which read as runs of the original)."""
     from ...runs import RunError, check_run_name
 
-    if run_name != BY_PATH["run.name"].default:
+    if run_name not in (BY_PATH["run.name"].default, source.stem if source is not None else None):
         return False
     try:
         check_run_name(path.stem)
