@@ -267,3 +267,22 @@ def test_a_run_folder_made_by_hand_with_a_non_ascii_name_is_found_as_listed(runs
     assert odd in list_runs() and find_run("tq-ü") == odd  # `runs list` shows it, so `runs show` finds it
     with pytest.raises(RunError):
         find_run("..")
+
+
+def test_a_run_stopped_between_two_train_events_reports_its_end_step_and_tokens(tmp_path):
+    """Stopped at step 103 with train events every 10 steps: `runs show` said step 103 but tokens 204,800
+    (step 100's). The run_end's tokens count, as its step does."""
+    run = tmp_path / "r"
+    run.mkdir()
+    with EventWriter(run / EVENTS) as w:
+        w.write("run_start", step=0, max_steps=400)
+        w.write("train", step=100, tokens=204800, loss=2.0)
+        w.write("run_end", status="stopped", step=103, tokens=210944, reason="tuilm stop")
+    s = summarize(run)
+    assert (s.step, s.tokens) == (103, 210944)
+
+
+def test_flops_read_in_one_unit_below_a_teraflop():
+    from tuiLM.units import fmt_flops
+
+    assert [fmt_flops(x) for x in (1.52e10, 1.1e11, 3.2e12)] == ["15.2 GFLOP/s", "110 GFLOP/s", "3.2 TFLOP/s"]

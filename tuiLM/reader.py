@@ -480,8 +480,7 @@ class RunReader:
                 idx = np.linspace(0, loss.size - 1, min(TREND_POINTS, loss.size)).round().astype(int)
                 s.trend = [float(x) for x in loss[idx]]
         s.diag = self._last_diag()
-        if "step" in end:
-            s.step = end["step"]
+        s.step, s.tokens = end.get("step", s.step), end.get("tokens", s.tokens)  # (past the last train event)
         ev = self.tables["eval"]
         steps, bpb, vloss = (ev.col(k) for k in ("step", "val_bpb", "val_loss"))
         if ev.n and steps is not None and bpb is not None:
