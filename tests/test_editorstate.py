@@ -61,9 +61,12 @@ def test_a_preset_sized_for_a_gpu_says_what_it_takes_on_this_machines_cpu(monkey
     est = services.estimate(preset)
     assert est.device == "cuda" and est.here is not None and est.here[0] == "fp32"
     assert 0 < est.here[1] < est.total_bytes
-    line = summary_text(est, 0.0, "").plain
+    line = summary_text(est, 0.0, "", width=78).plain  # (80 columns less the line's padding)
     assert f"peak {fmt_bytes(est.total_bytes)} cuda ({fmt_bytes(est.here[1])} on this CPU)" in line
-    assert len(line) <= 80 and line.endswith("f4: details")
+    assert len(line) <= 78 and line.endswith("f4: details") and "artifact" not in line
+    assert "artifact ≤" in summary_text(est, 0.0, "").plain  # (room: everything)
+    tight = summary_text(est, 24.0, "", width=60).plain  # the CPU's figure gives way; f4 stays
+    assert "on this CPU" not in tight and tight.endswith("f4: details") and "/ 24 GiB" in tight, tight
     from rich.console import Console
 
     con = Console(width=60, record=True)

@@ -242,7 +242,11 @@ class PresetEditor(AddToStudy, Screen):
         """One line for narrow terminals where the side panel is hidden."""
         budget = self.budget_gib() if self.estimate is not None else 0.0
         self._set("#editor-summary", summary_text(self.estimate, budget, self.estimate_error,
-                                                  self.query_one("#editor-body").has_class("-side")))
+                                                  self.query_one("#editor-body").has_class("-side"),
+                                                  width=self.app.size.width - 2))  # (its padding)
+
+    def on_resize(self) -> None:
+        self._update_summary()
 
     # -- estimate (debounced, in a thread) ----------------------------------------------------------
 

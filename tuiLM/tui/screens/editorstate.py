@@ -155,22 +155,29 @@ def title_text(path: Path | None, arch: Any, unsaved: bool, problems: Sequence[P
     return t
 
 
-def summary_text(est: EstimateView | None, budget_gib: float, error: str, side: bool = False) -> Text:
-    """The estimate in one line, for narrow terminals where the side panel is hidden."""
-    t = Text()
+def summary_text(est: EstimateView | None, budget_gib: float, error: str, side: bool = False,
+                 width: int = 0) -> Text:
+    """The estimate in one line, for narrow terminals where the side panel is hidden. Within ``width``
+    (0: any) the artifact, then the CPU's figure give way; "f4: details" stays (it says where they are)."""
+    pieces: list[tuple[int, str, str]] = []  # (priority: 0 kept, higher goes first; text; style)
     if est is not None:
-        t.append(f"params {fmt_count(est.params)}", style="bold")
-        t.append(f"  ·  peak {fmt_bytes(est.total_bytes)}" + (f" {est.device}" if est.here else ""))
+        pieces.append((0, f"params {fmt_count(est.params)}", "bold"))
+        pieces.append((0, f" · peak {fmt_bytes(est.total_bytes)}" + (f" {est.device}" if est.here else ""), ""))
         if budget_gib > 0:
             over = est.total_bytes > budget_gib * 2**30
-            t.append(f" / {budget_gib:g} GiB", style="red" if over else "green")
+            pieces.append((0, f" / {budget_gib:g} GiB", "red" if over else "green"))
         if est.here is not None:  # no CUDA on this machine: what a run here would take
-            t.append(f" ({fmt_bytes(est.here[1])} on this CPU)", style="yellow")
-        if est.artifact_bytes is not None and est.here is None:  # (with the CPU's figure, it is in f4's details)
-            t.append(f"  ·  artifact ≤ {fmt_bytes(est.artifact_bytes)}")
+            pieces.append((1, f" ({fmt_bytes(est.here[1])} on this CPU)", "yellow"))
+        if est.artifact_bytes is not None:
+            pieces.append((2, f" · artifact ≤ {fmt_bytes(est.artifact_bytes)}", ""))
     elif error:
-        t.append(error, style="red")
-    t.append("  ·  f4: form" if side else "  ·  f4: details", style="dim")  # (the side panel, hidden here)
+        pieces.append((0, error, "red"))
+    pieces.append((0, " · f4: form" if side else " · f4: details", "dim"))  # (the side panel, hidden here)
+    while width and sum(len(p[1]) for p in pieces) > width and max(p[0] for p in pieces) > 0:
+        pieces.remove(max(pieces, key=lambda p: p[0]))
+    t = Text()
+    for _, text, style in pieces:
+        t.append(text, style=style)
     return t
 
 
