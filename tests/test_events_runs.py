@@ -286,3 +286,4 @@ def test_flops_read_in_one_unit_below_a_teraflop():
     from tuiLM.units import fmt_flops
 
     assert [fmt_flops(x) for x in (1.52e10, 1.1e11, 3.2e12)] == ["15.2 GFLOP/s", "110 GFLOP/s", "3.2 TFLOP/s"]
+    assert [fmt_flops(x) for x in (9.994e11, 9.996e11)] == ["999 GFLOP/s", "1 TFLOP/s"]  # (not "1e+03 GFLOP/s")

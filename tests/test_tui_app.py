@@ -643,6 +643,12 @@ async def test_the_budget_beside_the_estimate_is_the_presets_budget_and_is_saved
         editor = app.screen
         await wait_for(pilot, lambda: editor.estimate is not None, what="first estimate")
         box = editor.query_one("#budget", Input)
+        await editor.query_one(PresetForm).reveal("system.vram_budget_gib")  # its row open: the box writes to it
+        await pilot.pause(0.3)  # (reveal focuses the row after a refresh)
+        await type_into(pilot, box, "12.3456789")  # (its row showed 12.3457 and rewrote the box: 12.3459)
+        await wait_for(pilot, lambda: editor.changes().get("system.vram_budget_gib") == 12.3456789, what="typed")
+        row_input = editor.query_one(PresetForm).row("system.vram_budget_gib").query_one(Input)
+        assert box.value == row_input.value == "12.3456789", (box.value, row_input.value)
         await type_into(pilot, box, "0.001")
         await wait_for(pilot, lambda: editor.changes().get("system.vram_budget_gib") == 0.001, what="the budget")
         assert box.value == "0.001"  # (not rewritten while typed: "0." stayed, it did not become "0")
@@ -684,6 +690,15 @@ async def test_f4_shows_the_estimate_at_80_columns_and_esc_returns_to_the_form(t
         await pilot.press("end", "backspace", "backspace", "9", "6")
         await wait_for(pilot, lambda: editor.changes().get("model.d_model") == 296, what="the edit")
         assert isinstance(app.screen, PresetEditor)
+        # a field F8 (or a problem picked in the side view) focused meanwhile keeps the focus on the way back
+        await type_into(pilot, editor.query_one("#f-model--n_heads", Input), "7")  # 296 is not divisible by 7
+        await wait_for(pilot, lambda: any(p.path == "model.d_model" for p in editor.problems), what="the problem")
+        await pilot.press("f4", "f8")
+        await wait_for(pilot, lambda: editor.current_field() in ("model.d_model", "model.n_heads"), what="F8")
+        picked = editor.focused
+        await pilot.press("f4")
+        await pilot.pause(0.2)
+        assert editor.focused is picked
 
 
 @aio

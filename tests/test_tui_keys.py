@@ -427,3 +427,9 @@ async def test_resuming_a_run_without_a_checkpoint_says_step_0_and_its_end_is_to
         assert said[0] == (f"Resuming {run.name}: it has no checkpoint, so it starts again at step 0", "warning")
         await wait_for(pilot, lambda: len(said) > 1, what="the end of the resumed trainer", timeout=240)
         assert said[1][0].startswith(f"{run.name} failed: non-finite loss") and said[1][1] == "error", said
+        # again: the app now holds the last trainer, its exit and its "failed"; the new trainer's end is told,
+        # not the last one's at once (it said "failed" within a second, then nothing at the real end)
+        app.resume_run(run)
+        proc = app.watcher.proc_of(run)
+        await wait_for(pilot, lambda: len(said) > 3, what="the second end", timeout=240)
+        assert proc.poll() is not None and said[3][0].startswith(f"{run.name} failed: non-finite loss"), said

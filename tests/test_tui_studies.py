@@ -175,6 +175,13 @@ def test_scatter_draws_every_point():
     assert rows.count("●") == 2
     fine = scatter_text([(1, 3.2113, "complete"), (2, 3.2451, "complete")], 30, 9).plain
     assert [line.split()[0] for line in fine.splitlines()[:8] if line[:6].strip()] == ["3.24", "3.22"]
+    # labels wider than 6 cells (3.21132) move the grid over on every row alike: a marker's column is its x
+    close = scatter_text([(1, 3.21130, "complete"), (2, 3.21135, "complete")], 30, 9).plain.splitlines()
+    assert [line.index("●") for line in close[:8] if "●" in line] == [len(close[0]) - 2, 8 + 1], close
+    # a NaN objective in the middle: the markers after it kept their own x (they took the NaN one's)
+    mid = scatter_text([(1, 5.0, "complete"), (2, float("nan"), "complete"), (3, 12.0, "complete")], 20, 6)
+    cols = [line.index("●") for line in mid.plain.splitlines()[:5] if "●" in line]
+    assert cols == [len(mid.plain.splitlines()[0]) - 2, 7 + 1], mid.plain
 
 
 @aio

@@ -67,7 +67,7 @@ def fmt_age(seconds: float) -> str:
 def fmt_flops(flops_per_s: float) -> str:
     """Achieved FLOP/s: TFLOP/s from 1 TFLOP/s on (a GPU), GFLOP/s below (a CPU: 0.002 TFLOP/s read badly,
     and two CPU runs read 15.2 GFLOP/s and 0.11 TFLOP/s side by side)."""
-    if flops_per_s >= 1e12:
+    if flops_per_s >= 999.5e9:  # (999.6 GFLOP/s reads "1 TFLOP/s", not "1e+03 GFLOP/s")
         return f"{flops_per_s / 1e12:.3g} TFLOP/s"
     return f"{flops_per_s / 1e9:.3g} GFLOP/s"
 

@@ -53,7 +53,7 @@ class TuiLMApp(App):
         self._runs_root = runs_root
         self.now = now or time.time
         self.watcher = RunWatcher()
-        self._resumed: set[Path] = set()  # runs resumed here whose end is to be told
+        self._resumed: dict[Path, Any] = {}  # runs resumed here whose end is to be told: their trainer
         self._start = start or {}
         self.study_procs: list[Any] = []  # `tuilm study ...` processes started from the app
         self._study_watch: list[tuple[Any, list[str], Path]] = []  # (proc, args, log) until it exits
@@ -197,7 +197,7 @@ class TuiLMApp(App):
         run = self.watcher.get(path, proc=proc)
         self.watcher.wake(run)
         self.watcher.subscribe(run, self)  # (its end is told: on_run_changed)
-        self._resumed.add(run.path)
+        self._resumed[run.path] = proc
         if not any((path / CHECKPOINTS).glob("step-*.json")):  # (a finished checkpoint has its meta)
             note = f"{path.name}: it has no checkpoint, so it starts again at step 0" + (f" ({note})" if note else "")
         if note:
@@ -208,10 +208,10 @@ class TuiLMApp(App):
     def on_run_changed(self, msg: RunChanged) -> None:
         """A run resumed here ended: say how, wherever the user is (a run resumed from the runs list that
         failed again within a second said nothing)."""
-        s = msg.snapshot
-        if s.path not in self._resumed or s.exit_code is None or s.state in ("running", "starting"):
-            return  # (a screen's RunChanged bubbles up here too)
-        self._resumed.discard(s.path)
+        s, proc = msg.snapshot, self._resumed.get(msg.snapshot.path)
+        if proc is None or proc.poll() is None or s.exit_code is None or s.state in ("running", "starting"):
+            return  # (a screen's RunChanged bubbles up here too; and not a snapshot from before this trainer)
+        del self._resumed[s.path]
         self.watcher.unsubscribe(self.watcher.get(s.path), self)
         reason = str((s.run_end or {}).get("reason", "") or "") if s.state in ("failed", "pruned") else ""
         if s.state != "stopped":  # (a stop was asked for here, and said)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import subprocess
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
@@ -180,6 +180,7 @@ class RunData:
     def attach(self, proc: subprocess.Popen) -> None:
         """A new trainer of ours for this run (a resume from the app): its exit is the one to watch."""
         self.proc, self.exit_code, self.alive = proc, None, None
+        self._snapshot = replace(self._snapshot, exit_code=None)  # (not the last trainer's exit)
         self.wake()
 
     def poll(self, budget_s: float = 0.25) -> bool:

@@ -19,7 +19,7 @@ from ...config.load import Preset, PresetError, Problem, locate_keys, parse_toml
 from ...config.schema import BY_PATH, FIELDS
 from .. import services
 from ..widgets.estimate import EstimatePanel
-from ..widgets.form import FieldInput, FieldRow, PresetForm, update_static
+from ..widgets.form import FieldInput, FieldRow, PresetForm, update_static, value_text
 from ..widgets.problems import ProblemList
 from .dialogs import ConfirmScreen, SaveAsScreen
 from .editorstudy import AddToStudy
@@ -123,7 +123,9 @@ class PresetEditor(AddToStudy, Screen):
         body, focused = self.query_one("#editor-body"), self.focused
         self._form_focus = focused if not body.has_class("-side") else getattr(self, "_form_focus", None)
         body.toggle_class("-side")
-        back = self._form_focus if not body.has_class("-side") and self._form_focus is not None else None
+        form = self.query_one(PresetForm)  # (F8 or a problem picked there meanwhile focused its field: it stays)
+        back = None if body.has_class("-side") or (focused is not None and form in focused.ancestors) else \
+            self._form_focus
         self.call_after_refresh(lambda: back is not None and back.is_attached and back.focus())
         self._update_summary()
 
@@ -224,7 +226,7 @@ class PresetEditor(AddToStudy, Screen):
         self.type_errors.pop(path, None), self.raw_text.pop(path, None)
         row = self.query_one(PresetForm).row(path)
         if row is not None and row.is_mounted:
-            row.query_one(Input).value = f"{value:g}" if isinstance(value, float) else str(value)
+            row.query_one(Input).value = value_text(row.field, value)  # (as typed: 12.3456789, not 12.3457)
 
     def _update_title(self) -> None:
         self._set("#editor-title", title_text(self.path, self.values.get("model.arch"), self.has_unsaved(),

@@ -34,8 +34,6 @@ def scatter_text(points: list[tuple[Any, float, str]], width: int, height: int, 
     in their order. (Whole-cell markers: braille dots, a quarter of a cell, were too faint to find.)"""
     if not points:
         return Text("no values yet", style="dim italic")
-    label_w = 7
-    pw = max(3, width - label_w)
     ph = max(1, height - 1)
     if choices:
         cats = sorted({str(p[0]) for p in points})
@@ -44,7 +42,8 @@ def scatter_text(points: list[tuple[Any, float, str]], width: int, height: int, 
         xs = np.array([float(p[0]) for p in points], dtype=float)
         if log_x:
             xs = np.log10(np.maximum(xs, 1e-300))
-    points = [p for p in points if np.isfinite(p[1])]  # a NaN objective has no place on the y axis
+    finite = [i for i, p in enumerate(points) if np.isfinite(p[1])]  # a NaN objective has no place on the y axis
+    points, xs = [points[i] for i in finite], xs[finite]  # (its x went along: the markers after it shifted)
     if not points:
         return Text("no finite values yet", style="dim italic")
     ys = np.array([p[1] for p in points], dtype=float)
@@ -54,12 +53,14 @@ def scatter_text(points: list[tuple[Any, float, str]], width: int, height: int, 
         x0, x1 = x0 - 1, x1 + 1
     if y1 - y0 < 1e-12:
         y0, y1 = y0 - abs(y0) * 0.05 - 1e-3, y1 + abs(y1) * 0.05 + 1e-3
+    labels = _y_labels(y0, y1, ph)
+    label_w = max(7, 1 + max(map(len, labels.values()), default=0))  # (3.21132 is 7 wide: the grid moves over)
+    pw = max(3, width - label_w)
     cols = 1 + np.clip(np.rint((xs - x0) / (x1 - x0) * (pw - 3)), 0, pw - 3).astype(int)
     rows = np.clip(np.rint((y1 - ys) / (y1 - y0) * (ph - 1)), 0, ph - 1).astype(int)
     grid = np.zeros((ph, pw), dtype=int)  # 0 empty, 1 pruned, 2 complete
     for c, r, p in zip(cols, rows, points):
         grid[r, c] = max(grid[r, c], 2 if p[2] == "complete" else 1)
-    labels = _y_labels(y0, y1, ph)
     out = Text()
     for i in range(ph):
         label = labels.get(i, "")
