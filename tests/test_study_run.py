@@ -350,6 +350,7 @@ def test_study_stop_ends_running_trials_cleanly_and_run_continues_them(tmp_path)
     (run,) = list_runs(runs_dir)
     s = summarize(run)
     assert s.state == "stopped" and s.step < 400 and list((run / "checkpoints").glob("step-*.pt"))
+    assert s.reason == "the study was stopped (tuilm study stop)"  # (it said "stopped by SIGTERM")
     shown = show_json(tmp_path, "halt")
     assert shown["trials"][0]["state"] == "running"  # resumable in Optuna, not lost
     assert shown["trials"][0]["stopped"] and shown["counts"]["stopped"] == 1 and shown["counts"]["running"] == 0

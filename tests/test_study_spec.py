@@ -689,3 +689,41 @@ def test_a_retry_of_a_silent_machines_trial_is_never_surplus(tmp_path, monkeypat
     trials = study.get_trials()
     assert trials[3].user_attrs["retry_of"] == 2 and not trials[3].user_attrs.get("surplus")
     assert st.retried(trials) == {2: 3} and [t.number for t in st.counted(trials)] == [0, 1, 3, 4]
+
+
+def test_a_trial_pruned_as_the_study_stops_is_told_pruned_not_left_interrupted(tmp_path):
+    """`study stop` just as the pruner stopped a trial: its run ended pruned, but the controller left it
+    RUNNING in Optuna, and `study show` and `study list` read "interrupted" until the next run. The stop
+    now tells it pruned; and a trial whose latest run ended is never "interrupted" (nothing was killed)."""
+    import optuna
+
+    from tuiLM.events import EventWriter
+    from tuiLM.reader import EventTail
+    from tuiLM.runs import EVENTS
+    from tuiLM.study.engine import Job, SeedRun, StudyEngine
+    from tuiLM.study.report import trial_rows
+
+    from .conftest import make_preset
+
+    spec, _ = parse(GOOD)
+    said: list[str] = []
+    engine = StudyEngine(spec, make_preset(), root=tmp_path / "runs", say=said.append, poll_s=0.01)
+    engine.open()
+    trial = engine.study.ask(spec.distributions())
+    run = tmp_path / "runs" / "good-t000-s0"
+    run.mkdir(parents=True)
+    with EventWriter(run / EVENTS) as w:
+        w.write("run_start", step=0, max_steps=100)
+        w.write("train", step=50, loss=3.0)
+        w.write("run_end", status="pruned", step=50, reason="pruned by the median pruner at step 50")
+    trial.set_user_attr("runs", [run.name])
+    assert trial_rows(engine.study, tmp_path / "runs")[0]["state"] == "running"
+    row = trial_rows(engine.study, tmp_path / "runs")[0]
+    assert row["stopped"] and not row["interrupted"]  # (ended: not a killed controller)
+    job = Job(trial, dict(trial.params), pruning="pruned by the median pruner at step 50")
+    job.current = SeedRun(0, run, None, EventTail(run / EVENTS))
+    engine.jobs = [job]
+    engine.request_stop("tuilm study stop")
+    engine.stop_all(timeout=2)
+    assert engine.study.get_trials()[0].state == optuna.trial.TrialState.PRUNED
+    assert any("pruned by the median pruner at step 50" in s for s in said), said

@@ -386,9 +386,10 @@ class StudyEngine:
             cause = self.stop_cause or "tuilm study stop"
             again = " (Ctrl-C again to leave them running)" if cause == "Ctrl-C" else ""  # (not for a signal or stop)
             self.say(f"stopping ({cause}): running trials finish their step and write a checkpoint{again}")
-        for job in self.jobs:
-            if job.current is not None:
-                stop_trainer(job.current.proc or job.current.run_dir, run_dir=job.current.run_dir)
+        for job in self.jobs:  # (one the pruner stopped already ends pruned: its request stays)
+            if job.current is not None and not job.pruning:
+                stop_trainer(job.current.proc or job.current.run_dir, run_dir=job.current.run_dir,
+                             reason=f"the study was stopped ({self.stop_cause or 'tuilm study stop'})")
         for job in list(self.jobs):  # stopped on purpose (even if a second Ctrl-C cuts the wait below):
             self._guarded(job, lambda j: j.trial.set_user_attr(st.BEAT_ATTR, None))  # never taken for dead
         deadline = time.monotonic() + timeout
@@ -399,6 +400,12 @@ class StudyEngine:
                         if ev.get("kind") == "run_end":
                             job.current.end = ev
             time.sleep(self.poll_s)
+        for job in list(self.jobs):  # pruned just before the stop: told so now (it read "interrupted" till the next run)
+            run = job.current
+            if run is not None and not self._alive(run):
+                self._guarded(job, lambda j: self._take(j, run))  # (its last lines land as it exits)
+                if (run.end or {}).get("status") == "pruned":
+                    self._guarded(job, lambda j: self._on_end(j, run, run.end))
         for job in self.jobs:
             if job.current is not None and self._alive(job.current):
                 self.say(f"trial {job.number}: the trainer of {job.current.run_dir.name} did not stop in "

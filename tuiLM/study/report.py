@@ -298,8 +298,8 @@ def _controller_gone(attrs: dict[str, Any]) -> bool:
 
 
 def _running_here(run_ids: list[str], root: str | Path | None) -> tuple[bool, int | None, bool]:
-    """A running trial as its runs here tell it: (its latest run ended ``stopped``, the furthest step
-    its runs reached so far (None when none of them is here), its latest run's trainer is alive).
+    """A running trial as its runs here tell it: (its latest run ended: stopped, or pruned as the study
+    stopped; the furthest step its runs reached so far (None when none of them is here), its latest run's trainer is alive).
     Cheap enough for the app's refresh every 2 s: a step comes from the last 64 KiB of each
     events.jsonl, and only a latest run whose trainer is gone is read whole (through its column
     cache) to see whether it ended stopped."""
@@ -312,7 +312,10 @@ def _running_here(run_ids: list[str], root: str | Path | None) -> tuple[bool, in
              if ev.get("kind") in ("train", "run_end") and isinstance(ev.get("step"), int)]  # (a resume's rule)
     last = runs_root(root) / run_ids[-1] if run_ids else None
     live = last is not None and last.is_dir() and bool(trainer_running(last))
-    stopped = last is not None and last.is_dir() and not live and summarize(last).state == "stopped"
+    # ended (stopped, or pruned just as the study was stopped): no trainer, nothing killed; the next study
+    # run resumes it or tells its end (a pruned one read "interrupted", the word for a killed controller)
+    stopped = last is not None and last.is_dir() and not live and summarize(last).state in (
+        "stopped", "pruned", "completed", "failed")
     return stopped, max(steps, default=None), live
 
 
