@@ -301,8 +301,12 @@ def test_study_compare_judges_two_configurations_seed_by_seed(tmp_path):
     assert out.returncode == 0, out.stderr
     text = out.stdout.replace("\n", " ")
     assert expected.verdict in text and f"trial {a['number']} vs trial {b['number']}" in text
+    gains = []  # per seed in the verdict's sense, how much better a is (+): it read "a - b", the other way
     for seed, x, y in zip(a["seeds"], a["values"], b["values"]):
-        assert f"{seed}   {x:.4f}   {y:.4f}  {x - y:+.4f}" in out.stdout, out.stdout
+        assert [str(seed), f"{x:.4f}", f"{y:.4f}", f"{y - x:+.4f}"] in [line.split() for line in out.stdout.splitlines()]
+        gains.append(y - x)
+    assert f"gain ({a['number']} better: +)" in out.stdout
+    assert (sum(gains) / len(gains) > 0) == (expected.gain > 0)  # the table and the verdict agree on the sign
     js = json.loads(tuilm(tmp_path, "study", "compare", "fixture", str(a["number"]), str(b["number"]), "--json").stdout)
     assert js["method"] == "paired" and js["p"] == pytest.approx(expected.p) and js["verdict"] == expected.verdict
     pruned = next(r for r in s["trials"] if r["state"] == "pruned")

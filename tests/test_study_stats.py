@@ -35,7 +35,7 @@ def test_paired_t_test_by_hand():
     # excludes 0, but p = 0.074 >= 0.05, so the verdict is noise (the interval alone said "better")
     assert 0.01 - 1e-12 <= c.ci[0] < c.ci[1] <= 0.03 + 1e-12
     assert not c.significant
-    assert c.verdict.startswith("not distinguishable from seed noise (+0.0200 ± 0.0058")
+    assert c.verdict.startswith("not distinguishable from seed noise (gain +0.0200 ± 0.0058")
     assert "paired over 3 seeds" in c.verdict and "p = 0.074" in c.verdict
     c = compare([0.99, 1.08, 1.18], b)  # d = 0.01, 0.02, 0.02: t = 0.01667 / 0.00333 = 5, p = 0.038
     assert c.p == pytest.approx(1 - 5 / math.sqrt(27), rel=1e-9) and c.significant

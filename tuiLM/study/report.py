@@ -748,12 +748,13 @@ def compare_command(name: str, storage_url: str | None, a: int, b: int, console:
         return 0
     va, vb = dict(zip(ra["seeds"], ra["values"])), dict(zip(rb["seeds"], rb["values"]))
     table = Table(pad_edge=False, box=None, header_style="bold")
-    for col in ("seed", f"trial {a}", f"trial {b}", "a - b"):
+    sign = -1 if summary["direction"] == "minimize" else 1  # gain: how much better a is, as the verdict says
+    for col in ("seed", f"trial {a}", f"trial {b}", f"gain ({a} better: +)"):
         table.add_column(col, justify="right")
     for seed in sorted(set(va) | set(vb)):
         x, y = va.get(seed), vb.get(seed)
         table.add_row(str(seed), "-" if x is None else f"{x:.4f}", "-" if y is None else f"{y:.4f}",
-                      "-" if x is None or y is None else f"{x - y:+.4f}")
+                      "-" if x is None or y is None else f"{sign * (x - y):+.4f}")
     console.print(f"study {name} · {summary['objective']} ({summary['direction']}): trial {a} vs trial {b}",
                   highlight=False, markup=False)
     console.print(table)

@@ -167,7 +167,7 @@ def verdict(c: Comparison, digits: int = 4) -> str:
     """"better by X ± Y (p = ..., paired over k seeds)", or "not distinguishable from seed noise"."""
     over = f"paired over {c.k} seeds" if c.method == "paired" else f"Welch, {c.k_a} vs {c.k_b} seeds"
     if not c.significant:
-        return f"not distinguishable from seed noise ({_signed(c.gain, digits)} ± {c.diff_se:.{digits}f}, " \
+        return f"not distinguishable from seed noise (gain {_signed(c.gain, digits)} ± {c.diff_se:.{digits}f}, " \
                f"{_p(c.p)}, {over})"
     word = "better" if c.gain > 0 else "worse"
     rel = f", {abs(c.rel_gain) * 100:.2g} %" if c.rel_gain == c.rel_gain else ""
