@@ -398,3 +398,14 @@ def test_a_worker_records_its_trials_preset_as_study_run_does(tmp_path):
     spec, base = worker_spec("fixture", None, tmp_path / "runs")
     run_dir = create_run(trial_preset(base, {}, 0, "fixture-t100-s0"), root=tmp_path / "runs")
     assert _preset_name(run_dir, base) == Path(spec.settings["base"]).stem == "base"
+
+
+def test_a_studys_trials_read_as_ended_of_the_target_then_how():
+    """'3/6 done, 3 pruned' read as half of a finished study, and `study list` gave no target at all. One
+    wording for study list, the studies list and the study view: ended of the target, then how."""
+    from tuiLM.study.report import counts_text
+
+    assert counts_text({"complete": 3, "pruned": 3}, 6) == "6/6: 3 done, 3 pruned"
+    assert counts_text({"complete": 2, "running": 1, "pruned": 1, "stopped": 2, "interrupted": 1}, 8) == \
+        "3/8: 2 done, 1 pruned, 1 running, 1 stopped, 1 interrupted"
+    assert counts_text({}, 4) == "0/4" and counts_text({"complete": 1}, None) == "1: 1 done"

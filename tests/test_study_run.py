@@ -591,7 +591,7 @@ def test_a_trial_of_a_machine_gone_silent_is_failed_and_its_configuration_runs_a
 
     out = io.StringIO()
     list_command(None, Console(file=out, width=160))
-    assert "1 done 2 running 1 retried" in out.getvalue() and "failed" not in out.getvalue(), out.getvalue()
+    assert "1/3: 1 done, 2 running, 1 retried" in out.getvalue() and "failed" not in out.getvalue(), out.getvalue()
     (row,) = StudyReader(tmp_path / "runs").rows()
     assert (row.complete, row.failed, row.retried, row.running) == (1, 0, 1, 2)
 

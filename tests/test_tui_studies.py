@@ -66,7 +66,8 @@ async def test_studies_list_shows_the_fixture_study(tmp_path):
         assert row.storage.endswith("studies/fixture/journal.log")
         table = screen.query_one("#studies-table")
         cells = [str(x) for x in table.get_row("fixture")]
-        assert f"{c['complete']}/8 done · {c['pruned']} pruned" in cells  # as study list words it
+        ended = c["complete"] + c["pruned"] + c["fail"]  # the trials ended of the target, then how (as study list)
+        assert f"{ended}/8: {c['complete']} done, {c['pruned']} pruned" in cells, cells
         assert any(f"{expected['best']['value']:.4f}" in x for x in cells)
 
 

@@ -653,6 +653,18 @@ def _csv(x: Any) -> str:
     return "" if x is None else repr(x) if isinstance(x, float) else str(x)
 
 
+def counts_text(c: Any, target: int | None) -> str:
+    """A study's trials at a glance, one wording for `study list`, the studies list and the study view:
+    the trials ended of the target, then how ("6/6: 3 done, 3 pruned"; "3/6 done" read as half of a
+    finished study). ``c``: the summary's counts (stopped includes interrupted)."""
+    get = lambda k: int(c.get(k, 0) or 0)  # noqa: E731
+    parts = [f"{n} {word}" for n, word in ((get("complete"), "done"), (get("pruned"), "pruned"), (get("fail"), "failed"),
+                                           (get("running"), "running"), (get("stopped") - get("interrupted"), "stopped"),
+                                           (get("interrupted"), "interrupted"), (get("retried"), "retried")) if n]
+    ended = get("complete") + get("pruned") + get("fail")
+    return (f"{ended}/{target}" if target else str(ended)) + (": " + ", ".join(parts) if parts else "")
+
+
 def study_state(summary: dict[str, Any], sdir: Path | None) -> str:
     """running | stopping | stopped | interrupted | finished | idle: one wording for `study list` and
     the app. Interrupted: a trial's controller and trainer were killed (not stopped)."""
@@ -695,12 +707,7 @@ def list_command(storage_url: str | None, console: Console) -> None:
         last = max((r["finished"] or r["started"] or 0 for r in s["trials"]), default=0)
         state = study_state(s, None if url else st.study_dir(name))
         best = s["best"]
-        trials = " ".join(f"{n} {label}" for n, label in ((c["complete"], "done"), (c["running"], "running"),
-                                                          (c["stopped"] - c["interrupted"], "stopped"),
-                                                          (c["interrupted"], "interrupted"),
-                                                          (c["pruned"], "pruned"), (c["fail"], "failed"),
-                                                          (c.get("retried", 0), "retried")) if n)
-        rows.append((escape(name), state, trials or "none", "-" if not best else f"{best['value']:.4f}",
+        rows.append((escape(name), state, counts_text(c, s.get("target")), "-" if not best else f"{best['value']:.4f}",
                      "" if not best else escape(" ".join(f"{short_key(k, list(best['params']))}={_fmt_v(v)}"
                                                          for k, v in best["params"].items())),
                      time.strftime("%m-%d %H:%M", time.localtime(last)) if last else "-"))  # as the app

@@ -151,17 +151,17 @@ class StudiesScreen(Refreshing, Screen):
         self.sync_bindings()  # the highlighted study's state may have changed
 
     def _cells(self, row: StudyRow) -> dict[str, Any]:
-        target = f"/{row.target}" if row.target else ""
+        from ...study.report import counts_text
+
         best = "—" if row.best_value is None else f"{row.best_value:.4f}" + (
             f" ± {row.best_se:.4f}" if row.best_se is not None else "") + f" k={row.best_k}"
         cells: dict[str, Any] = {
             "study": Text(row.name, style="bold") + (Text(f" (confirms {row.confirm_of})", style="dim")
                                                       if row.confirm_of else Text("")),
             "state": Text(row.state, style=STATE_STYLE.get(row.state, "")),
-            "trials": cell(" · ".join([f"{row.complete}{target} done"] + [f"{n} {word}" for n, word in (
-                (row.running, "running"), (row.stopped - row.interrupted, "stopped"), (row.interrupted, "interrupted"),
-                (row.pruned, "pruned"), (row.failed, "failed"), (row.retried, "retried"))
-                if n])),
+            "trials": cell(counts_text({"complete": row.complete, "running": row.running, "stopped": row.stopped,
+                                        "interrupted": row.interrupted, "pruned": row.pruned, "fail": row.failed,
+                                        "retried": row.retried}, row.target)),
             "best": cell(best) if not row.error else Text(row.error, style="red"),
             "params": Text(" ".join(f"{short_key(k, [x for x, _ in row.best_params])}={_fmt_param(v)}"
                                     for k, v in row.best_params), no_wrap=True, end=""),

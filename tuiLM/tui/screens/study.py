@@ -199,14 +199,9 @@ class StudyScreen(Refreshing, Screen):
         best_text = "best —" if best is None or best.value is None else \
             f"best {best.value:.4f}" + (f" ± {best.se:.4f}" if best.se is not None else "") + \
             f" (t{best.number}, k={best.k})"
-        target = f"/{s.target}" if s.target else ""
-        n = {k: s.count(k) for k in ("running", "stopped", "interrupted", "pruned", "fail", "retried")}
-        n["stopped"] -= n["interrupted"]  # (the summary's stopped count has the interrupted ones too)
-        counts = ", ".join([f"{s.count('complete')}{target} done"] + [
-            f"{n[state]} {word}" for state, word in (("running", "running"), ("stopped", "stopped"),
-                                                    ("interrupted", "interrupted"), ("pruned", "pruned"),
-                                                    ("fail", "failed"), ("retried", "retried"))
-            if n[state]])  # the states no trial is in say nothing
+        from ...study.report import counts_text
+
+        counts = counts_text(dict(s.counts), s.target)  # (as study list and the studies list word it)
         title = Text.assemble(
             (f"{s.name} ", "bold"), (s.state, STATE_STYLE.get(s.state, "")), f" · {counts} · ", (best_text, "bold"),
             no_wrap=True, overflow="ellipsis")
