@@ -49,6 +49,22 @@ async def open_study(app, pilot) -> StudyScreen:
 
 
 @aio
+async def test_studies_list_at_80_columns_keeps_the_best_value_whole_and_fits(tmp_path):
+    """At 80x24 the best read '3.316' (3.3169 ± 0.0411 k=2 cut at the table's edge) and the table scrolled
+    sideways. Below 110 columns the best reads as in the study view's table and nothing overflows."""
+    runs = copy_fixture(tmp_path)
+    best = study_summary("fixture", None, runs)["best"]
+    app = make_app(runs_root=runs)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("3")
+        await wait_for(pilot, lambda: isinstance(app.screen, StudiesScreen) and app.screen.refreshes > 0, "list")
+        table = app.screen.query_one("#studies-table")
+        cells = [str(x) for x in table.get_row("fixture")]
+        assert f"{best['value']:.4f}±{best['value_se']:.4f}".replace("±0.", "±.") in cells, cells
+        assert table.virtual_size.width <= table.size.width, (table.virtual_size, table.size)
+
+
+@aio
 async def test_studies_list_shows_the_fixture_study(tmp_path):
     runs = copy_fixture(tmp_path)
     expected = study_summary("fixture", None, runs)

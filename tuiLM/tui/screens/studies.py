@@ -130,9 +130,9 @@ class StudiesScreen(Refreshing, Screen):
             used = sum(max(max(cell_len(c[k].plain if isinstance(c[k], Text) else c[k]) for _, c in built),
                            cell_len(str(table.columns[ColumnKey(k)].label))) + 2
                        for k in ("study", "state", "trials", "best"))
-            room = max(12, (table.size.width or self.app.size.width) - used - 2 - 2)
-            for _, c in built:
-                c["params"].truncate(room, overflow="ellipsis")
+            room = (table.size.width or self.app.size.width) - used - 2 - 2
+            for _, c in built:  # (too little room: none, rather than a table wider than the screen)
+                c["params"].truncate(max(0, room), overflow="ellipsis") if room >= 8 else c["params"].truncate(0)
         for row, cells in built:
             if row.name in self.rows and row.name in table.rows:
                 for col, value in cells.items():
@@ -153,11 +153,17 @@ class StudiesScreen(Refreshing, Screen):
     def _cells(self, row: StudyRow) -> dict[str, Any]:
         from ...study.report import counts_text
 
-        best = "—" if row.best_value is None else f"{row.best_value:.4f}" + (
-            f" ± {row.best_se:.4f}" if row.best_se is not None else "") + f" k={row.best_k}"
+        if row.best_value is None:
+            best = "—"
+        elif getattr(self, "_wide", True):
+            best = f"{row.best_value:.4f}" + (f" ± {row.best_se:.4f}" if row.best_se is not None else "") + \
+                f" k={row.best_k}"
+        else:  # below 110 columns, as the study view's table (k is there): "3.1852 ± 0.0287 k=2" was cut
+            best = f"{row.best_value:.4f}" + (f"±{row.best_se:.4f}".replace("±0.", "±.") if row.best_se is not None
+                                              else "")
         cells: dict[str, Any] = {
             "study": Text(row.name, style="bold") + (Text(f" (confirms {row.confirm_of})", style="dim")
-                                                      if row.confirm_of else Text("")),
+                                                      if row.confirm_of and getattr(self, "_wide", True) else Text("")),
             "state": Text(row.state, style=STATE_STYLE.get(row.state, "")),
             "trials": cell(counts_text({"complete": row.complete, "running": row.running, "stopped": row.stopped,
                                         "interrupted": row.interrupted, "pruned": row.pruned, "fail": row.failed,
