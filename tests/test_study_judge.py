@@ -409,3 +409,23 @@ def test_a_studys_trials_read_as_ended_of_the_target_then_how():
     assert counts_text({"complete": 2, "running": 1, "pruned": 1, "stopped": 2, "interrupted": 1}, 8) == \
         "3/8: 2 done, 1 pruned, 1 running, 1 stopped, 1 interrupted"
     assert counts_text({}, 4) == "0/4" and counts_text({"complete": 1}, None) == "1: 1 done"
+
+
+def test_study_list_keeps_best_params_whole_or_leaves_them_out(tmp_path, monkeypatch, capsys):
+    """A narrow terminal cut the best params to 'weight_dec' (and 'weight_decay=' with no number): they are
+    whole, wrapped between items, or (too narrow for the widest) left to `study show`."""
+    from tuiLM.cli import main
+
+    runs = copy_fixture(tmp_path)
+    monkeypatch.setenv("TUILM_RUNS_DIR", str(runs))
+    params = show_json(tmp_path, "fixture")["best"]["params"]
+    for width, shown in ((80, True), (58, False)):
+        monkeypatch.setenv("COLUMNS", str(width))
+        with pytest.raises(SystemExit):
+            main(["study", "list"])
+        out = capsys.readouterr().out
+        table = [line for line in out.splitlines() if not line.startswith("storage: ")]  # (a path, whole)
+        assert max(len(line.rstrip()) for line in table) <= width, out
+        items = [w for line in out.splitlines()[1:] for w in line.split() if "=" in w]
+        assert bool(items) == shown and all(w.split("=")[1] for w in items), out
+        assert all(any(f"{k.split('.')[-1]}=" in w for w in items) for k in params) == shown, out

@@ -720,6 +720,9 @@ def list_command(storage_url: str | None, console: Console) -> None:
     if need + 2 * (len(cols) - 1) > console.width:  # at 80 columns the last activity gives way, not cut to "12"
         cols.pop()
         rows = [r[:5] for r in rows]
+        if need - len("last activity") + 2 * (len(cols) - 1) > console.width:  # then the best params, whole or
+            cols.pop()  # not at all: Rich cut them to "weight_dec" (`study show NAME` gives them)
+            rows = [r[:4] for r in rows]
     table = Table(pad_edge=False, box=None, header_style="bold")
     for col in cols:
         table.add_column(col, no_wrap=col != "best params", overflow="fold" if col == "best params" else "ellipsis",
