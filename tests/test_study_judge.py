@@ -429,3 +429,24 @@ def test_study_list_keeps_best_params_whole_or_leaves_them_out(tmp_path, monkeyp
         items = [w for line in out.splitlines()[1:] for w in line.split() if "=" in w]
         assert bool(items) == shown and all(w.split("=")[1] for w in items), out
         assert all(any(f"{k.split('.')[-1]}=" in w for w in items) for k in params) == shown, out
+
+
+def test_a_confirmation_of_trials_no_longer_the_top_says_so():
+    """A confirmation of trials 0 and 1 still read "the ranking held" after the study went on and trial 5
+    became its best: it now says which trials it confirmed, which are the top now, and how to confirm them."""
+    from tuiLM.study.confirm import ranking
+
+    def row(n, value, values, seeds, **kw):
+        return {"number": n, "state": "complete", "value": value, "value_se": 0.01, "k": len(values), "values": values,
+                "seeds": seeds, "params": {}, "runs": [], **kw}
+
+    original = {"name": "lrwd", "direction": "minimize",
+                "trials": [row(0, 3.3, [3.29, 3.31], [1, 2]), row(1, 3.8, [3.79, 3.81], [1, 2])]}
+    confirmation = {"name": "lrwd-confirm1", "trials": [row(0, 3.2, [3.19, 3.2, 3.21], [7, 8, 9], confirm_of=0),
+                                                          row(1, 3.7, [3.69, 3.7, 3.71], [7, 8, 9], confirm_of=1)]}
+    rk = ranking(original, confirmation)
+    assert rk["verdict"] == "the ranking held" and not rk["stale"]
+    original["trials"].append(row(5, 3.1, [3.09, 3.11], [1, 2]))
+    rk = ranking(original, confirmation)
+    assert rk["stale"] and rk["verdict"] == ("the ranking held (for trials 0, 1; the study's top 2 are trials 5, 0 "
+                                             "now: tuilm study confirm lrwd --top 2 confirms them)"), rk["verdict"]

@@ -162,8 +162,15 @@ def ranking(original: dict[str, Any], confirmation: dict[str, Any]) -> dict[str,
         verdict = "the ranking held"
     else:
         verdict = "the ranking changed: " + " > ".join(f"trial {p[0]['number']}" for p in new_order)
+    # the study went on since: its top is no longer what this confirmed (it read as a verdict on the best)
+    confirmed_now = [r["number"] for r in top_trials(original, len(orig_order))]
+    stale = bool(orig_order) and sorted(confirmed_now) != sorted(p[0]["number"] for p in orig_order)
+    if stale:
+        verdict += (f" (for trials {', '.join(str(p[0]['number']) for p in orig_order)}; the study's top "
+                    f"{len(orig_order)} are trials {', '.join(map(str, confirmed_now))} now: "
+                    f"tuilm study confirm {original['name']} --top {len(orig_order)} confirms them)")
     return {"study": confirmation["name"], "of": original["name"], "finished": finished, "held": held if finished else None,
-            "verdict": verdict, "rows": rows, "best_vs_runner_up": top_pair}
+            "verdict": verdict, "rows": rows, "best_vs_runner_up": top_pair, "stale": stale}
 
 
 def confirm_summaries(original: dict[str, Any], study: Any, storage_url: str | None,
