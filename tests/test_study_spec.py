@@ -594,7 +594,14 @@ def test_validation_warns_of_the_configurations_the_space_reaches_that_cannot_tr
                  '"schedule.warmup_steps" = { int = [0, 60] }\n"optim.lr" = { log = [1e-4, 1e-2] }\n')
     warns = [p for p in load_study(f)[2] if not p.is_error]
     assert [(p.path, p.line) for p in warns] == [("space.schedule.warmup_steps", 8)]
-    assert "warmup_steps = 60 cannot train" in warns[0].message and "exceeds max_steps (30)" in warns[0].message
+    assert "warmup_steps = 31-60 (30 of its 61 values) cannot train" in warns[0].message, warns[0].message
+    assert "exceeds max_steps (30)" in warns[0].message
+    # an integer range whose ends train but whose middle does not: every value of a small one is tried
+    f.write_text('[study]\nname = "s"\nbase = "quickstart"\ntrials = 4\n[space]\n'
+                 '"model.n_heads" = { int = [1, 64] }\n"optim.lr" = { log = [1e-4, 1e-2] }\n')
+    (warn,) = [p for p in load_study(f)[2] if not p.is_error]
+    assert warn.path == "space.model.n_heads" and "n_heads = 3, 5-7, 9-15, 17-31, 33-63 (57 of its 64 values) " \
+        "cannot train" in warn.message, warn.message
     # only a combination fails: d_model 136 works with 4 heads, 8 heads with 128, not 136 with 8 (head_dim 17)
     f.write_text('[study]\nname = "s"\nbase = "quickstart"\ntrials = 4\n[space]\n'
                  '"model.d_model" = { choice = [128, 136] }\n"model.n_heads" = { choice = [4, 8] }\n')

@@ -444,6 +444,18 @@ def load_study(path: str | Path, overrides: list[str] | None = None) -> tuple[St
 
 
 MAX_CORNERS = 512  # every combination of the dimensions' ends is checked up to this many (0.15 ms each)
+MAX_INT_VALUES = 64  # an integer range this small is checked at every value, not only its ends
+
+
+def _probe_values(d: Dimension) -> list[Any]:
+    """The values of a dimension the check tries: a choice's each, a small integer range's every value
+    (n_heads in [1, 64] with d_model 128: 3, 5, 6, 7 ... fail, the ends do not), else its two ends."""
+    if d.kind == "choice":
+        return list(d.values)
+    lo, hi = d.values
+    if BY_PATH[d.key].type is int and d.kind == "int" and int(hi) - int(lo) < MAX_INT_VALUES:
+        return list(range(int(lo), int(hi) + 1))
+    return [lo, hi]
 
 
 def _space_problems(spec: StudySpec, base: Preset) -> list[Problem]:
@@ -460,7 +472,7 @@ def _space_problems(spec: StudySpec, base: Preset) -> list[Problem]:
     dims = list(spec.space)
     if not dims:
         return []
-    ends = [list(d.values) if d.kind == "choice" else [d.values[0], d.values[1]] for d in dims]
+    ends = [_probe_values(d) for d in dims]
     if math.prod(len(e) for e in ends) <= MAX_CORNERS:
         points = [list(p) for p in itertools.product(*ends)]
     else:
@@ -481,12 +493,41 @@ def _space_problems(spec: StudySpec, base: Preset) -> list[Problem]:
     for msg, at in failing.values():
         # the dimensions that hold one value wherever it fails (and take others): what makes it fail
         culprits = [i for i, d in enumerate(dims) if len(ends[i]) > 1 and len({repr(p[i]) for p in at}) == 1]
-        shown = ", ".join(f"{dims[i].key} = {at[0][i]!r}" for i in culprits) or \
+        if not culprits:  # one dimension whose failing values fail whatever the others are (n_heads 3, 5, 7 …)
+            culprits = [i for i in range(len(dims)) if len(ends[i]) > 2 and _explains(i, at, points)][:1]
+        vals = sorted({p[culprits[0]] for p in at}, key=lambda v: (isinstance(v, str), v if not isinstance(v, str) else 0,
+                                                                     repr(v))) if len(culprits) == 1 else []
+        shown = (f"{dims[culprits[0]].key} = {_fmt_values(vals)}"
+                 + (f" ({len(vals)} of its {len(ends[culprits[0]])} values)" if len(vals) > 1 else "")
+                 if len(culprits) == 1 else None) or \
+            ", ".join(f"{dims[i].key} = {at[0][i]!r}" for i in culprits) or \
             ", ".join(f"{d.key} = {v!r}" for d, v in zip(dims, at[0]))
         path = f"space.{dims[culprits[0]].key}" if len(culprits) == 1 else "space"
         out.append(Problem("warning", path, f"trials with {shown} cannot train ({msg}): they fail and use up a "
                            "trial; narrow the range or [set] what it conflicts with", spec.lines.get(path)))
     return out
+
+
+def _fmt_values(vals: list[Any], most: int = 6) -> str:
+    """Values for a message; runs of integers as ranges (31-60; 3, 5-7, 9-15 …)."""
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in vals):
+        return ", ".join(map(repr, vals[:most])) + (" …" if len(vals) > most else "")
+    runs: list[list[int]] = []
+    for v in vals:
+        if runs and v == runs[-1][1] + 1:
+            runs[-1][1] = v
+        else:
+            runs.append([v, v])
+    text = [str(a) if a == b else f"{a}-{b}" for a, b in runs]
+    return ", ".join(text[:most]) + (" …" if len(text) > most else "")
+
+
+def _explains(i: int, at: list[list[Any]], points: list[list[Any]]) -> bool:
+    """Whether dimension ``i`` alone tells the failing points ``at``: every point with one of their values
+    of it fails, and some value of it never does."""
+    bad = {repr(p[i]) for p in at}
+    return len(bad) < len({repr(p[i]) for p in points}) and \
+        sum(1 for p in points if repr(p[i]) in bad) == len(at)
 
 
 def _objective_problems(spec: StudySpec, base: Preset) -> list[Problem]:
