@@ -411,19 +411,17 @@ def test_a_studys_trials_read_as_ended_of_the_target_then_how():
     assert counts_text({}, 4) == "0/4" and counts_text({"complete": 1}, None) == "1: 1 done"
 
 
-def test_study_list_keeps_best_params_whole_or_leaves_them_out(tmp_path, monkeypatch, capsys):
+def test_study_list_keeps_best_params_whole_or_leaves_them_out(tmp_path):
     """A narrow terminal cut the best params to 'weight_dec' (and 'weight_decay=' with no number): they are
     whole, wrapped between items, or (too narrow for the widest) left to `study show`."""
-    from tuiLM.cli import main
+    import subprocess
+    import sys
 
-    runs = copy_fixture(tmp_path)
-    monkeypatch.setenv("TUILM_RUNS_DIR", str(runs))
+    copy_fixture(tmp_path)
     params = show_json(tmp_path, "fixture")["best"]["params"]
     for width, shown in ((80, True), (58, False)):
-        monkeypatch.setenv("COLUMNS", str(width))
-        with pytest.raises(SystemExit):
-            main(["study", "list"])
-        out = capsys.readouterr().out
+        out = subprocess.run([sys.executable, "-m", "tuiLM.cli", "study", "list"], cwd=tmp_path, capture_output=True,
+                             env={**env_for(tmp_path), "COLUMNS": str(width)}, text=True, timeout=120).stdout
         table = [line for line in out.splitlines() if not line.startswith("storage: ")]  # (a path, whole)
         assert max(len(line.rstrip()) for line in table) <= width, out
         items = [w for line in out.splitlines()[1:] for w in line.split() if "=" in w]
