@@ -294,17 +294,16 @@ def test_runs_compare_lists_settings_not_labels_nor_settings_the_models_do_not_r
     assert "optim.lr" in out and "model.bdh_mult" not in out and "run.name" not in out
 
 
-def test_runs_compare_at_80_columns_cuts_run_ids_where_they_still_differ(tmp_path, capsys, monkeypatch):
+def test_runs_compare_at_80_columns_cuts_run_ids_where_they_still_differ(tmp_path):
     """Three runs at 80 columns: Rich cut the heads at their end ('quickstart-20261…' twice): the part that
     tells runs of one preset apart was gone. They are cut in the middle, the time of day kept."""
     from .fixtures.fixture_runs import write_run
 
-    monkeypatch.setenv("COLUMNS", "80")
     runs = [write_run(tmp_path / "runs", f"quickstart-20261203-18{i}308", "gpt", seed=i, lr=1e-3 * (i + 1))
             for i in range(3)]
-    with pytest.raises(SystemExit):
-        main(["runs", "compare", *map(str, runs)])
-    out = capsys.readouterr().out
+    env = {**os.environ, "COLUMNS": "80"}  # (a process of its own: the in-process console keeps its first width)
+    out = subprocess.run([sys.executable, "-m", "tuiLM.cli", "runs", "compare", *map(str, runs)], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=120).stdout
     for i in range(3):
         assert f"quickstart-…18{i}308" in out or runs[i].name in out, out
     assert "20261…" not in out and max(len(line) for line in out.splitlines()) <= 80
