@@ -448,3 +448,19 @@ def test_a_confirmation_of_trials_no_longer_the_top_says_so():
     rk = ranking(original, confirmation)
     assert rk["stale"] and rk["verdict"] == ("the ranking held (for trials 0, 1; the study's top 2 are trials 5, 0 "
                                              "now: tuilm study confirm lrwd --top 2 confirms them)"), rk["verdict"]
+
+
+def test_a_ranking_that_held_within_seed_noise_says_so():
+    """"the ranking held" read as a win right above "not distinguishable from seed noise" for the same two."""
+    from tuiLM.study.confirm import ranking
+
+    def row(n, values, **kw):
+        return {"number": n, "state": "complete", "value": sum(values) / len(values), "value_se": 0.01,
+                "k": len(values), "values": values, "seeds": [7, 8, 9][: len(values)], "params": {}, "runs": [], **kw}
+
+    original = {"name": "s", "direction": "minimize", "trials": [row(0, [3.0, 3.1]), row(1, [3.2, 3.3])]}
+    close = {"name": "s-confirm1", "trials": [row(0, [3.20, 3.31, 3.12], confirm_of=0),
+                                              row(1, [3.25, 3.18, 3.30], confirm_of=1)]}
+    rk = ranking(original, close)
+    assert not rk["best_vs_runner_up"]["significant"]
+    assert rk["verdict"] == "the ranking held, though its top two are within seed noise of each other", rk["verdict"]

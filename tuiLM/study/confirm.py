@@ -158,8 +158,9 @@ def ranking(original: dict[str, Any], confirmation: dict[str, Any]) -> dict[str,
                     "best": new_order[0][0]["number"], "runner_up": new_order[1][0]["number"]}
     if not finished:
         verdict = f"{len(done)} of {len(orig_order)} confirmations finished"
-    elif held:
-        verdict = "the ranking held"
+    elif held:  # (in order; whether the top two are apart beyond seed noise is said below it)
+        verdict = "the ranking held" + ("" if top_pair is None or top_pair["significant"] else
+                                        ", though its top two are within seed noise of each other")
     else:
         verdict = "the ranking changed: " + " > ".join(f"trial {p[0]['number']}" for p in new_order)
     # the study went on since: its top is no longer what this confirmed (it read as a verdict on the best)
