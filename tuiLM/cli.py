@@ -106,7 +106,8 @@ def _root(ctx: typer.Context,
 
 
 @app.command()
-def validate(preset: str = typer.Argument(..., metavar="PRESET", help="Preset file or name."), sets: Optional[List[str]] = SetOpt) -> None:
+def validate(preset: str = typer.Argument(..., metavar="PRESET", help="Preset file or name."),
+             sets: Optional[List[str]] = SetOpt) -> None:
     """Check a preset: errors block a run, warnings do not. Exit 0 ok, 1 invalid."""
     p, problems = _load(preset, sets, machine=True)
     n_warn = sum(1 for x in problems if not x.is_error)
@@ -321,7 +322,8 @@ def export(run_refs: List[str] = typer.Argument(..., metavar="RUN...", help=f"Ru
 
 
 @preset_app.command("list")
-def preset_list(folder: Optional[Path] = typer.Argument(None, metavar="FOLDER", help="Extra folder of presets.")) -> None:
+def preset_list(folder: Optional[Path] = typer.Argument(None, metavar="FOLDER",
+                                                      help="Extra folder of presets.")) -> None:
     """Presets in ./presets, the shipped folder, and FOLDER."""
     from .report import print_preset_list
 

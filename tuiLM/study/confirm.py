@@ -87,7 +87,8 @@ def unfinished(name: str, storage_url: str | None, top: int, seeds: int | None =
             continue
         of = s.get("confirm_of") or {}
         if isinstance(of, dict) and of.get("trials") == chosen and same_seeds:
-            ended = sum(1 for r in s["trials"] if r["state"] in ("complete", "pruned", "fail") and r["retried_as"] is None)
+            ended = sum(1 for r in s["trials"]
+                        if r["state"] in ("complete", "pruned", "fail") and r["retried_as"] is None)
             return str(other) if ended < len(chosen) else None
     return None
 

@@ -315,12 +315,11 @@ class StudyEngine:
             self.open()
         self.recover()
         self._beat(force=True)  # (after recover: this machine's own trials are picked up, not failed)
-        previous = None
         previous = {}
         if threading.current_thread() is threading.main_thread():
             # a batch system's SIGTERM, or the terminal going away (SIGHUP: an SSH session dropped), stops
             # the study as Ctrl-C does: trials checkpoint and stay resumable here, none is left orphaned
-            for sig in (signal.SIGTERM, signal.SIGHUP):
+            for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", signal.SIGTERM)):
                 previous[sig] = signal.signal(sig, lambda n, _: self.request_stop(signal.Signals(n).name))
         try:
             while True:
@@ -844,9 +843,10 @@ class StudyEngine:
         from ..reader import summarize
 
         trials = self.study.get_trials(deepcopy=False)
+        retried = st.retried(trials)
         for ft in trials:  # failed for silence while its trainer here lived on: the retry stands for it
             last = (ft.user_attrs.get("runs") or [None])[-1]
-            if (ft.number in st.retried(trials) and ft.user_attrs.get("host") == self.host and isinstance(last, str)
+            if (ft.number in retried and ft.user_attrs.get("host") == self.host and isinstance(last, str)
                     and (runs_root(self.root) / last).is_dir() and trainer_alive(runs_root(self.root) / last)):
                 from ..launch import stop_trainer
 

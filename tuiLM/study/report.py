@@ -299,7 +299,8 @@ def _controller_gone(attrs: dict[str, Any]) -> bool:
 
 def _running_here(run_ids: list[str], root: str | Path | None) -> tuple[bool, int | None, bool]:
     """A running trial as its runs here tell it: (its latest run ended: stopped, or pruned as the study
-    stopped; the furthest step its runs reached so far (None when none of them is here), its latest run's trainer is alive).
+    stopped; the furthest step its runs reached so far (None when none of them is here); its latest
+    run's trainer is alive).
     Cheap enough for the app's refresh every 2 s: a step comes from the last 64 KiB of each
     events.jsonl, and only a latest run whose trainer is gone is read whole (through its column
     cache) to see whether it ended stopped."""

@@ -495,8 +495,8 @@ def _space_problems(spec: StudySpec, base: Preset) -> list[Problem]:
         culprits = [i for i, d in enumerate(dims) if len(ends[i]) > 1 and len({repr(p[i]) for p in at}) == 1]
         if not culprits:  # one dimension whose failing values fail whatever the others are (n_heads 3, 5, 7 …)
             culprits = [i for i in range(len(dims)) if len(ends[i]) > 2 and _explains(i, at, points)][:1]
-        vals = sorted({p[culprits[0]] for p in at}, key=lambda v: (isinstance(v, str), v if not isinstance(v, str) else 0,
-                                                                     repr(v))) if len(culprits) == 1 else []
+        numeric = lambda v: (isinstance(v, str), 0 if isinstance(v, str) else v, repr(v))  # noqa: E731
+        vals = sorted({p[culprits[0]] for p in at}, key=numeric) if len(culprits) == 1 else []
         shown = (f"{dims[culprits[0]].key} = {_fmt_values(vals)}"
                  + (f" ({len(vals)} of its {len(ends[culprits[0]])} values)" if len(vals) > 1 else "")
                  if len(culprits) == 1 else None) or \

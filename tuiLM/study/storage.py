@@ -40,7 +40,8 @@ STALE_S = 900.0
 def counted(trials: list[Any]) -> list[Any]:
     """Trials that count toward a study's target: not the surplus a racing worker asked for, nor one
     failed for want of heartbeats whose configuration was queued again (its retry counts instead)."""
-    return [t for t in trials if not t.user_attrs.get("surplus") and t.number not in retried(trials)]
+    again = retried(trials)
+    return [t for t in trials if not t.user_attrs.get("surplus") and t.number not in again]
 
 
 def retried(trials: list[Any]) -> dict[int, int]:
