@@ -287,3 +287,13 @@ def test_flops_read_in_one_unit_below_a_teraflop():
 
     assert [fmt_flops(x) for x in (1.52e10, 1.1e11, 3.2e12)] == ["15.2 GFLOP/s", "110 GFLOP/s", "3.2 TFLOP/s"]
     assert [fmt_flops(x) for x in (9.994e11, 9.996e11)] == ["999 GFLOP/s", "1 TFLOP/s"]  # (not "1e+03 GFLOP/s")
+
+
+def test_a_standard_error_too_small_to_show_is_not_written_as_zero():
+    """An SE of 3e-5 printed "±.0000", which says the seeds agreed exactly."""
+    from tuiLM.groups import group_value
+    from tuiLM.units import fmt_se
+
+    assert [fmt_se(x) for x in (0.0411, 3e-5, 0.0)] == ["0.0411", "<0.0001", "0.0000"]
+    assert fmt_se(0.0411, tight=True) == ".0411" and fmt_se(3e-5, tight=True) == "<.0001"
+    assert group_value([3.21130, 3.21136, 3.21133]).text() == "3.2113±<.0001"

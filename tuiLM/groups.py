@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .runs import read_preset, read_study_info
+from .units import fmt_se
 
 # settings that do not change what a run computes (or say which seed it is)
 NOT_CONFIGURATION = {"run.seed", "run.name", "run.notes", "eval.target_bpb", "diag.every", "system.threads",
@@ -144,7 +145,7 @@ class GroupValue:
         if self.k < 2 or not math.isfinite(self.se):
             return f"{self.mean:.{digits}f}"
         places = digits if self.se <= 0 else max(2, min(digits, 1 - math.floor(math.log10(self.se))))
-        return f"{self.mean:.{places}f}±{self.se:.{places}f}".replace("±0.", "±.")
+        return f"{self.mean:.{places}f}±{fmt_se(self.se, places, tight=True)}"
 
 
 def counted(states: Sequence[str], values: Sequence[float | None]) -> list[float | None]:

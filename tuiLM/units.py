@@ -64,6 +64,15 @@ def fmt_age(seconds: float) -> str:
     return f"{s}s"
 
 
+def fmt_se(se: float, places: int = 4, tight: bool = False) -> str:
+    """A standard error in ``places`` decimals; one too small to show reads "<0.0001", not "0.0000" (which
+    says the seeds agreed exactly). ``tight``: without the leading zero (".0411", "<.0001")."""
+    text = f"{se:.{places}f}"
+    if se > 0 and float(text) == 0:
+        text = f"<{10 ** -places:.{places}f}"
+    return text.replace("0.", ".", 1) if tight else text
+
+
 def fmt_flops(flops_per_s: float) -> str:
     """Achieved FLOP/s: TFLOP/s from 1 TFLOP/s on (a GPU), GFLOP/s below (a CPU: 0.002 TFLOP/s read badly,
     and two CPU runs read 15.2 GFLOP/s and 0.11 TFLOP/s side by side)."""

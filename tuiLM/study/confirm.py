@@ -191,4 +191,6 @@ def confirm_summaries(original: dict[str, Any], study: Any, storage_url: str | N
 def fmt_value(v: Any, se: Any) -> str:
     if v is None:
         return "-"
-    return f"{v:.4f}" + (f" ± {se:.4f}" if isinstance(se, float) and math.isfinite(se) else "")
+    from ..units import fmt_se
+
+    return f"{v:.4f}" + (f" ± {fmt_se(se)}" if isinstance(se, float) and math.isfinite(se) else "")

@@ -819,7 +819,9 @@ class StudyEngine:
                 job.trial.set_user_attr("over_limit", True)
                 over = f" · artifact {size:,} bytes > limit {limit:,}: never the best"
         self._tell(job, TrialState.COMPLETE, mean)
-        se_text = f" ± {se:.4f}" if se == se else ""
+        from ..units import fmt_se
+
+        se_text = f" ± {fmt_se(se)}" if se == se else ""
         self.say(f"trial {job.number}: {self.spec.objective} {mean:.4f}{se_text} (k={len(vals)}) "
                  f"{_fmt_params(job.params)}{over}")
 

@@ -18,7 +18,7 @@ from rich.text import Text
 
 from ..errors import UserError
 from ..report import print_problems
-from ..units import fmt_duration, short_key
+from ..units import fmt_duration, fmt_se, short_key
 from . import storage as st
 from .spec import StudySpec, load_study, parse
 
@@ -497,7 +497,7 @@ def show_command(name: str, storage_url: str | None, console: Console, as_json: 
         console.print(table)
     if summary["best"]:
         b = summary["best"]
-        se = f" ± {b['value_se']:.4f}" if b["value_se"] is not None else ""
+        se = f" ± {fmt_se(b['value_se'])}" if b["value_se"] is not None else ""
         console.print(f"best: trial {b['number']}: {summary['objective']} {b['value']:.4f}{se} (k={b['k']}) "
                       + " ".join(f"{k}={_fmt_v(v)}" for k, v in b["params"].items()), highlight=False, markup=False)
         console.print(f"runs: {' '.join(b['runs'])}", highlight=False, markup=False)
@@ -587,7 +587,7 @@ def _trials_tables(summary: dict[str, Any], keys: list[str], width: int) -> list
             "#": f"{r['number']}{'*' if r['number'] == best_n else ''}{'b' if r.get('baseline') else ''}",
             "state": state, **{short[k]: _fmt_v(r["params"].get(k)) for k in keys},
             summary["objective"]: "-" if r["value"] is None else f"{r['value']:.4f}",
-            "± SE": "-" if r["value_se"] is None else f"{r['value_se']:.4f}", "k": str(r["k"]),
+            "± SE": "-" if r["value_se"] is None else fmt_se(r["value_se"]), "k": str(r["k"]),
             "steps": "-" if r["steps"] is None else str(r["steps"]),
             "host": r["host"] or "",
             "gain vs best": short_cmp(r) + (" lucky?" if r["lucky"] else "")}))

@@ -25,7 +25,7 @@ from textual.widgets import DataTable, Footer, Static
 from textual.widgets.data_table import ColumnKey
 from textual.worker import get_current_worker
 
-from ...units import short_key
+from ...units import fmt_se, short_key
 from ..studydata import StudyReader, StudyRow
 from ..widgets.cursortable import CursorTable
 from ..widgets.literal import cell
@@ -156,10 +156,10 @@ class StudiesScreen(Refreshing, Screen):
         if row.best_value is None:
             best = "—"
         elif getattr(self, "_wide", True):
-            best = f"{row.best_value:.4f}" + (f" ± {row.best_se:.4f}" if row.best_se is not None else "") + \
+            best = f"{row.best_value:.4f}" + (f" ± {fmt_se(row.best_se)}" if row.best_se is not None else "") + \
                 f" k={row.best_k}"
         else:  # below 110 columns, as the study view's table (k is there): "3.1852 ± 0.0287 k=2" was cut
-            best = f"{row.best_value:.4f}" + (f"±{row.best_se:.4f}".replace("±0.", "±.") if row.best_se is not None
+            best = f"{row.best_value:.4f}" + (f"±{fmt_se(row.best_se, tight=True)}" if row.best_se is not None
                                               else "")
         cells: dict[str, Any] = {
             "study": Text(row.name, style="bold") + (Text(f" (confirms {row.confirm_of})", style="dim")

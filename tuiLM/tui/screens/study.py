@@ -28,7 +28,7 @@ from ..widgets.linetable import LineTable
 from ..widgets.plot import PlotPanel
 from ..widgets.scatter import importance_text, scatter_text
 from .live import NARROW, Refreshing
-from ...units import short_key
+from ...units import fmt_se, short_key
 from .studies import REFRESH_S, STATE_STYLE, _fmt_param
 from .studyactions import ask_confirm, ask_stop_study, ask_stop_trial, continue_study, may_continue, offers
 
@@ -197,7 +197,7 @@ class StudyScreen(Refreshing, Screen):
         assert s is not None
         best = next((t for t in s.trials if t.number == s.best), None)
         best_text = "best —" if best is None or best.value is None else \
-            f"best {best.value:.4f}" + (f" ± {best.se:.4f}" if best.se is not None else "") + \
+            f"best {best.value:.4f}" + (f" ± {fmt_se(best.se)}" if best.se is not None else "") + \
             f" (t{best.number}, k={best.k})"
         from ...study.report import counts_text
 
@@ -233,7 +233,7 @@ class StudyScreen(Refreshing, Screen):
         s = self.snapshot
         assert s is not None
         narrow = self._narrow()
-        se = "" if t.se is None else (f"±{t.se:.4f}".replace("±0.", "±.") if narrow else f" ± {t.se:.4f}")
+        se = "" if t.se is None else (f"±{fmt_se(t.se, tight=True)}" if narrow else f" ± {fmt_se(t.se)}")
         value = "—" if t.value is None else f"{t.value:.4f}{se}"
         flags = ("*" if t.number == s.best else "") + ("b" if t.baseline else "")
         seeds = () if narrow else (str(t.k), "—" if t.steps is None else str(t.steps))  # 80 columns: no room
