@@ -585,7 +585,9 @@ def json_schema() -> dict[str, Any]:
     study_props: dict[str, Any] = {}
     for f in STUDY_FIELDS:
         entry: dict[str, Any] = {"type": _JSON_TYPES[f.type], "default": f.default,
-                                 "description": f.help + (f" [{f.unit}]" if f.unit else "")}
+                                 # (a help that places its unit itself, "[steps]; 0 = …", keeps it there, once)
+                                 "description": f.help + (f" [{f.unit}]" if f.unit and f"[{f.unit}]" not in f.help
+                                                          else "")}
         if f.choices:
             entry["enum"] = list(f.choices)
         if f.min is not None:
