@@ -104,12 +104,14 @@ class Progress:
         self.console.print(text, highlight=False, markup=False, soft_wrap=True)
 
     def info(self, engine: Any, short: bool = False) -> str:
-        """The counts and the best; ``short`` (80 columns): the best first, pruned and failed when any."""
+        """The counts and the best; ``short`` (80 columns): the best first, then the counts that are not 0,
+        ended ones first (the pruned count was cut off after "done 2 · running 1 · 2 …")."""
         c = engine.counts
         if short:
-            best = f"best {c.best:.4f} (t{c.best_trial})" if c.best is not None else "best -"
-            return " · ".join([best, f"done {c.complete}", f"running {c.running}"]
-                              + [f"{n} {w}" for n, w in ((c.pruned, "pruned"), (c.failed, "failed")) if n])
+            best = f"best {c.best:.4f}" if c.best is not None else "best -"
+            return best + " · " + (", ".join(f"{n} {w}" for n, w in ((c.complete, "done"), (c.pruned, "pruned"),
+                                                                     (c.failed, "failed"), (c.running, "running"))
+                                             if n) or "none yet")
         best = f"best {c.best:.4f} (trial {c.best_trial})" if c.best is not None else "best -"
         return f"done {c.complete} · running {c.running} · pruned {c.pruned} · failed {c.failed} · {best}"
 
