@@ -330,22 +330,33 @@ def test_an_artifact_limit_keeps_a_too_large_trial_from_being_the_best(tmp_path)
     assert "artifact limit 1,000 bytes: 2 completed trials over it" in text and text.count("artifact over limit") == 2
 
 
-def test_study_stop_ends_running_trials_cleanly_and_run_continues_them(tmp_path):
-    f = write_study(tmp_path, "halt", '"optim.weight_decay" = { range = [0.0, 0.2] }', trials=1,
+def _stopped_while_training(tmp_path: Path, name: str, stop) -> tuple[Path, subprocess.Popen, str, Path]:
+    """A one-trial study run whose trainer is paused mid-run (it cannot reach max_steps first) while
+    ``stop(proc)`` asks the study to stop; (study file, controller, its output, the run) once it exits."""
+    f = write_study(tmp_path, name, '"optim.weight_decay" = { range = [0.0, 0.2] }', trials=1,
                     base={"train.max_steps": 400, "eval.every": 200, "checkpoint.every": 0, "train.log_every": 1})
     proc = spawn(tmp_path, "study", "run", str(f))
     runs_dir = tmp_path / "runs"
     wait_for(lambda: any(max(_train_steps(r), default=0) >= 3 for r in list_runs(runs_dir)), 300,
              "the trainer to start", proc)
     (run,) = list_runs(runs_dir)
-    pid = _paused_trainer(run)  # it cannot reach max_steps before the stop arrives
+    pid = _paused_trainer(run)
     try:
-        stop = tuilm(tmp_path, "study", "stop", "halt")
-        assert stop.returncode == 0 and "asked study halt to stop" in stop.stdout
+        stop(proc)
         wait_for(lambda: _pending(pid, signal.SIGTERM), 300, "the controller to signal the trainer", proc)
     finally:
         os.kill(pid, signal.SIGCONT)
     out, _ = proc.communicate(timeout=300)
+    return f, proc, out, run
+
+
+def test_study_stop_ends_running_trials_cleanly_and_run_continues_them(tmp_path):
+    def stop(_proc) -> None:
+        said = tuilm(tmp_path, "study", "stop", "halt")
+        assert said.returncode == 0 and "asked study halt to stop" in said.stdout
+
+    f, proc, out, _ = _stopped_while_training(tmp_path, "halt", stop)
+    runs_dir = tmp_path / "runs"
     assert proc.returncode == 0 and "study halt stopped" in out and "1 stopped" in out, out
     (run,) = list_runs(runs_dir)
     s = summarize(run)
@@ -375,20 +386,7 @@ def test_the_terminal_going_away_stops_the_study_cleanly_not_orphaning_its_train
     """SIGHUP (an SSH session dropped under a `study run` not in tmux) killed the controller and left its
     trainers training, unbeaten: another machine later took their trials for dead. It now stops the
     study as SIGTERM does: trials checkpoint, stay resumable here, and the shell's 128 + 1 is the exit."""
-    f = write_study(tmp_path, "hup", '"optim.weight_decay" = { range = [0.0, 0.2] }', trials=1,
-                    base={"train.max_steps": 400, "eval.every": 200, "checkpoint.every": 0, "train.log_every": 1})
-    proc = spawn(tmp_path, "study", "run", str(f))
-    runs_dir = tmp_path / "runs"
-    wait_for(lambda: any(max(_train_steps(r), default=0) >= 3 for r in list_runs(runs_dir)), 300,
-             "the trainer to start", proc)
-    (run,) = list_runs(runs_dir)
-    pid = _paused_trainer(run)
-    try:
-        proc.send_signal(signal.SIGHUP)
-        wait_for(lambda: _pending(pid, signal.SIGTERM), 300, "the controller to signal the trainer", proc)
-    finally:
-        os.kill(pid, signal.SIGCONT)
-    out, _ = proc.communicate(timeout=300)
+    _, proc, out, run = _stopped_while_training(tmp_path, "hup", lambda p: p.send_signal(signal.SIGHUP))
     assert proc.returncode == 129 and "stopping (SIGHUP)" in out and "1 stopped" in out, out
     assert summarize(run).state == "stopped"
     trial = show_json(tmp_path, "hup")["trials"][0]
