@@ -175,6 +175,34 @@ async def _settled_footer(pilot, screen) -> tuple[list[str], bool]:
 
 
 @aio
+async def test_a_resize_to_80_columns_lays_the_presets_out_as_if_started_there(tmp_path):
+    """From 160 columns down to 80 the footer's keys take the narrow padding (they kept the wide one,
+    which pushed the command palette's key off the edge) and the notes column shrinks (it kept its
+    160-column width: the table scrolled sideways)."""
+    from textual.widgets import Footer
+
+    async def layout(pilot, app):
+        await wait_for(pilot, lambda: isinstance(app.screen, PresetsScreen), what="presets")
+        await _settled_footer(pilot, app.screen)
+        footer, table = app.screen.query_one(Footer), app.screen.query_one(DataTable)
+        return [(k.action, k.region.width) for k in footer.query("FooterKey")], table.virtual_size.width
+
+    app = make_app(runs_root=tmp_path / "runs")
+    async with app.run_test(size=(80, 24)) as pilot:
+        fresh = await layout(pilot, app)
+    app = make_app(runs_root=tmp_path / "runs")
+    async with app.run_test(size=(160, 48)) as pilot:
+        wide = await layout(pilot, app)
+        await pilot.resize_terminal(80, 24)
+        await wait_for(pilot, lambda: app.screen.query_one(DataTable).virtual_size.width < wide[1], what="notes shrink")
+        for _ in range(30):  # (the footer is built again a moment after the resize)
+            await pilot.pause(0.1)
+            if (resized := await layout(pilot, app)) == fresh:
+                break
+    assert resized == fresh and fresh[1] <= 80
+
+
+@aio
 async def test_runs_footer_offers_what_applies_to_the_row_and_fits_80_columns(tmp_path):
     from tuiLM.ownership import acquire_run_lock
 

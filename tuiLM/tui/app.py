@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from textual import events
 from textual.app import App
 from textual.binding import Binding
 from textual.screen import ModalScreen
@@ -92,6 +93,14 @@ class TuiLMApp(App):
 
     def on_unmount(self) -> None:
         self.watcher.close()
+
+    def on_resize(self, event: events.Resize) -> None:
+        """The footer's keys keep the width they were laid out at, with the padding of the other side
+        of the -narrow breakpoint: across it, build them again."""
+        narrow = event.size.width < NARROW
+        if narrow != getattr(self, "_narrow", narrow):
+            self.set_timer(0.05, self.screen.refresh_bindings)  # (after the screen's breakpoint class)
+        self._narrow = narrow
 
     # -- navigation ----------------------------------------------------------------------------------
 

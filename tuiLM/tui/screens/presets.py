@@ -72,11 +72,8 @@ class PresetsScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        table.add_columns("preset", "arch", "shape")
-        table.add_column("notes", key="notes")
         self.action_reload()
-        table.focus()
+        self.query_one(DataTable).focus()
 
     def _notes_width(self, paths: list[Path]) -> int:
         """What the notes column may take: the table's width less the other columns, the cell
@@ -96,7 +93,9 @@ class PresetsScreen(Screen):
     def action_reload(self) -> None:
         table = self.query_one(DataTable)
         keep = table.cursor_row
-        table.clear()
+        table.clear(columns=True)  # (a column keeps its widest cell's width until it is cleared: a resize
+        table.add_columns("preset", "arch", "shape")  # to 80 columns would leave the notes at 160's)
+        table.add_column("notes", key="notes")
         paths = self.presets()
         notes_w = self._notes_width(paths)
         for p in paths:
