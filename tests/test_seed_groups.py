@@ -156,6 +156,22 @@ def test_group_aggregate_is_the_mean_of_the_members_with_their_range(tmp_path):
     assert g.aggregate("train", "loss", "step", None, "minmax") is agg  # cached until a table moves
 
 
+def test_a_groups_last_loss_is_the_mean_over_the_seeds_it_counts(tmp_path):
+    """A seed that failed early has its loss at step 120: the group's loss row (as its best bpb) is the
+    completed seeds' mean, and every seed's while none has completed."""
+    root = _runs(tmp_path)
+    write_run(root, "base-fail", "failed", seed=6, run_seed=103)
+    loaders = [RunData(root / n) for n in ("base-s0", "base-s1", "base-fail")]
+    for m in loaders:
+        while m.poll():
+            pass
+    members = [m.snapshot() for m in loaders]
+    lasts = [m.last("train", "loss") for m in members]
+    assert members[2].state == "failed" and lasts[2] != lasts[0]
+    assert SeedGroupData("base", members).last("train", "loss") == pytest.approx((lasts[0] + lasts[1]) / 2)
+    assert SeedGroupData("failed", members[2:]).last("train", "loss") == pytest.approx(lasts[2])
+
+
 # -- in the app -------------------------------------------------------------------------------------
 
 def _cell(table: DataTable, row_key: str, col: str) -> str:

@@ -82,7 +82,11 @@ class SeedGroupData:
         return tuple(m.table_version(kind) for m in self.members)
 
     def last(self, kind: str, name: str) -> float | None:
-        vals = [v for m in self.members if (v := m.last(kind, name)) is not None and math.isfinite(v)]
+        """The mean of the members' last values, over the runs the group's statistics count (a failed
+        seed's loss at its last step is not the configuration's)."""
+        states = [m.state for m in self.members]
+        vals = [v for m, c in zip(self.members, counted(states, states)) if c is not None
+                and (v := m.last(kind, name)) is not None and math.isfinite(v)]
         return sum(vals) / len(vals) if vals else None
 
     def best_values(self) -> list[float | None]:
