@@ -558,7 +558,22 @@ def test_a_trial_of_a_machine_gone_silent_is_failed_and_its_configuration_runs_a
     assert shown[silent]["interrupted"] and not shown[beating]["interrupted"] and not shown[paused]["interrupted"]
     params = dict(engine.study.get_trials()[silent].params)
 
-    counts = engine.run()
+    import threading
+
+    done = threading.Event()
+
+    def beating_machine():  # the beating trial's controller on gpu-box-7 is alive: it beats every 0.1 s
+        trial = optuna.trial.Trial(engine.study, engine.study.get_trials()[beating]._trial_id)
+        while not done.wait(0.1):
+            trial.set_user_attr(st.BEAT_ATTR, time.time())
+
+    beater = threading.Thread(target=beating_machine, daemon=True)
+    beater.start()
+    try:
+        counts = engine.run()
+    finally:
+        done.set()
+        beater.join()
 
     trials = {t.number: t for t in engine.study.get_trials()}
     assert trials[silent].state == optuna.trial.TrialState.FAIL
@@ -592,6 +607,40 @@ def test_a_trial_of_a_machine_gone_silent_is_failed_and_its_configuration_runs_a
     assert "1/3: 1 done, 2 running, 1 retried" in out.getvalue() and "failed" not in out.getvalue(), out.getvalue()
     (row,) = StudyReader(tmp_path / "runs").rows()
     assert (row.complete, row.failed, row.retried, row.running) == (1, 0, 1, 2)
+
+
+def test_a_worker_with_no_work_left_waits_on_a_trial_that_missed_its_beats_and_runs_it_again(tmp_path, monkeypatch):
+    """The study's last trial belongs to another machine that has missed two beats, not yet STALE_S: a
+    worker here with nothing else to do used to exit, leaving the study at "interrupted" until some
+    controller ran again. It now says it waits, and when the silence reaches STALE_S it fails the trial
+    and runs its configuration itself."""
+    import optuna
+
+    from tuiLM.study import storage as st
+    from tuiLM.study.engine import StudyEngine
+    from tuiLM.study.spec import load_study
+
+    monkeypatch.setenv("TUILM_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setattr(st, "STALE_S", 2.0)
+    monkeypatch.setattr(st, "BEAT_S", 0.2)
+    f = write_study(tmp_path, "wait", '"optim.weight_decay" = { range = [0.0, 0.2] }', trials=1,
+                    base={"train.max_steps": 20, "eval.every": 10})
+    spec, base, _ = load_study(f)
+    said: list[str] = []
+    engine = StudyEngine(spec, base, root=tmp_path / "runs", say=said.append, poll_s=0.05)
+    engine.open()
+    t = engine.study.ask(spec.distributions())
+    t.set_user_attr("host", "gpu-box-7")
+    t.set_user_attr(st.WORKER_ATTR, [4242, 1.0])
+    t.set_user_attr(st.BEAT_ATTR, time.time() - 0.7)  # two beats missed, far from stale
+
+    counts = engine.run()
+
+    trials = engine.study.get_trials()
+    assert trials[t.number].state == optuna.trial.TrialState.FAIL
+    (retry,) = [x for x in trials if x.user_attrs.get("retry_of") == t.number]
+    assert retry.state == optuna.trial.TrialState.COMPLETE and counts.complete == 1
+    assert any(s.startswith(f"waiting on trial {t.number}: no heartbeat from gpu-box-7") for s in said), said
 
 
 def test_a_trainer_left_here_whose_trial_was_run_again_elsewhere_is_stopped_by_the_next_run_here(tmp_path, monkeypatch):

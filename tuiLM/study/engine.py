@@ -249,6 +249,7 @@ class StudyEngine:
         self._dirty = True
         self._beat_at = -math.inf
         self._suspects: dict[int, tuple[Any, float]] = {}  # trial -> (its beat, when first seen so, monotonic)
+        self._told_waiting: set[int] = set()  # suspects this controller said it waits on
 
     # -- output ----------------------------------------------------------------------------------
 
@@ -483,18 +484,24 @@ class StudyEngine:
     def _fail_stale(self) -> None:
         """Fail the running trials of other machines whose beat is older than STALE_S by this clock AND
         has not changed while this controller watched it for 2 x BEAT_S (so a machine whose clock is
-        behind is not taken for dead), and queue their configurations again."""
+        behind is not taken for dead), and queue their configurations again. One that has missed two
+        beats is watched (a suspect): a controller with no work of its own left waits on it."""
         from optuna.trial import Trial, TrialState
 
         mine, now, suspects = {job.number for job in self.jobs}, time.monotonic(), {}
         for ft in self._trials(fresh=True):
             beat, host = ft.user_attrs.get(st.BEAT_ATTR), ft.user_attrs.get("host")
             if (ft.state != TrialState.RUNNING or ft.number in mine or host == self.host
-                    or not isinstance(beat, (int, float)) or time.time() - beat <= st.STALE_S):
-                continue
+                    or not isinstance(beat, (int, float)) or time.time() - beat <= 3 * st.BEAT_S):
+                continue  # (a suspect from its second missed beat: a worker done with its own work waits on it)
             seen, since = self._suspects.get(ft.number, (beat, now))
             suspects[ft.number] = (beat, since if seen == beat else now)
-            if seen != beat or now - since < 2 * st.BEAT_S:
+            if ft.number not in self._told_waiting and not self.jobs and not self._may_ask():
+                self._told_waiting.add(ft.number)
+                self.say(f"waiting on trial {ft.number}: no heartbeat from {host} for "
+                         f"{(time.time() - beat) / 60:.0f} min; after {st.STALE_S / 60:.0f} min of silence "
+                         f"its configuration runs again here")
+            if seen != beat or now - since < 2 * st.BEAT_S or time.time() - beat <= st.STALE_S:
                 continue
             minutes = (time.time() - beat) / 60
             reason = f"its controller on {host} sent no heartbeat for {minutes:.0f} min (machine down?)"

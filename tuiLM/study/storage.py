@@ -31,7 +31,8 @@ WORKER_ATTR = "worker"  # [pid, process start time] of the trial's controller, w
 # (retry_of), so the study still gets its trials. Not Optuna's own heartbeat (RDBStorage only, and it
 # fails every quiet trial): a trial stopped on purpose (study stop) must not go stale, as it resumes
 # from its checkpoints on its own machine, so its beat is set to None. A dead controller's trials on
-# this machine are resumed by the next `study run` here (engine.recover), never failed.
+# this machine are resumed by the next `study run` here (engine.recover), never failed. A controller
+# with no work of its own left waits on a trial that has missed two beats (engine._fail_stale).
 BEAT_ATTR = "beat"
 BEAT_S = 60.0
 STALE_S = 900.0
