@@ -405,6 +405,47 @@ async def test_presets_list_marks_an_invalid_preset_and_its_title_stays_one_line
 
 
 @aio
+async def test_presets_list_reads_a_pipe_or_a_non_utf8_file_as_unreadable_and_goes_on(tmp_path):
+    """A FIFO named x.toml in a presets folder hung the app at start (it blocked reading it), and the
+    cursor on a file that is not UTF-8 crashed the app (its preview raised). Both read as the CLI says."""
+    import os
+
+    folder = tmp_path / "presets"
+    folder.mkdir()
+    os.mkfifo(folder / "fifo.toml")
+    (folder / "binary.toml").write_bytes(b"\xff\xfe[model]\n")
+    (folder / "fine.toml").write_text('[run]\nnotes = "all good"\n')
+    app = make_app(runs_root=tmp_path / "runs", preset_dirs=[folder])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, PresetsScreen), what="presets")
+        table = app.screen.query_one(DataTable)
+        await wait_for(pilot, lambda: str(folder / "fifo.toml") in table.rows and len(table.get_row(str(folder / "fifo.toml"))[3].plain)
+                       > 30, what="the list laid out at its width")
+        notes = {n: table.get_row(str(folder / n))[3].plain for n in ("fifo.toml", "binary.toml")}
+        assert notes["fifo.toml"].startswith("unreadable: not a regular file"), notes
+        assert notes["binary.toml"] == "unreadable: not UTF-8 text", notes
+        for row in range(table.row_count):  # the cursor over every row: each previews, none crashes
+            table.move_cursor(row=row)
+            await pilot.pause(0.05)
+        assert app.is_running and app.return_code in (None, 0)
+
+
+def test_an_app_that_crashed_exits_non_zero(tmp_path, monkeypatch):
+    """Textual prints the traceback of an app that crashed and returns; `tuilm` then exited 0."""
+    import pytest
+
+    from tuiLM.tui import app as app_module
+
+    def crash(self):
+        self._return_code = 1  # (what Textual sets when a handler raised)
+
+    monkeypatch.setattr(app_module.TuiLMApp, "run", crash)
+    with pytest.raises(SystemExit) as exited:
+        app_module.run_app(preset_dirs=[tmp_path])
+    assert exited.value.code == 1
+
+
+@aio
 async def test_the_keys_panel_lists_the_screens_keys_not_the_tables_nor_a_scroll_they_do_not_do(tmp_path):
     """F1 at 80x24 on the runs list listed twelve cursor keys of the table (Cursor up … Page Right) before
     the screen's, which fell off the bottom; on the dashboard it listed ← Scroll Left / → Scroll Right,

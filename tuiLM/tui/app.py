@@ -379,3 +379,5 @@ def run_app(preset_path: str | Path | None = None, run_dir: str | Path | Iterabl
     for path in app.watcher.training_here():  # (they go on in their own session)
         ref = path.name if path.parent.resolve() == runs_root().resolve() else str(path)
         print(f"{path.name} is still training: tuilm open {ref} watches it, tuilm stop {ref} stops it")
+    if app.return_code:  # (a crash: Textual printed its traceback; the shell must not read success)
+        raise SystemExit(app.return_code)

@@ -17,6 +17,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from ...config.presets import list_presets
+from ...errors import UserError
 from ..widgets.cursortable import CursorTable
 from ..widgets.literal import cell
 
@@ -24,8 +25,8 @@ from ..widgets.literal import cell
 def preset_info(path: Path) -> dict[str, Any]:
     """Arch, shape and notes of a preset file, read shallowly (no validation) for the list."""
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raw = tomllib.loads(_text(path))
+    except (UserError, tomllib.TOMLDecodeError) as e:
         return {"arch": "?", "shape": "", "notes": f"unreadable: {e}"}
     model = raw.get("model", {}) if isinstance(raw.get("model"), dict) else {}
     run = raw.get("run", {}) if isinstance(raw.get("run"), dict) else {}
@@ -34,6 +35,17 @@ def preset_info(path: Path) -> dict[str, Any]:
         shape = f"{model.get('n_layers', '·')}L × {model.get('d_model', '·')}"
     return {"arch": str(model.get("arch", "gpt")), "shape": shape, "notes": str(run.get("notes", "")),
             "errors": _errors(path)}
+
+
+def _text(path: Path) -> str:
+    """A preset file's text as the CLI reads it: a pipe is never opened for reading (it would hang
+    the list), nor a file over 1 MiB read whole; not UTF-8 says so. UserError: why not, path left out."""
+    from ...config.load import read_preset_text
+
+    try:
+        return read_preset_text(path)
+    except UserError as e:
+        raise UserError(str(e).removeprefix(f"{path}: ")) from None
 
 
 def _errors(path: Path) -> list[str]:
@@ -132,8 +144,8 @@ class PresetsScreen(Screen):
 
     def _preview(self, path: Path) -> None:
         try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as e:
+            text = _text(path)
+        except UserError as e:
             text = f"# cannot read: {e}"
         from .editorstate import shown_path
 
