@@ -62,6 +62,24 @@ def test_garbage_lines_are_skipped_and_counted(tmp_path):
     assert len(tail.poll()) == 1 and tail.skipped == 2
 
 
+def test_every_reader_skips_a_bare_nan_line_alike(tmp_path):
+    """A line with a bare NaN (not JSON; the trainer writes "nan") counted for the tail and read_events
+    (stdlib json takes it) but was skipped by the dashboard's reader: the two disagreed on the run."""
+    (tmp_path / EVENTS).write_text('{"v":1,"kind":"train","time":0,"step":1,"tokens":8,"loss":NaN}\n'
+                                   '{"v":1,"kind":"train","time":0,"step":2,"tokens":16,"loss":"nan"}\n')
+    tail = EventTail(tmp_path / EVENTS)
+    assert [e["step"] for e in tail.poll()] == [2] and tail.skipped == 1
+    assert [e["step"] for e in read_events(tmp_path / EVENTS)] == [2]
+    reader = RunReader(tmp_path)
+    reader.poll()
+    assert list(reader.tables["train"].col("step")) == [2] and reader.skipped == 1
+
+
+def test_check_run_name_refuses_a_trailing_newline():
+    with pytest.raises(RunError):
+        check_run_name("abc\n")
+
+
 def test_writer_reopened_after_a_crash_drops_the_torn_fragment(tmp_path):
     path = tmp_path / EVENTS
     with EventWriter(path) as w:

@@ -13,7 +13,6 @@ way; only the speed differs. ``bench/bench_tui.py`` measures both.
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -21,17 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from .events import INT_FIELDS, decode_event
+from orjson import loads as _loads
 
-try:  # optional: ~5x faster decoding; the stdlib json gives identical results
-    from orjson import loads as _loads
-except ImportError:  # pragma: no cover - depends on the environment
-    _loads = json.loads
+from .events import _NONFINITE, INT_FIELDS, decode_event
 
 CHUNK = 4 << 20  # bytes per read: big enough to amortise, small enough to keep memory flat
 BLOCK_KINDS = ("train", "eval", "diag")  # other kinds (samples, logs: their text is the point) never match
 _MAX_SIGNATURES, _LEARN_MIN = 8, 16  # a shape is learned once this many lines of it are seen
-_NONFINITE = ("nan", "inf", "-inf")
 _QUOTED, _BOOL = re.compile(rb'"([^"]*)"'), re.compile(rb'(?:^|,)(?:true|false)(?=,|$)')
 
 
@@ -140,12 +135,12 @@ def _match(a: np.ndarray, sig: Signature, lines: np.ndarray, starts: np.ndarray,
     return lines, _decode_numbers(text[:-1], (lines.size, len(sig.numeric)), sig.names)
 
 
-def parse_chunk(buf: bytes, signatures: list[Signature], learn: bool = True) -> Chunk:
+def parse_chunk(buf: bytes, signatures: list[Signature]) -> Chunk:
     """Decode complete lines. ``signatures`` is extended in place with shapes learned from this chunk."""
     a = np.frombuffer(buf, np.uint8)
     ends = np.flatnonzero(a == 10)
     starts = np.concatenate(([0], ends[:-1] + 1))
-    if learn and not signatures:  # later shapes are learned from the lines left unmatched (below)
+    if not signatures:  # later shapes are learned from the lines left unmatched (below)
         _learn([(buf[s:e], decode_event(buf[s:e], _loads)) for s, e in zip(starts[:256], ends[:256])], signatures)
     matched = np.zeros(ends.size, bool)
     blocks: list[Block] = []
@@ -172,7 +167,7 @@ def parse_chunk(buf: bytes, signatures: list[Signature], learn: bool = True) -> 
                 skipped += 1
             else:
                 events.append((i, ev))
-    if learn and len(signatures) < _MAX_SIGNATURES and len(events) >= _LEARN_MIN:
+    if len(signatures) < _MAX_SIGNATURES and len(events) >= _LEARN_MIN:
         _learn([(buf[starts[i]: ends[i]], ev) for i, ev in events], signatures)
     return Chunk(blocks, events, ends.size, skipped)
 
@@ -187,9 +182,9 @@ def _learn(sample: list[tuple[bytes, dict[str, Any] | None]], signatures: list[S
             break
         line, ev = next((line, ev) for line, ev in sample if tuple(ev) == keys and ev["kind"] == kind)
         sig = learn_signature(line.rstrip(b"\r"), ev)
-        if sig is not None and (sig.kind, sig.n_fields, tuple(sig.names)) not in known:
+        if sig is not None and (key := (sig.kind, sig.n_fields, tuple(sig.names))) not in known:
             signatures.append(sig)
-            known.add((sig.kind, sig.n_fields, tuple(sig.names)))
+            known.add(key)
 
 
 def decode_lines(buf: bytes) -> list[dict[str, Any]]:

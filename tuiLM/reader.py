@@ -33,7 +33,7 @@ import numpy as np
 
 from .events import MAX_LINE, EventsFileError, decode_event, float_or_none, open_regular, to_float
 from .files import temp_beside
-from .lineparse import CHUNK, Chunk, Signature, parse_chunk
+from .lineparse import BLOCK_KINDS as TABLE_KINDS, CHUNK, Chunk, Signature, parse_chunk
 from .runs import EVENTS, PIDFILE
 from .ownership import lock_held, read_identity
 
@@ -41,7 +41,6 @@ CACHE = "events.cache"
 CACHE_FORMAT = 2  # 2: absent cells are ABSENT, no longer a plain NaN (a format-1 cache is rebuilt)
 _MAGIC = b"tuiLM events.cache\n"
 CACHE_MIN_BYTES = 4 << 20  # below this a full read takes well under 0.1 s: no cache is written
-TABLE_KINDS = ("train", "eval", "diag")
 STALE_TMP_S = 600.0  # a cache temp file this old belongs to no live writer
 TREND_POINTS = 10  # train losses a summary keeps for the runs list's sparkline
 DIAG_FIELDS = ("step", "H_res_diag_mean", "gate_value")  # what the runs list's FROZEN flag reads
@@ -76,7 +75,7 @@ class EventTail:
         try:
             with open_regular(self.path) as fh:
                 fh.seek(self.offset)
-                data = fh.read() if max_bytes is None else fh.read(max_bytes)
+                data = fh.read(max_bytes)  # (None: to the end)
         except FileNotFoundError:
             return b""
         except OSError as e:
@@ -110,15 +109,10 @@ class EventTail:
             if cut >= 0:
                 return data[: cut + 1]
 
-    def poll(self, max_bytes: int | None = None) -> list[dict[str, Any]]:
-        out = []
-        for line in self.poll_bytes(max_bytes).split(b"\n"):
-            if line.strip():
-                event = decode_event(line)
-                if event is None:
-                    self.skipped += 1
-                else:
-                    out.append(event)
+    def poll(self) -> list[dict[str, Any]]:
+        lines = [line for line in self.poll_bytes(None).split(b"\n") if line.strip()]
+        out = [ev for ev in map(decode_event, lines) if ev is not None]
+        self.skipped += len(lines) - len(out)
         return out
 
     @property
@@ -131,9 +125,6 @@ class EventTail:
             return os.stat(self.path).st_size
         except OSError:
             return 0
-
-    def at_end(self) -> bool:
-        return self.offset >= self.size()
 
 
 def read_events(path: str | Path) -> list[dict[str, Any]]:
@@ -240,11 +231,10 @@ class Table:
         if m == 0:
             return
         self._reserve(self.n + m)
-        for name in names:
-            if name not in self.cols:
-                self.cols[name] = np.full(self.cap, ABSENT)
         lo, hi = self.n, self.n + m
         for j, name in enumerate(names):
+            if name not in self.cols:
+                self.cols[name] = np.full(self.cap, ABSENT)
             self.cols[name][lo:hi] = values[:, j]
         for name in self.cols.keys() - set(names):
             self.cols[name][lo:hi] = ABSENT
@@ -266,11 +256,12 @@ class Table:
         return None if arr is None else arr[: self.n]
 
 
-def _number(value: Any) -> float | None:
+def _number(value: Any, default: float | None = None) -> float | None:
+    """A field as a column cell (a boolean as 0/1); ``default`` when it is not a number."""
     try:
         return float(value) if isinstance(value, bool) else to_float(value)
     except (TypeError, ValueError):
-        return None
+        return default
 
 
 # -- the run ---------------------------------------------------------------------------------------
@@ -289,18 +280,11 @@ class RunSummary:
     best_val_loss: float | None = None
     artifact_bytes: int | None = None
     started: float | None = None
-    ended: float | None = None
     reason: str = ""
-    last_time: float | None = None  # of the latest event
-    pid: int | None = None
     evals: list[tuple[int, float, float]] = field(default_factory=list)  # (step, val_bpb, val_loss)
     trend: list[float] = field(default_factory=list)  # TREND_POINTS train losses over the run, oldest first
     diag: dict[str, float] = field(default_factory=dict)  # the latest mHC diagnostics (DIAG_FIELDS)
     elapsed_s: float | None = None  # training time over every attempt (training_time), not wall time
-
-    @property
-    def run_id(self) -> str:
-        return self.path.name
 
     @property
     def age_s(self) -> float:
@@ -350,7 +334,7 @@ class RunReader:
 
     def caught_up(self) -> bool:
         """Read to the end (an unreadable file counts: there is nothing more to read)."""
-        return self.tail.error is not None or self.tail.at_end()
+        return self.tail.error is not None or self.tail.offset >= self.tail.size()
 
     def poll(self, budget_s: float | None = None) -> bool:
         """Read what was appended (for at most about ``budget_s``; None: to the end) and fold it in.
@@ -360,14 +344,12 @@ class RunReader:
             self._cache_at = 0
             changed = self._use_cache and self._load_cache()
         t_end = None if budget_s is None else time.perf_counter() + budget_s
-        while True:
-            buf = self.tail.poll_bytes(CHUNK)
-            if not buf:
-                return changed
+        while buf := self.tail.poll_bytes(CHUNK):
             self._ingest(parse_chunk(buf, self._sigs))
             changed = True
             if t_end is not None and time.perf_counter() > t_end:
-                return changed
+                break
+        return changed
 
     # -- folding -----------------------------------------------------------------------------------
 
@@ -402,7 +384,7 @@ class RunReader:
         for kind, rows in slow.items():
             names = list(dict.fromkeys(k for _, ev in rows for k, v in ev.items()
                                        if k not in ("v", "kind") and _number(v) is not None))
-            values = np.array([[_nan_if_none(_number(ev.get(k))) for k in names] for _, ev in rows],
+            values = np.array([[_number(ev.get(k), ABSENT) for k in names] for _, ev in rows],
                               dtype=np.float64).reshape(len(rows), len(names))
             parts.setdefault(kind, []).append((np.array([r[0] for r in rows]), names, values))
         for kind, pieces in parts.items():
@@ -464,8 +446,8 @@ class RunReader:
         rs, end = self.run_start or {}, self.run_end or {}
         s = RunSummary(self.path, state=live_state(self.path, self.state, proc), arch=rs.get("arch", ""),
                        preset_name=rs.get("preset_name", ""), max_steps=rs.get("max_steps", 0),
-                       started=self.started, last_time=self.last_time, pid=rs.get("pid"),
-                       ended=end.get("time"), reason=end.get("reason", ""), artifact_bytes=end.get("artifact_bytes"))
+                       started=self.started, reason=end.get("reason", ""),
+                       artifact_bytes=end.get("artifact_bytes"))
         if self.tail.error:
             s.reason = self.tail.error
         s.elapsed_s = training_time(self.run_start, self.run_end, self.last_time)
@@ -474,8 +456,8 @@ class RunReader:
             step, tokens, loss = (train.col(k) for k in ("step", "tokens", "loss"))
             s.step = int(step[-1]) if step is not None and np.isfinite(step[-1]) else 0
             s.tokens = int(tokens[-1]) if tokens is not None and np.isfinite(tokens[-1]) else 0
-            s.last_loss = None if loss is None else float(loss[-1])
             if loss is not None:
+                s.last_loss = float(loss[-1])
                 loss = loss[np.isfinite(loss)]
                 idx = np.linspace(0, loss.size - 1, min(TREND_POINTS, loss.size)).round().astype(int)
                 s.trend = [float(x) for x in loss[idx]]
@@ -622,10 +604,6 @@ def absent(col: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(col, dtype=np.float64).view(np.uint64) == ABSENT_BITS
 
 
-def _nan_if_none(x: float | None) -> float:
-    return ABSENT if x is None else x
-
-
 def read_run(path: str | Path) -> RunReader:
     """A run read to the end (through the column cache where there is one)."""
     reader = RunReader(path)
@@ -644,8 +622,6 @@ def refresh_cache(run_dir: str | Path) -> bool:
     try:
         if os.stat(Path(run_dir) / EVENTS).st_size < CACHE_MIN_BYTES:
             return False
-        reader = RunReader(run_dir)
-        reader.poll()
-        return reader.save_cache(min_new=1)
+        return read_run(run_dir).save_cache(min_new=1)
     except Exception:  # a cache is an optimisation: it must never end a run
         return False

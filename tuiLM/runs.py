@@ -29,7 +29,7 @@ LOCKFILE = "trainer.lock"
 STOP_REQUEST = "stop_request"  # written before SIGTERM: the end status the stopper wants (e.g. pruned)
 STUDY_FILE = "study.json"  # written by a study before the trainer starts: study, trial, seed_index, params
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,99}$")
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,99}")
 
 
 class RunError(UserError):
@@ -42,7 +42,7 @@ def runs_root(root: str | Path | None = None) -> Path:
 
 
 def check_run_name(name: str, what: str = "run") -> str:
-    if not name or "/" in name or "\\" in name or ".." in name or not _NAME_RE.match(name):
+    if ".." in name or not _NAME_RE.fullmatch(name):
         raise RunError(f"bad {what} name {name!r}: use ASCII letters, digits, '.', '_' and '-' "
                        f"(no path separators, no '..', at most 100 characters)")
     return name
@@ -82,7 +82,7 @@ def find_run(ref: str | Path, root: str | Path | None = None) -> Path:
     if is_run_dir(p):
         return p
     base = runs_root(root)
-    if isinstance(ref, str) and ("/" in ref or ref in (".", "..")) or not isinstance(ref, str):
+    if not isinstance(ref, str) or "/" in ref or ref in (".", ".."):
         what = "is not a run directory (no preset.toml or events.jsonl)" if p.is_dir() else "does not exist"
         raise RunError(f"{str(ref)!r} {what}")
     if ".." not in ref and "\\" not in ref and is_run_dir(base / ref):  # a run folder made by hand: 'tq-ü'
@@ -99,8 +99,6 @@ def find_run(ref: str | Path, root: str | Path | None = None) -> Path:
 
 def require_runs_folder(root: str | Path | None = None) -> Path:
     """The runs folder; a UserError when it is a file (the runs list and the studies list say the same)."""
-    from .errors import UserError
-
     base = runs_root(root)
     if base.exists() and not base.is_dir():
         raise UserError(f"the runs folder {base} is a file, not a folder" + (" (TUILM_RUNS_DIR)" if os.environ.get(

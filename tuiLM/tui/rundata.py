@@ -139,7 +139,7 @@ class RunSnapshot:
         """A finished run's throughput: tokens over its training time, every attempt counted."""
         tokens = float_or_none((self.run_end or {}).get("tokens"))
         elapsed = self.elapsed_s()
-        if self.run_end is None or not tokens or not elapsed:
+        if not tokens or not elapsed:  # (no run_end: no tokens)
             return None
         return tokens / elapsed
 
