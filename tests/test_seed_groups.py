@@ -156,7 +156,7 @@ def test_group_aggregate_is_the_mean_of_the_members_with_their_range(tmp_path):
     assert g.aggregate("train", "loss", "step", None, "minmax") is agg  # cached until a table moves
 
 
-def test_a_groups_last_loss_is_the_mean_over_the_seeds_it_counts(tmp_path):
+def test_a_groups_last_loss_and_curves_are_the_mean_over_the_seeds_it_counts(tmp_path):
     """A seed that failed early has its loss at step 120: the group's loss row (as its best bpb) is the
     completed seeds' mean, and every seed's while none has completed."""
     root = _runs(tmp_path)
@@ -170,6 +170,12 @@ def test_a_groups_last_loss_is_the_mean_over_the_seeds_it_counts(tmp_path):
     assert members[2].state == "failed" and lasts[2] != lasts[0]
     assert SeedGroupData("base", members).last("train", "loss") == pytest.approx((lasts[0] + lasts[1]) / 2)
     assert SeedGroupData("failed", members[2:]).last("train", "loss") == pytest.approx(lasts[2])
+    # the curve is the same seeds' mean: it ends at the loss row's value, and the failed seed's early
+    # steps do not shift it (the mean line changed its seeds where the failed one stopped)
+    agg = SeedGroupData("base", members).aggregate("train", "loss", "step", None, "minmax")
+    ys = np.vstack([m.xy("train", "loss")[1] for m in members[:2]])
+    assert (agg.n == 2).all() and np.allclose(agg.mean, ys.mean(axis=0))
+    assert agg.mean[-1] == pytest.approx(SeedGroupData("base", members).last("train", "loss"))
 
 
 # -- in the app -------------------------------------------------------------------------------------
@@ -351,6 +357,32 @@ def test_set_refs_name_trials_groups_and_runs(tmp_path):
                       ("study:lr#x", "a trial is a number"), ("group:missing", "no run 'missing'")):
         with pytest.raises(RunError, match=said):
             resolve_ref(ref, root)
+
+
+@aio
+async def test_a_group_with_a_failed_seed_reads_as_what_its_seeds_did(tmp_path):
+    """One failed seed of four made the whole group read "✗ 4 seeds" with the failed seed's 120/400
+    steps in the runs list, and "failed" in `runs compare`, beside a mean over three completed seeds."""
+    from rich.console import Console
+
+    from tuiLM.groups import resolve_ref
+    from tuiLM.report import print_set_compare
+
+    root = _runs(tmp_path)
+    write_run(root, "base-fail", "failed", seed=6, run_seed=103)
+    app = make_app(runs_root=root, now=lambda: FIXED_NOW)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("2")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.refreshes > 0, timeout=30,
+                       what="runs")
+        table = app.screen.query_one(DataTable)
+        key = next(k for k, g in app.screen.groups.items() if "base-fail" in {p.name for p in g.group.members})
+        assert _cell(table, key, "state").strip() == "✓3 ✗1"
+        assert _cell(table, key, "step").strip() == "400/400"
+    console = Console(record=True, width=120)
+    print_set_compare([*resolve_ref("group:base-fail", root), *resolve_ref("group:hot-s0", root)], console)
+    out = console.export_text()
+    assert "3 completed, 1 failed" in out, out
 
 
 def test_cli_shows_and_compares_study_trials_as_seed_groups(tmp_path):

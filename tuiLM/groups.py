@@ -128,6 +128,19 @@ def group_state(states: Sequence[str]) -> str:
     return min(states, key=lambda st: STATE_RANK.index(st) if st in STATE_RANK else len(STATE_RANK))
 
 
+def state_counts(states: Sequence[str]) -> list[tuple[str, int]]:
+    """How many members are in each state: completed first, then the others most pressing first."""
+    order = ("completed",) + tuple(st for st in STATE_RANK if st != "completed")
+    seen = sorted(set(states), key=lambda st: order.index(st) if st in order else len(order))
+    return [(st, sum(1 for x in states if x == st)) for st in seen]
+
+
+def states_text(states: Sequence[str]) -> str:
+    """"completed" when every member is; else "5 completed, 3 failed" (a group is not just failed)."""
+    counts = state_counts(states)
+    return counts[0][0] if len(counts) == 1 else ", ".join(f"{n} {st}" for st, n in counts)
+
+
 @dataclass(frozen=True)
 class GroupValue:
     """A group's objective over its seeds: mean ± SE with k, and the possibly lucky members."""

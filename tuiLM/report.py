@@ -434,7 +434,7 @@ def print_set_compare(sets: list[Any], console: Console) -> None:
     seeds; each against the first, seed by seed where they share seeds (study/stats.compare: paired
     t-test and bootstrap interval, Welch when the seeds differ); the hyperparameters that differ.
     More than three groups (a whole study) read one row each, as `study show` prints trials."""
-    from .groups import group_state, group_value
+    from .groups import group_value, states_text
     from .study.stats import compare
     from .units import short_key
 
@@ -457,7 +457,7 @@ def print_set_compare(sets: list[Any], console: Console) -> None:
                                 [sd for _, sd in first]).verdict)
     rows = [("runs", [str(len(s.members)) for s in sets]),
             ("seeds", [" ".join("-" if x is None else str(x) for x in s.seeds) for s in sets]),
-            ("state", [group_state([x.state for x in ss]) for ss, _ in read]),
+            ("state", [states_text([x.state for x in ss]) for ss, _ in read]),
             ("best bpb", [v.text() + (f" (k={v.k})" if v.k > 1 and len(sets) <= 3 else "") for v in stats]),
             ("per seed", [" ".join(_fmt(x) for x in values) for _, values in read])]
     lucky = [_lucky(s, v) for s, v in zip(sets, stats)]

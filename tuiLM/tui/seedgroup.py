@@ -101,14 +101,18 @@ class SeedGroupData:
     def aggregate(self, kind: str, name: str, xaxis: str, ema_weight: float | None,
                   mode: str = "minmax") -> Aggregate | None:
         """The members' (smoothed when ``ema_weight``) curves of one column on the union of their x,
-        each member only over its own x range, reduced to mean and band."""
+        each member only over its own x range, reduced to mean and band: the members the group's
+        statistics count (``counted``), so the curve ends where its best bpb and loss say."""
         key = (kind, name, xaxis, ema_weight, mode)
-        token = self.table_version(kind)
+        states = [m.state for m in self.members]
+        token = (self.table_version(kind), tuple(states))
         hit = self._cache.get(key)
         if hit is not None and hit[0] == token:
             return hit[1]
         curves = []
-        for m in self.members:
+        for m, c in zip(self.members, counted(states, states)):
+            if c is None:
+                continue
             xy = m.xy(kind, name, xaxis)
             if xy is None or xy[0].size == 0:
                 continue

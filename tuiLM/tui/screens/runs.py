@@ -26,7 +26,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual.worker import get_current_worker
 
-from ...groups import Membership, SeedGroup, group_runs, group_state, membership
+from ...groups import Membership, SeedGroup, group_runs, group_state, membership, state_counts
 from ...reader import TREND_POINTS, RunReader, RunSummary
 from ...runs import list_runs, runs_root
 from ...units import fmt_age
@@ -274,14 +274,15 @@ class RunsScreen(Refreshing, Screen):
 
     def _group_cells(self, g: GroupRow, now: float) -> dict[str, Any]:
         ms = [m.summary for m in g.members]
-        state = group_state([s.state for s in ms])
+        state, counts = group_state([s.state for s in ms]), state_counts([s.state for s in ms])
         counted_runs = [s for s in ms if s.state == "completed"] or ms  # as the bpb: groups.counted
         losses = [s.last_loss for s in counted_runs if s.last_loss is not None]
         took = [t for m in g.members if (t := _took(m.summary)) is not None]
         trends = [m.trend for m in g.members if m.trend]
         trend = ([sum(col) / len(col) for col in zip(*trends)] if trends and len({len(t) for t in trends}) == 1
                  else (trends[0] if trends else []))
-        low = min(ms, key=lambda s: s.step)
+        live = [s for s in ms if s.state in ("running", "starting")]  # the steps: how far the live seeds are,
+        low = min(live or counted_runs, key=lambda s: s.step)  # else the counted ones (not a failed seed's)
         steps = steps_text(low.step, low.max_steps)
         flag = (Text(" lucky", style="bold yellow") if g.lucky
                 else Text.assemble(" ", ("FROZEN", "bold white on red")) if any(m.frozen for m in g.members)
@@ -290,7 +291,9 @@ class RunsScreen(Refreshing, Screen):
         cells: dict[str, Any] = {
             "mark": Text("▌", style="yellow") if g.key in self.marked else "",
             "run": Text.assemble((arrow + " ", "cyan"), (g.group.label, "bold"), overflow="ellipsis", no_wrap=True),
-            "state": Text(f" {STATE_ICON.get(state, '?')} {g.group.k} seeds", style=STATE_STYLE.get(state, "")),
+            "state": Text(f" {STATE_ICON.get(state, '?')} {g.group.k} seeds" if len(counts) == 1 else
+                          " " + " ".join(f"{STATE_ICON.get(st, '?')}{n}" for st, n in counts),  # ✓5 ✗3
+                          style=STATE_STYLE.get(state, "")),
             "arch": Text(" " + g.members[0].arch, overflow="ellipsis", no_wrap=True),
             "preset": Text(" " + g.members[0].preset, overflow="ellipsis", no_wrap=True),
             "bpb": Text(on_point(g.value.text())),
