@@ -375,6 +375,20 @@ async def test_compare_view_overlays_runs_and_lists_differences(tmp_path):
 
 
 @aio
+async def test_compare_columns_at_80_columns_keep_the_ends_that_tell_runs_apart(tmp_path):
+    """Three runs of one preset at 80 columns: every heading read "✓ tiny-v1-20261203…"."""
+    names = [f"tiny-v1-20261203-20{i}515" for i in range(3)]
+    runs = [write_run(tmp_path / "runs", n, "gpt", seed=i) for i, n in enumerate(names)]
+    app = make_app(run_dir=runs, runs_root=tmp_path / "runs", now=lambda: FIXED_NOW)
+    async with app.run_test(size=(80, 24)) as pilot:
+        dash = await open_dashboard(pilot, app)
+        table = dash.query_one("#diff", DataTable)
+        await wait_for(pilot, lambda: len(table.columns) == 4, what="the compare table")
+        heads = [str(c.label) for c in list(table.columns.values())[1:]]
+        assert len(set(heads)) == 3 and all(h.endswith(f"{i}515") for i, h in enumerate(heads)), heads
+
+
+@aio
 async def test_runs_list_marks_runs_and_opens_the_compare_view(tmp_path):
     root = tmp_path / "runs"
     write_run(root, "a", "gpt", seed=0)

@@ -14,7 +14,7 @@ from textual.widgets import DataTable
 from typing import Any
 
 from ...groups import group_value
-from ...units import short_key
+from ...units import fit_id, short_key
 from ..panels import RUN_COLORS, best_bpb, diff_rows, fmt, frozen_of
 from ..rundata import RunSnapshot
 from ..seedgroup import SeedGroupData
@@ -125,7 +125,7 @@ class DiffTable(DataTable):
         label_w = min(24, max(len(k) for k, _ in rows))
         # each column takes 2 cells of padding; 2 for the margins and 2 for a vertical scrollbar
         room = width - 4 - (label_w + 2)
-        names = [f"{STATE_ICON.get(run.state, '?')} {run.run_id}" for run in runs]
+        names = [f"{STATE_ICON.get(run.state, '?')} {run.run_id}" for run in runs]  # (cut below, by fit_id)
         # as wide as the widest name or value (a wide terminal does not spread two runs' values
         # half a screen apart), at most an equal share of the room
         widest = max(len(x) for x in names + [v for _, vs in rows for v in vs])
@@ -133,7 +133,9 @@ class DiffTable(DataTable):
         self.clear(columns=True)
         self.add_column("", width=label_w)
         for i, (run, name) in enumerate(zip(runs, names)):
-            self.add_column(Text(cut(name, col_w), style=f"bold {RUN_COLORS[i % len(RUN_COLORS)]}"), width=col_w)
+            icon, _, run_id = name.partition(" ")  # (runs of one preset differ at the end: tiny-v1-…202515)
+            self.add_column(Text(f"{icon} {fit_id(run_id, col_w - 2)}",
+                                 style=f"bold {RUN_COLORS[i % len(RUN_COLORS)]}"), width=col_w)
         for k, values in rows:
             if k == "vs first":
                 values = fit_verdicts(values, col_w)
