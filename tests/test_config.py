@@ -131,6 +131,24 @@ def test_frozen_residual_warning(init, tau, frozen):
     assert not [p for p in probs if p.is_error]  # a warning, never an error
 
 
+def test_a_large_positive_init_warns_of_a_starved_diagonal_not_the_identity():
+    """+900 / 0.001: Sinkhorn gives a zero diagonal (the run's H_res_diag_mean is 0.0), not I; the
+    warning said "frozen at the identity". The sinkhorn of the model shows what the warning says."""
+    import torch
+
+    from tuiLM.models.mhc import sinkhorn
+
+    probs = problems_for({"model.arch": "mhc", "model.mhc_h_res_init": 900.0, "model.mhc_tau": 0.001})
+    (warned,) = [p for p in probs if p.path == "model.mhc_h_res_init" and p.level == "warning"]
+    assert "zero diagonal" in warned.message and "identity" not in warned.message
+    b = torch.full((4, 4), 30.0)  # (a ratio past 20 that float32 still holds)
+    b.fill_diagonal_(0.0)
+    b.requires_grad_(True)
+    h = sinkhorn(b, 20)
+    (h * torch.randn(4, 4)).sum().backward()
+    assert h.diagonal().max() < 1e-12 and b.grad.diagonal().abs().max() < 1e-12
+
+
 def test_frozen_warning_only_for_mhc():
     assert not problems_for({"model.arch": "gpt", "model.mhc_h_res_init": -8.0, "model.mhc_tau": 0.05})
 

@@ -193,12 +193,16 @@ def mhc_rules(preset: Preset, ok: Callable[..., bool], err: Report, warn: Report
     if ok("model.mhc_h_res_init", "model.mhc_tau"):
         ratio = frozen_ratio(m)
         if ratio > FROZEN_RATIO:
-            warn("model.mhc_h_res_init",
-                 f"H_res will be frozen at the identity: |off-diagonal init| / tau = "
-                 f"{abs(m.mhc_h_res_init):g} / {m.mhc_tau:g} = {ratio:g} > {FROZEN_RATIO:g}, so Sinkhorn "
-                 f"returns exactly I and b_res{' and the gate' if m.mhc_gate else ''} get zero gradient. "
-                 f"Keep |init| / tau <= {FROZEN_RATIO:g}: tau >= {abs(m.mhc_h_res_init) / FROZEN_RATIO:g} for "
-                 f"this init, or |init| <= {FROZEN_RATIO * m.mhc_tau:g} for this tau")
+            why = (f"|off-diagonal init| / tau = {abs(m.mhc_h_res_init):g} / {m.mhc_tau:g} = {ratio:g} > "
+                   f"{FROZEN_RATIO:g}")
+            fix = (f"Keep |init| / tau <= {FROZEN_RATIO:g}: tau >= {abs(m.mhc_h_res_init) / FROZEN_RATIO:g} for "
+                   f"this init, or |init| <= {FROZEN_RATIO * m.mhc_tau:g} for this tau")
+            if m.mhc_h_res_init < 0:
+                warn("model.mhc_h_res_init", f"H_res will be frozen at the identity: {why}, so Sinkhorn returns "
+                     f"exactly I and b_res{' and the gate' if m.mhc_gate else ''} get zero gradient. {fix}")
+            else:  # (a positive init starves the diagonal instead: each stream keeps none of itself)
+                warn("model.mhc_h_res_init", f"H_res will start with a zero diagonal that cannot grow: {why}, so "
+                     f"Sinkhorn gives each stream none of itself and the diagonal gets zero gradient. {fix}")
         if m.mhc_streams == 1:
             warn("model.mhc_streams", "one stream is a plain residual (hyper-connections found n = 1 worse "
                                       "than the baseline); n = 4 is the usual choice")
