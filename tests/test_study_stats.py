@@ -40,6 +40,8 @@ def test_paired_t_test_by_hand():
     c = compare([0.99, 1.08, 1.18], b)  # d = 0.01, 0.02, 0.02: t = 0.01667 / 0.00333 = 5, p = 0.038
     assert c.p == pytest.approx(1 - 5 / math.sqrt(27), rel=1e-9) and c.significant
     assert c.verdict.startswith("better by 0.0167 ± 0.0033")
+    near = compare([1.3, 1.4, 1.5], [1.6, 1.7, 1.80000001], [0, 1, 2], [0, 1, 2])  # seeds agree to 1e-8
+    assert near.verdict.startswith("better by 0.3000 ± <0.0001"), near.verdict  # (not "± 0.0000": exact)
 
 
 def test_paired_beats_welch_on_shared_seeds():

@@ -23,6 +23,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from ..units import fmt_se
+
 BOOTSTRAP_RESAMPLES = 10_000
 BOOTSTRAP_SEED = 0
 CONFIDENCE = 0.95
@@ -167,15 +169,16 @@ def verdict(c: Comparison, digits: int = 4) -> str:
     """"better by X ± Y (p = ..., paired over k seeds)", or "not distinguishable from seed noise"."""
     over = f"paired over {c.k} seeds" if c.method == "paired" else f"Welch, {c.k_a} vs {c.k_b} seeds"
     if not c.significant:
-        return f"not distinguishable from seed noise (gain {_signed(c.gain, digits)} ± {c.diff_se:.{digits}f}, " \
-               f"{_p(c.p)}, {over})"
+        return (f"not distinguishable from seed noise (gain {_signed(c.gain, digits)} ± "
+                f"{fmt_se(c.diff_se, digits)}, {_p(c.p)}, {over})")
     word = "better" if c.gain > 0 else "worse"
     rel = f", {abs(c.rel_gain) * 100:.2g} %" if c.rel_gain == c.rel_gain else ""
-    return f"{word} by {abs(c.gain):.{digits}f} ± {c.diff_se:.{digits}f}{rel} ({_p(c.p)}, {over})"
+    return f"{word} by {fmt_se(abs(c.gain), digits)} ± {fmt_se(c.diff_se, digits)}{rel} ({_p(c.p)}, {over})"
 
 
 def _signed(x: float, digits: int) -> str:
-    return f"{'+' if x >= 0 else '-'}{abs(x):.{digits}f}"
+    """"+0.0123"; a gain too small to show reads "+<0.0001" (fmt_se's rule), not "+0.0000"."""
+    return f"{'+' if x >= 0 else '-'}{fmt_se(abs(x), digits)}"
 
 
 def _p(p: float) -> str:
