@@ -413,6 +413,21 @@ def test_cli_shows_and_compares_study_trials_as_seed_groups(tmp_path):
     assert group_value(base_bests).text() in out and group_value(bests).text() in out
 
 
+def test_group_ref_takes_a_prefix_that_only_one_groups_runs_share(tmp_path):
+    """group:tiny-v3, the label the runs list shows, was refused: "matches several runs", all of them of
+    the one group it names. A prefix across two groups is still refused."""
+    from tuiLM.groups import resolve_ref
+    from tuiLM.runs import RunError
+
+    root = _runs(tmp_path)
+    (hot,) = resolve_ref("group:hot", root)
+    assert {p.name for p in hot.members} == {"hot-s0", "hot-s1", "hot-s2"} and hot.kind == "group"
+    write_run(root, "hotter", "gpt", seed=3, run_seed=100, lr=1e-2)  # another configuration, also "hot…"
+    with pytest.raises(RunError, match="several"):
+        resolve_ref("group:hot", root)
+    assert len(resolve_ref("group:hot-s", root)[0].members) == 3
+
+
 def test_cli_set_refs_end_to_end(tmp_path):
     import subprocess
     import sys

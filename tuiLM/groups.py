@@ -229,7 +229,14 @@ def resolve_ref(ref: str, root: str | Path | None = None) -> list[RunSet]:
         run = find_run(ref, root)
         return [RunSet(run.name, (run,), (membership(run).seed,))]
     if kind == "group":
-        run = find_run(rest, root)
+        try:
+            run = find_run(rest, root)
+        except RunError:  # "tiny-v3", the label the runs list shows: every run it matches is of one group
+            like = [p for p in list_runs(root) if p.name.startswith(rest)]
+            g = seed_group_of(like[0]) if like else None
+            if g is None or not {p.resolve() for p in like} <= {p.resolve() for p in g.members}:
+                raise
+            return [RunSet(g.label, tuple(g.members), tuple(g.seeds), "group")]
         g = seed_group_of(run)
         if g is None:
             return [RunSet(run.name, (run,), (membership(run).seed,), "group")]
