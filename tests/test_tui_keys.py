@@ -430,6 +430,22 @@ async def test_presets_list_reads_a_pipe_or_a_non_utf8_file_as_unreadable_and_go
         assert app.is_running and app.return_code in (None, 0)
 
 
+@aio
+async def test_presets_list_follows_its_folder_and_keeps_the_cursor_on_its_preset(tmp_path):
+    """A preset saved from another shell never appeared ("22 from presets/" after three were added)."""
+    folder = tmp_path / "presets"
+    folder.mkdir()
+    (folder / "zz-mine.toml").write_text('[run]\nnotes = "mine"\n')
+    app = make_app(runs_root=tmp_path / "runs", preset_dirs=[folder])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, PresetsScreen), what="presets")
+        table = app.screen.query_one(DataTable)
+        table.move_cursor(row=table.get_row_index(str(folder / "zz-mine.toml")))
+        (folder / "aa-new.toml").write_text('[run]\nnotes = "new one"\n')
+        await wait_for(pilot, lambda: str(folder / "aa-new.toml") in table.rows, what="the new preset listed")
+        assert app.screen._selected() == folder / "zz-mine.toml"
+
+
 def test_an_app_that_crashed_exits_non_zero(tmp_path, monkeypatch):
     """Textual prints the traceback of an app that crashed and returns; `tuilm` then exited 0."""
     import pytest

@@ -86,6 +86,24 @@ class PresetsScreen(Screen):
     def on_mount(self) -> None:
         self.action_reload()
         self.query_one(DataTable).focus()
+        self.set_interval(2.0, self._follow)
+
+    def _stamp(self) -> tuple:
+        """The preset files and their versions (a stat each: a pipe is never opened)."""
+        out = []
+        for p in self.presets():
+            try:
+                st = p.stat()
+                out.append((p, st.st_mtime_ns, st.st_size))
+            except OSError:
+                out.append((p, None, None))
+        return tuple(out)
+
+    def _follow(self) -> None:
+        """Every 2 s while shown: a preset added, removed or edited elsewhere shows (the runs list follows
+        its folder too)."""
+        if self.app.screen is self and self._stamp() != getattr(self, "_stamped", None):
+            self.action_reload()
 
     def _notes_width(self, paths: list[Path]) -> int:
         """What the notes column may take: the table's width less the other columns, the cell
@@ -104,7 +122,8 @@ class PresetsScreen(Screen):
 
     def action_reload(self) -> None:
         table = self.query_one(DataTable)
-        keep = table.cursor_row
+        keep, was = table.cursor_row, self._selected() if table.row_count else None
+        self._stamped = self._stamp()
         table.clear(columns=True)  # (a column keeps its widest cell's width until it is cleared: a resize
         table.add_columns("preset", "arch", "shape")  # to 80 columns would leave the notes at 160's)
         table.add_column("notes", key="notes")
@@ -126,9 +145,10 @@ class PresetsScreen(Screen):
             what = what if 9 + len(what) <= width else what[: max(1, width - 10)] + "…"
         self.query_one("#presets-title", Static).update(
             Text.assemble(("Presets  ", "bold"), (what, "dim"), (hint, "dim italic"), no_wrap=True))
-        if paths:
-            table.move_cursor(row=min(keep, len(paths) - 1))
-            self._preview(paths[min(keep, len(paths) - 1)])
+        if paths:  # the cursor stays on its preset when one is added above it
+            keep = paths.index(was) if was in paths else min(keep, len(paths) - 1)
+            table.move_cursor(row=keep)
+            self._preview(paths[keep])
 
     def _selected(self) -> Path | None:
         table = self.query_one(DataTable)
