@@ -309,6 +309,30 @@ def test_runs_compare_at_80_columns_cuts_run_ids_where_they_still_differ(tmp_pat
     assert "20261…" not in out and max(len(line) for line in out.splitlines()) <= 80
 
 
+def test_runs_compare_of_four_sets_at_80_columns_keeps_the_figures_whole(tmp_path):
+    """Four runs and groups at 80 columns: Rich shrank every column ('compl…', '4.859…', 'mhc_m…') and
+    the k and its ± SE were gone. The figures stay whole; hyperparameters too wide beside them get a
+    table of their own, a row per key."""
+    from .fixtures.fixture_runs import write_run
+
+    root = tmp_path / "runs"
+    for i in range(3):
+        write_run(root, f"tiny-v1-2026120{i}-202515", "gpt", seed=i, run_seed=i)
+        write_run(root, f"tiny-v3-2026120{i}-202532", "gpt", seed=i, run_seed=i, lr=6e-3)
+    write_run(root, "tiny-v1-fail", "failed", seed=7, run_seed=5)
+    write_run(root, "tiny-v5-20261203-202542", "mhc-frozen", seed=4)
+    write_run(root, "longv5b", "gpt", seed=9, lr=1e-3)
+    env = {**os.environ, "TUILM_RUNS_DIR": str(root), "COLUMNS": "80"}
+    r = subprocess.run([sys.executable, "-m", "tuiLM.cli", "runs", "compare", "tiny-v5-20261203-202542",
+                        "group:tiny-v1-20261200-202515", "group:tiny-v3-20261200-202532", "longv5b"], cwd=ROOT,
+                       env=env, capture_output=True, text=True, timeout=120)
+    table = r.stdout.split("each against")[0]
+    assert "…" not in table and "3 completed, 1 failed" in table and "±" in table, r.stdout
+    assert max(len(line) for line in table.splitlines()) <= 80
+    below = r.stdout.split("hyperparameters that differ")[1]
+    assert "model.mhc_h_res_init" in below and "optim.lr" in below and "0.006" in below, r.stdout
+
+
 def test_runs_list_at_80_columns_keeps_ids_states_and_figures_whole(tmp_path):
     """Rich shrank every column to fit 80 columns: ids, states and losses came out as 'ok-confirm1-t0…',
     'complet…', '4.2…'. Columns that can be read elsewhere go first; what is left is whole."""

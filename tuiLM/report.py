@@ -429,6 +429,31 @@ def print_set(s: Any, console: Console) -> None:
     _print_hparams(s.members[0], console, skip=("run.seed", "run.name"))  # (the first seed's name)
 
 
+def _fit_labels(labels: list[str], width: int) -> list[str]:
+    """Set labels in ``width`` cells: "gpt-small (tiny-v1-20261200-202515)" keeps its run's end
+    (gpt-small (tiny-v1-…202515)), a plain run id is shortened in its middle (units.fit_id)."""
+    from .units import fit_id
+
+    out = []
+    for label in labels:
+        name, paren, inner = label.partition(" (")
+        if paren and inner.endswith(")") and len(label) > width:
+            label = f"{name} ({fit_id(inner[:-1], max(8, width - len(name) - 3))})"
+        out.append(fit_id(label, width) if len(label) > width else label)
+    return out
+
+
+def _rows_table(columns: dict[str, list[str]], right: tuple[str, ...] = (), title: str | None = None) -> Table:
+    """A compact table of named columns (cells not wrapped): a row per set."""
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, title=title)
+    columns = {c: v for c, v in columns.items() if v}  # (an empty list: no such column)
+    for c in columns:
+        table.add_column(escape(c), no_wrap=True, justify="right" if c in right else "left")
+    for row in zip(*columns.values()):
+        table.add_row(*(escape(v) for v in row))
+    return table
+
+
 def print_set_compare(sets: list[Any], console: Console) -> None:
     """Seed groups side by side: k, seeds, state, best val_bpb mean ± SE, each seed's best and lucky
     seeds; each against the first, seed by seed where they share seeds (study/stats.compare: paired
@@ -473,14 +498,18 @@ def print_set_compare(sets: list[Any], console: Console) -> None:
     else:  # a row per group: the numbers stay whole at 80 columns
         keys = [k for k, _ in differ]
         console.print(title, style="italic", highlight=False, markup=False, soft_wrap=True)
-        table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
-        cols = ["", "k", "state", "best bpb"] + [short_key(k, keys) for k in keys] + ["lucky"] * any(lucky)
-        for c in cols:
-            table.add_column(escape(c), no_wrap=True, justify="right" if c in ("k", "best bpb") else "left")
         by = dict(rows)
-        for i, s in enumerate(sets):
-            table.add_row(escape(s.label), str(stats[i].k), by["state"][i], by["best bpb"][i],
-                          *(escape(v[i]) for _, v in differ), *([escape(lucky[i])] if any(lucky) else []))
+        stat_cols = {"k": [str(v.k) for v in stats], "state": by["state"], "best bpb": by["best bpb"],
+                     **({"lucky": lucky} if any(lucky) else {})}
+        hyper = {short_key(k, keys): v for k, v in differ}
+        room = console.width - sum(max(len(c), *map(len, v)) + 1 for c, v in stat_cols.items()) - 1
+        labels = _fit_labels([s.label for s in sets], max(12, min(36, room)))
+        if room - max(map(len, labels)) < sum(max(len(c), *map(len, v)) + 1 for c, v in hyper.items()):
+            below, hyper = hyper, {}  # too wide beside the figures: the hyperparameters get a table below
+        else:
+            below = {}
+        table = _rows_table({"#": [f"#{i}" for i in range(len(sets))] if below else [], "": labels, **stat_cols,
+                             **hyper}, right=("k", "best bpb"))
     console.print(table)
     console.print(f"each against {sets[0].label}, the first named (a % is of its mean):", highlight=False,
                   markup=False, soft_wrap=True)
@@ -490,6 +519,10 @@ def print_set_compare(sets: list[Any], console: Console) -> None:
         console.print("[yellow]a group's preset.toml cannot be read: hyperparameters not compared[/]")
     elif not differ:
         console.print("the groups have identical hyperparameters (besides the seed)")
+    elif len(sets) > 3 and below:  # a row per key, a column per set (#i as in the table above)
+        table = _rows_table({"hyperparameters that differ": [k for k, _ in differ],
+                             **{f"#{i}": [v[i] for _, v in differ] for i in range(len(sets))}})
+        console.print(table)
     elif len(sets) <= 3:
         diff = Table(title="hyperparameters that differ")
         diff.add_column("key", style="bold")
