@@ -349,6 +349,30 @@ def test_runs_list_at_80_columns_keeps_ids_states_and_figures_whole(tmp_path):
     assert max(len(line) for line in r.stdout.splitlines()) <= 80
 
 
+def test_the_cli_flags_a_frozen_run_as_the_app_does(tmp_path):
+    """The frozen-residual signature (H_res = I, the gate at its init), the point of seed 000's v1-v5
+    story, showed only in the app: `runs list`, `runs show` and `runs compare` said nothing."""
+    from rich.console import Console
+
+    from tuiLM.report import print_compare, print_run, print_runs_list
+
+    from .fixtures.fixture_runs import write_run
+
+    root = tmp_path / "runs"
+    frozen = write_run(root, "frozen", "mhc-frozen", seed=4)
+    fine = write_run(root, "fine", "gpt", seed=1)
+    outs = []
+    for show in (lambda c: print_runs_list(c, root), lambda c: print_run(frozen, c),
+                 lambda c: print_compare([frozen, fine], c)):
+        console = Console(record=True, width=160)
+        show(console)
+        outs.append(console.export_text())
+    listed = {line.split()[0]: line for line in outs[0].splitlines() if line.strip()[:5] in ("froze", "fine ")}
+    assert listed["frozen"].rstrip().endswith("FROZEN") and "FROZEN" not in listed["fine"], outs[0]
+    assert "FROZEN: H_res = I and gate stuck at its init" in outs[1], outs[1]
+    assert any("flag" in line and "FROZEN" in line and "H_res" not in line for line in outs[2].splitlines()), outs[2]
+
+
 def test_runs_list_age_reads_as_time_since_start_not_a_duration(tmp_path):
     """The 'age' column said '1:46' (minutes:seconds, read as how long the run took); it says '1m' now,
     as `kubectl get` and the app's runs list do."""

@@ -110,6 +110,20 @@ def _train_values(reader: Any, key: str, steady: bool = True) -> Any:
     return col[np.isfinite(col)]
 
 
+def _flag(run_dir: Path, s: Any) -> tuple[str, str]:
+    """(flag, why) as the app's runs list has it: FROZEN from the run's latest mHC diagnostics (H_res = I
+    and the gate at its init: the frozen-residual trap), else pruned for a study's pruned trial."""
+    from .runs import read_preset
+    from .tui.metrics import frozen_check
+
+    model = read_preset(run_dir).get("model") if s.diag else None
+    if isinstance(model, dict):
+        f = frozen_check(model, s.diag.get("H_res_diag_mean"), s.diag.get("gate_value"), s.diag.get("step"))
+        if f.frozen:
+            return "FROZEN", f.text
+    return ("pruned", "") if s.state == "pruned" else ("", "")
+
+
 def _run_metrics(reader: Any) -> dict[str, object]:
     """Headline figures of a run (``_read``: the resumed history)."""
     import numpy as np
@@ -130,6 +144,7 @@ def _run_metrics(reader: Any) -> dict[str, object]:
         "artifact bytes": s.artifact_bytes, "elapsed": _duration(float_or_none(end.get("elapsed_s"))),
         "device": start.get("device", ""), "corpus": (start.get("corpus") or {}).get("fingerprint", ""),
         "reason": s.reason, "unreadable lines": reader.skipped or None,
+        "flag": ": ".join(x for x in _flag(reader.path, s) if x),
     }
 
 
@@ -227,8 +242,9 @@ def print_runs_list(console: Console, root: Path | None = None) -> None:
         rows.append((s, {"run": path.name, "state": str(s.state), "arch": str(s.arch), "preset": str(s.preset_name),
                          "step": f"{s.step:,}/{s.max_steps:,}" if s.max_steps else f"{s.step:,}",
                          "tokens": fmt_count(s.tokens), "loss": _fmt(s.last_loss), "best bpb": _fmt(s.best_val_bpb),
-                         "age": fmt_age(s.age_s)}))
+                         "age": fmt_age(s.age_s), "flag": _flag(path, s)[0]}))
     cols = ["run", "state", "arch", "preset", "step", "tokens", "loss", "best bpb", "age"]
+    cols += ["flag"] * any(cells["flag"] for _, cells in rows)  # (FROZEN: the frozen-residual trap)
     width = {c: max([len(c)] + [len(cells[c]) for _, cells in rows]) for c in cols}
     for optional in ("tokens", "preset", "arch", "age", "loss", "step"):  # best bpb, the measure, stays
         if sum(width[c] for c in cols) + 2 * (len(cols) - 1) + 2 <= console.width:  # (+2: the edges)
@@ -240,7 +256,9 @@ def print_runs_list(console: Console, root: Path | None = None) -> None:
                          justify="right" if col in ("step", "tokens", "loss", "best bpb", "age") else "left")
     for s, cells in rows:
         style = _STATE_STYLE.get(s.state, "default")
-        table.add_row(*(f"[{style}]{escape(cells[c])}[/]" if c == "state" else escape(cells[c]) for c in cols))
+        table.add_row(*(f"[{style}]{escape(cells[c])}[/]" if c == "state" else
+                        f"[bold red]{cells[c]}[/]" if c == "flag" and cells[c] == "FROZEN" else escape(cells[c])
+                        for c in cols))
     console.print(table)
     _print_seed_groups(runs, summaries, console)
 
@@ -346,6 +364,8 @@ def print_compare(run_dirs: list[Path], console: Console) -> None:
         table.add_column(escape(head), justify="right")
     for key in metrics[0]:
         values = [m[key] for m in metrics]
+        if key == "flag":  # (the word: `runs show` says why)
+            values = [str(v).split(":")[0] for v in values]
         if all(v in (None, "") for v in values):
             continue
         table.add_row(key, *(escape(_fmt(v)) for v in values))
