@@ -373,6 +373,25 @@ def test_the_cli_flags_a_frozen_run_as_the_app_does(tmp_path):
     assert any("flag" in line and "FROZEN" in line and "H_res" not in line for line in outs[2].splitlines()), outs[2]
 
 
+def test_a_headless_run_that_trained_frozen_says_so_at_its_end(tmp_path):
+    """A real mHC run with the often-quoted init (-8 at tau 0.05) trains with H_res = I throughout; its
+    final summary now says FROZEN, where it read like any completed run."""
+    sets = {**TINY_GPT, "model.arch": "mhc", "model.mhc_h_res_init": -8.0, "model.mhc_tau": 0.05,
+            "model.mhc_gate": True, "train.max_steps": 10, "eval.every": 5, "diag.every": 5, "checkpoint.every": 0,
+            "schedule.warmup_steps": 0, "schedule.warmdown_steps": 0}
+    argv = [sys.executable, "-m", "tuiLM.cli", "run", QUICK, "--headless"]
+    for k, v in sets.items():
+        argv += ["--set", f"{k}={str(v).lower() if isinstance(v, bool) else v}"]
+    env = {**os.environ, "TUILM_RUNS_DIR": str(tmp_path / "runs"), "COLUMNS": "200"}
+    r = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "FROZEN: H_res = I and gate stuck at its init" in r.stdout, r.stdout
+    argv = [a.replace("model.mhc_tau=0.05", "model.mhc_tau=1.0").replace("init=-8.0", "init=-0.5")
+            for a in argv]  # -0.5 at tau 1: strong mixing from the start (diag ~ 0.48), nothing frozen
+    r = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "completed" in r.stdout and "FROZEN" not in r.stdout, r.stdout
+
+
 def test_runs_list_age_reads_as_time_since_start_not_a_duration(tmp_path):
     """The 'age' column said '1:46' (minutes:seconds, read as how long the run took); it says '1m' now,
     as `kubectl get` and the app's runs list do."""

@@ -375,6 +375,14 @@ def _final(run_dir: Path, state: dict[str, Any], code: int, console: Any) -> int
     console.print(" · ".join(parts), highlight=False, soft_wrap=True)
     if reason:
         console.print(f"reason: {reason}", highlight=False, markup=False, soft_wrap=True)
+    if status != "failed":
+        from .reader import summarize
+        from .report import run_flag
+
+        flag, why = run_flag(run_dir, summarize(run_dir))
+        if flag == "FROZEN":  # the frozen-residual trap: the run trained, its hyper-connections did not
+            console.print(f"[bold red]FROZEN[/]: {escape(why)}; the residual streams never mixed", highlight=False,
+                          soft_wrap=True)
     if status == "failed":
         console.print(f"last lines of {run_dir / STDOUT}:", highlight=False, markup=False, soft_wrap=True)
         console.print(_tail_text(run_dir / STDOUT, 20, state.get("stdout_from", 0)), highlight=False, markup=False)

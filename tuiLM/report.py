@@ -110,7 +110,7 @@ def _train_values(reader: Any, key: str, steady: bool = True) -> Any:
     return col[np.isfinite(col)]
 
 
-def _flag(run_dir: Path, s: Any) -> tuple[str, str]:
+def run_flag(run_dir: Path, s: Any) -> tuple[str, str]:
     """(flag, why) as the app's runs list has it: FROZEN from the run's latest mHC diagnostics (H_res = I
     and the gate at its init: the frozen-residual trap), else pruned for a study's pruned trial."""
     from .runs import read_preset
@@ -144,7 +144,7 @@ def _run_metrics(reader: Any) -> dict[str, object]:
         "artifact bytes": s.artifact_bytes, "elapsed": _duration(float_or_none(end.get("elapsed_s"))),
         "device": start.get("device", ""), "corpus": (start.get("corpus") or {}).get("fingerprint", ""),
         "reason": s.reason, "unreadable lines": reader.skipped or None,
-        "flag": ": ".join(x for x in _flag(reader.path, s) if x),
+        "flag": ": ".join(x for x in run_flag(reader.path, s) if x),
     }
 
 
@@ -242,7 +242,7 @@ def print_runs_list(console: Console, root: Path | None = None) -> None:
         rows.append((s, {"run": path.name, "state": str(s.state), "arch": str(s.arch), "preset": str(s.preset_name),
                          "step": f"{s.step:,}/{s.max_steps:,}" if s.max_steps else f"{s.step:,}",
                          "tokens": fmt_count(s.tokens), "loss": _fmt(s.last_loss), "best bpb": _fmt(s.best_val_bpb),
-                         "age": fmt_age(s.age_s), "flag": _flag(path, s)[0]}))
+                         "age": fmt_age(s.age_s), "flag": run_flag(path, s)[0]}))
     cols = ["run", "state", "arch", "preset", "step", "tokens", "loss", "best bpb", "age"]
     cols += ["flag"] * any(cells["flag"] for _, cells in rows)  # (FROZEN: the frozen-residual trap)
     width = {c: max([len(c)] + [len(cells[c]) for _, cells in rows]) for c in cols}
