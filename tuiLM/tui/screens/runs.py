@@ -291,9 +291,9 @@ class RunsScreen(Refreshing, Screen):
         cells: dict[str, Any] = {
             "mark": Text("▌", style="yellow") if g.key in self.marked else "",
             "run": Text.assemble((arrow + " ", "cyan"), (g.group.label, "bold"), overflow="ellipsis", no_wrap=True),
-            "state": Text(f" {STATE_ICON.get(state, '?')} {g.group.k} seeds" if len(counts) == 1 else
-                          " " + " ".join(f"{STATE_ICON.get(st, '?')}{n}" for st, n in counts),  # ✓5 ✗3
-                          style=STATE_STYLE.get(state, "")),
+            "state": (Text(f" {STATE_ICON.get(state, '?')} {g.group.k} seeds", style=STATE_STYLE.get(state, ""))
+                      if len(counts) == 1 else Text.assemble(*((f" {STATE_ICON.get(st, '?')}{n}",  # ✓5 ✗3, each
+                                                                STATE_STYLE.get(st, "")) for st, n in counts))),
             "arch": Text(" " + g.members[0].arch, overflow="ellipsis", no_wrap=True),
             "preset": Text(" " + g.members[0].preset, overflow="ellipsis", no_wrap=True),
             "bpb": Text(on_point(g.value.text())),
