@@ -229,6 +229,15 @@ def test_preset_list_refuses_a_folder_that_is_not_there_and_leaves_study_files_o
         assert e.value.code == 2 and why in capsys.readouterr().err
 
 
+def test_preset_list_says_why_a_preset_is_invalid(tmp_path, capsys):
+    """An invalid preset read "invalid" and nothing more; the app's list gives the first error."""
+    (tmp_path / "broken.toml").write_text('[model]\nn_layers = "two"\n')
+    with pytest.raises(SystemExit):
+        main(["preset", "list", str(tmp_path)])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "invalid" in out and "✗ 1 error: model.n_layers: expected an integer" in out.replace("│ ", ""), out
+
+
 def test_runs_show_says_what_it_could_not_read(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")
     run = tmp_path / "runs" / "broken-1"

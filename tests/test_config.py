@@ -240,6 +240,20 @@ def test_toml_syntax_error_reports_file_line(tmp_path, text, line):
     assert msg.startswith(f"{f}:{line}") and "TOML syntax error" in msg
 
 
+@pytest.mark.parametrize("text,said", [
+    ('model.arch = "gpt"\n[model]\nd_model = 64\n', "[model] is declared twice: write each table once"),
+    ("[run]\nname = 'x'\n[run]\nseed = 1\n", "[run] is declared twice"),
+    ("[model]\nd_model = 64\nd_model = 32\n", "this key is already set above"),
+])
+def test_toml_duplicates_are_said_in_a_presets_words(tmp_path, text, said):
+    """tomllib says "Cannot declare ('model',) twice" (a dotted key above [model] makes the table too)."""
+    f = tmp_path / "twice.toml"
+    f.write_text(text)
+    with pytest.raises(PresetError) as e:
+        load(f)
+    assert said in str(e.value) and "Cannot" not in str(e.value), str(e.value)
+
+
 def test_a_path_that_does_not_exist_is_never_a_shipped_preset_of_the_same_name(tmp_path, monkeypatch):
     """`x`, `x.toml` and `presets/x.toml` name a known preset; a typo in any other folder is an error
     (it trained the shipped preset of that file name without a word)."""

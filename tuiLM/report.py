@@ -46,7 +46,11 @@ def print_preset_list(extra: list[Path], console: Console) -> None:
             params = fmt_count(estimate(preset).params) if not n_err else ""
         except Exception:
             params = ""
-        table.add_row(escape(path.stem), escape(preset.model.arch), params, status, escape(preset.run.notes))
+        first = next((p for p in problems if p.is_error), None)  # (invalid: why, as the app's list says)
+        notes = (f"✗ {n_err} error{'s' * (n_err > 1)}: " + (f"{first.path}: " if first.path else "") + first.message
+                 if first else preset.run.notes)
+        table.add_row(escape(path.stem), escape(preset.model.arch), params, status,
+                      f"[red]{escape(notes)}[/]" if first else escape(notes))
     console.print(table)
 
 

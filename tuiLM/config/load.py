@@ -113,13 +113,28 @@ def parse_toml_text(text: str, name: str = "<preset>") -> dict[str, Any]:
         msg = str(e)
         m = _POS_RE.search(msg)
         if m:
-            reason = msg[: m.start()].strip()
+            reason = _plain(msg[: m.start()].strip())
             raise PresetError(f"{name}:{m.group(1)}:{m.group(2)}: TOML syntax error: {reason}") from None
         if "end of document" in msg:
             last = max(1, text.count("\n") + (0 if text.endswith("\n") else 1))
             reason = msg.split("(")[0].strip()
             raise PresetError(f"{name}:{last}: TOML syntax error at end of file: {reason}") from None
         raise PresetError(f"{name}: TOML syntax error: {msg}") from None
+
+
+_TWICE_RE = re.compile(r"Cannot declare \(((?:'[^']*',? ?)+)\) twice")
+
+
+def _plain(reason: str) -> str:
+    """tomllib's "Cannot declare ('model',) twice" and "Cannot overwrite a value" in a preset's words."""
+    if reason == "Cannot overwrite a value":
+        return "this key is already set above (each key once per table)"
+    m = _TWICE_RE.fullmatch(reason)
+    if not m:
+        return reason
+    table = ".".join(re.findall(r"'([^']*)'", m.group(1)))
+    return (f"[{table}] is declared twice: write each table once (a dotted key such as {table}.x = … "
+            f"outside [{table}] declares it too: move such a key inside [{table}])")
 
 
 MAX_PRESET_BYTES = 1 << 20  # presets are a few KiB; anything bigger is not one (and is not read whole)
