@@ -412,3 +412,9 @@ def test_compare_header_names_its_runs_where_they_fit(tmp_path):
     assert "━ ✓ gpt-small-…131316" in wide and "━ ✓ mhc-v3" in wide
     narrow = compare_header(snaps, View(), 30).plain
     assert narrow.count("━") == 2 and "mhc-v3" not in narrow
+    # three runs at 80 columns: every name, shorter, or none; it named two of three
+    snaps.append(loaded(write_run(tmp_path / "runs", "gpt-small-20261203-141516", "gpt")))
+    for width in range(40, 100):
+        line = compare_header(snaps, View(), width).plain
+        shown = sum(tag in line for tag in ("131316", "mhc-v3", "141516"))
+        assert shown in (0, 3) and len(line) <= width, (width, line)

@@ -147,18 +147,22 @@ def compare_header(runs: list[Any], view: View, width: int, group: str = "") -> 
                 else f" Compare {len(runs)} {'groups' if len(groups) == len(runs) else 'runs and groups'} ")
     else:
         what = f" Compare {len(runs)} runs "
-    pieces: list[tuple[int, Text]] = [(0, _t((what, "bold")))]
-    for i, run in enumerate(runs):
-        color = RUN_COLORS[i % len(RUN_COLORS)]
-        pieces.append((3, _t(("  ━ ", color), (STATE_ICON.get(run.state, "?"), STATE_STYLE.get(run.state, "")))))
-        # the legend's names where they fit (the panels' legends are colours and values only)
-        name = run.label if hasattr(run, "members") else fit_id(run.run_id, 18)
-        pieces.append((5, _t((f" {name}", color))))
-    if groups:
-        # before the names go (the table names them too, but a header that names two of three reads oddly)
-        pieces.append((6, _t(("  · band " + ("min–max" if view.band == "minmax" else "± SE") + " (b)", "dim"))))
-    pieces += _view_pieces(view, group, page=1)
-    return fit(pieces, width)
+    # the legend's names where they fit (the panels' legends are colours and values only): shorter,
+    # then none; never some of them (a header that named two of three runs read as if the third had none)
+    for name_w in (18, 12, 0):
+        pieces: list[tuple[int, Text]] = [(0, _t((what, "bold")))]
+        names = [fit_id(run.label if hasattr(run, "members") else run.run_id, name_w) for run in runs]
+        for i, (run, name) in enumerate(zip(runs, names)):
+            color = RUN_COLORS[i % len(RUN_COLORS)]
+            pieces.append((3, _t(("  ━ ", color), (STATE_ICON.get(run.state, "?"), STATE_STYLE.get(run.state, "")))))
+            if name_w:
+                pieces.append((5, _t((f" {name}", color))))
+        if groups:  # (it goes before the names do)
+            pieces.append((6, _t(("  · band " + ("min–max" if view.band == "minmax" else "± SE") + " (b)", "dim"))))
+        line = fit(pieces + _view_pieces(view, group, page=1), width)
+        if not name_w or all(f" {n}" in line.plain for n in names):
+            return line
+    return line
 
 
 def _view_pieces(view: View, group: str, page: int = 3) -> list[tuple[int, Text]]:
