@@ -238,6 +238,32 @@ def test_preset_list_says_why_a_preset_is_invalid(tmp_path, capsys):
     assert "invalid" in out and "✗ 1 error: model.n_layers: expected an integer" in out.replace("│ ", ""), out
 
 
+def test_runs_list_json_gives_every_run_and_group_for_scripts(tmp_path, capsys, monkeypatch):
+    """`runs list` had no machine-readable form (study show has --json): a script had to scrape the table."""
+    import json
+
+    from tuiLM.groups import group_value
+    from tuiLM.reader import summarize
+
+    from .fixtures.fixture_runs import write_run
+
+    root = tmp_path / "runs"
+    monkeypatch.setenv("TUILM_RUNS_DIR", str(root))
+    seeds = [write_run(root, f"s{i}", "gpt", seed=i, run_seed=10 + i) for i in range(3)]
+    write_run(root, "frozen", "mhc-frozen", seed=4)
+    with pytest.raises(SystemExit) as e:
+        main(["runs", "list", "--json"])
+    assert e.value.code == 0
+    data = json.loads(capsys.readouterr().out)
+    runs = {r["id"]: r for r in data["runs"]}
+    assert set(runs) == {"s0", "s1", "s2", "frozen"} and runs["frozen"]["flag"] == "FROZEN"
+    assert runs["s1"]["best_val_bpb"] == summarize(seeds[1]).best_val_bpb and runs["s1"]["seed"] == 11
+    (group,) = data["groups"]
+    want = group_value([summarize(p).best_val_bpb for p in seeds])
+    assert group["runs"] == ["s0", "s1", "s2"] and group["states"] == {"completed": 3}
+    assert group["best_val_bpb"] == {"mean": want.mean, "se": want.se, "k": 3}
+
+
 def test_runs_show_says_what_it_could_not_read(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")
     run = tmp_path / "runs" / "broken-1"

@@ -360,10 +360,14 @@ def preset_docs() -> None:
 
 
 @runs_app.command("list")
-def runs_list() -> None:
-    """Runs under ./runs with state, preset, best val_bpb, steps and age."""
-    from .report import print_runs_list
+def runs_list(as_json: bool = typer.Option(False, "--json", help="Machine-readable output: every run's "
+                                           "summary and every seed group's mean ± SE.")) -> None:
+    """Runs under ./runs with state, preset, best val_bpb, steps and age; then their seed groups."""
+    from .report import print_runs_list, runs_list_data
 
+    if as_json:
+        _write_json(runs_list_data(), None)
+        return
     print_runs_list(console)
 
 

@@ -267,6 +267,42 @@ def print_runs_list(console: Console, root: Path | None = None) -> None:
     _print_seed_groups(runs, summaries, console)
 
 
+def runs_list_data(root: Path | None = None) -> dict[str, Any]:
+    """What `runs list --json` prints: every run's summary and every seed group's statistics (the
+    figures the table and the app show; NaN and absent figures are null)."""
+    import math
+
+    from .groups import counted, group_runs, group_value, membership, state_counts
+    from .runs import list_runs, require_runs_folder
+    from .reader import summarize
+
+    def num(x: Any) -> Any:
+        return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else x
+
+    base = require_runs_folder(root)
+    runs = list_runs(root)
+    summaries = {p: summarize(p) for p in runs}
+    members = {p: membership(p) for p in runs}
+    out = {"root": str(base), "runs": [], "groups": []}
+    for p in runs:
+        s = summaries[p]
+        flag, why = run_flag(p, s)
+        out["runs"].append({"id": p.name, "path": str(p), "state": s.state, "arch": s.arch,
+                            "preset": s.preset_name, "seed": members[p].seed, "step": s.step,
+                            "max_steps": s.max_steps, "tokens": s.tokens, "last_loss": num(s.last_loss),
+                            "best_val_bpb": num(s.best_val_bpb), "best_val_loss": num(s.best_val_loss),
+                            "started": s.started, "elapsed_s": num(s.elapsed_s), "reason": s.reason,
+                            "flag": flag, "flag_reason": why})
+    for g in (g for g in group_runs(runs, members) if g.k > 1):
+        states = [summaries[p].state for p in g.members]
+        v = group_value(counted(states, [summaries[p].best_val_bpb for p in g.members]))
+        out["groups"].append({"label": g.label, "runs": [p.name for p in g.members], "seeds": list(g.seeds),
+                              "states": dict(state_counts(states)),
+                              "best_val_bpb": {"mean": num(v.mean), "se": num(v.se), "k": v.k},
+                              "lucky_seeds": [g.seeds[i] for i in v.lucky]})
+    return out
+
+
 def _print_seed_groups(runs: list[Path], summaries: dict, console: Console) -> None:
     """The seed groups among ``runs`` (groups.py): best val_bpb mean ± SE over the completed seeds, k and
     the possibly lucky seeds, as the app's runs list shows them."""
