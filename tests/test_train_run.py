@@ -238,7 +238,10 @@ def test_start_run_headless_reports_failure_with_the_log_tail(tmp_path, monkeypa
 
     monkeypatch.setenv("TUILM_RUNS_DIR", str(tmp_path))
     monkeypatch.setenv("TUILM_FAULT_NAN_AT_STEP", "2")
-    out = console()
+    out = Console(file=io.StringIO(), width=60, force_terminal=False)  # (narrower than the error line)
     code = start_run(make_preset({**TINY_GPT, "train.max_steps": 5}), name="headless", nproc=1, console=out)
     text = out.file.getvalue()
     assert code == 1 and "failed" in text and "non-finite loss" in text and "last lines of" in text
+    # the log's lines as written: its error line whole, not cut again at the console's width
+    (said,) = [line for line in text[text.index("last lines of"):].splitlines() if line.startswith("error: ")]
+    assert said.endswith("(a resume starts again at step 0)") and len(said) > 60, said

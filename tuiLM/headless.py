@@ -385,7 +385,8 @@ def _final(run_dir: Path, state: dict[str, Any], code: int, console: Any) -> int
                           soft_wrap=True)
     if status == "failed":
         console.print(f"last lines of {run_dir / STDOUT}:", highlight=False, markup=False, soft_wrap=True)
-        console.print(_tail_text(run_dir / STDOUT, 20, state.get("stdout_from", 0)), highlight=False, markup=False)
+        console.print(_tail_text(run_dir / STDOUT, 20, state.get("stdout_from", 0)), highlight=False, markup=False,
+                      soft_wrap=True)  # (the log's own lines: not cut again at the console's width)
         return state.get("interrupted", 1) if state.get("killed") else 1  # killed by a second signal: 128 + n
     console.print(f"run directory: {run_dir}", highlight=False, markup=False, soft_wrap=True)
     resume = f"tuilm resume {run_dir.name} · " if status in ("stopped", "pruned") else ""
