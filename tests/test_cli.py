@@ -238,6 +238,21 @@ def test_preset_list_says_why_a_preset_is_invalid(tmp_path, capsys):
     assert "invalid" in out and "✗ 1 error: model.n_layers: expected an integer" in out.replace("│ ", ""), out
 
 
+def test_runs_show_says_why_a_dead_run_is_dead(tmp_path):
+    """A run whose trainer vanished without run_end showed no reason in the CLI (the app says it)."""
+    from rich.console import Console
+
+    from tuiLM.report import print_run
+
+    from .fixtures.fixture_runs import write_run
+
+    run = write_run(tmp_path / "runs", "gone", "gpt", end="running")  # no run_end, no trainer
+    console = Console(record=True, width=200)
+    print_run(run, console)
+    out = console.export_text()
+    assert "dead" in out and "gone without writing run_end" in out and "tuilm resume" in out, out
+
+
 def test_runs_list_json_gives_every_run_and_group_for_scripts(tmp_path, capsys, monkeypatch):
     """`runs list` had no machine-readable form (study show has --json): a script had to scrape the table."""
     import json

@@ -147,7 +147,9 @@ def _run_metrics(reader: Any) -> dict[str, object]:
         "tokens/s (training)": round(float(np.median(tps))) if tps.size else None,
         "artifact bytes": s.artifact_bytes, "elapsed": _duration(float_or_none(end.get("elapsed_s"))),
         "device": start.get("device", ""), "corpus": (start.get("corpus") or {}).get("fingerprint", ""),
-        "reason": s.reason, "unreadable lines": reader.skipped or None,
+        "reason": s.reason or ("the trainer is gone without writing run_end (killed, or its machine went down); "
+                               "tuilm resume goes on from its last checkpoint" if s.state == "dead" else ""),
+        "unreadable lines": reader.skipped or None,
         "flag": ": ".join(x for x in run_flag(reader.path, s) if x),
     }
 
