@@ -123,7 +123,7 @@ def test_a_study_runs_csv_names_its_study_trial_seed_and_settings_in_every_row(t
                                                     "params": {"optim.lr": 0.003}}))
     with open(export_csv(run_dir, tmp_path / "csv"), newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert list(rows[0])[:4] == ["study", "trial", "seed_index", "optim.lr"]
+    assert list(rows[0])[:6] == ["run", "seed", "study", "trial", "seed_index", "optim.lr"]
     assert all((r["study"], r["trial"], r["seed_index"], r["optim.lr"]) == ("lr", "4", "1", "0.003") for r in rows)
     assert [int(r["step"]) for r in rows] == list(range(1, 9))  # the metrics as for any run
 
@@ -230,7 +230,8 @@ def test_csv_tells_a_written_nan_from_a_field_the_event_did_not_carry(tmp_path):
         w.write("eval", step=2, tokens=16, val_loss=float("nan"), loss=3.0)
     with open(export_csv(run_dir, tmp_path / "out"), newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert list(rows[0]) == ["step", "tokens", "time", "loss", "lr", "extra", "val_loss", "eval.loss"]
+    assert list(rows[0]) == ["run", "seed", "step", "tokens", "time", "loss", "lr", "extra", "val_loss", "eval.loss"]
+    assert {(r["run"], r["seed"]) for r in rows} == {("r", "")}  # (no preset: no seed)
     assert [r["loss"] for r in rows] == ["nan", "1.5"] and [r["extra"] for r in rows] == ["2.0", ""]
     assert [r["val_loss"] for r in rows] == ["", "nan"] and [r["eval.loss"] for r in rows] == ["", "3.0"]
 
@@ -502,7 +503,7 @@ def test_a_run_with_no_readable_event_is_refused_and_leaves_nothing(tmp_path):
         export_tensorboard(run_dir, tmp_path / "tb")
     assert not (tmp_path / "csv" / "junk-1.csv").exists() and not (tmp_path / "tb" / "junk-1").exists()
     (run_dir / EVENTS).write_text("")  # a run that has not written anything yet: an empty export
-    assert export_csv(run_dir, tmp_path / "csv").read_text() == "step,tokens,time\n"
+    assert export_csv(run_dir, tmp_path / "csv").read_text() == "run,seed,step,tokens,time\n"
 
 
 def test_a_full_disk_during_a_tensorboard_export_is_one_message_and_leaves_nothing(tmp_path, monkeypatch):

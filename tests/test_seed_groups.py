@@ -456,6 +456,10 @@ def test_cli_set_refs_end_to_end(tmp_path):
     r = tuilm("export", "study:lr#1", "--to", "csv", str(tmp_path / "csv"))
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in (tmp_path / "csv").iterdir()) == ["hot-s0.csv", "hot-s1.csv", "hot-s2.csv"]
+    import csv  # the group's CSVs concatenate into one long table by run and seed (as a W&B export)
+
+    rows = [r for f in sorted((tmp_path / "csv").iterdir()) for r in csv.DictReader(f.open())]
+    assert {(r["run"], r["seed"]) for r in rows} == {("hot-s0", "100"), ("hot-s1", "101"), ("hot-s2", "102")}
     r = tuilm("export", "study:nope", "--to", "csv", str(tmp_path / "csv2"))
     assert r.returncode != 0 and "no runs of study 'nope'" in r.stderr and not (tmp_path / "csv2").exists()
 

@@ -278,7 +278,7 @@ def sample(run_ref: str = typer.Argument(..., metavar="RUN", help="Run directory
 def export(run_refs: List[str] = typer.Argument(..., metavar="RUN...", help=f"Run directories or ids; {SET_REFS}."),
            to: Tuple[str, Path] = typer.Option(..., "--to", metavar="FORMAT DIR",
                                                help="tensorboard DIR (event files in DIR/<run-id>/) or csv DIR "
-                                                    "(DIR/<run-id>.csv, one row per step)."),
+                                                    "(DIR/<run-id>.csv, one row per step, led by the run id and seed)."),
            ) -> None:
     """Export runs to TensorBoard (scalars, samples, hparams with final metrics) or to wide CSV."""
     from .export import export_csv, export_tensorboard

@@ -304,9 +304,11 @@ def _csv_cells(name: str, col: np.ndarray) -> list[str]:
 
 def export_csv(run_dir: str | Path, out_dir: str | Path, progress: Callable[[int, int], None] | None = None) -> Path:
     """``out_dir/<run-id>.csv`` from the run's columns (read through its column cache where it has one),
+    each row led by the run's id and seed (and a study run's study, trial, seed index and settings),
     written block by block to a temp file that replaces the target at the end. ``progress(rows, total)``
     is called after each block."""
     from .files import temp_beside
+    from .groups import membership
     from .reader import RunReader
     from .runs import read_study_info
 
@@ -325,9 +327,13 @@ def export_csv(run_dir: str | Path, out_dir: str | Path, progress: Callable[[int
     total = cols[0].size
     # a study's run: its study, trial, seed index and sampled settings in every row, so the CSVs of a
     # study concatenate into one table to group by trial (constant columns, first)
+    # every run: its id and seed first, so the CSVs of a seed group (or any runs) concatenate into one
+    # long table to group by seed, as a W&B export names its runs
     info = read_study_info(run_dir)
-    fixed = ([("study", info["study"])] + [(k, info[k]) for k in ("trial", "seed_index") if k in info]
-             + sorted(info.get("trial_params", {}).items())) if "study" in info else []
+    seed = membership(run_dir).seed
+    fixed = [("run", run_dir.name), ("seed", "" if seed is None else seed)] + (
+        ([("study", info["study"])] + [(k, info[k]) for k in ("trial", "seed_index") if k in info]
+         + sorted(info.get("trial_params", {}).items())) if "study" in info else [])
     fixed = [(name, v) for name, v in fixed if name not in names]  # (named like a metric column: not repeated)
     target = Path(out_dir) / f"{run_dir.name}.csv"
     Path(out_dir).mkdir(parents=True, exist_ok=True)
