@@ -69,6 +69,11 @@ def test_show_judges_every_trial_against_the_best_and_the_baseline(tmp_path):
     marks = {line.split()[0].rstrip("*b"): line.split()[0] for line in rows}  # (not a verdict wrapped at "0.001")
     assert marks[str(best["number"])].startswith(f"{best['number']}*") and marks["0"].endswith("b")  # as the app marks them
     assert sum("*" in m for m in marks.values()) == 1 and len(marks) == len(s["trials"])
+    wide = subprocess.run([sys.executable, "-m", "tuiLM.cli", "study", "show", "fixture"], cwd=tmp_path,
+                          env={**env_for(tmp_path), "COLUMNS": "160"}, capture_output=True, text=True, timeout=300)
+    pruned = [line.split() for line in wide.stdout.splitlines() if re.match(r"\d+ +pruned", line)]
+    assert pruned and all("0/3" in cells for cells in pruned), wide.stdout  # no seed of 3 finished (a bare 0
+    # or 1 beside no value read as a one-seed trial)
     # at 80 columns (SSH) nothing compared is cut: every value, SE and verdict whole; only names shorten
     env = {**env_for(tmp_path), "COLUMNS": "80"}
     narrow = subprocess.run([sys.executable, "-m", "tuiLM.cli", "study", "show", "fixture"], cwd=tmp_path, env=env,

@@ -102,6 +102,8 @@ async def test_study_view_from_the_fixture_study(tmp_path):
         first = [str(x) for x in table.get_row_at(0)]
         b = expected["best"]
         assert first[0].startswith(str(b["number"])) and f"{b['value']:.4f} ± {b['value_se']:.4f}" in first
+        pruned = [str(t.number) for t in snap.trials if t.state == "pruned"]  # k of the planned seeds, as the CLI
+        assert pruned and all("0/3" in [str(x) for x in table.get_row_at(table.get_row_index(n))] for n in pruned)
         # sort by trial number, then by a parameter
         assert screen._header[2 + len(snap.keys)] == f"{snap.objective} ▲"  # the sorted column is marked
         await pilot.press("O")

@@ -279,6 +279,12 @@ def trial_rows(study: Any, root: str | Path | None = None) -> list[dict[str, Any
     return rows
 
 
+def k_text(k: int, planned: int, state: str) -> str:
+    """A trial's k: its seeds with a value; "1/3" while it has not completed (stopped, pruned, failed or
+    running), where a bare 1 beside no value read as a one-seed trial."""
+    return f"{k}/{planned}" if state != "complete" and planned > k else str(k)
+
+
 def row_state(r: dict[str, Any]) -> str:
     """A trial row's state as shown: Optuna's, or for a running trial with no trainer, stopped or
     interrupted (both resume when the study is run again)."""
@@ -373,15 +379,17 @@ def summarize_study(study: Any, name: str, storage_label: str, storage_url: str 
     sign = 1 if study.direction.name == "MINIMIZE" else -1
     best = min(done, key=lambda r: sign * r["value"]) if done else None
     spec_text = study.user_attrs.get(st.SPEC_ATTR, "")
-    objective, limit, target = "value", 0, None
+    objective, limit, target, planned = "value", 0, None, 0
     if spec_text:
         try:
             spec = parse(spec_text)[0]
             stored = study.user_attrs.get(st.TARGET_ATTR)  # (a --trials N given to study run or worker)
-            objective, limit, target = spec.objective, spec.max_artifact_bytes, spec.target(
-                stored if isinstance(stored, int) else None)
+            objective, limit, target, planned = spec.objective, spec.max_artifact_bytes, spec.target(
+                stored if isinstance(stored, int) else None), spec.seeds
         except (UserError, ValueError, KeyError):
             pass
+    for r in rows:
+        r["seeds_planned"] = planned  # (k of them so far: "1/3" for a trial that has not completed)
     counts = {s: sum(1 for r in rows if r["state"] == s and not r["stopped"] and r["retried_as"] is None)
               for s in ("complete", "running", "pruned", "fail", "waiting")}
     counts["retried"] = sum(1 for r in rows if r["retried_as"] is not None)  # failed, configuration queued again
@@ -589,7 +597,8 @@ def _trials_tables(summary: dict[str, Any], keys: list[str], width: int) -> list
             "#": f"{r['number']}{'*' if r['number'] == best_n else ''}{'b' if r.get('baseline') else ''}",
             "state": state, **{short[k]: _fmt_v(r["params"].get(k)) for k in keys},
             summary["objective"]: "-" if r["value"] is None else f"{r['value']:.4f}",
-            "± SE": "-" if r["value_se"] is None else fmt_se(r["value_se"]), "k": str(r["k"]),
+            "± SE": "-" if r["value_se"] is None else fmt_se(r["value_se"]),
+            "k": k_text(r["k"], r.get("seeds_planned", 0), state),
             "steps": "-" if r["steps"] is None else str(r["steps"]),
             "host": r["host"] or "",
             "gain vs best": short_cmp(r) + (" lucky?" if r["lucky"] else "")}))

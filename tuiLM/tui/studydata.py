@@ -66,6 +66,7 @@ class TrialView:
     intermediate: tuple[tuple[int, float], ...]
     over_limit: bool = False  # its artifact is over study.max_artifact_bytes: never the best
     live: bool = False  # running, its latest run's trainer alive here (x can stop it)
+    planned: int = 0  # seeds a trial runs (study.seeds): k of them so far
 
     def param(self, key: str) -> Any:
         for k, v in self.params:  # a handful of parameters: a scan beats building a dict per call
@@ -175,7 +176,7 @@ class StudyReader:
             tuple(r["values"]), tuple(r["seeds"]), r["steps"], r["host"] or "", tuple(r["runs"]), tuple(r["lucky"]),
             r["baseline"], short_cmp(r),
             r["reason"], tuple((int(k), float(v)) for k, v in r["intermediate"].items()), r["over_limit"],
-            bool(r.get("live")))
+            bool(r.get("live")), r.get("seeds_planned", 0))
             for r in s["trials"])
         verdicts = []
         c = s.get("best_vs_runner_up")

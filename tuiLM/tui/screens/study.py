@@ -230,13 +230,15 @@ class StudyScreen(Refreshing, Screen):
         return sorted(s.trials, key=k, reverse=self.sort_reverse)
 
     def _row_cells(self, t: TrialView) -> tuple:
+        from ...study.report import k_text
+
         s = self.snapshot
         assert s is not None
         narrow = self._narrow()
         se = "" if t.se is None else (f"±{fmt_se(t.se, tight=True)}" if narrow else f" ± {fmt_se(t.se)}")
         value = "—" if t.value is None else f"{t.value:.4f}{se}"
         flags = ("*" if t.number == s.best else "") + ("b" if t.baseline else "")
-        seeds = () if narrow else (str(t.k), "—" if t.steps is None else str(t.steps))  # 80 columns: no room
+        seeds = () if narrow else (k_text(t.k, t.planned, t.state), "—" if t.steps is None else str(t.steps))
         return (f"{t.number}{flags}", Text(t.state, style=STATE_STYLE.get(t.state, "")),
                 *[_fmt_param(t.param(k)) for k in s.keys], value, *seeds,
                 Text(t.vs_best + (" lucky?" if t.lucky else ""), style="yellow" if t.lucky else
