@@ -643,6 +643,53 @@ def test_a_worker_with_no_work_left_waits_on_a_trial_that_missed_its_beats_and_r
     assert any(s.startswith(f"waiting on trial {t.number}: no heartbeat from gpu-box-7") for s in said), said
 
 
+def test_a_worker_does_not_wait_on_a_trial_that_beats_with_a_clock_behind_ours(tmp_path, monkeypatch):
+    """Another machine beats every 0.1 s, its clock 0.7 s behind (3.5 min at real scale): each beat looks
+    two beats old. The worker, done with its own work, waited on it for ever and said "no heartbeat" (a
+    reviewer's reproduction). A beat that moves between two looks is a live machine: it exits."""
+    import threading
+
+    import optuna
+
+    from tuiLM.study import storage as st
+    from tuiLM.study.engine import StudyEngine
+    from tuiLM.study.spec import load_study
+
+    monkeypatch.setenv("TUILM_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setattr(st, "STALE_S", 2.0)
+    monkeypatch.setattr(st, "BEAT_S", 0.2)
+    f = write_study(tmp_path, "skew", '"optim.weight_decay" = { range = [0.0, 0.2] }', trials=1,
+                    base={"train.max_steps": 20, "eval.every": 10})
+    spec, base, _ = load_study(f)
+    said: list[str] = []
+    engine = StudyEngine(spec, base, root=tmp_path / "runs", say=said.append, poll_s=0.05)
+    engine.open()
+    t = engine.study.ask(spec.distributions())
+    t.set_user_attr("host", "gpu-box-7")
+    t.set_user_attr(st.WORKER_ATTR, [4242, 1.0])
+    t.set_user_attr(st.BEAT_ATTR, time.time() - 0.7)
+    done = threading.Event()
+
+    def skewed_machine():
+        trial = optuna.trial.Trial(engine.study, t._trial_id)
+        while not done.wait(0.1):
+            trial.set_user_attr(st.BEAT_ATTR, time.time() - 0.7)
+
+    beater = threading.Thread(target=skewed_machine, daemon=True)
+    beater.start()
+    runner = threading.Thread(target=engine.run, daemon=True)
+    runner.start()
+    runner.join(6.0)  # 3 x STALE_S
+    waited = runner.is_alive()
+    done.set()
+    beater.join()
+    if waited:
+        engine.request_stop("test")
+        runner.join(10)
+    assert not waited and engine.study.get_trials()[t.number].state == optuna.trial.TrialState.RUNNING
+    assert not any("waiting on" in s for s in said), said
+
+
 def test_a_trainer_left_here_whose_trial_was_run_again_elsewhere_is_stopped_by_the_next_run_here(tmp_path, monkeypatch):
     """The controller here was SIGKILLed and its trainer trained on, unbeaten; another machine failed the
     trial for silence and runs its configuration again. The next controller here stops that trainer (it

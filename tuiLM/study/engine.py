@@ -248,7 +248,7 @@ class StudyEngine:
         self._trials_at = 0.0
         self._dirty = True
         self._beat_at = -math.inf
-        self._suspects: dict[int, tuple[Any, float]] = {}  # trial -> (its beat, when first seen so, monotonic)
+        self._suspects: dict[int, tuple[Any, float, bool]] = {}  # trial -> (its beat, since when, monotonic; moved)
         self._told_waiting: set[int] = set()  # suspects this controller said it waits on
 
     # -- output ----------------------------------------------------------------------------------
@@ -334,7 +334,7 @@ class StudyEngine:
                 self._update_counts()
                 if progress is not None:
                     progress(self)
-                if not self.jobs and not self._may_ask() and not self._suspects:
+                if not self.jobs and not self._may_ask() and all(moved for *_, moved in self._suspects.values()):
                     break  # (a suspect: another machine's silent trial, watched until it is told stale)
                 time.sleep(self.poll_s)
         except KeyboardInterrupt:
@@ -494,14 +494,17 @@ class StudyEngine:
             if (ft.state != TrialState.RUNNING or ft.number in mine or host == self.host
                     or not isinstance(beat, (int, float)) or time.time() - beat <= 3 * st.BEAT_S):
                 continue  # (a suspect from its second missed beat: a worker done with its own work waits on it)
-            seen, since = self._suspects.get(ft.number, (beat, now))
-            suspects[ft.number] = (beat, since if seen == beat else now)
-            if ft.number not in self._told_waiting and not self.jobs and not self._may_ask():
+            seen, since, _ = self._suspects.get(ft.number, (beat, now, False))
+            # (moved: its beat changed since the last look, so its machine beats with a clock behind ours:
+            # not waited on; one whose beat stays is waited on, and failed once it is STALE_S old)
+            suspects[ft.number] = (beat, since if seen == beat else now, seen != beat)
+            quiet = seen == beat and now - since >= 2 * st.BEAT_S
+            if quiet and ft.number not in self._told_waiting and not self.jobs and not self._may_ask():
                 self._told_waiting.add(ft.number)
                 self.say(f"waiting on trial {ft.number}: no heartbeat from {host} for "
                          f"{(time.time() - beat) / 60:.0f} min; after {st.STALE_S / 60:.0f} min of silence "
                          f"its configuration runs again here")
-            if seen != beat or now - since < 2 * st.BEAT_S or time.time() - beat <= st.STALE_S:
+            if not quiet or time.time() - beat <= st.STALE_S:
                 continue
             minutes = (time.time() - beat) / 60
             reason = f"its controller on {host} sent no heartbeat for {minutes:.0f} min (machine down?)"
