@@ -379,6 +379,12 @@ async def test_a_group_with_a_failed_seed_reads_as_what_its_seeds_did(tmp_path):
         key = next(k for k, g in app.screen.groups.items() if "base-fail" in {p.name for p in g.group.members})
         assert _cell(table, key, "state").strip() == "✓3 ✗1"
         assert _cell(table, key, "step").strip() == "400/400"
+        from tuiLM.tui.screens.runrows import sparkline  # the trend too: the completed seeds' (review)
+
+        g = app.screen.groups[key]
+        done = [m.trend for m in g.members if m.summary.state == "completed"]
+        want = sparkline([sum(c) / len(c) for c in zip(*done)], app.screen._trend_w)
+        assert _cell(table, key, "trend").strip() == want.strip()
     console = Console(record=True, width=120)
     print_set_compare([*resolve_ref("group:base-fail", root), *resolve_ref("group:hot-s0", root)], console)
     out = console.export_text()

@@ -275,10 +275,12 @@ class RunsScreen(Refreshing, Screen):
     def _group_cells(self, g: GroupRow, now: float) -> dict[str, Any]:
         ms = [m.summary for m in g.members]
         state, counts = group_state([s.state for s in ms]), state_counts([s.state for s in ms])
+        gap = " " if sum(len(f" x{n}") for _, n in counts) <= 12 else ""  # (12: the state column; ✓10✗2■1●1)
         counted_runs = [s for s in ms if s.state == "completed"] or ms  # as the bpb: groups.counted
         losses = [s.last_loss for s in counted_runs if s.last_loss is not None]
         took = [t for m in g.members if (t := _took(m.summary)) is not None]
-        trends = [m.trend for m in g.members if m.trend]
+        counted_ids = {id(s) for s in counted_runs}
+        trends = [m.trend for m in g.members if m.trend and id(m.summary) in counted_ids]  # (as the loss)
         trend = ([sum(col) / len(col) for col in zip(*trends)] if trends and len({len(t) for t in trends}) == 1
                  else (trends[0] if trends else []))
         live = [s for s in ms if s.state in ("running", "starting")]  # the steps: how far the live seeds are,
@@ -292,7 +294,7 @@ class RunsScreen(Refreshing, Screen):
             "mark": Text("▌", style="yellow") if g.key in self.marked else "",
             "run": Text.assemble((arrow + " ", "cyan"), (g.group.label, "bold"), overflow="ellipsis", no_wrap=True),
             "state": (Text(f" {STATE_ICON.get(state, '?')} {g.group.k} seeds", style=STATE_STYLE.get(state, ""))
-                      if len(counts) == 1 else Text.assemble(*((f" {STATE_ICON.get(st, '?')}{n}",  # ✓5 ✗3, each
+                      if len(counts) == 1 else Text.assemble(*((f"{gap}{STATE_ICON.get(st, '?')}{n}",  # ✓5 ✗3
                                                                 STATE_STYLE.get(st, "")) for st, n in counts))),
             "arch": Text(" " + g.members[0].arch, overflow="ellipsis", no_wrap=True),
             "preset": Text(" " + g.members[0].preset, overflow="ellipsis", no_wrap=True),
