@@ -418,3 +418,12 @@ def test_compare_header_names_its_runs_where_they_fit(tmp_path):
         line = compare_header(snaps, View(), width).plain
         shown = sum(tag in line for tag in ("131316", "mhc-v3", "141516"))
         assert shown in (0, 3) and len(line) <= width, (width, line)
+    # one name inside another (two runs started in the same second: …131316 and …131316-1): counted by
+    # what the line shows, not found as text in it (a reviewer's case)
+    from types import SimpleNamespace as Run
+
+    runs = [Run(run_id=i, state="completed") for i in ("gpt-small-20261203-141516", "tiny-20261203-131316-1",
+                                                        "tiny-20261203-131316")]
+    for width in range(40, 100):
+        segs = compare_header(runs, View(), width).plain.split("━ ✓")[1:]
+        assert sum(1 for seg in segs if seg[1:2].isalnum()) in (0, 3), width

@@ -159,10 +159,10 @@ def compare_header(runs: list[Any], view: View, width: int, group: str = "") -> 
                 pieces.append((5, _t((f" {name}", color))))
         if groups:  # (it goes before the names do)
             pieces.append((6, _t(("  · band " + ("min–max" if view.band == "minmax" else "± SE") + " (b)", "dim"))))
-        line = fit(pieces + _view_pieces(view, group, page=1), width)
-        if not name_w or all(f" {n}" in line.plain for n in names):
-            return line
-    return line
+        pieces += _view_pieces(view, group, page=1)
+        if not name_w or sum(t.cell_len for p, t in pieces if p <= 5) <= width:  # (fit drops the names, 5,
+            return fit(pieces, width)  # only after everything less important, and keeps them all if they fit)
+    return fit(pieces, width)
 
 
 def _view_pieces(view: View, group: str, page: int = 3) -> list[tuple[int, Text]]:
