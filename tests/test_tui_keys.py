@@ -431,7 +431,7 @@ async def test_presets_list_reads_a_pipe_or_a_non_utf8_file_as_unreadable_and_go
 
 
 @aio
-async def test_presets_list_follows_its_folder_and_keeps_the_cursor_on_its_preset(tmp_path):
+async def test_presets_list_follows_its_folder_and_keeps_the_cursor_on_its_preset(tmp_path, monkeypatch):
     """A preset saved from another shell never appeared ("22 from presets/" after three were added)."""
     folder = tmp_path / "presets"
     folder.mkdir()
@@ -444,6 +444,13 @@ async def test_presets_list_follows_its_folder_and_keeps_the_cursor_on_its_prese
         (folder / "aa-new.toml").write_text('[run]\nnotes = "new one"\n')
         await wait_for(pilot, lambda: str(folder / "aa-new.toml") in table.rows, what="the new preset listed")
         assert app.screen._selected() == folder / "zz-mine.toml"
+        import builtins  # the 2-second check lists and stats: it opens no file (it read each one's head)
+
+        opened, real_open = [], builtins.open
+        monkeypatch.setattr(builtins, "open", lambda f, *a, **k: opened.append(f) or real_open(f, *a, **k))
+        app.screen._stamp()
+        monkeypatch.undo()
+        assert not [f for f in opened if str(f).endswith(".toml")], opened
 
 
 def test_an_app_that_crashed_exits_non_zero(tmp_path, monkeypatch):

@@ -89,14 +89,20 @@ class PresetsScreen(Screen):
         self.set_interval(2.0, self._follow)
 
     def _stamp(self) -> tuple:
-        """The preset files and their versions (a stat each: a pipe is never opened)."""
+        """The .toml files of the preset folders and their versions: a listing and a stat each, no file
+        opened (``presets()`` reads each file's head to leave study files out: only on a change)."""
         out = []
-        for p in self.presets():
+        for d in self.app.preset_dirs():
             try:
-                st = p.stat()
-                out.append((p, st.st_mtime_ns, st.st_size))
+                files = sorted(d.glob("*.toml"))
             except OSError:
-                out.append((p, None, None))
+                continue
+            for p in files:
+                try:
+                    st = p.stat()
+                    out.append((p, st.st_mtime_ns, st.st_size))
+                except OSError:
+                    out.append((p, None, None))
         return tuple(out)
 
     def _follow(self) -> None:
