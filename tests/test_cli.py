@@ -383,6 +383,32 @@ def test_runs_compare_of_four_sets_at_80_columns_keeps_the_figures_whole(tmp_pat
     assert "model.mhc_h_res_init" in below and "optim.lr" in below and "0.006" in below, r.stdout
 
 
+def test_runs_compare_of_four_mixed_groups_with_long_labels_stays_whole_at_80_columns(tmp_path):
+    """A reviewer's case: four groups of 2 completed, 1 failed and 1 stopped seeds, long labels: the
+    state text ('2 completed, 1 failed, 1 stopped') left the figures no room and Rich cut them all."""
+    from rich.console import Console
+
+    from tuiLM.groups import resolve_refs
+    from tuiLM.report import print_set_compare
+
+    from .fixtures.fixture_runs import write_run
+
+    root = tmp_path / "runs"
+    for g, lr in enumerate((1e-3, 2e-3, 3e-3, 4e-3)):
+        for i, end in enumerate(("completed", "completed", "failed", "stopped")):
+            write_run(root, f"gpt-small-long-config-name-v{g}-2026120{i}-2025{g}{i}", "gpt", seed=i, run_seed=i,
+                      lr=lr, end=None if end == "completed" else end, steps=None if end == "completed" else 120)
+    refs = [f"group:gpt-small-long-config-name-v{g}-20261200-2025{g}0" for g in range(4)]
+    for width in (80, 60):
+        console = Console(record=True, width=width)
+        print_set_compare(resolve_refs(refs, root), console)
+        table = console.export_text().split("each against")[0]
+        rows = [line for line in table.splitlines() if "gpt-small (" in line]
+        assert len(rows) == 4 and max(len(line) for line in table.splitlines()) <= width, table
+        for line in rows:  # k, the states (in words, or in marks when narrower) and mean ± SE, whole
+            assert re.search(r"  2  (2 completed, 1 failed, 1 stopped|✓2 ✗1 ■1)  \d\.\d+±\.\d+", line), table
+
+
 def test_runs_list_at_80_columns_keeps_ids_states_and_figures_whole(tmp_path):
     """Rich shrank every column to fit 80 columns: ids, states and losses came out as 'ok-confirm1-t0…',
     'complet…', '4.2…'. Columns that can be read elsewhere go first; what is left is whole."""

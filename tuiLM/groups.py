@@ -120,6 +120,8 @@ def group_runs(paths: Sequence[Path], members: dict[Path, Membership]) -> list[S
     return sorted(groups.values(), key=lambda g: min(where[p] for p in g.members))
 
 
+STATE_ICON = {"running": "●", "completed": "✓", "stopped": "■", "pruned": "✂", "failed": "✗", "dead": "✗",
+              "new": "○", "starting": "◌", "unreadable": "!"}  # (the app's, and the CLI's tight tables)
 STATE_RANK = ("running", "starting", "failed", "dead", "unreadable", "stopped", "pruned", "new", "completed")
 
 
@@ -135,9 +137,12 @@ def state_counts(states: Sequence[str]) -> list[tuple[str, int]]:
     return [(st, sum(1 for x in states if x == st)) for st in seen]
 
 
-def states_text(states: Sequence[str]) -> str:
-    """"completed" when every member is; else "5 completed, 3 failed" (a group is not just failed)."""
+def states_text(states: Sequence[str], tight: bool = False) -> str:
+    """"completed" when every member is; else "5 completed, 3 failed" (a group is not just failed);
+    ``tight``: "✓5 ✗3"."""
     counts = state_counts(states)
+    if tight:
+        return " ".join(f"{STATE_ICON.get(st, '?')}{n}" for st, n in counts)
     return counts[0][0] if len(counts) == 1 else ", ".join(f"{n} {st}" for st, n in counts)
 
 

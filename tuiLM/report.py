@@ -564,12 +564,19 @@ def print_set_compare(sets: list[Any], console: Console) -> None:
         stat_cols = {"k": [str(v.k) for v in stats], "state": by["state"], "best bpb": by["best bpb"],
                      **({"lucky": lucky} if any(lucky) else {})}
         hyper = {short_key(k, keys): v for k, v in differ}
-        room = console.width - sum(max(len(c), *map(len, v)) + 1 for c, v in stat_cols.items()) - 1
-        labels = _fit_labels([s.label for s in sets], max(12, min(36, room)))
-        if room - max(map(len, labels)) < sum(max(len(c), *map(len, v)) + 1 for c, v in hyper.items()):
-            below, hyper = hyper, {}  # too wide beside the figures: the hyperparameters get a table below
-        else:
-            below = {}
+
+        def cells(cols: dict[str, list[str]]) -> int:  # (a column and the two cells between columns)
+            return sum(max(len(c), *map(len, v)) + 2 for c, v in cols.items())
+
+        names, below = [s.label for s in sets], {}
+        room = console.width - 2 - cells(stat_cols) - cells(hyper)  # (2: the table's edges)
+        if room < min(12, max(map(len, names))):  # too wide beside the figures: the settings go below,
+            below, hyper = hyper, {}  # and each set gets a number (#i) to find it there
+            room = console.width - 2 - cells(stat_cols) - len(f"#{len(sets) - 1}  ")
+            if room < 12:  # still too wide: the states in marks ("✓2 ✗1 ■1")
+                stat_cols["state"] = [states_text([x.state for x in ss], tight=True) for ss, _ in read]
+                room = console.width - 2 - cells(stat_cols) - len(f"#{len(sets) - 1}  ")
+        labels = _fit_labels(names, max(8, min(36, room)))
         table = _rows_table({"#": [f"#{i}" for i in range(len(sets))] if below else [], "": labels, **stat_cols,
                              **hyper}, right=("k", "best bpb"))
     console.print(table)

@@ -13,6 +13,7 @@ import numpy as np
 from rich.text import Text
 from textual.widgets import Static
 
+from ...groups import STATE_ICON
 from ...units import fit_id, fmt_duration, short_id
 from ..panels import RUN_COLORS, View, best_bpb, fmt, frozen_of
 from ..rundata import RunSnapshot
@@ -22,8 +23,6 @@ from .plotframe import fmt_value, fmt_x
 STATE_STYLE = {"running": "bold green", "completed": "bold cyan", "stopped": "bold yellow",
                "pruned": "bold magenta", "failed": "bold white on red", "dead": "bold white on red",
                "new": "dim", "starting": "green", "unreadable": "bold white on red"}
-STATE_ICON = {"running": "●", "completed": "✓", "stopped": "■", "pruned": "✂", "failed": "✗", "dead": "✗",
-              "new": "○", "starting": "◌", "unreadable": "!"}
 RESUMABLE = ("stopped", "pruned", "failed", "dead")  # states 'r' resumes from the last checkpoint
 
 
