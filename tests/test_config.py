@@ -243,7 +243,7 @@ def test_toml_syntax_error_reports_file_line(tmp_path, text, line):
 @pytest.mark.parametrize("text,said", [
     ('model.arch = "gpt"\n[model]\nd_model = 64\n', "[model] is declared twice: write each table once"),
     ("[run]\nname = 'x'\n[run]\nseed = 1\n", "[run] is declared twice"),
-    ("[model]\nd_model = 64\nd_model = 32\n", "this key is already set above"),
+    ("[model]\nd_model = 64\nd_model = 32\n", "this key or table is already defined above"),
 ])
 def test_toml_duplicates_are_said_in_a_presets_words(tmp_path, text, said):
     """tomllib says "Cannot declare ('model',) twice" (a dotted key above [model] makes the table too)."""

@@ -128,7 +128,7 @@ _TWICE_RE = re.compile(r"Cannot declare \(((?:'[^']*',? ?)+)\) twice")
 def _plain(reason: str) -> str:
     """tomllib's "Cannot declare ('model',) twice" and "Cannot overwrite a value" in a preset's words."""
     if reason == "Cannot overwrite a value":
-        return "this key is already set above (each key once per table)"
+        return "this key or table is already defined above (each key once per table, each table once)"
     m = _TWICE_RE.fullmatch(reason)
     if not m:
         return reason
