@@ -391,6 +391,60 @@ async def test_a_group_with_a_failed_seed_reads_as_what_its_seeds_did(tmp_path):
     assert "3 completed, 1 failed" in out, out
 
 
+def test_runs_show_of_a_group_gives_its_last_mhc_diagnostics_and_the_lucky_seed(tmp_path):
+    """Seed 000: stream_similarity 0.087 was a lucky run, the same configuration gave 0.37-0.52 after.
+    `runs show group:` judged val_bpb only; the last diagnostics get mean ± SE, each seed's value, and
+    the seed beyond seed noise."""
+    from rich.console import Console
+
+    from tuiLM.groups import resolve_ref
+    from tuiLM.report import print_set
+    from tuiLM.study.stats import mean_se
+
+    root = tmp_path / "runs"
+    sims = [0.45, 0.41, 0.48, 0.087, 0.44]
+    for i, sim in enumerate(sims):
+        run = write_run(root, f"v1-s{i}", "mhc", seed=i, run_seed=i)
+        lines = (run / "events.jsonl").read_text().splitlines()
+        last = max(j for j, line in enumerate(lines) if '"kind":"diag"' in line.replace(" ", ""))
+        ev = json.loads(lines[last])
+        lines[last] = json.dumps({**ev, "stream_similarity": sim})
+        (run / "events.jsonl").write_text("\n".join(lines) + "\n")
+    (s,) = resolve_ref("group:v1-s0", root)
+    console = Console(record=True, width=160)
+    print_set(s, console)
+    out = console.export_text()
+    (row,) = [line for line in out.splitlines() if line.strip().startswith("stream_similarity")]
+    mean, se = mean_se(sims)
+    assert f"{mean:.2f}" in row and "(k=5)" in row and "0.087 " in row and "seed 3" in row, out
+    assert any(line.strip().startswith("gate_value") for line in out.splitlines())
+
+
+def test_the_apps_group_compare_table_has_a_stream_similarity_row(tmp_path):
+    """The compare table of mHC seed groups gives each group's last stream_similarity as mean ± SE over
+    its counted seeds, beside its best bpb (seed 000 judges configurations by both)."""
+    from tuiLM.tui.widgets.difftable import group_rows
+
+    root = tmp_path / "runs"
+    groups = []
+    for name, lr in (("a", None), ("b", 6e-3)):
+        snaps = []
+        for i in range(3):
+            m = RunData(write_run(root, f"{name}-s{i}", "mhc", seed=i, run_seed=i, lr=lr))
+            while m.poll():
+                pass
+            snaps.append(m.snapshot())
+        groups.append(SeedGroupData(name, snaps))
+    rows = dict(group_rows(groups))
+    want = [group_value([m.last("diag", "stream_similarity") for m in g.members]).text() for g in groups]
+    assert rows["stream sim"] == want and all(w != "—" for w in want)
+    gpt = [RunData(write_run(root, f"g-s{i}", "gpt", seed=i, run_seed=i)) for i in range(2)]
+    for m in gpt:
+        while m.poll():
+            pass
+    assert "stream sim" not in dict(group_rows([SeedGroupData("g", [m.snapshot() for m in gpt])]))
+
+
 def test_cli_shows_and_compares_study_trials_as_seed_groups(tmp_path):
     from rich.console import Console
 

@@ -488,7 +488,45 @@ def print_set(s: Any, console: Console) -> None:
         console.print(f"best val_bpb {v.text()} (mean ± SE over {v.k}{only} seed{'s' * (v.k != 1)})"
                       + (f" · possibly lucky: {lucky} (beyond seed noise)" if lucky else ""), highlight=False,
                       markup=False, soft_wrap=True)
+    _print_diag_stats(s, ss, console)
     _print_hparams(s.members[0], console, skip=("run.seed", "run.name"))  # (the first seed's name)
+
+
+DIAG_STATS = (("stream_similarity", "minimize"), ("gate_value", ""), ("H_res_diag_mean", ""))  # (seed 000's)
+
+
+def _print_diag_stats(s: Any, ss: list[Any], console: Console) -> None:
+    """The mHC diagnostics a user of seed 000 judges a configuration by, at each seed's last diag event,
+    as mean ± SE over the seeds the group counts, each seed's value, and a seed beyond seed noise
+    (stream_similarity, lower = streams more differentiated: its 0.087 "best ever" never came back)."""
+    import numpy as np
+
+    from .groups import counted, group_value
+
+    kept = counted([x.state for x in ss], [x.state for x in ss])
+    readers = [_read(p) if c is not None else None for p, c in zip(s.members, kept)]
+    rows = []
+    for name, direction in DIAG_STATS:
+        vals: list[float | None] = []
+        for r in readers:
+            col = r.tables["diag"].col(name) if r is not None else None
+            fin = col[np.isfinite(col)] if col is not None else []
+            vals.append(float(fin[-1]) if len(fin) else None)
+        if all(v is None for v in vals):
+            continue
+        v = group_value(vals, direction or "minimize")
+        lucky = " ".join(f"seed {s.seeds[i]}" for i in v.lucky) if direction else ""
+        rows.append((name, v.text() + (f" (k={v.k})" if v.k > 1 else ""), " ".join(_fmt(x, 3) for x in vals), lucky))
+    if not rows:
+        return
+    table = Table(title="last diagnostics (mean ± SE over the seeds counted)", box=box.SIMPLE_HEAD,
+                  pad_edge=False, collapse_padding=True)
+    for col in ("metric", "mean ± SE", "per seed", *(("possibly lucky",) if any(r[3] for r in rows) else ())):
+        table.add_column(col, no_wrap=col != "per seed")
+    for row in rows:
+        table.add_row(*(escape(c) for c in row[:3]), *((f"[yellow]{escape(row[3])}[/]",) if any(r[3] for r in rows)
+                                                       else ()))
+    console.print(table)
 
 
 def _fit_labels(labels: list[str], width: int) -> list[str]:

@@ -21,7 +21,7 @@ from ..seedgroup import SeedGroupData
 from .literal import cell
 from .status import STATE_ICON, run_step
 
-SUMMARY_ROWS = ("best bpb", "loss", "step", "flag", "seeds", "per seed", "lucky", "vs first")
+SUMMARY_ROWS = ("best bpb", "loss", "step", "flag", "seeds", "per seed", "stream sim", "lucky", "vs first")
 MAX_ROWS_80x24 = 7  # the height cap on a small terminal (it scrolls): the plots stay on screen
 MIN_COL = 9
 
@@ -45,6 +45,11 @@ def group_rows(sources: list[Any]) -> list[tuple[str, list[str]]]:
             ("seeds", [" ".join(str(x) for x in sd) for sd in seeds]),
             ("per seed", [" ".join(fmt(b) for b in bs) for bs in bests]),
             ("loss", [fmt(s.last("train", "loss")) for s in sources])]
+    sims = [[m.last("diag", "stream_similarity") if b is not None else None for m, b in zip(members(s), bs)]
+            for s, bs in zip(sources, bests)]  # (the seeds counted, as the best bpb: seed 000's lucky 0.087)
+    if any(x is not None for sim in sims for x in sim):
+        rows.append(("stream sim", [group_value(sim).text() if any(x is not None for x in sim) else "—"
+                                    for sim in sims]))
     lucky = []
     for v in values:  # (group_value's lucky are indices into the values given, None ones included)
         lucky.append(" ".join(f"seed #{i + 1}" for i in v.lucky))
