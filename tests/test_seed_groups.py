@@ -445,6 +445,24 @@ def test_the_apps_group_compare_table_has_a_stream_similarity_row(tmp_path):
     assert "stream sim" not in dict(group_rows([SeedGroupData("g", [m.snapshot() for m in gpt])]))
 
 
+@aio
+async def test_a_group_of_many_states_fits_its_counts_in_the_state_column(tmp_path):
+    """Ten completed seeds, one failed, one stopped, one dead: ' ✓10 ✗1 ✗1 ■1' is 14 cells and the column
+    12: the last count was cut. Packed without spaces, every count shows."""
+    root = tmp_path / "runs"
+    for i, end in enumerate(("completed",) * 10 + ("failed", "stopped", "running")):
+        write_run(root, f"m-s{i}", "gpt", seed=i, run_seed=i, end=None if end == "completed" else end,
+                  steps=None if end == "completed" else 120)
+    app = make_app(runs_root=root, now=lambda: FIXED_NOW)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("2")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.refreshes > 0, timeout=30,
+                       what="runs")
+        (key,) = app.screen.groups
+        cell = _cell(app.screen.query_one(DataTable), key, "state")
+        assert len(cell) <= 12 and cell.strip() == "✓10✗1✗1■1", cell
+
+
 def test_cli_shows_and_compares_study_trials_as_seed_groups(tmp_path):
     from rich.console import Console
 
