@@ -306,6 +306,23 @@ def test_a_study_runs_tensorboard_hparams_name_its_study_trial_and_seed(tmp_path
     assert (values["study.trial"].number_value, values["study.seed_index"].number_value) == (4, 1)
 
 
+def test_tensorboard_hparams_name_the_seed_group_so_the_hparams_tab_groups_seeds(tmp_path):
+    """A plain seed group had no tag in TensorBoard: its seeds could not be grouped in the HParams tab."""
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    from .fixtures.fixture_runs import write_run
+
+    runs = [write_run(tmp_path / "runs", f"s{i}", "gpt", seed=i, run_seed=i) for i in range(2)]
+    runs.append(write_run(tmp_path / "runs", "hot", "gpt", seed=2, run_seed=0, lr=6e-3))
+    keys = []
+    for run in runs:
+        content = accumulate(export_tensorboard(run, tmp_path / "tb") / "hparams").PluginTagToContent("hparams")
+        values = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]) \
+            .session_start_info.hparams
+        keys.append((values["group.key"].string_value, values["group.label"].string_value))
+    assert keys[0] == keys[1] and keys[0][0].startswith("config:") and keys[2][0] != keys[0][0], keys
+
+
 def test_tensorboard_export_refuses_to_mix_into_an_earlier_export(tmp_path):
     run_dir = fake_run(tmp_path / "runs")
     export_tensorboard(run_dir, tmp_path / "tb")

@@ -79,8 +79,9 @@ def import_tensorboardx() -> Any:
 # -- hyperparameters and final metrics -----------------------------------------------------------
 
 def preset_hparams(run_dir: str | Path) -> dict[str, Any]:
-    """The frozen preset of a run, flattened to ``section.key`` -> value (empty if unreadable), and for
-    a study's run its study, trial and seed index (``study.*``: the HParams tab groups seeds by trial)."""
+    """The frozen preset of a run, flattened to ``section.key`` -> value (empty if unreadable), for a
+    study's run its study, trial and seed index (``study.*``: the HParams tab groups seeds by trial),
+    and its seed group (``group.key``, ``group.label``: the runs list's groups)."""
     from .runs import read_study_info
 
     out: dict[str, Any] = {}
@@ -93,6 +94,11 @@ def preset_hparams(run_dir: str | Path) -> dict[str, Any]:
     for key in ("study", "trial", "seed_index"):
         if isinstance(info.get(key), (int, str)):
             out["study.name" if key == "study" else f"study.{key}"] = info[key]
+    from .groups import membership
+
+    if out:  # its seed group, as the runs list groups it: the HParams tab groups and filters seeds by it
+        m = membership(Path(run_dir))
+        out["group.key"], out["group.label"] = m.key, m.label
     return out
 
 
