@@ -609,13 +609,9 @@ def test_a_trial_of_a_machine_gone_silent_is_failed_and_its_configuration_runs_a
     assert (row.complete, row.failed, row.retried, row.running) == (1, 0, 1, 2)
 
 
-def test_a_worker_with_no_work_left_waits_on_a_trial_that_missed_its_beats_and_runs_it_again(tmp_path, monkeypatch):
-    """The study's last trial belongs to another machine that has missed two beats, not yet STALE_S: a
-    worker here with nothing else to do used to exit, leaving the study at "interrupted" until some
-    controller ran again. It now says it waits, and when the silence reaches STALE_S it fails the trial
-    and runs its configuration itself."""
-    import optuna
-
+def _other_hosts_last_trial(tmp_path, monkeypatch):
+    """(engine, trial, said): a one-trial study whose trial runs on gpu-box-7 and has missed two beats,
+    far from stale (STALE_S 2 s, BEAT_S 0.2 s): this controller has no work of its own."""
     from tuiLM.study import storage as st
     from tuiLM.study.engine import StudyEngine
     from tuiLM.study.spec import load_study
@@ -632,7 +628,18 @@ def test_a_worker_with_no_work_left_waits_on_a_trial_that_missed_its_beats_and_r
     t = engine.study.ask(spec.distributions())
     t.set_user_attr("host", "gpu-box-7")
     t.set_user_attr(st.WORKER_ATTR, [4242, 1.0])
-    t.set_user_attr(st.BEAT_ATTR, time.time() - 0.7)  # two beats missed, far from stale
+    t.set_user_attr(st.BEAT_ATTR, time.time() - 0.7)
+    return engine, t, said
+
+
+def test_a_worker_with_no_work_left_waits_on_a_trial_that_missed_its_beats_and_runs_it_again(tmp_path, monkeypatch):
+    """The study's last trial belongs to another machine that has missed two beats, not yet STALE_S: a
+    worker here with nothing else to do used to exit, leaving the study at "interrupted" until some
+    controller ran again. It now says it waits, and when the silence reaches STALE_S it fails the trial
+    and runs its configuration itself."""
+    import optuna
+
+    engine, t, said = _other_hosts_last_trial(tmp_path, monkeypatch)
 
     counts = engine.run()
 
@@ -652,22 +659,8 @@ def test_a_worker_does_not_wait_on_a_trial_that_beats_with_a_clock_behind_ours(t
     import optuna
 
     from tuiLM.study import storage as st
-    from tuiLM.study.engine import StudyEngine
-    from tuiLM.study.spec import load_study
 
-    monkeypatch.setenv("TUILM_RUNS_DIR", str(tmp_path / "runs"))
-    monkeypatch.setattr(st, "STALE_S", 2.0)
-    monkeypatch.setattr(st, "BEAT_S", 0.2)
-    f = write_study(tmp_path, "skew", '"optim.weight_decay" = { range = [0.0, 0.2] }', trials=1,
-                    base={"train.max_steps": 20, "eval.every": 10})
-    spec, base, _ = load_study(f)
-    said: list[str] = []
-    engine = StudyEngine(spec, base, root=tmp_path / "runs", say=said.append, poll_s=0.05)
-    engine.open()
-    t = engine.study.ask(spec.distributions())
-    t.set_user_attr("host", "gpu-box-7")
-    t.set_user_attr(st.WORKER_ATTR, [4242, 1.0])
-    t.set_user_attr(st.BEAT_ATTR, time.time() - 0.7)
+    engine, t, said = _other_hosts_last_trial(tmp_path, monkeypatch)
     done = threading.Event()
 
     def skewed_machine():
