@@ -459,9 +459,11 @@ def _lucky(s: Any, v: Any) -> str:
 def print_set(s: Any, console: Console) -> None:
     """A seed group or a study trial: its runs (seed, state, step, best val_bpb), mean ± SE over the
     completed seeds with k and the possibly lucky seed, and the configuration's hyperparameters."""
-    from .groups import group_value
+    from .groups import counted, group_value
 
-    ss, values = _set_values(s)
+    readers = [_read(p) for p in s.members]  # (once: the summaries and the diagnostics below)
+    ss = [r.summary() for r in readers]
+    values = counted([x.state for x in ss], [x.best_val_bpb for x in ss])
     what = "trial" if s.kind == "trial" else "seed group"
     table = Table(title=escape(f"{what} {s.label}"), box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     for col in ("run", "seed", "state", "step", "best bpb"):
@@ -488,14 +490,14 @@ def print_set(s: Any, console: Console) -> None:
         console.print(f"best val_bpb {v.text()} (mean ± SE over {v.k}{only} seed{'s' * (v.k != 1)})"
                       + (f" · possibly lucky: {lucky} (beyond seed noise)" if lucky else ""), highlight=False,
                       markup=False, soft_wrap=True)
-    _print_diag_stats(s, ss, console)
+    _print_diag_stats(s, ss, readers, console)
     _print_hparams(s.members[0], console, skip=("run.seed", "run.name"))  # (the first seed's name)
 
 
 DIAG_STATS = (("stream_similarity", "minimize"), ("gate_value", ""), ("H_res_diag_mean", ""))  # (seed 000's)
 
 
-def _print_diag_stats(s: Any, ss: list[Any], console: Console) -> None:
+def _print_diag_stats(s: Any, ss: list[Any], readers: list[Any], console: Console) -> None:
     """The mHC diagnostics a user of seed 000 judges a configuration by, at each seed's last diag event,
     as mean ± SE over the seeds the group counts, each seed's value, and a seed beyond seed noise
     (stream_similarity, lower = streams more differentiated: its 0.087 "best ever" never came back)."""
@@ -504,12 +506,11 @@ def _print_diag_stats(s: Any, ss: list[Any], console: Console) -> None:
     from .groups import counted, group_value
 
     kept = counted([x.state for x in ss], [x.state for x in ss])
-    readers = [_read(p) if c is not None else None for p, c in zip(s.members, kept)]
     rows = []
     for name, direction in DIAG_STATS:
         vals: list[float | None] = []
-        for r in readers:
-            col = r.tables["diag"].col(name) if r is not None else None
+        for r, c in zip(readers, kept):
+            col = r.tables["diag"].col(name) if c is not None else None
             fin = col[np.isfinite(col)] if col is not None else []
             vals.append(float(fin[-1]) if len(fin) else None)
         if all(v is None for v in vals):
