@@ -85,7 +85,8 @@ def preset_hparams(run_dir: str | Path) -> dict[str, Any]:
     from .runs import read_study_info
 
     out: dict[str, Any] = {}
-    for section, table in read_preset(run_dir).items():
+    preset = read_preset(run_dir)
+    for section, table in preset.items():
         if isinstance(table, dict):
             for key, value in table.items():
                 if isinstance(value, (bool, int, float, str)):
@@ -97,7 +98,7 @@ def preset_hparams(run_dir: str | Path) -> dict[str, Any]:
     from .groups import membership
 
     if out:  # its seed group, as the runs list groups it: the HParams tab groups and filters seeds by it
-        m = membership(Path(run_dir))
+        m = membership(Path(run_dir), preset)  # (the preset read above, not read again)
         out["group.key"], out["group.label"] = m.key, m.label
     return out
 
